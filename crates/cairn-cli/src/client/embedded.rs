@@ -1,0 +1,159 @@
+//! Embedded mode: the CLI runs the registry service in-process on the local stores.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use async_trait::async_trait;
+use cairn_core::api::NewVersion;
+use cairn_core::{
+    AliasMove, AliasName, Model, ModelName, Sha256Digest, VerifyReport, Version, VersionRef,
+};
+use cairn_registry::Registry;
+use futures::StreamExt;
+use tokio::io::AsyncReadExt;
+
+use super::{Download, RegistryClient};
+
+/// Files up to this size are uploaded from memory in one write.
+const SMALL_FILE: u64 = 8 * 1024 * 1024;
+const READ_CHUNK: usize = 1024 * 1024;
+
+pub struct Embedded {
+    registry: Registry,
+    actor: String,
+}
+
+impl Embedded {
+    pub async fn open(database: &Path, data_dir: &Path, actor: String) -> Result<Self> {
+        let registry = Registry::open_sqlite(database, data_dir)
+            .await
+            .with_context(|| format!("opening the registry in {}", data_dir.display()))?;
+        Ok(Self { registry, actor })
+    }
+}
+
+#[async_trait]
+impl RegistryClient for Embedded {
+    async fn list_models(&self) -> Result<Vec<Model>> {
+        Ok(self.registry.list_models().await?)
+    }
+
+    async fn get_model(&self, model: &ModelName) -> Result<Model> {
+        Ok(self.registry.get_model(model).await?)
+    }
+
+    async fn delete_model(&self, model: &ModelName) -> Result<()> {
+        Ok(self.registry.delete_model(&self.actor, model).await?)
+    }
+
+    async fn list_versions(&self, model: &ModelName) -> Result<Vec<Version>> {
+        Ok(self.registry.list_versions(model).await?)
+    }
+
+    async fn get_version(&self, model: &ModelName, reference: &VersionRef) -> Result<Version> {
+        Ok(self.registry.get_version(model, reference).await?)
+    }
+
+    async fn create_version(&self, model: &ModelName, new: &NewVersion) -> Result<Version> {
+        Ok(self
+            .registry
+            .create_version(&self.actor, model, new)
+            .await?)
+    }
+
+    async fn delete_version(&self, model: &ModelName, number: u64) -> Result<()> {
+        Ok(self
+            .registry
+            .delete_version(&self.actor, model, number)
+            .await?)
+    }
+
+    async fn move_alias(
+        &self,
+        model: &ModelName,
+        alias: &AliasName,
+        number: u64,
+        reason: Option<&str>,
+    ) -> Result<Option<AliasMove>> {
+        Ok(self
+            .registry
+            .move_alias(&self.actor, model, alias, number, reason)
+            .await?)
+    }
+
+    async fn delete_alias(
+        &self,
+        model: &ModelName,
+        alias: &AliasName,
+        reason: Option<&str>,
+    ) -> Result<Option<AliasMove>> {
+        Ok(self
+            .registry
+            .delete_alias(&self.actor, model, alias, reason)
+            .await?)
+    }
+
+    async fn rollback_alias(
+        &self,
+        model: &ModelName,
+        alias: &AliasName,
+        reason: Option<&str>,
+    ) -> Result<Option<AliasMove>> {
+        Ok(self
+            .registry
+            .rollback_alias(&self.actor, model, alias, reason)
+            .await?)
+    }
+
+    async fn alias_history(&self, model: &ModelName, alias: &AliasName) -> Result<Vec<AliasMove>> {
+        Ok(self.registry.alias_history(model, alias).await?)
+    }
+
+    async fn verify_version(
+        &self,
+        model: &ModelName,
+        reference: &VersionRef,
+    ) -> Result<VerifyReport> {
+        Ok(self.registry.verify_version(model, reference).await?)
+    }
+
+    async fn verify_all(&self) -> Result<VerifyReport> {
+        Ok(self.registry.verify_all().await?)
+    }
+
+    async fn missing_blobs(&self, digests: &[Sha256Digest]) -> Result<Vec<Sha256Digest>> {
+        Ok(self.registry.missing_blobs(digests).await?)
+    }
+
+    async fn upload_blob(
+        &self,
+        digest: &Sha256Digest,
+        file: &Path,
+        size: u64,
+        on_bytes: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<()> {
+        let mut f = tokio::fs::File::open(file).await?;
+        if size <= SMALL_FILE {
+            let mut bytes = Vec::with_capacity(size as usize);
+            f.read_to_end(&mut bytes).await?;
+            on_bytes(bytes.len() as u64);
+            self.registry.put_blob_bytes(digest, bytes.into()).await?;
+        } else {
+            let stream =
+                tokio_util::io::ReaderStream::with_capacity(f, READ_CHUNK).inspect(|chunk| {
+                    if let Ok(chunk) = chunk {
+                        on_bytes(chunk.len() as u64);
+                    }
+                });
+            self.registry.put_blob_stream(digest, stream).await?;
+        }
+        Ok(())
+    }
+
+    async fn download_blob(&self, digest: &Sha256Digest) -> Result<Download> {
+        let blob = self.registry.read_blob(digest).await?;
+        Ok(Download {
+            stream: blob.stream,
+        })
+    }
+}

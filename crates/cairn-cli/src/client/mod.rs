@@ -1,0 +1,178 @@
+//! The CLI's one view of a registry, in two modes that behave identically:
+//! [`embedded::Embedded`] opens the stores itself, [`remote::Remote`] speaks the native
+//! REST API of a `cairn server`. Commands only ever see `dyn RegistryClient`.
+
+pub mod embedded;
+pub mod remote;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use async_trait::async_trait;
+use bytes::Bytes;
+use cairn_core::api::NewVersion;
+use cairn_core::{
+    AliasMove, AliasName, Model, ModelName, Sha256Digest, VerifyReport, Version, VersionRef,
+};
+use futures::stream::BoxStream;
+
+/// A blob being downloaded.
+pub struct Download {
+    pub stream: BoxStream<'static, std::io::Result<Bytes>>,
+}
+
+#[async_trait]
+pub trait RegistryClient: Send + Sync {
+    async fn list_models(&self) -> Result<Vec<Model>>;
+    async fn get_model(&self, model: &ModelName) -> Result<Model>;
+    async fn delete_model(&self, model: &ModelName) -> Result<()>;
+
+    async fn list_versions(&self, model: &ModelName) -> Result<Vec<Version>>;
+    async fn get_version(&self, model: &ModelName, reference: &VersionRef) -> Result<Version>;
+    async fn create_version(&self, model: &ModelName, new: &NewVersion) -> Result<Version>;
+    async fn delete_version(&self, model: &ModelName, number: u64) -> Result<()>;
+
+    async fn move_alias(
+        &self,
+        model: &ModelName,
+        alias: &AliasName,
+        number: u64,
+        reason: Option<&str>,
+    ) -> Result<Option<AliasMove>>;
+    async fn delete_alias(
+        &self,
+        model: &ModelName,
+        alias: &AliasName,
+        reason: Option<&str>,
+    ) -> Result<Option<AliasMove>>;
+    async fn rollback_alias(
+        &self,
+        model: &ModelName,
+        alias: &AliasName,
+        reason: Option<&str>,
+    ) -> Result<Option<AliasMove>>;
+    async fn alias_history(&self, model: &ModelName, alias: &AliasName) -> Result<Vec<AliasMove>>;
+
+    async fn verify_version(
+        &self,
+        model: &ModelName,
+        reference: &VersionRef,
+    ) -> Result<VerifyReport>;
+    async fn verify_all(&self) -> Result<VerifyReport>;
+
+    /// The digests the registry does not hold yet.
+    async fn missing_blobs(&self, digests: &[Sha256Digest]) -> Result<Vec<Sha256Digest>>;
+    /// Uploads a file's bytes as the blob `digest`; `on_bytes` is told of every chunk sent.
+    async fn upload_blob(
+        &self,
+        digest: &Sha256Digest,
+        file: &Path,
+        size: u64,
+        on_bytes: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<()>;
+    async fn download_blob(&self, digest: &Sha256Digest) -> Result<Download>;
+}
+
+/// Where the registry is: a local data directory, or a server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// SQLite database file and the directory holding `blobs/`.
+    Embedded {
+        database: PathBuf,
+        data_dir: PathBuf,
+    },
+    Remote(String),
+}
+
+impl Location {
+    /// `http(s)://host:port` → remote; `sqlite://PATH` (a `.db` file, or a data directory)
+    /// or a plain path → embedded.
+    pub fn parse(spec: &str) -> Result<Self> {
+        if spec.starts_with("http://") || spec.starts_with("https://") {
+            return Ok(Self::Remote(spec.trim_end_matches('/').to_owned()));
+        }
+        if let Some(path) = spec.strip_prefix("sqlite://") {
+            let path = PathBuf::from(path);
+            if path.extension().is_some_and(|e| e == "db" || e == "sqlite") {
+                let data_dir = path
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+                return Ok(Self::Embedded {
+                    database: path,
+                    data_dir,
+                });
+            }
+            return Ok(Self::data_dir(path));
+        }
+        if spec.contains("://") {
+            anyhow::bail!(
+                "unsupported registry {spec:?}: use a directory, sqlite://PATH or http(s)://HOST:PORT"
+            );
+        }
+        Ok(Self::data_dir(PathBuf::from(spec)))
+    }
+
+    pub fn data_dir(dir: PathBuf) -> Self {
+        Self::Embedded {
+            database: dir.join("cairn.db"),
+            data_dir: dir,
+        }
+    }
+
+    /// `CAIRN_HOME`, else the platform data directory (`~/.local/share/cairn` on Linux).
+    pub fn default_data_dir() -> Result<PathBuf> {
+        if let Some(home) = std::env::var_os("CAIRN_HOME").filter(|h| !h.is_empty()) {
+            return Ok(PathBuf::from(home));
+        }
+        dirs::data_dir()
+            .map(|d| d.join("cairn"))
+            .context("no data directory on this platform: set CAIRN_HOME or pass --registry")
+    }
+
+    pub async fn connect(&self) -> Result<Box<dyn RegistryClient>> {
+        Ok(match self {
+            Self::Embedded { database, data_dir } => {
+                Box::new(embedded::Embedded::open(database, data_dir, actor()).await?)
+            }
+            Self::Remote(url) => Box::new(remote::Remote::new(url, actor())?),
+        })
+    }
+}
+
+/// Who the CLI acts as: `CAIRN_ACTOR`, else the OS user.
+pub fn actor() -> String {
+    ["CAIRN_ACTOR", "USER", "LOGNAME", "USERNAME"]
+        .iter()
+        .find_map(|var| std::env::var(var).ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_locations() {
+        assert_eq!(
+            Location::parse("http://127.0.0.1:5000/").unwrap(),
+            Location::Remote("http://127.0.0.1:5000".into())
+        );
+        assert_eq!(
+            Location::parse("/var/cairn").unwrap(),
+            Location::data_dir("/var/cairn".into())
+        );
+        assert_eq!(
+            Location::parse("sqlite:///srv/reg/meta.db").unwrap(),
+            Location::Embedded {
+                database: "/srv/reg/meta.db".into(),
+                data_dir: "/srv/reg".into()
+            }
+        );
+        assert_eq!(
+            Location::parse("sqlite://reg").unwrap(),
+            Location::data_dir("reg".into())
+        );
+        assert!(Location::parse("ftp://x").is_err());
+    }
+}

@@ -1,0 +1,259 @@
+//! Remote mode: the native REST API of a `cairn server`, with streaming blob transfers.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use async_trait::async_trait;
+use cairn_core::api::{
+    ACTOR_HEADER, AliasMoveResponse, ErrorBody, MissingBlobsRequest, MissingBlobsResponse,
+    MoveAlias, NewVersion, Reason,
+};
+use cairn_core::{
+    AliasMove, AliasName, Model, ModelName, Sha256Digest, VerifyReport, Version, VersionRef,
+};
+use futures::{StreamExt, TryStreamExt};
+use reqwest::{Method, RequestBuilder, Response, header};
+use serde::de::DeserializeOwned;
+
+use super::{Download, RegistryClient};
+
+const UPLOAD_CHUNK: usize = 256 * 1024;
+
+pub struct Remote {
+    base: String,
+    http: reqwest::Client,
+    actor: String,
+}
+
+impl Remote {
+    pub fn new(base: &str, actor: String) -> Result<Self> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("cairn/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self {
+            base: base.to_owned(),
+            http,
+            actor,
+        })
+    }
+
+    fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.http
+            .request(method, format!("{}/api/v1{path}", self.base))
+            .header(ACTOR_HEADER, &self.actor)
+    }
+
+    /// Sends a request; a non-2xx answer becomes an error carrying the server's message.
+    async fn send(&self, request: RequestBuilder) -> Result<Response> {
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the registry at {}", self.base))?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        match serde_json::from_str::<ErrorBody>(&text) {
+            Ok(body) => bail!("{} ({})", body.message, body.code),
+            Err(_) => bail!("the registry answered {status}: {}", text.trim()),
+        }
+    }
+
+    async fn json<T: DeserializeOwned>(&self, request: RequestBuilder) -> Result<T> {
+        let response = self.send(request).await?;
+        response
+            .json()
+            .await
+            .context("the registry sent an answer this client does not understand")
+    }
+}
+
+#[async_trait]
+impl RegistryClient for Remote {
+    async fn list_models(&self) -> Result<Vec<Model>> {
+        self.json(self.request(Method::GET, "/models")).await
+    }
+
+    async fn get_model(&self, model: &ModelName) -> Result<Model> {
+        self.json(self.request(Method::GET, &format!("/models/{model}")))
+            .await
+    }
+
+    async fn delete_model(&self, model: &ModelName) -> Result<()> {
+        self.send(self.request(Method::DELETE, &format!("/models/{model}")))
+            .await?;
+        Ok(())
+    }
+
+    async fn list_versions(&self, model: &ModelName) -> Result<Vec<Version>> {
+        self.json(self.request(Method::GET, &format!("/models/{model}/versions")))
+            .await
+    }
+
+    async fn get_version(&self, model: &ModelName, reference: &VersionRef) -> Result<Version> {
+        self.json(self.request(
+            Method::GET,
+            &format!("/models/{model}/versions/{reference}"),
+        ))
+        .await
+    }
+
+    async fn create_version(&self, model: &ModelName, new: &NewVersion) -> Result<Version> {
+        self.json(
+            self.request(Method::POST, &format!("/models/{model}/versions"))
+                .json(new),
+        )
+        .await
+    }
+
+    async fn delete_version(&self, model: &ModelName, number: u64) -> Result<()> {
+        self.send(self.request(
+            Method::DELETE,
+            &format!("/models/{model}/versions/{number}"),
+        ))
+        .await?;
+        Ok(())
+    }
+
+    async fn move_alias(
+        &self,
+        model: &ModelName,
+        alias: &AliasName,
+        number: u64,
+        reason: Option<&str>,
+    ) -> Result<Option<AliasMove>> {
+        let body = MoveAlias {
+            version: number,
+            reason: reason.map(str::to_owned),
+        };
+        let answer: AliasMoveResponse = self
+            .json(
+                self.request(Method::PUT, &format!("/models/{model}/aliases/{alias}"))
+                    .json(&body),
+            )
+            .await?;
+        Ok(answer.recorded)
+    }
+
+    async fn delete_alias(
+        &self,
+        model: &ModelName,
+        alias: &AliasName,
+        reason: Option<&str>,
+    ) -> Result<Option<AliasMove>> {
+        let query = Reason {
+            reason: reason.map(str::to_owned),
+        };
+        let answer: AliasMoveResponse = self
+            .json(
+                self.request(Method::DELETE, &format!("/models/{model}/aliases/{alias}"))
+                    .query(&query),
+            )
+            .await?;
+        Ok(answer.recorded)
+    }
+
+    async fn rollback_alias(
+        &self,
+        model: &ModelName,
+        alias: &AliasName,
+        reason: Option<&str>,
+    ) -> Result<Option<AliasMove>> {
+        let body = Reason {
+            reason: reason.map(str::to_owned),
+        };
+        let answer: AliasMoveResponse = self
+            .json(
+                self.request(
+                    Method::POST,
+                    &format!("/models/{model}/aliases/{alias}/rollback"),
+                )
+                .json(&body),
+            )
+            .await?;
+        Ok(answer.recorded)
+    }
+
+    async fn alias_history(&self, model: &ModelName, alias: &AliasName) -> Result<Vec<AliasMove>> {
+        self.json(self.request(
+            Method::GET,
+            &format!("/models/{model}/aliases/{alias}/history"),
+        ))
+        .await
+    }
+
+    async fn verify_version(
+        &self,
+        model: &ModelName,
+        reference: &VersionRef,
+    ) -> Result<VerifyReport> {
+        self.json(self.request(
+            Method::POST,
+            &format!("/models/{model}/versions/{reference}/verify"),
+        ))
+        .await
+    }
+
+    async fn verify_all(&self) -> Result<VerifyReport> {
+        self.json(self.request(Method::POST, "/verify")).await
+    }
+
+    async fn missing_blobs(&self, digests: &[Sha256Digest]) -> Result<Vec<Sha256Digest>> {
+        let body = MissingBlobsRequest {
+            digests: digests.to_vec(),
+        };
+        let answer: MissingBlobsResponse = self
+            .json(self.request(Method::POST, "/blobs/missing").json(&body))
+            .await?;
+        Ok(answer.missing)
+    }
+
+    async fn upload_blob(
+        &self,
+        digest: &Sha256Digest,
+        file: &Path,
+        size: u64,
+        on_bytes: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<()> {
+        let f = tokio::fs::File::open(file).await?;
+        // The body stream must be 'static: report progress through a channel.
+        let (sent_tx, mut sent_rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
+        let stream =
+            tokio_util::io::ReaderStream::with_capacity(f, UPLOAD_CHUNK).inspect(move |chunk| {
+                if let Ok(chunk) = chunk {
+                    let _ = sent_tx.send(chunk.len() as u64);
+                }
+            });
+        let request = self
+            .request(Method::PUT, &format!("/blobs/sha256/{digest}"))
+            .header(header::CONTENT_TYPE, "application/octet-stream")
+            .header(header::CONTENT_LENGTH, size)
+            .body(reqwest::Body::wrap_stream(stream));
+        let upload = self.send(request);
+        tokio::pin!(upload);
+        loop {
+            tokio::select! {
+                result = &mut upload => {
+                    while let Ok(n) = sent_rx.try_recv() {
+                        on_bytes(n);
+                    }
+                    result?;
+                    return Ok(());
+                }
+                Some(n) = sent_rx.recv() => on_bytes(n),
+            }
+        }
+    }
+
+    async fn download_blob(&self, digest: &Sha256Digest) -> Result<Download> {
+        let response = self
+            .send(self.request(Method::GET, &format!("/blobs/sha256/{digest}")))
+            .await?;
+        let stream = response
+            .bytes_stream()
+            .map_err(std::io::Error::other)
+            .boxed();
+        Ok(Download { stream })
+    }
+}

@@ -1,0 +1,144 @@
+//! Aliases: `cairn alias set|delete`, `cairn promote`, `cairn rollback`, `cairn history`.
+
+use std::process::ExitCode;
+
+use anyhow::{Result, bail};
+use cairn_core::{AliasMove, AliasName, ModelName, ModelVersionRef, VersionRef};
+
+use crate::client::RegistryClient;
+use crate::output::{self, print_json, print_table};
+
+#[derive(clap::Subcommand)]
+pub enum AliasCommand {
+    /// Point ALIAS at version N.
+    Set {
+        model: ModelName,
+        alias: AliasName,
+        version: u64,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Remove ALIAS (its history is kept).
+    Delete {
+        model: ModelName,
+        alias: AliasName,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+}
+
+#[derive(clap::Args)]
+pub struct PromoteArgs {
+    /// NAME@N (or NAME@ALIAS: promote what another alias points at).
+    reference: ModelVersionRef,
+    /// The alias to move, e.g. production.
+    #[arg(long)]
+    to: AliasName,
+    #[arg(long)]
+    reason: Option<String>,
+}
+
+#[derive(clap::Args)]
+pub struct RollbackArgs {
+    model: ModelName,
+    alias: AliasName,
+    #[arg(long)]
+    reason: Option<String>,
+}
+
+#[derive(clap::Args)]
+pub struct HistoryArgs {
+    model: ModelName,
+    alias: AliasName,
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run(registry: &dyn RegistryClient, cmd: AliasCommand) -> Result<ExitCode> {
+    match cmd {
+        AliasCommand::Set {
+            model,
+            alias,
+            version,
+            reason,
+        } => {
+            if version == 0 {
+                bail!("version numbers start at 1");
+            }
+            let moved = registry
+                .move_alias(&model, &alias, version, reason.as_deref())
+                .await?;
+            report(&model, &alias, moved, Some(version));
+        }
+        AliasCommand::Delete {
+            model,
+            alias,
+            reason,
+        } => {
+            let moved = registry
+                .delete_alias(&model, &alias, reason.as_deref())
+                .await?;
+            report(&model, &alias, moved, None);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn promote(registry: &dyn RegistryClient, args: PromoteArgs) -> Result<ExitCode> {
+    let model = &args.reference.model;
+    let number = match &args.reference.version {
+        VersionRef::Number(n) => *n,
+        other => registry.get_version(model, other).await?.version,
+    };
+    let moved = registry
+        .move_alias(model, &args.to, number, args.reason.as_deref())
+        .await?;
+    report(model, &args.to, moved, Some(number));
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn rollback(registry: &dyn RegistryClient, args: RollbackArgs) -> Result<ExitCode> {
+    let moved = registry
+        .rollback_alias(&args.model, &args.alias, args.reason.as_deref())
+        .await?;
+    report(&args.model, &args.alias, moved, None);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn history(registry: &dyn RegistryClient, args: HistoryArgs) -> Result<ExitCode> {
+    let moves = registry.alias_history(&args.model, &args.alias).await?;
+    if args.json {
+        print_json(&moves)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = moves
+        .iter()
+        .map(|m| {
+            vec![
+                output::time(&m.at),
+                m.action.as_str().to_owned(),
+                output::version_or_none(m.from),
+                output::version_or_none(m.to),
+                m.actor.clone(),
+                m.reason.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    print_table(&["AT", "ACTION", "FROM", "TO", "ACTOR", "REASON"], &rows);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One line on stdout saying what happened to the alias.
+fn report(model: &ModelName, alias: &AliasName, moved: Option<AliasMove>, wanted: Option<u64>) {
+    match moved {
+        Some(m) => println!(
+            "{model}@{alias}: {} -> {}",
+            output::version_or_none(m.from),
+            output::version_or_none(m.to)
+        ),
+        None => println!(
+            "{model}@{alias}: already at {} (nothing changed)",
+            output::version_or_none(wanted)
+        ),
+    }
+}

@@ -1,0 +1,217 @@
+//! `cairn push PATH --model NAME`: hash every file, upload only the blobs the registry
+//! lacks, then register the manifest as the next version.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use cairn_core::api::NewVersion;
+use cairn_core::{FileEntry, Manifest, ModelName, Sha256Digest, Sha256Hasher};
+use futures::{StreamExt, TryStreamExt};
+
+use super::{parse_key_value, parse_metric};
+use crate::client::RegistryClient;
+use crate::{output, progress};
+
+/// Concurrent blob uploads.
+const UPLOAD_CONCURRENCY: usize = 8;
+const READ_CHUNK: usize = 1024 * 1024;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// File or directory to register (directories recursively).
+    path: PathBuf,
+    /// Model to add the version to; created if it does not exist.
+    #[arg(long, short)]
+    model: ModelName,
+    #[arg(long, default_value = "")]
+    description: String,
+    /// KEY=VALUE, repeatable.
+    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    tags: Vec<(String, String)>,
+    /// KEY=NUMBER, repeatable.
+    #[arg(long = "metric", value_name = "KEY=NUMBER", value_parser = parse_metric)]
+    metrics: Vec<(String, f64)>,
+    /// KEY=VALUE, repeatable.
+    #[arg(long = "param", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    params: Vec<(String, String)>,
+}
+
+/// A file to push: where it is, and its path in the manifest.
+struct LocalFile {
+    source: PathBuf,
+    path: String,
+    size: u64,
+}
+
+pub async fn run(registry: &dyn RegistryClient, args: Args) -> Result<ExitCode> {
+    let files = collect_files(&args.path)?;
+    let total: u64 = files.iter().map(|f| f.size).sum();
+
+    let bar = progress::bytes_bar(total, "hashing");
+    let parallelism = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let entries: Vec<FileEntry> = futures::stream::iter(files.iter().map(|f| {
+        let source = f.source.clone();
+        let bar = bar.clone();
+        let path = f.path.clone();
+        async move {
+            let (sha256, size) = tokio::task::spawn_blocking(move || hash_file(&source, &bar))
+                .await
+                .context("hashing task failed")??;
+            Ok::<_, anyhow::Error>(FileEntry { path, size, sha256 })
+        }
+    }))
+    .buffered(parallelism)
+    .try_collect()
+    .await?;
+    bar.finish_and_clear();
+    let manifest = Manifest::new(entries)?;
+
+    // One source file per distinct blob.
+    let mut sources: HashMap<Sha256Digest, (&Path, u64)> = HashMap::new();
+    for (entry, file) in manifest_sources(&manifest, &files) {
+        sources
+            .entry(entry.sha256)
+            .or_insert((file.source.as_path(), entry.size));
+    }
+    let mut digests: Vec<Sha256Digest> = sources.keys().copied().collect();
+    digests.sort_unstable();
+    let missing = registry.missing_blobs(&digests).await?;
+    let upload_bytes: u64 = missing.iter().map(|d| sources[d].1).sum();
+
+    let bar = progress::bytes_bar(upload_bytes, "uploading");
+    futures::stream::iter(missing.iter().map(|digest| {
+        let (source, size) = sources[digest];
+        let bar = bar.clone();
+        async move {
+            registry
+                .upload_blob(digest, source, size, &move |n| bar.inc(n))
+                .await
+                .with_context(|| format!("uploading {}", source.display()))
+        }
+    }))
+    .buffer_unordered(UPLOAD_CONCURRENCY)
+    .try_collect::<()>()
+    .await?;
+    bar.finish_and_clear();
+
+    let new = NewVersion {
+        files: manifest,
+        description: args.description,
+        tags: args.tags.into_iter().collect(),
+        metrics: args.metrics.into_iter().collect(),
+        params: args.params.into_iter().collect(),
+    };
+    let version = registry.create_version(&args.model, &new).await?;
+    println!(
+        "{}@{} {}",
+        version.model,
+        version.version,
+        version.digest.prefixed()
+    );
+    eprintln!(
+        "{} file(s), {}; uploaded {} new blob(s), {}",
+        version.file_count,
+        output::bytes(version.size),
+        missing.len(),
+        output::bytes(upload_bytes)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Pairs each manifest entry with the local file it came from.
+fn manifest_sources<'a>(
+    manifest: &'a Manifest,
+    files: &'a [LocalFile],
+) -> impl Iterator<Item = (&'a FileEntry, &'a LocalFile)> {
+    let by_path: HashMap<&str, &LocalFile> = files.iter().map(|f| (f.path.as_str(), f)).collect();
+    manifest
+        .files()
+        .iter()
+        .map(move |entry| (entry, by_path[entry.path.as_str()]))
+}
+
+fn hash_file(path: &Path, bar: &indicatif::ProgressBar) -> Result<(Sha256Digest, u64)> {
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut hasher = Sha256Hasher::new();
+    let mut buf = vec![0u8; READ_CHUNK];
+    loop {
+        let n = file
+            .read(&mut buf)
+            .with_context(|| format!("reading {}", path.display()))?;
+        if n == 0 {
+            return Ok(hasher.finish());
+        }
+        hasher.update(&buf[..n]);
+        bar.inc(n as u64);
+    }
+}
+
+/// Every regular file under `root` (or `root` itself), with manifest paths relative to
+/// it. Symlinks are followed only while they stay inside `root`.
+fn collect_files(root: &Path) -> Result<Vec<LocalFile>> {
+    let meta =
+        std::fs::metadata(root).with_context(|| format!("cannot read {}", root.display()))?;
+    if meta.is_file() {
+        let name = root
+            .file_name()
+            .and_then(|n| n.to_str())
+            .with_context(|| format!("{} has no UTF-8 file name", root.display()))?;
+        return Ok(vec![LocalFile {
+            source: root.to_path_buf(),
+            path: name.to_owned(),
+            size: meta.len(),
+        }]);
+    }
+    if !meta.is_dir() {
+        bail!("{} is neither a file nor a directory", root.display());
+    }
+    let canonical_root = root.canonicalize()?;
+    let mut files = Vec::new();
+    for entry in walkdir::WalkDir::new(root)
+        .follow_links(true)
+        .sort_by_file_name()
+    {
+        let entry = entry.with_context(|| format!("walking {}", root.display()))?;
+        if entry.path_is_symlink() {
+            let target = entry
+                .path()
+                .canonicalize()
+                .with_context(|| format!("{} is a broken symlink", entry.path().display()))?;
+            if !target.starts_with(&canonical_root) {
+                bail!(
+                    "{} is a symlink to {}, outside {}; refusing to push it",
+                    entry.path().display(),
+                    target.display(),
+                    root.display()
+                );
+            }
+        }
+        let file_type = entry.file_type();
+        if file_type.is_dir() {
+            continue;
+        }
+        if !file_type.is_file() {
+            bail!("{} is not a regular file", entry.path().display());
+        }
+        let relative = entry.path().strip_prefix(root)?;
+        let path = relative
+            .components()
+            .map(|c| c.as_os_str().to_str())
+            .collect::<Option<Vec<_>>>()
+            .with_context(|| format!("{} is not a UTF-8 path", entry.path().display()))?
+            .join("/");
+        files.push(LocalFile {
+            source: entry.path().to_path_buf(),
+            path,
+            size: entry.metadata()?.len(),
+        });
+    }
+    if files.is_empty() {
+        bail!("{} holds no files to push", root.display());
+    }
+    Ok(files)
+}

@@ -1,0 +1,69 @@
+//! `cairn verify NAME@REF` / `cairn verify --all`: re-hash stored blobs; exit 1 naming
+//! every corrupt or missing file and the versions it breaks.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use cairn_core::ModelVersionRef;
+use cairn_core::model::BlobProblem;
+
+use crate::client::RegistryClient;
+use crate::output::{self, print_json};
+
+#[derive(clap::Args)]
+#[command(group = clap::ArgGroup::new("what").required(true))]
+pub struct Args {
+    /// NAME@REF to verify.
+    #[arg(group = "what")]
+    reference: Option<ModelVersionRef>,
+    /// Verify every version of every model.
+    #[arg(long, group = "what")]
+    all: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run(registry: &dyn RegistryClient, args: Args) -> Result<ExitCode> {
+    let report = match &args.reference {
+        Some(r) => registry.verify_version(&r.model, &r.version).await?,
+        None => registry.verify_all().await?,
+    };
+    if args.json {
+        print_json(&report)?;
+    } else {
+        for p in &report.problems {
+            let what = match p.problem {
+                BlobProblem::Corrupt => "corrupt",
+                BlobProblem::Missing => "missing",
+            };
+            for f in &p.files {
+                println!(
+                    "{what}: {}@{} {} (sha256:{})",
+                    f.model, f.version, f.path, p.sha256
+                );
+            }
+        }
+    }
+    if report.ok() {
+        eprintln!(
+            "ok: {} blob(s), {} verified",
+            report.blobs,
+            output::bytes(report.bytes)
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut broken: Vec<String> = report
+        .problems
+        .iter()
+        .flat_map(|p| p.files.iter().map(|f| format!("{}@{}", f.model, f.version)))
+        .collect();
+    broken.sort();
+    broken.dedup();
+    eprintln!(
+        "error: {} of {} blob(s) corrupt or missing; broken versions: {}",
+        report.problems.len(),
+        report.blobs,
+        broken.join(", ")
+    );
+    Ok(ExitCode::FAILURE)
+}

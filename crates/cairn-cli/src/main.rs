@@ -1,0 +1,151 @@
+//! `cairn`: a versioned, content-addressed model registry.
+//!
+//! Exit codes: 0 success, 1 failure, 2 usage error. Failures print one `error:` line on
+//! stderr; data goes to stdout (`--json` for machines).
+
+mod client;
+mod commands;
+mod output;
+mod progress;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::client::Location;
+
+#[derive(Parser)]
+#[command(
+    name = "cairn",
+    version,
+    about = "Versioned, content-addressed model registry"
+)]
+struct Cli {
+    /// Registry to use: a data directory or sqlite://PATH (embedded: no server needed),
+    /// or http(s)://HOST:PORT (a `cairn server`). Default: $CAIRN_HOME, else the
+    /// platform data directory (~/.local/share/cairn on Linux).
+    #[arg(long, global = true, env = "CAIRN_REGISTRY", value_name = "REGISTRY")]
+    registry: Option<String>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Register a file or directory as a new version of a model.
+    Push(commands::push::Args),
+    /// Write a version's files into a directory, verifying every byte.
+    Pull(commands::pull::Args),
+    /// List, show and delete models.
+    #[command(subcommand)]
+    Models(commands::models::ModelsCommand),
+    /// List the versions of a model.
+    Versions(commands::versions::ListArgs),
+    /// Show one version: manifest, metadata, aliases.
+    Show(commands::versions::ShowArgs),
+    /// Delete one version (its number is never reused).
+    Delete(commands::versions::DeleteArgs),
+    /// Set or delete an alias.
+    #[command(subcommand)]
+    Alias(commands::alias::AliasCommand),
+    /// Point an alias (e.g. production) at a version.
+    Promote(commands::alias::PromoteArgs),
+    /// Move an alias back to the version it pointed at before its last move.
+    Rollback(commands::alias::RollbackArgs),
+    /// Every move of an alias: from, to, who, when, why.
+    History(commands::alias::HistoryArgs),
+    /// Re-hash stored files and report any that are corrupt or missing.
+    Verify(commands::verify::Args),
+    /// Run the registry server (native REST API).
+    Server(commands::server::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if !matches!(cli.command, Command::Server(_)) {
+        die_quietly_on_closed_stdout();
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {}", one_line(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The error and its causes on one line.
+fn one_line(e: &anyhow::Error) -> String {
+    format!("{e:#}").replace('\n', " ")
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Server(args) = cli.command {
+        return commands::server::run(args)
+            .await
+            .map(|()| ExitCode::SUCCESS);
+    }
+    init_cli_logging();
+    let location = match &cli.registry {
+        Some(spec) => Location::parse(spec)?,
+        None => Location::data_dir(Location::default_data_dir()?),
+    };
+    let registry = location.connect().await?;
+    let registry = registry.as_ref();
+    match cli.command {
+        Command::Push(args) => commands::push::run(registry, args).await,
+        Command::Pull(args) => commands::pull::run(registry, args).await,
+        Command::Models(cmd) => commands::models::run(registry, cmd).await,
+        Command::Versions(args) => commands::versions::list(registry, args).await,
+        Command::Show(args) => commands::versions::show(registry, args).await,
+        Command::Delete(args) => commands::versions::delete(registry, args).await,
+        Command::Alias(cmd) => commands::alias::run(registry, cmd).await,
+        Command::Promote(args) => commands::alias::promote(registry, args).await,
+        Command::Rollback(args) => commands::alias::rollback(registry, args).await,
+        Command::History(args) => commands::alias::history(registry, args).await,
+        Command::Verify(args) => commands::verify::run(registry, args).await,
+        Command::Server(_) => unreachable!("handled above"),
+    }
+}
+
+/// `cairn versions demo | head` should stop quietly when `head` exits, like every Unix
+/// tool, instead of failing on a write to a closed pipe. Not for the server: there a
+/// client closing its connection must never kill the process.
+#[allow(unsafe_code)]
+fn die_quietly_on_closed_stdout() {
+    // SAFETY: called before any thread is spawned; resets one signal to its default.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+/// Library warnings only, on stderr; `RUST_LOG` overrides.
+fn init_cli_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

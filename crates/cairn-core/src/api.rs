@@ -1,0 +1,93 @@
+//! Request and response bodies of the native REST API (`/api/v1/`) that are not plain
+//! views from [`crate::model`]. Shared by the server and the CLI's remote client.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::model::{Metrics, Params, Tags};
+use crate::{Manifest, Sha256Digest};
+
+/// `POST /api/v1/models`
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateModel {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub tags: Tags,
+}
+
+/// `POST /api/v1/models/{name}/versions`: registers a version whose blobs are already
+/// stored. Creates the model if it does not exist.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewVersion {
+    /// Every file: relative path, size, SHA-256. Paths must not escape the version.
+    #[schema(value_type = Vec<crate::FileEntry>)]
+    pub files: Manifest,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub tags: Tags,
+    #[serde(default)]
+    pub metrics: Metrics,
+    #[serde(default)]
+    pub params: Params,
+}
+
+/// `POST /api/v1/blobs/missing`
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MissingBlobsRequest {
+    pub digests: Vec<Sha256Digest>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MissingBlobsResponse {
+    pub missing: Vec<Sha256Digest>,
+}
+
+/// `PUT /api/v1/models/{name}/aliases/{alias}`
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MoveAlias {
+    pub version: u64,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// `POST /api/v1/models/{name}/aliases/{alias}/rollback` and alias deletion.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Reason {
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// Answer to an alias move: the move recorded, or `null` when the alias already
+/// pointed there and nothing changed.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AliasMoveResponse {
+    #[serde(rename = "move")]
+    pub recorded: Option<crate::AliasMove>,
+}
+
+/// `PUT /api/v1/blobs/sha256/{digest}`
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BlobStored {
+    pub sha256: Sha256Digest,
+    pub size: u64,
+}
+
+/// Every error of the native API: a stable machine-readable `code` and a message for
+/// people.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    pub code: String,
+    pub message: String,
+}
+
+/// Header carrying who makes a change. Until authentication lands, the actor is
+/// declared by the client (the CLI sends the OS user name).
+pub const ACTOR_HEADER: &str = "x-cairn-actor";

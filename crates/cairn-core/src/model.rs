@@ -1,0 +1,142 @@
+//! The views of registry state that the service hands out, the CLI prints (`--json`)
+//! and the native API returns. Storage rows live in the registry crate, not here.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+use crate::{FileEntry, Sha256Digest};
+
+pub type Tags = BTreeMap<String, String>;
+pub type Metrics = BTreeMap<String, f64>;
+pub type Params = BTreeMap<String, String>;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Model {
+    pub name: String,
+    pub description: String,
+    pub tags: Tags,
+    /// Alias → version number.
+    pub aliases: BTreeMap<String, u64>,
+    /// Newest version that still exists.
+    pub latest_version: Option<u64>,
+    /// Versions that still exist.
+    pub version_count: u64,
+    pub created_by: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Version {
+    pub model: String,
+    pub version: u64,
+    /// SHA-256 of the canonical manifest (see `Manifest::canonical_text`).
+    pub digest: Sha256Digest,
+    pub description: String,
+    pub file_count: u64,
+    /// Sum of the files' sizes, in bytes.
+    pub size: u64,
+    /// The manifest; left out of listings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<Vec<FileEntry>>,
+    /// Aliases currently pointing at this version.
+    pub aliases: Vec<String>,
+    pub metrics: Metrics,
+    pub params: Params,
+    pub tags: Tags,
+    pub created_by: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// What moved an alias.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AliasAction {
+    /// `alias set` or `promote`.
+    Set,
+    Rollback,
+    /// `alias delete`.
+    Delete,
+    /// The version it pointed at was deleted.
+    VersionDeleted,
+}
+
+impl AliasAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Set => "set",
+            Self::Rollback => "rollback",
+            Self::Delete => "delete",
+            Self::VersionDeleted => "version_deleted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Set,
+            Self::Rollback,
+            Self::Delete,
+            Self::VersionDeleted,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == s)
+    }
+}
+
+/// One move of an alias. `from` is `None` on the first move, `to` is `None` when the
+/// alias was removed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AliasMove {
+    pub alias: String,
+    pub from: Option<u64>,
+    pub to: Option<u64>,
+    pub action: AliasAction,
+    pub actor: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BlobProblem {
+    /// The stored bytes no longer hash to their digest (or have the wrong size).
+    Corrupt,
+    Missing,
+}
+
+/// A file of a version, as named in a verification report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct FileRef {
+    pub model: String,
+    pub version: u64,
+    pub path: String,
+}
+
+/// One bad blob and every version file that holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct VerifyProblem {
+    pub sha256: Sha256Digest,
+    pub problem: BlobProblem,
+    pub files: Vec<FileRef>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct VerifyReport {
+    pub versions: u64,
+    pub blobs: u64,
+    pub bytes: u64,
+    pub problems: Vec<VerifyProblem>,
+}
+
+impl VerifyReport {
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}

@@ -1,0 +1,205 @@
+//! Validated names. The rules are documented in docs/NAMES.md; every refusal says
+//! which rule was broken.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::ValidationError;
+
+/// Longest model name, in bytes.
+pub const MODEL_NAME_MAX: usize = 128;
+/// Longest alias, in bytes.
+pub const ALIAS_MAX: usize = 64;
+/// Longest tag, metric or param key, in bytes.
+pub const KEY_MAX: usize = 250;
+
+/// A model name: `[A-Za-z0-9][A-Za-z0-9._-]{0,127}`. The charset keeps names safe in
+/// URLs, file names and shells without quoting.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ModelName(String);
+
+/// An alias: `[A-Za-z][A-Za-z0-9_-]{0,63}`, not `latest`. Starting with a letter keeps
+/// `NAME@REF` unambiguous: a REF of digits is always a version number.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AliasName(String);
+
+/// A key of a tag, metric or param: 1–250 bytes of `[A-Za-z0-9_.\-/ ]`, the same set
+/// MLflow accepts, so keys logged through either API are interchangeable.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MetaKey(String);
+
+impl ModelName {
+    pub fn new(s: &str) -> Result<Self, ValidationError> {
+        let err = |why| ValidationError::ModelName(s.to_owned(), why);
+        let first = s.bytes().next().ok_or_else(|| err("must not be empty"))?;
+        if s.len() > MODEL_NAME_MAX {
+            return Err(err("longer than 128 bytes"));
+        }
+        if !first.is_ascii_alphanumeric() {
+            return Err(err("must start with a letter or digit"));
+        }
+        if !s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        {
+            return Err(err("only letters, digits, '.', '_' and '-' are allowed"));
+        }
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl AliasName {
+    pub fn new(s: &str) -> Result<Self, ValidationError> {
+        let err = |why| ValidationError::Alias(s.to_owned(), why);
+        let first = s.bytes().next().ok_or_else(|| err("must not be empty"))?;
+        if s.len() > ALIAS_MAX {
+            return Err(err("longer than 64 bytes"));
+        }
+        if !first.is_ascii_alphabetic() {
+            return Err(err("must start with a letter"));
+        }
+        if !s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
+        {
+            return Err(err("only letters, digits, '_' and '-' are allowed"));
+        }
+        if s.eq_ignore_ascii_case("latest") {
+            return Err(err("\"latest\" always means the newest version"));
+        }
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl MetaKey {
+    pub fn new(s: &str) -> Result<Self, ValidationError> {
+        let err = |why| ValidationError::Key(s.to_owned(), why);
+        if s.is_empty() {
+            return Err(err("must not be empty"));
+        }
+        if s.len() > KEY_MAX {
+            return Err(err("longer than 250 bytes"));
+        }
+        if !s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b'/' | b' '))
+        {
+            return Err(err(
+                "only letters, digits, '_', '.', '-', '/' and spaces are allowed",
+            ));
+        }
+        Ok(Self(s.to_owned()))
+    }
+}
+
+macro_rules! string_newtype {
+    ($t:ty) => {
+        impl $t {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+        impl fmt::Debug for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(&self.0, f)
+            }
+        }
+        impl FromStr for $t {
+            type Err = ValidationError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Self::new(s)
+            }
+        }
+        impl AsRef<str> for $t {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(&self.0)
+            }
+        }
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(deserializer)?;
+                Self::new(&s).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+string_newtype!(ModelName);
+string_newtype!(AliasName);
+string_newtype!(MetaKey);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_names() {
+        for ok in [
+            "demo",
+            "a",
+            "Fraud-Detector_v2.1",
+            &"x".repeat(128),
+            "9lives",
+        ] {
+            assert!(ModelName::new(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "-x",
+            ".hidden",
+            "a b",
+            "a/b",
+            "ünï",
+            "a@1",
+            &"x".repeat(129),
+        ] {
+            assert!(ModelName::new(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn aliases() {
+        for ok in ["production", "champion", "stage-2", "A_b"] {
+            assert!(AliasName::new(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "1",
+            "2x",
+            "latest",
+            "LATEST",
+            "a.b",
+            "a b",
+            &"a".repeat(65),
+        ] {
+            assert!(AliasName::new(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn keys() {
+        assert!(MetaKey::new("train/loss 1.x-y_z").is_ok());
+        assert!(MetaKey::new("").is_err());
+        assert!(MetaKey::new("a=b").is_err());
+        assert!(MetaKey::new(&"k".repeat(251)).is_err());
+    }
+
+    #[test]
+    fn deserialization_validates() {
+        assert!(serde_json::from_str::<ModelName>("\"ok\"").is_ok());
+        let err = serde_json::from_str::<ModelName>("\"no way\"").unwrap_err();
+        assert!(err.to_string().contains("invalid model name"));
+    }
+}

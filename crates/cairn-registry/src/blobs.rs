@@ -1,0 +1,273 @@
+//! The content-addressed blob store: every file's bytes, stored once under their SHA-256
+//! at `blobs/sha256/<first 2 hex>/<64 hex>`, through `object_store`.
+//!
+//! Write protocol (invariant 2 of docs/DESIGN): bytes go to a staging object or file,
+//! are hashed on the way, and become visible under their digest only if the hash
+//! matches, with create-if-absent semantics ("already exists" is success: that is
+//! deduplication). Individual writes are not fsynced; [`BlobStore::make_durable`] makes
+//! everything written so far durable in one go, and the registry calls it before any
+//! metadata that references those blobs commits. That turns a push of 10,000 small
+//! files into one filesystem sync instead of 10,000 sequential fsyncs.
+
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use cairn_core::{Sha256Digest, Sha256Hasher};
+use futures::stream::{BoxStream, StreamExt, TryStreamExt};
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjectPath;
+use object_store::{
+    GetResultPayload, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart,
+};
+
+use crate::Error;
+
+/// Blobs up to this size are hashed in memory and written in one put; larger ones are
+/// streamed as a multipart upload with this part size.
+const PART_SIZE: usize = 8 * 1024 * 1024;
+/// Parts in flight per multipart upload: bounds memory to a few parts per upload.
+const PARTS_IN_FLIGHT: usize = 2;
+/// Read buffer for hashing and serving local blobs.
+const READ_CHUNK: usize = 1024 * 1024;
+/// Concurrent existence checks.
+const HEAD_CONCURRENCY: usize = 32;
+
+/// A blob being read: its size and its bytes.
+pub struct BlobRead {
+    pub size: u64,
+    pub stream: BoxStream<'static, std::io::Result<Bytes>>,
+}
+
+#[derive(Clone)]
+pub struct BlobStore {
+    store: Arc<dyn ObjectStore>,
+    /// The local root, when blobs live on a local filesystem (for `syncfs`).
+    local_root: Option<PathBuf>,
+}
+
+fn blob_key(digest: &Sha256Digest) -> ObjectPath {
+    let hex = digest.to_hex();
+    ObjectPath::from(format!("blobs/sha256/{}/{hex}", &hex[..2]))
+}
+
+fn staging_key() -> ObjectPath {
+    ObjectPath::from(format!("blobs/tmp/{}", uuid::Uuid::new_v4()))
+}
+
+impl BlobStore {
+    /// Blobs under `data_dir/blobs/`.
+    pub fn local(data_dir: &Path) -> Result<Self, Error> {
+        std::fs::create_dir_all(data_dir)?;
+        let root = data_dir.canonicalize()?;
+        let store = LocalFileSystem::new_with_prefix(&root)?;
+        Ok(Self {
+            store: Arc::new(store),
+            local_root: Some(root),
+        })
+    }
+
+    pub async fn exists(&self, digest: &Sha256Digest) -> Result<bool, Error> {
+        match self.store.head(&blob_key(digest)).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The digests of `digests` that are not stored, in their original order.
+    pub async fn missing(&self, digests: &[Sha256Digest]) -> Result<Vec<Sha256Digest>, Error> {
+        // Owned items and an owned clone keep the futures free of borrowed lifetimes,
+        // which `Send` checks in axum handlers otherwise trip over.
+        let store = self.clone();
+        let present: Vec<bool> = futures::stream::iter(digests.to_vec())
+            .map(move |d| {
+                let store = store.clone();
+                async move { store.exists(&d).await }
+            })
+            .buffered(HEAD_CONCURRENCY)
+            .try_collect()
+            .await?;
+        Ok(digests
+            .iter()
+            .zip(present)
+            .filter(|(_, present)| !present)
+            .map(|(d, _)| *d)
+            .collect())
+    }
+
+    /// Stores `bytes` under `expected` if they hash to it.
+    pub async fn put_bytes(&self, expected: &Sha256Digest, bytes: Bytes) -> Result<(), Error> {
+        let actual = Sha256Digest::of(&bytes);
+        if actual != *expected {
+            return Err(Error::DigestMismatch {
+                expected: *expected,
+                actual,
+                size: bytes.len() as u64,
+            });
+        }
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        match self
+            .store
+            .put_opts(&blob_key(expected), PutPayload::from(bytes), opts)
+            .await
+        {
+            Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Streams a blob in, hashing as it goes; it becomes visible only if the stream ends
+    /// cleanly and the bytes hash to `expected`. Memory stays within a few parts whatever
+    /// the size. Returns the number of bytes received.
+    pub async fn put_stream<E>(
+        &self,
+        expected: &Sha256Digest,
+        mut stream: impl futures::Stream<Item = Result<Bytes, E>> + Unpin,
+    ) -> Result<u64, Error>
+    where
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let upload_failed = |e: E| Error::UploadInterrupted(e.into().to_string());
+
+        // Small blobs, the common case, never touch a staging object.
+        let mut head = BytesMut::new();
+        while head.len() <= PART_SIZE {
+            match stream.next().await {
+                Some(chunk) => head.extend_from_slice(&chunk.map_err(upload_failed)?),
+                None => {
+                    let len = head.len() as u64;
+                    self.put_bytes(expected, head.freeze()).await?;
+                    return Ok(len);
+                }
+            }
+        }
+
+        let staging = staging_key();
+        let upload = self.store.put_multipart(&staging).await?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+        let mut hasher = Sha256Hasher::new();
+        hasher.update(&head);
+        writer.put(head.freeze());
+        let received: Result<(), Error> = async {
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(upload_failed)?;
+                hasher.update(&chunk);
+                writer.wait_for_capacity(PARTS_IN_FLIGHT).await?;
+                writer.put(chunk);
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = received {
+            let _ = writer.abort().await;
+            return Err(e);
+        }
+        writer.finish().await?;
+
+        let (actual, size) = hasher.finish();
+        let published = if actual != *expected {
+            Err(Error::DigestMismatch {
+                expected: *expected,
+                actual,
+                size,
+            })
+        } else {
+            match self
+                .store
+                .rename_if_not_exists(&staging, &blob_key(expected))
+                .await
+            {
+                Ok(()) => return Ok(size),
+                Err(object_store::Error::AlreadyExists { .. }) => Ok(size),
+                Err(e) => Err(e.into()),
+            }
+        };
+        let _ = self.store.delete(&staging).await;
+        published
+    }
+
+    /// Opens a blob for reading; `None` if it is not stored.
+    pub async fn read(&self, digest: &Sha256Digest) -> Result<Option<BlobRead>, Error> {
+        let got = match self.store.get(&blob_key(digest)).await {
+            Ok(got) => got,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let size = got.meta.size;
+        let stream = match got.payload {
+            // The local backend's own stream yields 8 KiB chunks; read big ones instead.
+            GetResultPayload::File(file, _) => {
+                let file = tokio::fs::File::from_std(file);
+                tokio_util::io::ReaderStream::with_capacity(file, READ_CHUNK).boxed()
+            }
+            GetResultPayload::Stream(s) => s.map_err(std::io::Error::other).boxed(),
+        };
+        Ok(Some(BlobRead { size, stream }))
+    }
+
+    /// Re-hashes a stored blob: its actual digest and size, or `None` if it is missing.
+    pub async fn rehash(
+        &self,
+        digest: &Sha256Digest,
+    ) -> Result<Option<(Sha256Digest, u64)>, Error> {
+        let got = match self.store.get(&blob_key(digest)).await {
+            Ok(got) => got,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        match got.payload {
+            GetResultPayload::File(mut file, _) => {
+                let hashed = tokio::task::spawn_blocking(move || {
+                    let mut hasher = Sha256Hasher::new();
+                    let mut buf = vec![0u8; READ_CHUNK];
+                    loop {
+                        let n = file.read(&mut buf)?;
+                        if n == 0 {
+                            return Ok::<_, std::io::Error>(hasher.finish());
+                        }
+                        hasher.update(&buf[..n]);
+                    }
+                })
+                .await
+                .map_err(|e| Error::Io(std::io::Error::other(e)))??;
+                Ok(Some(hashed))
+            }
+            GetResultPayload::Stream(mut s) => {
+                let mut hasher = Sha256Hasher::new();
+                while let Some(chunk) = s.next().await {
+                    hasher.update(&chunk?);
+                }
+                Ok(Some(hasher.finish()))
+            }
+        }
+    }
+
+    /// Makes every blob written so far durable. Object stores are durable on success; a
+    /// local directory needs one `syncfs`, which flushes the files and their directory
+    /// entries together.
+    pub async fn make_durable(&self) -> Result<(), Error> {
+        let Some(root) = self.local_root.clone() else {
+            return Ok(());
+        };
+        tokio::task::spawn_blocking(move || {
+            let dir = std::fs::File::open(&root)?;
+            rustix::fs::syncfs(&dir).map_err(std::io::Error::from)
+        })
+        .await
+        .map_err(|e| Error::Io(std::io::Error::other(e)))??;
+        Ok(())
+    }
+
+    /// Where a blob lives on disk, for local stores (tests and operators).
+    pub fn local_path(&self, digest: &Sha256Digest) -> Option<PathBuf> {
+        let hex = digest.to_hex();
+        self.local_root
+            .as_ref()
+            .map(|root| root.join("blobs/sha256").join(&hex[..2]).join(hex))
+    }
+}

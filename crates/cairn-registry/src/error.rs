@@ -1,0 +1,72 @@
+//! The registry's one error type. Each variant has a stable machine-readable code
+//! ([`Error::code`]); the HTTP layer maps variants to statuses in one exhaustive match.
+//! Messages of client errors are written for the user; internal errors (database,
+//! storage, I/O) are logged by the server and not sent to clients in detail.
+
+use cairn_core::{Sha256Digest, ValidationError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("model {0:?} does not exist")]
+    ModelNotFound(String),
+    #[error("model {0:?} already exists")]
+    ModelExists(String),
+    #[error("version {0} does not exist")]
+    VersionNotFound(String),
+    #[error("model {model:?} has no alias {alias:?}")]
+    AliasNotFound { model: String, alias: String },
+    #[error("blob sha256:{0} is not stored")]
+    BlobNotFound(Sha256Digest),
+    #[error(
+        "content does not match its digest: expected sha256:{expected}, received {size} bytes hashing to sha256:{actual}"
+    )]
+    DigestMismatch {
+        expected: Sha256Digest,
+        actual: Sha256Digest,
+        size: u64,
+    },
+    #[error("upload interrupted: {0}")]
+    UploadInterrupted(String),
+    #[error("{} blob(s) of the manifest are not stored; upload them first (first: sha256:{})", .0.len(), .0[0])]
+    MissingBlobs(Vec<Sha256Digest>),
+    /// The request is valid but the registry's state does not allow it.
+    #[error("{0}")]
+    Conflict(String),
+    #[error("metadata store: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("metadata store migration: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("blob store: {0}")]
+    Storage(#[from] object_store::Error),
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl Error {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Invalid(_) | Self::InvalidArgument(_) => "invalid_argument",
+            Self::ModelNotFound(_) => "model_not_found",
+            Self::ModelExists(_) => "model_exists",
+            Self::VersionNotFound(_) => "version_not_found",
+            Self::AliasNotFound { .. } => "alias_not_found",
+            Self::BlobNotFound(_) => "blob_not_found",
+            Self::DigestMismatch { .. } => "digest_mismatch",
+            Self::UploadInterrupted(_) => "upload_interrupted",
+            Self::MissingBlobs(_) => "missing_blobs",
+            Self::Conflict(_) => "conflict",
+            Self::Database(_) | Self::Migration(_) | Self::Storage(_) | Self::Io(_) => "internal",
+        }
+    }
+
+    /// Whether the fault lies with the caller's input (as opposed to the registry).
+    pub fn is_client_error(&self) -> bool {
+        self.code() != "internal"
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

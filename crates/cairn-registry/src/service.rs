@@ -1,0 +1,361 @@
+//! The registry service: the one place that validates input, enforces the domain rules
+//! and orders writes between the blob store and the metadata store. The native REST
+//! API, the CLI's embedded mode (and later the MLflow adapter) all call this.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use bytes::Bytes;
+use cairn_core::api::{CreateModel, NewVersion};
+use cairn_core::model::{AliasAction, BlobProblem};
+use cairn_core::{
+    AliasMove, AliasName, MetaKey, Model, ModelName, Sha256Digest, ValidationError, VerifyProblem,
+    VerifyReport, Version, VersionRef,
+};
+use futures::StreamExt;
+
+use crate::blobs::{BlobRead, BlobStore};
+use crate::store::{AliasTarget, MetadataStore, VersionInsert};
+use crate::{Error, Result};
+
+/// Longest description, in bytes.
+const DESCRIPTION_MAX: usize = 64 * 1024;
+/// Longest tag or param value, in bytes.
+const VALUE_MAX: usize = 8 * 1024;
+/// Longest alias-move reason, in bytes.
+const REASON_MAX: usize = 4 * 1024;
+/// Longest actor name, in bytes.
+const ACTOR_MAX: usize = 256;
+
+#[derive(Clone)]
+pub struct Registry {
+    meta: MetadataStore,
+    blobs: BlobStore,
+}
+
+impl Registry {
+    /// The embedded default: `cairn.db` (SQLite) and `blobs/` under `data_dir`.
+    pub async fn open_local(data_dir: &Path) -> Result<Self> {
+        Self::open_sqlite(&data_dir.join("cairn.db"), data_dir).await
+    }
+
+    /// SQLite metadata in `database`, blobs under `data_dir/blobs/`.
+    pub async fn open_sqlite(database: &Path, data_dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(data_dir)?;
+        if let Some(parent) = database.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)?;
+        }
+        let meta = MetadataStore::open_sqlite(database).await?;
+        let blobs = BlobStore::local(data_dir)?;
+        Ok(Self { meta, blobs })
+    }
+
+    pub fn blobs(&self) -> &BlobStore {
+        &self.blobs
+    }
+
+    /// Fails when the metadata store does not answer.
+    pub async fn check_ready(&self) -> Result<()> {
+        self.meta.ping().await
+    }
+
+    // ---- models ----
+
+    pub async fn create_model(&self, actor: &str, req: &CreateModel) -> Result<Model> {
+        let name = ModelName::new(&req.name)?;
+        check_text("description", &req.description, DESCRIPTION_MAX)?;
+        check_key_values(&req.tags)?;
+        self.meta
+            .create_model(&name, &req.description, &req.tags, check_actor(actor)?)
+            .await?;
+        self.meta.get_model(&name).await
+    }
+
+    pub async fn list_models(&self) -> Result<Vec<Model>> {
+        self.meta.list_models().await
+    }
+
+    pub async fn get_model(&self, name: &ModelName) -> Result<Model> {
+        self.meta.get_model(name).await
+    }
+
+    /// Deletes a model with all its versions and aliases. Blobs stay until garbage
+    /// collection, since other versions may share them.
+    pub async fn delete_model(&self, _actor: &str, name: &ModelName) -> Result<()> {
+        self.meta.delete_model(name).await
+    }
+
+    // ---- versions ----
+
+    /// Registers a new version of `model` (created if needed) from blobs already in the
+    /// store. The blobs are made durable before the metadata commits.
+    pub async fn create_version(
+        &self,
+        actor: &str,
+        model: &ModelName,
+        new: &NewVersion,
+    ) -> Result<Version> {
+        let actor = check_actor(actor)?;
+        check_text("description", &new.description, DESCRIPTION_MAX)?;
+        check_key_values(&new.tags)?;
+        check_key_values(&new.params)?;
+        for (key, value) in &new.metrics {
+            MetaKey::new(key)?;
+            if !value.is_finite() {
+                return Err(
+                    ValidationError::Value(key.clone(), "metrics must be finite numbers").into(),
+                );
+            }
+        }
+
+        let mut digests: Vec<Sha256Digest> = new.files.files().iter().map(|f| f.sha256).collect();
+        digests.sort_unstable();
+        digests.dedup();
+        let missing = self.blobs.missing(&digests).await?;
+        if !missing.is_empty() {
+            return Err(Error::MissingBlobs(missing));
+        }
+        self.blobs.make_durable().await?;
+
+        let number = self
+            .meta
+            .insert_version(VersionInsert {
+                model,
+                digest: new.files.digest(),
+                new,
+                actor,
+            })
+            .await?;
+        self.meta
+            .get_version(model, &VersionRef::Number(number))
+            .await
+    }
+
+    pub async fn list_versions(&self, model: &ModelName) -> Result<Vec<Version>> {
+        self.meta.list_versions(model).await
+    }
+
+    /// A version with its manifest.
+    pub async fn get_version(&self, model: &ModelName, reference: &VersionRef) -> Result<Version> {
+        self.meta.get_version(model, reference).await
+    }
+
+    pub async fn delete_version(&self, actor: &str, model: &ModelName, number: u64) -> Result<()> {
+        self.meta
+            .delete_version(model, number, check_actor(actor)?)
+            .await
+    }
+
+    // ---- aliases ----
+
+    /// Points `alias` at version `number` (`alias set` / `promote`). `None` when it
+    /// already pointed there: nothing moved, nothing recorded.
+    pub async fn move_alias(
+        &self,
+        actor: &str,
+        model: &ModelName,
+        alias: &AliasName,
+        number: u64,
+        reason: Option<&str>,
+    ) -> Result<Option<AliasMove>> {
+        self.alias_move(
+            actor,
+            model,
+            alias,
+            AliasTarget::Version(number),
+            AliasAction::Set,
+            reason,
+        )
+        .await
+    }
+
+    /// Moves `alias` back to the version it pointed at before its last move.
+    pub async fn rollback_alias(
+        &self,
+        actor: &str,
+        model: &ModelName,
+        alias: &AliasName,
+        reason: Option<&str>,
+    ) -> Result<Option<AliasMove>> {
+        self.alias_move(
+            actor,
+            model,
+            alias,
+            AliasTarget::PreviousVersion,
+            AliasAction::Rollback,
+            reason,
+        )
+        .await
+    }
+
+    pub async fn delete_alias(
+        &self,
+        actor: &str,
+        model: &ModelName,
+        alias: &AliasName,
+        reason: Option<&str>,
+    ) -> Result<Option<AliasMove>> {
+        self.alias_move(
+            actor,
+            model,
+            alias,
+            AliasTarget::Remove,
+            AliasAction::Delete,
+            reason,
+        )
+        .await
+    }
+
+    async fn alias_move(
+        &self,
+        actor: &str,
+        model: &ModelName,
+        alias: &AliasName,
+        target: AliasTarget,
+        action: AliasAction,
+        reason: Option<&str>,
+    ) -> Result<Option<AliasMove>> {
+        let actor = check_actor(actor)?;
+        if let Some(reason) = reason {
+            check_text("reason", reason, REASON_MAX)?;
+        }
+        self.meta
+            .move_alias(model, alias, target, action, actor, reason)
+            .await
+    }
+
+    pub async fn alias_history(
+        &self,
+        model: &ModelName,
+        alias: &AliasName,
+    ) -> Result<Vec<AliasMove>> {
+        self.meta.alias_history(model, alias).await
+    }
+
+    // ---- blobs ----
+
+    pub async fn missing_blobs(&self, digests: &[Sha256Digest]) -> Result<Vec<Sha256Digest>> {
+        self.blobs.missing(digests).await
+    }
+
+    pub async fn put_blob_bytes(&self, digest: &Sha256Digest, bytes: Bytes) -> Result<()> {
+        self.blobs.put_bytes(digest, bytes).await
+    }
+
+    pub async fn put_blob_stream<E>(
+        &self,
+        digest: &Sha256Digest,
+        stream: impl futures::Stream<Item = std::result::Result<Bytes, E>> + Unpin,
+    ) -> Result<u64>
+    where
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        self.blobs.put_stream(digest, stream).await
+    }
+
+    pub async fn read_blob(&self, digest: &Sha256Digest) -> Result<BlobRead> {
+        self.blobs
+            .read(digest)
+            .await?
+            .ok_or(Error::BlobNotFound(*digest))
+    }
+
+    // ---- verification ----
+
+    /// Re-hashes every blob of one version.
+    pub async fn verify_version(
+        &self,
+        model: &ModelName,
+        reference: &VersionRef,
+    ) -> Result<VerifyReport> {
+        let version = self.meta.get_version(model, reference).await?;
+        let blobs = self
+            .meta
+            .referenced_blobs(Some((model, version.version)))
+            .await?;
+        self.verify_blobs(blobs, 1).await
+    }
+
+    /// Re-hashes every blob of every version.
+    pub async fn verify_all(&self) -> Result<VerifyReport> {
+        let blobs = self.meta.referenced_blobs(None).await?;
+        let versions = self.meta.count_versions().await?;
+        self.verify_blobs(blobs, versions).await
+    }
+
+    async fn verify_blobs(
+        &self,
+        blobs: Vec<(Sha256Digest, u64)>,
+        versions: u64,
+    ) -> Result<VerifyReport> {
+        // Hashing is CPU-bound: one blob per core at a time.
+        let parallelism = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let checks: Vec<Result<(Sha256Digest, u64, Option<BlobProblem>)>> =
+            futures::stream::iter(blobs.into_iter().map(|(digest, size)| {
+                let store = self.blobs.clone();
+                async move {
+                    let problem = match store.rehash(&digest).await? {
+                        None => Some(BlobProblem::Missing),
+                        Some((actual, actual_size)) if actual != digest || actual_size != size => {
+                            Some(BlobProblem::Corrupt)
+                        }
+                        Some(_) => None,
+                    };
+                    Ok((digest, size, problem))
+                }
+            }))
+            .buffer_unordered(parallelism)
+            .collect()
+            .await;
+
+        let mut report = VerifyReport {
+            versions,
+            ..Default::default()
+        };
+        let mut problems = BTreeMap::new();
+        for check in checks {
+            let (digest, size, problem) = check?;
+            report.blobs += 1;
+            report.bytes += size;
+            if let Some(problem) = problem {
+                problems.insert(digest, problem);
+            }
+        }
+        for (digest, problem) in problems {
+            let files = self.meta.files_with_blob(&digest).await?;
+            report.problems.push(VerifyProblem {
+                sha256: digest,
+                problem,
+                files,
+            });
+        }
+        Ok(report)
+    }
+}
+
+fn check_actor(actor: &str) -> Result<&str> {
+    if actor.is_empty() || actor.len() > ACTOR_MAX || actor.chars().any(char::is_control) {
+        return Err(Error::InvalidArgument(format!(
+            "invalid actor {actor:?}: 1-{ACTOR_MAX} bytes without control characters"
+        )));
+    }
+    Ok(actor)
+}
+
+fn check_text(what: &str, text: &str, max: usize) -> Result<()> {
+    if text.len() > max {
+        return Err(Error::InvalidArgument(format!(
+            "{what} is {} bytes long; the limit is {max}",
+            text.len()
+        )));
+    }
+    Ok(())
+}
+
+fn check_key_values(values: &BTreeMap<String, String>) -> Result<()> {
+    for (key, value) in values {
+        MetaKey::new(key)?;
+        check_text(&format!("value of {key:?}"), value, VALUE_MAX)?;
+    }
+    Ok(())
+}

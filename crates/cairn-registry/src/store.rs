@@ -1,0 +1,835 @@
+//! The metadata store: models, versions, manifests, aliases and their history in SQLite
+//! (WAL). Runtime `sqlx::query` with `$n` placeholders, so the SQL carries over to the
+//! PostgreSQL backend; rows are private types mapped to `cairn_core` views here.
+//!
+//! Every write runs in one transaction opened with `BEGIN IMMEDIATE`: it takes SQLite's
+//! write lock up front, so concurrent writers (threads or processes) queue on the busy
+//! timeout instead of failing on a read-to-write lock upgrade.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use cairn_core::model::{AliasAction, FileRef};
+use cairn_core::{
+    AliasMove, AliasName, FileEntry, Model, ModelName, Sha256Digest, Version, VersionRef,
+    api::NewVersion,
+};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Sqlite, Transaction};
+use time::OffsetDateTime;
+
+use crate::{Error, Result};
+
+static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// Rows per multi-row INSERT: 4 binds each stays well under SQLite's variable limit.
+const INSERT_CHUNK: usize = 1000;
+
+#[derive(Clone)]
+pub struct MetadataStore {
+    pool: SqlitePool,
+}
+
+#[derive(sqlx::FromRow)]
+struct ModelRow {
+    id: i64,
+    name: String,
+    description: String,
+    created_by: String,
+    created_at: i64,
+    updated_at: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct VersionRow {
+    id: i64,
+    number: i64,
+    digest: String,
+    description: String,
+    file_count: i64,
+    size: i64,
+    created_by: String,
+    created_at: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct MoveRow {
+    alias: String,
+    from_version: Option<i64>,
+    to_version: Option<i64>,
+    action: String,
+    actor: String,
+    at: i64,
+    reason: Option<String>,
+}
+
+pub(crate) fn now_ms() -> i64 {
+    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+fn time_of(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+fn corrupt_row(what: &str) -> Error {
+    Error::Database(sqlx::Error::Decode(
+        format!("unreadable {what} in the metadata store").into(),
+    ))
+}
+
+fn parse_digest(s: &str) -> Result<Sha256Digest> {
+    Sha256Digest::from_str(s).map_err(|_| corrupt_row("digest"))
+}
+
+impl MoveRow {
+    fn into_move(self) -> Result<AliasMove> {
+        Ok(AliasMove {
+            alias: self.alias,
+            from: self.from_version.map(|n| n as u64),
+            to: self.to_version.map(|n| n as u64),
+            action: AliasAction::parse(&self.action).ok_or_else(|| corrupt_row("alias action"))?,
+            actor: self.actor,
+            at: time_of(self.at),
+            reason: self.reason,
+        })
+    }
+}
+
+/// A version to insert, validated by the service.
+pub(crate) struct VersionInsert<'a> {
+    pub model: &'a ModelName,
+    pub digest: Sha256Digest,
+    pub new: &'a NewVersion,
+    pub actor: &'a str,
+}
+
+impl MetadataStore {
+    /// Opens (creating if needed) the SQLite database at `path` and migrates it.
+    pub async fn open_sqlite(path: &Path) -> Result<Self> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // In WAL mode NORMAL keeps every commit across a process crash; only an OS
+            // crash can lose the last transactions, never corrupt the database.
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(60));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        MIGRATIONS.run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    // ---- models ----
+
+    async fn model_row(&self, name: &ModelName) -> Result<ModelRow> {
+        sqlx::query_as::<_, ModelRow>(
+            "SELECT id, name, description, created_by, created_at, updated_at FROM models WHERE name = $1",
+        )
+        .bind(name.as_str())
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| Error::ModelNotFound(name.to_string()))
+    }
+
+    /// Creates a model; `ModelExists` if the name is taken.
+    pub async fn create_model(
+        &self,
+        name: &ModelName,
+        description: &str,
+        tags: &BTreeMap<String, String>,
+        actor: &str,
+    ) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        let now = now_ms();
+        let id: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO models (name, description, created_by, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $4) ON CONFLICT (name) DO NOTHING RETURNING id",
+        )
+        .bind(name.as_str())
+        .bind(description)
+        .bind(actor)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let id = id.ok_or_else(|| Error::ModelExists(name.to_string()))?;
+        insert_key_values(&mut tx, "model_tags", "model_id", id, tags).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn list_models(&self) -> Result<Vec<Model>> {
+        let rows = sqlx::query_as::<_, ModelRow>(
+            "SELECT id, name, description, created_by, created_at, updated_at FROM models ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        self.models_from_rows(rows, None).await
+    }
+
+    pub async fn get_model(&self, name: &ModelName) -> Result<Model> {
+        let row = self.model_row(name).await?;
+        let id = row.id;
+        let mut models = self.models_from_rows(vec![row], Some(id)).await?;
+        Ok(models.remove(0))
+    }
+
+    /// Completes model rows with their tags, aliases and version counts: one query each,
+    /// for one model (`only`) or all.
+    async fn models_from_rows(&self, rows: Vec<ModelRow>, only: Option<i64>) -> Result<Vec<Model>> {
+        let filter = if only.is_some() {
+            "WHERE model_id = $1"
+        } else {
+            "WHERE $1 IS NULL"
+        };
+        let tags: Vec<(i64, String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT model_id, key, value FROM model_tags {filter}"
+        )))
+        .bind(only)
+        .fetch_all(&self.pool)
+        .await?;
+        let aliases: Vec<(i64, String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT a.model_id, a.alias, v.number FROM aliases a JOIN versions v ON v.id = a.version_id {}",
+            filter.replace("model_id", "a.model_id")
+        )))
+        .bind(only)
+        .fetch_all(&self.pool)
+        .await?;
+        let counts: Vec<(i64, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT model_id, COUNT(*), MAX(number) FROM versions {filter} GROUP BY model_id"
+        )))
+        .bind(only)
+        .fetch_all(&self.pool)
+        .await?;
+
+        let mut tags_by: HashMap<i64, BTreeMap<String, String>> = HashMap::new();
+        for (id, k, v) in tags {
+            tags_by.entry(id).or_default().insert(k, v);
+        }
+        let mut aliases_by: HashMap<i64, BTreeMap<String, u64>> = HashMap::new();
+        for (id, alias, n) in aliases {
+            aliases_by.entry(id).or_default().insert(alias, n as u64);
+        }
+        let counts_by: HashMap<i64, (i64, i64)> = counts
+            .into_iter()
+            .map(|(id, c, max)| (id, (c, max)))
+            .collect();
+
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let (count, latest) = counts_by.get(&r.id).copied().unwrap_or((0, 0));
+                Model {
+                    name: r.name,
+                    description: r.description,
+                    tags: tags_by.remove(&r.id).unwrap_or_default(),
+                    aliases: aliases_by.remove(&r.id).unwrap_or_default(),
+                    latest_version: (count > 0).then_some(latest as u64),
+                    version_count: count as u64,
+                    created_by: r.created_by,
+                    created_at: time_of(r.created_at),
+                    updated_at: time_of(r.updated_at),
+                }
+            })
+            .collect())
+    }
+
+    pub async fn delete_model(&self, name: &ModelName) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        // Aliases reference versions without cascading; drop them first.
+        sqlx::query("DELETE FROM aliases WHERE model_id = (SELECT id FROM models WHERE name = $1)")
+            .bind(name.as_str())
+            .execute(&mut *tx)
+            .await?;
+        let deleted = sqlx::query("DELETE FROM models WHERE name = $1")
+            .bind(name.as_str())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if deleted == 0 {
+            return Err(Error::ModelNotFound(name.to_string()));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    // ---- versions ----
+
+    /// Inserts a version, creating its model if needed, and returns its number. The
+    /// number comes from the model's `next_version` counter, bumped in the same
+    /// transaction: gap-free under concurrent writers and never reused after deletes.
+    pub(crate) async fn insert_version(&self, v: VersionInsert<'_>) -> Result<u64> {
+        let mut tx = self.write_tx().await?;
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO models (name, created_by, created_at, updated_at)
+             VALUES ($1, $2, $3, $3) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(v.model.as_str())
+        .bind(v.actor)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let (model_id, number): (i64, i64) = sqlx::query_as(
+            "UPDATE models SET next_version = next_version + 1, updated_at = $2
+             WHERE name = $1 RETURNING id, next_version - 1",
+        )
+        .bind(v.model.as_str())
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        let files = v.new.files.files();
+        let version_id: i64 = sqlx::query_scalar(
+            "INSERT INTO versions (model_id, number, digest, description, file_count, size, created_by, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        )
+        .bind(model_id)
+        .bind(number)
+        .bind(v.digest.to_hex())
+        .bind(&v.new.description)
+        .bind(files.len() as i64)
+        .bind(v.new.files.total_size() as i64)
+        .bind(v.actor)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+
+        for chunk in files.chunks(INSERT_CHUNK) {
+            QueryBuilder::<Sqlite>::new(
+                "INSERT INTO version_files (version_id, path, size, sha256) ",
+            )
+            .push_values(chunk, |mut row, f| {
+                row.push_bind(version_id)
+                    .push_bind(f.path.as_str())
+                    .push_bind(f.size as i64)
+                    .push_bind(f.sha256.to_hex());
+            })
+            .build()
+            .execute(&mut *tx)
+            .await?;
+        }
+        insert_key_values(
+            &mut tx,
+            "version_tags",
+            "version_id",
+            version_id,
+            &v.new.tags,
+        )
+        .await?;
+        insert_key_values(
+            &mut tx,
+            "version_params",
+            "version_id",
+            version_id,
+            &v.new.params,
+        )
+        .await?;
+        for (k, value) in &v.new.metrics {
+            sqlx::query("INSERT INTO version_metrics (version_id, key, value) VALUES ($1, $2, $3)")
+                .bind(version_id)
+                .bind(k)
+                .bind(value)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(number as u64)
+    }
+
+    async fn resolve_version(
+        &self,
+        model: &ModelName,
+        reference: &VersionRef,
+    ) -> Result<(i64, VersionRow)> {
+        let model_id = self.model_row(model).await?.id;
+        const COLUMNS: &str = "v.id, v.number, v.digest, v.description, v.file_count, v.size, v.created_by, v.created_at";
+        let row = match reference {
+            VersionRef::Number(n) => {
+                sqlx::query_as::<_, VersionRow>(sqlx::AssertSqlSafe(format!(
+                    "SELECT {COLUMNS} FROM versions v WHERE v.model_id = $1 AND v.number = $2"
+                )))
+                .bind(model_id)
+                .bind(*n as i64)
+                .fetch_optional(&self.pool)
+                .await?
+            }
+            VersionRef::Latest => {
+                sqlx::query_as::<_, VersionRow>(sqlx::AssertSqlSafe(format!(
+                    "SELECT {COLUMNS} FROM versions v WHERE v.model_id = $1 ORDER BY v.number DESC LIMIT 1"
+                )))
+                .bind(model_id)
+                .fetch_optional(&self.pool)
+                .await?
+            }
+            VersionRef::Alias(alias) => {
+                let row = sqlx::query_as::<_, VersionRow>(sqlx::AssertSqlSafe(format!(
+                    "SELECT {COLUMNS} FROM aliases a JOIN versions v ON v.id = a.version_id
+                     WHERE a.model_id = $1 AND a.alias = $2"
+                )))
+                .bind(model_id)
+                .bind(alias.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+                return row.map(|r| (model_id, r)).ok_or_else(|| Error::AliasNotFound {
+                    model: model.to_string(),
+                    alias: alias.to_string(),
+                });
+            }
+        };
+        row.map(|r| (model_id, r))
+            .ok_or_else(|| Error::VersionNotFound(format!("{model}@{reference}")))
+    }
+
+    pub async fn get_version(&self, model: &ModelName, reference: &VersionRef) -> Result<Version> {
+        let (model_id, row) = self.resolve_version(model, reference).await?;
+        let version_id = row.id;
+        let mut versions = self
+            .versions_from_rows(model, model_id, vec![row], Some(version_id))
+            .await?;
+        let mut version = versions.remove(0);
+        let files: Vec<(String, i64, String)> = sqlx::query_as(
+            "SELECT path, size, sha256 FROM version_files WHERE version_id = $1 ORDER BY path",
+        )
+        .bind(version_id)
+        .fetch_all(&self.pool)
+        .await?;
+        version.files = Some(
+            files
+                .into_iter()
+                .map(|(path, size, sha)| {
+                    Ok(FileEntry {
+                        path,
+                        size: size as u64,
+                        sha256: parse_digest(&sha)?,
+                    })
+                })
+                .collect::<Result<_>>()?,
+        );
+        Ok(version)
+    }
+
+    pub async fn list_versions(&self, model: &ModelName) -> Result<Vec<Version>> {
+        let model_id = self.model_row(model).await?.id;
+        let rows = sqlx::query_as::<_, VersionRow>(
+            "SELECT id, number, digest, description, file_count, size, created_by, created_at
+             FROM versions WHERE model_id = $1 ORDER BY number",
+        )
+        .bind(model_id)
+        .fetch_all(&self.pool)
+        .await?;
+        self.versions_from_rows(model, model_id, rows, None).await
+    }
+
+    /// Completes version rows of one model with aliases, metrics, params and tags.
+    async fn versions_from_rows(
+        &self,
+        model: &ModelName,
+        model_id: i64,
+        rows: Vec<VersionRow>,
+        only: Option<i64>,
+    ) -> Result<Vec<Version>> {
+        let filter = "WHERE v.model_id = $1 AND ($2 IS NULL OR v.id = $2)";
+        let key_values = |table: &str| {
+            sqlx::AssertSqlSafe(format!(
+                "SELECT t.version_id, t.key, t.value FROM {table} t JOIN versions v ON v.id = t.version_id {filter}"
+            ))
+        };
+        let tags: Vec<(i64, String, String)> = sqlx::query_as(key_values("version_tags"))
+            .bind(model_id)
+            .bind(only)
+            .fetch_all(&self.pool)
+            .await?;
+        let params: Vec<(i64, String, String)> = sqlx::query_as(key_values("version_params"))
+            .bind(model_id)
+            .bind(only)
+            .fetch_all(&self.pool)
+            .await?;
+        let metrics: Vec<(i64, String, f64)> = sqlx::query_as(key_values("version_metrics"))
+            .bind(model_id)
+            .bind(only)
+            .fetch_all(&self.pool)
+            .await?;
+        let aliases: Vec<(i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT a.version_id, a.alias FROM aliases a JOIN versions v ON v.id = a.version_id {filter} ORDER BY a.alias"
+        )))
+        .bind(model_id)
+        .bind(only)
+        .fetch_all(&self.pool)
+        .await?;
+
+        let mut tags_by: HashMap<i64, BTreeMap<String, String>> = HashMap::new();
+        for (id, k, v) in tags {
+            tags_by.entry(id).or_default().insert(k, v);
+        }
+        let mut params_by: HashMap<i64, BTreeMap<String, String>> = HashMap::new();
+        for (id, k, v) in params {
+            params_by.entry(id).or_default().insert(k, v);
+        }
+        let mut metrics_by: HashMap<i64, BTreeMap<String, f64>> = HashMap::new();
+        for (id, k, v) in metrics {
+            metrics_by.entry(id).or_default().insert(k, v);
+        }
+        let mut aliases_by: HashMap<i64, Vec<String>> = HashMap::new();
+        for (id, a) in aliases {
+            aliases_by.entry(id).or_default().push(a);
+        }
+        rows.into_iter()
+            .map(|r| {
+                Ok(Version {
+                    model: model.to_string(),
+                    version: r.number as u64,
+                    digest: parse_digest(&r.digest)?,
+                    description: r.description,
+                    file_count: r.file_count as u64,
+                    size: r.size as u64,
+                    files: None,
+                    aliases: aliases_by.remove(&r.id).unwrap_or_default(),
+                    metrics: metrics_by.remove(&r.id).unwrap_or_default(),
+                    params: params_by.remove(&r.id).unwrap_or_default(),
+                    tags: tags_by.remove(&r.id).unwrap_or_default(),
+                    created_by: r.created_by,
+                    created_at: time_of(r.created_at),
+                })
+            })
+            .collect()
+    }
+
+    /// Deletes a version; aliases pointing at it are removed and the removal is recorded
+    /// in their history.
+    pub async fn delete_version(&self, model: &ModelName, number: u64, actor: &str) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        let found: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT v.model_id, v.id FROM versions v JOIN models m ON m.id = v.model_id
+             WHERE m.name = $1 AND v.number = $2",
+        )
+        .bind(model.as_str())
+        .bind(number as i64)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((model_id, version_id)) = found else {
+            // Tell a missing model from a missing version.
+            self.model_row(model).await?;
+            return Err(Error::VersionNotFound(format!("{model}@{number}")));
+        };
+        let now = now_ms();
+        let aliases: Vec<String> =
+            sqlx::query_scalar("SELECT alias FROM aliases WHERE version_id = $1 ORDER BY alias")
+                .bind(version_id)
+                .fetch_all(&mut *tx)
+                .await?;
+        for alias in aliases {
+            sqlx::query("DELETE FROM aliases WHERE model_id = $1 AND alias = $2")
+                .bind(model_id)
+                .bind(&alias)
+                .execute(&mut *tx)
+                .await?;
+            record_move(
+                &mut tx,
+                model_id,
+                &alias,
+                Some(number as i64),
+                None,
+                AliasAction::VersionDeleted,
+                actor,
+                now,
+                None,
+            )
+            .await?;
+        }
+        sqlx::query("DELETE FROM versions WHERE id = $1")
+            .bind(version_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE models SET updated_at = $2 WHERE id = $1")
+            .bind(model_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    // ---- aliases ----
+
+    /// Points `alias` at `target` (or removes it when `None`) and records the move, in
+    /// one transaction. Returns `None` when the alias already points there.
+    pub async fn move_alias(
+        &self,
+        model: &ModelName,
+        alias: &AliasName,
+        target: AliasTarget,
+        action: AliasAction,
+        actor: &str,
+        reason: Option<&str>,
+    ) -> Result<Option<AliasMove>> {
+        let mut tx = self.write_tx().await?;
+        let model_id: i64 = sqlx::query_scalar("SELECT id FROM models WHERE name = $1")
+            .bind(model.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| Error::ModelNotFound(model.to_string()))?;
+        let current: Option<i64> = sqlx::query_scalar(
+            "SELECT v.number FROM aliases a JOIN versions v ON v.id = a.version_id
+             WHERE a.model_id = $1 AND a.alias = $2",
+        )
+        .bind(model_id)
+        .bind(alias.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+
+        let to = match target {
+            AliasTarget::Version(n) => Some(n as i64),
+            AliasTarget::Remove => {
+                if current.is_none() {
+                    return Err(Error::AliasNotFound {
+                        model: model.to_string(),
+                        alias: alias.to_string(),
+                    });
+                }
+                None
+            }
+            AliasTarget::PreviousVersion => {
+                let last: Option<(Option<i64>,)> = sqlx::query_as(
+                    "SELECT from_version FROM alias_moves WHERE model_id = $1 AND alias = $2
+                     ORDER BY id DESC LIMIT 1",
+                )
+                .bind(model_id)
+                .bind(alias.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+                match last {
+                    None => {
+                        return Err(Error::AliasNotFound {
+                            model: model.to_string(),
+                            alias: alias.to_string(),
+                        });
+                    }
+                    Some((None,)) => {
+                        return Err(Error::Conflict(format!(
+                            "alias {alias:?} of model {model:?} has no earlier version to roll back to"
+                        )));
+                    }
+                    Some((Some(previous),)) => Some(previous),
+                }
+            }
+        };
+        if to == current {
+            return Ok(None);
+        }
+
+        let now = now_ms();
+        match to {
+            Some(number) => {
+                let version_id: i64 = sqlx::query_scalar(
+                    "SELECT id FROM versions WHERE model_id = $1 AND number = $2",
+                )
+                .bind(model_id)
+                .bind(number)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| match target {
+                    AliasTarget::PreviousVersion => Error::Conflict(format!(
+                        "alias {alias:?} pointed at {model}@{number} before, which was deleted"
+                    )),
+                    _ => Error::VersionNotFound(format!("{model}@{number}")),
+                })?;
+                sqlx::query(
+                    "INSERT INTO aliases (model_id, alias, version_id) VALUES ($1, $2, $3)
+                     ON CONFLICT (model_id, alias) DO UPDATE SET version_id = excluded.version_id",
+                )
+                .bind(model_id)
+                .bind(alias.as_str())
+                .bind(version_id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM aliases WHERE model_id = $1 AND alias = $2")
+                    .bind(model_id)
+                    .bind(alias.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        record_move(
+            &mut tx,
+            model_id,
+            alias.as_str(),
+            current,
+            to,
+            action,
+            actor,
+            now,
+            reason,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Some(AliasMove {
+            alias: alias.to_string(),
+            from: current.map(|n| n as u64),
+            to: to.map(|n| n as u64),
+            action,
+            actor: actor.to_owned(),
+            at: time_of(now),
+            reason: reason.map(str::to_owned),
+        }))
+    }
+
+    /// Every move of an alias, oldest first. `AliasNotFound` if it never existed.
+    pub async fn alias_history(
+        &self,
+        model: &ModelName,
+        alias: &AliasName,
+    ) -> Result<Vec<AliasMove>> {
+        let model_id = self.model_row(model).await?.id;
+        let rows = sqlx::query_as::<_, MoveRow>(
+            "SELECT alias, from_version, to_version, action, actor, at, reason FROM alias_moves
+             WHERE model_id = $1 AND alias = $2 ORDER BY id",
+        )
+        .bind(model_id)
+        .bind(alias.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        if rows.is_empty() {
+            return Err(Error::AliasNotFound {
+                model: model.to_string(),
+                alias: alias.to_string(),
+            });
+        }
+        rows.into_iter().map(MoveRow::into_move).collect()
+    }
+
+    // ---- blobs referenced by versions ----
+
+    /// Distinct blobs (digest, size) of one version, or of every version.
+    pub async fn referenced_blobs(
+        &self,
+        version: Option<(&ModelName, u64)>,
+    ) -> Result<Vec<(Sha256Digest, u64)>> {
+        let rows: Vec<(String, i64)> = match version {
+            Some((model, number)) => {
+                sqlx::query_as(
+                    "SELECT DISTINCT f.sha256, f.size FROM version_files f
+                     JOIN versions v ON v.id = f.version_id JOIN models m ON m.id = v.model_id
+                     WHERE m.name = $1 AND v.number = $2",
+                )
+                .bind(model.as_str())
+                .bind(number as i64)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query_as("SELECT DISTINCT sha256, size FROM version_files")
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        rows.into_iter()
+            .map(|(d, size)| Ok((parse_digest(&d)?, size as u64)))
+            .collect()
+    }
+
+    pub async fn count_versions(&self) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM versions")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n as u64)
+    }
+
+    /// Every version file that holds a blob.
+    pub async fn files_with_blob(&self, digest: &Sha256Digest) -> Result<Vec<FileRef>> {
+        let rows: Vec<(String, i64, String)> = sqlx::query_as(
+            "SELECT m.name, v.number, f.path FROM version_files f
+             JOIN versions v ON v.id = f.version_id JOIN models m ON m.id = v.model_id
+             WHERE f.sha256 = $1 ORDER BY m.name, v.number, f.path",
+        )
+        .bind(digest.to_hex())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(model, version, path)| FileRef {
+                model,
+                version: version as u64,
+                path,
+            })
+            .collect())
+    }
+}
+
+/// Where an alias move goes.
+#[derive(Debug, Clone, Copy)]
+pub enum AliasTarget {
+    Version(u64),
+    /// Where the alias pointed before its last move (rollback).
+    PreviousVersion,
+    Remove,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn record_move(
+    tx: &mut Transaction<'static, Sqlite>,
+    model_id: i64,
+    alias: &str,
+    from: Option<i64>,
+    to: Option<i64>,
+    action: AliasAction,
+    actor: &str,
+    at: i64,
+    reason: Option<&str>,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO alias_moves (model_id, alias, from_version, to_version, action, actor, at, reason)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(model_id)
+    .bind(alias)
+    .bind(from)
+    .bind(to)
+    .bind(action.as_str())
+    .bind(actor)
+    .bind(at)
+    .bind(reason)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn insert_key_values(
+    tx: &mut Transaction<'static, Sqlite>,
+    table: &'static str,
+    owner_column: &'static str,
+    owner: i64,
+    values: &BTreeMap<String, String>,
+) -> Result<()> {
+    let pairs: Vec<_> = values.iter().collect();
+    for chunk in pairs.chunks(INSERT_CHUNK) {
+        QueryBuilder::<Sqlite>::new(format!("INSERT INTO {table} ({owner_column}, key, value) "))
+            .push_values(chunk, |mut row, (k, v)| {
+                row.push_bind(owner)
+                    .push_bind(k.as_str())
+                    .push_bind(v.as_str());
+            })
+            .build()
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}

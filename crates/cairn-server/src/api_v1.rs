@@ -1,0 +1,310 @@
+//! The native REST API, `/api/v1/`: thin handlers that parse, call the registry
+//! service and map errors. Every route is listed in the OpenAPI document.
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use cairn_core::api::{
+    AliasMoveResponse, BlobStored, CreateModel, ErrorBody, MissingBlobsRequest,
+    MissingBlobsResponse, MoveAlias, NewVersion, Reason,
+};
+use cairn_core::{
+    AliasMove, AliasName, Model, ModelName, Sha256Digest, ValidationError, VerifyReport, Version,
+    VersionRef,
+};
+use cairn_registry::Registry;
+use futures::TryStreamExt;
+
+use crate::error::ApiError;
+use crate::extract::{Actor, ApiJson};
+
+type ApiResult<T> = Result<T, ApiError>;
+
+pub fn routes() -> Router<Registry> {
+    Router::new()
+        .route("/models", get(list_models).post(create_model))
+        .route("/models/{name}", get(get_model).delete(delete_model))
+        .route(
+            "/models/{name}/versions",
+            get(list_versions).post(create_version),
+        )
+        .route(
+            "/models/{name}/versions/{reference}",
+            get(get_version).delete(delete_version),
+        )
+        .route(
+            "/models/{name}/versions/{reference}/verify",
+            post(verify_version),
+        )
+        .route(
+            "/models/{name}/aliases/{alias}",
+            put(move_alias).delete(delete_alias),
+        )
+        .route(
+            "/models/{name}/aliases/{alias}/rollback",
+            post(rollback_alias),
+        )
+        .route("/models/{name}/aliases/{alias}/history", get(alias_history))
+        .route("/verify", post(verify_all))
+        .route("/blobs/missing", post(missing_blobs))
+        .route("/blobs/sha256/{digest}", put(put_blob).get(get_blob))
+}
+
+fn model_name(name: &str) -> ApiResult<ModelName> {
+    Ok(ModelName::new(name)?)
+}
+
+fn alias_name(alias: &str) -> ApiResult<AliasName> {
+    Ok(AliasName::new(alias)?)
+}
+
+fn version_number(model: &ModelName, reference: &str) -> ApiResult<u64> {
+    match reference.parse::<VersionRef>()? {
+        VersionRef::Number(n) => Ok(n),
+        _ => Err(ValidationError::Reference(
+            format!("{model}@{reference}"),
+            "deleting needs a version number, not an alias or \"latest\"",
+        )
+        .into()),
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/models", tag = "models",
+    responses((status = 200, description = "Every model, by name", body = Vec<Model>)))]
+pub async fn list_models(State(r): State<Registry>) -> ApiResult<Json<Vec<Model>>> {
+    Ok(Json(r.list_models().await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/models", tag = "models", request_body = CreateModel,
+    responses((status = 201, body = Model), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn create_model(
+    State(r): State<Registry>,
+    Actor(actor): Actor,
+    ApiJson(req): ApiJson<CreateModel>,
+) -> ApiResult<(StatusCode, Json<Model>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(r.create_model(&actor, &req).await?),
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/models/{name}", tag = "models",
+    params(("name" = String, Path, description = "Model name")),
+    responses((status = 200, body = Model), (status = 404, body = ErrorBody)))]
+pub async fn get_model(
+    State(r): State<Registry>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Model>> {
+    Ok(Json(r.get_model(&model_name(&name)?).await?))
+}
+
+#[utoipa::path(delete, path = "/api/v1/models/{name}", tag = "models",
+    params(("name" = String, Path, description = "Model name")),
+    responses((status = 204, description = "Deleted with its versions and aliases"), (status = 404, body = ErrorBody)))]
+pub async fn delete_model(
+    State(r): State<Registry>,
+    Actor(actor): Actor,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    r.delete_model(&actor, &model_name(&name)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/api/v1/models/{name}/versions", tag = "versions",
+    params(("name" = String, Path, description = "Model name")),
+    responses((status = 200, description = "Versions, oldest first, without manifests", body = Vec<Version>), (status = 404, body = ErrorBody)))]
+pub async fn list_versions(
+    State(r): State<Registry>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Vec<Version>>> {
+    Ok(Json(r.list_versions(&model_name(&name)?).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/models/{name}/versions", tag = "versions", request_body = NewVersion,
+    params(("name" = String, Path, description = "Model name; created if it does not exist")),
+    responses((status = 201, body = Version), (status = 400, description = "Invalid manifest or metadata, or blobs not uploaded", body = ErrorBody)))]
+pub async fn create_version(
+    State(r): State<Registry>,
+    Actor(actor): Actor,
+    Path(name): Path<String>,
+    ApiJson(new): ApiJson<NewVersion>,
+) -> ApiResult<(StatusCode, Json<Version>)> {
+    let version = r.create_version(&actor, &model_name(&name)?, &new).await?;
+    Ok((StatusCode::CREATED, Json(version)))
+}
+
+#[utoipa::path(get, path = "/api/v1/models/{name}/versions/{reference}", tag = "versions",
+    params(("name" = String, Path, description = "Model name"),
+           ("reference" = String, Path, description = "Version number, alias or `latest`")),
+    responses((status = 200, description = "The version with its manifest", body = Version), (status = 404, body = ErrorBody)))]
+pub async fn get_version(
+    State(r): State<Registry>,
+    Path((name, reference)): Path<(String, String)>,
+) -> ApiResult<Json<Version>> {
+    let reference: VersionRef = reference.parse()?;
+    Ok(Json(r.get_version(&model_name(&name)?, &reference).await?))
+}
+
+#[utoipa::path(delete, path = "/api/v1/models/{name}/versions/{reference}", tag = "versions",
+    params(("name" = String, Path, description = "Model name"),
+           ("reference" = String, Path, description = "Version number")),
+    responses((status = 204, description = "Deleted; aliases pointing at it are removed"), (status = 404, body = ErrorBody)))]
+pub async fn delete_version(
+    State(r): State<Registry>,
+    Actor(actor): Actor,
+    Path((name, reference)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let model = model_name(&name)?;
+    let number = version_number(&model, &reference)?;
+    r.delete_version(&actor, &model, number).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api/v1/models/{name}/versions/{reference}/verify", tag = "verify",
+    params(("name" = String, Path, description = "Model name"),
+           ("reference" = String, Path, description = "Version number, alias or `latest`")),
+    responses((status = 200, description = "Every blob of the version re-hashed; `problems` empty when intact", body = VerifyReport)))]
+pub async fn verify_version(
+    State(r): State<Registry>,
+    Path((name, reference)): Path<(String, String)>,
+) -> ApiResult<Json<VerifyReport>> {
+    let reference: VersionRef = reference.parse()?;
+    Ok(Json(
+        r.verify_version(&model_name(&name)?, &reference).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/verify", tag = "verify",
+    responses((status = 200, description = "Every blob of every version re-hashed", body = VerifyReport)))]
+pub async fn verify_all(State(r): State<Registry>) -> ApiResult<Json<VerifyReport>> {
+    Ok(Json(r.verify_all().await?))
+}
+
+#[utoipa::path(put, path = "/api/v1/models/{name}/aliases/{alias}", tag = "aliases", request_body = MoveAlias,
+    params(("name" = String, Path, description = "Model name"), ("alias" = String, Path, description = "Alias")),
+    responses((status = 200, body = AliasMoveResponse), (status = 404, body = ErrorBody)))]
+pub async fn move_alias(
+    State(r): State<Registry>,
+    Actor(actor): Actor,
+    Path((name, alias)): Path<(String, String)>,
+    ApiJson(req): ApiJson<MoveAlias>,
+) -> ApiResult<Json<AliasMoveResponse>> {
+    let recorded = r
+        .move_alias(
+            &actor,
+            &model_name(&name)?,
+            &alias_name(&alias)?,
+            req.version,
+            req.reason.as_deref(),
+        )
+        .await?;
+    Ok(Json(AliasMoveResponse { recorded }))
+}
+
+#[utoipa::path(delete, path = "/api/v1/models/{name}/aliases/{alias}", tag = "aliases",
+    params(("name" = String, Path, description = "Model name"), ("alias" = String, Path, description = "Alias"),
+           ("reason" = Option<String>, Query, description = "Why, for the alias history")),
+    responses((status = 200, body = AliasMoveResponse), (status = 404, body = ErrorBody)))]
+pub async fn delete_alias(
+    State(r): State<Registry>,
+    Actor(actor): Actor,
+    Path((name, alias)): Path<(String, String)>,
+    Query(reason): Query<Reason>,
+) -> ApiResult<Json<AliasMoveResponse>> {
+    let recorded = r
+        .delete_alias(
+            &actor,
+            &model_name(&name)?,
+            &alias_name(&alias)?,
+            reason.reason.as_deref(),
+        )
+        .await?;
+    Ok(Json(AliasMoveResponse { recorded }))
+}
+
+#[utoipa::path(post, path = "/api/v1/models/{name}/aliases/{alias}/rollback", tag = "aliases", request_body = Reason,
+    params(("name" = String, Path, description = "Model name"), ("alias" = String, Path, description = "Alias")),
+    responses((status = 200, description = "The alias is back where it pointed before its last move", body = AliasMoveResponse),
+              (status = 404, body = ErrorBody), (status = 409, description = "No earlier version", body = ErrorBody)))]
+pub async fn rollback_alias(
+    State(r): State<Registry>,
+    Actor(actor): Actor,
+    Path((name, alias)): Path<(String, String)>,
+    ApiJson(req): ApiJson<Reason>,
+) -> ApiResult<Json<AliasMoveResponse>> {
+    let recorded = r
+        .rollback_alias(
+            &actor,
+            &model_name(&name)?,
+            &alias_name(&alias)?,
+            req.reason.as_deref(),
+        )
+        .await?;
+    Ok(Json(AliasMoveResponse { recorded }))
+}
+
+#[utoipa::path(get, path = "/api/v1/models/{name}/aliases/{alias}/history", tag = "aliases",
+    params(("name" = String, Path, description = "Model name"), ("alias" = String, Path, description = "Alias")),
+    responses((status = 200, description = "Every move, oldest first", body = Vec<AliasMove>), (status = 404, body = ErrorBody)))]
+pub async fn alias_history(
+    State(r): State<Registry>,
+    Path((name, alias)): Path<(String, String)>,
+) -> ApiResult<Json<Vec<AliasMove>>> {
+    Ok(Json(
+        r.alias_history(&model_name(&name)?, &alias_name(&alias)?)
+            .await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/blobs/missing", tag = "blobs", request_body = MissingBlobsRequest,
+    responses((status = 200, description = "The digests the server does not hold", body = MissingBlobsResponse)))]
+pub async fn missing_blobs(
+    State(r): State<Registry>,
+    ApiJson(req): ApiJson<MissingBlobsRequest>,
+) -> ApiResult<Json<MissingBlobsResponse>> {
+    Ok(Json(MissingBlobsResponse {
+        missing: r.missing_blobs(&req.digests).await?,
+    }))
+}
+
+#[utoipa::path(put, path = "/api/v1/blobs/sha256/{digest}", tag = "blobs",
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    params(("digest" = String, Path, description = "SHA-256 of the body")),
+    responses((status = 201, body = BlobStored),
+              (status = 400, description = "The body does not hash to the digest, or was cut short; nothing is stored", body = ErrorBody)))]
+pub async fn put_blob(
+    State(r): State<Registry>,
+    Path(digest): Path<String>,
+    body: Body,
+) -> ApiResult<(StatusCode, Json<BlobStored>)> {
+    let digest: Sha256Digest = digest.parse()?;
+    let size = r.put_blob_stream(&digest, body.into_data_stream()).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(BlobStored {
+            sha256: digest,
+            size,
+        }),
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/blobs/sha256/{digest}", tag = "blobs",
+    params(("digest" = String, Path, description = "SHA-256 of the blob")),
+    responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>), (status = 404, body = ErrorBody)))]
+pub async fn get_blob(
+    State(r): State<Registry>,
+    Path(digest): Path<String>,
+) -> ApiResult<Response> {
+    let digest: Sha256Digest = digest.parse()?;
+    let blob = r.read_blob(&digest).await?;
+    let headers = [
+        (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+        (header::CONTENT_LENGTH, blob.size.to_string()),
+        (header::ETAG, format!("\"{digest}\"")),
+    ];
+    let stream = blob.stream.map_err(axum::Error::new);
+    Ok((headers, Body::from_stream(stream)).into_response())
+}

@@ -1,0 +1,83 @@
+//! Cairn's HTTP server: the native REST API (`/api/v1/`), its OpenAPI document, and the
+//! health endpoints, over one [`Registry`]. The server keeps no state of its own.
+
+mod api_v1;
+mod error;
+mod extract;
+mod openapi;
+
+use std::net::SocketAddr;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use cairn_registry::Registry;
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+
+pub use error::ApiError;
+pub use openapi::ApiDoc;
+
+/// JSON bodies (manifests of many files) up to this size; blob bodies stream and have
+/// no limit.
+const JSON_BODY_LIMIT: usize = 256 * 1024 * 1024;
+
+pub fn router(registry: Registry) -> Router {
+    Router::new()
+        .nest("/api/v1", api_v1::routes())
+        .route("/api/v1/openapi.json", get(openapi_json))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .layer(TraceLayer::new_for_http())
+        .with_state(registry)
+}
+
+async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+/// Ready when the metadata store answers.
+async fn readyz(State(r): State<Registry>) -> Result<&'static str, ApiError> {
+    r.check_ready().await.map_err(|e| {
+        tracing::warn!(error = %e, "not ready");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            "the metadata store does not answer",
+        )
+    })?;
+    Ok("ready")
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "no_such_route", "no such endpoint")
+}
+
+/// Serves until SIGINT or SIGTERM, then finishes in-flight requests.
+pub async fn serve(registry: Registry, listener: TcpListener) -> std::io::Result<()> {
+    let addr: SocketAddr = listener.local_addr()?;
+    tracing::info!(%addr, "serving");
+    axum::serve(listener, router(registry))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing a SIGTERM handler cannot fail on Unix");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down: finishing in-flight requests");
+}

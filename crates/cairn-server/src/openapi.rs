@@ -1,0 +1,33 @@
+//! The OpenAPI document of the native API, served at `/api/v1/openapi.json`.
+
+use utoipa::OpenApi;
+
+use crate::api_v1;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Cairn native API",
+        description = "Versioned, content-addressed model registry. Errors are `{\"code\", \"message\"}` with a 4xx/5xx status. Mutating requests may name their actor in the `x-cairn-actor` header."
+    ),
+    paths(
+        api_v1::list_models,
+        api_v1::create_model,
+        api_v1::get_model,
+        api_v1::delete_model,
+        api_v1::list_versions,
+        api_v1::create_version,
+        api_v1::get_version,
+        api_v1::delete_version,
+        api_v1::verify_version,
+        api_v1::verify_all,
+        api_v1::move_alias,
+        api_v1::delete_alias,
+        api_v1::rollback_alias,
+        api_v1::alias_history,
+        api_v1::missing_blobs,
+        api_v1::put_blob,
+        api_v1::get_blob,
+    )
+)]
+pub struct ApiDoc;
