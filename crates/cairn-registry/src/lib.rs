@@ -11,3 +11,6 @@ pub mod store;
 
 pub use error::{Error, Result};
 pub use service::Registry;
+
+#[cfg(test)]
+mod tests;

@@ -124,7 +124,23 @@ impl MetadataStore {
             .max_connections(8)
             .connect_with(options)
             .await?;
-        MIGRATIONS.run(&pool).await?;
+        // SQLite gives sqlx's migrator no lock: two processes opening a fresh registry
+        // at once would both create the tables. A lock file serializes them.
+        let lock_path = path.with_extension("db.migrate-lock");
+        let lock = tokio::task::spawn_blocking(move || {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&lock_path)?;
+            file.lock()?;
+            Ok::<_, std::io::Error>(file)
+        })
+        .await
+        .map_err(|e| Error::Io(std::io::Error::other(e)))??;
+        let migrated = MIGRATIONS.run(&pool).await;
+        drop(lock);
+        migrated?;
         Ok(Self { pool })
     }
 

@@ -1,0 +1,447 @@
+//! Service-level tests on a real SQLite database and a real local blob store.
+
+use std::collections::BTreeSet;
+
+use bytes::Bytes;
+use cairn_core::api::{CreateModel, NewVersion};
+use cairn_core::model::{AliasAction, BlobProblem};
+use cairn_core::{AliasName, FileEntry, Manifest, ModelName, Sha256Digest, VersionRef};
+
+use crate::{Error, Registry};
+
+const ACTOR: &str = "tester";
+
+async fn registry() -> (tempfile::TempDir, Registry) {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::open_local(dir.path()).await.unwrap();
+    (dir, registry)
+}
+
+fn name(s: &str) -> ModelName {
+    ModelName::new(s).unwrap()
+}
+
+fn alias(s: &str) -> AliasName {
+    AliasName::new(s).unwrap()
+}
+
+/// Stores `files` as blobs and returns the version request for them.
+async fn stage(registry: &Registry, files: &[(&str, &[u8])]) -> NewVersion {
+    let mut entries = Vec::new();
+    for (path, content) in files {
+        let digest = Sha256Digest::of(content);
+        registry
+            .put_blob_bytes(&digest, Bytes::copy_from_slice(content))
+            .await
+            .unwrap();
+        entries.push(FileEntry {
+            path: (*path).into(),
+            size: content.len() as u64,
+            sha256: digest,
+        });
+    }
+    NewVersion {
+        files: Manifest::new(entries).unwrap(),
+        description: String::new(),
+        tags: Default::default(),
+        metrics: Default::default(),
+        params: Default::default(),
+    }
+}
+
+fn blob_files(dir: &std::path::Path) -> BTreeSet<String> {
+    walk(&dir.join("blobs/sha256"))
+}
+
+fn walk(dir: &std::path::Path) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        if e.file_type().unwrap().is_dir() {
+            out.extend(walk(&e.path()));
+        } else {
+            out.insert(e.file_name().to_string_lossy().into_owned());
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn versions_are_numbered_from_one_and_never_reused() {
+    let (_dir, r) = registry().await;
+    let m = name("demo");
+    for expected in 1..=3 {
+        let new = stage(&r, &[("w.bin", format!("v{expected}").as_bytes())]).await;
+        assert_eq!(
+            r.create_version(ACTOR, &m, &new).await.unwrap().version,
+            expected
+        );
+    }
+    r.delete_version(ACTOR, &m, 3).await.unwrap();
+    let new = stage(&r, &[("w.bin", b"v4")]).await;
+    assert_eq!(r.create_version(ACTOR, &m, &new).await.unwrap().version, 4);
+    let numbers: Vec<u64> = r
+        .list_versions(&m)
+        .await
+        .unwrap()
+        .iter()
+        .map(|v| v.version)
+        .collect();
+    assert_eq!(numbers, [1, 2, 4]);
+    assert_eq!(
+        r.get_version(&m, &VersionRef::Latest)
+            .await
+            .unwrap()
+            .version,
+        4
+    );
+    assert!(matches!(
+        r.get_version(&m, &VersionRef::Number(3)).await,
+        Err(Error::VersionNotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn concurrent_registrations_get_distinct_gap_free_numbers() {
+    let (_dir, r) = registry().await;
+    let m = name("busy");
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let r = r.clone();
+        let m = m.clone();
+        tasks.push(tokio::spawn(async move {
+            let new = stage(&r, &[("f", format!("content {i}").as_bytes())]).await;
+            r.create_version(ACTOR, &m, &new).await.unwrap().version
+        }));
+    }
+    let mut numbers = Vec::new();
+    for t in tasks {
+        numbers.push(t.await.unwrap());
+    }
+    numbers.sort_unstable();
+    assert_eq!(numbers, (1..=24).collect::<Vec<u64>>());
+}
+
+#[tokio::test]
+async fn version_records_manifest_digest_and_metadata() {
+    let (_dir, r) = registry().await;
+    let mut new = stage(&r, &[("b.txt", b"two"), ("a/x.bin", b"one")]).await;
+    new.metrics.insert("accuracy".into(), 0.93);
+    new.params.insert("lr".into(), "0.01".into());
+    new.tags.insert("team".into(), "vision".into());
+    new.description = "first".into();
+    let expected_digest = new.files.digest();
+    let v = r.create_version(ACTOR, &name("m"), &new).await.unwrap();
+    assert_eq!(v.digest, expected_digest);
+    let shown = r
+        .get_version(&name("m"), &VersionRef::Number(1))
+        .await
+        .unwrap();
+    let files = shown.files.unwrap();
+    assert_eq!(files.len(), 2);
+    assert_eq!(files[0].path, "a/x.bin");
+    assert_eq!(files[0].sha256, Sha256Digest::of(b"one"));
+    assert_eq!(shown.metrics["accuracy"], 0.93);
+    assert_eq!(shown.params["lr"], "0.01");
+    assert_eq!(shown.tags["team"], "vision");
+    assert_eq!(shown.description, "first");
+    assert_eq!(shown.created_by, ACTOR);
+    assert_eq!((shown.file_count, shown.size), (2, 6));
+}
+
+#[tokio::test]
+async fn identical_files_are_stored_once() {
+    let (dir, r) = registry().await;
+    let v1 = stage(&r, &[("a", b"same"), ("b", b"one"), ("c", b"two")]).await;
+    r.create_version(ACTOR, &name("m1"), &v1).await.unwrap();
+    let v2 = stage(&r, &[("a", b"same"), ("b", b"one"), ("c", b"changed")]).await;
+    r.create_version(ACTOR, &name("m1"), &v2).await.unwrap();
+    let other = stage(&r, &[("copy", b"same")]).await;
+    r.create_version(ACTOR, &name("m2"), &other).await.unwrap();
+    assert_eq!(blob_files(dir.path()).len(), 4);
+}
+
+#[tokio::test]
+async fn registration_refuses_unstored_blobs_and_bad_metadata() {
+    let (_dir, r) = registry().await;
+    let mut new = stage(&r, &[("a", b"stored")]).await;
+    let ghost = Sha256Digest::of(b"never uploaded");
+    let mut files = new.files.files().to_vec();
+    files.push(FileEntry {
+        path: "ghost".into(),
+        size: 14,
+        sha256: ghost,
+    });
+    new.files = Manifest::new(files).unwrap();
+    match r.create_version(ACTOR, &name("m"), &new).await {
+        Err(Error::MissingBlobs(missing)) => assert_eq!(missing, [ghost]),
+        other => panic!("expected MissingBlobs, got {other:?}"),
+    }
+
+    let mut bad_metric = stage(&r, &[("a", b"stored")]).await;
+    bad_metric.metrics.insert("loss".into(), f64::NAN);
+    assert!(matches!(
+        r.create_version(ACTOR, &name("m"), &bad_metric).await,
+        Err(Error::Invalid(_))
+    ));
+    let mut bad_key = stage(&r, &[("a", b"stored")]).await;
+    bad_key.tags.insert("no=pe".into(), "x".into());
+    assert!(r.create_version(ACTOR, &name("m"), &bad_key).await.is_err());
+    // Nothing was registered by the refused requests.
+    assert!(matches!(
+        r.get_model(&name("m")).await,
+        Err(Error::ModelNotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn alias_moves_are_recorded_and_rollback_returns_to_the_previous_version() {
+    let (_dir, r) = registry().await;
+    let m = name("demo");
+    let prod = alias("production");
+    for i in 1..=2 {
+        let new = stage(&r, &[("w", format!("{i}").as_bytes())]).await;
+        r.create_version(ACTOR, &m, &new).await.unwrap();
+    }
+    assert!(matches!(
+        r.rollback_alias(ACTOR, &m, &prod, None).await,
+        Err(Error::AliasNotFound { .. })
+    ));
+    r.move_alias("alice", &m, &prod, 1, None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(
+        r.rollback_alias(ACTOR, &m, &prod, None).await,
+        Err(Error::Conflict(_))
+    ));
+    r.move_alias("bob", &m, &prod, 2, Some("better"))
+        .await
+        .unwrap()
+        .unwrap();
+    // Moving to where it already points records nothing.
+    assert!(
+        r.move_alias("bob", &m, &prod, 2, None)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let back = r
+        .rollback_alias("carol", &m, &prod, Some("regression"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((back.from, back.to), (Some(2), Some(1)));
+    assert_eq!(
+        r.get_version(&m, &VersionRef::Alias(prod.clone()))
+            .await
+            .unwrap()
+            .version,
+        1
+    );
+
+    let history = r.alias_history(&m, &prod).await.unwrap();
+    let moves: Vec<_> = history
+        .iter()
+        .map(|h| {
+            (
+                h.from,
+                h.to,
+                h.action,
+                h.actor.as_str(),
+                h.reason.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        moves,
+        [
+            (None, Some(1), AliasAction::Set, "alice", None),
+            (Some(1), Some(2), AliasAction::Set, "bob", Some("better")),
+            (
+                Some(2),
+                Some(1),
+                AliasAction::Rollback,
+                "carol",
+                Some("regression")
+            ),
+        ]
+    );
+    assert!(matches!(
+        r.move_alias(ACTOR, &m, &prod, 9, None).await,
+        Err(Error::VersionNotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn deleting_a_version_removes_its_aliases_and_records_why() {
+    let (_dir, r) = registry().await;
+    let m = name("demo");
+    for i in 1..=2 {
+        let new = stage(&r, &[("w", format!("{i}").as_bytes())]).await;
+        r.create_version(ACTOR, &m, &new).await.unwrap();
+    }
+    r.move_alias(ACTOR, &m, &alias("champion"), 2, None)
+        .await
+        .unwrap();
+    r.delete_version(ACTOR, &m, 2).await.unwrap();
+    assert!(r.get_model(&m).await.unwrap().aliases.is_empty());
+    let last = r
+        .alias_history(&m, &alias("champion"))
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert_eq!(
+        (last.from, last.to, last.action),
+        (Some(2), None, AliasAction::VersionDeleted)
+    );
+    // Rolling back would point at the deleted version: refused, nothing moves.
+    assert!(matches!(
+        r.rollback_alias(ACTOR, &m, &alias("champion"), None).await,
+        Err(Error::Conflict(_))
+    ));
+}
+
+#[tokio::test]
+async fn model_lifecycle() {
+    let (_dir, r) = registry().await;
+    let req = CreateModel {
+        name: "fraud".into(),
+        description: "card fraud".into(),
+        tags: [("owner".to_string(), "risk".to_string())].into(),
+    };
+    let m = r.create_model(ACTOR, &req).await.unwrap();
+    assert_eq!((m.version_count, m.latest_version), (0, None));
+    assert!(matches!(
+        r.create_model(ACTOR, &req).await,
+        Err(Error::ModelExists(_))
+    ));
+    let bad = CreateModel {
+        name: "../etc".into(),
+        ..Default::default()
+    };
+    assert!(matches!(
+        r.create_model(ACTOR, &bad).await,
+        Err(Error::Invalid(_))
+    ));
+    let new = stage(&r, &[("w", b"x")]).await;
+    r.create_version(ACTOR, &name("fraud"), &new).await.unwrap();
+    let shown = r.get_model(&name("fraud")).await.unwrap();
+    assert_eq!((shown.version_count, shown.latest_version), (1, Some(1)));
+    assert_eq!(shown.tags["owner"], "risk");
+    r.delete_model(ACTOR, &name("fraud")).await.unwrap();
+    assert!(r.list_models().await.unwrap().is_empty());
+    assert!(matches!(
+        r.delete_model(ACTOR, &name("fraud")).await,
+        Err(Error::ModelNotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_blob_whose_bytes_do_not_match_is_not_stored() {
+    let (dir, r) = registry().await;
+    let claimed = Sha256Digest::of(b"the real thing");
+    assert!(matches!(
+        r.put_blob_bytes(&claimed, Bytes::from_static(b"an impostor"))
+            .await,
+        Err(Error::DigestMismatch { .. })
+    ));
+    // Large enough for the streaming (multipart) path.
+    let big = vec![7u8; 20 * 1024 * 1024];
+    let chunks: Vec<Result<Bytes, std::io::Error>> = big
+        .chunks(1 << 20)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    assert!(matches!(
+        r.put_blob_stream(&claimed, futures::stream::iter(chunks))
+            .await,
+        Err(Error::DigestMismatch { .. })
+    ));
+    assert!(r.missing_blobs(&[claimed]).await.unwrap() == [claimed]);
+    assert!(blob_files(dir.path()).is_empty());
+    assert!(
+        walk(&dir.path().join("blobs/tmp")).is_empty(),
+        "staging left behind"
+    );
+}
+
+#[tokio::test]
+async fn an_interrupted_stream_leaves_nothing() {
+    let (dir, r) = registry().await;
+    let mut chunks: Vec<Result<Bytes, std::io::Error>> = (0..12)
+        .map(|_| Ok(Bytes::from(vec![1u8; 1 << 20])))
+        .collect();
+    chunks.push(Err(std::io::Error::other("connection reset")));
+    let digest = Sha256Digest::of(b"whatever");
+    assert!(matches!(
+        r.put_blob_stream(&digest, futures::stream::iter(chunks))
+            .await,
+        Err(Error::UploadInterrupted(_))
+    ));
+    assert!(blob_files(dir.path()).is_empty());
+    assert!(
+        walk(&dir.path().join("blobs/tmp")).is_empty(),
+        "staging left behind"
+    );
+}
+
+#[tokio::test]
+async fn a_large_streamed_blob_round_trips() {
+    let (_dir, r) = registry().await;
+    let big: Vec<u8> = (0..25 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let digest = Sha256Digest::of(&big);
+    let chunks: Vec<Result<Bytes, std::io::Error>> = big
+        .chunks(300_000)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    let size = r
+        .put_blob_stream(&digest, futures::stream::iter(chunks))
+        .await
+        .unwrap();
+    assert_eq!(size, big.len() as u64);
+    assert_eq!(
+        r.blobs().rehash(&digest).await.unwrap(),
+        Some((digest, size))
+    );
+}
+
+#[tokio::test]
+async fn verify_names_corrupt_and_missing_blobs_and_the_versions_they_break() {
+    let (dir, r) = registry().await;
+    let m = name("demo");
+    let v1 = stage(&r, &[("shared.bin", b"shared"), ("own.bin", b"own")]).await;
+    r.create_version(ACTOR, &m, &v1).await.unwrap();
+    let v2 = stage(&r, &[("shared.bin", b"shared"), ("other.bin", b"other")]).await;
+    r.create_version(ACTOR, &m, &v2).await.unwrap();
+    assert!(r.verify_all().await.unwrap().ok());
+
+    let shared = r.blobs().local_path(&Sha256Digest::of(b"shared")).unwrap();
+    let mut bytes = std::fs::read(&shared).unwrap();
+    bytes[0] ^= 0xff;
+    std::fs::write(&shared, bytes).unwrap();
+    std::fs::remove_file(r.blobs().local_path(&Sha256Digest::of(b"other")).unwrap()).unwrap();
+
+    let report = r.verify_version(&m, &VersionRef::Number(1)).await.unwrap();
+    assert_eq!(report.problems.len(), 1);
+    let p = &report.problems[0];
+    assert_eq!(p.problem, BlobProblem::Corrupt);
+    let broken: Vec<(u64, &str)> = p
+        .files
+        .iter()
+        .map(|f| (f.version, f.path.as_str()))
+        .collect();
+    assert_eq!(broken, [(1, "shared.bin"), (2, "shared.bin")]);
+
+    let all = r.verify_all().await.unwrap();
+    let kinds: BTreeSet<_> = all
+        .problems
+        .iter()
+        .map(|p| format!("{:?}", p.problem))
+        .collect();
+    assert_eq!(kinds, ["Corrupt".to_string(), "Missing".to_string()].into());
+    assert_eq!((all.versions, all.blobs), (2, 3));
+    drop(dir);
+}
