@@ -111,6 +111,34 @@ impl Sha256Hasher {
     }
 }
 
+/// Largest read buffer for [`hash_reader`].
+const HASH_BUFFER_MAX: usize = 1024 * 1024;
+
+/// Hashes everything `reader` yields, telling `on_bytes` of each chunk. `size_hint` (the
+/// expected size) keeps the buffer small for small files: hashing ten thousand 4 KiB
+/// files must not zero ten thousand megabyte buffers.
+pub fn hash_reader(
+    mut reader: impl std::io::Read,
+    size_hint: u64,
+    mut on_bytes: impl FnMut(u64),
+) -> std::io::Result<(Sha256Digest, u64)> {
+    let len = usize::try_from(size_hint.saturating_add(1))
+        .unwrap_or(HASH_BUFFER_MAX)
+        .clamp(8 * 1024, HASH_BUFFER_MAX);
+    let mut buf = vec![0u8; len];
+    let mut hasher = Sha256Hasher::new();
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => return Ok(hasher.finish()),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        on_bytes(n as u64);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,6 +154,17 @@ mod tests {
         h.update(b"a");
         h.update(b"bc");
         assert_eq!(h.finish(), (d, 3));
+    }
+
+    #[test]
+    fn hashes_readers_of_any_size() {
+        for size in [0usize, 1, 8191, 8192, 3 * 1024 * 1024 + 5] {
+            let data: Vec<u8> = (0..size).map(|i| (i % 253) as u8).collect();
+            let mut seen = 0;
+            let got = hash_reader(&data[..], 100, |n| seen += n).unwrap();
+            assert_eq!(got, (Sha256Digest::of(&data), size as u64));
+            assert_eq!(seen, size as u64);
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ pub mod model;
 pub mod name;
 pub mod reference;
 
-pub use digest::{Sha256Digest, Sha256Hasher};
+pub use digest::{Sha256Digest, Sha256Hasher, hash_reader};
 pub use manifest::{FileEntry, Manifest};
 pub use model::{AliasMove, Model, VerifyProblem, VerifyReport, Version};
 pub use name::{AliasName, MetaKey, ModelName};

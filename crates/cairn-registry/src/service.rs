@@ -88,7 +88,8 @@ impl Registry {
     // ---- versions ----
 
     /// Registers a new version of `model` (created if needed) from blobs already in the
-    /// store. The blobs are made durable before the metadata commits.
+    /// store. The blobs are made durable before the metadata commits. The answer leaves
+    /// out the manifest, which the caller just sent.
     pub async fn create_version(
         &self,
         actor: &str,

@@ -413,6 +413,21 @@ impl MetadataStore {
             .ok_or_else(|| Error::VersionNotFound(format!("{model}@{reference}")))
     }
 
+    /// A version without its manifest (`files` is `None`).
+    pub async fn get_version_summary(
+        &self,
+        model: &ModelName,
+        reference: &VersionRef,
+    ) -> Result<Version> {
+        let (model_id, row) = self.resolve_version(model, reference).await?;
+        let version_id = row.id;
+        let mut versions = self
+            .versions_from_rows(model, model_id, vec![row], Some(version_id))
+            .await?;
+        Ok(versions.remove(0))
+    }
+
+    /// A version with its manifest.
     pub async fn get_version(&self, model: &ModelName, reference: &VersionRef) -> Result<Version> {
         let (model_id, row) = self.resolve_version(model, reference).await?;
         let version_id = row.id;

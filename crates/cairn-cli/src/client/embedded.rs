@@ -10,7 +10,6 @@ use cairn_core::{
 };
 use cairn_registry::Registry;
 use futures::StreamExt;
-use tokio::io::AsyncReadExt;
 
 use super::{Download, RegistryClient};
 
@@ -132,13 +131,12 @@ impl RegistryClient for Embedded {
         size: u64,
         on_bytes: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<()> {
-        let mut f = tokio::fs::File::open(file).await?;
         if size <= SMALL_FILE {
-            let mut bytes = Vec::with_capacity(size as usize);
-            f.read_to_end(&mut bytes).await?;
+            let bytes = tokio::fs::read(file).await?;
             on_bytes(bytes.len() as u64);
             self.registry.put_blob_bytes(digest, bytes.into()).await?;
         } else {
+            let f = tokio::fs::File::open(file).await?;
             let stream =
                 tokio_util::io::ReaderStream::with_capacity(f, READ_CHUNK).inspect(|chunk| {
                     if let Ok(chunk) = chunk {

@@ -2,12 +2,11 @@
 //! byte on the way. Files land in temporary names first and are renamed into place only
 //! when every file of the version verified, so a corrupt blob never reaches DIR.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use cairn_core::{FileEntry, ModelVersionRef, Sha256Hasher};
+use cairn_core::{FileEntry, ModelVersionRef, Sha256Hasher, hash_reader};
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 
@@ -130,17 +129,9 @@ fn existing_state(target: &Path, entry: &FileEntry) -> Result<Existing> {
     if meta.len() != entry.size {
         return Ok(Existing::Differs);
     }
-    let mut file = std::fs::File::open(target)?;
-    let mut hasher = Sha256Hasher::new();
-    let mut buf = vec![0u8; 1024 * 1024];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(if hasher.finish().0 == entry.sha256 {
+    let file = std::fs::File::open(target)?;
+    let (digest, _) = hash_reader(file, entry.size, |_| {})?;
+    Ok(if digest == entry.sha256 {
         Existing::Same
     } else {
         Existing::Differs

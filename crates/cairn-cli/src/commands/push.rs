@@ -2,13 +2,12 @@
 //! lacks, then register the manifest as the next version.
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use cairn_core::api::NewVersion;
-use cairn_core::{FileEntry, Manifest, ModelName, Sha256Digest, Sha256Hasher};
+use cairn_core::{FileEntry, Manifest, ModelName, Sha256Digest, hash_reader};
 use futures::{StreamExt, TryStreamExt};
 
 use super::{parse_key_value, parse_metric};
@@ -17,7 +16,6 @@ use crate::{output, progress};
 
 /// Concurrent blob uploads.
 const UPLOAD_CONCURRENCY: usize = 8;
-const READ_CHUNK: usize = 1024 * 1024;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -47,7 +45,9 @@ struct LocalFile {
 }
 
 pub async fn run(registry: &dyn RegistryClient, args: Args) -> Result<ExitCode> {
+    let started = std::time::Instant::now();
     let files = collect_files(&args.path)?;
+    tracing::debug!(files = files.len(), elapsed = ?started.elapsed(), "walked");
     let total: u64 = files.iter().map(|f| f.size).sum();
 
     let bar = progress::bytes_bar(total, "hashing");
@@ -56,10 +56,12 @@ pub async fn run(registry: &dyn RegistryClient, args: Args) -> Result<ExitCode> 
         let source = f.source.clone();
         let bar = bar.clone();
         let path = f.path.clone();
+        let size = f.size;
         async move {
-            let (sha256, size) = tokio::task::spawn_blocking(move || hash_file(&source, &bar))
-                .await
-                .context("hashing task failed")??;
+            let (sha256, size) =
+                tokio::task::spawn_blocking(move || hash_file(&source, size, &bar))
+                    .await
+                    .context("hashing task failed")??;
             Ok::<_, anyhow::Error>(FileEntry { path, size, sha256 })
         }
     }))
@@ -67,6 +69,7 @@ pub async fn run(registry: &dyn RegistryClient, args: Args) -> Result<ExitCode> 
     .try_collect()
     .await?;
     bar.finish_and_clear();
+    tracing::debug!(elapsed = ?started.elapsed(), "hashed");
     let manifest = Manifest::new(entries)?;
 
     // One source file per distinct blob.
@@ -80,6 +83,7 @@ pub async fn run(registry: &dyn RegistryClient, args: Args) -> Result<ExitCode> 
     digests.sort_unstable();
     let missing = registry.missing_blobs(&digests).await?;
     let upload_bytes: u64 = missing.iter().map(|d| sources[d].1).sum();
+    tracing::debug!(missing = missing.len(), elapsed = ?started.elapsed(), "asked for missing blobs");
 
     let bar = progress::bytes_bar(upload_bytes, "uploading");
     futures::stream::iter(missing.iter().map(|digest| {
@@ -96,6 +100,7 @@ pub async fn run(registry: &dyn RegistryClient, args: Args) -> Result<ExitCode> 
     .try_collect::<()>()
     .await?;
     bar.finish_and_clear();
+    tracing::debug!(elapsed = ?started.elapsed(), "uploaded");
 
     let new = NewVersion {
         files: manifest,
@@ -105,6 +110,7 @@ pub async fn run(registry: &dyn RegistryClient, args: Args) -> Result<ExitCode> 
         params: args.params.into_iter().collect(),
     };
     let version = registry.create_version(&args.model, &new).await?;
+    tracing::debug!(elapsed = ?started.elapsed(), "registered");
     println!(
         "{}@{} {}",
         version.model,
@@ -133,21 +139,9 @@ fn manifest_sources<'a>(
         .map(move |entry| (entry, by_path[entry.path.as_str()]))
 }
 
-fn hash_file(path: &Path, bar: &indicatif::ProgressBar) -> Result<(Sha256Digest, u64)> {
-    let mut file =
-        std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut hasher = Sha256Hasher::new();
-    let mut buf = vec![0u8; READ_CHUNK];
-    loop {
-        let n = file
-            .read(&mut buf)
-            .with_context(|| format!("reading {}", path.display()))?;
-        if n == 0 {
-            return Ok(hasher.finish());
-        }
-        hasher.update(&buf[..n]);
-        bar.inc(n as u64);
-    }
+fn hash_file(path: &Path, size: u64, bar: &indicatif::ProgressBar) -> Result<(Sha256Digest, u64)> {
+    let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    hash_reader(file, size, |n| bar.inc(n)).with_context(|| format!("reading {}", path.display()))
 }
 
 /// Every regular file under `root` (or `root` itself), with manifest paths relative to
