@@ -55,6 +55,71 @@ fn staging_key() -> ObjectPath {
     ObjectPath::from(format!("blobs/tmp/{}", uuid::Uuid::new_v4()))
 }
 
+fn check_digest(expected: &Sha256Digest, bytes: &[u8]) -> Result<(), Error> {
+    let actual = Sha256Digest::of(bytes);
+    if actual != *expected {
+        return Err(Error::DigestMismatch {
+            expected: *expected,
+            actual,
+            size: bytes.len() as u64,
+        });
+    }
+    Ok(())
+}
+
+/// Writes one verified blob into a local store: a staging file beside its final name,
+/// then an atomic rename that refuses to replace (`RENAME_NOREPLACE`), falling back to
+/// link + unlink where the filesystem lacks it. Same layout and visibility rules as the
+/// `object_store` path (a blob is visible whole or not at all), but two directory
+/// operations per blob instead of three, with no task hop per blob: what makes a push
+/// of ten thousand small files cheap. Durability comes later, from `make_durable`.
+fn write_local_blob(root: &Path, digest: &Sha256Digest, bytes: &[u8]) -> Result<(), Error> {
+    use std::io::Write as _;
+
+    let hex = digest.to_hex();
+    let dir = root.join("blobs/sha256").join(&hex[..2]);
+    let target = dir.join(&hex);
+    if target.exists() {
+        return Ok(());
+    }
+    let staging = dir.join(format!(".staging-{}", uuid::Uuid::new_v4()));
+    let mut file = match std::fs::File::create_new(&staging) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(&dir)?;
+            std::fs::File::create_new(&staging)?
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let published = file
+        .write_all(bytes)
+        .and_then(|()| publish_no_replace(&staging, &target));
+    if published.is_err() {
+        let _ = std::fs::remove_file(&staging);
+    }
+    published.map_err(Error::from)
+}
+
+/// Moves `staging` to `target` unless `target` exists; an existing target is success
+/// (same digest, same bytes).
+fn publish_no_replace(staging: &Path, target: &Path) -> std::io::Result<()> {
+    use rustix::fs::{CWD, RenameFlags, renameat_with};
+
+    match renameat_with(CWD, staging, CWD, target, RenameFlags::NOREPLACE) {
+        Ok(()) => Ok(()),
+        Err(rustix::io::Errno::EXIST) => std::fs::remove_file(staging),
+        Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => {
+            let linked = match std::fs::hard_link(staging, target) {
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+                other => other,
+            };
+            std::fs::remove_file(staging)?;
+            linked
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 impl BlobStore {
     /// Blobs under `data_dir/blobs/`.
     pub fn local(data_dir: &Path) -> Result<Self, Error> {
@@ -133,16 +198,35 @@ impl BlobStore {
         Ok(missing)
     }
 
+    /// Stores many small blobs, each only if its bytes hash to its digest. On a local
+    /// directory one blocking task writes the whole batch (see [`write_local_blob`]);
+    /// elsewhere the blobs go up concurrently.
+    pub async fn put_many(&self, blobs: Vec<(Sha256Digest, Bytes)>) -> Result<(), Error> {
+        let Some(root) = self.local_root.clone() else {
+            let store = self.clone();
+            return futures::stream::iter(blobs)
+                .map(move |(digest, bytes)| {
+                    let store = store.clone();
+                    async move { store.put_bytes(&digest, bytes).await }
+                })
+                .buffer_unordered(HEAD_CONCURRENCY)
+                .try_collect()
+                .await;
+        };
+        tokio::task::spawn_blocking(move || {
+            for (expected, bytes) in blobs {
+                check_digest(&expected, &bytes)?;
+                write_local_blob(&root, &expected, &bytes)?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| Error::Io(std::io::Error::other(e)))?
+    }
+
     /// Stores `bytes` under `expected` if they hash to it.
     pub async fn put_bytes(&self, expected: &Sha256Digest, bytes: Bytes) -> Result<(), Error> {
-        let actual = Sha256Digest::of(&bytes);
-        if actual != *expected {
-            return Err(Error::DigestMismatch {
-                expected: *expected,
-                actual,
-                size: bytes.len() as u64,
-            });
-        }
+        check_digest(expected, &bytes)?;
         let opts = PutOptions {
             mode: PutMode::Create,
             ..Default::default()

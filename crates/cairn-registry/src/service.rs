@@ -243,6 +243,11 @@ impl Registry {
         self.blobs.put_bytes(digest, bytes).await
     }
 
+    /// Stores a batch of small blobs, each checked against its digest.
+    pub async fn put_blob_batch(&self, blobs: Vec<(Sha256Digest, Bytes)>) -> Result<()> {
+        self.blobs.put_many(blobs).await
+    }
+
     pub async fn put_blob_stream<E>(
         &self,
         digest: &Sha256Digest,

@@ -445,3 +445,28 @@ async fn verify_names_corrupt_and_missing_blobs_and_the_versions_they_break() {
     assert_eq!((all.versions, all.blobs), (2, 3));
     drop(dir);
 }
+
+#[tokio::test]
+async fn batched_writes_verify_each_blob_and_leave_no_staging_files() {
+    let (dir, r) = registry().await;
+    let good = Bytes::from_static(b"good bytes");
+    let good_digest = Sha256Digest::of(&good);
+    let forged_digest = Sha256Digest::of(b"what was promised");
+    let result = r
+        .put_blob_batch(vec![
+            (good_digest, good.clone()),
+            (forged_digest, Bytes::from_static(b"something else")),
+        ])
+        .await;
+    assert!(matches!(result, Err(Error::DigestMismatch { .. })));
+    assert_eq!(
+        r.missing_blobs(&[good_digest, forged_digest])
+            .await
+            .unwrap(),
+        [forged_digest]
+    );
+    // Writing an existing blob again is success, and stores nothing twice.
+    r.put_blob_batch(vec![(good_digest, good)]).await.unwrap();
+    let names = blob_files(dir.path());
+    assert_eq!(names, [good_digest.to_hex()].into());
+}

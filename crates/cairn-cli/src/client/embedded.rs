@@ -9,13 +9,15 @@ use cairn_core::{
     AliasMove, AliasName, Model, ModelName, Sha256Digest, VerifyReport, Version, VersionRef,
 };
 use cairn_registry::Registry;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 
-use super::{Download, RegistryClient};
+use super::{BlobSource, Download, RegistryClient};
 
 /// Files up to this size are uploaded from memory in one write.
 const SMALL_FILE: u64 = 8 * 1024 * 1024;
 const READ_CHUNK: usize = 1024 * 1024;
+/// Small files per read/write batch.
+const BATCH_FILES: usize = 256;
 
 pub struct Embedded {
     registry: Registry,
@@ -144,6 +146,48 @@ impl RegistryClient for Embedded {
                     }
                 });
             self.registry.put_blob_stream(digest, stream).await?;
+        }
+        Ok(())
+    }
+
+    /// Small files go in batches: one blocking task reads a batch, one writes it.
+    async fn upload_blobs(
+        &self,
+        blobs: &[BlobSource],
+        on_bytes: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<()> {
+        let (small, large): (Vec<_>, Vec<_>) = blobs.iter().partition(|b| b.size <= SMALL_FILE);
+        let parallelism = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let batches: Vec<Vec<BlobSource>> = small
+            .chunks(BATCH_FILES)
+            .map(|batch| batch.iter().map(|b| (*b).clone()).collect())
+            .collect();
+        futures::stream::iter(batches.into_iter().map(|jobs| async move {
+            let read = tokio::task::spawn_blocking(move || {
+                jobs.into_iter()
+                    .map(|b| {
+                        let bytes = std::fs::read(&b.path)
+                            .with_context(|| format!("reading {}", b.path.display()))?;
+                        Ok((b.digest, bytes::Bytes::from(bytes)))
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })
+            .await??;
+            let bytes: u64 = read.iter().map(|(_, b)| b.len() as u64).sum();
+            self.registry
+                .put_blob_batch(read)
+                .await
+                .context("a file changed while it was being pushed")?;
+            on_bytes(bytes);
+            Ok::<_, anyhow::Error>(())
+        }))
+        .buffer_unordered(parallelism)
+        .try_collect::<()>()
+        .await?;
+        for b in large {
+            self.upload_blob(&b.digest, &b.path, b.size, on_bytes)
+                .await
+                .with_context(|| format!("uploading {}", b.path.display()))?;
         }
         Ok(())
     }

@@ -15,6 +15,7 @@ use cairn_core::{
     AliasMove, AliasName, Model, ModelName, Sha256Digest, VerifyReport, Version, VersionRef,
 };
 use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
 
 /// A blob being downloaded.
 pub struct Download {
@@ -70,7 +71,37 @@ pub trait RegistryClient: Send + Sync {
         size: u64,
         on_bytes: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<()>;
+    /// Uploads many files as blobs; `on_bytes` is told of progress. By default, one
+    /// `upload_blob` per file, a few at a time.
+    async fn upload_blobs(
+        &self,
+        blobs: &[BlobSource],
+        on_bytes: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<()> {
+        // Indices, not references, keep the futures free of higher-ranked lifetimes.
+        futures::stream::iter(0..blobs.len())
+            .map(|i| async move {
+                let b = &blobs[i];
+                self.upload_blob(&b.digest, &b.path, b.size, on_bytes)
+                    .await
+                    .with_context(|| format!("uploading {}", b.path.display()))
+            })
+            .buffer_unordered(UPLOAD_CONCURRENCY)
+            .try_collect::<()>()
+            .await
+    }
     async fn download_blob(&self, digest: &Sha256Digest) -> Result<Download>;
+}
+
+/// Concurrent uploads of the default `upload_blobs`.
+const UPLOAD_CONCURRENCY: usize = 8;
+
+/// A local file to upload as the blob `digest`.
+#[derive(Debug, Clone)]
+pub struct BlobSource {
+    pub digest: Sha256Digest,
+    pub path: PathBuf,
+    pub size: u64,
 }
 
 /// Where the registry is: a local data directory, or a server.

@@ -11,11 +11,11 @@ use cairn_core::{FileEntry, Manifest, ModelName, Sha256Digest, hash_reader};
 use futures::{StreamExt, TryStreamExt};
 
 use super::{parse_key_value, parse_metric};
-use crate::client::RegistryClient;
+use crate::client::{BlobSource, RegistryClient};
 use crate::{output, progress};
 
-/// Concurrent blob uploads.
-const UPLOAD_CONCURRENCY: usize = 8;
+const HASH_BATCH_FILES: usize = 256;
+const HASH_BATCH_BYTES: u64 = 64 * 1024 * 1024;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -52,22 +52,31 @@ pub async fn run(registry: &dyn RegistryClient, args: Args) -> Result<ExitCode> 
 
     let bar = progress::bytes_bar(total, "hashing");
     let parallelism = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let entries: Vec<FileEntry> = futures::stream::iter(files.iter().map(|f| {
-        let source = f.source.clone();
+    // Files are hashed in batches, one blocking task per batch and one batch per core at
+    // a time: a task per file would cost more than hashing a small file does.
+    let batches: Vec<Vec<FileEntry>> = futures::stream::iter(hash_batches(&files).map(|batch| {
+        let jobs: Vec<(PathBuf, String, u64)> = batch
+            .iter()
+            .map(|f| (f.source.clone(), f.path.clone(), f.size))
+            .collect();
         let bar = bar.clone();
-        let path = f.path.clone();
-        let size = f.size;
         async move {
-            let (sha256, size) =
-                tokio::task::spawn_blocking(move || hash_file(&source, size, &bar))
-                    .await
-                    .context("hashing task failed")??;
-            Ok::<_, anyhow::Error>(FileEntry { path, size, sha256 })
+            tokio::task::spawn_blocking(move || {
+                jobs.into_iter()
+                    .map(|(source, path, size)| {
+                        let (sha256, size) = hash_file(&source, size, &bar)?;
+                        Ok(FileEntry { path, size, sha256 })
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })
+            .await
+            .context("hashing task failed")?
         }
     }))
     .buffered(parallelism)
     .try_collect()
     .await?;
+    let entries: Vec<FileEntry> = batches.into_iter().flatten().collect();
     bar.finish_and_clear();
     tracing::debug!(elapsed = ?started.elapsed(), "hashed");
     let manifest = Manifest::new(entries)?;
@@ -86,19 +95,18 @@ pub async fn run(registry: &dyn RegistryClient, args: Args) -> Result<ExitCode> 
     tracing::debug!(missing = missing.len(), elapsed = ?started.elapsed(), "asked for missing blobs");
 
     let bar = progress::bytes_bar(upload_bytes, "uploading");
-    futures::stream::iter(missing.iter().map(|digest| {
-        let (source, size) = sources[digest];
-        let bar = bar.clone();
-        async move {
-            registry
-                .upload_blob(digest, source, size, &move |n| bar.inc(n))
-                .await
-                .with_context(|| format!("uploading {}", source.display()))
-        }
-    }))
-    .buffer_unordered(UPLOAD_CONCURRENCY)
-    .try_collect::<()>()
-    .await?;
+    let uploads: Vec<BlobSource> = missing
+        .iter()
+        .map(|digest| {
+            let (source, size) = sources[digest];
+            BlobSource {
+                digest: *digest,
+                path: source.to_path_buf(),
+                size,
+            }
+        })
+        .collect();
+    registry.upload_blobs(&uploads, &|n| bar.inc(n)).await?;
     bar.finish_and_clear();
     tracing::debug!(elapsed = ?started.elapsed(), "uploaded");
 
@@ -125,6 +133,29 @@ pub async fn run(registry: &dyn RegistryClient, args: Args) -> Result<ExitCode> 
         output::bytes(upload_bytes)
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Consecutive runs of files of at most `HASH_BATCH_FILES` files and `HASH_BATCH_BYTES`
+/// bytes (a larger file forms a batch of its own).
+fn hash_batches(files: &[LocalFile]) -> impl Iterator<Item = &[LocalFile]> {
+    let mut rest = files;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut bytes = 0;
+        let mut len = 0;
+        while len < rest.len()
+            && len < HASH_BATCH_FILES
+            && (len == 0 || bytes + rest[len].size <= HASH_BATCH_BYTES)
+        {
+            bytes += rest[len].size;
+            len += 1;
+        }
+        let (batch, tail) = rest.split_at(len);
+        rest = tail;
+        Some(batch)
+    })
 }
 
 /// Pairs each manifest entry with the local file it came from.
