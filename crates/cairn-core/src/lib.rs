@@ -9,6 +9,8 @@ pub mod manifest;
 pub mod model;
 pub mod name;
 pub mod reference;
+pub mod search;
+pub mod tracking;
 
 pub use digest::{Sha256Digest, Sha256Hasher, hash_reader};
 pub use manifest::{FileEntry, Manifest};

@@ -247,8 +247,31 @@ impl BlobStore {
     pub async fn put_stream<E>(
         &self,
         expected: &Sha256Digest,
-        mut stream: impl futures::Stream<Item = Result<Bytes, E>> + Unpin,
+        stream: impl futures::Stream<Item = Result<Bytes, E>> + Unpin,
     ) -> Result<u64, Error>
+    where
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        Ok(self.ingest(Some(expected), stream).await?.1)
+    }
+
+    /// Streams in content whose digest the sender does not know (MLflow artifact
+    /// uploads): it is stored under whatever it hashes to. Returns (digest, size).
+    pub async fn put_stream_unknown<E>(
+        &self,
+        stream: impl futures::Stream<Item = Result<Bytes, E>> + Unpin,
+    ) -> Result<(Sha256Digest, u64), Error>
+    where
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        self.ingest(None, stream).await
+    }
+
+    async fn ingest<E>(
+        &self,
+        expected: Option<&Sha256Digest>,
+        mut stream: impl futures::Stream<Item = Result<Bytes, E>> + Unpin,
+    ) -> Result<(Sha256Digest, u64), Error>
     where
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
@@ -261,8 +284,9 @@ impl BlobStore {
                 Some(chunk) => head.extend_from_slice(&chunk.map_err(upload_failed)?),
                 None => {
                     let len = head.len() as u64;
-                    self.put_bytes(expected, head.freeze()).await?;
-                    return Ok(len);
+                    let digest = expected.copied().unwrap_or_else(|| Sha256Digest::of(&head));
+                    self.put_bytes(&digest, head.freeze()).await?;
+                    return Ok((digest, len));
                 }
             }
         }
@@ -290,22 +314,21 @@ impl BlobStore {
         writer.finish().await?;
 
         let (actual, size) = hasher.finish();
-        let published = if actual != *expected {
-            Err(Error::DigestMismatch {
+        let published = match expected {
+            Some(expected) if *expected != actual => Err(Error::DigestMismatch {
                 expected: *expected,
                 actual,
                 size,
-            })
-        } else {
-            match self
+            }),
+            _ => match self
                 .store
-                .rename_if_not_exists(&staging, &blob_key(expected))
+                .rename_if_not_exists(&staging, &blob_key(&actual))
                 .await
             {
-                Ok(()) => return Ok(size),
-                Err(object_store::Error::AlreadyExists { .. }) => Ok(size),
+                Ok(()) => return Ok((actual, size)),
+                Err(object_store::Error::AlreadyExists { .. }) => Ok((actual, size)),
                 Err(e) => Err(e.into()),
-            }
+            },
         };
         let _ = self.store.delete(&staging).await;
         published

@@ -19,6 +19,12 @@ pub enum Error {
     VersionNotFound(String),
     #[error("model {model:?} has no alias {alias:?}")]
     AliasNotFound { model: String, alias: String },
+    /// An experiment, run, logged model or artifact that does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// An experiment or other uniquely named thing that exists already.
+    #[error("{0}")]
+    AlreadyExists(String),
     #[error("blob sha256:{0} is not stored")]
     BlobNotFound(Sha256Digest),
     #[error(
@@ -52,6 +58,8 @@ impl Error {
             Self::Invalid(_) | Self::InvalidArgument(_) => "invalid_argument",
             Self::ModelNotFound(_) => "model_not_found",
             Self::ModelExists(_) => "model_exists",
+            Self::NotFound(_) => "not_found",
+            Self::AlreadyExists(_) => "already_exists",
             Self::VersionNotFound(_) => "version_not_found",
             Self::AliasNotFound { .. } => "alias_not_found",
             Self::BlobNotFound(_) => "blob_not_found",

@@ -8,9 +8,11 @@ pub mod blobs;
 mod error;
 mod service;
 pub mod store;
+pub mod tracking;
 
 pub use error::{Error, Result};
 pub use service::Registry;
+pub use store::{VersionExtras, VersionOrigin};
 
 #[cfg(test)]
 mod tests;

@@ -15,7 +15,8 @@ use cairn_core::{
 use futures::StreamExt;
 
 use crate::blobs::{BlobRead, BlobStore};
-use crate::store::{AliasTarget, MetadataStore, VersionInsert};
+use crate::store::{AliasTarget, MetadataStore, VersionExtras, VersionInsert, VersionOrigin};
+use crate::tracking::Tracking;
 use crate::{Error, Result};
 
 /// Longest description, in bytes.
@@ -31,6 +32,7 @@ const ACTOR_MAX: usize = 256;
 pub struct Registry {
     meta: MetadataStore,
     blobs: BlobStore,
+    tracking: Tracking,
 }
 
 impl Registry {
@@ -47,11 +49,21 @@ impl Registry {
         }
         let meta = MetadataStore::open_sqlite(database).await?;
         let blobs = BlobStore::local(data_dir)?;
-        Ok(Self { meta, blobs })
+        let tracking = Tracking::new(meta.clone(), blobs.clone());
+        Ok(Self {
+            meta,
+            blobs,
+            tracking,
+        })
     }
 
     pub fn blobs(&self) -> &BlobStore {
         &self.blobs
+    }
+
+    /// Experiments, runs, logged models and artifacts.
+    pub fn tracking(&self) -> &Tracking {
+        &self.tracking
     }
 
     /// Fails when the metadata store does not answer.
@@ -96,6 +108,18 @@ impl Registry {
         model: &ModelName,
         new: &NewVersion,
     ) -> Result<Version> {
+        self.create_version_from(actor, model, new, &VersionOrigin::default())
+            .await
+    }
+
+    /// [`Registry::create_version`], recording where the version came from.
+    pub async fn create_version_from(
+        &self,
+        actor: &str,
+        model: &ModelName,
+        new: &NewVersion,
+        origin: &VersionOrigin,
+    ) -> Result<Version> {
         let actor = check_actor(actor)?;
         check_text("description", &new.description, DESCRIPTION_MAX)?;
         check_key_values(&new.tags)?;
@@ -125,6 +149,7 @@ impl Registry {
                 digest: new.files.digest(),
                 new,
                 actor,
+                origin,
             })
             .await?;
         self.meta
@@ -144,6 +169,55 @@ impl Registry {
     pub async fn delete_version(&self, actor: &str, model: &ModelName, number: u64) -> Result<()> {
         self.meta
             .delete_version(model, number, check_actor(actor)?)
+            .await
+    }
+
+    /// The MLflow-only state of a version (origin, stage).
+    pub async fn version_extras(&self, model: &ModelName, number: u64) -> Result<VersionExtras> {
+        self.meta.version_extras(model, number).await
+    }
+
+    /// Sets or (with `None`) removes a tag of a model or, with `number`, of a version.
+    /// Tags and descriptions are metadata: a version's files never change.
+    pub async fn set_tag(
+        &self,
+        model: &ModelName,
+        number: Option<u64>,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<()> {
+        MetaKey::new(key)?;
+        if let Some(v) = value {
+            check_text(&format!("value of {key:?}"), v, VALUE_MAX)?;
+        }
+        self.meta.set_tag(model, number, key, value).await
+    }
+
+    pub async fn set_description(
+        &self,
+        model: &ModelName,
+        number: Option<u64>,
+        description: &str,
+    ) -> Result<()> {
+        check_text("description", description, DESCRIPTION_MAX)?;
+        self.meta.set_description(model, number, description).await
+    }
+
+    pub async fn rename_model(&self, model: &ModelName, new_name: &ModelName) -> Result<Model> {
+        self.meta.rename_model(model, new_name).await?;
+        self.meta.get_model(new_name).await
+    }
+
+    /// MLflow's legacy stages: None, Staging, Production, Archived.
+    pub async fn set_stage(
+        &self,
+        model: &ModelName,
+        number: u64,
+        stage: &str,
+        archive_others: bool,
+    ) -> Result<()> {
+        self.meta
+            .set_stage(model, number, stage, archive_others)
             .await
     }
 

@@ -106,6 +106,25 @@ pub(crate) struct VersionInsert<'a> {
     pub digest: Sha256Digest,
     pub new: &'a NewVersion,
     pub actor: &'a str,
+    pub origin: &'a VersionOrigin,
+}
+
+/// Where a version came from, as MLflow records it: the artifact URI it was registered
+/// from, the run that produced it, and the MLflow 3 logged model.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VersionOrigin {
+    pub source: String,
+    pub run_id: String,
+    pub run_link: String,
+    pub logged_model_id: Option<String>,
+}
+
+/// The MLflow-only state of a version: its origin, legacy stage and update time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionExtras {
+    pub origin: VersionOrigin,
+    pub stage: String,
+    pub updated_at: i64,
 }
 
 impl MetadataStore {
@@ -144,8 +163,12 @@ impl MetadataStore {
         Ok(Self { pool })
     }
 
-    async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>> {
+    pub(crate) async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>> {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
     }
 
     pub async fn ping(&self) -> Result<()> {
@@ -313,8 +336,9 @@ impl MetadataStore {
         .await?;
         let files = v.new.files.files();
         let version_id: i64 = sqlx::query_scalar(
-            "INSERT INTO versions (model_id, number, digest, description, file_count, size, created_by, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+            "INSERT INTO versions (model_id, number, digest, description, file_count, size, created_by, created_at,
+                                   updated_at, source, run_id, run_link, logged_model_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10, $11, $12) RETURNING id",
         )
         .bind(model_id)
         .bind(number)
@@ -324,6 +348,10 @@ impl MetadataStore {
         .bind(v.new.files.total_size() as i64)
         .bind(v.actor)
         .bind(now)
+        .bind(&v.origin.source)
+        .bind(&v.origin.run_id)
+        .bind(&v.origin.run_link)
+        .bind(&v.origin.logged_model_id)
         .fetch_one(&mut *tx)
         .await?;
 
@@ -586,6 +614,177 @@ impl MetadataStore {
         }
         sqlx::query("DELETE FROM versions WHERE id = $1")
             .bind(version_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE models SET updated_at = $2 WHERE id = $1")
+            .bind(model_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The MLflow-only state of a version.
+    pub async fn version_extras(&self, model: &ModelName, number: u64) -> Result<VersionExtras> {
+        let row: Option<(String, String, String, Option<String>, String, i64)> = sqlx::query_as(
+            "SELECT v.source, v.run_id, v.run_link, v.logged_model_id, v.stage, v.updated_at
+             FROM versions v JOIN models m ON m.id = v.model_id WHERE m.name = $1 AND v.number = $2",
+        )
+        .bind(model.as_str())
+        .bind(number as i64)
+        .fetch_optional(&self.pool)
+        .await?;
+        let (source, run_id, run_link, logged_model_id, stage, updated_at) =
+            row.ok_or_else(|| Error::VersionNotFound(format!("{model}@{number}")))?;
+        Ok(VersionExtras {
+            origin: VersionOrigin {
+                source,
+                run_id,
+                run_link,
+                logged_model_id,
+            },
+            stage,
+            updated_at,
+        })
+    }
+
+    async fn version_id(&self, model: &ModelName, number: u64) -> Result<(i64, i64)> {
+        let found: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT v.model_id, v.id FROM versions v JOIN models m ON m.id = v.model_id
+             WHERE m.name = $1 AND v.number = $2",
+        )
+        .bind(model.as_str())
+        .bind(number as i64)
+        .fetch_optional(&self.pool)
+        .await?;
+        match found {
+            Some(ids) => Ok(ids),
+            None => {
+                self.model_row(model).await?;
+                Err(Error::VersionNotFound(format!("{model}@{number}")))
+            }
+        }
+    }
+
+    /// Sets (`Some`) or removes (`None`) a tag of a model (`number` `None`) or version.
+    pub async fn set_tag(
+        &self,
+        model: &ModelName,
+        number: Option<u64>,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<()> {
+        let (table, owner_column, owner) = match number {
+            Some(n) => (
+                "version_tags",
+                "version_id",
+                self.version_id(model, n).await?.1,
+            ),
+            None => ("model_tags", "model_id", self.model_row(model).await?.id),
+        };
+        let sql = match value {
+            Some(_) => format!(
+                "INSERT INTO {table} ({owner_column}, key, value) VALUES ($1, $2, $3)
+                 ON CONFLICT ({owner_column}, key) DO UPDATE SET value = excluded.value"
+            ),
+            None => {
+                format!("DELETE FROM {table} WHERE {owner_column} = $1 AND key = $2 AND $3 IS NULL")
+            }
+        };
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(owner)
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Sets the description of a model (`number` `None`) or version.
+    pub async fn set_description(
+        &self,
+        model: &ModelName,
+        number: Option<u64>,
+        description: &str,
+    ) -> Result<()> {
+        let now = now_ms();
+        match number {
+            Some(n) => {
+                let (_, version_id) = self.version_id(model, n).await?;
+                sqlx::query("UPDATE versions SET description = $2, updated_at = $3 WHERE id = $1")
+                    .bind(version_id)
+                    .bind(description)
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?;
+            }
+            None => {
+                let id = self.model_row(model).await?.id;
+                sqlx::query("UPDATE models SET description = $2, updated_at = $3 WHERE id = $1")
+                    .bind(id)
+                    .bind(description)
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn rename_model(&self, model: &ModelName, new_name: &ModelName) -> Result<()> {
+        let id = self.model_row(model).await?.id;
+        let now = now_ms();
+        let mut tx = self.write_tx().await?;
+        let renamed = sqlx::query("UPDATE models SET name = $2, updated_at = $3 WHERE id = $1")
+            .bind(id)
+            .bind(new_name.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await;
+        match renamed {
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                return Err(Error::ModelExists(new_name.to_string()));
+            }
+            other => other?,
+        };
+        sqlx::query("UPDATE versions SET updated_at = $2 WHERE model_id = $1")
+            .bind(id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Moves a version to an MLflow stage; with `archive_others`, versions in that stage
+    /// move to Archived.
+    pub async fn set_stage(
+        &self,
+        model: &ModelName,
+        number: u64,
+        stage: &str,
+        archive_others: bool,
+    ) -> Result<()> {
+        let (model_id, version_id) = self.version_id(model, number).await?;
+        let now = now_ms();
+        let mut tx = self.write_tx().await?;
+        if archive_others && matches!(stage, "Staging" | "Production") {
+            sqlx::query(
+                "UPDATE versions SET stage = 'Archived', updated_at = $3
+                 WHERE model_id = $1 AND stage = $2 AND id != $4",
+            )
+            .bind(model_id)
+            .bind(stage)
+            .bind(now)
+            .bind(version_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query("UPDATE versions SET stage = $2, updated_at = $3 WHERE id = $1")
+            .bind(version_id)
+            .bind(stage)
+            .bind(now)
             .execute(&mut *tx)
             .await?;
         sqlx::query("UPDATE models SET updated_at = $2 WHERE id = $1")

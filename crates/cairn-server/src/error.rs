@@ -36,8 +36,11 @@ fn status_of(e: &Error) -> StatusCode {
         Error::ModelNotFound(_)
         | Error::VersionNotFound(_)
         | Error::AliasNotFound { .. }
-        | Error::BlobNotFound(_) => StatusCode::NOT_FOUND,
-        Error::ModelExists(_) | Error::Conflict(_) => StatusCode::CONFLICT,
+        | Error::BlobNotFound(_)
+        | Error::NotFound(_) => StatusCode::NOT_FOUND,
+        Error::ModelExists(_) | Error::AlreadyExists(_) | Error::Conflict(_) => {
+            StatusCode::CONFLICT
+        }
         Error::Database(_) | Error::Migration(_) | Error::Storage(_) | Error::Io(_) => {
             StatusCode::INTERNAL_SERVER_ERROR
         }

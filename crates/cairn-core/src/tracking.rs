@@ -1,0 +1,143 @@
+//! Experiment tracking: experiments, runs with params, metrics and tags, logged models.
+//! The same concepts as MLflow's, which is how most teams already track training; the
+//! MLflow API is one view of them, Cairn's own API (later) another.
+
+use std::collections::BTreeMap;
+
+/// Lifecycle of experiments, runs and logged models: deleted ones can be restored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifecycle {
+    Active,
+    Deleted,
+}
+
+impl Lifecycle {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Deleted => "deleted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "active" => Some(Self::Active),
+            "deleted" => Some(Self::Deleted),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Experiment {
+    pub id: i64,
+    pub name: String,
+    pub artifact_location: String,
+    pub lifecycle: Lifecycle,
+    pub creation_time: i64,
+    pub last_update_time: i64,
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStatus {
+    Running,
+    Scheduled,
+    Finished,
+    Failed,
+    Killed,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "RUNNING",
+            Self::Scheduled => "SCHEDULED",
+            Self::Finished => "FINISHED",
+            Self::Failed => "FAILED",
+            Self::Killed => "KILLED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Running,
+            Self::Scheduled,
+            Self::Finished,
+            Self::Failed,
+            Self::Killed,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunInfo {
+    pub id: String,
+    pub experiment_id: i64,
+    pub name: String,
+    pub user_id: String,
+    pub status: RunStatus,
+    pub start_time: i64,
+    pub end_time: Option<i64>,
+    pub lifecycle: Lifecycle,
+    pub artifact_uri: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metric {
+    pub key: String,
+    pub value: f64,
+    pub timestamp: i64,
+    pub step: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DatasetInput {
+    pub name: String,
+    pub digest: String,
+    pub source_type: String,
+    pub source: String,
+    pub schema: Option<String>,
+    pub profile: Option<String>,
+    /// The `mlflow.data.context` input tag (train, eval…).
+    pub context: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Run {
+    pub info: RunInfo,
+    /// Latest value per key.
+    pub metrics: Vec<Metric>,
+    pub params: BTreeMap<String, String>,
+    pub tags: BTreeMap<String, String>,
+    pub inputs: Vec<DatasetInput>,
+    /// Logged models this run produced: (model id, step).
+    pub outputs: Vec<(String, i64)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoggedModel {
+    pub id: String,
+    pub experiment_id: i64,
+    pub name: String,
+    pub artifact_uri: String,
+    pub status: String,
+    pub model_type: String,
+    pub source_run_id: Option<String>,
+    pub creation_time: i64,
+    pub last_updated_time: i64,
+    pub tags: BTreeMap<String, String>,
+    pub params: BTreeMap<String, String>,
+}
+
+/// One entry of an artifact directory listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArtifactEntry {
+    /// Name relative to the listed directory.
+    pub name: String,
+    pub is_dir: bool,
+    /// Files only.
+    pub size: Option<u64>,
+}
