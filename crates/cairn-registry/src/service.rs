@@ -177,6 +177,14 @@ impl Registry {
         self.meta.version_extras(model, number).await
     }
 
+    /// The MLflow-only state of every version of a model, by number.
+    pub async fn all_version_extras(
+        &self,
+        model: &ModelName,
+    ) -> Result<std::collections::HashMap<u64, VersionExtras>> {
+        self.meta.all_version_extras(model).await
+    }
+
     /// Sets or (with `None`) removes a tag of a model or, with `number`, of a version.
     /// Tags and descriptions are metadata: a version's files never change.
     pub async fn set_tag(

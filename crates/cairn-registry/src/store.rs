@@ -649,6 +649,41 @@ impl MetadataStore {
         })
     }
 
+    /// The MLflow-only state of every version of a model, by number.
+    pub async fn all_version_extras(
+        &self,
+        model: &ModelName,
+    ) -> Result<HashMap<u64, VersionExtras>> {
+        #[allow(clippy::type_complexity)]
+        let rows: Vec<(i64, String, String, String, Option<String>, String, i64)> = sqlx::query_as(
+            "SELECT v.number, v.source, v.run_id, v.run_link, v.logged_model_id, v.stage, v.updated_at
+             FROM versions v JOIN models m ON m.id = v.model_id WHERE m.name = $1",
+        )
+        .bind(model.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(n, source, run_id, run_link, logged_model_id, stage, updated_at)| {
+                    (
+                        n as u64,
+                        VersionExtras {
+                            origin: VersionOrigin {
+                                source,
+                                run_id,
+                                run_link,
+                                logged_model_id,
+                            },
+                            stage,
+                            updated_at,
+                        },
+                    )
+                },
+            )
+            .collect())
+    }
+
     async fn version_id(&self, model: &ModelName, number: u64) -> Result<(i64, i64)> {
         let found: Option<(i64, i64)> = sqlx::query_as(
             "SELECT v.model_id, v.id FROM versions v JOIN models m ON m.id = v.model_id

@@ -4,6 +4,7 @@
 mod api_v1;
 mod error;
 mod extract;
+mod mlflow;
 mod openapi;
 
 use std::net::SocketAddr;
@@ -28,6 +29,7 @@ const JSON_BODY_LIMIT: usize = 256 * 1024 * 1024;
 pub fn router(registry: Registry) -> Router {
     Router::new()
         .nest("/api/v1", api_v1::routes())
+        .merge(mlflow::routes())
         .route("/api/v1/openapi.json", get(openapi_json))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))

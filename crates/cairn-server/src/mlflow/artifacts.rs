@@ -1,0 +1,234 @@
+//! MLflow's proxied artifact API (`/api/2.0/mlflow-artifacts/artifacts/...`) over the
+//! content-addressed blob store. Registered versions appear read-only under
+//! `_cairn/versions/<model>/<version>/`, served from their manifests, so what a client
+//! downloads for `models:/NAME/N` is exactly the verified, immutable version.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use cairn_core::tracking::ArtifactEntry;
+use cairn_core::{FileEntry, ModelName, Sha256Digest, VersionRef};
+use cairn_registry::Registry;
+use futures::TryStreamExt;
+use serde_json::{Value, json};
+
+use super::error::{MlflowError, MlflowResult};
+use super::registry::VERSION_ARTIFACTS;
+use super::request::Fields;
+
+/// A path under the registered-versions prefix: the version and the rest.
+fn version_path(path: &str) -> Option<(&str, &str, &str)> {
+    let rest = path.strip_prefix(VERSION_ARTIFACTS)?.strip_prefix('/')?;
+    let (model, rest) = rest.split_once('/').unwrap_or((rest, ""));
+    let (number, rest) = rest.split_once('/').unwrap_or((rest, ""));
+    Some((model, number, rest.trim_end_matches('/')))
+}
+
+async fn version_files(r: &Registry, model: &str, number: &str) -> MlflowResult<Vec<FileEntry>> {
+    let model = ModelName::new(model)?;
+    let number: u64 = number
+        .parse()
+        .map_err(|_| MlflowError::not_found(format!("no such version: {model}@{number}")))?;
+    let v = r.get_version(&model, &VersionRef::Number(number)).await?;
+    Ok(v.files.unwrap_or_default())
+}
+
+/// Children of `dir` among `files` (paths relative to the same root).
+fn children(files: impl Iterator<Item = (String, u64)>, dir: &str) -> Vec<ArtifactEntry> {
+    let prefix = if dir.is_empty() {
+        String::new()
+    } else {
+        format!("{dir}/")
+    };
+    let mut out: std::collections::BTreeMap<String, ArtifactEntry> = Default::default();
+    for (path, size) in files {
+        let Some(rest) = path.strip_prefix(&prefix) else {
+            continue;
+        };
+        match rest.split_once('/') {
+            Some((child, _)) => {
+                out.entry(child.to_owned()).or_insert(ArtifactEntry {
+                    name: child.to_owned(),
+                    is_dir: true,
+                    size: None,
+                });
+            }
+            None => {
+                out.insert(
+                    rest.to_owned(),
+                    ArtifactEntry {
+                        name: rest.to_owned(),
+                        is_dir: false,
+                        size: Some(size),
+                    },
+                );
+            }
+        }
+    }
+    out.into_values().collect()
+}
+
+fn listing(entries: Vec<ArtifactEntry>, parent: Option<&str>) -> Value {
+    if entries.is_empty() {
+        return json!({});
+    }
+    let files: Vec<Value> = entries
+        .into_iter()
+        .map(|e| {
+            let path = match parent {
+                Some(p) if !p.is_empty() => format!("{p}/{}", e.name),
+                _ => e.name,
+            };
+            let mut item = json!({"path": path, "is_dir": e.is_dir});
+            if let Some(size) = e.size {
+                item["file_size"] = json!(size);
+            }
+            item
+        })
+        .collect();
+    json!({ "files": files })
+}
+
+pub async fn list(State(r): State<Registry>, f: Fields) -> MlflowResult<Json<Value>> {
+    let dir = f.opt_str("path")?.unwrap_or_default();
+    let dir = dir.trim_matches('/');
+    if dir.split('/').any(|s| s == "..") {
+        return Err(MlflowError::invalid("Invalid path"));
+    }
+    if let Some((model, number, rest)) = version_path(dir) {
+        let files = version_files(&r, model, number).await?;
+        let entries = children(files.into_iter().map(|f| (f.path, f.size)), rest);
+        return Ok(Json(listing(entries, None)));
+    }
+    let entries = r.tracking().list_artifacts(dir).await?;
+    Ok(Json(listing(entries, None)))
+}
+
+fn content_type(path: &str) -> &'static str {
+    let ext = path.rsplit('.').next().unwrap_or("");
+    let name = path.rsplit('/').next().unwrap_or(path);
+    match ext {
+        "txt" | "yaml" | "yml" | "md" | "log" | "py" | "csv" => "text/plain",
+        "json" => "application/json",
+        "html" | "htm" => "text/html",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "svg" => "image/svg+xml",
+        _ if name == "MLmodel" => "text/plain",
+        _ => "application/octet-stream",
+    }
+}
+
+async fn serve_blob(r: &Registry, digest: &Sha256Digest, path: &str) -> MlflowResult<Response> {
+    let blob = r.tracking().read_blob(digest).await?;
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let headers = [
+        (header::CONTENT_TYPE, content_type(path).to_owned()),
+        (header::CONTENT_LENGTH, blob.size.to_string()),
+        (
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{}\"", name.replace('"', "")),
+        ),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+    ];
+    Ok((
+        headers,
+        Body::from_stream(blob.stream.map_err(axum::Error::new)),
+    )
+        .into_response())
+}
+
+pub async fn download(
+    State(r): State<Registry>,
+    Path(path): Path<String>,
+) -> MlflowResult<Response> {
+    let path = path.trim_end_matches('/');
+    if let Some((model, number, rest)) = version_path(path) {
+        let files = version_files(&r, model, number).await?;
+        let file = files
+            .iter()
+            .find(|f| f.path == rest)
+            .ok_or_else(|| MlflowError::not_found(format!("File {path} does not exist")))?;
+        return serve_blob(&r, &file.sha256, path).await;
+    }
+    match r.tracking().artifact_blob(path).await? {
+        Some((digest, _)) => serve_blob(&r, &digest, path).await,
+        None if !r.tracking().list_artifacts(path).await?.is_empty() => {
+            Err(MlflowError::invalid(format!("{path} is a directory")))
+        }
+        None => Err(MlflowError::not_found(format!(
+            "File {path} does not exist"
+        ))),
+    }
+}
+
+pub async fn upload(
+    State(r): State<Registry>,
+    Path(path): Path<String>,
+    body: Body,
+) -> MlflowResult<Json<Value>> {
+    if version_path(&path).is_some() {
+        return Err(MlflowError::invalid("registered versions are read-only"));
+    }
+    r.tracking()
+        .put_artifact(&path, body.into_data_stream())
+        .await?;
+    Ok(Json(json!({})))
+}
+
+pub async fn delete(
+    State(r): State<Registry>,
+    Path(path): Path<String>,
+) -> MlflowResult<Json<Value>> {
+    if version_path(&path).is_some() {
+        return Err(MlflowError::invalid("registered versions are read-only"));
+    }
+    r.tracking().delete_artifacts(&path).await?;
+    Ok(Json(json!({})))
+}
+
+/// `artifacts/list` of the tracking API: paths relative to the run's artifact root.
+pub async fn list_run_artifacts(State(r): State<Registry>, f: Fields) -> MlflowResult<Json<Value>> {
+    let run_id = match f.opt_str("run_id")?.filter(|s| !s.is_empty()) {
+        Some(id) => id,
+        None => f.str("run_uuid")?,
+    };
+    let run = r.tracking().get_run(&run_id).await?;
+    let root = super::registry::artifact_path(&run.info.artifact_uri).unwrap_or_default();
+    let sub = f.opt_str("path")?.unwrap_or_default();
+    let sub = sub.trim_matches('/');
+    let dir = if sub.is_empty() {
+        root.clone()
+    } else {
+        format!("{root}/{sub}")
+    };
+    let entries = r.tracking().list_artifacts(&dir).await?;
+    let mut out = listing(entries, Some(sub));
+    out["root_uri"] = json!(run.info.artifact_uri);
+    Ok(Json(out))
+}
+
+/// The UI's artifact viewer: `get-artifact?run_uuid=…&path=…`.
+pub async fn get_run_artifact(State(r): State<Registry>, f: Fields) -> MlflowResult<Response> {
+    let run_id = match f.opt_str("run_id")?.filter(|s| !s.is_empty()) {
+        Some(id) => id,
+        None => f.str("run_uuid")?,
+    };
+    let run = r.tracking().get_run(&run_id).await?;
+    let root = super::registry::artifact_path(&run.info.artifact_uri).unwrap_or_default();
+    let path = format!("{root}/{}", f.str("path")?.trim_matches('/'));
+    download(State(r), Path(path)).await
+}
+
+/// The UI's file viewer for registered versions.
+pub async fn get_version_artifact(State(r): State<Registry>, f: Fields) -> MlflowResult<Response> {
+    let path = format!(
+        "{VERSION_ARTIFACTS}/{}/{}/{}",
+        f.str("name")?,
+        f.str("version")?,
+        f.str("path")?.trim_matches('/')
+    );
+    download(State(r), Path(path)).await
+}

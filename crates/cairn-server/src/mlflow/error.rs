@@ -1,0 +1,99 @@
+//! MLflow's error contract: `{"error_code", "message"}` with the status MLflow uses for
+//! each code. Clients branch on the codes (`RESOURCE_DOES_NOT_EXIST` makes
+//! `get_experiment_by_name` return None; `RESOURCE_ALREADY_EXISTS` lets `log_model` go on).
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use cairn_registry::Error;
+use serde_json::json;
+
+#[derive(Debug)]
+pub struct MlflowError {
+    pub code: &'static str,
+    pub message: String,
+}
+
+pub const RESOURCE_DOES_NOT_EXIST: &str = "RESOURCE_DOES_NOT_EXIST";
+pub const INVALID_PARAMETER_VALUE: &str = "INVALID_PARAMETER_VALUE";
+pub const RESOURCE_ALREADY_EXISTS: &str = "RESOURCE_ALREADY_EXISTS";
+pub const INTERNAL_ERROR: &str = "INTERNAL_ERROR";
+
+impl MlflowError {
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self {
+            code: INVALID_PARAMETER_VALUE,
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self {
+            code: RESOURCE_DOES_NOT_EXIST,
+            message: message.into(),
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self.code {
+            RESOURCE_DOES_NOT_EXIST => StatusCode::NOT_FOUND,
+            INVALID_PARAMETER_VALUE | RESOURCE_ALREADY_EXISTS => StatusCode::BAD_REQUEST,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<Error> for MlflowError {
+    fn from(e: Error) -> Self {
+        let code = match &e {
+            Error::ModelNotFound(_)
+            | Error::VersionNotFound(_)
+            | Error::BlobNotFound(_)
+            | Error::NotFound(_) => RESOURCE_DOES_NOT_EXIST,
+            // MLflow answers an unknown alias with 400.
+            Error::AliasNotFound { .. }
+            | Error::Invalid(_)
+            | Error::InvalidArgument(_)
+            | Error::DigestMismatch { .. }
+            | Error::UploadInterrupted(_)
+            | Error::MissingBlobs(_)
+            | Error::Conflict(_) => INVALID_PARAMETER_VALUE,
+            Error::ModelExists(_) | Error::AlreadyExists(_) => RESOURCE_ALREADY_EXISTS,
+            Error::Database(_) | Error::Migration(_) | Error::Storage(_) | Error::Io(_) => {
+                tracing::error!(error = %e, "MLflow request failed");
+                return Self {
+                    code: INTERNAL_ERROR,
+                    message: "internal error; the server log has the details".into(),
+                };
+            }
+        };
+        let message = match &e {
+            Error::ModelNotFound(name) => format!("Registered Model with name={name} not found"),
+            Error::ModelExists(name) => format!("Registered Model (name={name}) already exists."),
+            Error::AliasNotFound { alias, .. } => {
+                format!("Registered model alias {alias} not found.")
+            }
+            _ => e.to_string(),
+        };
+        Self { code, message }
+    }
+}
+
+impl From<cairn_core::ValidationError> for MlflowError {
+    fn from(e: cairn_core::ValidationError) -> Self {
+        Self::invalid(e.to_string())
+    }
+}
+
+impl IntoResponse for MlflowError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        (
+            status,
+            Json(json!({"error_code": self.code, "message": self.message})),
+        )
+            .into_response()
+    }
+}
+
+pub type MlflowResult<T> = Result<T, MlflowError>;

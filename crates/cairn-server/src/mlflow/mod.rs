@@ -1,0 +1,165 @@
+//! The MLflow REST API as an adapter over Cairn's registry and tracking services: the
+//! real `mlflow` client (2.x and 3.x) works against `cairn server` unchanged. MLflow's
+//! quirks (string ids, query-string GETs, `{error_code, message}`, its statuses and
+//! page tokens) live in this module only.
+
+mod artifacts;
+mod convert;
+mod error;
+mod paging;
+mod registry;
+mod request;
+mod tracking;
+
+use axum::Router;
+use axum::routing::{delete, get, patch, post};
+use cairn_registry::Registry;
+
+
+/// The endpoints under `/api/2.0/mlflow` (also served under `/ajax-api/2.0/mlflow` and
+/// `/api/3.0/mlflow`).
+fn api() -> Router<Registry> {
+    use registry as reg;
+    use tracking as t;
+    Router::new()
+        .route("/experiments/create", post(t::create_experiment))
+        .route("/experiments/get", get(t::get_experiment))
+        .route("/experiments/get-by-name", get(t::get_experiment_by_name))
+        .route(
+            "/experiments/search",
+            post(t::search_experiments).get(t::search_experiments),
+        )
+        .route("/experiments/update", post(t::update_experiment))
+        .route("/experiments/delete", post(t::delete_experiment))
+        .route("/experiments/restore", post(t::restore_experiment))
+        .route(
+            "/experiments/set-experiment-tag",
+            post(t::set_experiment_tag),
+        )
+        .route(
+            "/experiments/delete-experiment-tag",
+            post(t::delete_experiment_tag),
+        )
+        .route("/runs/create", post(t::create_run))
+        .route("/runs/get", get(t::get_run))
+        .route("/runs/update", post(t::update_run))
+        .route("/runs/delete", post(t::delete_run))
+        .route("/runs/restore", post(t::restore_run))
+        .route("/runs/log-metric", post(t::log_metric))
+        .route("/runs/log-parameter", post(t::log_param))
+        .route("/runs/set-tag", post(t::set_tag))
+        .route("/runs/delete-tag", post(t::delete_tag))
+        .route("/runs/log-batch", post(t::log_batch))
+        .route("/runs/log-inputs", post(t::log_inputs))
+        .route("/runs/outputs", post(t::log_outputs))
+        .route("/runs/log-model", post(t::log_model))
+        .route("/runs/search", post(t::search_runs))
+        .route("/metrics/get-history", get(t::metric_history))
+        .route(
+            "/metrics/get-history-bulk-interval",
+            get(t::metric_history_bulk_interval),
+        )
+        .route("/artifacts/list", get(artifacts::list_run_artifacts))
+        .route("/logged-models", post(t::create_logged_model))
+        .route("/logged-models/search", post(t::search_logged_models))
+        .route(
+            "/logged-models/{model_id}",
+            get(t::get_logged_model)
+                .patch(t::finalize_logged_model)
+                .delete(t::delete_logged_model),
+        )
+        .route(
+            "/logged-models/{model_id}/tags",
+            patch(t::set_logged_model_tags),
+        )
+        .route(
+            "/logged-models/{model_id}/tags/{key}",
+            delete(t::delete_logged_model_tag),
+        )
+        .route(
+            "/registered-models/create",
+            post(reg::create_registered_model),
+        )
+        .route("/registered-models/get", get(reg::get_registered_model))
+        .route(
+            "/registered-models/update",
+            patch(reg::update_registered_model),
+        )
+        .route(
+            "/registered-models/rename",
+            post(reg::rename_registered_model),
+        )
+        .route(
+            "/registered-models/delete",
+            delete(reg::delete_registered_model),
+        )
+        .route(
+            "/registered-models/search",
+            get(reg::search_registered_models),
+        )
+        .route(
+            "/registered-models/set-tag",
+            post(reg::set_registered_model_tag),
+        )
+        .route(
+            "/registered-models/delete-tag",
+            delete(reg::delete_registered_model_tag),
+        )
+        .route(
+            "/registered-models/alias",
+            post(reg::set_alias)
+                .delete(reg::delete_alias)
+                .get(reg::get_by_alias),
+        )
+        .route(
+            "/registered-models/get-latest-versions",
+            post(reg::get_latest_versions).get(reg::get_latest_versions),
+        )
+        .route("/model-versions/create", post(reg::create_model_version))
+        .route("/model-versions/get", get(reg::get_model_version))
+        .route("/model-versions/update", patch(reg::update_model_version))
+        .route("/model-versions/delete", delete(reg::delete_model_version))
+        .route("/model-versions/search", get(reg::search_model_versions))
+        .route("/model-versions/set-tag", post(reg::set_model_version_tag))
+        .route(
+            "/model-versions/delete-tag",
+            delete(reg::delete_model_version_tag),
+        )
+        .route(
+            "/model-versions/transition-stage",
+            post(reg::transition_stage),
+        )
+        .route(
+            "/model-versions/get-download-uri",
+            get(reg::get_download_uri),
+        )
+}
+
+fn artifact_api() -> Router<Registry> {
+    Router::new()
+        .route("/artifacts", get(artifacts::list))
+        .route(
+            "/artifacts/{*path}",
+            get(artifacts::download)
+                .put(artifacts::upload)
+                .delete(artifacts::delete),
+        )
+}
+
+pub fn routes() -> Router<Registry> {
+    let ui_helpers = Router::new()
+        .route("/get-artifact", get(artifacts::get_run_artifact))
+        .route(
+            "/model-versions/get-artifact",
+            get(artifacts::get_version_artifact),
+        );
+    let v3 = api().route("/server-info", get(tracking::server_info));
+    Router::new()
+        .nest("/api/2.0/mlflow", api())
+        .nest("/ajax-api/2.0/mlflow", api().merge(ui_helpers))
+        .nest("/api/3.0/mlflow", v3.clone())
+        .nest("/ajax-api/3.0/mlflow", v3)
+        .nest("/api/2.0/mlflow-artifacts", artifact_api())
+        .nest("/ajax-api/2.0/mlflow-artifacts", artifact_api())
+        .route("/health", get(|| async { "OK" }))
+}

@@ -1,0 +1,658 @@
+//! MLflow model registry endpoints over Cairn's registry: a registered model is a Cairn
+//! model, a model version a Cairn version (with a manifest of SHA-256-addressed files),
+//! an MLflow alias a Cairn alias whose moves land in the alias history.
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::Json;
+use axum::extract::State;
+use cairn_core::api::{CreateModel, NewVersion};
+use cairn_core::search::{Comparison, EntityKind, Op, Value as FilterValue};
+use cairn_core::{AliasName, FileEntry, Manifest, Model, ModelName, Version, VersionRef};
+use cairn_registry::tracking::{compare_numbers, string_matches};
+use cairn_registry::{Registry, VersionExtras, VersionOrigin};
+use serde_json::{Value, json};
+
+use super::convert;
+use super::error::{MlflowError, MlflowResult};
+use super::paging;
+use super::request::Fields;
+
+type Reply = MlflowResult<Json<Value>>;
+
+/// MLflow has no actor field; changes made through it are recorded as this actor.
+const MLFLOW_ACTOR: &str = "mlflow";
+
+/// Where registered versions are served from in the artifact API. Experiment artifact
+/// paths start with an experiment id, so this prefix cannot collide with them.
+pub const VERSION_ARTIFACTS: &str = "_cairn/versions";
+
+fn name(f: &Fields, field: &str) -> MlflowResult<ModelName> {
+    let raw = f.str(field)?;
+    ModelName::new(&raw).map_err(|e| MlflowError::invalid(e.to_string()))
+}
+
+fn version(f: &Fields) -> MlflowResult<u64> {
+    let raw = f.str("version")?;
+    raw.parse::<u64>().ok().filter(|n| *n >= 1).ok_or_else(|| {
+        MlflowError::invalid(format!("Model version must be an integer, got '{raw}'"))
+    })
+}
+
+fn alias(f: &Fields) -> MlflowResult<AliasName> {
+    let raw = f.str("alias")?;
+    let digits_after_v = raw.len() > 1
+        && raw[..1].eq_ignore_ascii_case("v")
+        && raw[1..].bytes().all(|b| b.is_ascii_digit());
+    if digits_after_v {
+        return Err(MlflowError::invalid(format!(
+            "Invalid alias name: '{raw}'. Aliases cannot be 'latest' or of the form 'v<number>'."
+        )));
+    }
+    AliasName::new(&raw).map_err(|e| MlflowError::invalid(e.to_string()))
+}
+
+fn stage(raw: &str) -> MlflowResult<&'static str> {
+    ["None", "Staging", "Production", "Archived"]
+        .into_iter()
+        .find(|s| s.eq_ignore_ascii_case(raw))
+        .ok_or_else(|| {
+            MlflowError::invalid(format!(
+                "Invalid Model Version stage: {raw}. Value must be one of None, Staging, Production, Archived."
+            ))
+        })
+}
+
+async fn version_json(
+    r: &Registry,
+    model: &ModelName,
+    number: u64,
+    with_aliases: bool,
+) -> MlflowResult<Value> {
+    let v = r.get_version(model, &VersionRef::Number(number)).await?;
+    let extras = r.version_extras(model, number).await?;
+    Ok(convert::model_version(&v, &extras, with_aliases))
+}
+
+/// The newest version in each stage.
+fn latest_per_stage(
+    versions: &[Version],
+    extras: &HashMap<u64, VersionExtras>,
+    stages: Option<&[&str]>,
+) -> Vec<Value> {
+    let mut newest: BTreeMap<&str, &Version> = BTreeMap::new();
+    for v in versions {
+        let Some(x) = extras.get(&v.version) else {
+            continue;
+        };
+        if stages.is_some_and(|s| !s.contains(&x.stage.as_str())) {
+            continue;
+        }
+        let slot = newest.entry(x.stage.as_str()).or_insert(v);
+        if v.version > slot.version {
+            *slot = v;
+        }
+    }
+    let mut out: Vec<&Version> = newest.into_values().collect();
+    out.sort_by_key(|v| v.version);
+    out.into_iter()
+        .map(|v| convert::model_version(v, &extras[&v.version], false))
+        .collect()
+}
+
+async fn registered_model_json(r: &Registry, m: &Model) -> MlflowResult<Value> {
+    let name = ModelName::new(&m.name)?;
+    let versions = r.list_versions(&name).await?;
+    let extras = r.all_version_extras(&name).await?;
+    Ok(convert::registered_model(
+        m,
+        latest_per_stage(&versions, &extras, None),
+    ))
+}
+
+// ---- registered models ----
+
+pub async fn create_registered_model(State(r): State<Registry>, f: Fields) -> Reply {
+    let model = name(&f, "name")?;
+    let req = CreateModel {
+        name: model.to_string(),
+        description: f.opt_str("description")?.unwrap_or_default(),
+        tags: f.key_values("tags")?.into_iter().collect(),
+    };
+    let m = r.create_model(MLFLOW_ACTOR, &req).await?;
+    Ok(Json(
+        json!({"registered_model": registered_model_json(&r, &m).await?}),
+    ))
+}
+
+pub async fn get_registered_model(State(r): State<Registry>, f: Fields) -> Reply {
+    let m = r.get_model(&name(&f, "name")?).await?;
+    Ok(Json(
+        json!({"registered_model": registered_model_json(&r, &m).await?}),
+    ))
+}
+
+pub async fn update_registered_model(State(r): State<Registry>, f: Fields) -> Reply {
+    let model = name(&f, "name")?;
+    if let Some(d) = f.opt_str("description")? {
+        r.set_description(&model, None, &d).await?;
+    }
+    let m = r.get_model(&model).await?;
+    Ok(Json(
+        json!({"registered_model": registered_model_json(&r, &m).await?}),
+    ))
+}
+
+pub async fn rename_registered_model(State(r): State<Registry>, f: Fields) -> Reply {
+    let m = r
+        .rename_model(&name(&f, "name")?, &name(&f, "new_name")?)
+        .await?;
+    Ok(Json(
+        json!({"registered_model": registered_model_json(&r, &m).await?}),
+    ))
+}
+
+pub async fn delete_registered_model(State(r): State<Registry>, f: Fields) -> Reply {
+    r.delete_model(MLFLOW_ACTOR, &name(&f, "name")?).await?;
+    Ok(Json(json!({})))
+}
+
+pub async fn set_registered_model_tag(State(r): State<Registry>, f: Fields) -> Reply {
+    let value = f.opt_str("value")?.unwrap_or_default();
+    r.set_tag(&name(&f, "name")?, None, &f.str("key")?, Some(&value))
+        .await?;
+    Ok(Json(json!({})))
+}
+
+pub async fn delete_registered_model_tag(State(r): State<Registry>, f: Fields) -> Reply {
+    r.set_tag(&name(&f, "name")?, None, &f.str("key")?, None)
+        .await?;
+    Ok(Json(json!({})))
+}
+
+fn model_matches(m: &Model, c: &Comparison) -> MlflowResult<bool> {
+    Ok(match (c.kind, c.key.as_str()) {
+        (EntityKind::Attribute, "name") => string_matches(Some(&m.name), c.op, &c.value),
+        // Clients append this to every search to hide prompts: keep everything that is
+        // not a prompt, including models without the tag.
+        (EntityKind::Tag, "mlflow.prompt.is_prompt") if c.op == Op::Ne => {
+            m.tags.get("mlflow.prompt.is_prompt").map(String::as_str) != Some("true")
+                || !matches!(&c.value, FilterValue::Str(v) if v == "true")
+        }
+        (EntityKind::Tag, key) => {
+            string_matches(m.tags.get(key).map(String::as_str), c.op, &c.value)
+        }
+        _ => {
+            return Err(MlflowError::invalid(format!(
+                "Invalid attribute key '{}' specified. Valid keys are '{{'name'}}'",
+                c.key
+            )));
+        }
+    })
+}
+
+pub async fn search_registered_models(State(r): State<Registry>, f: Fields) -> Reply {
+    let text = f.opt_str("filter")?.unwrap_or_default();
+    let filter =
+        cairn_core::search::parse_filter(&text).map_err(|e| MlflowError::invalid(e.to_string()))?;
+    let limit = paging::max_results(&f, 100, 1000)?;
+    let offset = paging::offset(&f)?;
+    let mut models = Vec::new();
+    for m in r.list_models().await? {
+        if filter
+            .iter()
+            .map(|c| model_matches(&m, c))
+            .collect::<MlflowResult<Vec<_>>>()?
+            .into_iter()
+            .all(|x| x)
+        {
+            models.push(m);
+        }
+    }
+    for clause in f.str_list("order_by")?.iter().rev() {
+        let o = cairn_core::search::parse_order_by(clause)
+            .map_err(|e| MlflowError::invalid(e.to_string()))?;
+        match o.key.as_str() {
+            "name" => models.sort_by(|a, b| a.name.cmp(&b.name)),
+            "timestamp" | "last_updated_timestamp" => models.sort_by_key(|m| m.updated_at),
+            "creation_timestamp" => models.sort_by_key(|m| m.created_at),
+            other => {
+                return Err(MlflowError::invalid(format!(
+                    "Invalid order by key '{other}' specified."
+                )));
+            }
+        }
+        if !o.ascending {
+            models.reverse();
+        }
+    }
+    let (page, token) = paging::page(models.into_iter().skip(offset).collect(), offset, limit);
+    let mut out = serde_json::Map::new();
+    let mut items = Vec::new();
+    for m in &page {
+        items.push(registered_model_json(&r, m).await?);
+    }
+    if !items.is_empty() {
+        out.insert("registered_models".into(), Value::Array(items));
+    }
+    if let Some(t) = token {
+        out.insert("next_page_token".into(), json!(t));
+    }
+    Ok(Json(Value::Object(out)))
+}
+
+pub async fn get_latest_versions(State(r): State<Registry>, f: Fields) -> Reply {
+    let model = name(&f, "name")?;
+    r.get_model(&model).await?;
+    let stages = f
+        .str_list("stages")?
+        .iter()
+        .map(|s| stage(s))
+        .collect::<MlflowResult<Vec<_>>>()?;
+    let versions = r.list_versions(&model).await?;
+    let extras = r.all_version_extras(&model).await?;
+    let latest = latest_per_stage(
+        &versions,
+        &extras,
+        (!stages.is_empty()).then_some(&stages[..]),
+    );
+    // Unlike inside registered models, get-latest-versions lists aliases too.
+    let mut out = Vec::new();
+    for v in latest {
+        let n: u64 = v["version"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        out.push(version_json(&r, &model, n, true).await?);
+    }
+    Ok(Json(json!({ "model_versions": out })))
+}
+
+pub async fn set_alias(State(r): State<Registry>, f: Fields) -> Reply {
+    let model = name(&f, "name")?;
+    r.get_model(&model).await?;
+    r.move_alias(MLFLOW_ACTOR, &model, &alias(&f)?, version(&f)?, None)
+        .await?;
+    Ok(Json(json!({})))
+}
+
+pub async fn delete_alias(State(r): State<Registry>, f: Fields) -> Reply {
+    let model = name(&f, "name")?;
+    match r
+        .delete_alias(MLFLOW_ACTOR, &model, &alias(&f)?, None)
+        .await
+    {
+        // MLflow answers 200 for an alias that was not set.
+        Ok(_) | Err(cairn_registry::Error::AliasNotFound { .. }) => Ok(Json(json!({}))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn get_by_alias(State(r): State<Registry>, f: Fields) -> Reply {
+    let model = name(&f, "name")?;
+    let v = r
+        .get_version(&model, &VersionRef::Alias(alias(&f)?))
+        .await?;
+    Ok(Json(
+        json!({"model_version": version_json(&r, &model, v.version, true).await?}),
+    ))
+}
+
+// ---- model versions ----
+
+/// Strips `mlflow-artifacts:` (and an optional authority) from an artifact URI.
+pub fn artifact_path(uri: &str) -> Option<String> {
+    let rest = uri.strip_prefix("mlflow-artifacts:")?;
+    let rest = match rest.strip_prefix("//") {
+        Some(with_host) => with_host.split_once('/').map_or("", |(_, p)| p),
+        None => rest,
+    };
+    Some(
+        rest.trim_start_matches('/')
+            .trim_end_matches('/')
+            .to_owned(),
+    )
+}
+
+/// Resolves a version's `source` to the files it names.
+async fn source_files(
+    r: &Registry,
+    source: &str,
+    run_id: &str,
+    model_id: Option<&str>,
+) -> MlflowResult<Vec<FileEntry>> {
+    let invalid_source = || {
+        MlflowError::invalid(format!(
+            "Invalid model version source: '{source}'. Cairn registers versions from artifacts it stores: use a models:/, runs:/ or mlflow-artifacts:/ source."
+        ))
+    };
+    if source.contains("..")
+        || source.contains('\0')
+        || source.to_ascii_lowercase().contains("%2e%2e")
+    {
+        return Err(MlflowError::invalid(format!(
+            "Invalid model version source: '{source}'. To use a local path as a model version source, an absolute path must be provided without relative path references."
+        )));
+    }
+    // A version of another registered model: the same files.
+    if let Some(rest) = source.strip_prefix("models:/")
+        && !rest.starts_with("m-")
+    {
+        let (n, v) = rest.split_once('/').ok_or_else(invalid_source)?;
+        let other = ModelName::new(n)?;
+        let number: u64 = v.parse().map_err(|_| invalid_source())?;
+        let version = r.get_version(&other, &VersionRef::Number(number)).await?;
+        return Ok(version.files.unwrap_or_default());
+    }
+    let path = if let Some(id) = source
+        .strip_prefix("models:/m-")
+        .map(|id| format!("m-{id}"))
+        .or(model_id.map(str::to_owned))
+    {
+        let m = r
+            .tracking()
+            .get_logged_model(id.trim_end_matches('/'))
+            .await?;
+        artifact_path(&m.artifact_uri).ok_or_else(invalid_source)?
+    } else if let Some(rest) = source.strip_prefix("runs:/") {
+        let (run, sub) = rest.split_once('/').unwrap_or((rest, ""));
+        if !run_id.is_empty() && run != run_id {
+            return Err(MlflowError::invalid(format!(
+                "The run_id request parameter ('{run_id}') must identify the run in the source ('{source}')."
+            )));
+        }
+        let info = r.tracking().get_run(run).await?;
+        let root = artifact_path(&info.info.artifact_uri).ok_or_else(invalid_source)?;
+        if sub.is_empty() {
+            root
+        } else {
+            format!("{root}/{}", sub.trim_matches('/'))
+        }
+    } else if let Some(path) = artifact_path(source) {
+        if run_id.is_empty() {
+            return Err(MlflowError::invalid(format!(
+                "Invalid model version source: '{source}'. A run_id or model_id must identify the resource that contains the source."
+            )));
+        }
+        let run = r.tracking().get_run(run_id).await?;
+        let root = artifact_path(&run.info.artifact_uri).ok_or_else(invalid_source)?;
+        if path != root && !path.starts_with(&format!("{root}/")) {
+            return Err(MlflowError::invalid(format!(
+                "Invalid model version source: '{source}'. The run_id request parameter must identify the resource that contains the source."
+            )));
+        }
+        path
+    } else {
+        return Err(invalid_source());
+    };
+    let mut files: Vec<FileEntry> = r
+        .tracking()
+        .artifact_files(&path)
+        .await?
+        .into_iter()
+        .map(|(p, sha256, size)| FileEntry {
+            path: p,
+            size,
+            sha256,
+        })
+        .collect();
+    if files.is_empty()
+        && let Some((sha256, size)) = r.tracking().artifact_blob(&path).await?
+    {
+        let name = path.rsplit('/').next().unwrap_or(&path).to_owned();
+        files.push(FileEntry {
+            path: name,
+            size,
+            sha256,
+        });
+    }
+    if files.is_empty() {
+        return Err(MlflowError::invalid(format!(
+            "Invalid model version source: '{source}': no artifacts are stored there."
+        )));
+    }
+    Ok(files)
+}
+
+pub async fn create_model_version(State(r): State<Registry>, f: Fields) -> Reply {
+    let model = name(&f, "name")?;
+    r.get_model(&model).await?;
+    let source = f.str("source")?;
+    let run_id = f.opt_str("run_id")?.unwrap_or_default();
+    let model_id = f.opt_str("model_id")?.filter(|s| !s.is_empty());
+    if !run_id.is_empty() {
+        r.tracking().get_run(&run_id).await?;
+    }
+    let files = source_files(&r, &source, &run_id, model_id.as_deref()).await?;
+    let logged_model_id = model_id.or_else(|| {
+        source
+            .strip_prefix("models:/m-")
+            .map(|id| format!("m-{}", id.trim_end_matches('/')))
+    });
+    let run_id = match (&logged_model_id, run_id.is_empty()) {
+        (Some(id), true) => r
+            .tracking()
+            .get_logged_model(id)
+            .await?
+            .source_run_id
+            .unwrap_or_default(),
+        _ => run_id,
+    };
+    let new = NewVersion {
+        files: Manifest::new(files)?,
+        description: f.opt_str("description")?.unwrap_or_default(),
+        tags: f.key_values("tags")?.into_iter().collect(),
+        metrics: Default::default(),
+        params: Default::default(),
+    };
+    let origin = VersionOrigin {
+        source,
+        run_id,
+        run_link: f.opt_str("run_link")?.unwrap_or_default(),
+        logged_model_id: logged_model_id.clone(),
+    };
+    let v = r
+        .create_version_from(MLFLOW_ACTOR, &model, &new, &origin)
+        .await?;
+    if let Some(id) = logged_model_id {
+        record_version_on_logged_model(&r, &id, &model, v.version).await?;
+    }
+    Ok(Json(
+        json!({"model_version": version_json(&r, &model, v.version, true).await?}),
+    ))
+}
+
+/// MLflow keeps the versions registered from a logged model in its `mlflow.modelVersions` tag.
+async fn record_version_on_logged_model(
+    r: &Registry,
+    id: &str,
+    model: &ModelName,
+    number: u64,
+) -> MlflowResult<()> {
+    let m = r.tracking().get_logged_model(id).await?;
+    let mut list: Vec<Value> = m
+        .tags
+        .get("mlflow.modelVersions")
+        .and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or_default();
+    list.push(json!({"name": model.as_str(), "version": number}));
+    r.tracking()
+        .set_logged_model_tags(
+            id,
+            &[(
+                "mlflow.modelVersions".into(),
+                Value::Array(list).to_string(),
+            )],
+        )
+        .await?;
+    Ok(())
+}
+
+pub async fn get_model_version(State(r): State<Registry>, f: Fields) -> Reply {
+    let model = name(&f, "name")?;
+    Ok(Json(
+        json!({"model_version": version_json(&r, &model, version(&f)?, true).await?}),
+    ))
+}
+
+pub async fn update_model_version(State(r): State<Registry>, f: Fields) -> Reply {
+    let model = name(&f, "name")?;
+    let n = version(&f)?;
+    if let Some(d) = f.opt_str("description")? {
+        r.set_description(&model, Some(n), &d).await?;
+    }
+    Ok(Json(
+        json!({"model_version": version_json(&r, &model, n, true).await?}),
+    ))
+}
+
+pub async fn delete_model_version(State(r): State<Registry>, f: Fields) -> Reply {
+    r.delete_version(MLFLOW_ACTOR, &name(&f, "name")?, version(&f)?)
+        .await?;
+    Ok(Json(json!({})))
+}
+
+pub async fn set_model_version_tag(State(r): State<Registry>, f: Fields) -> Reply {
+    let value = f.opt_str("value")?.unwrap_or_default();
+    r.set_tag(
+        &name(&f, "name")?,
+        Some(version(&f)?),
+        &f.str("key")?,
+        Some(&value),
+    )
+    .await?;
+    Ok(Json(json!({})))
+}
+
+pub async fn delete_model_version_tag(State(r): State<Registry>, f: Fields) -> Reply {
+    r.set_tag(&name(&f, "name")?, Some(version(&f)?), &f.str("key")?, None)
+        .await?;
+    Ok(Json(json!({})))
+}
+
+pub async fn transition_stage(State(r): State<Registry>, f: Fields) -> Reply {
+    let model = name(&f, "name")?;
+    let n = version(&f)?;
+    let target = stage(&f.str("stage")?)?;
+    let archive = f.opt_bool("archive_existing_versions")?.unwrap_or(false);
+    r.set_stage(&model, n, target, archive).await?;
+    Ok(Json(
+        json!({"model_version": version_json(&r, &model, n, true).await?}),
+    ))
+}
+
+pub async fn get_download_uri(State(r): State<Registry>, f: Fields) -> Reply {
+    let model = name(&f, "name")?;
+    let n = version(&f)?;
+    r.get_version(&model, &VersionRef::Number(n)).await?;
+    Ok(Json(
+        json!({"artifact_uri": format!("mlflow-artifacts:/{VERSION_ARTIFACTS}/{model}/{n}")}),
+    ))
+}
+
+fn version_matches(v: &Version, x: &VersionExtras, c: &Comparison) -> MlflowResult<bool> {
+    Ok(match (c.kind, c.key.as_str()) {
+        (EntityKind::Attribute, "name") => string_matches(Some(&v.model), c.op, &c.value),
+        (EntityKind::Attribute, "run_id") => string_matches(Some(&x.origin.run_id), c.op, &c.value),
+        (EntityKind::Attribute, "source_path") => {
+            string_matches(Some(&x.origin.source), c.op, &c.value)
+        }
+        (EntityKind::Attribute, "version_number") => match &c.value {
+            FilterValue::Num(n) => compare_numbers(v.version as f64, c.op, *n),
+            FilterValue::Str(s) => s
+                .parse::<f64>()
+                .is_ok_and(|n| compare_numbers(v.version as f64, c.op, n)),
+            _ => false,
+        },
+        (EntityKind::Tag, key) => {
+            string_matches(v.tags.get(key).map(String::as_str), c.op, &c.value)
+        }
+        _ => {
+            return Err(MlflowError::invalid(format!(
+                "Invalid attribute key '{}' specified. Valid keys are '{{'name', 'run_id', 'source_path', 'version_number'}}'",
+                c.key
+            )));
+        }
+    })
+}
+
+pub async fn search_model_versions(State(r): State<Registry>, f: Fields) -> Reply {
+    let text = f.opt_str("filter")?.unwrap_or_default();
+    let filter =
+        cairn_core::search::parse_filter(&text).map_err(|e| MlflowError::invalid(e.to_string()))?;
+    let limit = paging::max_results(&f, 10000, 200000)?;
+    let offset = paging::offset(&f)?;
+    // Narrow to one model when the filter names it exactly.
+    let models: Vec<String> = match filter
+        .iter()
+        .find(|c| c.kind == EntityKind::Attribute && c.key == "name" && c.op == Op::Eq)
+    {
+        Some(Comparison {
+            value: FilterValue::Str(n),
+            ..
+        }) => vec![n.clone()],
+        _ => r.list_models().await?.into_iter().map(|m| m.name).collect(),
+    };
+    let mut found = Vec::new();
+    for n in models {
+        let Ok(model) = ModelName::new(&n) else {
+            continue;
+        };
+        let versions = match r.list_versions(&model).await {
+            Ok(v) => v,
+            Err(cairn_registry::Error::ModelNotFound(_)) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let extras = r.all_version_extras(&model).await?;
+        for v in versions {
+            let Some(x) = extras.get(&v.version) else {
+                continue;
+            };
+            if filter
+                .iter()
+                .map(|c| version_matches(&v, x, c))
+                .collect::<MlflowResult<Vec<_>>>()?
+                .into_iter()
+                .all(|m| m)
+            {
+                found.push((v.clone(), x.clone()));
+            }
+        }
+    }
+    // Default order: name ASC, version DESC; order_by clauses take precedence.
+    found.sort_by(|(a, _), (b, _)| a.model.cmp(&b.model).then(b.version.cmp(&a.version)));
+    for clause in f.str_list("order_by")?.iter().rev() {
+        let o = cairn_core::search::parse_order_by(clause)
+            .map_err(|e| MlflowError::invalid(e.to_string()))?;
+        match o.key.as_str() {
+            "name" => found.sort_by(|(a, _), (b, _)| a.model.cmp(&b.model)),
+            "version_number" => found.sort_by_key(|(v, _)| v.version),
+            "creation_timestamp" => found.sort_by_key(|(v, _)| v.created_at),
+            "last_updated_timestamp" => found.sort_by_key(|(_, x)| x.updated_at),
+            other => {
+                return Err(MlflowError::invalid(format!(
+                    "Invalid order by key '{other}' specified."
+                )));
+            }
+        }
+        if !o.ascending {
+            found.reverse();
+        }
+    }
+    let (page, token) = paging::page(found.into_iter().skip(offset).collect(), offset, limit);
+    let mut out = serde_json::Map::new();
+    if !page.is_empty() {
+        out.insert(
+            "model_versions".into(),
+            Value::Array(
+                page.iter()
+                    .map(|(v, x)| convert::model_version(v, x, false))
+                    .collect(),
+            ),
+        );
+    }
+    if let Some(t) = token {
+        out.insert("next_page_token".into(), json!(t));
+    }
+    Ok(Json(Value::Object(out)))
+}

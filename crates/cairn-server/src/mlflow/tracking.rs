@@ -1,0 +1,539 @@
+//! MLflow tracking endpoints: experiments, runs, metrics, logged models, server info.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use cairn_core::search::{parse_filter, parse_order_by};
+use cairn_core::tracking::{DatasetInput, Lifecycle, RunStatus};
+use cairn_registry::Registry;
+use cairn_registry::tracking::{MetricValue, ViewType};
+use serde_json::{Value, json};
+
+use super::convert;
+use super::error::{MlflowError, MlflowResult};
+use super::paging;
+use super::request::{Fields, value_to_f64};
+
+type Reply = MlflowResult<Json<Value>>;
+
+fn ok() -> Reply {
+    Ok(Json(json!({})))
+}
+
+pub fn experiment_id(f: &Fields, name: &str) -> MlflowResult<i64> {
+    let raw = f.str(name)?;
+    raw.parse()
+        .map_err(|_| MlflowError::invalid(format!("Invalid experiment ID: '{raw}'")))
+}
+
+fn run_id(f: &Fields) -> MlflowResult<String> {
+    match f.opt_str("run_id")?.filter(|s| !s.is_empty()) {
+        Some(id) => Ok(id),
+        None => f.str("run_uuid"),
+    }
+}
+
+fn view_type(f: &Fields, field: &str) -> MlflowResult<ViewType> {
+    Ok(match f.opt_str(field)?.as_deref() {
+        None | Some("ACTIVE_ONLY") | Some("1") => ViewType::ActiveOnly,
+        Some("DELETED_ONLY") | Some("2") => ViewType::DeletedOnly,
+        Some("ALL") | Some("3") => ViewType::All,
+        Some(other) => return Err(MlflowError::invalid(format!("Invalid view type {other}"))),
+    })
+}
+
+fn filter(f: &Fields) -> MlflowResult<Vec<cairn_core::search::Comparison>> {
+    let text = f.opt_str("filter")?.unwrap_or_default();
+    parse_filter(&text).map_err(|e| MlflowError::invalid(format!("Invalid filter {text:?}: {e}")))
+}
+
+fn order_by(f: &Fields) -> MlflowResult<Vec<cairn_core::search::OrderBy>> {
+    f.str_list("order_by")?
+        .iter()
+        .map(|clause| parse_order_by(clause).map_err(|e| MlflowError::invalid(e.to_string())))
+        .collect()
+}
+
+// ---- experiments ----
+
+pub async fn create_experiment(State(r): State<Registry>, f: Fields) -> Reply {
+    let name = f.str("name")?;
+    let tags: BTreeMap<String, String> = f.key_values("tags")?.into_iter().collect();
+    let location = f.opt_str("artifact_location")?;
+    let id = r
+        .tracking()
+        .create_experiment(&name, location.as_deref(), &tags)
+        .await?;
+    Ok(Json(json!({"experiment_id": id.to_string()})))
+}
+
+pub async fn get_experiment(State(r): State<Registry>, f: Fields) -> Reply {
+    let e = r
+        .tracking()
+        .get_experiment(experiment_id(&f, "experiment_id")?)
+        .await?;
+    Ok(Json(json!({"experiment": convert::experiment(&e)})))
+}
+
+pub async fn get_experiment_by_name(State(r): State<Registry>, f: Fields) -> Reply {
+    let e = r
+        .tracking()
+        .get_experiment_by_name(&f.str("experiment_name")?)
+        .await?;
+    Ok(Json(json!({"experiment": convert::experiment(&e)})))
+}
+
+pub async fn search_experiments(State(r): State<Registry>, f: Fields) -> Reply {
+    let limit = paging::max_results(&f, 1000, 50000)?;
+    let offset = paging::offset(&f)?;
+    let all = r
+        .tracking()
+        .search_experiments(view_type(&f, "view_type")?, &filter(&f)?, &order_by(&f)?)
+        .await?;
+    let (page, token) = paging::page(all.into_iter().skip(offset).collect(), offset, limit);
+    let mut out = json!({"experiments": page.iter().map(convert::experiment).collect::<Vec<_>>()});
+    if let Some(t) = token {
+        out["next_page_token"] = json!(t);
+    }
+    Ok(Json(out))
+}
+
+pub async fn update_experiment(State(r): State<Registry>, f: Fields) -> Reply {
+    let id = experiment_id(&f, "experiment_id")?;
+    if let Some(name) = f.opt_str("new_name")? {
+        r.tracking().rename_experiment(id, &name).await?;
+    }
+    ok()
+}
+
+pub async fn delete_experiment(State(r): State<Registry>, f: Fields) -> Reply {
+    r.tracking()
+        .set_experiment_lifecycle(experiment_id(&f, "experiment_id")?, Lifecycle::Deleted)
+        .await?;
+    ok()
+}
+
+pub async fn restore_experiment(State(r): State<Registry>, f: Fields) -> Reply {
+    r.tracking()
+        .set_experiment_lifecycle(experiment_id(&f, "experiment_id")?, Lifecycle::Active)
+        .await?;
+    ok()
+}
+
+pub async fn set_experiment_tag(State(r): State<Registry>, f: Fields) -> Reply {
+    r.tracking()
+        .set_experiment_tag(
+            experiment_id(&f, "experiment_id")?,
+            &f.str("key")?,
+            &f.opt_str("value")?.unwrap_or_default(),
+        )
+        .await?;
+    ok()
+}
+
+pub async fn delete_experiment_tag(State(r): State<Registry>, f: Fields) -> Reply {
+    r.tracking()
+        .delete_experiment_tag(experiment_id(&f, "experiment_id")?, &f.str("key")?)
+        .await?;
+    ok()
+}
+
+// ---- runs ----
+
+pub async fn create_run(State(r): State<Registry>, f: Fields) -> Reply {
+    let exp = match f.opt_str("experiment_id")?.filter(|s| !s.is_empty()) {
+        Some(_) => experiment_id(&f, "experiment_id")?,
+        None => 0,
+    };
+    let tags: BTreeMap<String, String> = f.key_values("tags")?.into_iter().collect();
+    let start = f.opt_i64("start_time")?.unwrap_or_else(now_ms);
+    let user = f.opt_str("user_id")?.unwrap_or_default();
+    let run = r
+        .tracking()
+        .create_run(exp, &user, start, f.opt_str("run_name")?.as_deref(), &tags)
+        .await?;
+    let mut value = convert::run(&run);
+    value.as_object_mut().map(|o| o.remove("outputs"));
+    Ok(Json(json!({ "run": value })))
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+pub async fn get_run(State(r): State<Registry>, f: Fields) -> Reply {
+    let run = r.tracking().get_run(&run_id(&f)?).await?;
+    Ok(Json(json!({"run": convert::run(&run)})))
+}
+
+pub async fn update_run(State(r): State<Registry>, f: Fields) -> Reply {
+    let status = match f.opt_str("status")? {
+        Some(s) => Some(
+            RunStatus::parse(&s)
+                .ok_or_else(|| MlflowError::invalid(format!("Invalid run status {s}")))?,
+        ),
+        None => None,
+    };
+    let info = r
+        .tracking()
+        .update_run(
+            &run_id(&f)?,
+            status,
+            f.opt_i64("end_time")?,
+            f.opt_str("run_name")?.as_deref(),
+        )
+        .await?;
+    Ok(Json(json!({"run_info": convert::run_info(&info)})))
+}
+
+pub async fn delete_run(State(r): State<Registry>, f: Fields) -> Reply {
+    r.tracking()
+        .set_run_lifecycle(&run_id(&f)?, Lifecycle::Deleted)
+        .await?;
+    ok()
+}
+
+pub async fn restore_run(State(r): State<Registry>, f: Fields) -> Reply {
+    r.tracking()
+        .set_run_lifecycle(&run_id(&f)?, Lifecycle::Active)
+        .await?;
+    ok()
+}
+
+fn metric_from(v: &Value, fallback_ts: i64) -> MlflowResult<MetricValue> {
+    let key = v.get("key").and_then(Value::as_str).ok_or_else(|| {
+        MlflowError::invalid("Missing value for required parameter 'metrics.key'")
+    })?;
+    let value = v
+        .get("value")
+        .and_then(value_to_f64)
+        .ok_or_else(|| MlflowError::invalid(format!("Invalid value for metric '{key}'")))?;
+    let int = |name: &str| -> MlflowResult<Option<i64>> {
+        match v.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => Ok(n.as_i64()),
+            Some(Value::String(s)) => s
+                .parse()
+                .map(Some)
+                .map_err(|_| MlflowError::invalid(format!("Invalid {name} for metric '{key}'"))),
+            Some(other) => Err(MlflowError::invalid(format!(
+                "Invalid {name} {other} for metric '{key}'"
+            ))),
+        }
+    };
+    Ok(MetricValue {
+        key: key.to_owned(),
+        value,
+        timestamp: int("timestamp")?.unwrap_or(fallback_ts),
+        step: int("step")?.unwrap_or(0),
+    })
+}
+
+pub async fn log_metric(State(r): State<Registry>, f: Fields) -> Reply {
+    let m = MetricValue {
+        key: f.str("key")?,
+        value: f.f64("value")?,
+        timestamp: f.i64("timestamp")?,
+        step: f.opt_i64("step")?.unwrap_or(0),
+    };
+    r.tracking().log_batch(&run_id(&f)?, &[m], &[], &[]).await?;
+    ok()
+}
+
+pub async fn log_param(State(r): State<Registry>, f: Fields) -> Reply {
+    let param = (f.str("key")?, f.opt_str("value")?.unwrap_or_default());
+    r.tracking()
+        .log_batch(&run_id(&f)?, &[], &[param], &[])
+        .await?;
+    ok()
+}
+
+pub async fn set_tag(State(r): State<Registry>, f: Fields) -> Reply {
+    let tag = (f.str("key")?, f.opt_str("value")?.unwrap_or_default());
+    r.tracking()
+        .log_batch(&run_id(&f)?, &[], &[], &[tag])
+        .await?;
+    ok()
+}
+
+pub async fn delete_tag(State(r): State<Registry>, f: Fields) -> Reply {
+    r.tracking()
+        .delete_run_tag(&run_id(&f)?, &f.str("key")?)
+        .await?;
+    ok()
+}
+
+pub async fn log_batch(State(r): State<Registry>, f: Fields) -> Reply {
+    let now = now_ms();
+    let metrics = f
+        .list("metrics")
+        .iter()
+        .map(|m| metric_from(m, now))
+        .collect::<MlflowResult<Vec<_>>>()?;
+    let params = f.key_values("params")?;
+    let tags = f.key_values("tags")?;
+    r.tracking()
+        .log_batch(&run_id(&f)?, &metrics, &params, &tags)
+        .await?;
+    ok()
+}
+
+pub async fn log_inputs(State(r): State<Registry>, f: Fields) -> Reply {
+    let mut inputs = Vec::new();
+    for input in f.list("datasets") {
+        let d = input.get("dataset").cloned().unwrap_or(Value::Null);
+        let s = |k: &str| d.get(k).and_then(Value::as_str).map(str::to_owned);
+        let context = input
+            .get("tags")
+            .and_then(Value::as_array)
+            .and_then(|tags| {
+                tags.iter()
+                    .find(|t| t.get("key").and_then(Value::as_str) == Some("mlflow.data.context"))
+            })
+            .and_then(|t| t.get("value").and_then(Value::as_str))
+            .map(str::to_owned);
+        inputs.push(DatasetInput {
+            name: s("name").ok_or_else(|| {
+                MlflowError::invalid("Missing value for required parameter 'dataset.name'")
+            })?,
+            digest: s("digest").ok_or_else(|| {
+                MlflowError::invalid("Missing value for required parameter 'dataset.digest'")
+            })?,
+            source_type: s("source_type").unwrap_or_default(),
+            source: s("source").unwrap_or_default(),
+            schema: s("schema"),
+            profile: s("profile"),
+            context,
+        });
+    }
+    r.tracking().log_inputs(&run_id(&f)?, &inputs).await?;
+    ok()
+}
+
+pub async fn log_outputs(State(r): State<Registry>, f: Fields) -> Reply {
+    let models = f
+        .list("models")
+        .iter()
+        .map(|m| {
+            let id = m.get("model_id").and_then(Value::as_str).ok_or_else(|| {
+                MlflowError::invalid("Missing value for required parameter 'models.model_id'")
+            })?;
+            let step = m
+                .get("step")
+                .and_then(|s| s.as_i64().or_else(|| s.as_str()?.parse().ok()))
+                .unwrap_or(0);
+            Ok((id.to_owned(), step))
+        })
+        .collect::<MlflowResult<Vec<_>>>()?;
+    r.tracking().log_outputs(&run_id(&f)?, &models).await?;
+    ok()
+}
+
+/// MLflow 2.x records logged models by appending the MLmodel JSON to a run tag.
+pub async fn log_model(State(r): State<Registry>, f: Fields) -> Reply {
+    let run = run_id(&f)?;
+    let model_json = f.str("model_json")?;
+    let model: Value = serde_json::from_str(&model_json)
+        .map_err(|e| MlflowError::invalid(format!("Malformed model info: {e}")))?;
+    let current = r.tracking().get_run(&run).await?;
+    let mut history: Vec<Value> = current
+        .tags
+        .get("mlflow.log-model.history")
+        .and_then(|h| serde_json::from_str(h).ok())
+        .unwrap_or_default();
+    history.push(model);
+    let tag = (
+        "mlflow.log-model.history".to_owned(),
+        Value::Array(history).to_string(),
+    );
+    r.tracking().log_batch(&run, &[], &[], &[tag]).await?;
+    ok()
+}
+
+pub async fn search_runs(State(r): State<Registry>, f: Fields) -> Reply {
+    let ids = f
+        .str_list("experiment_ids")?
+        .iter()
+        .map(|id| {
+            id.parse()
+                .map_err(|_| MlflowError::invalid(format!("Invalid experiment ID: '{id}'")))
+        })
+        .collect::<MlflowResult<Vec<i64>>>()?;
+    let limit = paging::max_results(&f, 1000, 50000)?;
+    let offset = paging::offset(&f)?;
+    let runs = r
+        .tracking()
+        .search_runs(
+            &ids,
+            &filter(&f)?,
+            view_type(&f, "run_view_type")?,
+            &order_by(&f)?,
+            offset,
+            limit,
+        )
+        .await?;
+    let (page, token) = paging::page(runs, offset, limit);
+    let mut out = serde_json::Map::new();
+    if !page.is_empty() {
+        out.insert(
+            "runs".into(),
+            Value::Array(page.iter().map(convert::run).collect()),
+        );
+    }
+    if let Some(t) = token {
+        out.insert("next_page_token".into(), json!(t));
+    }
+    Ok(Json(Value::Object(out)))
+}
+
+pub async fn metric_history(State(r): State<Registry>, f: Fields) -> Reply {
+    let key = f.str("metric_key")?;
+    let limit = paging::max_results(&f, 25000, 25000)?;
+    let offset = paging::offset(&f)?;
+    let history = r.tracking().metric_history(&run_id(&f)?, &key).await?;
+    let (page, token) = paging::page(history.into_iter().skip(offset).collect(), offset, limit);
+    let mut out = serde_json::Map::new();
+    if !page.is_empty() {
+        out.insert(
+            "metrics".into(),
+            Value::Array(page.iter().map(convert::metric).collect()),
+        );
+    }
+    if let Some(t) = token {
+        out.insert("next_page_token".into(), json!(t));
+    }
+    Ok(Json(Value::Object(out)))
+}
+
+/// The UI's metric charts: history of one metric over several runs, within a step range.
+pub async fn metric_history_bulk_interval(State(r): State<Registry>, f: Fields) -> Reply {
+    let key = f.str("metric_key")?;
+    let start = f.opt_i64("start_step")?;
+    let end = f.opt_i64("end_step")?;
+    let limit = f.opt_i64("max_results")?.unwrap_or(320).clamp(1, 1000) as usize;
+    let mut metrics = Vec::new();
+    for run in f.str_list("run_ids")? {
+        let history = r.tracking().metric_history(&run, &key).await?;
+        for m in history
+            .iter()
+            .filter(|m| start.is_none_or(|s| m.step >= s) && end.is_none_or(|e| m.step <= e))
+            .take(limit)
+        {
+            let mut v = convert::metric(m);
+            v["run_id"] = json!(run);
+            metrics.push(v);
+        }
+    }
+    Ok(Json(json!({ "metrics": metrics })))
+}
+
+pub async fn server_info() -> Json<Value> {
+    Json(json!({
+        "store_type": "SqlStore",
+        "workspaces_enabled": false,
+        "trace_archival_enabled": false,
+        "multipart_uploads_enabled": false,
+        "multipart_downloads_enabled": false,
+        "presigned_upload_run_id_supported": false,
+        "presigned_upload_model_id_supported": false,
+        "features_enabled": {}
+    }))
+}
+
+// ---- logged models ----
+
+pub async fn create_logged_model(State(r): State<Registry>, f: Fields) -> Reply {
+    let exp = experiment_id(&f, "experiment_id")?;
+    let tags: BTreeMap<String, String> = f.key_values("tags")?.into_iter().collect();
+    let params: BTreeMap<String, String> = f.key_values("params")?.into_iter().collect();
+    let m = r
+        .tracking()
+        .create_logged_model(
+            exp,
+            f.opt_str("name")?.as_deref(),
+            f.opt_str("source_run_id")?
+                .as_deref()
+                .filter(|s| !s.is_empty()),
+            f.opt_str("model_type")?.as_deref(),
+            &tags,
+            &params,
+        )
+        .await?;
+    Ok(Json(json!({"model": convert::logged_model(&m)})))
+}
+
+pub async fn get_logged_model(State(r): State<Registry>, Path(id): Path<String>) -> Reply {
+    let m = r.tracking().get_logged_model(&id).await?;
+    Ok(Json(json!({"model": convert::logged_model(&m)})))
+}
+
+pub async fn finalize_logged_model(
+    State(r): State<Registry>,
+    Path(id): Path<String>,
+    f: Fields,
+) -> Reply {
+    let status = f.str("status")?;
+    let m = r.tracking().set_logged_model_status(&id, &status).await?;
+    Ok(Json(json!({"model": convert::logged_model(&m)})))
+}
+
+pub async fn delete_logged_model(State(r): State<Registry>, Path(id): Path<String>) -> Reply {
+    r.tracking().delete_logged_model(&id).await?;
+    ok()
+}
+
+pub async fn set_logged_model_tags(
+    State(r): State<Registry>,
+    Path(id): Path<String>,
+    f: Fields,
+) -> Reply {
+    r.tracking()
+        .set_logged_model_tags(&id, &f.key_values("tags")?)
+        .await?;
+    ok()
+}
+
+pub async fn delete_logged_model_tag(
+    State(r): State<Registry>,
+    Path((id, key)): Path<(String, String)>,
+) -> Reply {
+    r.tracking().delete_logged_model_tag(&id, &key).await?;
+    ok()
+}
+
+pub async fn search_logged_models(State(r): State<Registry>, f: Fields) -> Reply {
+    let ids = f
+        .str_list("experiment_ids")?
+        .iter()
+        .map(|id| {
+            id.parse()
+                .map_err(|_| MlflowError::invalid(format!("Invalid experiment ID: '{id}'")))
+        })
+        .collect::<MlflowResult<Vec<i64>>>()?;
+    if ids.is_empty() {
+        return Err(MlflowError::invalid(
+            "Missing value for required parameter 'experiment_ids'",
+        ));
+    }
+    let limit = paging::max_results(&f, 100, 1000)?;
+    let offset = paging::offset(&f)?;
+    let models = r
+        .tracking()
+        .search_logged_models(&ids, &filter(&f)?)
+        .await?;
+    let (page, token) = paging::page(models.into_iter().skip(offset).collect(), offset, limit);
+    let mut out = serde_json::Map::new();
+    if !page.is_empty() {
+        out.insert(
+            "models".into(),
+            Value::Array(page.iter().map(convert::logged_model).collect()),
+        );
+    }
+    if let Some(t) = token {
+        out.insert("next_page_token".into(), json!(t));
+    }
+    Ok(Json(Value::Object(out)))
+}
