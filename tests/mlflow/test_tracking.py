@@ -1,0 +1,73 @@
+"""Tracking through the real client: metric history, log_batch, search_runs, artifacts."""
+
+import time
+
+import mlflow
+from mlflow.entities import Metric, Param, RunTag
+
+
+def test_metric_history_and_log_batch(client, unique):
+    exp = client.create_experiment(f"track-{unique}")
+    run = client.create_run(exp)
+    rid = run.info.run_id
+    for step, value in enumerate([0.5, 0.4, 0.3, 0.25]):
+        client.log_metric(rid, "loss", value, step=step)
+    now = int(time.time() * 1000)
+    client.log_batch(
+        rid,
+        metrics=[Metric("acc", 0.9, now, 0), Metric("acc", 0.95, now + 1, 1)],
+        params=[Param("lr", "0.01"), Param("depth", "8")],
+        tags=[RunTag("team", "vision")],
+    )
+    client.log_param(rid, "lr", "0.01")  # same value again is fine
+    history = client.get_metric_history(rid, "loss")
+    assert [(m.step, m.value) for m in history] == [(0, 0.5), (1, 0.4), (2, 0.3), (3, 0.25)]
+    got = client.get_run(rid)
+    assert got.data.metrics == {"loss": 0.25, "acc": 0.95}
+    assert got.data.params == {"lr": "0.01", "depth": "8"}
+    assert got.data.tags["team"] == "vision"
+    client.set_terminated(rid)
+    assert client.get_run(rid).info.status == "FINISHED"
+
+
+def test_search_runs_filters_order_and_pages(client, unique):
+    exp = client.create_experiment(f"search-{unique}")
+    for i, acc in enumerate([0.2, 0.9, 0.6, 0.75]):
+        run = client.create_run(exp, tags={"kind": "even" if i % 2 == 0 else "odd"})
+        client.log_metric(run.info.run_id, "acc", acc)
+        client.log_param(run.info.run_id, "idx", str(i))
+
+    runs = client.search_runs([exp], "metrics.acc > 0.5", order_by=["metrics.acc DESC"])
+    assert [r.data.metrics["acc"] for r in runs] == [0.9, 0.75, 0.6]
+    runs = client.search_runs([exp], "params.idx = '2' and tags.kind = 'even'")
+    assert [r.data.params["idx"] for r in runs] == ["2"]
+    runs = client.search_runs([exp], "tags.kind LIKE 'ev%'", order_by=["params.idx ASC"])
+    assert [r.data.params["idx"] for r in runs] == ["0", "2"]
+
+    first = client.search_runs([exp], "", order_by=["metrics.acc ASC"], max_results=3)
+    assert len(first) == 3 and first.token
+    rest = client.search_runs([exp], "", order_by=["metrics.acc ASC"], max_results=3, page_token=first.token)
+    assert len(rest) == 1 and not rest.token
+    assert [r.data.metrics["acc"] for r in list(first) + list(rest)] == [0.2, 0.6, 0.75, 0.9]
+
+    df = mlflow.search_runs([exp], filter_string="metrics.acc >= 0.75")
+    assert len(df) == 2
+
+
+def test_log_artifacts_list_download(client, unique, tmp_path):
+    src = tmp_path / "outputs"
+    (src / "plots").mkdir(parents=True)
+    (src / "report.txt").write_text("all good\n")
+    (src / "plots" / "loss.csv").write_text("step,loss\n0,0.5\n")
+    mlflow.set_experiment(f"artifacts-{unique}")
+    with mlflow.start_run() as run:
+        mlflow.log_artifacts(str(src), artifact_path="outputs")
+        mlflow.log_artifact(str(src / "report.txt"))
+    rid = run.info.run_id
+    top = {a.path: a.is_dir for a in client.list_artifacts(rid)}
+    assert top == {"outputs": True, "report.txt": False}
+    inner = {a.path: a.file_size for a in client.list_artifacts(rid, "outputs")}
+    assert inner == {"outputs/plots": None, "outputs/report.txt": 9}
+    dst = mlflow.artifacts.download_artifacts(run_id=rid, artifact_path="outputs", dst_path=str(tmp_path / "dl"))
+    assert open(f"{dst}/report.txt").read() == "all good\n"
+    assert open(f"{dst}/plots/loss.csv").read() == "step,loss\n0,0.5\n"
