@@ -15,7 +15,6 @@ use axum::Router;
 use axum::routing::{delete, get, patch, post};
 use cairn_registry::Registry;
 
-
 /// The endpoints under `/api/2.0/mlflow` (also served under `/ajax-api/2.0/mlflow` and
 /// `/api/3.0/mlflow`).
 fn api() -> Router<Registry> {
