@@ -1,0 +1,274 @@
+#!/usr/bin/env python3
+"""The same MLflow REST workload against `cairn server` and `mlflow server` (SQLite
+backend, default settings, proxied artifacts), in one run, side by side.
+
+    .venv/mlflow3/bin/python bench/mlflow_compare.py [--seconds 5] [--runs 10000]
+
+Prints ops/s and p50/p99 latency per call at concurrency 8, and the 256 MiB artifact
+PUT/GET next to `dd … conv=fdatasync` (the disk's durable write bandwidth) and loopback
+bandwidth measured in the same run. Needs the release binary (`cargo build --release`).
+"""
+
+import argparse
+import concurrent.futures
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+CONCURRENCY = 8
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(url, path):
+    for _ in range(600):
+        try:
+            if requests.get(url + path, timeout=1).ok:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not start")
+
+
+def start_cairn(work):
+    binary = os.environ.get("CAIRN_BIN", str(ROOT / "target" / "release" / "cairn"))
+    proc = subprocess.Popen(
+        [binary, "server", "--port", "0", "--data", str(work / "cairn")],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        env={**os.environ, "RUST_LOG": "warn"},
+    )
+    url = next(w for w in proc.stdout.readline().split() if w.startswith("http://"))
+    wait_ready(url, "/readyz")
+    return proc, url
+
+
+def start_mlflow(work):
+    port = free_port()
+    mlflow_bin = Path(sys.executable).parent / "mlflow"
+    proc = subprocess.Popen(
+        [str(mlflow_bin), "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{work / 'mlflow.db'}",
+         "--artifacts-destination", str(work / "mlflow-artifacts")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(url, "/health")
+    return proc, url
+
+
+class Api:
+    def __init__(self, url):
+        self.url = url
+        self.local = threading.local()
+
+    @property
+    def session(self):
+        if not hasattr(self.local, "s"):
+            self.local.s = requests.Session()
+        return self.local.s
+
+    def call(self, method, path, **kw):
+        r = self.session.request(method, f"{self.url}/api/2.0/mlflow/{path}", **kw)
+        if not r.ok:
+            raise RuntimeError(f"{method} {path}: {r.status_code} {r.text[:200]}")
+        return r.json() if r.content else {}
+
+
+def measure(fn, seconds):
+    """Calls fn(i) from CONCURRENCY threads for `seconds`; returns ops/s, p50, p99 (ms)."""
+    latencies = []
+    lock = threading.Lock()
+    deadline = time.perf_counter() + seconds
+    counter = iter(range(10**9))
+
+    def worker():
+        mine = []
+        while time.perf_counter() < deadline:
+            i = next(counter)
+            t0 = time.perf_counter()
+            fn(i)
+            mine.append(time.perf_counter() - t0)
+        with lock:
+            latencies.extend(mine)
+
+    start = time.perf_counter()
+    threads = [threading.Thread(target=worker) for _ in range(CONCURRENCY)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    latencies.sort()
+    p = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000
+    return len(latencies) / elapsed, p(0.5), p(0.99)
+
+
+def parallel(fn, items):
+    with concurrent.futures.ThreadPoolExecutor(CONCURRENCY) as pool:
+        return list(pool.map(fn, items))
+
+
+def setup(api, runs_count, versions_count):
+    exp = api.call("POST", "experiments/create", json={"name": f"bench-{uuid.uuid4().hex[:8]}"})["experiment_id"]
+    run = api.call("POST", "runs/create", json={"experiment_id": exp, "start_time": int(time.time() * 1000)})["run"]["info"]
+    run_id = run["run_id"]
+    artifact_root = run["artifact_uri"].split("mlflow-artifacts:/", 1)[1]
+    requests.put(f"{api.url}/api/2.0/mlflow-artifacts/artifacts/{artifact_root}/model/weights.bin", data=b"w" * 4096).raise_for_status()
+    model = f"bench-{uuid.uuid4().hex[:8]}"
+    api.call("POST", "registered-models/create", json={"name": model})
+    source = f"runs:/{run_id}/model"
+
+    def create_version(_):
+        return api.call("POST", "model-versions/create", json={"name": model, "source": source, "run_id": run_id})
+
+    create_version(0)
+    api.call("POST", "registered-models/alias", json={"name": model, "alias": "champion", "version": "1"})
+
+    # 1,000 versions of another model, for search.
+    search_model = f"bench-search-{uuid.uuid4().hex[:8]}"
+    api.call("POST", "registered-models/create", json={"name": search_model})
+    parallel(lambda _: api.call("POST", "model-versions/create", json={"name": search_model, "source": source, "run_id": run_id}), range(versions_count))
+
+    # Runs with a metric each, for runs/search.
+    search_exp = api.call("POST", "experiments/create", json={"name": f"bench-runs-{uuid.uuid4().hex[:8]}"})["experiment_id"]
+
+    def make_run(i):
+        rid = api.call("POST", "runs/create", json={"experiment_id": search_exp, "start_time": int(time.time() * 1000)})["run"]["info"]["run_id"]
+        api.call("POST", "runs/log-metric", json={"run_id": rid, "key": "acc", "value": (i % 1000) / 1000, "timestamp": 0, "step": 0})
+
+    parallel(make_run, range(runs_count))
+    return dict(exp=exp, run_id=run_id, model=model, source=source, search_model=search_model, search_exp=search_exp)
+
+
+def workloads(api, ctx):
+    now = int(time.time() * 1000)
+    batch = [{"key": f"m{k}", "value": k * 0.5, "timestamp": now, "step": 0} for k in range(100)]
+    return {
+        "log-metric": lambda i: api.call("POST", "runs/log-metric", json={"run_id": ctx["run_id"], "key": "loss", "value": 1.0 / (i + 1), "timestamp": now + i, "step": i}),
+        "log-batch(100)": lambda i: api.call("POST", "runs/log-batch", json={"run_id": ctx["run_id"], "metrics": [dict(m, step=i) for m in batch]}),
+        "model-versions/create": lambda i: api.call("POST", "model-versions/create", json={"name": ctx["model"], "source": ctx["source"], "run_id": ctx["run_id"]}),
+        "get-by-alias": lambda i: api.call("GET", "registered-models/alias", params={"name": ctx["model"], "alias": "champion"}),
+        "model-versions/search (1,000 versions)": lambda i: api.call("GET", "model-versions/search", params={"filter": f"name='{ctx['search_model']}'", "max_results": 1000}),
+        "runs/search metrics filter": lambda i: api.call("POST", "runs/search", json={"experiment_ids": [ctx["search_exp"]], "filter": "metrics.acc > 0.99", "max_results": 100}),
+    }
+
+
+def artifact_transfer(url, ctx, api, path):
+    run = api.call("GET", "runs/get", params={"run_id": ctx["run_id"]})["run"]["info"]
+    root = run["artifact_uri"].split("mlflow-artifacts:/", 1)[1]
+    target = f"{url}/api/2.0/mlflow-artifacts/artifacts/{root}/big/{uuid.uuid4().hex}.bin"
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        t0 = time.perf_counter()
+        requests.put(target, data=f).raise_for_status()
+        put = size / (time.perf_counter() - t0) / 1e6
+    t0 = time.perf_counter()
+    with requests.get(target, stream=True) as r:
+        r.raise_for_status()
+        got = sum(len(c) for c in r.iter_content(1 << 20))
+    get = got / (time.perf_counter() - t0) / 1e6
+    assert got == size
+    return put, get
+
+
+def dd_fdatasync(work, mib):
+    out = subprocess.run(["dd", "if=/dev/zero", f"of={work / 'dd.bin'}", "bs=1M", f"count={mib}", "conv=fdatasync"],
+                         capture_output=True, text=True)
+    (work / "dd.bin").unlink()
+    t0 = out.stderr.strip().splitlines()[-1]
+    secs = float(t0.split(",")[-2].split()[0])
+    return mib * 1.048576 / secs
+
+
+def loopback(mib):
+    """MB/s of one TCP stream over loopback, with 1 MiB writes."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    port = srv.getsockname()[1]
+    total = mib * 1024 * 1024
+
+    def sink():
+        conn, _ = srv.accept()
+        got = 0
+        while got < total:
+            got += len(conn.recv(1 << 20))
+        conn.close()
+
+    t = threading.Thread(target=sink)
+    t.start()
+    c = socket.create_connection(("127.0.0.1", port))
+    chunk = b"\0" * (1 << 20)
+    t0 = time.perf_counter()
+    for _ in range(mib):
+        c.sendall(chunk)
+    t.join()
+    c.close()
+    srv.close()
+    return total / (time.perf_counter() - t0) / 1e6
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=5)
+    ap.add_argument("--runs", type=int, default=10000)
+    ap.add_argument("--versions", type=int, default=1000)
+    ap.add_argument("--artifact-mib", type=int, default=256)
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="cairn-vs-mlflow-"))
+    big = work / "big.bin"
+    with open(big, "wb") as f:
+        for _ in range(args.artifact_mib):
+            f.write(os.urandom(1 << 20))
+    results = {}
+    transfers = {}
+    try:
+        for label, start in (("cairn", start_cairn), ("mlflow", start_mlflow)):
+            proc, url = start(work)
+            try:
+                api = Api(url)
+                print(f"[{label}] setting up {args.runs} runs and {args.versions} versions…", file=sys.stderr)
+                ctx = setup(api, args.runs, args.versions)
+                for name, fn in workloads(api, ctx).items():
+                    results[(label, name)] = measure(fn, args.seconds)
+                    print(f"[{label}] {name}: {results[(label, name)][0]:.1f} ops/s", file=sys.stderr)
+                transfers[label] = artifact_transfer(url, ctx, api, big)
+            finally:
+                proc.terminate()
+                proc.wait(timeout=30)
+        disk = dd_fdatasync(work, args.artifact_mib)
+        net = loopback(1024)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    print(f"\nConcurrency {CONCURRENCY}, {args.seconds:.0f} s per call, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}\n")
+    print("| call | cairn ops/s | cairn p50 / p99 (ms) | mlflow ops/s | mlflow p50 / p99 (ms) | cairn / mlflow |")
+    print("|---|---:|---:|---:|---:|---:|")
+    names = [n for (l, n) in results if l == "cairn"]
+    for name in names:
+        c, m = results[("cairn", name)], results[("mlflow", name)]
+        print(f"| {name} | {c[0]:.0f} | {c[1]:.1f} / {c[2]:.1f} | {m[0]:.1f} | {m[1]:.0f} / {m[2]:.0f} | {c[0] / m[0]:.0f}× |")
+    print(f"\n| {args.artifact_mib} MiB artifact | cairn MB/s | mlflow MB/s | anchor MB/s | cairn / anchor |")
+    print("|---|---:|---:|---:|---:|")
+    print(f"| PUT | {transfers['cairn'][0]:.0f} | {transfers['mlflow'][0]:.0f} | {disk:.0f} (dd conv=fdatasync) | {transfers['cairn'][0] / disk:.0%} |")
+    print(f"| GET | {transfers['cairn'][1]:.0f} | {transfers['mlflow'][1]:.0f} | {net:.0f} (loopback) | {transfers['cairn'][1] / net:.0%} |")
+
+
+if __name__ == "__main__":
+    main()
