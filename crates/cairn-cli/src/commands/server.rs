@@ -42,13 +42,14 @@ pub async fn run(args: Args) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;
     let addr = listener.local_addr()?;
+    let shutdown = cairn_server::shutdown_signal().context("installing signal handlers")?;
     // Scripts and tests read the bound address (port 0 picks one) from this line.
     println!(
         "cairn server listening on http://{addr} (data: {})",
         data.display()
     );
     tracing::info!(%addr, data = %data.display(), "cairn server started");
-    cairn_server::serve(registry, listener)
+    cairn_server::serve(registry, listener, shutdown)
         .await
         .context("serving")?;
     Ok(())

@@ -45,6 +45,8 @@ pub fn experiment(e: &Experiment) -> Value {
     obj.insert("last_update_time".into(), json!(e.last_update_time));
     obj.insert("creation_time".into(), json!(e.creation_time));
     put_nonempty(&mut obj, "tags", key_values(&e.tags));
+    // MLflow 3 servers name the workspace; Cairn has one.
+    obj.insert("workspace".into(), json!("default"));
     Value::Object(obj)
 }
 

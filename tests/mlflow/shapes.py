@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""JSON shapes of MLflow REST answers, for comparing Cairn with the real server.
+
+A fixed script of raw REST calls (the ones the client makes) runs against a server; each
+answer is reduced to its shape: the set of `path:type` leaves (`run.info.start_time:int`,
+`run.data.metrics[].value:float`). test_shapes.py runs the script against Cairn and
+compares with the snapshot taken from the real `mlflow server`:
+
+    python shapes.py --start-mlflow > snapshots/mlflow-3.17.2.json
+"""
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+import requests
+
+
+def shape(value, prefix=""):
+    if isinstance(value, dict):
+        out = set()
+        for k, v in value.items():
+            out |= shape(v, f"{prefix}.{k}" if prefix else k)
+        return out
+    if isinstance(value, list):
+        out = {f"{prefix}[]"} if not value else set()
+        for v in value:
+            out |= shape(v, f"{prefix}[]")
+        return out
+    kind = {bool: "bool", int: "int", float: "float", str: "str", type(None): "null"}[type(value)]
+    # Doubles that happen to be whole numbers are still doubles.
+    return {f"{prefix}:{'float' if kind == 'int' and prefix.endswith('.value') else kind}"}
+
+
+def script(url):
+    """Runs the calls; returns {label: sorted shape}."""
+    api = f"{url}/api/2.0/mlflow"
+    s = requests.Session()
+    shapes = {}
+    tag = uuid.uuid4().hex[:8]
+
+    def call(label, method, path, **kw):
+        r = s.request(method, f"{api}/{path}", **kw)
+        assert r.ok, f"{label}: {r.status_code} {r.text}"
+        body = r.json() if r.content else {}
+        shapes[label] = sorted(shape(body))
+        return body
+
+    exp = call("experiments/create", "POST", "experiments/create", json={"name": f"shapes-{tag}"})["experiment_id"]
+    call("experiments/get", "GET", "experiments/get", params={"experiment_id": exp})
+    call("experiments/get-by-name", "GET", "experiments/get-by-name", params={"experiment_name": f"shapes-{tag}"})
+    call("experiments/search", "POST", "experiments/search", json={"max_results": 10, "filter": f"name = 'shapes-{tag}'"})
+    now = int(time.time() * 1000)
+    run = call("runs/create", "POST", "runs/create", json={
+        "experiment_id": exp, "start_time": now, "user_id": "u",
+        "tags": [{"key": "mlflow.user", "value": "u"}]})["run"]["info"]
+    rid = run["run_id"]
+    call("runs/log-metric", "POST", "runs/log-metric", json={"run_id": rid, "key": "acc", "value": 0.5, "timestamp": now, "step": 0})
+    s.post(f"{api}/runs/log-metric", json={"run_id": rid, "key": "acc", "value": 0.75, "timestamp": now + 1, "step": 1})
+    call("runs/log-parameter", "POST", "runs/log-parameter", json={"run_id": rid, "key": "lr", "value": "0.1"})
+    call("runs/set-tag", "POST", "runs/set-tag", json={"run_id": rid, "key": "team", "value": "x"})
+    call("runs/get", "GET", "runs/get", params={"run_id": rid})
+    call("runs/search", "POST", "runs/search", json={"experiment_ids": [exp], "filter": "metrics.acc > 0.1", "max_results": 10})
+    call("metrics/get-history", "GET", "metrics/get-history", params={"run_id": rid, "metric_key": "acc"})
+    root = run["artifact_uri"].split("mlflow-artifacts:/", 1)[1]
+    art = f"{url}/api/2.0/mlflow-artifacts/artifacts"
+    s.put(f"{art}/{root}/model/MLmodel", data=b"flavors: {}\n").raise_for_status()
+    s.put(f"{art}/{root}/model/weights.bin", data=b"\0" * 64).raise_for_status()
+    shapes["mlflow-artifacts list"] = sorted(shape(s.get(art, params={"path": f"{root}/model"}).json()))
+    call("artifacts/list", "GET", "artifacts/list", params={"run_id": rid, "path": "model"})
+    lm = call("logged-models create", "POST", "logged-models", json={"experiment_id": exp, "name": "m", "source_run_id": rid})["model"]["info"]["model_id"]
+    call("logged-models get", "GET", f"logged-models/{lm}")
+    call("logged-models finalize", "PATCH", f"logged-models/{lm}", json={"model_id": lm, "status": "LOGGED_MODEL_READY"})
+    call("logged-models/search", "POST", "logged-models/search", json={"experiment_ids": [exp]})
+    name = f"shapes-{tag}"
+    call("registered-models/create", "POST", "registered-models/create", json={"name": name, "description": "d", "tags": [{"key": "k", "value": "v"}]})
+    call("model-versions/create", "POST", "model-versions/create", json={"name": name, "source": f"runs:/{rid}/model", "run_id": rid, "tags": [{"key": "k", "value": "v"}]})
+    call("registered-models/alias set", "POST", "registered-models/alias", json={"name": name, "alias": "champion", "version": "1"})
+    call("registered-models/alias get", "GET", "registered-models/alias", params={"name": name, "alias": "champion"})
+    call("model-versions/get", "GET", "model-versions/get", params={"name": name, "version": "1"})
+    call("model-versions/transition-stage", "POST", "model-versions/transition-stage", json={"name": name, "version": "1", "stage": "Staging", "archive_existing_versions": False})
+    call("registered-models/get", "GET", "registered-models/get", params={"name": name})
+    call("registered-models/get-latest-versions", "POST", "registered-models/get-latest-versions", json={"name": name})
+    call("model-versions/search", "GET", "model-versions/search", params={"filter": f"name='{name}'"})
+    call("registered-models/search", "GET", "registered-models/search", params={"filter": f"name='{name}'", "max_results": 10})
+    call("model-versions/update", "PATCH", "model-versions/update", json={"name": name, "version": "1", "description": "v1"})
+    call("registered-models/update", "PATCH", "registered-models/update", json={"name": name, "description": "new"})
+    call("model-versions/get-download-uri", "GET", "model-versions/get-download-uri", params={"name": name, "version": "1"})
+    call("registered-models/rename", "POST", "registered-models/rename", json={"name": name, "new_name": f"{name}-2"})
+    call("runs/update", "POST", "runs/update", json={"run_id": rid, "status": "FINISHED", "end_time": now + 5})
+    return shapes
+
+
+def start_mlflow():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    work = tempfile.mkdtemp()
+    proc = subprocess.Popen(
+        [os.path.join(os.path.dirname(sys.executable), "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{work}/mlflow.db", "--artifacts-destination", f"{work}/artifacts"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        try:
+            if requests.get(f"{url}/health").ok:
+                return proc, url
+        except requests.RequestException:
+            time.sleep(0.1)
+    raise RuntimeError("mlflow server did not start")
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--url")
+    ap.add_argument("--start-mlflow", action="store_true")
+    args = ap.parse_args()
+    proc = None
+    if args.start_mlflow:
+        proc, url = start_mlflow()
+    else:
+        url = args.url
+    try:
+        import mlflow
+
+        print(json.dumps({"mlflow": mlflow.__version__, "shapes": script(url)}, indent=1, sort_keys=True))
+    finally:
+        if proc:
+            proc.terminate()
