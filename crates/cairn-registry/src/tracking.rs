@@ -1093,6 +1093,153 @@ impl Tracking {
         Ok(())
     }
 
+    /// Starts a multipart upload of the artifact at `path`; returns its id.
+    pub async fn create_upload(&self, path: &str) -> Result<String> {
+        check_artifact_path(path)?;
+        let id = random_hex32();
+        sqlx::query("INSERT INTO artifact_uploads (id, path, created_at) VALUES ($1, $2, $3)")
+            .bind(&id)
+            .bind(path)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(id)
+    }
+
+    async fn upload_path(&self, upload_id: &str) -> Result<String> {
+        sqlx::query_scalar("SELECT path FROM artifact_uploads WHERE id = $1")
+            .bind(upload_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| not_found(format!("No multipart upload with id {upload_id}")))
+    }
+
+    /// Stores one part (a blob of its own); returns its digest, the part's ETag.
+    pub async fn put_upload_part<E>(
+        &self,
+        upload_id: &str,
+        part_number: i64,
+        stream: impl futures::Stream<Item = std::result::Result<Bytes, E>> + Unpin,
+    ) -> Result<Sha256Digest>
+    where
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        self.upload_path(upload_id).await?;
+        if part_number < 1 {
+            return Err(invalid("part numbers start at 1"));
+        }
+        let (digest, size) = self.blobs.put_stream_unknown(stream).await?;
+        sqlx::query(
+            "INSERT INTO artifact_upload_parts (upload_id, part_number, sha256, size) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (upload_id, part_number) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size",
+        )
+        .bind(upload_id)
+        .bind(part_number)
+        .bind(digest.to_hex())
+        .bind(size as i64)
+        .execute(&self.pool)
+        .await?;
+        Ok(digest)
+    }
+
+    /// Concatenates the listed parts, in order, into the artifact. Each part's ETag must
+    /// be the digest the part upload answered.
+    pub async fn complete_upload(&self, upload_id: &str, parts: &[(i64, String)]) -> Result<()> {
+        let path = self.upload_path(upload_id).await?;
+        let stored: HashMap<i64, String> = sqlx::query_as::<_, (i64, String)>(
+            "SELECT part_number, sha256 FROM artifact_upload_parts WHERE upload_id = $1",
+        )
+        .bind(upload_id)
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .collect();
+        let mut digests = Vec::new();
+        let mut sorted = parts.to_vec();
+        sorted.sort_by_key(|(n, _)| *n);
+        for (n, etag) in &sorted {
+            let digest = stored.get(n).ok_or_else(|| {
+                invalid(format!("part {n} of upload {upload_id} was not uploaded"))
+            })?;
+            let etag = etag.trim_matches('"');
+            if !etag.is_empty() && etag != digest {
+                return Err(invalid(format!(
+                    "part {n}: ETag {etag} does not match the uploaded part"
+                )));
+            }
+            digests.push(
+                digest
+                    .parse::<Sha256Digest>()
+                    .map_err(|_| invalid("corrupt part digest"))?,
+            );
+        }
+        if digests.is_empty() {
+            return Err(invalid("a multipart upload needs at least one part"));
+        }
+        // Feed the parts, one after another, into one new blob.
+        let (tx, rx) =
+            futures::channel::mpsc::channel::<std::result::Result<Bytes, std::io::Error>>(4);
+        let blobs = self.blobs.clone();
+        let feeder = tokio::spawn(async move {
+            use futures::{SinkExt, StreamExt};
+            let mut tx = tx;
+            for d in digests {
+                let mut part = match blobs.read(&d).await {
+                    Ok(Some(read)) => read.stream,
+                    Ok(None) => {
+                        let _ = tx
+                            .send(Err(std::io::Error::other(format!(
+                                "part blob {d} is missing"
+                            ))))
+                            .await;
+                        return;
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+                        return;
+                    }
+                };
+                while let Some(chunk) = part.next().await {
+                    let failed = chunk.is_err();
+                    if tx.send(chunk).await.is_err() || failed {
+                        return;
+                    }
+                }
+            }
+        });
+        let stored = self.blobs.put_stream_unknown(rx).await;
+        let _ = feeder.await;
+        let (digest, size) = stored?;
+        self.blobs.make_durable().await?;
+        let mut tx = self.meta.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO artifacts (path, sha256, size, created_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (path) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size, created_at = excluded.created_at",
+        )
+        .bind(&path)
+        .bind(digest.to_hex())
+        .bind(size as i64)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM artifact_uploads WHERE id = $1")
+            .bind(upload_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Forgets an upload; its part blobs are left to garbage collection.
+    pub async fn abort_upload(&self, upload_id: &str) -> Result<()> {
+        self.upload_path(upload_id).await?;
+        sqlx::query("DELETE FROM artifact_uploads WHERE id = $1")
+            .bind(upload_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// The blob of the artifact at `path`; `None` if no file is there.
     pub async fn artifact_blob(&self, path: &str) -> Result<Option<(Sha256Digest, u64)>> {
         check_artifact_path(path)?;

@@ -232,3 +232,87 @@ pub async fn get_version_artifact(State(r): State<Registry>, f: Fields) -> Mlflo
     );
     download(State(r), Path(path)).await
 }
+
+/// `mpu/create/{path}`: starts a multipart upload; each part goes to a URL of this server.
+pub async fn create_multipart(
+    State(r): State<Registry>,
+    Path(path): Path<String>,
+    headers: axum::http::HeaderMap,
+    f: Fields,
+) -> MlflowResult<Json<Value>> {
+    if version_path(&path).is_some() {
+        return Err(MlflowError::invalid("registered versions are read-only"));
+    }
+    let parts = f.i64("num_parts")?;
+    if !(1..=10_000).contains(&parts) {
+        return Err(MlflowError::invalid(format!(
+            "num_parts must be 1-10000, got {parts}"
+        )));
+    }
+    // The URL names the directory; `path` is the client's local file, whose name the
+    // artifact takes.
+    let local = f.str("path")?;
+    let file_name = local.rsplit(['/', '\\']).next().unwrap_or(&local);
+    let id = r
+        .tracking()
+        .create_upload(&format!("{}/{file_name}", path.trim_end_matches('/')))
+        .await?;
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .ok_or_else(|| MlflowError::invalid("multipart uploads need a Host header"))?;
+    let scheme = headers
+        .get("x-forwarded-proto")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("http");
+    let credentials: Vec<Value> = (1..=parts)
+        .map(|n| {
+            json!({
+                "url": format!("{scheme}://{host}/api/2.0/mlflow-artifacts/mpu/part/{id}/{n}"),
+                "part_number": n,
+                "headers": {}
+            })
+        })
+        .collect();
+    Ok(Json(json!({"upload_id": id, "credentials": credentials})))
+}
+
+/// A part of a multipart upload; answers its digest as the ETag.
+pub async fn upload_part(
+    State(r): State<Registry>,
+    Path((id, part)): Path<(String, i64)>,
+    body: Body,
+) -> MlflowResult<Response> {
+    let digest = r
+        .tracking()
+        .put_upload_part(&id, part, body.into_data_stream())
+        .await?;
+    Ok(([(header::ETAG, format!("\"{digest}\""))], Json(json!({}))).into_response())
+}
+
+pub async fn complete_multipart(State(r): State<Registry>, f: Fields) -> MlflowResult<Json<Value>> {
+    let id = f.str("upload_id")?;
+    let parts = f
+        .list("parts")
+        .iter()
+        .map(|p| {
+            let n = p
+                .get("part_number")
+                .and_then(|n| n.as_i64().or_else(|| n.as_str()?.parse().ok()))
+                .ok_or_else(|| MlflowError::invalid("every part needs a part_number"))?;
+            let etag = p
+                .get("etag")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned();
+            Ok((n, etag))
+        })
+        .collect::<MlflowResult<Vec<_>>>()?;
+    r.tracking().complete_upload(&id, &parts).await?;
+    Ok(Json(json!({})))
+}
+
+pub async fn abort_multipart(State(r): State<Registry>, f: Fields) -> MlflowResult<Json<Value>> {
+    r.tracking().abort_upload(&f.str("upload_id")?).await?;
+    Ok(Json(json!({})))
+}

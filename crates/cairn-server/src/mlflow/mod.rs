@@ -136,6 +136,13 @@ fn api() -> Router<Registry> {
 
 fn artifact_api() -> Router<Registry> {
     Router::new()
+        .route("/mpu/create/{*path}", post(artifacts::create_multipart))
+        .route("/mpu/complete/{*path}", post(artifacts::complete_multipart))
+        .route("/mpu/abort/{*path}", post(artifacts::abort_multipart))
+        .route(
+            "/mpu/part/{upload_id}/{part}",
+            axum::routing::put(artifacts::upload_part),
+        )
         .route("/artifacts", get(artifacts::list))
         .route(
             "/artifacts/{*path}",
