@@ -230,6 +230,7 @@ def main():
     ap.add_argument("--runs", type=int, default=10000)
     ap.add_argument("--versions", type=int, default=1000)
     ap.add_argument("--artifact-mib", type=int, default=256)
+    ap.add_argument("--only", choices=["cairn", "mlflow"], help="measure one server (for iterating; the table needs both)")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="cairn-vs-mlflow-"))
     big = work / "big.bin"
@@ -239,7 +240,8 @@ def main():
     results = {}
     transfers = {}
     try:
-        for label, start in (("cairn", start_cairn), ("mlflow", start_mlflow)):
+        servers = [(l, s) for l, s in (("cairn", start_cairn), ("mlflow", start_mlflow)) if args.only in (None, l)]
+        for label, start in servers:
             proc, url = start(work)
             try:
                 api = Api(url)
@@ -252,6 +254,8 @@ def main():
             finally:
                 proc.terminate()
                 proc.wait(timeout=30)
+        if args.only:
+            return
         disk = dd_fdatasync(work, args.artifact_mib)
         net = loopback(1024)
     finally:

@@ -16,3 +16,5 @@ pub use store::{VersionExtras, VersionOrigin};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tracking_tests;

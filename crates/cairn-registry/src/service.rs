@@ -161,6 +161,16 @@ impl Registry {
         self.meta.list_versions(model).await
     }
 
+    /// A version without its manifest (`files` is `None`): cheaper when only metadata
+    /// is needed.
+    pub async fn get_version_summary(
+        &self,
+        model: &ModelName,
+        reference: &VersionRef,
+    ) -> Result<Version> {
+        self.meta.get_version_summary(model, reference).await
+    }
+
     /// A version with its manifest.
     pub async fn get_version(&self, model: &ModelName, reference: &VersionRef) -> Result<Version> {
         self.meta.get_version(model, reference).await

@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_core::model::{AliasAction, FileRef};
@@ -32,6 +33,36 @@ const INSERT_CHUNK: usize = 1000;
 #[derive(Clone)]
 pub struct MetadataStore {
     pool: SqlitePool,
+    /// One writer at a time within this process. SQLite allows one writer anyway; waiting
+    /// here is a queue, while waiting on SQLite's lock is its busy handler sleeping
+    /// 1, 2, 5… 100 ms between tries, which wrecks tail latency under concurrent writes.
+    /// Other processes (a CLI in embedded mode) still meet the busy timeout.
+    write_lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// A write transaction holding the process's write lock until it ends.
+pub(crate) struct WriteTx {
+    tx: Transaction<'static, Sqlite>,
+    _guard: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl WriteTx {
+    pub async fn commit(self) -> Result<()> {
+        Ok(self.tx.commit().await?)
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = sqlx::SqliteConnection;
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -160,11 +191,18 @@ impl MetadataStore {
         let migrated = MIGRATIONS.run(&pool).await;
         drop(lock);
         migrated?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            write_lock: Arc::new(tokio::sync::Mutex::new(())),
+        })
     }
 
-    pub(crate) async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    pub(crate) async fn write_tx(&self) -> Result<WriteTx> {
+        let guard = self.write_lock.clone().lock_owned().await;
+        Ok(WriteTx {
+            tx: self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            _guard: guard,
+        })
     }
 
     pub(crate) fn pool(&self) -> &SqlitePool {
@@ -1050,7 +1088,7 @@ pub enum AliasTarget {
 
 #[allow(clippy::too_many_arguments)]
 async fn record_move(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut WriteTx,
     model_id: i64,
     alias: &str,
     from: Option<i64>,
@@ -1078,7 +1116,7 @@ async fn record_move(
 }
 
 async fn insert_key_values(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut WriteTx,
     table: &'static str,
     owner_column: &'static str,
     owner: i64,

@@ -1450,6 +1450,9 @@ fn like_to_glob(pattern: &str) -> String {
     out
 }
 
+/// One filter comparison as a condition on `r`. Metric, param, tag and dataset tests are
+/// uncorrelated `r.id IN (…)` subqueries: SQLite evaluates each once, through the
+/// (key, value) indexes, instead of once per run.
 fn push_run_condition(q: &mut QueryBuilder<Sqlite>, c: &Comparison) -> Result<()> {
     match c.kind {
         EntityKind::Metric => {
@@ -1465,9 +1468,9 @@ fn push_run_condition(q: &mut QueryBuilder<Sqlite>, c: &Comparison) -> Result<()
                     c.op.sql()
                 )));
             }
-            q.push("EXISTS (SELECT 1 FROM run_latest_metrics m WHERE m.run_id = r.id AND m.is_nan = 0 AND m.key = ")
+            q.push("r.id IN (SELECT run_id FROM run_latest_metrics WHERE is_nan = 0 AND key = ")
                 .push_bind(c.key.clone())
-                .push(format!(" AND m.value {} ", c.op.sql()))
+                .push(format!(" AND value {} ", c.op.sql()))
                 .push_bind(n)
                 .push(")");
         }
@@ -1480,23 +1483,19 @@ fn push_run_condition(q: &mut QueryBuilder<Sqlite>, c: &Comparison) -> Result<()
             match c.op {
                 Op::IsNull | Op::IsNotNull => {
                     q.push(if c.op == Op::IsNull {
-                        "NOT EXISTS"
+                        "r.id NOT IN"
                     } else {
-                        "EXISTS"
+                        "r.id IN"
                     })
-                    .push(format!(
-                        " (SELECT 1 FROM {table} t WHERE t.run_id = r.id AND t.key = "
-                    ))
+                    .push(format!(" (SELECT run_id FROM {table} WHERE key = "))
                     .push_bind(c.key.clone())
                     .push(")");
                 }
                 _ => {
-                    q.push(format!(
-                        "EXISTS (SELECT 1 FROM {table} t WHERE t.run_id = r.id AND t.key = "
-                    ))
-                    .push_bind(c.key.clone())
-                    .push(" AND ");
-                    push_string_comparison(q, "t.value", c.op, &c.value, &c.key)?;
+                    q.push(format!("r.id IN (SELECT run_id FROM {table} WHERE key = "))
+                        .push_bind(c.key.clone())
+                        .push(" AND ");
+                    push_string_comparison(q, "value", c.op, &c.value, &c.key)?;
                     q.push(")");
                 }
             }
@@ -1525,12 +1524,12 @@ fn push_run_condition(q: &mut QueryBuilder<Sqlite>, c: &Comparison) -> Result<()
         }
         EntityKind::Dataset => {
             let column = match c.key.as_str() {
-                "name" => "d.name",
-                "digest" => "d.digest",
-                "context" => "d.context",
+                "name" => "name",
+                "digest" => "digest",
+                "context" => "context",
                 _ => return Err(invalid(format!("Invalid dataset key '{}'", c.key))),
             };
-            q.push("EXISTS (SELECT 1 FROM run_inputs d WHERE d.run_id = r.id AND ");
+            q.push("r.id IN (SELECT run_id FROM run_inputs WHERE ");
             push_string_comparison(q, column, c.op, &c.value, &c.key)?;
             q.push(")");
         }

@@ -69,7 +69,10 @@ async fn version_json(
     number: u64,
     with_aliases: bool,
 ) -> MlflowResult<Value> {
-    let v = r.get_version(model, &VersionRef::Number(number)).await?;
+    // MLflow's view of a version has no file list: skip loading the manifest.
+    let v = r
+        .get_version_summary(model, &VersionRef::Number(number))
+        .await?;
     let extras = r.version_extras(model, number).await?;
     Ok(convert::model_version(&v, &extras, with_aliases))
 }
@@ -291,10 +294,11 @@ pub async fn delete_alias(State(r): State<Registry>, f: Fields) -> Reply {
 pub async fn get_by_alias(State(r): State<Registry>, f: Fields) -> Reply {
     let model = name(&f, "name")?;
     let v = r
-        .get_version(&model, &VersionRef::Alias(alias(&f)?))
+        .get_version_summary(&model, &VersionRef::Alias(alias(&f)?))
         .await?;
+    let extras = r.version_extras(&model, v.version).await?;
     Ok(Json(
-        json!({"model_version": version_json(&r, &model, v.version, true).await?}),
+        json!({"model_version": convert::model_version(&v, &extras, true)}),
     ))
 }
 

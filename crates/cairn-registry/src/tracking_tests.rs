@@ -1,0 +1,287 @@
+//! Tracking-store tests on a real SQLite database and blob directory.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use cairn_core::search::{parse_filter, parse_order_by};
+use cairn_core::tracking::Lifecycle;
+
+use crate::tracking::{MetricValue, ViewType};
+use crate::{Error, Registry};
+
+async fn registry() -> (tempfile::TempDir, Registry) {
+    let dir = tempfile::tempdir().unwrap();
+    let r = Registry::open_local(dir.path()).await.unwrap();
+    (dir, r)
+}
+
+fn metric(key: &str, value: f64, step: i64) -> MetricValue {
+    MetricValue {
+        key: key.into(),
+        value,
+        timestamp: 1_000 + step,
+        step,
+    }
+}
+
+fn chunks(data: &[u8]) -> futures::stream::Iter<std::vec::IntoIter<Result<Bytes, std::io::Error>>> {
+    let parts: Vec<Result<Bytes, std::io::Error>> = data
+        .chunks(3)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    futures::stream::iter(parts)
+}
+
+#[tokio::test]
+async fn default_experiment_exists_and_names_are_unique() {
+    let (_dir, r) = registry().await;
+    let t = r.tracking();
+    assert_eq!(t.get_experiment(0).await.unwrap().name, "Default");
+    let id = t
+        .create_experiment("exp", None, &BTreeMap::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        t.get_experiment_by_name("exp")
+            .await
+            .unwrap()
+            .artifact_location,
+        format!("mlflow-artifacts:/{id}")
+    );
+    assert!(matches!(
+        t.create_experiment("exp", None, &BTreeMap::new()).await,
+        Err(Error::AlreadyExists(_))
+    ));
+    assert!(matches!(
+        t.get_experiment_by_name("nope").await,
+        Err(Error::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn latest_metric_is_the_largest_step_and_history_keeps_everything() {
+    let (_dir, r) = registry().await;
+    let t = r.tracking();
+    let run = t
+        .create_run(0, "u", 1, None, &BTreeMap::new())
+        .await
+        .unwrap()
+        .info
+        .id;
+    t.log_batch(
+        &run,
+        &[
+            metric("loss", 0.5, 2),
+            metric("loss", 0.9, 1),
+            metric("loss", f64::NAN, 0),
+        ],
+        &[],
+        &[],
+    )
+    .await
+    .unwrap();
+    let got = t.get_run(&run).await.unwrap();
+    assert_eq!(got.metrics.len(), 1);
+    assert_eq!((got.metrics[0].step, got.metrics[0].value), (2, 0.5));
+    let history = t.metric_history(&run, "loss").await.unwrap();
+    assert_eq!(history.len(), 3);
+    assert!(history[0].value.is_nan(), "NaN survives the round trip");
+    assert_eq!(got.tags["mlflow.runName"], got.info.name);
+}
+
+#[tokio::test]
+async fn params_are_write_once_and_deleted_runs_refuse_writes() {
+    let (_dir, r) = registry().await;
+    let t = r.tracking();
+    let run = t
+        .create_run(0, "u", 1, Some("r1"), &BTreeMap::new())
+        .await
+        .unwrap()
+        .info
+        .id;
+    let p = |v: &str| vec![("lr".to_string(), v.to_string())];
+    t.log_batch(&run, &[], &p("0.1"), &[]).await.unwrap();
+    t.log_batch(&run, &[], &p("0.1"), &[]).await.unwrap();
+    assert!(matches!(
+        t.log_batch(&run, &[], &p("0.2"), &[]).await,
+        Err(Error::InvalidArgument(_))
+    ));
+    t.set_run_lifecycle(&run, Lifecycle::Deleted).await.unwrap();
+    assert!(
+        t.log_batch(&run, &[metric("m", 1.0, 0)], &[], &[])
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        t.get_run(&run).await.unwrap().info.lifecycle,
+        Lifecycle::Deleted
+    );
+}
+
+#[tokio::test]
+async fn run_search_filters_and_orders_in_sql() {
+    let (_dir, r) = registry().await;
+    let t = r.tracking();
+    let exp = t
+        .create_experiment("s", None, &BTreeMap::new())
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for (i, acc) in [0.2, 0.9, 0.6, 0.75].into_iter().enumerate() {
+        let tags: BTreeMap<String, String> = [(
+            "kind".to_string(),
+            if i % 2 == 0 { "even" } else { "odd" }.to_string(),
+        )]
+        .into();
+        let run = t
+            .create_run(exp, "u", 10 + i as i64, Some(&format!("run-{i}")), &tags)
+            .await
+            .unwrap()
+            .info
+            .id;
+        t.log_batch(
+            &run,
+            &[metric("acc", acc, 0)],
+            &[("idx".into(), i.to_string())],
+            &[],
+        )
+        .await
+        .unwrap();
+        ids.push(run);
+    }
+    let search = |filter: &str, order: &[&str]| {
+        let filter = parse_filter(filter).unwrap();
+        let order: Vec<_> = order.iter().map(|o| parse_order_by(o).unwrap()).collect();
+        async move {
+            t.search_runs(&[exp], &filter, ViewType::ActiveOnly, &order, 0, 100)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| r.params["idx"].clone())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        search("metrics.acc > 0.5", &["metrics.acc DESC"]).await,
+        ["1", "3", "2"]
+    );
+    assert_eq!(
+        search("params.idx = '2' AND tags.kind = 'even'", &[]).await,
+        ["2"]
+    );
+    assert_eq!(
+        search("tags.kind LIKE 'EV%'", &[]).await,
+        Vec::<String>::new(),
+        "LIKE is case-sensitive"
+    );
+    assert_eq!(
+        search("tags.kind ILIKE 'EV%'", &["params.idx"]).await,
+        ["0", "2"]
+    );
+    assert_eq!(
+        search(
+            "attributes.run_name IN ('run-3', 'run-0')",
+            &["attributes.start_time ASC"]
+        )
+        .await,
+        ["0", "3"]
+    );
+    assert_eq!(
+        search("params.missing IS NULL AND metrics.acc <= 0.2", &[]).await,
+        ["0"]
+    );
+    // Default order: newest start first.
+    assert_eq!(search("", &[]).await, ["3", "2", "1", "0"]);
+    // Pages: limit + 1 rows tell the caller more exist.
+    let page = t
+        .search_runs(&[exp], &[], ViewType::ActiveOnly, &[], 2, 1)
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 2);
+    t.set_run_lifecycle(&ids[0], Lifecycle::Deleted)
+        .await
+        .unwrap();
+    let deleted = t
+        .search_runs(&[exp], &[], ViewType::DeletedOnly, &[], 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(deleted.len(), 1);
+}
+
+#[tokio::test]
+async fn artifacts_are_blobs_listed_as_a_tree() {
+    let (_dir, r) = registry().await;
+    let t = r.tracking();
+    t.put_artifact("1/run/artifacts/model/MLmodel", chunks(b"flavors: {}\n"))
+        .await
+        .unwrap();
+    t.put_artifact("1/run/artifacts/model/data/w.bin", chunks(b"weights"))
+        .await
+        .unwrap();
+    t.put_artifact("1/run/artifacts/notes.txt", chunks(b"hi"))
+        .await
+        .unwrap();
+    let top: Vec<(String, bool)> = t
+        .list_artifacts("1/run/artifacts")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.name, e.is_dir))
+        .collect();
+    assert_eq!(
+        top,
+        [
+            ("model".to_string(), true),
+            ("notes.txt".to_string(), false)
+        ]
+    );
+    let files = t.artifact_files("1/run/artifacts/model").await.unwrap();
+    let paths: Vec<&str> = files.iter().map(|(p, _, _)| p.as_str()).collect();
+    assert_eq!(paths, ["MLmodel", "data/w.bin"]);
+    assert!(matches!(
+        t.put_artifact("1/../../etc", chunks(b"x")).await,
+        Err(Error::InvalidArgument(_))
+    ));
+    t.delete_artifacts("1/run/artifacts/model").await.unwrap();
+    assert!(
+        t.artifact_files("1/run/artifacts/model")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        t.artifact_blob("1/run/artifacts/notes.txt")
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+#[tokio::test]
+async fn multipart_upload_concatenates_parts_in_order() {
+    let (_dir, r) = registry().await;
+    let t = r.tracking();
+    let id = t.create_upload("1/run/artifacts/big.bin").await.unwrap();
+    let second = t.put_upload_part(&id, 2, chunks(b"world")).await.unwrap();
+    let first = t.put_upload_part(&id, 1, chunks(b"hello ")).await.unwrap();
+    assert!(
+        t.complete_upload(&id, &[(1, "bogus".into()), (2, second.to_hex())])
+            .await
+            .is_err(),
+        "a wrong ETag is refused"
+    );
+    t.complete_upload(&id, &[(2, second.to_hex()), (1, first.to_hex())])
+        .await
+        .unwrap();
+    let (digest, size) = t
+        .artifact_blob("1/run/artifacts/big.bin")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(size, 11);
+    assert_eq!(digest, cairn_core::Sha256Digest::of(b"hello world"));
+    assert!(matches!(
+        t.complete_upload(&id, &[]).await,
+        Err(Error::NotFound(_))
+    ));
+}
