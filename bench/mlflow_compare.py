@@ -119,6 +119,36 @@ def measure(fn, seconds):
     return len(latencies) / elapsed, p(0.5), p(0.99)
 
 
+def wrk_measure(url, method, path, template, seconds, work):
+    """ops/s, p50, p99 (ms) from wrk: 2 threads, 8 connections. `template` is each
+    request's JSON body, with `$N` replaced by a per-thread counter, or None."""
+    script = work / f"wrk-{uuid.uuid4().hex}.lua"
+    body = f"(string.gsub([==[{template}]==], '%$N', tostring(n)))" if template else "nil"
+    script.write_text(f"""
+wrk.method = "{method}"
+wrk.headers["Content-Type"] = "application/json"
+n = 0
+request = function()
+  n = n + 1
+  return wrk.format(nil, "{path}", nil, {body})
+end
+""")
+    out = subprocess.run(["wrk", "-t2", "-c8", f"-d{int(seconds)}s", "--latency", "-s", str(script), url],
+                         capture_output=True, text=True, check=True).stdout
+    if "Non-2xx" in out:
+        sample = requests.request(method, url + path, data=template.replace("$N", "1") if template else None,
+                                  headers={"Content-Type": "application/json"})
+        raise RuntimeError(f"{method} {path}: error answers, e.g. {sample.status_code} {sample.text[:300]}")
+
+    def ms(text):
+        value = float(text.rstrip("unms"))
+        return value / 1000 if text.endswith("us") else value * 1000 if text.endswith("s") and not text.endswith("ms") else value
+
+    rate = float(next(l.split()[1] for l in out.splitlines() if l.startswith("Requests/sec")))
+    pct = {l.split()[0]: ms(l.split()[1]) for l in out.splitlines() if l.strip().startswith(("50%", "99%"))}
+    return rate, pct["50%"], pct["99%"]
+
+
 def parallel(fn, items):
     with concurrent.futures.ThreadPoolExecutor(CONCURRENCY) as pool:
         return list(pool.map(fn, items))
@@ -154,6 +184,27 @@ def setup(api, runs_count, versions_count):
 
     parallel(make_run, range(runs_count))
     return dict(exp=exp, run_id=run_id, model=model, source=source, search_model=search_model, search_exp=search_exp)
+
+
+def wrk_workloads(ctx):
+    """The same calls as `workloads`, as (method, path, body template) for wrk."""
+    from urllib.parse import quote
+
+    now = int(time.time() * 1000)
+    run = ctx["run_id"]
+    metrics = ",".join(f'{{"key":"m{k}","value":{k * 0.5},"timestamp":{now},"step":$N}}' for k in range(100))
+    return {
+        "log-metric": ("POST", "/api/2.0/mlflow/runs/log-metric",
+                       f'{{"run_id":"{run}","key":"loss","value":$N,"timestamp":{now},"step":$N}}'),
+        "log-batch(100)": ("POST", "/api/2.0/mlflow/runs/log-batch", f'{{"run_id":"{run}","metrics":[{metrics}]}}'),
+        "model-versions/create": ("POST", "/api/2.0/mlflow/model-versions/create",
+                                  f'{{"name":"{ctx["model"]}","source":"{ctx["source"]}","run_id":"{run}"}}'),
+        "get-by-alias": ("GET", f"/api/2.0/mlflow/registered-models/alias?name={ctx['model']}&alias=champion", None),
+        "model-versions/search (1,000 versions)": (
+            "GET", "/api/2.0/mlflow/model-versions/search?max_results=1000&filter=" + quote(f"name='{ctx['search_model']}'"), None),
+        "runs/search metrics filter": ("POST", "/api/2.0/mlflow/runs/search",
+                                       f'{{"experiment_ids":["{ctx["search_exp"]}"],"filter":"metrics.acc > 0.99","max_results":100}}'),
+    }
 
 
 def workloads(api, ctx):
@@ -247,8 +298,14 @@ def main():
                 api = Api(url)
                 print(f"[{label}] setting up {args.runs} runs and {args.versions} versions…", file=sys.stderr)
                 ctx = setup(api, args.runs, args.versions)
-                for name, fn in workloads(api, ctx).items():
-                    results[(label, name)] = measure(fn, args.seconds)
+                if shutil.which("wrk"):
+                    calls = wrk_workloads(ctx).items()
+                    measured = lambda c: wrk_measure(url, *c, args.seconds, work)
+                else:
+                    calls = workloads(api, ctx).items()
+                    measured = lambda fn: measure(fn, args.seconds)
+                for name, call in calls:
+                    results[(label, name)] = measured(call)
                     print(f"[{label}] {name}: {results[(label, name)][0]:.1f} ops/s", file=sys.stderr)
                 transfers[label] = artifact_transfer(url, ctx, api, big)
             finally:
@@ -261,7 +318,8 @@ def main():
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    print(f"\nConcurrency {CONCURRENCY}, {args.seconds:.0f} s per call, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}\n")
+    tool = "wrk -t2 -c8" if shutil.which("wrk") else "Python threads"
+    print(f"\nConcurrency {CONCURRENCY} ({tool}), {args.seconds:.0f} s per call, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}\n")
     print("| call | cairn ops/s | cairn p50 / p99 (ms) | mlflow ops/s | mlflow p50 / p99 (ms) | cairn / mlflow |")
     print("|---|---:|---:|---:|---:|---:|")
     names = [n for (l, n) in results if l == "cairn"]

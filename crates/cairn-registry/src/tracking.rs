@@ -704,26 +704,37 @@ impl Tracking {
                 });
                 q.build().execute(&mut *tx).await?;
             }
+            // The newest value per key within the batch, then one upsert for all keys
+            // that keeps whichever of stored and new has the larger (step, timestamp, value).
+            let mut newest: BTreeMap<&str, &MetricValue> = BTreeMap::new();
             for m in metrics {
-                let (value, is_nan) = metric_to_db(m.value);
-                // Keep the value with the largest (step, timestamp, value).
-                sqlx::query(
-                    "INSERT INTO run_latest_metrics (run_id, key, value, is_nan, timestamp, step)
-                     VALUES ($1, $2, $3, $4, $5, $6)
-                     ON CONFLICT (run_id, key) DO UPDATE SET
+                let slot = newest.entry(m.key.as_str()).or_insert(m);
+                if (m.step, m.timestamp, m.value) > (slot.step, slot.timestamp, slot.value) {
+                    *slot = m;
+                }
+            }
+            let newest: Vec<&MetricValue> = newest.into_values().collect();
+            for chunk in newest.chunks(500) {
+                let mut q = QueryBuilder::<Sqlite>::new(
+                    "INSERT INTO run_latest_metrics (run_id, key, value, is_nan, timestamp, step) ",
+                );
+                q.push_values(chunk, |mut row, m| {
+                    let (value, is_nan) = metric_to_db(m.value);
+                    row.push_bind(run_id)
+                        .push_bind(&m.key)
+                        .push_bind(value)
+                        .push_bind(is_nan)
+                        .push_bind(m.timestamp)
+                        .push_bind(m.step);
+                });
+                q.push(
+                    " ON CONFLICT (run_id, key) DO UPDATE SET
                        value = excluded.value, is_nan = excluded.is_nan,
                        timestamp = excluded.timestamp, step = excluded.step
                      WHERE (excluded.step, excluded.timestamp, excluded.value) >=
                            (run_latest_metrics.step, run_latest_metrics.timestamp, run_latest_metrics.value)",
-                )
-                .bind(run_id)
-                .bind(&m.key)
-                .bind(value)
-                .bind(is_nan)
-                .bind(m.timestamp)
-                .bind(m.step)
-                .execute(&mut *tx)
-                .await?;
+                );
+                q.build().execute(&mut *tx).await?;
             }
         }
         tx.commit().await?;
