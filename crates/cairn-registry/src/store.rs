@@ -150,6 +150,38 @@ pub struct VersionOrigin {
     pub logged_model_id: Option<String>,
 }
 
+const EXTRAS_COLUMNS: &str =
+    "v.number, v.source, v.run_id, v.run_link, v.logged_model_id, v.stage, v.updated_at";
+
+#[derive(sqlx::FromRow)]
+struct ExtrasRow {
+    number: i64,
+    source: String,
+    run_id: String,
+    run_link: String,
+    logged_model_id: Option<String>,
+    stage: String,
+    updated_at: i64,
+}
+
+impl ExtrasRow {
+    fn into_extras(self) -> (u64, VersionExtras) {
+        (
+            self.number as u64,
+            VersionExtras {
+                origin: VersionOrigin {
+                    source: self.source,
+                    run_id: self.run_id,
+                    run_link: self.run_link,
+                    logged_model_id: self.logged_model_id,
+                },
+                stage: self.stage,
+                updated_at: self.updated_at,
+            },
+        )
+    }
+}
+
 /// The MLflow-only state of a version: its origin, legacy stage and update time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VersionExtras {
@@ -665,26 +697,16 @@ impl MetadataStore {
 
     /// The MLflow-only state of a version.
     pub async fn version_extras(&self, model: &ModelName, number: u64) -> Result<VersionExtras> {
-        let row: Option<(String, String, String, Option<String>, String, i64)> = sqlx::query_as(
-            "SELECT v.source, v.run_id, v.run_link, v.logged_model_id, v.stage, v.updated_at
-             FROM versions v JOIN models m ON m.id = v.model_id WHERE m.name = $1 AND v.number = $2",
-        )
+        let row: Option<ExtrasRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {EXTRAS_COLUMNS} FROM versions v JOIN models m ON m.id = v.model_id
+             WHERE m.name = $1 AND v.number = $2"
+        )))
         .bind(model.as_str())
         .bind(number as i64)
         .fetch_optional(&self.pool)
         .await?;
-        let (source, run_id, run_link, logged_model_id, stage, updated_at) =
-            row.ok_or_else(|| Error::VersionNotFound(format!("{model}@{number}")))?;
-        Ok(VersionExtras {
-            origin: VersionOrigin {
-                source,
-                run_id,
-                run_link,
-                logged_model_id,
-            },
-            stage,
-            updated_at,
-        })
+        row.map(|r| r.into_extras().1)
+            .ok_or_else(|| Error::VersionNotFound(format!("{model}@{number}")))
     }
 
     /// The MLflow-only state of every version of a model, by number.
@@ -692,34 +714,13 @@ impl MetadataStore {
         &self,
         model: &ModelName,
     ) -> Result<HashMap<u64, VersionExtras>> {
-        #[allow(clippy::type_complexity)]
-        let rows: Vec<(i64, String, String, String, Option<String>, String, i64)> = sqlx::query_as(
-            "SELECT v.number, v.source, v.run_id, v.run_link, v.logged_model_id, v.stage, v.updated_at
-             FROM versions v JOIN models m ON m.id = v.model_id WHERE m.name = $1",
-        )
+        let rows: Vec<ExtrasRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {EXTRAS_COLUMNS} FROM versions v JOIN models m ON m.id = v.model_id WHERE m.name = $1"
+        )))
         .bind(model.as_str())
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(n, source, run_id, run_link, logged_model_id, stage, updated_at)| {
-                    (
-                        n as u64,
-                        VersionExtras {
-                            origin: VersionOrigin {
-                                source,
-                                run_id,
-                                run_link,
-                                logged_model_id,
-                            },
-                            stage,
-                            updated_at,
-                        },
-                    )
-                },
-            )
-            .collect())
+        Ok(rows.into_iter().map(ExtrasRow::into_extras).collect())
     }
 
     async fn version_id(&self, model: &ModelName, number: u64) -> Result<(i64, i64)> {

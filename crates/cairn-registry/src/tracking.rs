@@ -689,20 +689,12 @@ impl Tracking {
             }
         }
         if !metrics.is_empty() {
-            for chunk in metrics.chunks(500) {
-                let mut q = QueryBuilder::<Sqlite>::new(
-                    "INSERT INTO run_metrics (run_id, key, value, is_nan, timestamp, step) ",
-                );
-                q.push_values(chunk, |mut row, m| {
-                    let (value, is_nan) = metric_to_db(m.value);
-                    row.push_bind(run_id)
-                        .push_bind(&m.key)
-                        .push_bind(value)
-                        .push_bind(is_nan)
-                        .push_bind(m.timestamp)
-                        .push_bind(m.step);
-                });
-                q.build().execute(&mut *tx).await?;
+            let all: Vec<&MetricValue> = metrics.iter().collect();
+            for chunk in all.chunks(500) {
+                insert_metric_rows("run_metrics", run_id, chunk)
+                    .build()
+                    .execute(&mut *tx)
+                    .await?;
             }
             // The newest value per key within the batch, then one upsert for all keys
             // that keeps whichever of stored and new has the larger (step, timestamp, value).
@@ -715,18 +707,7 @@ impl Tracking {
             }
             let newest: Vec<&MetricValue> = newest.into_values().collect();
             for chunk in newest.chunks(500) {
-                let mut q = QueryBuilder::<Sqlite>::new(
-                    "INSERT INTO run_latest_metrics (run_id, key, value, is_nan, timestamp, step) ",
-                );
-                q.push_values(chunk, |mut row, m| {
-                    let (value, is_nan) = metric_to_db(m.value);
-                    row.push_bind(run_id)
-                        .push_bind(&m.key)
-                        .push_bind(value)
-                        .push_bind(is_nan)
-                        .push_bind(m.timestamp)
-                        .push_bind(m.step);
-                });
+                let mut q = insert_metric_rows("run_latest_metrics", run_id, chunk);
                 q.push(
                     " ON CONFLICT (run_id, key) DO UPDATE SET
                        value = excluded.value, is_nan = excluded.is_nan,
@@ -1091,16 +1072,8 @@ impl Tracking {
         let (digest, size) = self.blobs.put_stream_unknown(stream).await?;
         // The artifact row may be read back by a version registration: durable first.
         self.blobs.make_durable().await?;
-        sqlx::query(
-            "INSERT INTO artifacts (path, sha256, size, created_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (path) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size, created_at = excluded.created_at",
-        )
-        .bind(path)
-        .bind(digest.to_hex())
-        .bind(size as i64)
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
+        let mut conn = self.pool.acquire().await?;
+        upsert_artifact(&mut conn, path, &digest, size).await?;
         Ok(())
     }
 
@@ -1223,16 +1196,7 @@ impl Tracking {
         let (digest, size) = stored?;
         self.blobs.make_durable().await?;
         let mut tx = self.meta.write_tx().await?;
-        sqlx::query(
-            "INSERT INTO artifacts (path, sha256, size, created_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (path) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size, created_at = excluded.created_at",
-        )
-        .bind(&path)
-        .bind(digest.to_hex())
-        .bind(size as i64)
-        .bind(now_ms())
-        .execute(&mut *tx)
-        .await?;
+        upsert_artifact(&mut tx, &path, &digest, size).await?;
         sqlx::query("DELETE FROM artifact_uploads WHERE id = $1")
             .bind(upload_id)
             .execute(&mut *tx)
@@ -1301,44 +1265,21 @@ impl Tracking {
         if !dir.is_empty() {
             check_artifact_path(dir)?;
         }
-        let files = if dir.is_empty() {
-            let rows: Vec<(String, String, i64)> =
-                sqlx::query_as("SELECT path, sha256, size FROM artifacts ORDER BY path")
+        let files: Vec<(String, u64)> = if dir.is_empty() {
+            let rows: Vec<(String, i64)> =
+                sqlx::query_as("SELECT path, size FROM artifacts ORDER BY path")
                     .fetch_all(&self.pool)
                     .await?;
-            rows.into_iter()
-                .map(|(p, _, s)| (p, s as u64))
-                .collect::<Vec<_>>()
+            rows.into_iter().map(|(p, s)| (p, s as u64)).collect()
         } else {
+            // Paths relative to `dir`.
             self.artifact_files(dir)
                 .await?
                 .into_iter()
                 .map(|(p, _, s)| (p, s))
                 .collect()
         };
-        let mut entries: BTreeMap<String, ArtifactEntry> = BTreeMap::new();
-        for (path, size) in files {
-            match path.split_once('/') {
-                Some((child, _)) => {
-                    entries.entry(child.to_owned()).or_insert(ArtifactEntry {
-                        name: child.to_owned(),
-                        is_dir: true,
-                        size: None,
-                    });
-                }
-                None => {
-                    entries.insert(
-                        path.clone(),
-                        ArtifactEntry {
-                            name: path,
-                            is_dir: false,
-                            size: Some(size),
-                        },
-                    );
-                }
-            }
-        }
-        Ok(entries.into_values().collect())
+        Ok(directory_children(files, ""))
     }
 
     /// Deletes the file at `path`, or everything under it if it is a directory.
@@ -1353,6 +1294,83 @@ impl Tracking {
             .await?;
         Ok(())
     }
+}
+
+/// `INSERT INTO <table> (run_id, key, value, is_nan, timestamp, step) VALUES …`, one
+/// row per metric.
+fn insert_metric_rows(table: &str, run_id: &str, metrics: &[&MetricValue]) -> QueryBuilder<Sqlite> {
+    let mut q = QueryBuilder::<Sqlite>::new(format!(
+        "INSERT INTO {table} (run_id, key, value, is_nan, timestamp, step) "
+    ));
+    q.push_values(metrics, |mut row, m| {
+        let (value, is_nan) = metric_to_db(m.value);
+        row.push_bind(run_id.to_owned())
+            .push_bind(m.key.clone())
+            .push_bind(value)
+            .push_bind(is_nan)
+            .push_bind(m.timestamp)
+            .push_bind(m.step);
+    });
+    q
+}
+
+/// Points the artifact `path` at a blob.
+async fn upsert_artifact(
+    conn: &mut sqlx::SqliteConnection,
+    path: &str,
+    digest: &Sha256Digest,
+    size: u64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO artifacts (path, sha256, size, created_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (path) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size, created_at = excluded.created_at",
+    )
+    .bind(path)
+    .bind(digest.to_hex())
+    .bind(size as i64)
+    .bind(now_ms())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The direct children of directory `dir` ("" for the root) among files given by their
+/// paths (relative to the same root) and sizes.
+pub fn directory_children(
+    files: impl IntoIterator<Item = (String, u64)>,
+    dir: &str,
+) -> Vec<ArtifactEntry> {
+    let prefix = if dir.is_empty() {
+        String::new()
+    } else {
+        format!("{}/", dir.trim_end_matches('/'))
+    };
+    let mut entries: BTreeMap<String, ArtifactEntry> = BTreeMap::new();
+    for (path, size) in files {
+        let Some(rest) = path.strip_prefix(&prefix) else {
+            continue;
+        };
+        match rest.split_once('/') {
+            Some((child, _)) => {
+                entries.entry(child.to_owned()).or_insert(ArtifactEntry {
+                    name: child.to_owned(),
+                    is_dir: true,
+                    size: None,
+                });
+            }
+            None => {
+                entries.insert(
+                    rest.to_owned(),
+                    ArtifactEntry {
+                        name: rest.to_owned(),
+                        is_dir: false,
+                        size: Some(size),
+                    },
+                );
+            }
+        }
+    }
+    entries.into_values().collect()
 }
 
 /// `column IN ($1, $2, …)` with every id bound.

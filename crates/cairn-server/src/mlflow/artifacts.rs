@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use cairn_core::tracking::ArtifactEntry;
 use cairn_core::{FileEntry, ModelName, Sha256Digest, VersionRef};
 use cairn_registry::Registry;
+use cairn_registry::tracking::directory_children;
 use futures::TryStreamExt;
 use serde_json::{Value, json};
 
@@ -33,41 +34,6 @@ async fn version_files(r: &Registry, model: &str, number: &str) -> MlflowResult<
         .map_err(|_| MlflowError::not_found(format!("no such version: {model}@{number}")))?;
     let v = r.get_version(&model, &VersionRef::Number(number)).await?;
     Ok(v.files.unwrap_or_default())
-}
-
-/// Children of `dir` among `files` (paths relative to the same root).
-fn children(files: impl Iterator<Item = (String, u64)>, dir: &str) -> Vec<ArtifactEntry> {
-    let prefix = if dir.is_empty() {
-        String::new()
-    } else {
-        format!("{dir}/")
-    };
-    let mut out: std::collections::BTreeMap<String, ArtifactEntry> = Default::default();
-    for (path, size) in files {
-        let Some(rest) = path.strip_prefix(&prefix) else {
-            continue;
-        };
-        match rest.split_once('/') {
-            Some((child, _)) => {
-                out.entry(child.to_owned()).or_insert(ArtifactEntry {
-                    name: child.to_owned(),
-                    is_dir: true,
-                    size: None,
-                });
-            }
-            None => {
-                out.insert(
-                    rest.to_owned(),
-                    ArtifactEntry {
-                        name: rest.to_owned(),
-                        is_dir: false,
-                        size: Some(size),
-                    },
-                );
-            }
-        }
-    }
-    out.into_values().collect()
 }
 
 fn listing(entries: Vec<ArtifactEntry>, parent: Option<&str>) -> Value {
@@ -99,7 +65,7 @@ pub async fn list(State(r): State<Registry>, f: Fields) -> MlflowResult<Json<Val
     }
     if let Some((model, number, rest)) = version_path(dir) {
         let files = version_files(&r, model, number).await?;
-        let entries = children(files.into_iter().map(|f| (f.path, f.size)), rest);
+        let entries = directory_children(files.into_iter().map(|f| (f.path, f.size)), rest);
         return Ok(Json(listing(entries, None)));
     }
     let entries = r.tracking().list_artifacts(dir).await?;

@@ -42,3 +42,15 @@ pub fn page<T>(mut items: Vec<T>, offset: usize, limit: usize) -> (Vec<T>, Optio
     items.truncate(limit);
     (items, more.then(|| token(offset + limit)))
 }
+
+/// `{field: items, next_page_token?}`, leaving out an empty list as MLflow does.
+pub fn reply(field: &str, items: Vec<Value>, token: Option<String>) -> Value {
+    let mut out = serde_json::Map::new();
+    if !items.is_empty() {
+        out.insert(field.into(), Value::Array(items));
+    }
+    if let Some(t) = token {
+        out.insert("next_page_token".into(), json!(t));
+    }
+    Value::Object(out)
+}

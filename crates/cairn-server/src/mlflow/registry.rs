@@ -230,18 +230,11 @@ pub async fn search_registered_models(State(r): State<Registry>, f: Fields) -> R
         }
     }
     let (page, token) = paging::page(models.into_iter().skip(offset).collect(), offset, limit);
-    let mut out = serde_json::Map::new();
     let mut items = Vec::new();
     for m in &page {
         items.push(registered_model_json(&r, m).await?);
     }
-    if !items.is_empty() {
-        out.insert("registered_models".into(), Value::Array(items));
-    }
-    if let Some(t) = token {
-        out.insert("next_page_token".into(), json!(t));
-    }
-    Ok(Json(Value::Object(out)))
+    Ok(Json(paging::reply("registered_models", items, token)))
 }
 
 pub async fn get_latest_versions(State(r): State<Registry>, f: Fields) -> Reply {
@@ -644,19 +637,9 @@ pub async fn search_model_versions(State(r): State<Registry>, f: Fields) -> Repl
         }
     }
     let (page, token) = paging::page(found.into_iter().skip(offset).collect(), offset, limit);
-    let mut out = serde_json::Map::new();
-    if !page.is_empty() {
-        out.insert(
-            "model_versions".into(),
-            Value::Array(
-                page.iter()
-                    .map(|(v, x)| convert::model_version(v, x, false))
-                    .collect(),
-            ),
-        );
-    }
-    if let Some(t) = token {
-        out.insert("next_page_token".into(), json!(t));
-    }
-    Ok(Json(Value::Object(out)))
+    let items = page
+        .iter()
+        .map(|(v, x)| convert::model_version(v, x, false))
+        .collect();
+    Ok(Json(paging::reply("model_versions", items, token)))
 }

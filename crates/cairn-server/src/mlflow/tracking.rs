@@ -376,17 +376,11 @@ pub async fn search_runs(State(r): State<Registry>, f: Fields) -> Reply {
         )
         .await?;
     let (page, token) = paging::page(runs, offset, limit);
-    let mut out = serde_json::Map::new();
-    if !page.is_empty() {
-        out.insert(
-            "runs".into(),
-            Value::Array(page.iter().map(convert::run).collect()),
-        );
-    }
-    if let Some(t) = token {
-        out.insert("next_page_token".into(), json!(t));
-    }
-    Ok(Json(Value::Object(out)))
+    Ok(Json(paging::reply(
+        "runs",
+        page.iter().map(convert::run).collect(),
+        token,
+    )))
 }
 
 pub async fn metric_history(State(r): State<Registry>, f: Fields) -> Reply {
@@ -395,17 +389,11 @@ pub async fn metric_history(State(r): State<Registry>, f: Fields) -> Reply {
     let offset = paging::offset(&f)?;
     let history = r.tracking().metric_history(&run_id(&f)?, &key).await?;
     let (page, token) = paging::page(history.into_iter().skip(offset).collect(), offset, limit);
-    let mut out = serde_json::Map::new();
-    if !page.is_empty() {
-        out.insert(
-            "metrics".into(),
-            Value::Array(page.iter().map(convert::metric).collect()),
-        );
-    }
-    if let Some(t) = token {
-        out.insert("next_page_token".into(), json!(t));
-    }
-    Ok(Json(Value::Object(out)))
+    Ok(Json(paging::reply(
+        "metrics",
+        page.iter().map(convert::metric).collect(),
+        token,
+    )))
 }
 
 /// The UI's metric charts: history of one metric over several runs, within a step range.
@@ -525,15 +513,9 @@ pub async fn search_logged_models(State(r): State<Registry>, f: Fields) -> Reply
         .search_logged_models(&ids, &filter(&f)?)
         .await?;
     let (page, token) = paging::page(models.into_iter().skip(offset).collect(), offset, limit);
-    let mut out = serde_json::Map::new();
-    if !page.is_empty() {
-        out.insert(
-            "models".into(),
-            Value::Array(page.iter().map(convert::logged_model).collect()),
-        );
-    }
-    if let Some(t) = token {
-        out.insert("next_page_token".into(), json!(t));
-    }
-    Ok(Json(Value::Object(out)))
+    Ok(Json(paging::reply(
+        "models",
+        page.iter().map(convert::logged_model).collect(),
+        token,
+    )))
 }
