@@ -5,7 +5,7 @@
 //! are hashed on the way, and become visible under their digest only if the hash
 //! matches, with create-if-absent semantics ("already exists" is success: that is
 //! deduplication). Individual writes are not fsynced; [`BlobStore::make_durable`] makes
-//! everything written so far durable in one go, and the registry calls it before any
+//! the blobs a commit references durable in one go, and the registry calls it before any
 //! metadata that references those blobs commits. That turns a push of 10,000 small
 //! files into one filesystem sync instead of 10,000 sequential fsyncs.
 
@@ -381,16 +381,36 @@ impl BlobStore {
         }
     }
 
-    /// Makes every blob written so far durable. Object stores are durable on success; a
-    /// local directory needs one `syncfs`, which flushes the files and their directory
-    /// entries together.
-    pub async fn make_durable(&self) -> Result<(), Error> {
+    /// Makes `digests` durable, whoever wrote them. Object stores are durable on success.
+    /// On a local directory, a few blobs get an fsync each (file and directory entry),
+    /// which costs next to nothing when they are durable already; many blobs get one
+    /// `syncfs`, which flushes every file and directory entry of the filesystem together.
+    pub async fn make_durable(&self, digests: &[Sha256Digest]) -> Result<(), Error> {
+        /// Above this many blobs one filesystem-wide sync beats an fsync each.
+        const FSYNC_EACH_MAX: usize = 32;
         let Some(root) = self.local_root.clone() else {
             return Ok(());
         };
+        let paths: Vec<PathBuf> = digests
+            .iter()
+            .map(|d| self.local_path(d).expect("local store"))
+            .collect();
         tokio::task::spawn_blocking(move || {
-            let dir = std::fs::File::open(&root)?;
-            rustix::fs::syncfs(&dir).map_err(std::io::Error::from)
+            if paths.len() > FSYNC_EACH_MAX {
+                let dir = std::fs::File::open(&root)?;
+                return rustix::fs::syncfs(&dir).map_err(std::io::Error::from);
+            }
+            let mut dirs = std::collections::BTreeSet::new();
+            for path in &paths {
+                std::fs::File::open(path)?.sync_all()?;
+                if let Some(parent) = path.parent() {
+                    dirs.insert(parent.to_path_buf());
+                }
+            }
+            for dir in dirs {
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+            Ok(())
         })
         .await
         .map_err(|e| Error::Io(std::io::Error::other(e)))??;

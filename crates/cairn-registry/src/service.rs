@@ -140,7 +140,7 @@ impl Registry {
         if !missing.is_empty() {
             return Err(Error::MissingBlobs(missing));
         }
-        self.blobs.make_durable().await?;
+        self.blobs.make_durable(&digests).await?;
 
         let number = self
             .meta

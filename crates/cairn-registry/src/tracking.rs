@@ -815,7 +815,29 @@ impl Tracking {
         if experiment_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut q = QueryBuilder::<Sqlite>::new(format!("SELECT {RUN_COLUMNS} FROM runs r"));
+        let mut q = QueryBuilder::<Sqlite>::new(format!("SELECT {RUN_COLUMNS} FROM "));
+        // A selective metric, param or tag comparison drives the query: the runs it
+        // matches are found through its (key, value) index and only they are sorted,
+        // instead of walking every run of the experiments in start-time order.
+        let driver = filter.iter().find(|c| {
+            matches!(
+                c.kind,
+                EntityKind::Metric | EntityKind::Param | EntityKind::Tag
+            ) && matches!(
+                c.op,
+                Op::Eq | Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Like | Op::ILike | Op::In
+            )
+        });
+        match driver {
+            Some(c) => {
+                q.push("(");
+                push_matching_runs(&mut q, c)?;
+                q.push(") d CROSS JOIN runs r ON r.id = d.run_id");
+            }
+            None => {
+                q.push("runs r");
+            }
+        }
         // One LEFT JOIN per ordering key that is not a column.
         for (i, o) in order_by.iter().enumerate() {
             let (table, value) = match o.kind {
@@ -1071,7 +1093,7 @@ impl Tracking {
         check_artifact_path(path)?;
         let (digest, size) = self.blobs.put_stream_unknown(stream).await?;
         // The artifact row may be read back by a version registration: durable first.
-        self.blobs.make_durable().await?;
+        self.blobs.make_durable(&[digest]).await?;
         let mut conn = self.pool.acquire().await?;
         upsert_artifact(&mut conn, path, &digest, size).await?;
         Ok(())
@@ -1194,7 +1216,7 @@ impl Tracking {
         let stored = self.blobs.put_stream_unknown(rx).await;
         let _ = feeder.await;
         let (digest, size) = stored?;
-        self.blobs.make_durable().await?;
+        self.blobs.make_durable(&[digest]).await?;
         let mut tx = self.meta.write_tx().await?;
         upsert_artifact(&mut tx, &path, &digest, size).await?;
         sqlx::query("DELETE FROM artifact_uploads WHERE id = $1")
@@ -1479,10 +1501,9 @@ fn like_to_glob(pattern: &str) -> String {
     out
 }
 
-/// One filter comparison as a condition on `r`. Metric, param, tag and dataset tests are
-/// uncorrelated `r.id IN (…)` subqueries: SQLite evaluates each once, through the
-/// (key, value) indexes, instead of once per run.
-fn push_run_condition(q: &mut QueryBuilder<Sqlite>, c: &Comparison) -> Result<()> {
+/// `SELECT run_id FROM … WHERE …`: the runs a metric, param or tag comparison (other
+/// than IS NULL / IS NOT NULL) matches, found through the (key, value) indexes.
+fn push_matching_runs(q: &mut QueryBuilder<Sqlite>, c: &Comparison) -> Result<()> {
     match c.kind {
         EntityKind::Metric => {
             let Value::Num(n) = c.value else {
@@ -1497,11 +1518,36 @@ fn push_run_condition(q: &mut QueryBuilder<Sqlite>, c: &Comparison) -> Result<()
                     c.op.sql()
                 )));
             }
-            q.push("r.id IN (SELECT run_id FROM run_latest_metrics WHERE is_nan = 0 AND key = ")
+            q.push("SELECT run_id FROM run_latest_metrics WHERE is_nan = 0 AND key = ")
                 .push_bind(c.key.clone())
                 .push(format!(" AND value {} ", c.op.sql()))
-                .push_bind(n)
-                .push(")");
+                .push_bind(n);
+        }
+        EntityKind::Param | EntityKind::Tag => {
+            let table = if c.kind == EntityKind::Param {
+                "run_params"
+            } else {
+                "run_tags"
+            };
+            q.push(format!("SELECT run_id FROM {table} WHERE key = "))
+                .push_bind(c.key.clone())
+                .push(" AND ");
+            push_string_comparison(q, "value", c.op, &c.value, &c.key)?;
+        }
+        _ => unreachable!("only metric, param and tag comparisons select runs by key"),
+    }
+    Ok(())
+}
+
+/// One filter comparison as a condition on `r`. Metric, param, tag and dataset tests are
+/// uncorrelated `r.id IN (…)` subqueries: SQLite evaluates each once, through the
+/// (key, value) indexes, instead of once per run.
+fn push_run_condition(q: &mut QueryBuilder<Sqlite>, c: &Comparison) -> Result<()> {
+    match c.kind {
+        EntityKind::Metric => {
+            q.push("r.id IN (");
+            push_matching_runs(q, c)?;
+            q.push(")");
         }
         EntityKind::Param | EntityKind::Tag => {
             let table = if c.kind == EntityKind::Param {
@@ -1521,10 +1567,8 @@ fn push_run_condition(q: &mut QueryBuilder<Sqlite>, c: &Comparison) -> Result<()
                     .push(")");
                 }
                 _ => {
-                    q.push(format!("r.id IN (SELECT run_id FROM {table} WHERE key = "))
-                        .push_bind(c.key.clone())
-                        .push(" AND ");
-                    push_string_comparison(q, "value", c.op, &c.value, &c.key)?;
+                    q.push("r.id IN (");
+                    push_matching_runs(q, c)?;
                     q.push(")");
                 }
             }
