@@ -77,6 +77,7 @@ struct ModelRow {
 
 #[derive(sqlx::FromRow)]
 struct VersionRow {
+    model_id: i64,
     id: i64,
     number: i64,
     digest: String,
@@ -467,48 +468,56 @@ impl MetadataStore {
         Ok(number as u64)
     }
 
+    /// The version `reference` names, in one query; a second one only on a miss, to
+    /// tell a missing model from a missing version.
     async fn resolve_version(
         &self,
         model: &ModelName,
         reference: &VersionRef,
     ) -> Result<(i64, VersionRow)> {
-        let model_id = self.model_row(model).await?.id;
-        const COLUMNS: &str = "v.id, v.number, v.digest, v.description, v.file_count, v.size, v.created_by, v.created_at";
-        let row = match reference {
+        const COLUMNS: &str = "v.model_id, v.id, v.number, v.digest, v.description, v.file_count, v.size, v.created_by, v.created_at";
+        let found = match reference {
             VersionRef::Number(n) => {
                 sqlx::query_as::<_, VersionRow>(sqlx::AssertSqlSafe(format!(
-                    "SELECT {COLUMNS} FROM versions v WHERE v.model_id = $1 AND v.number = $2"
+                    "SELECT {COLUMNS} FROM versions v JOIN models m ON m.id = v.model_id
+                     WHERE m.name = $1 AND v.number = $2"
                 )))
-                .bind(model_id)
+                .bind(model.as_str())
                 .bind(*n as i64)
                 .fetch_optional(&self.pool)
                 .await?
             }
             VersionRef::Latest => {
                 sqlx::query_as::<_, VersionRow>(sqlx::AssertSqlSafe(format!(
-                    "SELECT {COLUMNS} FROM versions v WHERE v.model_id = $1 ORDER BY v.number DESC LIMIT 1"
+                    "SELECT {COLUMNS} FROM versions v JOIN models m ON m.id = v.model_id
+                     WHERE m.name = $1 ORDER BY v.number DESC LIMIT 1"
                 )))
-                .bind(model_id)
+                .bind(model.as_str())
                 .fetch_optional(&self.pool)
                 .await?
             }
             VersionRef::Alias(alias) => {
-                let row = sqlx::query_as::<_, VersionRow>(sqlx::AssertSqlSafe(format!(
+                sqlx::query_as::<_, VersionRow>(sqlx::AssertSqlSafe(format!(
                     "SELECT {COLUMNS} FROM aliases a JOIN versions v ON v.id = a.version_id
-                     WHERE a.model_id = $1 AND a.alias = $2"
+                     JOIN models m ON m.id = a.model_id WHERE m.name = $1 AND a.alias = $2"
                 )))
-                .bind(model_id)
+                .bind(model.as_str())
                 .bind(alias.as_str())
                 .fetch_optional(&self.pool)
-                .await?;
-                return row.map(|r| (model_id, r)).ok_or_else(|| Error::AliasNotFound {
-                    model: model.to_string(),
-                    alias: alias.to_string(),
-                });
+                .await?
             }
         };
-        row.map(|r| (model_id, r))
-            .ok_or_else(|| Error::VersionNotFound(format!("{model}@{reference}")))
+        if let Some(row) = found {
+            return Ok((row.model_id, row));
+        }
+        self.model_row(model).await?;
+        Err(match reference {
+            VersionRef::Alias(alias) => Error::AliasNotFound {
+                model: model.to_string(),
+                alias: alias.to_string(),
+            },
+            _ => Error::VersionNotFound(format!("{model}@{reference}")),
+        })
     }
 
     /// A version without its manifest (`files` is `None`).
@@ -517,22 +526,59 @@ impl MetadataStore {
         model: &ModelName,
         reference: &VersionRef,
     ) -> Result<Version> {
-        let (model_id, row) = self.resolve_version(model, reference).await?;
-        let version_id = row.id;
-        let mut versions = self
-            .versions_from_rows(model, model_id, vec![row], Some(version_id))
-            .await?;
-        Ok(versions.remove(0))
+        let (_, row) = self.resolve_version(model, reference).await?;
+        self.complete_version(model, row).await
+    }
+
+    /// One version row with its tags, params, metrics and aliases, in one query.
+    async fn complete_version(&self, model: &ModelName, row: VersionRow) -> Result<Version> {
+        let details: Vec<(String, String, Option<String>, Option<f64>)> = sqlx::query_as(
+            "SELECT 't', key, value, NULL FROM version_tags WHERE version_id = $1
+             UNION ALL SELECT 'p', key, value, NULL FROM version_params WHERE version_id = $1
+             UNION ALL SELECT 'm', key, NULL, value FROM version_metrics WHERE version_id = $1
+             UNION ALL SELECT 'a', alias, NULL, NULL FROM aliases WHERE version_id = $1",
+        )
+        .bind(row.id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut version = Version {
+            model: model.to_string(),
+            version: row.number as u64,
+            digest: parse_digest(&row.digest)?,
+            description: row.description,
+            file_count: row.file_count as u64,
+            size: row.size as u64,
+            files: None,
+            aliases: Vec::new(),
+            metrics: BTreeMap::new(),
+            params: BTreeMap::new(),
+            tags: BTreeMap::new(),
+            created_by: row.created_by,
+            created_at: time_of(row.created_at),
+        };
+        for (kind, key, text, number) in details {
+            match kind.as_str() {
+                "t" => {
+                    version.tags.insert(key, text.unwrap_or_default());
+                }
+                "p" => {
+                    version.params.insert(key, text.unwrap_or_default());
+                }
+                "m" => {
+                    version.metrics.insert(key, number.unwrap_or(f64::NAN));
+                }
+                _ => version.aliases.push(key),
+            }
+        }
+        version.aliases.sort();
+        Ok(version)
     }
 
     /// A version with its manifest.
     pub async fn get_version(&self, model: &ModelName, reference: &VersionRef) -> Result<Version> {
-        let (model_id, row) = self.resolve_version(model, reference).await?;
+        let (_, row) = self.resolve_version(model, reference).await?;
         let version_id = row.id;
-        let mut versions = self
-            .versions_from_rows(model, model_id, vec![row], Some(version_id))
-            .await?;
-        let mut version = versions.remove(0);
+        let mut version = self.complete_version(model, row).await?;
         let files: Vec<(String, i64, String)> = sqlx::query_as(
             "SELECT path, size, sha256 FROM version_files WHERE version_id = $1 ORDER BY path",
         )
@@ -557,24 +603,23 @@ impl MetadataStore {
     pub async fn list_versions(&self, model: &ModelName) -> Result<Vec<Version>> {
         let model_id = self.model_row(model).await?.id;
         let rows = sqlx::query_as::<_, VersionRow>(
-            "SELECT id, number, digest, description, file_count, size, created_by, created_at
+            "SELECT model_id, id, number, digest, description, file_count, size, created_by, created_at
              FROM versions WHERE model_id = $1 ORDER BY number",
         )
         .bind(model_id)
         .fetch_all(&self.pool)
         .await?;
-        self.versions_from_rows(model, model_id, rows, None).await
+        self.versions_from_rows(model, model_id, rows).await
     }
 
-    /// Completes version rows of one model with aliases, metrics, params and tags.
+    /// Completes all version rows of one model with aliases, metrics, params and tags.
     async fn versions_from_rows(
         &self,
         model: &ModelName,
         model_id: i64,
         rows: Vec<VersionRow>,
-        only: Option<i64>,
     ) -> Result<Vec<Version>> {
-        let filter = "WHERE v.model_id = $1 AND ($2 IS NULL OR v.id = $2)";
+        let filter = "WHERE v.model_id = $1";
         let key_values = |table: &str| {
             sqlx::AssertSqlSafe(format!(
                 "SELECT t.version_id, t.key, t.value FROM {table} t JOIN versions v ON v.id = t.version_id {filter}"
@@ -582,24 +627,20 @@ impl MetadataStore {
         };
         let tags: Vec<(i64, String, String)> = sqlx::query_as(key_values("version_tags"))
             .bind(model_id)
-            .bind(only)
             .fetch_all(&self.pool)
             .await?;
         let params: Vec<(i64, String, String)> = sqlx::query_as(key_values("version_params"))
             .bind(model_id)
-            .bind(only)
             .fetch_all(&self.pool)
             .await?;
         let metrics: Vec<(i64, String, f64)> = sqlx::query_as(key_values("version_metrics"))
             .bind(model_id)
-            .bind(only)
             .fetch_all(&self.pool)
             .await?;
         let aliases: Vec<(i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT a.version_id, a.alias FROM aliases a JOIN versions v ON v.id = a.version_id {filter} ORDER BY a.alias"
         )))
         .bind(model_id)
-        .bind(only)
         .fetch_all(&self.pool)
         .await?;
 
