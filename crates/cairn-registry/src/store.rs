@@ -230,6 +230,11 @@ impl MetadataStore {
         })
     }
 
+    /// The process's write lock, for a single-statement write outside a transaction.
+    pub(crate) async fn write_lock(&self) -> tokio::sync::OwnedMutexGuard<()> {
+        self.write_lock.clone().lock_owned().await
+    }
+
     pub(crate) async fn write_tx(&self) -> Result<WriteTx> {
         let guard = self.write_lock.clone().lock_owned().await;
         Ok(WriteTx {

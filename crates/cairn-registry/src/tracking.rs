@@ -643,6 +643,9 @@ impl Tracking {
         for (k, _) in tags {
             check_key(k)?;
         }
+        if params.is_empty() && tags.is_empty() {
+            return self.log_metrics(run_id, metrics).await;
+        }
         self.active_run(run_id).await?;
         let mut tx = self.meta.write_tx().await?;
         for (k, v) in params {
@@ -696,29 +699,41 @@ impl Tracking {
                     .execute(&mut *tx)
                     .await?;
             }
-            // The newest value per key within the batch, then one upsert for all keys
-            // that keeps whichever of stored and new has the larger (step, timestamp, value).
-            let mut newest: BTreeMap<&str, &MetricValue> = BTreeMap::new();
-            for m in metrics {
-                let slot = newest.entry(m.key.as_str()).or_insert(m);
-                if (m.step, m.timestamp, m.value) > (slot.step, slot.timestamp, slot.value) {
-                    *slot = m;
-                }
-            }
-            let newest: Vec<&MetricValue> = newest.into_values().collect();
-            for chunk in newest.chunks(500) {
-                let mut q = insert_metric_rows("run_latest_metrics", run_id, chunk);
-                q.push(
-                    " ON CONFLICT (run_id, key) DO UPDATE SET
-                       value = excluded.value, is_nan = excluded.is_nan,
-                       timestamp = excluded.timestamp, step = excluded.step
-                     WHERE (excluded.step, excluded.timestamp, excluded.value) >=
-                           (run_latest_metrics.step, run_latest_metrics.timestamp, run_latest_metrics.value)",
-                );
-                q.build().execute(&mut *tx).await?;
-            }
         }
         tx.commit().await?;
+        Ok(())
+    }
+
+    /// Metrics only, the hot path of training loops: one INSERT that checks the run is
+    /// active and (through a trigger) keeps the newest value per key, atomically.
+    async fn log_metrics(&self, run_id: &str, metrics: &[MetricValue]) -> Result<()> {
+        if metrics.is_empty() {
+            self.active_run(run_id).await?;
+            return Ok(());
+        }
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO run_metrics (run_id, key, value, is_nan, timestamp, step) SELECT * FROM (",
+        );
+        q.push_values(metrics, |mut row, m| {
+            let (value, is_nan) = metric_to_db(m.value);
+            row.push_bind(run_id.to_owned())
+                .push_bind(m.key.clone())
+                .push_bind(value)
+                .push_bind(is_nan)
+                .push_bind(m.timestamp)
+                .push_bind(m.step);
+        });
+        q.push(") WHERE EXISTS (SELECT 1 FROM runs WHERE id = ")
+            .push_bind(run_id.to_owned())
+            .push(" AND lifecycle_stage = 'active')");
+        let inserted = {
+            let _writer = self.meta.write_lock().await;
+            q.build().execute(&self.pool).await?.rows_affected()
+        };
+        if inserted == 0 {
+            // Say why: no such run, or a deleted one.
+            self.active_run(run_id).await?;
+        }
         Ok(())
     }
 
