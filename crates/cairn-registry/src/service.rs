@@ -87,6 +87,11 @@ impl Registry {
         self.meta.list_models().await
     }
 
+    /// `ModelNotFound` unless the model exists; cheaper than [`Registry::get_model`].
+    pub async fn model_exists(&self, name: &ModelName) -> Result<()> {
+        self.meta.model_exists(name).await
+    }
+
     pub async fn get_model(&self, name: &ModelName) -> Result<Model> {
         self.meta.get_model(name).await
     }
@@ -153,7 +158,7 @@ impl Registry {
             })
             .await?;
         self.meta
-            .get_version(model, &VersionRef::Number(number))
+            .get_version_summary(model, &VersionRef::Number(number))
             .await
     }
 
@@ -182,9 +187,13 @@ impl Registry {
             .await
     }
 
-    /// The MLflow-only state of a version (origin, stage).
-    pub async fn version_extras(&self, model: &ModelName, number: u64) -> Result<VersionExtras> {
-        self.meta.version_extras(model, number).await
+    /// A version without its manifest, with its MLflow-only state (origin, stage).
+    pub async fn get_version_view(
+        &self,
+        model: &ModelName,
+        reference: &VersionRef,
+    ) -> Result<(Version, VersionExtras)> {
+        self.meta.get_version_view(model, reference).await
     }
 
     /// The MLflow-only state of every version of a model, by number.

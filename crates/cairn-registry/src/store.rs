@@ -86,6 +86,31 @@ struct VersionRow {
     size: i64,
     created_by: String,
     created_at: i64,
+    source: String,
+    run_id: String,
+    run_link: String,
+    logged_model_id: Option<String>,
+    stage: String,
+    updated_at: i64,
+}
+
+/// Every column of [`VersionRow`], for queries over `versions v`.
+const VERSION_COLUMNS: &str = "v.model_id, v.id, v.number, v.digest, v.description, v.file_count, v.size, \
+     v.created_by, v.created_at, v.source, v.run_id, v.run_link, v.logged_model_id, v.stage, v.updated_at";
+
+impl VersionRow {
+    fn extras(&self) -> VersionExtras {
+        VersionExtras {
+            origin: VersionOrigin {
+                source: self.source.clone(),
+                run_id: self.run_id.clone(),
+                run_link: self.run_link.clone(),
+                logged_model_id: self.logged_model_id.clone(),
+            },
+            stage: self.stage.clone(),
+            updated_at: self.updated_at,
+        }
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -149,38 +174,6 @@ pub struct VersionOrigin {
     pub run_id: String,
     pub run_link: String,
     pub logged_model_id: Option<String>,
-}
-
-const EXTRAS_COLUMNS: &str =
-    "v.number, v.source, v.run_id, v.run_link, v.logged_model_id, v.stage, v.updated_at";
-
-#[derive(sqlx::FromRow)]
-struct ExtrasRow {
-    number: i64,
-    source: String,
-    run_id: String,
-    run_link: String,
-    logged_model_id: Option<String>,
-    stage: String,
-    updated_at: i64,
-}
-
-impl ExtrasRow {
-    fn into_extras(self) -> (u64, VersionExtras) {
-        (
-            self.number as u64,
-            VersionExtras {
-                origin: VersionOrigin {
-                    source: self.source,
-                    run_id: self.run_id,
-                    run_link: self.run_link,
-                    logged_model_id: self.logged_model_id,
-                },
-                stage: self.stage,
-                updated_at: self.updated_at,
-            },
-        )
-    }
 }
 
 /// The MLflow-only state of a version: its origin, legacy stage and update time.
@@ -297,6 +290,11 @@ impl MetadataStore {
         .fetch_all(&self.pool)
         .await?;
         self.models_from_rows(rows, None).await
+    }
+
+    /// `ModelNotFound` unless the model exists: one query.
+    pub async fn model_exists(&self, name: &ModelName) -> Result<()> {
+        self.model_row(name).await.map(|_| ())
     }
 
     pub async fn get_model(&self, name: &ModelName) -> Result<Model> {
@@ -480,7 +478,7 @@ impl MetadataStore {
         model: &ModelName,
         reference: &VersionRef,
     ) -> Result<(i64, VersionRow)> {
-        const COLUMNS: &str = "v.model_id, v.id, v.number, v.digest, v.description, v.file_count, v.size, v.created_by, v.created_at";
+        const COLUMNS: &str = VERSION_COLUMNS;
         let found = match reference {
             VersionRef::Number(n) => {
                 sqlx::query_as::<_, VersionRow>(sqlx::AssertSqlSafe(format!(
@@ -533,6 +531,17 @@ impl MetadataStore {
     ) -> Result<Version> {
         let (_, row) = self.resolve_version(model, reference).await?;
         self.complete_version(model, row).await
+    }
+
+    /// A version without its manifest, and its MLflow-only state: two queries.
+    pub async fn get_version_view(
+        &self,
+        model: &ModelName,
+        reference: &VersionRef,
+    ) -> Result<(Version, VersionExtras)> {
+        let (_, row) = self.resolve_version(model, reference).await?;
+        let extras = row.extras();
+        Ok((self.complete_version(model, row).await?, extras))
     }
 
     /// One version row with its tags, params, metrics and aliases, in one query.
@@ -607,10 +616,9 @@ impl MetadataStore {
 
     pub async fn list_versions(&self, model: &ModelName) -> Result<Vec<Version>> {
         let model_id = self.model_row(model).await?.id;
-        let rows = sqlx::query_as::<_, VersionRow>(
-            "SELECT model_id, id, number, digest, description, file_count, size, created_by, created_at
-             FROM versions WHERE model_id = $1 ORDER BY number",
-        )
+        let rows = sqlx::query_as::<_, VersionRow>(sqlx::AssertSqlSafe(format!(
+            "SELECT {VERSION_COLUMNS} FROM versions v WHERE v.model_id = $1 ORDER BY v.number"
+        )))
         .bind(model_id)
         .fetch_all(&self.pool)
         .await?;
@@ -741,32 +749,18 @@ impl MetadataStore {
         Ok(())
     }
 
-    /// The MLflow-only state of a version.
-    pub async fn version_extras(&self, model: &ModelName, number: u64) -> Result<VersionExtras> {
-        let row: Option<ExtrasRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {EXTRAS_COLUMNS} FROM versions v JOIN models m ON m.id = v.model_id
-             WHERE m.name = $1 AND v.number = $2"
-        )))
-        .bind(model.as_str())
-        .bind(number as i64)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| r.into_extras().1)
-            .ok_or_else(|| Error::VersionNotFound(format!("{model}@{number}")))
-    }
-
     /// The MLflow-only state of every version of a model, by number.
     pub async fn all_version_extras(
         &self,
         model: &ModelName,
     ) -> Result<HashMap<u64, VersionExtras>> {
-        let rows: Vec<ExtrasRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {EXTRAS_COLUMNS} FROM versions v JOIN models m ON m.id = v.model_id WHERE m.name = $1"
+        let rows: Vec<VersionRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {VERSION_COLUMNS} FROM versions v JOIN models m ON m.id = v.model_id WHERE m.name = $1"
         )))
         .bind(model.as_str())
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.into_iter().map(ExtrasRow::into_extras).collect())
+        Ok(rows.iter().map(|r| (r.number as u64, r.extras())).collect())
     }
 
     async fn version_id(&self, model: &ModelName, number: u64) -> Result<(i64, i64)> {

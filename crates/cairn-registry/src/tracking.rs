@@ -446,7 +446,8 @@ impl Tracking {
         self.get_run(&id).await
     }
 
-    async fn run_info(&self, id: &str) -> Result<RunInfo> {
+    /// A run's info alone (no metrics, params or tags): one query.
+    pub async fn run_info(&self, id: &str) -> Result<RunInfo> {
         sqlx::query_as::<_, RunRow>(sqlx::AssertSqlSafe(format!(
             "SELECT {RUN_COLUMNS} FROM runs r WHERE r.id = $1"
         )))

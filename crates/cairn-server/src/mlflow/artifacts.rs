@@ -161,8 +161,8 @@ pub async fn list_run_artifacts(State(r): State<Registry>, f: Fields) -> MlflowR
         Some(id) => id,
         None => f.str("run_uuid")?,
     };
-    let run = r.tracking().get_run(&run_id).await?;
-    let root = super::registry::artifact_path(&run.info.artifact_uri).unwrap_or_default();
+    let run = r.tracking().run_info(&run_id).await?;
+    let root = super::registry::artifact_path(&run.artifact_uri).unwrap_or_default();
     let sub = f.opt_str("path")?.unwrap_or_default();
     let sub = sub.trim_matches('/');
     let dir = if sub.is_empty() {
@@ -172,7 +172,7 @@ pub async fn list_run_artifacts(State(r): State<Registry>, f: Fields) -> MlflowR
     };
     let entries = r.tracking().list_artifacts(&dir).await?;
     let mut out = listing(entries, Some(sub));
-    out["root_uri"] = json!(run.info.artifact_uri);
+    out["root_uri"] = json!(run.artifact_uri);
     Ok(Json(out))
 }
 
@@ -182,8 +182,8 @@ pub async fn get_run_artifact(State(r): State<Registry>, f: Fields) -> MlflowRes
         Some(id) => id,
         None => f.str("run_uuid")?,
     };
-    let run = r.tracking().get_run(&run_id).await?;
-    let root = super::registry::artifact_path(&run.info.artifact_uri).unwrap_or_default();
+    let run = r.tracking().run_info(&run_id).await?;
+    let root = super::registry::artifact_path(&run.artifact_uri).unwrap_or_default();
     let path = format!("{root}/{}", f.str("path")?.trim_matches('/'));
     download(State(r), Path(path)).await
 }

@@ -69,11 +69,9 @@ async fn version_json(
     number: u64,
     with_aliases: bool,
 ) -> MlflowResult<Value> {
-    // MLflow's view of a version has no file list: skip loading the manifest.
-    let v = r
-        .get_version_summary(model, &VersionRef::Number(number))
+    let (v, extras) = r
+        .get_version_view(model, &VersionRef::Number(number))
         .await?;
-    let extras = r.version_extras(model, number).await?;
     Ok(convert::model_version(&v, &extras, with_aliases))
 }
 
@@ -239,7 +237,7 @@ pub async fn search_registered_models(State(r): State<Registry>, f: Fields) -> R
 
 pub async fn get_latest_versions(State(r): State<Registry>, f: Fields) -> Reply {
     let model = name(&f, "name")?;
-    r.get_model(&model).await?;
+    r.model_exists(&model).await?;
     let stages = f
         .str_list("stages")?
         .iter()
@@ -266,7 +264,7 @@ pub async fn get_latest_versions(State(r): State<Registry>, f: Fields) -> Reply 
 
 pub async fn set_alias(State(r): State<Registry>, f: Fields) -> Reply {
     let model = name(&f, "name")?;
-    r.get_model(&model).await?;
+    r.model_exists(&model).await?;
     r.move_alias(MLFLOW_ACTOR, &model, &alias(&f)?, version(&f)?, None)
         .await?;
     Ok(Json(json!({})))
@@ -286,10 +284,9 @@ pub async fn delete_alias(State(r): State<Registry>, f: Fields) -> Reply {
 
 pub async fn get_by_alias(State(r): State<Registry>, f: Fields) -> Reply {
     let model = name(&f, "name")?;
-    let v = r
-        .get_version_summary(&model, &VersionRef::Alias(alias(&f)?))
+    let (v, extras) = r
+        .get_version_view(&model, &VersionRef::Alias(alias(&f)?))
         .await?;
-    let extras = r.version_extras(&model, v.version).await?;
     Ok(Json(
         json!({"model_version": convert::model_version(&v, &extras, true)}),
     ))
@@ -358,8 +355,8 @@ async fn source_files(
                 "The run_id request parameter ('{run_id}') must identify the run in the source ('{source}')."
             )));
         }
-        let info = r.tracking().get_run(run).await?;
-        let root = artifact_path(&info.info.artifact_uri).ok_or_else(invalid_source)?;
+        let info = r.tracking().run_info(run).await?;
+        let root = artifact_path(&info.artifact_uri).ok_or_else(invalid_source)?;
         if sub.is_empty() {
             root
         } else {
@@ -371,8 +368,8 @@ async fn source_files(
                 "Invalid model version source: '{source}'. A run_id or model_id must identify the resource that contains the source."
             )));
         }
-        let run = r.tracking().get_run(run_id).await?;
-        let root = artifact_path(&run.info.artifact_uri).ok_or_else(invalid_source)?;
+        let run = r.tracking().run_info(run_id).await?;
+        let root = artifact_path(&run.artifact_uri).ok_or_else(invalid_source)?;
         if path != root && !path.starts_with(&format!("{root}/")) {
             return Err(MlflowError::invalid(format!(
                 "Invalid model version source: '{source}'. The run_id request parameter must identify the resource that contains the source."
@@ -413,12 +410,12 @@ async fn source_files(
 
 pub async fn create_model_version(State(r): State<Registry>, f: Fields) -> Reply {
     let model = name(&f, "name")?;
-    r.get_model(&model).await?;
+    r.model_exists(&model).await?;
     let source = f.str("source")?;
     let run_id = f.opt_str("run_id")?.unwrap_or_default();
     let model_id = f.opt_str("model_id")?.filter(|s| !s.is_empty());
     if !run_id.is_empty() {
-        r.tracking().get_run(&run_id).await?;
+        r.tracking().run_info(&run_id).await?;
     }
     let files = source_files(&r, &source, &run_id, model_id.as_deref()).await?;
     let logged_model_id = model_id.or_else(|| {
