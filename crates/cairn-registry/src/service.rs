@@ -196,12 +196,12 @@ impl Registry {
         self.meta.get_version_view(model, reference).await
     }
 
-    /// The MLflow-only state of every version of a model, by number.
-    pub async fn all_version_extras(
+    /// Every version of a model (without manifests) with its MLflow-only state.
+    pub async fn list_versions_view(
         &self,
         model: &ModelName,
-    ) -> Result<std::collections::HashMap<u64, VersionExtras>> {
-        self.meta.all_version_extras(model).await
+    ) -> Result<Vec<(Version, VersionExtras)>> {
+        self.meta.list_versions_view(model).await
     }
 
     /// Sets or (with `None`) removes a tag of a model or, with `number`, of a version.

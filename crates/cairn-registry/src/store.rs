@@ -615,6 +615,19 @@ impl MetadataStore {
     }
 
     pub async fn list_versions(&self, model: &ModelName) -> Result<Vec<Version>> {
+        Ok(self
+            .list_versions_view(model)
+            .await?
+            .into_iter()
+            .map(|(v, _)| v)
+            .collect())
+    }
+
+    /// Every version of a model (without manifests) with its MLflow-only state.
+    pub async fn list_versions_view(
+        &self,
+        model: &ModelName,
+    ) -> Result<Vec<(Version, VersionExtras)>> {
         let model_id = self.model_row(model).await?.id;
         let rows = sqlx::query_as::<_, VersionRow>(sqlx::AssertSqlSafe(format!(
             "SELECT {VERSION_COLUMNS} FROM versions v WHERE v.model_id = $1 ORDER BY v.number"
@@ -622,7 +635,9 @@ impl MetadataStore {
         .bind(model_id)
         .fetch_all(&self.pool)
         .await?;
-        self.versions_from_rows(model, model_id, rows).await
+        let extras: Vec<VersionExtras> = rows.iter().map(VersionRow::extras).collect();
+        let versions = self.versions_from_rows(model, model_id, rows).await?;
+        Ok(versions.into_iter().zip(extras).collect())
     }
 
     /// Completes all version rows of one model with aliases, metrics, params and tags.
@@ -747,20 +762,6 @@ impl MetadataStore {
             .await?;
         tx.commit().await?;
         Ok(())
-    }
-
-    /// The MLflow-only state of every version of a model, by number.
-    pub async fn all_version_extras(
-        &self,
-        model: &ModelName,
-    ) -> Result<HashMap<u64, VersionExtras>> {
-        let rows: Vec<VersionRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {VERSION_COLUMNS} FROM versions v JOIN models m ON m.id = v.model_id WHERE m.name = $1"
-        )))
-        .bind(model.as_str())
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(|r| (r.number as u64, r.extras())).collect())
     }
 
     async fn version_id(&self, model: &ModelName, number: u64) -> Result<(i64, i64)> {

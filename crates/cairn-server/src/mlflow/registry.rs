@@ -2,7 +2,7 @@
 //! model, a model version a Cairn version (with a manifest of SHA-256-addressed files),
 //! an MLflow alias a Cairn alias whose moves land in the alias history.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::State;
@@ -76,38 +76,31 @@ async fn version_json(
 }
 
 /// The newest version in each stage.
-fn latest_per_stage(
-    versions: &[Version],
-    extras: &HashMap<u64, VersionExtras>,
-    stages: Option<&[&str]>,
-) -> Vec<Value> {
-    let mut newest: BTreeMap<&str, &Version> = BTreeMap::new();
-    for v in versions {
-        let Some(x) = extras.get(&v.version) else {
-            continue;
-        };
+fn latest_per_stage(versions: &[(Version, VersionExtras)], stages: Option<&[&str]>) -> Vec<Value> {
+    let mut newest: BTreeMap<&str, &(Version, VersionExtras)> = BTreeMap::new();
+    for pair in versions {
+        let (v, x) = pair;
         if stages.is_some_and(|s| !s.contains(&x.stage.as_str())) {
             continue;
         }
-        let slot = newest.entry(x.stage.as_str()).or_insert(v);
-        if v.version > slot.version {
-            *slot = v;
+        let slot = newest.entry(x.stage.as_str()).or_insert(pair);
+        if v.version > slot.0.version {
+            *slot = pair;
         }
     }
-    let mut out: Vec<&Version> = newest.into_values().collect();
-    out.sort_by_key(|v| v.version);
+    let mut out: Vec<&(Version, VersionExtras)> = newest.into_values().collect();
+    out.sort_by_key(|(v, _)| v.version);
     out.into_iter()
-        .map(|v| convert::model_version(v, &extras[&v.version], false))
+        .map(|(v, x)| convert::model_version(v, x, false))
         .collect()
 }
 
 async fn registered_model_json(r: &Registry, m: &Model) -> MlflowResult<Value> {
     let name = ModelName::new(&m.name)?;
-    let versions = r.list_versions(&name).await?;
-    let extras = r.all_version_extras(&name).await?;
+    let versions = r.list_versions_view(&name).await?;
     Ok(convert::registered_model(
         m,
-        latest_per_stage(&versions, &extras, None),
+        latest_per_stage(&versions, None),
     ))
 }
 
@@ -243,13 +236,8 @@ pub async fn get_latest_versions(State(r): State<Registry>, f: Fields) -> Reply 
         .iter()
         .map(|s| stage(s))
         .collect::<MlflowResult<Vec<_>>>()?;
-    let versions = r.list_versions(&model).await?;
-    let extras = r.all_version_extras(&model).await?;
-    let latest = latest_per_stage(
-        &versions,
-        &extras,
-        (!stages.is_empty()).then_some(&stages[..]),
-    );
+    let versions = r.list_versions_view(&model).await?;
+    let latest = latest_per_stage(&versions, (!stages.is_empty()).then_some(&stages[..]));
     // Unlike inside registered models, get-latest-versions lists aliases too.
     let mut out = Vec::new();
     for v in latest {
@@ -592,24 +580,20 @@ pub async fn search_model_versions(State(r): State<Registry>, f: Fields) -> Repl
         let Ok(model) = ModelName::new(&n) else {
             continue;
         };
-        let versions = match r.list_versions(&model).await {
+        let versions = match r.list_versions_view(&model).await {
             Ok(v) => v,
             Err(cairn_registry::Error::ModelNotFound(_)) => continue,
             Err(e) => return Err(e.into()),
         };
-        let extras = r.all_version_extras(&model).await?;
-        for v in versions {
-            let Some(x) = extras.get(&v.version) else {
-                continue;
-            };
+        for (v, x) in versions {
             if filter
                 .iter()
-                .map(|c| version_matches(&v, x, c))
+                .map(|c| version_matches(&v, &x, c))
                 .collect::<MlflowResult<Vec<_>>>()?
                 .into_iter()
                 .all(|m| m)
             {
-                found.push((v.clone(), x.clone()));
+                found.push((v, x));
             }
         }
     }
