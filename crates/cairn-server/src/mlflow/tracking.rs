@@ -508,10 +508,38 @@ pub async fn search_logged_models(State(r): State<Registry>, f: Fields) -> Reply
     }
     let limit = paging::max_results(&f, 100, 1000)?;
     let offset = paging::offset(&f)?;
-    let models = r
+    let mut models = r
         .tracking()
         .search_logged_models(&ids, &filter(&f)?)
         .await?;
+    // Structured order_by: [{field_name, ascending}], applied last key first so the first
+    // key wins (the store's order, newest first, breaks remaining ties).
+    for item in f.list("order_by").iter().rev() {
+        let field = item
+            .get("field_name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| MlflowError::invalid("order_by entries need a field_name"))?;
+        let ascending = item
+            .get("ascending")
+            .and_then(Value::as_bool)
+            .unwrap_or(true);
+        match field {
+            "name" => models.sort_by(|a, b| a.name.cmp(&b.name)),
+            "model_id" => models.sort_by(|a, b| a.id.cmp(&b.id)),
+            "creation_timestamp" | "creation_time" => models.sort_by_key(|m| m.creation_time),
+            "last_updated_timestamp" | "last_updated_time" => {
+                models.sort_by_key(|m| m.last_updated_time)
+            }
+            other => {
+                return Err(MlflowError::invalid(format!(
+                    "Invalid order_by field for logged models: '{other}'"
+                )));
+            }
+        }
+        if !ascending {
+            models.reverse();
+        }
+    }
     let (page, token) = paging::page(models.into_iter().skip(offset).collect(), offset, limit);
     Ok(Json(paging::reply(
         "models",
