@@ -12,7 +12,7 @@ pub mod tracking;
 
 pub use error::{Error, Result};
 pub use service::Registry;
-pub use store::{VersionExtras, VersionOrigin};
+pub use store::{VersionExtras, VersionOrigin, now_ms};
 
 #[cfg(test)]
 mod tests;

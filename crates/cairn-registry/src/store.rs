@@ -124,7 +124,8 @@ struct MoveRow {
     reason: Option<String>,
 }
 
-pub(crate) fn now_ms() -> i64 {
+/// Now, in milliseconds since the Unix epoch: how every stored time is kept.
+pub fn now_ms() -> i64 {
     (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 

@@ -47,7 +47,6 @@ impl ViewType {
 
 #[derive(Clone)]
 pub struct Tracking {
-    pool: SqlitePool,
     meta: MetadataStore,
     blobs: BlobStore,
 }
@@ -177,11 +176,11 @@ fn metric_from_db(value: f64, is_nan: bool) -> f64 {
 
 impl Tracking {
     pub(crate) fn new(meta: MetadataStore, blobs: BlobStore) -> Self {
-        Self {
-            pool: meta.pool().clone(),
-            meta,
-            blobs,
-        }
+        Self { meta, blobs }
+    }
+
+    fn pool(&self) -> &SqlitePool {
+        self.meta.pool()
     }
 
     // ---- experiments ----
@@ -232,31 +231,47 @@ impl Tracking {
         Ok(id)
     }
 
-    async fn experiment_tags(&self, id: i64) -> Result<BTreeMap<String, String>> {
-        let rows: Vec<(String, String)> =
-            sqlx::query_as("SELECT key, value FROM experiment_tags WHERE experiment_id = $1")
-                .bind(id)
-                .fetch_all(&self.pool)
-                .await?;
-        Ok(rows.into_iter().collect())
+    async fn experiment_from_row(&self, r: ExperimentRow) -> Result<Experiment> {
+        Ok(self.experiments_from_rows(vec![r]).await?.remove(0))
     }
 
-    async fn experiment_from_row(&self, r: ExperimentRow) -> Result<Experiment> {
-        Ok(Experiment {
-            tags: self.experiment_tags(r.id).await?,
-            id: r.id,
-            name: r.name,
-            artifact_location: r.artifact_location,
-            lifecycle: Lifecycle::parse(&r.lifecycle_stage).unwrap_or(Lifecycle::Active),
-            creation_time: r.creation_time,
-            last_update_time: r.last_update_time,
-        })
+    /// Experiment rows with their tags, read in one query for all of them.
+    async fn experiments_from_rows(&self, rows: Vec<ExperimentRow>) -> Result<Vec<Experiment>> {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT experiment_id, key, value FROM experiment_tags WHERE experiment_id IN (",
+        );
+        let mut sep = q.separated(", ");
+        for r in &rows {
+            sep.push_bind(r.id);
+        }
+        q.push(")");
+        let tags: Vec<(i64, String, String)> = if rows.is_empty() {
+            Vec::new()
+        } else {
+            q.build_query_as().fetch_all(self.pool()).await?
+        };
+        let mut tags_by: HashMap<i64, BTreeMap<String, String>> = HashMap::new();
+        for (id, k, v) in tags {
+            tags_by.entry(id).or_default().insert(k, v);
+        }
+        Ok(rows
+            .into_iter()
+            .map(|r| Experiment {
+                tags: tags_by.remove(&r.id).unwrap_or_default(),
+                id: r.id,
+                name: r.name,
+                artifact_location: r.artifact_location,
+                lifecycle: Lifecycle::parse(&r.lifecycle_stage).unwrap_or(Lifecycle::Active),
+                creation_time: r.creation_time,
+                last_update_time: r.last_update_time,
+            })
+            .collect())
     }
 
     pub async fn get_experiment(&self, id: i64) -> Result<Experiment> {
         let row = sqlx::query_as::<_, ExperimentRow>("SELECT * FROM experiments WHERE id = $1")
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.pool())
             .await?
             .ok_or_else(|| not_found(format!("No Experiment with id={id} exists")))?;
         self.experiment_from_row(row).await
@@ -265,7 +280,7 @@ impl Tracking {
     pub async fn get_experiment_by_name(&self, name: &str) -> Result<Experiment> {
         let row = sqlx::query_as::<_, ExperimentRow>("SELECT * FROM experiments WHERE name = $1")
             .bind(name)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.pool())
             .await?
             .ok_or_else(|| not_found(format!("Could not find experiment with name '{name}'")))?;
         self.experiment_from_row(row).await
@@ -282,11 +297,10 @@ impl Tracking {
             "SELECT * FROM experiments WHERE {} ORDER BY creation_time DESC, id ASC",
             view.sql("lifecycle_stage")
         )))
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool())
         .await?;
         let mut out = Vec::new();
-        for row in rows {
-            let e = self.experiment_from_row(row).await?;
+        for e in self.experiments_from_rows(rows).await? {
             if filter
                 .iter()
                 .map(|c| experiment_matches(&e, c))
@@ -324,7 +338,7 @@ impl Tracking {
                 .bind(id)
                 .bind(new_name)
                 .bind(now_ms())
-                .execute(&self.pool)
+                .execute(self.pool())
                 .await;
         match result {
             Ok(_) => Ok(()),
@@ -336,11 +350,10 @@ impl Tracking {
     }
 
     pub async fn set_experiment_lifecycle(&self, id: i64, lifecycle: Lifecycle) -> Result<()> {
-        let exp = self.get_experiment(id).await?;
+        self.get_experiment(id).await?;
         if id == 0 && lifecycle == Lifecycle::Deleted {
             return Err(invalid("Cannot delete the default experiment '0'."));
         }
-        let _ = exp;
         let mut tx = self.meta.write_tx().await?;
         let now = now_ms();
         sqlx::query(
@@ -375,7 +388,7 @@ impl Tracking {
         .bind(id)
         .bind(key)
         .bind(truncate(value, TAG_VALUE_MAX))
-        .execute(&self.pool)
+        .execute(self.pool())
         .await?;
         Ok(())
     }
@@ -385,7 +398,7 @@ impl Tracking {
         sqlx::query("DELETE FROM experiment_tags WHERE experiment_id = $1 AND key = $2")
             .bind(id)
             .bind(key)
-            .execute(&self.pool)
+            .execute(self.pool())
             .await?;
         Ok(())
     }
@@ -452,7 +465,7 @@ impl Tracking {
             "SELECT {RUN_COLUMNS} FROM runs r WHERE r.id = $1"
         )))
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.pool())
         .await?
         .map(RunRow::into_info)
         .ok_or_else(|| not_found(format!("Run with id={id} not found")))
@@ -487,7 +500,7 @@ impl Tracking {
         push_in(&mut q, "run_id", &ids);
         q.push(" ORDER BY key");
         let rows: Vec<(String, String, f64, bool, i64, i64)> =
-            q.build_query_as().fetch_all(&self.pool).await?;
+            q.build_query_as().fetch_all(self.pool()).await?;
         for (run, key, value, is_nan, timestamp, step) in rows {
             metrics.entry(run).or_default().push(Metric {
                 key,
@@ -499,14 +512,14 @@ impl Tracking {
         let mut params: HashMap<String, BTreeMap<String, String>> = HashMap::new();
         let mut q = QueryBuilder::<Sqlite>::new("SELECT run_id, key, value FROM run_params WHERE ");
         push_in(&mut q, "run_id", &ids);
-        let rows: Vec<(String, String, String)> = q.build_query_as().fetch_all(&self.pool).await?;
+        let rows: Vec<(String, String, String)> = q.build_query_as().fetch_all(self.pool()).await?;
         for (run, k, v) in rows {
             params.entry(run).or_default().insert(k, v);
         }
         let mut tags: HashMap<String, BTreeMap<String, String>> = HashMap::new();
         let mut q = QueryBuilder::<Sqlite>::new("SELECT run_id, key, value FROM run_tags WHERE ");
         push_in(&mut q, "run_id", &ids);
-        let rows: Vec<(String, String, String)> = q.build_query_as().fetch_all(&self.pool).await?;
+        let rows: Vec<(String, String, String)> = q.build_query_as().fetch_all(self.pool()).await?;
         for (run, k, v) in rows {
             tags.entry(run).or_default().insert(k, v);
         }
@@ -525,7 +538,7 @@ impl Tracking {
             Option<String>,
             Option<String>,
             Option<String>,
-        )> = q.build_query_as().fetch_all(&self.pool).await?;
+        )> = q.build_query_as().fetch_all(self.pool()).await?;
         for (run, name, digest, source_type, source, schema, profile, context) in rows {
             inputs.entry(run).or_default().push(DatasetInput {
                 name,
@@ -541,7 +554,7 @@ impl Tracking {
         let mut q =
             QueryBuilder::<Sqlite>::new("SELECT run_id, model_id, step FROM run_outputs WHERE ");
         push_in(&mut q, "run_id", &ids);
-        let rows: Vec<(String, String, i64)> = q.build_query_as().fetch_all(&self.pool).await?;
+        let rows: Vec<(String, String, i64)> = q.build_query_as().fetch_all(self.pool()).await?;
         for (run, model, step) in rows {
             outputs.entry(run).or_default().push((model, step));
         }
@@ -605,7 +618,7 @@ impl Tracking {
         sqlx::query("UPDATE runs SET lifecycle_stage = $2 WHERE id = $1")
             .bind(id)
             .bind(lifecycle.as_str())
-            .execute(&self.pool)
+            .execute(self.pool())
             .await?;
         Ok(())
     }
@@ -729,7 +742,7 @@ impl Tracking {
             .push(" AND lifecycle_stage = 'active')");
         let inserted = {
             let _writer = self.meta.write_lock().await;
-            q.build().execute(&self.pool).await?.rows_affected()
+            q.build().execute(self.pool()).await?.rows_affected()
         };
         if inserted == 0 {
             // Say why: no such run, or a deleted one.
@@ -743,7 +756,7 @@ impl Tracking {
         let deleted = sqlx::query("DELETE FROM run_tags WHERE run_id = $1 AND key = $2")
             .bind(run_id)
             .bind(key)
-            .execute(&self.pool)
+            .execute(self.pool())
             .await?
             .rows_affected();
         if deleted == 0 {
@@ -789,7 +802,7 @@ impl Tracking {
             .bind(run_id)
             .bind(model_id)
             .bind(step)
-            .execute(&self.pool)
+            .execute(self.pool())
             .await?;
         }
         Ok(())
@@ -804,7 +817,7 @@ impl Tracking {
         )
         .bind(run_id)
         .bind(key)
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool())
         .await?;
         Ok(rows
             .into_iter()
@@ -910,7 +923,7 @@ impl Tracking {
         q.push_bind(offset as i64);
         let infos: Vec<RunInfo> = q
             .build_query_as::<RunRow>()
-            .fetch_all(&self.pool)
+            .fetch_all(self.pool())
             .await?
             .into_iter()
             .map(RunRow::into_info)
@@ -979,37 +992,64 @@ impl Tracking {
     }
 
     pub async fn get_logged_model(&self, id: &str) -> Result<LoggedModel> {
-        let row = sqlx::query_as::<_, LoggedModelRow>(
+        self.logged_models("id = $1", id.to_owned())
+            .await?
+            .pop()
+            .ok_or_else(|| not_found(format!("Logged model with ID '{id}' not found.")))
+    }
+
+    /// Active logged models matching `condition` (one `$1` bound to `value`), newest
+    /// first, with their tags and params: three queries whatever their number.
+    async fn logged_models(
+        &self,
+        condition: &str,
+        value: impl ToString,
+    ) -> Result<Vec<LoggedModel>> {
+        let value = value.to_string();
+        let rows = sqlx::query_as::<_, LoggedModelRow>(sqlx::AssertSqlSafe(format!(
             "SELECT id, experiment_id, name, artifact_uri, status, model_type, source_run_id, creation_time, last_updated_time
-             FROM logged_models WHERE id = $1 AND lifecycle_stage = 'active'",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or_else(|| not_found(format!("Logged model with ID '{id}' not found.")))?;
-        let tags: Vec<(String, String)> =
-            sqlx::query_as("SELECT key, value FROM logged_model_tags WHERE model_id = $1")
-                .bind(id)
-                .fetch_all(&self.pool)
-                .await?;
-        let params: Vec<(String, String)> =
-            sqlx::query_as("SELECT key, value FROM logged_model_params WHERE model_id = $1")
-                .bind(id)
-                .fetch_all(&self.pool)
-                .await?;
-        Ok(LoggedModel {
-            id: row.id,
-            experiment_id: row.experiment_id,
-            name: row.name,
-            artifact_uri: row.artifact_uri,
-            status: row.status,
-            model_type: row.model_type,
-            source_run_id: row.source_run_id,
-            creation_time: row.creation_time,
-            last_updated_time: row.last_updated_time,
-            tags: tags.into_iter().collect(),
-            params: params.into_iter().collect(),
-        })
+             FROM logged_models WHERE {condition} AND lifecycle_stage = 'active'
+             ORDER BY creation_time DESC, id ASC"
+        )))
+        .bind(value)
+        .fetch_all(self.pool())
+        .await?;
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        let mut by_model: [HashMap<String, BTreeMap<String, String>>; 2] = Default::default();
+        for (i, table) in ["logged_model_tags", "logged_model_params"]
+            .into_iter()
+            .enumerate()
+        {
+            let mut q = QueryBuilder::<Sqlite>::new(format!(
+                "SELECT model_id, key, value FROM {table} WHERE "
+            ));
+            push_in(&mut q, "model_id", &ids);
+            let pairs: Vec<(String, String, String)> =
+                q.build_query_as().fetch_all(self.pool()).await?;
+            for (model, k, v) in pairs {
+                by_model[i].entry(model).or_default().insert(k, v);
+            }
+        }
+        let [mut tags, mut params] = by_model;
+        Ok(rows
+            .into_iter()
+            .map(|row| LoggedModel {
+                tags: tags.remove(&row.id).unwrap_or_default(),
+                params: params.remove(&row.id).unwrap_or_default(),
+                id: row.id,
+                experiment_id: row.experiment_id,
+                name: row.name,
+                artifact_uri: row.artifact_uri,
+                status: row.status,
+                model_type: row.model_type,
+                source_run_id: row.source_run_id,
+                creation_time: row.creation_time,
+                last_updated_time: row.last_updated_time,
+            })
+            .collect())
     }
 
     pub async fn set_logged_model_status(&self, id: &str, status: &str) -> Result<LoggedModel> {
@@ -1027,7 +1067,7 @@ impl Tracking {
             .bind(id)
             .bind(status)
             .bind(now_ms())
-            .execute(&self.pool)
+            .execute(self.pool())
             .await?;
         self.get_logged_model(id).await
     }
@@ -1043,7 +1083,7 @@ impl Tracking {
             .bind(id)
             .bind(k)
             .bind(v)
-            .execute(&self.pool)
+            .execute(self.pool())
             .await?;
         }
         Ok(())
@@ -1054,7 +1094,7 @@ impl Tracking {
         sqlx::query("DELETE FROM logged_model_tags WHERE model_id = $1 AND key = $2")
             .bind(id)
             .bind(key)
-            .execute(&self.pool)
+            .execute(self.pool())
             .await?;
         Ok(())
     }
@@ -1063,7 +1103,7 @@ impl Tracking {
         self.get_logged_model(id).await?;
         sqlx::query("UPDATE logged_models SET lifecycle_stage = 'deleted' WHERE id = $1")
             .bind(id)
-            .execute(&self.pool)
+            .execute(self.pool())
             .await?;
         Ok(())
     }
@@ -1077,19 +1117,14 @@ impl Tracking {
     ) -> Result<Vec<LoggedModel>> {
         let mut out = Vec::new();
         for exp in experiment_ids {
-            let ids: Vec<String> = sqlx::query_scalar(
-                "SELECT id FROM logged_models WHERE experiment_id = $1 AND lifecycle_stage = 'active'
-                 ORDER BY creation_time DESC, id ASC",
-            )
-            .bind(exp)
-            .fetch_all(&self.pool)
-            .await?;
-            for id in ids {
-                let m = self.get_logged_model(&id).await?;
-                if filter.iter().all(|c| logged_model_matches(&m, c)) {
-                    out.push(m);
-                }
-            }
+            let models = self
+                .logged_models("experiment_id = CAST($1 AS INTEGER)", exp)
+                .await?;
+            out.extend(
+                models
+                    .into_iter()
+                    .filter(|m| filter.iter().all(|c| logged_model_matches(m, c))),
+            );
         }
         Ok(out)
     }
@@ -1110,7 +1145,7 @@ impl Tracking {
         let (digest, size) = self.blobs.put_stream_unknown(stream).await?;
         // The artifact row may be read back by a version registration: durable first.
         self.blobs.make_durable(&[digest]).await?;
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.pool().acquire().await?;
         upsert_artifact(&mut conn, path, &digest, size).await?;
         Ok(())
     }
@@ -1123,7 +1158,7 @@ impl Tracking {
             .bind(&id)
             .bind(path)
             .bind(now_ms())
-            .execute(&self.pool)
+            .execute(self.pool())
             .await?;
         Ok(id)
     }
@@ -1131,7 +1166,7 @@ impl Tracking {
     async fn upload_path(&self, upload_id: &str) -> Result<String> {
         sqlx::query_scalar("SELECT path FROM artifact_uploads WHERE id = $1")
             .bind(upload_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.pool())
             .await?
             .ok_or_else(|| not_found(format!("No multipart upload with id {upload_id}")))
     }
@@ -1159,7 +1194,7 @@ impl Tracking {
         .bind(part_number)
         .bind(digest.to_hex())
         .bind(size as i64)
-        .execute(&self.pool)
+        .execute(self.pool())
         .await?;
         Ok(digest)
     }
@@ -1172,7 +1207,7 @@ impl Tracking {
             "SELECT part_number, sha256 FROM artifact_upload_parts WHERE upload_id = $1",
         )
         .bind(upload_id)
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool())
         .await?
         .into_iter()
         .collect();
@@ -1248,7 +1283,7 @@ impl Tracking {
         self.upload_path(upload_id).await?;
         sqlx::query("DELETE FROM artifact_uploads WHERE id = $1")
             .bind(upload_id)
-            .execute(&self.pool)
+            .execute(self.pool())
             .await?;
         Ok(())
     }
@@ -1259,7 +1294,7 @@ impl Tracking {
         let row: Option<(String, i64)> =
             sqlx::query_as("SELECT sha256, size FROM artifacts WHERE path = $1")
                 .bind(path)
-                .fetch_optional(&self.pool)
+                .fetch_optional(self.pool())
                 .await?;
         row.map(|(d, size)| {
             Ok((
@@ -1285,7 +1320,7 @@ impl Tracking {
         )
         .bind(&dir)
         .bind(format!("{}0", prefix.trim_end_matches('/')))
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool())
         .await?;
         rows.into_iter()
             .map(|(path, d, size)| {
@@ -1306,7 +1341,7 @@ impl Tracking {
         let files: Vec<(String, u64)> = if dir.is_empty() {
             let rows: Vec<(String, i64)> =
                 sqlx::query_as("SELECT path, size FROM artifacts ORDER BY path")
-                    .fetch_all(&self.pool)
+                    .fetch_all(self.pool())
                     .await?;
             rows.into_iter().map(|(p, s)| (p, s as u64)).collect()
         } else {
@@ -1328,7 +1363,7 @@ impl Tracking {
             .bind(trimmed)
             .bind(format!("{trimmed}/"))
             .bind(format!("{trimmed}0"))
-            .execute(&self.pool)
+            .execute(self.pool())
             .await?;
         Ok(())
     }

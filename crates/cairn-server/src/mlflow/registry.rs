@@ -76,7 +76,12 @@ async fn version_json(
 }
 
 /// The newest version in each stage.
-fn latest_per_stage(versions: &[(Version, VersionExtras)], stages: Option<&[&str]>) -> Vec<Value> {
+/// `with_aliases`: MLflow lists aliases in get-latest-versions, not in `latest_versions`.
+fn latest_per_stage(
+    versions: &[(Version, VersionExtras)],
+    stages: Option<&[&str]>,
+    with_aliases: bool,
+) -> Vec<Value> {
     let mut newest: BTreeMap<&str, &(Version, VersionExtras)> = BTreeMap::new();
     for pair in versions {
         let (v, x) = pair;
@@ -91,7 +96,7 @@ fn latest_per_stage(versions: &[(Version, VersionExtras)], stages: Option<&[&str
     let mut out: Vec<&(Version, VersionExtras)> = newest.into_values().collect();
     out.sort_by_key(|(v, _)| v.version);
     out.into_iter()
-        .map(|(v, x)| convert::model_version(v, x, false))
+        .map(|(v, x)| convert::model_version(v, x, with_aliases))
         .collect()
 }
 
@@ -100,7 +105,7 @@ async fn registered_model_json(r: &Registry, m: &Model) -> MlflowResult<Value> {
     let versions = r.list_versions_view(&name).await?;
     Ok(convert::registered_model(
         m,
-        latest_per_stage(&versions, None),
+        latest_per_stage(&versions, None, false),
     ))
 }
 
@@ -237,16 +242,7 @@ pub async fn get_latest_versions(State(r): State<Registry>, f: Fields) -> Reply 
         .map(|s| stage(s))
         .collect::<MlflowResult<Vec<_>>>()?;
     let versions = r.list_versions_view(&model).await?;
-    let latest = latest_per_stage(&versions, (!stages.is_empty()).then_some(&stages[..]));
-    // Unlike inside registered models, get-latest-versions lists aliases too.
-    let mut out = Vec::new();
-    for v in latest {
-        let n: u64 = v["version"]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        out.push(version_json(&r, &model, n, true).await?);
-    }
+    let out = latest_per_stage(&versions, (!stages.is_empty()).then_some(&stages[..]), true);
     Ok(Json(json!({ "model_versions": out })))
 }
 

@@ -6,8 +6,8 @@ use axum::Json;
 use axum::extract::{Path, State};
 use cairn_core::search::{parse_filter, parse_order_by};
 use cairn_core::tracking::{DatasetInput, Lifecycle, RunStatus};
-use cairn_registry::Registry;
 use cairn_registry::tracking::{MetricValue, ViewType};
+use cairn_registry::{Registry, now_ms};
 use serde_json::{Value, json};
 
 use super::convert;
@@ -25,6 +25,17 @@ pub fn experiment_id(f: &Fields, name: &str) -> MlflowResult<i64> {
     let raw = f.str(name)?;
     raw.parse()
         .map_err(|_| MlflowError::invalid(format!("Invalid experiment ID: '{raw}'")))
+}
+
+/// The `experiment_ids` list of a search.
+fn experiment_ids(f: &Fields) -> MlflowResult<Vec<i64>> {
+    f.str_list("experiment_ids")?
+        .iter()
+        .map(|id| {
+            id.parse()
+                .map_err(|_| MlflowError::invalid(format!("Invalid experiment ID: '{id}'")))
+        })
+        .collect()
 }
 
 fn run_id(f: &Fields) -> MlflowResult<String> {
@@ -156,12 +167,6 @@ pub async fn create_run(State(r): State<Registry>, f: Fields) -> Reply {
     let mut value = convert::run(&run);
     value.as_object_mut().map(|o| o.remove("outputs"));
     Ok(Json(json!({ "run": value })))
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 pub async fn get_run(State(r): State<Registry>, f: Fields) -> Reply {
@@ -354,14 +359,7 @@ pub async fn log_model(State(r): State<Registry>, f: Fields) -> Reply {
 }
 
 pub async fn search_runs(State(r): State<Registry>, f: Fields) -> Reply {
-    let ids = f
-        .str_list("experiment_ids")?
-        .iter()
-        .map(|id| {
-            id.parse()
-                .map_err(|_| MlflowError::invalid(format!("Invalid experiment ID: '{id}'")))
-        })
-        .collect::<MlflowResult<Vec<i64>>>()?;
+    let ids = experiment_ids(&f)?;
     let limit = paging::max_results(&f, 1000, 50000)?;
     let offset = paging::offset(&f)?;
     let runs = r
@@ -493,14 +491,7 @@ pub async fn delete_logged_model_tag(
 }
 
 pub async fn search_logged_models(State(r): State<Registry>, f: Fields) -> Reply {
-    let ids = f
-        .str_list("experiment_ids")?
-        .iter()
-        .map(|id| {
-            id.parse()
-                .map_err(|_| MlflowError::invalid(format!("Invalid experiment ID: '{id}'")))
-        })
-        .collect::<MlflowResult<Vec<i64>>>()?;
+    let ids = experiment_ids(&f)?;
     if ids.is_empty() {
         return Err(MlflowError::invalid(
             "Missing value for required parameter 'experiment_ids'",
