@@ -308,27 +308,24 @@ impl MetadataStore {
     /// Completes model rows with their tags, aliases and version counts: one query each,
     /// for one model (`only`) or all.
     async fn models_from_rows(&self, rows: Vec<ModelRow>, only: Option<i64>) -> Result<Vec<Model>> {
-        let filter = if only.is_some() {
-            "WHERE model_id = $1"
-        } else {
-            "WHERE $1 IS NULL"
-        };
-        let tags: Vec<(i64, String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT model_id, key, value FROM model_tags {filter}"
-        )))
+        // `$1` is the one model, or NULL for all of them.
+        let tags: Vec<(i64, String, String)> = sqlx::query_as(
+            "SELECT t.model_id, t.key, t.value FROM model_tags t WHERE $1 IS NULL OR t.model_id = $1",
+        )
         .bind(only)
         .fetch_all(&self.pool)
         .await?;
-        let aliases: Vec<(i64, String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT a.model_id, a.alias, v.number FROM aliases a JOIN versions v ON v.id = a.version_id {}",
-            filter.replace("model_id", "a.model_id")
-        )))
+        let aliases: Vec<(i64, String, i64)> = sqlx::query_as(
+            "SELECT a.model_id, a.alias, v.number FROM aliases a JOIN versions v ON v.id = a.version_id
+             WHERE $1 IS NULL OR a.model_id = $1",
+        )
         .bind(only)
         .fetch_all(&self.pool)
         .await?;
-        let counts: Vec<(i64, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT model_id, COUNT(*), MAX(number) FROM versions {filter} GROUP BY model_id"
-        )))
+        let counts: Vec<(i64, i64, i64)> = sqlx::query_as(
+            "SELECT v.model_id, COUNT(*), MAX(v.number) FROM versions v
+             WHERE $1 IS NULL OR v.model_id = $1 GROUP BY v.model_id",
+        )
         .bind(only)
         .fetch_all(&self.pool)
         .await?;
