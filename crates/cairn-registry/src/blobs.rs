@@ -120,7 +120,97 @@ fn publish_no_replace(staging: &Path, target: &Path) -> std::io::Result<()> {
     }
 }
 
+/// Where blobs live: a local directory or an object-store bucket (with a key prefix).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlobLocation {
+    Local(PathBuf),
+    /// `s3://bucket/prefix`, `gs://bucket/prefix`, `az://container/prefix`.
+    Remote(url::Url),
+}
+
+impl BlobLocation {
+    /// A path or `file://PATH` is local; `s3://`, `gs://` and `az://` (also `abfs://`)
+    /// are object stores configured from the standard environment of each cloud.
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        if let Some(path) = s.strip_prefix("file://") {
+            return Ok(Self::Local(PathBuf::from(path)));
+        }
+        if !s.contains("://") {
+            return Ok(Self::Local(PathBuf::from(s)));
+        }
+        let url = url::Url::parse(s)
+            .map_err(|e| Error::InvalidArgument(format!("invalid artifact store {s:?}: {e}")))?;
+        match url.scheme() {
+            "s3" | "s3a" | "gs" | "az" | "azure" | "abfs" | "abfss" => Ok(Self::Remote(url)),
+            other => Err(Error::InvalidArgument(format!(
+                "unsupported artifact store scheme {other:?}: use a path, s3://, gs:// or az://"
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Display for BlobLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Local(path) => write!(f, "{}", path.display()),
+            Self::Remote(url) => write!(f, "{url}"),
+        }
+    }
+}
+
+/// An object store for `url`, configured from the environment the cloud's own tools
+/// read (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`…, `GOOGLE_*`, `AZURE_*`),
+/// with keys under the URL's path.
+fn remote_store(url: &url::Url) -> Result<Arc<dyn ObjectStore>, Error> {
+    use object_store::aws::AmazonS3Builder;
+    use object_store::azure::MicrosoftAzureBuilder;
+    use object_store::gcp::GoogleCloudStorageBuilder;
+    use object_store::prefix::PrefixStore;
+
+    let store: Arc<dyn ObjectStore> = match url.scheme() {
+        "s3" | "s3a" => {
+            let mut builder = AmazonS3Builder::from_env().with_url(url.as_str());
+            // S3-compatible servers on plain HTTP (MinIO, Ceph, test servers).
+            if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL")
+                .or_else(|_| std::env::var("AWS_ENDPOINT"))
+            {
+                builder = builder.with_endpoint(&endpoint);
+                if endpoint.starts_with("http://") {
+                    builder = builder.with_allow_http(true);
+                }
+            }
+            Arc::new(builder.build()?)
+        }
+        "gs" => Arc::new(GoogleCloudStorageBuilder::from_env().with_url(url.as_str()).build()?),
+        _ => Arc::new(MicrosoftAzureBuilder::from_env().with_url(url.as_str()).build()?),
+    };
+    let prefix = url.path().trim_matches('/');
+    Ok(if prefix.is_empty() {
+        store
+    } else {
+        Arc::new(PrefixStore::new(store, prefix))
+    })
+}
+
 impl BlobStore {
+    pub fn open(location: &BlobLocation) -> Result<Self, Error> {
+        match location {
+            BlobLocation::Local(dir) => Self::local(dir),
+            BlobLocation::Remote(url) => Ok(Self {
+                store: remote_store(url)?,
+                local_root: None,
+            }),
+        }
+    }
+
+    /// Fails when the store does not answer (a missing key is an answer).
+    pub async fn ping(&self) -> Result<(), Error> {
+        match self.store.head(&ObjectPath::from("blobs/.ping")).await {
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Blobs under `data_dir/blobs/`.
     pub fn local(data_dir: &Path) -> Result<Self, Error> {
         std::fs::create_dir_all(data_dir)?;
@@ -227,8 +317,14 @@ impl BlobStore {
     /// Stores `bytes` under `expected` if they hash to it.
     pub async fn put_bytes(&self, expected: &Sha256Digest, bytes: Bytes) -> Result<(), Error> {
         check_digest(expected, &bytes)?;
+        // Locally, create-if-absent. Object stores differ in conditional-put support; a
+        // content-addressed key may simply be overwritten with the same bytes.
+        let mode = match self.local_root {
+            Some(_) => PutMode::Create,
+            None => PutMode::Overwrite,
+        };
         let opts = PutOptions {
-            mode: PutMode::Create,
+            mode,
             ..Default::default()
         };
         match self
@@ -291,7 +387,14 @@ impl BlobStore {
             }
         }
 
-        let staging = staging_key();
+        // Where the digest is known and the store is remote, the upload goes straight to
+        // its final key: a multipart upload stays invisible until completed, and it is
+        // completed only if the bytes hash right. Otherwise it is staged, then published.
+        let direct = match expected {
+            Some(expected) if self.local_root.is_none() => Some(blob_key(expected)),
+            _ => None,
+        };
+        let staging = direct.clone().unwrap_or_else(staging_key);
         let upload = self.store.put_multipart(&staging).await?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
         let mut hasher = Sha256Hasher::new();
@@ -311,27 +414,52 @@ impl BlobStore {
             let _ = writer.abort().await;
             return Err(e);
         }
+        let (actual, size) = hasher.finish();
+        if direct.is_some() {
+            let expected = expected.expect("direct uploads know their digest");
+            if *expected != actual {
+                let _ = writer.abort().await;
+                return Err(Error::DigestMismatch {
+                    expected: *expected,
+                    actual,
+                    size,
+                });
+            }
+            writer.finish().await?;
+            return Ok((actual, size));
+        }
         writer.finish().await?;
 
-        let (actual, size) = hasher.finish();
         let published = match expected {
             Some(expected) if *expected != actual => Err(Error::DigestMismatch {
                 expected: *expected,
                 actual,
                 size,
             }),
-            _ => match self
-                .store
-                .rename_if_not_exists(&staging, &blob_key(&actual))
-                .await
-            {
+            _ => match self.publish(&staging, &blob_key(&actual)).await {
                 Ok(()) => return Ok((actual, size)),
-                Err(object_store::Error::AlreadyExists { .. }) => Ok((actual, size)),
-                Err(e) => Err(e.into()),
+                Err(e) => Err(e),
             },
         };
         let _ = self.store.delete(&staging).await;
         published
+    }
+
+    /// Moves a staged upload to its blob key. Locally the rename refuses to replace
+    /// (an existing blob has the same bytes). Object stores have no portable
+    /// rename-if-absent; the copy overwrites the key with identical bytes instead.
+    async fn publish(&self, staging: &ObjectPath, key: &ObjectPath) -> Result<(), Error> {
+        if self.local_root.is_some() {
+            return match self.store.rename_if_not_exists(staging, key).await {
+                Ok(()) | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
+                Err(e) => Err(e.into()),
+            };
+        }
+        if !matches!(self.store.head(key).await, Ok(_)) {
+            self.store.copy(staging, key).await?;
+        }
+        self.store.delete(staging).await?;
+        Ok(())
     }
 
     /// Opens a blob for reading; `None` if it is not stored.

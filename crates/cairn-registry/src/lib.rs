@@ -7,13 +7,17 @@
 pub mod blobs;
 mod error;
 mod service;
+mod sql;
 pub mod store;
 pub mod tracking;
 
 pub use error::{Error, Result};
 pub use service::Registry;
-pub use store::{VersionExtras, VersionOrigin, now_ms};
+pub use blobs::BlobLocation;
+pub use store::{Backend, DbLocation, DbOptions, VersionExtras, VersionOrigin, now_ms};
 
+#[cfg(test)]
+mod test_support;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -14,8 +14,10 @@ use cairn_core::{
 };
 use futures::StreamExt;
 
-use crate::blobs::{BlobRead, BlobStore};
-use crate::store::{AliasTarget, MetadataStore, VersionExtras, VersionInsert, VersionOrigin};
+use crate::blobs::{BlobLocation, BlobRead, BlobStore};
+use crate::store::{
+    AliasTarget, DbLocation, DbOptions, MetadataStore, VersionExtras, VersionInsert, VersionOrigin,
+};
 use crate::tracking::Tracking;
 use crate::{Error, Result};
 
@@ -43,12 +45,24 @@ impl Registry {
 
     /// SQLite metadata in `database`, blobs under `data_dir/blobs/`.
     pub async fn open_sqlite(database: &Path, data_dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(data_dir)?;
-        if let Some(parent) = database.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Self::open(
+            &DbLocation::Sqlite(database.to_path_buf()),
+            &BlobLocation::Local(data_dir.to_path_buf()),
+            &DbOptions::default(),
+        )
+        .await
+    }
+
+    /// Metadata in `db` (SQLite or PostgreSQL), blobs in `blobs` (a directory or a
+    /// bucket).
+    pub async fn open(db: &DbLocation, blobs: &BlobLocation, options: &DbOptions) -> Result<Self> {
+        if let DbLocation::Sqlite(database) = db
+            && let Some(parent) = database.parent().filter(|p| !p.as_os_str().is_empty())
+        {
             std::fs::create_dir_all(parent)?;
         }
-        let meta = MetadataStore::open_sqlite(database).await?;
-        let blobs = BlobStore::local(data_dir)?;
+        let meta = MetadataStore::open(db, options).await?;
+        let blobs = BlobStore::open(blobs)?;
         let tracking = Tracking::new(meta.clone(), blobs.clone());
         Ok(Self {
             meta,
@@ -66,9 +80,10 @@ impl Registry {
         &self.tracking
     }
 
-    /// Fails when the metadata store does not answer.
+    /// Fails when the metadata store or the blob store does not answer.
     pub async fn check_ready(&self) -> Result<()> {
-        self.meta.ping().await
+        self.meta.ping().await?;
+        self.blobs.ping().await
     }
 
     // ---- models ----

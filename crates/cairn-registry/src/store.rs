@@ -1,13 +1,18 @@
-//! The metadata store: models, versions, manifests, aliases and their history in SQLite
-//! (WAL). Runtime `sqlx::query` with `$n` placeholders, so the SQL carries over to the
-//! PostgreSQL backend; rows are private types mapped to `cairn_core` views here.
+//! The metadata store: models, versions, manifests, aliases and their history, in SQLite
+//! (WAL; the embedded default) or PostgreSQL (many servers, one registry). One code path
+//! serves both through `sqlx::Any`: runtime queries with `$n` placeholders and only
+//! integer, real and text columns, so the SQL text is shared; where the engines differ
+//! (write locking, LIKE) the store asks [`Backend`]. Rows are private types mapped to
+//! `cairn_core` views here.
 //!
-//! Every write runs in one transaction opened with `BEGIN IMMEDIATE`: it takes SQLite's
-//! write lock up front, so concurrent writers (threads or processes) queue on the busy
-//! timeout instead of failing on a read-to-write lock upgrade.
+//! Writes that read before they write lock what they read: on SQLite every write
+//! transaction starts with `BEGIN IMMEDIATE` (the database's single write lock, taken up
+//! front, so writers queue instead of failing on a lock upgrade); on PostgreSQL they take
+//! the model row's lock first ([`lock_model`]), so version numbers and alias moves stay
+//! serial per model across any number of servers.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,33 +22,117 @@ use cairn_core::{
     AliasMove, AliasName, FileEntry, Model, ModelName, Sha256Digest, Version, VersionRef,
     api::NewVersion,
 };
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
-use sqlx::{QueryBuilder, Sqlite, Transaction};
+use sqlx::any::AnyPoolOptions;
+use sqlx::{Any, AnyConnection, AnyPool, Executor, Transaction};
+
+use crate::sql::SqlBuilder;
 use time::OffsetDateTime;
 
 use crate::{Error, Result};
 
-static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
-/// Rows per multi-row INSERT: 4 binds each stays well under SQLite's variable limit.
+/// Rows per multi-row INSERT: 4 binds each stays under SQLite's variable limit and
+/// PostgreSQL's 65,535 parameters.
 const INSERT_CHUNK: usize = 1000;
+
+/// Which database engine holds the metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Where the metadata lives: a SQLite file or a PostgreSQL URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DbLocation {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl DbLocation {
+    /// `postgres://…` / `postgresql://…`, `sqlite://PATH`, or a plain file path.
+    pub fn parse(s: &str) -> Result<Self> {
+        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            Ok(Self::Postgres(s.to_owned()))
+        } else if let Some(path) = s.strip_prefix("sqlite://") {
+            Ok(Self::Sqlite(PathBuf::from(path)))
+        } else if s.contains("://") {
+            Err(Error::InvalidArgument(format!(
+                "unsupported database {s:?}: use postgres://…, sqlite://PATH or a file path"
+            )))
+        } else {
+            Ok(Self::Sqlite(PathBuf::from(s)))
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Self::Sqlite(_) => Backend::Sqlite,
+            Self::Postgres(_) => Backend::Postgres,
+        }
+    }
+}
+
+impl std::fmt::Display for DbLocation {
+    /// The location without credentials, for logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite(path) => write!(f, "sqlite://{}", path.display()),
+            Self::Postgres(url) => match url::Url::parse(url) {
+                Ok(mut u) => {
+                    let _ = u.set_password(None);
+                    write!(f, "{u}")
+                }
+                Err(_) => f.write_str("postgres://…"),
+            },
+        }
+    }
+}
+
+/// Connection-pool settings.
+#[derive(Debug, Clone)]
+pub struct DbOptions {
+    /// Most connections this process opens.
+    pub max_connections: u32,
+    /// How long a request waits for a free connection before failing.
+    pub acquire_timeout: Duration,
+    /// PostgreSQL only: statements running longer are cancelled (`statement_timeout`).
+    pub statement_timeout: Option<Duration>,
+    /// How often a write that failed on a transient error (serialization failure,
+    /// deadlock, lost connection) is retried.
+    pub retries: u32,
+}
+
+impl Default for DbOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 8,
+            acquire_timeout: Duration::from_secs(30),
+            statement_timeout: Some(Duration::from_secs(30)),
+            retries: 3,
+        }
+    }
+}
 
 #[derive(Clone)]
 pub struct MetadataStore {
-    pool: SqlitePool,
-    /// One writer at a time within this process. SQLite allows one writer anyway; waiting
-    /// here is a queue, while waiting on SQLite's lock is its busy handler sleeping
-    /// 1, 2, 5… 100 ms between tries, which wrecks tail latency under concurrent writes.
-    /// Other processes (a CLI in embedded mode) still meet the busy timeout.
-    write_lock: Arc<tokio::sync::Mutex<()>>,
+    pool: AnyPool,
+    backend: Backend,
+    /// SQLite only: one writer at a time within this process. SQLite allows one writer
+    /// anyway; waiting here is a queue, while waiting on SQLite's lock is its busy handler
+    /// sleeping 1, 2, 5… 100 ms between tries, which wrecks tail latency under concurrent
+    /// writes. Other processes (a CLI in embedded mode) still meet the busy timeout.
+    /// PostgreSQL writers run in parallel and lock rows instead.
+    write_lock: Option<Arc<tokio::sync::Mutex<()>>>,
+    retries: u32,
 }
 
-/// A write transaction holding the process's write lock until it ends.
+/// A write transaction, holding the process's SQLite write lock until it ends.
 pub(crate) struct WriteTx {
-    tx: Transaction<'static, Sqlite>,
-    _guard: tokio::sync::OwnedMutexGuard<()>,
+    tx: Transaction<'static, Any>,
+    _guard: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl WriteTx {
@@ -53,7 +142,7 @@ impl WriteTx {
 }
 
 impl std::ops::Deref for WriteTx {
-    type Target = sqlx::SqliteConnection;
+    type Target = AnyConnection;
     fn deref(&self) -> &Self::Target {
         &self.tx
     }
@@ -186,58 +275,93 @@ pub struct VersionExtras {
 }
 
 impl MetadataStore {
-    /// Opens (creating if needed) the SQLite database at `path` and migrates it.
-    pub async fn open_sqlite(path: &Path) -> Result<Self> {
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // In WAL mode NORMAL keeps every commit across a process crash; only an OS
-            // crash can lose the last transactions, never corrupt the database.
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(60));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
-            .await?;
-        // SQLite gives sqlx's migrator no lock: two processes opening a fresh registry
-        // at once would both create the tables. A lock file serializes them.
-        let lock_path = path.with_extension("db.migrate-lock");
-        let lock = tokio::task::spawn_blocking(move || {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&lock_path)?;
-            file.lock()?;
-            Ok::<_, std::io::Error>(file)
-        })
-        .await
-        .map_err(|e| Error::Io(std::io::Error::other(e)))??;
-        let migrated = MIGRATIONS.run(&pool).await;
-        drop(lock);
-        migrated?;
+    /// Opens (creating a SQLite file if needed) the database and brings its schema up to
+    /// date.
+    pub async fn open(location: &DbLocation, options: &DbOptions) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        let backend = location.backend();
+        let pool_options = AnyPoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.acquire_timeout);
+        let pool = match location {
+            DbLocation::Sqlite(path) => {
+                let url = sqlite_url(path);
+                pool_options
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            // In WAL mode NORMAL keeps every commit across a process crash;
+                            // only an OS crash can lose the last transactions, never
+                            // corrupt the database.
+                            conn.execute(
+                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
+                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 60000;",
+                            )
+                            .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(&url)
+                    .await?
+            }
+            DbLocation::Postgres(url) => {
+                let timeout_ms = options.statement_timeout.map_or(0, |t| t.as_millis());
+                pool_options
+                    .after_connect(move |conn, _| {
+                        Box::pin(async move {
+                            conn.execute(sqlx::AssertSqlSafe(format!(
+                                "SET statement_timeout = {timeout_ms}"
+                            )))
+                            .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(url)
+                    .await?
+            }
+        };
+        match location {
+            DbLocation::Sqlite(path) => migrate_sqlite(&pool, path).await?,
+            // sqlx's migrator holds an advisory lock on PostgreSQL: servers starting
+            // together migrate once.
+            DbLocation::Postgres(_) => POSTGRES_MIGRATIONS.run(&pool).await?,
+        }
         Ok(Self {
             pool,
-            write_lock: Arc::new(tokio::sync::Mutex::new(())),
+            backend,
+            write_lock: (backend == Backend::Sqlite)
+                .then(|| Arc::new(tokio::sync::Mutex::new(()))),
+            retries: options.retries,
         })
     }
 
-    /// The process's write lock, for a single-statement write outside a transaction.
-    pub(crate) async fn write_lock(&self) -> tokio::sync::OwnedMutexGuard<()> {
-        self.write_lock.clone().lock_owned().await
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// How often a write failing on a transient error is retried.
+    pub fn retries(&self) -> u32 {
+        self.retries
+    }
+
+    /// The process's SQLite write lock, for a single-statement write outside a
+    /// transaction (`None` on PostgreSQL, which needs none).
+    pub(crate) async fn write_lock(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        match &self.write_lock {
+            Some(lock) => Some(lock.clone().lock_owned().await),
+            None => None,
+        }
     }
 
     pub(crate) async fn write_tx(&self) -> Result<WriteTx> {
-        let guard = self.write_lock.clone().lock_owned().await;
-        Ok(WriteTx {
-            tx: self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            _guard: guard,
-        })
+        let guard = self.write_lock().await;
+        let tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
+        Ok(WriteTx { tx, _guard: guard })
     }
 
-    pub(crate) fn pool(&self) -> &SqlitePool {
+    pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
     }
 
@@ -428,7 +552,7 @@ impl MetadataStore {
         .await?;
 
         for chunk in files.chunks(INSERT_CHUNK) {
-            QueryBuilder::<Sqlite>::new(
+            SqlBuilder::new(
                 "INSERT INTO version_files (version_id, path, size, sha256) ",
             )
             .push_values(chunk, |mut row, f| {
@@ -545,7 +669,8 @@ impl MetadataStore {
     /// One version row with its tags, params, metrics and aliases, in one query.
     async fn complete_version(&self, model: &ModelName, row: VersionRow) -> Result<Version> {
         let details: Vec<(String, String, Option<String>, Option<f64>)> = sqlx::query_as(
-            "SELECT 't', key, value, NULL FROM version_tags WHERE version_id = $1
+            // Typed NULLs: PostgreSQL settles each column's type from the first branches.
+            "SELECT 't', key, value, CAST(NULL AS DOUBLE PRECISION) FROM version_tags WHERE version_id = $1
              UNION ALL SELECT 'p', key, value, NULL FROM version_params WHERE version_id = $1
              UNION ALL SELECT 'm', key, NULL, value FROM version_metrics WHERE version_id = $1
              UNION ALL SELECT 'a', alias, NULL, NULL FROM aliases WHERE version_id = $1",
@@ -711,19 +836,16 @@ impl MetadataStore {
     /// in their history.
     pub async fn delete_version(&self, model: &ModelName, number: u64, actor: &str) -> Result<()> {
         let mut tx = self.write_tx().await?;
-        let found: Option<(i64, i64)> = sqlx::query_as(
-            "SELECT v.model_id, v.id FROM versions v JOIN models m ON m.id = v.model_id
-             WHERE m.name = $1 AND v.number = $2",
-        )
-        .bind(model.as_str())
-        .bind(number as i64)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some((model_id, version_id)) = found else {
-            // Tell a missing model from a missing version.
-            self.model_row(model).await?;
-            return Err(Error::VersionNotFound(format!("{model}@{number}")));
-        };
+        let model_id = lock_model(&mut tx, model)
+            .await?
+            .ok_or_else(|| Error::ModelNotFound(model.to_string()))?;
+        let version_id: i64 =
+            sqlx::query_scalar("SELECT id FROM versions WHERE model_id = $1 AND number = $2")
+                .bind(model_id)
+                .bind(number as i64)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| Error::VersionNotFound(format!("{model}@{number}")))?;
         let now = now_ms();
         let aliases: Vec<String> =
             sqlx::query_scalar("SELECT alias FROM aliases WHERE version_id = $1 ORDER BY alias")
@@ -882,6 +1004,8 @@ impl MetadataStore {
         let (model_id, version_id) = self.version_id(model, number).await?;
         let now = now_ms();
         let mut tx = self.write_tx().await?;
+        // Serializes stage changes of one model, so "archive the others" sees them all.
+        lock_model(&mut tx, model).await?;
         if archive_others && matches!(stage, "Staging" | "Production") {
             sqlx::query(
                 "UPDATE versions SET stage = 'Archived', updated_at = $3
@@ -923,9 +1047,7 @@ impl MetadataStore {
         reason: Option<&str>,
     ) -> Result<Option<AliasMove>> {
         let mut tx = self.write_tx().await?;
-        let model_id: i64 = sqlx::query_scalar("SELECT id FROM models WHERE name = $1")
-            .bind(model.as_str())
-            .fetch_optional(&mut *tx)
+        let model_id = lock_model(&mut tx, model)
             .await?
             .ok_or_else(|| Error::ModelNotFound(model.to_string()))?;
         let current: Option<i64> = sqlx::query_scalar(
@@ -1164,7 +1286,7 @@ async fn insert_key_values(
 ) -> Result<()> {
     let pairs: Vec<_> = values.iter().collect();
     for chunk in pairs.chunks(INSERT_CHUNK) {
-        QueryBuilder::<Sqlite>::new(format!("INSERT INTO {table} ({owner_column}, key, value) "))
+        SqlBuilder::new(format!("INSERT INTO {table} ({owner_column}, key, value) "))
             .push_values(chunk, |mut row, (k, v)| {
                 row.push_bind(owner)
                     .push_bind(k.as_str())
@@ -1175,4 +1297,48 @@ async fn insert_key_values(
             .await?;
     }
     Ok(())
+}
+
+/// The `sqlite://` URL sqlx's `Any` driver opens (created if missing), with the file
+/// name percent-encoded by sqlx itself.
+fn sqlite_url(path: &Path) -> String {
+    use sqlx::ConnectOptions;
+    sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .to_url_lossy()
+        .to_string()
+}
+
+/// SQLite gives sqlx's migrator no lock: two processes opening a fresh registry at once
+/// would both create the tables. A lock file next to the database serializes them.
+async fn migrate_sqlite(pool: &AnyPool, path: &Path) -> Result<()> {
+    let lock_path = path.with_extension("db.migrate-lock");
+    let lock = tokio::task::spawn_blocking(move || {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)?;
+        file.lock()?;
+        Ok::<_, std::io::Error>(file)
+    })
+    .await
+    .map_err(|e| Error::Io(std::io::Error::other(e)))??;
+    let migrated = SQLITE_MIGRATIONS.run(pool).await;
+    drop(lock);
+    Ok(migrated?)
+}
+
+/// Locks the model's row until the transaction ends and returns its id (`None` if
+/// there is no such model). An UPDATE takes the row lock on every engine (SQLite has no
+/// `FOR UPDATE`; its `BEGIN IMMEDIATE` already serializes writers): concurrent writers
+/// to one model — on any server — queue here, so what they read next is current.
+pub(crate) async fn lock_model(tx: &mut WriteTx, name: &ModelName) -> Result<Option<i64>> {
+    Ok(
+        sqlx::query_scalar("UPDATE models SET next_version = next_version WHERE name = $1 RETURNING id")
+            .bind(name.as_str())
+            .fetch_optional(&mut **tx)
+            .await?,
+    )
 }

@@ -7,15 +7,11 @@ use cairn_core::api::{CreateModel, NewVersion};
 use cairn_core::model::{AliasAction, BlobProblem};
 use cairn_core::{AliasName, FileEntry, Manifest, ModelName, Sha256Digest, VersionRef};
 
+use crate::test_support::{conformance, registry};
 use crate::{Error, Registry};
 
 const ACTOR: &str = "tester";
 
-async fn registry() -> (tempfile::TempDir, Registry) {
-    let dir = tempfile::tempdir().unwrap();
-    let registry = Registry::open_local(dir.path()).await.unwrap();
-    (dir, registry)
-}
 
 fn name(s: &str) -> ModelName {
     ModelName::new(s).unwrap()
@@ -68,7 +64,6 @@ fn walk(dir: &std::path::Path) -> BTreeSet<String> {
     out
 }
 
-#[tokio::test]
 async fn versions_are_numbered_from_one_and_never_reused() {
     let (_dir, r) = registry().await;
     let m = name("demo");
@@ -103,7 +98,6 @@ async fn versions_are_numbered_from_one_and_never_reused() {
     ));
 }
 
-#[tokio::test]
 async fn concurrent_registrations_get_distinct_gap_free_numbers() {
     let (_dir, r) = registry().await;
     let m = name("busy");
@@ -124,7 +118,6 @@ async fn concurrent_registrations_get_distinct_gap_free_numbers() {
     assert_eq!(numbers, (1..=24).collect::<Vec<u64>>());
 }
 
-#[tokio::test]
 async fn version_records_manifest_digest_and_metadata() {
     let (_dir, r) = registry().await;
     let mut new = stage(&r, &[("b.txt", b"two"), ("a/x.bin", b"one")]).await;
@@ -151,7 +144,6 @@ async fn version_records_manifest_digest_and_metadata() {
     assert_eq!((shown.file_count, shown.size), (2, 6));
 }
 
-#[tokio::test]
 async fn identical_files_are_stored_once() {
     let (dir, r) = registry().await;
     let v1 = stage(&r, &[("a", b"same"), ("b", b"one"), ("c", b"two")]).await;
@@ -163,7 +155,6 @@ async fn identical_files_are_stored_once() {
     assert_eq!(blob_files(dir.path()).len(), 4);
 }
 
-#[tokio::test]
 async fn registration_refuses_unstored_blobs_and_bad_metadata() {
     let (_dir, r) = registry().await;
     let mut new = stage(&r, &[("a", b"stored")]).await;
@@ -196,7 +187,6 @@ async fn registration_refuses_unstored_blobs_and_bad_metadata() {
     ));
 }
 
-#[tokio::test]
 async fn alias_moves_are_recorded_and_rollback_returns_to_the_previous_version() {
     let (_dir, r) = registry().await;
     let m = name("demo");
@@ -275,7 +265,6 @@ async fn alias_moves_are_recorded_and_rollback_returns_to_the_previous_version()
     ));
 }
 
-#[tokio::test]
 async fn deleting_a_version_removes_its_aliases_and_records_why() {
     let (_dir, r) = registry().await;
     let m = name("demo");
@@ -305,7 +294,6 @@ async fn deleting_a_version_removes_its_aliases_and_records_why() {
     ));
 }
 
-#[tokio::test]
 async fn model_lifecycle() {
     let (_dir, r) = registry().await;
     let req = CreateModel {
@@ -340,7 +328,6 @@ async fn model_lifecycle() {
     ));
 }
 
-#[tokio::test]
 async fn a_blob_whose_bytes_do_not_match_is_not_stored() {
     let (dir, r) = registry().await;
     let claimed = Sha256Digest::of(b"the real thing");
@@ -368,7 +355,6 @@ async fn a_blob_whose_bytes_do_not_match_is_not_stored() {
     );
 }
 
-#[tokio::test]
 async fn an_interrupted_stream_leaves_nothing() {
     let (dir, r) = registry().await;
     let mut chunks: Vec<Result<Bytes, std::io::Error>> = (0..12)
@@ -388,7 +374,6 @@ async fn an_interrupted_stream_leaves_nothing() {
     );
 }
 
-#[tokio::test]
 async fn a_large_streamed_blob_round_trips() {
     let (_dir, r) = registry().await;
     let big: Vec<u8> = (0..25 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
@@ -408,7 +393,6 @@ async fn a_large_streamed_blob_round_trips() {
     );
 }
 
-#[tokio::test]
 async fn verify_names_corrupt_and_missing_blobs_and_the_versions_they_break() {
     let (dir, r) = registry().await;
     let m = name("demo");
@@ -446,7 +430,6 @@ async fn verify_names_corrupt_and_missing_blobs_and_the_versions_they_break() {
     drop(dir);
 }
 
-#[tokio::test]
 async fn batched_writes_verify_each_blob_and_leave_no_staging_files() {
     let (dir, r) = registry().await;
     let good = Bytes::from_static(b"good bytes");
@@ -470,3 +453,74 @@ async fn batched_writes_verify_each_blob_and_leave_no_staging_files() {
     let names = blob_files(dir.path());
     assert_eq!(names, [good_digest.to_hex()].into());
 }
+
+/// Two registries on one database — two servers — writing to one model at once:
+/// version numbers stay 1..N with no gaps or repeats, and the alias history stays a
+/// chain (each move starts where the previous one ended).
+async fn two_registries_on_one_database_stay_consistent() {
+    let (fixture, r1) = registry().await;
+    let r2 = fixture.open_again().await;
+    let m = name("shared");
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let r = if i % 2 == 0 { r1.clone() } else { r2.clone() };
+        let m = m.clone();
+        tasks.push(tokio::spawn(async move {
+            let new = stage(&r, &[("f", format!("content {i}").as_bytes())]).await;
+            r.create_version(ACTOR, &m, &new).await.unwrap().version
+        }));
+    }
+    let mut numbers = Vec::new();
+    for t in tasks {
+        numbers.push(t.await.unwrap());
+    }
+    numbers.sort_unstable();
+    assert_eq!(numbers, (1..=40).collect::<Vec<u64>>());
+
+    let prod = alias("production");
+    let mut tasks = Vec::new();
+    for i in 0..30_u64 {
+        let r = if i % 2 == 0 { r1.clone() } else { r2.clone() };
+        let (m, prod) = (m.clone(), prod.clone());
+        tasks.push(tokio::spawn(async move {
+            let moved = if i % 3 == 2 {
+                r.rollback_alias(ACTOR, &m, &prod, None).await
+            } else {
+                r.move_alias(ACTOR, &m, &prod, i % 40 + 1, None).await
+            };
+            match moved {
+                // A rollback before any move, or to before the first one.
+                Ok(_) | Err(Error::AliasNotFound { .. } | Error::Conflict(_)) => {}
+                Err(e) => panic!("alias move failed: {e}"),
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let history = r2.alias_history(&m, &prod).await.unwrap();
+    assert!(history.len() >= 10, "{} moves recorded", history.len());
+    assert_eq!(history[0].from, None);
+    for pair in history.windows(2) {
+        assert_eq!(pair[1].from, pair[0].to, "history is not a chain: {history:?}");
+    }
+    let now = r1.get_version(&m, &VersionRef::Alias(prod)).await.unwrap();
+    assert_eq!(Some(now.version), history.last().unwrap().to);
+}
+
+conformance!(
+    two_registries_on_one_database_stay_consistent,
+    versions_are_numbered_from_one_and_never_reused,
+    concurrent_registrations_get_distinct_gap_free_numbers,
+    version_records_manifest_digest_and_metadata,
+    identical_files_are_stored_once,
+    registration_refuses_unstored_blobs_and_bad_metadata,
+    alias_moves_are_recorded_and_rollback_returns_to_the_previous_version,
+    deleting_a_version_removes_its_aliases_and_records_why,
+    model_lifecycle,
+    a_blob_whose_bytes_do_not_match_is_not_stored,
+    an_interrupted_stream_leaves_nothing,
+    a_large_streamed_blob_round_trips,
+    verify_names_corrupt_and_missing_blobs_and_the_versions_they_break,
+    batched_writes_verify_each_blob_and_leave_no_staging_files,
+);

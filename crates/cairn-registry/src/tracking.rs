@@ -12,10 +12,12 @@ use cairn_core::tracking::{
     RunStatus,
 };
 use cairn_core::{MetaKey, Sha256Digest};
-use sqlx::{QueryBuilder, Sqlite, SqlitePool};
+use sqlx::AnyPool;
+
+use crate::sql::SqlBuilder;
 
 use crate::blobs::{BlobRead, BlobStore};
-use crate::store::{MetadataStore, now_ms};
+use crate::store::{Backend, MetadataStore, now_ms};
 use crate::{Error, Result};
 
 /// Longest param value kept; longer values are cut, as MLflow does.
@@ -161,17 +163,14 @@ fn truncate(value: &str, max: usize) -> &str {
     &value[..end]
 }
 
-/// Stored form of a metric value: SQLite cannot store NaN in a REAL column.
-fn metric_to_db(value: f64) -> (f64, bool) {
-    if value.is_nan() {
-        (0.0, true)
-    } else {
-        (value, false)
-    }
+/// Stored form of a metric value and its `is_nan` flag (an integer on every engine):
+/// SQLite cannot store NaN in a REAL column.
+fn metric_to_db(value: f64) -> (f64, i64) {
+    if value.is_nan() { (0.0, 1) } else { (value, 0) }
 }
 
-fn metric_from_db(value: f64, is_nan: bool) -> f64 {
-    if is_nan { f64::NAN } else { value }
+fn metric_from_db(value: f64, is_nan: i64) -> f64 {
+    if is_nan != 0 { f64::NAN } else { value }
 }
 
 impl Tracking {
@@ -179,7 +178,7 @@ impl Tracking {
         Self { meta, blobs }
     }
 
-    fn pool(&self) -> &SqlitePool {
+    fn pool(&self) -> &AnyPool {
         self.meta.pool()
     }
 
@@ -237,7 +236,7 @@ impl Tracking {
 
     /// Experiment rows with their tags, read in one query for all of them.
     async fn experiments_from_rows(&self, rows: Vec<ExperimentRow>) -> Result<Vec<Experiment>> {
-        let mut q = QueryBuilder::<Sqlite>::new(
+        let mut q = SqlBuilder::new(
             "SELECT experiment_id, key, value FROM experiment_tags WHERE experiment_id IN (",
         );
         let mut sep = q.separated(", ");
@@ -494,12 +493,12 @@ impl Tracking {
         }
         let ids: Vec<&str> = infos.iter().map(|i| i.id.as_str()).collect();
         let mut metrics: HashMap<String, Vec<Metric>> = HashMap::new();
-        let mut q = QueryBuilder::<Sqlite>::new(
+        let mut q = SqlBuilder::new(
             "SELECT run_id, key, value, is_nan, timestamp, step FROM run_latest_metrics WHERE ",
         );
         push_in(&mut q, "run_id", &ids);
         q.push(" ORDER BY key");
-        let rows: Vec<(String, String, f64, bool, i64, i64)> =
+        let rows: Vec<(String, String, f64, i64, i64, i64)> =
             q.build_query_as().fetch_all(self.pool()).await?;
         for (run, key, value, is_nan, timestamp, step) in rows {
             metrics.entry(run).or_default().push(Metric {
@@ -510,21 +509,21 @@ impl Tracking {
             });
         }
         let mut params: HashMap<String, BTreeMap<String, String>> = HashMap::new();
-        let mut q = QueryBuilder::<Sqlite>::new("SELECT run_id, key, value FROM run_params WHERE ");
+        let mut q = SqlBuilder::new("SELECT run_id, key, value FROM run_params WHERE ");
         push_in(&mut q, "run_id", &ids);
         let rows: Vec<(String, String, String)> = q.build_query_as().fetch_all(self.pool()).await?;
         for (run, k, v) in rows {
             params.entry(run).or_default().insert(k, v);
         }
         let mut tags: HashMap<String, BTreeMap<String, String>> = HashMap::new();
-        let mut q = QueryBuilder::<Sqlite>::new("SELECT run_id, key, value FROM run_tags WHERE ");
+        let mut q = SqlBuilder::new("SELECT run_id, key, value FROM run_tags WHERE ");
         push_in(&mut q, "run_id", &ids);
         let rows: Vec<(String, String, String)> = q.build_query_as().fetch_all(self.pool()).await?;
         for (run, k, v) in rows {
             tags.entry(run).or_default().insert(k, v);
         }
         let mut inputs: HashMap<String, Vec<DatasetInput>> = HashMap::new();
-        let mut q = QueryBuilder::<Sqlite>::new(
+        let mut q = SqlBuilder::new(
             "SELECT run_id, name, digest, source_type, source, schema, profile, context FROM run_inputs WHERE ",
         );
         push_in(&mut q, "run_id", &ids);
@@ -552,7 +551,7 @@ impl Tracking {
         }
         let mut outputs: HashMap<String, Vec<(String, i64)>> = HashMap::new();
         let mut q =
-            QueryBuilder::<Sqlite>::new("SELECT run_id, model_id, step FROM run_outputs WHERE ");
+            SqlBuilder::new("SELECT run_id, model_id, step FROM run_outputs WHERE ");
         push_in(&mut q, "run_id", &ids);
         let rows: Vec<(String, String, i64)> = q.build_query_as().fetch_all(self.pool()).await?;
         for (run, model, step) in rows {
@@ -725,7 +724,7 @@ impl Tracking {
             self.active_run(run_id).await?;
             return Ok(());
         }
-        let mut q = QueryBuilder::<Sqlite>::new(
+        let mut q = SqlBuilder::new(
             "INSERT INTO run_metrics (run_id, key, value, is_nan, timestamp, step) SELECT * FROM (",
         );
         q.push_values(metrics, |mut row, m| {
@@ -737,7 +736,7 @@ impl Tracking {
                 .push_bind(m.timestamp)
                 .push_bind(m.step);
         });
-        q.push(") WHERE EXISTS (SELECT 1 FROM runs WHERE id = ")
+        q.push(") AS v WHERE EXISTS (SELECT 1 FROM runs WHERE id = ")
             .push_bind(run_id.to_owned())
             .push(" AND lifecycle_stage = 'active')");
         let inserted = {
@@ -811,7 +810,7 @@ impl Tracking {
     /// Every logged value of one metric, in (timestamp, step, value) order.
     pub async fn metric_history(&self, run_id: &str, key: &str) -> Result<Vec<Metric>> {
         self.run_info(run_id).await?;
-        let rows: Vec<(f64, bool, i64, i64)> = sqlx::query_as(
+        let rows: Vec<(f64, i64, i64, i64)> = sqlx::query_as(
             "SELECT value, is_nan, timestamp, step FROM run_metrics WHERE run_id = $1 AND key = $2
              ORDER BY timestamp, step, value",
         )
@@ -844,7 +843,8 @@ impl Tracking {
         if experiment_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut q = QueryBuilder::<Sqlite>::new(format!("SELECT {RUN_COLUMNS} FROM "));
+        let backend = self.meta.backend();
+        let mut q = SqlBuilder::new(format!("SELECT {RUN_COLUMNS} FROM "));
         // A selective metric, param or tag comparison drives the query: the runs it
         // matches are found through its (key, value) index and only they are sorted,
         // instead of walking every run of the experiments in start-time order.
@@ -860,8 +860,13 @@ impl Tracking {
         match driver {
             Some(c) => {
                 q.push("(");
-                push_matching_runs(&mut q, c)?;
-                q.push(") d CROSS JOIN runs r ON r.id = d.run_id");
+                push_matching_runs(&mut q, backend, c)?;
+                // SQLite keeps the order of a CROSS JOIN: the matches drive. PostgreSQL
+                // plans joins itself (and has no CROSS JOIN … ON).
+                q.push(match backend {
+                    Backend::Sqlite => ") d CROSS JOIN runs r ON r.id = d.run_id",
+                    Backend::Postgres => ") d JOIN runs r ON r.id = d.run_id",
+                });
             }
             None => {
                 q.push("runs r");
@@ -895,7 +900,7 @@ impl Tracking {
         q.push(") AND ").push(view.sql("r.lifecycle_stage"));
         for c in filter {
             q.push(" AND ");
-            push_run_condition(&mut q, c)?;
+            push_run_condition(&mut q, backend, c)?;
         }
         q.push(" ORDER BY ");
         let mut has_start_time = false;
@@ -1023,7 +1028,7 @@ impl Tracking {
             .into_iter()
             .enumerate()
         {
-            let mut q = QueryBuilder::<Sqlite>::new(format!(
+            let mut q = SqlBuilder::new(format!(
                 "SELECT model_id, key, value FROM {table} WHERE "
             ));
             push_in(&mut q, "model_id", &ids);
@@ -1371,8 +1376,8 @@ impl Tracking {
 
 /// `INSERT INTO <table> (run_id, key, value, is_nan, timestamp, step) VALUES …`, one
 /// row per metric.
-fn insert_metric_rows(table: &str, run_id: &str, metrics: &[&MetricValue]) -> QueryBuilder<Sqlite> {
-    let mut q = QueryBuilder::<Sqlite>::new(format!(
+fn insert_metric_rows(table: &str, run_id: &str, metrics: &[&MetricValue]) -> SqlBuilder {
+    let mut q = SqlBuilder::new(format!(
         "INSERT INTO {table} (run_id, key, value, is_nan, timestamp, step) "
     ));
     q.push_values(metrics, |mut row, m| {
@@ -1389,7 +1394,7 @@ fn insert_metric_rows(table: &str, run_id: &str, metrics: &[&MetricValue]) -> Qu
 
 /// Points the artifact `path` at a blob.
 async fn upsert_artifact(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut sqlx::AnyConnection,
     path: &str,
     digest: &Sha256Digest,
     size: u64,
@@ -1447,7 +1452,7 @@ pub fn directory_children(
 }
 
 /// `column IN ($1, $2, …)` with every id bound.
-fn push_in(q: &mut QueryBuilder<Sqlite>, column: &str, ids: &[&str]) {
+fn push_in(q: &mut SqlBuilder, column: &str, ids: &[&str]) {
     q.push(column).push(" IN (");
     let mut sep = q.separated(", ");
     for id in ids {
@@ -1487,7 +1492,8 @@ fn run_attribute_column(key: &str) -> Option<&'static str> {
 }
 
 fn push_string_comparison(
-    q: &mut QueryBuilder<Sqlite>,
+    q: &mut SqlBuilder,
+    backend: Backend,
     column: &str,
     op: Op,
     value: &Value,
@@ -1504,10 +1510,18 @@ fn push_string_comparison(
             q.push(format!("{column} {} ", op.sql()))
                 .push_bind(text(value)?);
         }
-        Op::Like => {
-            q.push(format!("{column} GLOB "))
-                .push_bind(like_to_glob(&text(value)?));
-        }
+        // MLflow's LIKE is case-sensitive: PostgreSQL's LIKE is, SQLite's is not (GLOB is).
+        Op::Like => match backend {
+            Backend::Sqlite => {
+                q.push(format!("{column} GLOB "))
+                    .push_bind(like_to_glob(&text(value)?));
+            }
+            Backend::Postgres => {
+                q.push(format!("{column} LIKE "))
+                    .push_bind(text(value)?)
+                    .push(" ESCAPE '\\'");
+            }
+        },
         Op::ILike => {
             q.push(format!("lower({column}) LIKE lower("))
                 .push_bind(text(value)?)
@@ -1554,7 +1568,7 @@ fn like_to_glob(pattern: &str) -> String {
 
 /// `SELECT run_id FROM … WHERE …`: the runs a metric, param or tag comparison (other
 /// than IS NULL / IS NOT NULL) matches, found through the (key, value) indexes.
-fn push_matching_runs(q: &mut QueryBuilder<Sqlite>, c: &Comparison) -> Result<()> {
+fn push_matching_runs(q: &mut SqlBuilder, backend: Backend, c: &Comparison) -> Result<()> {
     match c.kind {
         EntityKind::Metric => {
             let Value::Num(n) = c.value else {
@@ -1583,7 +1597,7 @@ fn push_matching_runs(q: &mut QueryBuilder<Sqlite>, c: &Comparison) -> Result<()
             q.push(format!("SELECT run_id FROM {table} WHERE key = "))
                 .push_bind(c.key.clone())
                 .push(" AND ");
-            push_string_comparison(q, "value", c.op, &c.value, &c.key)?;
+            push_string_comparison(q, backend, "value", c.op, &c.value, &c.key)?;
         }
         _ => unreachable!("only metric, param and tag comparisons select runs by key"),
     }
@@ -1593,11 +1607,11 @@ fn push_matching_runs(q: &mut QueryBuilder<Sqlite>, c: &Comparison) -> Result<()
 /// One filter comparison as a condition on `r`. Metric, param, tag and dataset tests are
 /// uncorrelated `r.id IN (…)` subqueries: SQLite evaluates each once, through the
 /// (key, value) indexes, instead of once per run.
-fn push_run_condition(q: &mut QueryBuilder<Sqlite>, c: &Comparison) -> Result<()> {
+fn push_run_condition(q: &mut SqlBuilder, backend: Backend, c: &Comparison) -> Result<()> {
     match c.kind {
         EntityKind::Metric => {
             q.push("r.id IN (");
-            push_matching_runs(q, c)?;
+            push_matching_runs(q, backend, c)?;
             q.push(")");
         }
         EntityKind::Param | EntityKind::Tag => {
@@ -1619,7 +1633,7 @@ fn push_run_condition(q: &mut QueryBuilder<Sqlite>, c: &Comparison) -> Result<()
                 }
                 _ => {
                     q.push("r.id IN (");
-                    push_matching_runs(q, c)?;
+                    push_matching_runs(q, backend, c)?;
                     q.push(")");
                 }
             }
@@ -1643,7 +1657,7 @@ fn push_run_condition(q: &mut QueryBuilder<Sqlite>, c: &Comparison) -> Result<()
                 q.push(format!("{column} {} ", c.op.sql()))
                     .push_bind(n as i64);
             } else {
-                push_string_comparison(q, column, c.op, &c.value, &c.key)?;
+                push_string_comparison(q, backend, column, c.op, &c.value, &c.key)?;
             }
         }
         EntityKind::Dataset => {
@@ -1654,7 +1668,7 @@ fn push_run_condition(q: &mut QueryBuilder<Sqlite>, c: &Comparison) -> Result<()
                 _ => return Err(invalid(format!("Invalid dataset key '{}'", c.key))),
             };
             q.push("r.id IN (SELECT run_id FROM run_inputs WHERE ");
-            push_string_comparison(q, column, c.op, &c.value, &c.key)?;
+            push_string_comparison(q, backend, column, c.op, &c.value, &c.key)?;
             q.push(")");
         }
     }

@@ -7,13 +7,9 @@ use cairn_core::search::{parse_filter, parse_order_by};
 use cairn_core::tracking::Lifecycle;
 
 use crate::tracking::{MetricValue, ViewType};
-use crate::{Error, Registry};
+use crate::test_support::{conformance, registry};
+use crate::Error;
 
-async fn registry() -> (tempfile::TempDir, Registry) {
-    let dir = tempfile::tempdir().unwrap();
-    let r = Registry::open_local(dir.path()).await.unwrap();
-    (dir, r)
-}
 
 fn metric(key: &str, value: f64, step: i64) -> MetricValue {
     MetricValue {
@@ -32,7 +28,6 @@ fn chunks(data: &[u8]) -> futures::stream::Iter<std::vec::IntoIter<Result<Bytes,
     futures::stream::iter(parts)
 }
 
-#[tokio::test]
 async fn default_experiment_exists_and_names_are_unique() {
     let (_dir, r) = registry().await;
     let t = r.tracking();
@@ -58,7 +53,6 @@ async fn default_experiment_exists_and_names_are_unique() {
     ));
 }
 
-#[tokio::test]
 async fn latest_metric_is_the_largest_step_and_history_keeps_everything() {
     let (_dir, r) = registry().await;
     let t = r.tracking();
@@ -89,7 +83,6 @@ async fn latest_metric_is_the_largest_step_and_history_keeps_everything() {
     assert_eq!(got.tags["mlflow.runName"], got.info.name);
 }
 
-#[tokio::test]
 async fn params_are_write_once_and_deleted_runs_refuse_writes() {
     let (_dir, r) = registry().await;
     let t = r.tracking();
@@ -118,7 +111,6 @@ async fn params_are_write_once_and_deleted_runs_refuse_writes() {
     );
 }
 
-#[tokio::test]
 async fn run_search_filters_and_orders_in_sql() {
     let (_dir, r) = registry().await;
     let t = r.tracking();
@@ -208,7 +200,6 @@ async fn run_search_filters_and_orders_in_sql() {
     assert_eq!(deleted.len(), 1);
 }
 
-#[tokio::test]
 async fn artifacts_are_blobs_listed_as_a_tree() {
     let (_dir, r) = registry().await;
     let t = r.tracking();
@@ -257,7 +248,6 @@ async fn artifacts_are_blobs_listed_as_a_tree() {
     );
 }
 
-#[tokio::test]
 async fn multipart_upload_concatenates_parts_in_order() {
     let (_dir, r) = registry().await;
     let t = r.tracking();
@@ -285,3 +275,12 @@ async fn multipart_upload_concatenates_parts_in_order() {
         Err(Error::NotFound(_))
     ));
 }
+
+conformance!(
+    default_experiment_exists_and_names_are_unique,
+    latest_metric_is_the_largest_step_and_history_keeps_everything,
+    params_are_write_once_and_deleted_runs_refuse_writes,
+    run_search_filters_and_orders_in_sql,
+    artifacts_are_blobs_listed_as_a_tree,
+    multipart_upload_concatenates_parts_in_order,
+);

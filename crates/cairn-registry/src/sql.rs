@@ -1,0 +1,149 @@
+//! SQL built at run time (searches, multi-row inserts) with numbered `$n` placeholders.
+//!
+//! sqlx's own `QueryBuilder<Any>` writes `?` placeholders, which PostgreSQL rejects;
+//! `$n` is understood by both engines, as in the store's static SQL. Values are always
+//! bound, never spliced into the text.
+
+use std::fmt::Write as _;
+
+use sqlx::any::AnyArguments;
+use sqlx::query::{Query, QueryAs};
+use sqlx::{Any, Arguments, AssertSqlSafe, Encode, FromRow, Type};
+
+pub(crate) struct SqlBuilder {
+    sql: String,
+    args: AnyArguments,
+    count: usize,
+}
+
+impl SqlBuilder {
+    pub fn new(sql: impl Into<String>) -> Self {
+        Self {
+            sql: sql.into(),
+            args: AnyArguments::default(),
+            count: 0,
+        }
+    }
+
+    /// Appends SQL text (never a value: values go through [`Self::push_bind`]).
+    pub fn push(&mut self, sql: impl std::fmt::Display) -> &mut Self {
+        write!(self.sql, "{sql}").expect("writing to a String");
+        self
+    }
+
+    /// Appends the next placeholder and binds `value` to it.
+    pub fn push_bind<'t, T>(&mut self, value: T) -> &mut Self
+    where
+        T: Encode<'t, Any> + Type<Any> + 't,
+    {
+        self.count += 1;
+        write!(self.sql, "${}", self.count).expect("writing to a String");
+        // Encoding into Any's owned buffer cannot fail for the types the store binds.
+        self.args.add(value).expect("encoding a bound value");
+        self
+    }
+
+    /// Items pushed with `separator` between them.
+    pub fn separated(&mut self, separator: &'static str) -> Separated<'_> {
+        Separated {
+            builder: self,
+            separator,
+            first: true,
+        }
+    }
+
+    /// `VALUES (…), (…)`: one parenthesized row per item.
+    pub fn push_values<I, F>(&mut self, items: I, mut row: F) -> &mut Self
+    where
+        I: IntoIterator,
+        F: FnMut(Separated<'_>, I::Item),
+    {
+        self.push("VALUES ");
+        for (i, item) in items.into_iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.push("(");
+            row(self.separated(", "), item);
+            self.push(")");
+        }
+        self
+    }
+
+    #[cfg(test)]
+    pub fn sql(&self) -> &str {
+        &self.sql
+    }
+
+    fn take(&mut self) -> (String, AnyArguments) {
+        self.count = 0;
+        (
+            std::mem::take(&mut self.sql),
+            std::mem::take(&mut self.args),
+        )
+    }
+
+    pub fn build(&mut self) -> Query<'static, Any, AnyArguments> {
+        let (sql, args) = self.take();
+        sqlx::query_with(AssertSqlSafe(sql), args)
+    }
+
+    pub fn build_query_as<T>(&mut self) -> QueryAs<'static, Any, T, AnyArguments>
+    where
+        T: for<'r> FromRow<'r, sqlx::any::AnyRow>,
+    {
+        let (sql, args) = self.take();
+        sqlx::query_as_with(AssertSqlSafe(sql), args)
+    }
+}
+
+/// Pushes with a separator between items (see [`SqlBuilder::separated`]).
+pub(crate) struct Separated<'b> {
+    builder: &'b mut SqlBuilder,
+    separator: &'static str,
+    first: bool,
+}
+
+impl Separated<'_> {
+    fn separate(&mut self) {
+        if !self.first {
+            self.builder.push(self.separator);
+        }
+        self.first = false;
+    }
+
+    pub fn push_bind<'t, T>(&mut self, value: T) -> &mut Self
+    where
+        T: Encode<'t, Any> + Type<Any> + 't,
+    {
+        self.separate();
+        self.builder.push_bind(value);
+        self
+    }
+
+    /// Appends text with no separator before it.
+    pub fn push_unseparated(&mut self, sql: impl std::fmt::Display) -> &mut Self {
+        self.builder.push(sql);
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SqlBuilder;
+
+    #[test]
+    fn placeholders_are_numbered_in_order() {
+        let mut q = SqlBuilder::new("SELECT * FROM t WHERE a = ");
+        q.push_bind(1_i64).push(" AND b IN (");
+        q.separated(", ").push_bind("x").push_bind("y").push_unseparated(")");
+        q.push(" ");
+        q.push_values([(1_i64, "p"), (2, "q")], |mut row, (n, s)| {
+            row.push_bind(n).push_bind(s);
+        });
+        assert_eq!(
+            q.sql(),
+            "SELECT * FROM t WHERE a = $1 AND b IN ($2, $3) VALUES ($4, $5), ($6, $7)"
+        );
+    }
+}
