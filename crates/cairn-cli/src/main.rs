@@ -27,6 +27,13 @@ struct Cli {
     #[arg(long, global = true, env = "CAIRN_REGISTRY", value_name = "REGISTRY")]
     registry: Option<String>,
 
+    /// Where blobs live, for a registry the CLI opens itself and for `cairn server`:
+    /// s3://BUCKET/PREFIX, gs://BUCKET/PREFIX, az://CONTAINER/PREFIX or a directory.
+    /// Required with a postgres:// registry. Object stores read their usual
+    /// environment (AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID…).
+    #[arg(long, global = true, env = "CAIRN_ARTIFACTS", value_name = "URL")]
+    artifacts: Option<String>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -57,13 +64,17 @@ enum Command {
     History(commands::alias::HistoryArgs),
     /// Re-hash stored files and report any that are corrupt or missing.
     Verify(commands::verify::Args),
-    /// Run the registry server (native REST API).
+    /// Run the registry server (native REST API and MLflow's).
     Server(commands::server::Args),
+    /// Bring a registry database's schema up to date.
+    Migrate(commands::server::MigrateArgs),
+    /// Copy a whole registry into another (e.g. embedded to PostgreSQL + S3).
+    Copy(commands::copy::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if !matches!(cli.command, Command::Server(_)) {
+    if !matches!(cli.command, Command::Server(_) | Command::Migrate(_)) {
         die_quietly_on_closed_stdout();
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -101,15 +112,34 @@ fn one_line(e: &anyhow::Error) -> String {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    if let Command::Server(args) = cli.command {
-        return commands::server::run(args)
-            .await
-            .map(|()| ExitCode::SUCCESS);
+    let artifacts = cli.artifacts.as_deref();
+    match cli.command {
+        Command::Server(args) => {
+            return commands::server::run(args, artifacts)
+                .await
+                .map(|()| ExitCode::SUCCESS);
+        }
+        Command::Migrate(args) => {
+            init_cli_logging();
+            return commands::server::migrate(args)
+                .await
+                .map(|()| ExitCode::SUCCESS);
+        }
+        Command::Copy(args) => {
+            init_cli_logging();
+            return commands::copy::run(args).await;
+        }
+        _ => {}
     }
     init_cli_logging();
     let location = match &cli.registry {
-        Some(spec) => Location::parse(spec)?,
-        None => Location::data_dir(Location::default_data_dir()?),
+        Some(spec) => Location::parse(spec, artifacts)?,
+        None => Location::data_dir(
+            Location::default_data_dir()?,
+            artifacts
+                .map(cairn_registry::BlobLocation::parse)
+                .transpose()?,
+        ),
     };
     let registry = location.connect().await?;
     let registry = registry.as_ref();
@@ -125,7 +155,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rollback(args) => commands::alias::rollback(registry, args).await,
         Command::History(args) => commands::alias::history(registry, args).await,
         Command::Verify(args) => commands::verify::run(registry, args).await,
-        Command::Server(_) => unreachable!("handled above"),
+        Command::Server(_) | Command::Migrate(_) | Command::Copy(_) => {
+            unreachable!("handled above")
+        }
     }
 }
 

@@ -171,8 +171,8 @@ fn remote_store(url: &url::Url) -> Result<Arc<dyn ObjectStore>, Error> {
         "s3" | "s3a" => {
             let mut builder = AmazonS3Builder::from_env().with_url(url.as_str());
             // S3-compatible servers on plain HTTP (MinIO, Ceph, test servers).
-            if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL")
-                .or_else(|_| std::env::var("AWS_ENDPOINT"))
+            if let Ok(endpoint) =
+                std::env::var("AWS_ENDPOINT_URL").or_else(|_| std::env::var("AWS_ENDPOINT"))
             {
                 builder = builder.with_endpoint(&endpoint);
                 if endpoint.starts_with("http://") {
@@ -181,8 +181,16 @@ fn remote_store(url: &url::Url) -> Result<Arc<dyn ObjectStore>, Error> {
             }
             Arc::new(builder.build()?)
         }
-        "gs" => Arc::new(GoogleCloudStorageBuilder::from_env().with_url(url.as_str()).build()?),
-        _ => Arc::new(MicrosoftAzureBuilder::from_env().with_url(url.as_str()).build()?),
+        "gs" => Arc::new(
+            GoogleCloudStorageBuilder::from_env()
+                .with_url(url.as_str())
+                .build()?,
+        ),
+        _ => Arc::new(
+            MicrosoftAzureBuilder::from_env()
+                .with_url(url.as_str())
+                .build()?,
+        ),
     };
     let prefix = url.path().trim_matches('/');
     Ok(if prefix.is_empty() {

@@ -53,6 +53,19 @@ pub enum Error {
 }
 
 impl Error {
+    /// A database failure that may not happen again: a serialization failure or a
+    /// deadlock (PostgreSQL aborts one of the transactions involved), or a connection
+    /// lost mid-request. The whole transaction can be run again.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Database(sqlx::Error::Database(e)) => {
+                matches!(e.code().as_deref(), Some("40001" | "40P01"))
+            }
+            Self::Database(sqlx::Error::Io(_)) => true,
+            _ => false,
+        }
+    }
+
     pub fn code(&self) -> &'static str {
         match self {
             Self::Invalid(_) | Self::InvalidArgument(_) => "invalid_argument",

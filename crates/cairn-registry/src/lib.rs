@@ -5,15 +5,16 @@
 //! - [`blobs::BlobStore`]: content-addressed file contents through `object_store`.
 
 pub mod blobs;
+pub mod copy;
 mod error;
 mod service;
 mod sql;
 pub mod store;
 pub mod tracking;
 
+pub use blobs::BlobLocation;
 pub use error::{Error, Result};
 pub use service::Registry;
-pub use blobs::BlobLocation;
 pub use store::{Backend, DbLocation, DbOptions, VersionExtras, VersionOrigin, now_ms};
 
 #[cfg(test)]

@@ -32,8 +32,8 @@ const ACTOR_MAX: usize = 256;
 
 #[derive(Clone)]
 pub struct Registry {
-    meta: MetadataStore,
-    blobs: BlobStore,
+    pub(crate) meta: MetadataStore,
+    pub(crate) blobs: BlobStore,
     tracking: Tracking,
 }
 

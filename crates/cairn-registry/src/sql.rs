@@ -136,7 +136,10 @@ mod tests {
     fn placeholders_are_numbered_in_order() {
         let mut q = SqlBuilder::new("SELECT * FROM t WHERE a = ");
         q.push_bind(1_i64).push(" AND b IN (");
-        q.separated(", ").push_bind("x").push_bind("y").push_unseparated(")");
+        q.separated(", ")
+            .push_bind("x")
+            .push_bind("y")
+            .push_unseparated(")");
         q.push(" ");
         q.push_values([(1_i64, "p"), (2, "q")], |mut row, (n, s)| {
             row.push_bind(n).push_bind(s);

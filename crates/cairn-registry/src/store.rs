@@ -328,8 +328,7 @@ impl MetadataStore {
         Ok(Self {
             pool,
             backend,
-            write_lock: (backend == Backend::Sqlite)
-                .then(|| Arc::new(tokio::sync::Mutex::new(()))),
+            write_lock: (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(()))),
             retries: options.retries,
         })
     }
@@ -361,8 +360,38 @@ impl MetadataStore {
         Ok(WriteTx { tx, _guard: guard })
     }
 
+    /// Runs a write transaction again when it failed on a transient error
+    /// ([`Error::is_transient`]), up to the configured number of retries, backing off
+    /// a little more each time.
+    pub(crate) async fn with_retries<T, F, Fut>(&self, mut write: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let mut attempt = 0;
+        loop {
+            match write().await {
+                Err(e) if e.is_transient() && attempt < self.retries => {
+                    attempt += 1;
+                    tracing::warn!(error = %e, attempt, "transient database error; retrying");
+                    tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
+                }
+                done => return done,
+            }
+        }
+    }
+
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// The newest migration applied to this database.
+    pub async fn schema_version(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success",
+        )
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     pub async fn ping(&self) -> Result<()> {
@@ -511,6 +540,10 @@ impl MetadataStore {
     /// number comes from the model's `next_version` counter, bumped in the same
     /// transaction: gap-free under concurrent writers and never reused after deletes.
     pub(crate) async fn insert_version(&self, v: VersionInsert<'_>) -> Result<u64> {
+        self.with_retries(|| self.insert_version_once(&v)).await
+    }
+
+    async fn insert_version_once(&self, v: &VersionInsert<'_>) -> Result<u64> {
         let mut tx = self.write_tx().await?;
         let now = now_ms();
         sqlx::query(
@@ -552,18 +585,16 @@ impl MetadataStore {
         .await?;
 
         for chunk in files.chunks(INSERT_CHUNK) {
-            SqlBuilder::new(
-                "INSERT INTO version_files (version_id, path, size, sha256) ",
-            )
-            .push_values(chunk, |mut row, f| {
-                row.push_bind(version_id)
-                    .push_bind(f.path.as_str())
-                    .push_bind(f.size as i64)
-                    .push_bind(f.sha256.to_hex());
-            })
-            .build()
-            .execute(&mut *tx)
-            .await?;
+            SqlBuilder::new("INSERT INTO version_files (version_id, path, size, sha256) ")
+                .push_values(chunk, |mut row, f| {
+                    row.push_bind(version_id)
+                        .push_bind(f.path.as_str())
+                        .push_bind(f.size as i64)
+                        .push_bind(f.sha256.to_hex());
+                })
+                .build()
+                .execute(&mut *tx)
+                .await?;
         }
         insert_key_values(
             &mut tx,
@@ -835,6 +866,11 @@ impl MetadataStore {
     /// Deletes a version; aliases pointing at it are removed and the removal is recorded
     /// in their history.
     pub async fn delete_version(&self, model: &ModelName, number: u64, actor: &str) -> Result<()> {
+        self.with_retries(|| self.delete_version_once(model, number, actor))
+            .await
+    }
+
+    async fn delete_version_once(&self, model: &ModelName, number: u64, actor: &str) -> Result<()> {
         let mut tx = self.write_tx().await?;
         let model_id = lock_model(&mut tx, model)
             .await?
@@ -1038,6 +1074,19 @@ impl MetadataStore {
     /// Points `alias` at `target` (or removes it when `None`) and records the move, in
     /// one transaction. Returns `None` when the alias already points there.
     pub async fn move_alias(
+        &self,
+        model: &ModelName,
+        alias: &AliasName,
+        target: AliasTarget,
+        action: AliasAction,
+        actor: &str,
+        reason: Option<&str>,
+    ) -> Result<Option<AliasMove>> {
+        self.with_retries(|| self.move_alias_once(model, alias, target, action, actor, reason))
+            .await
+    }
+
+    async fn move_alias_once(
         &self,
         model: &ModelName,
         alias: &AliasName,
@@ -1335,10 +1384,10 @@ async fn migrate_sqlite(pool: &AnyPool, path: &Path) -> Result<()> {
 /// `FOR UPDATE`; its `BEGIN IMMEDIATE` already serializes writers): concurrent writers
 /// to one model — on any server — queue here, so what they read next is current.
 pub(crate) async fn lock_model(tx: &mut WriteTx, name: &ModelName) -> Result<Option<i64>> {
-    Ok(
-        sqlx::query_scalar("UPDATE models SET next_version = next_version WHERE name = $1 RETURNING id")
-            .bind(name.as_str())
-            .fetch_optional(&mut **tx)
-            .await?,
+    Ok(sqlx::query_scalar(
+        "UPDATE models SET next_version = next_version WHERE name = $1 RETURNING id",
     )
+    .bind(name.as_str())
+    .fetch_optional(&mut **tx)
+    .await?)
 }

@@ -12,7 +12,6 @@ use crate::{Error, Registry};
 
 const ACTOR: &str = "tester";
 
-
 fn name(s: &str) -> ModelName {
     ModelName::new(s).unwrap()
 }
@@ -502,13 +501,184 @@ async fn two_registries_on_one_database_stay_consistent() {
     assert!(history.len() >= 10, "{} moves recorded", history.len());
     assert_eq!(history[0].from, None);
     for pair in history.windows(2) {
-        assert_eq!(pair[1].from, pair[0].to, "history is not a chain: {history:?}");
+        assert_eq!(
+            pair[1].from, pair[0].to,
+            "history is not a chain: {history:?}"
+        );
     }
     let now = r1.get_version(&m, &VersionRef::Alias(prod)).await.unwrap();
     assert_eq!(Some(now.version), history.last().unwrap().to);
 }
 
+/// `copy_into` from the embedded default to the backend under test and back: every
+/// version, alias, move, run and artifact arrives; a second copy writes nothing; the
+/// target keeps numbering where the source stopped.
+async fn copy_moves_a_whole_registry_and_a_second_copy_writes_nothing() {
+    let source_dir = tempfile::tempdir().unwrap();
+    let source = Registry::open_local(source_dir.path()).await.unwrap();
+    let (_fixture, target) = registry().await;
+
+    let m = name("fraud");
+    for i in 0..5 {
+        let mut new = stage(
+            &source,
+            &[
+                ("model.bin", format!("w{i}").as_bytes()),
+                ("README", b"same"),
+            ],
+        )
+        .await;
+        new.tags.insert("i".into(), i.to_string());
+        new.metrics.insert("auc".into(), 0.9 + f64::from(i) / 100.0);
+        source.create_version(ACTOR, &m, &new).await.unwrap();
+    }
+    let prod = alias("production");
+    source
+        .move_alias("alice", &m, &prod, 2, Some("first"))
+        .await
+        .unwrap();
+    source.move_alias("bob", &m, &prod, 4, None).await.unwrap();
+    source
+        .rollback_alias("carol", &m, &prod, Some("regression"))
+        .await
+        .unwrap();
+    source.delete_version(ACTOR, &m, 5).await.unwrap();
+    let t = source.tracking();
+    let exp = t
+        .create_experiment("copy-exp", None, &Default::default())
+        .await
+        .unwrap();
+    let run = t
+        .create_run(exp, "alice", 1_000, Some("r"), &Default::default())
+        .await
+        .unwrap();
+    let run_id = run.info.id.clone();
+    let metrics: Vec<_> = (0..3)
+        .map(|step| crate::tracking::MetricValue {
+            key: "loss".into(),
+            value: 1.0 / f64::from(step + 1),
+            timestamp: 10 + i64::from(step),
+            step: i64::from(step),
+        })
+        .collect();
+    t.log_batch(&run_id, &metrics, &[("lr".into(), "0.1".into())], &[])
+        .await
+        .unwrap();
+    let artifact = format!("{exp}/{run_id}/artifacts/model/MLmodel");
+    let chunks = futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from_static(
+        b"flavors: {}",
+    ))]);
+    t.put_artifact(&artifact, chunks).await.unwrap();
+
+    let report = source.copy_into(&target).await.unwrap();
+    assert_eq!(
+        report.blobs, 6,
+        "4 live weights (5 was deleted) + 1 shared README + 1 artifact"
+    );
+    assert!(
+        report.rows["versions"] == 4 && report.rows["alias_moves"] == 3,
+        "{report:?}"
+    );
+
+    // Everything arrived, and reads the same.
+    assert_eq!(
+        target.list_versions(&m).await.unwrap(),
+        source.list_versions(&m).await.unwrap()
+    );
+    assert_eq!(
+        target.alias_history(&m, &prod).await.unwrap(),
+        source.alias_history(&m, &prod).await.unwrap()
+    );
+    for n in 1..=4 {
+        let (a, b) = (VersionRef::Number(n), VersionRef::Number(n));
+        assert_eq!(
+            target.get_version(&m, &a).await.unwrap(),
+            source.get_version(&m, &b).await.unwrap()
+        );
+    }
+    assert!(target.verify_all().await.unwrap().ok());
+    let tt = target.tracking();
+    assert_eq!(
+        tt.get_run(&run_id).await.unwrap(),
+        t.get_run(&run_id).await.unwrap()
+    );
+    assert_eq!(
+        tt.metric_history(&run_id, "loss").await.unwrap(),
+        t.metric_history(&run_id, "loss").await.unwrap()
+    );
+    assert_eq!(
+        tt.list_artifacts(&format!("{exp}/{run_id}/artifacts/model"))
+            .await
+            .unwrap(),
+        t.list_artifacts(&format!("{exp}/{run_id}/artifacts/model"))
+            .await
+            .unwrap()
+    );
+
+    // Idempotent.
+    let again = source.copy_into(&target).await.unwrap();
+    assert!(again.is_empty(), "second copy wrote {again:?}");
+
+    // A change in the source travels; the target numbers on after the copied versions
+    // (5 was deleted, and numbers are never reused).
+    source.move_alias("dave", &m, &prod, 3, None).await.unwrap();
+    let update = source.copy_into(&target).await.unwrap();
+    assert_eq!(update.rows.get("alias_moves"), Some(&1), "{update:?}");
+    assert_eq!(
+        target
+            .get_version(&m, &VersionRef::Alias(prod.clone()))
+            .await
+            .unwrap()
+            .version,
+        3
+    );
+    let new = stage(&target, &[("model.bin", b"fresh")]).await;
+    assert_eq!(
+        target
+            .create_version(ACTOR, &m, &new)
+            .await
+            .unwrap()
+            .version,
+        6
+    );
+
+    // And back to a fresh embedded registry.
+    let back_dir = tempfile::tempdir().unwrap();
+    let back = Registry::open_local(back_dir.path()).await.unwrap();
+    target.copy_into(&back).await.unwrap();
+    assert_eq!(
+        back.list_versions(&m).await.unwrap(),
+        target.list_versions(&m).await.unwrap()
+    );
+    assert!(back.verify_all().await.unwrap().ok());
+}
+
+/// A target that grew its own history is refused, and left as it was.
+async fn copy_refuses_a_diverged_target() {
+    let source_dir = tempfile::tempdir().unwrap();
+    let source = Registry::open_local(source_dir.path()).await.unwrap();
+    let (_fixture, target) = registry().await;
+    let other = name("other");
+    let new = stage(&target, &[("x", b"target's own")]).await;
+    target.create_version(ACTOR, &other, &new).await.unwrap();
+    let m = name("m");
+    // The source's first model gets the id the target's model already has.
+    let new = stage(&source, &[("x", b"source")]).await;
+    source.create_version(ACTOR, &m, &new).await.unwrap();
+    assert!(matches!(
+        source.copy_into(&target).await,
+        Err(Error::Conflict(_))
+    ));
+    assert!(matches!(
+        target.get_model(&m).await,
+        Err(Error::ModelNotFound(_))
+    ));
+    assert_eq!(target.list_versions(&other).await.unwrap().len(), 1);
+}
+
 conformance!(
+    copy_moves_a_whole_registry_and_a_second_copy_writes_nothing,
+    copy_refuses_a_diverged_target,
     two_registries_on_one_database_stay_consistent,
     versions_are_numbered_from_one_and_never_reused,
     concurrent_registrations_get_distinct_gap_free_numbers,

@@ -550,8 +550,7 @@ impl Tracking {
             });
         }
         let mut outputs: HashMap<String, Vec<(String, i64)>> = HashMap::new();
-        let mut q =
-            SqlBuilder::new("SELECT run_id, model_id, step FROM run_outputs WHERE ");
+        let mut q = SqlBuilder::new("SELECT run_id, model_id, step FROM run_outputs WHERE ");
         push_in(&mut q, "run_id", &ids);
         let rows: Vec<(String, String, i64)> = q.build_query_as().fetch_all(self.pool()).await?;
         for (run, model, step) in rows {
@@ -1028,9 +1027,7 @@ impl Tracking {
             .into_iter()
             .enumerate()
         {
-            let mut q = SqlBuilder::new(format!(
-                "SELECT model_id, key, value FROM {table} WHERE "
-            ));
+            let mut q = SqlBuilder::new(format!("SELECT model_id, key, value FROM {table} WHERE "));
             push_in(&mut q, "model_id", &ids);
             let pairs: Vec<(String, String, String)> =
                 q.build_query_as().fetch_all(self.pool()).await?;

@@ -6,10 +6,9 @@ use bytes::Bytes;
 use cairn_core::search::{parse_filter, parse_order_by};
 use cairn_core::tracking::Lifecycle;
 
-use crate::tracking::{MetricValue, ViewType};
-use crate::test_support::{conformance, registry};
 use crate::Error;
-
+use crate::test_support::{conformance, registry};
+use crate::tracking::{MetricValue, ViewType};
 
 fn metric(key: &str, value: f64, step: i64) -> MetricValue {
     MetricValue {

@@ -8,7 +8,7 @@ use cairn_core::api::NewVersion;
 use cairn_core::{
     AliasMove, AliasName, Model, ModelName, Sha256Digest, VerifyReport, Version, VersionRef,
 };
-use cairn_registry::Registry;
+use cairn_registry::{BlobLocation, DbLocation, DbOptions, Registry};
 use futures::{StreamExt, TryStreamExt};
 
 use super::{BlobSource, Download, RegistryClient};
@@ -25,10 +25,10 @@ pub struct Embedded {
 }
 
 impl Embedded {
-    pub async fn open(database: &Path, data_dir: &Path, actor: String) -> Result<Self> {
-        let registry = Registry::open_sqlite(database, data_dir)
+    pub async fn open(db: &DbLocation, blobs: &BlobLocation, actor: String) -> Result<Self> {
+        let registry = Registry::open(db, blobs, &DbOptions::default())
             .await
-            .with_context(|| format!("opening the registry in {}", data_dir.display()))?;
+            .with_context(|| format!("opening the registry at {db} (artifacts: {blobs})"))?;
         Ok(Self { registry, actor })
     }
 }

@@ -14,6 +14,7 @@ use cairn_core::api::NewVersion;
 use cairn_core::{
     AliasMove, AliasName, Model, ModelName, Sha256Digest, VerifyReport, Version, VersionRef,
 };
+use cairn_registry::{BlobLocation, DbLocation};
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 
@@ -104,23 +105,36 @@ pub struct BlobSource {
     pub size: u64,
 }
 
-/// Where the registry is: a local data directory, or a server.
+/// Where the registry is: stores the CLI opens itself (embedded), or a server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
-    /// SQLite database file and the directory holding `blobs/`.
+    /// Metadata (SQLite file or PostgreSQL) and blobs (directory or bucket).
     Embedded {
-        database: PathBuf,
-        data_dir: PathBuf,
+        db: DbLocation,
+        blobs: BlobLocation,
     },
     Remote(String),
 }
 
 impl Location {
-    /// `http(s)://host:port` → remote; `sqlite://PATH` (a `.db` file, or a data directory)
-    /// or a plain path → embedded.
-    pub fn parse(spec: &str) -> Result<Self> {
+    /// `http(s)://host:port` → remote; `sqlite://PATH` (a `.db` file, or a data
+    /// directory) or a plain path → embedded on SQLite; `postgres://…` → embedded on
+    /// PostgreSQL, with blobs at `artifacts` (required then: `--artifacts` or
+    /// `CAIRN_ARTIFACTS`). `artifacts` also overrides where an embedded SQLite registry
+    /// keeps its blobs.
+    pub fn parse(spec: &str, artifacts: Option<&str>) -> Result<Self> {
         if spec.starts_with("http://") || spec.starts_with("https://") {
             return Ok(Self::Remote(spec.trim_end_matches('/').to_owned()));
+        }
+        let blobs = artifacts.map(BlobLocation::parse).transpose()?;
+        if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
+            let blobs = blobs.context(
+                "a PostgreSQL registry needs its artifact store: pass --artifacts (or set CAIRN_ARTIFACTS)",
+            )?;
+            return Ok(Self::Embedded {
+                db: DbLocation::parse(spec)?,
+                blobs,
+            });
         }
         if let Some(path) = spec.strip_prefix("sqlite://") {
             let path = PathBuf::from(path);
@@ -130,24 +144,26 @@ impl Location {
                     .filter(|p| !p.as_os_str().is_empty())
                     .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
                 return Ok(Self::Embedded {
-                    database: path,
-                    data_dir,
+                    db: DbLocation::Sqlite(path),
+                    blobs: blobs.unwrap_or(BlobLocation::Local(data_dir)),
                 });
             }
-            return Ok(Self::data_dir(path));
+            return Ok(Self::data_dir(path, blobs));
         }
         if spec.contains("://") {
             anyhow::bail!(
-                "unsupported registry {spec:?}: use a directory, sqlite://PATH or http(s)://HOST:PORT"
+                "unsupported registry {spec:?}: use a directory, sqlite://PATH, postgres://… or http(s)://HOST:PORT"
             );
         }
-        Ok(Self::data_dir(PathBuf::from(spec)))
+        Ok(Self::data_dir(PathBuf::from(spec), blobs))
     }
 
-    pub fn data_dir(dir: PathBuf) -> Self {
+    /// The embedded default layout: `DIR/cairn.db` and blobs under `DIR/blobs/` (unless
+    /// `blobs` says otherwise).
+    pub fn data_dir(dir: PathBuf, blobs: Option<BlobLocation>) -> Self {
         Self::Embedded {
-            database: dir.join("cairn.db"),
-            data_dir: dir,
+            db: DbLocation::Sqlite(dir.join("cairn.db")),
+            blobs: blobs.unwrap_or(BlobLocation::Local(dir)),
         }
     }
 
@@ -163,8 +179,8 @@ impl Location {
 
     pub async fn connect(&self) -> Result<Box<dyn RegistryClient>> {
         Ok(match self {
-            Self::Embedded { database, data_dir } => {
-                Box::new(embedded::Embedded::open(database, data_dir, actor()).await?)
+            Self::Embedded { db, blobs } => {
+                Box::new(embedded::Embedded::open(db, blobs, actor()).await?)
             }
             Self::Remote(url) => Box::new(remote::Remote::new(url, actor())?),
         })
@@ -186,24 +202,32 @@ mod tests {
     #[test]
     fn parses_locations() {
         assert_eq!(
-            Location::parse("http://127.0.0.1:5000/").unwrap(),
+            Location::parse("http://127.0.0.1:5000/", None).unwrap(),
             Location::Remote("http://127.0.0.1:5000".into())
         );
         assert_eq!(
-            Location::parse("/var/cairn").unwrap(),
-            Location::data_dir("/var/cairn".into())
+            Location::parse("/var/cairn", None).unwrap(),
+            Location::data_dir("/var/cairn".into(), None)
         );
         assert_eq!(
-            Location::parse("sqlite:///srv/reg/meta.db").unwrap(),
+            Location::parse("sqlite:///srv/reg/meta.db", None).unwrap(),
             Location::Embedded {
-                database: "/srv/reg/meta.db".into(),
-                data_dir: "/srv/reg".into()
+                db: DbLocation::Sqlite("/srv/reg/meta.db".into()),
+                blobs: BlobLocation::Local("/srv/reg".into()),
             }
         );
         assert_eq!(
-            Location::parse("sqlite://reg").unwrap(),
-            Location::data_dir("reg".into())
+            Location::parse("sqlite://reg", None).unwrap(),
+            Location::data_dir("reg".into(), None)
         );
-        assert!(Location::parse("ftp://x").is_err());
+        assert_eq!(
+            Location::parse("postgres://u@db/cairn", Some("s3://bucket/models")).unwrap(),
+            Location::Embedded {
+                db: DbLocation::Postgres("postgres://u@db/cairn".into()),
+                blobs: BlobLocation::Remote("s3://bucket/models".parse().unwrap()),
+            }
+        );
+        assert!(Location::parse("postgres://u@db/cairn", None).is_err());
+        assert!(Location::parse("ftp://x", None).is_err());
     }
 }

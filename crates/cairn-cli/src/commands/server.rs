@@ -1,11 +1,85 @@
-//! `cairn server`: the registry over HTTP, on the embedded stores by default.
+//! `cairn server`: the registry over HTTP, on the embedded stores by default, or on
+//! PostgreSQL and an object store (`--db`, `--artifacts`) for many servers as one
+//! registry. `cairn migrate` brings a database's schema up to date without serving.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
-use cairn_registry::Registry;
+use cairn_registry::{BlobLocation, DbLocation, DbOptions, Registry};
 
 use crate::client::Location;
+
+/// Where the server keeps metadata and blobs, and how it talks to the database.
+#[derive(clap::Args)]
+pub struct StoreArgs {
+    /// Data directory: the default home of the SQLite database and the blobs.
+    /// Default: $CAIRN_HOME, else the platform data directory.
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Metadata database: postgres://USER@HOST/DB (many servers, one registry), or a
+    /// SQLite file. Default: DIR/cairn.db.
+    #[arg(long, env = "CAIRN_DB", value_name = "URL")]
+    db: Option<String>,
+    /// Most database connections this server opens.
+    #[arg(long, env = "CAIRN_DB_MAX_CONNECTIONS", default_value_t = 16)]
+    db_max_connections: u32,
+    /// How long a request waits for a free database connection (e.g. 30s, 500ms).
+    #[arg(long, env = "CAIRN_DB_ACQUIRE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    db_acquire_timeout: Duration,
+    /// PostgreSQL: statements running longer are cancelled (0 = never).
+    #[arg(long, env = "CAIRN_DB_STATEMENT_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    db_statement_timeout: Duration,
+    /// How often a write failing on a transient database error (deadlock,
+    /// serialization failure, lost connection) is retried.
+    #[arg(long, env = "CAIRN_DB_RETRIES", default_value_t = 3)]
+    db_retries: u32,
+}
+
+impl StoreArgs {
+    /// The database, the blob store (`artifacts`, else the data directory) and the
+    /// pool settings.
+    fn resolve(&self, artifacts: Option<&str>) -> Result<(DbLocation, BlobLocation, DbOptions)> {
+        let data = || match &self.data {
+            Some(dir) => Ok(dir.clone()),
+            None => Location::default_data_dir(),
+        };
+        let db = match &self.db {
+            Some(url) => DbLocation::parse(url)?,
+            None => DbLocation::Sqlite(data()?.join("cairn.db")),
+        };
+        let blobs = match artifacts {
+            Some(spec) => BlobLocation::parse(spec)?,
+            None => BlobLocation::Local(data()?),
+        };
+        let options = DbOptions {
+            max_connections: self.db_max_connections.max(1),
+            acquire_timeout: self.db_acquire_timeout,
+            statement_timeout: (!self.db_statement_timeout.is_zero())
+                .then_some(self.db_statement_timeout),
+            retries: self.db_retries,
+        };
+        Ok((db, blobs, options))
+    }
+}
+
+/// `30s`, `500ms`, `2m`, or plain seconds.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (number, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("expected a duration like 30s or 500ms, got {s:?}"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        _ => Err(format!("unknown duration unit {unit:?} (use ms, s or m)")),
+    }
+}
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -14,10 +88,8 @@ pub struct Args {
     /// 0 picks a free port; the address is printed on stdout.
     #[arg(long, env = "CAIRN_PORT", default_value_t = 5000)]
     port: u16,
-    /// Data directory (SQLite database and blobs). Default: $CAIRN_HOME, else the
-    /// platform data directory.
-    #[arg(long, value_name = "DIR")]
-    data: Option<PathBuf>,
+    #[command(flatten)]
+    store: StoreArgs,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -29,29 +101,41 @@ enum LogFormat {
     Json,
 }
 
-pub async fn run(args: Args) -> Result<()> {
+pub async fn run(args: Args, artifacts: Option<&str>) -> Result<()> {
     init_logging(args.log_format);
-    let data = match args.data {
-        Some(dir) => dir,
-        None => Location::default_data_dir()?,
-    };
-    let registry = Registry::open_local(&data)
+    let (db, blobs, options) = args.store.resolve(artifacts)?;
+    let registry = Registry::open(&db, &blobs, &options)
         .await
-        .with_context(|| format!("opening the registry in {}", data.display()))?;
+        .with_context(|| format!("opening the registry at {db} (artifacts: {blobs})"))?;
     let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
         .await
         .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;
     let addr = listener.local_addr()?;
     let shutdown = cairn_server::shutdown_signal().context("installing signal handlers")?;
     // Scripts and tests read the bound address (port 0 picks one) from this line.
-    println!(
-        "cairn server listening on http://{addr} (data: {})",
-        data.display()
-    );
-    tracing::info!(%addr, data = %data.display(), "cairn server started");
+    println!("cairn server listening on http://{addr} (metadata: {db}, artifacts: {blobs})");
+    tracing::info!(%addr, metadata = %db, artifacts = %blobs, "cairn server started");
     cairn_server::serve(registry, listener, shutdown)
         .await
         .context("serving")?;
+    Ok(())
+}
+
+#[derive(clap::Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+/// Applies pending schema migrations (the server also does on start).
+pub async fn migrate(args: MigrateArgs) -> Result<()> {
+    let (db, _, options) = args.store.resolve(None)?;
+    let applied = cairn_registry::store::MetadataStore::open(&db, &options)
+        .await
+        .with_context(|| format!("migrating {db}"))?
+        .schema_version()
+        .await?;
+    println!("{db}: schema at migration {applied}");
     Ok(())
 }
 
@@ -66,4 +150,20 @@ fn init_logging(format: LogFormat) {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("3h").is_err());
+    }
 }

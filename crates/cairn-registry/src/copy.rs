@@ -1,0 +1,356 @@
+//! `cairn copy`: one registry into another — SQLite + local disk to PostgreSQL + S3 and
+//! back — without losing a version.
+//!
+//! Blobs go first, each re-hashed on arrival (a corrupt source blob stops the copy),
+//! and are made durable; then every metadata table is copied row for row, keeping ids,
+//! in one transaction on the target, so a reader of the target sees all of the copy or
+//! none of it, and never a version whose bytes are missing. Rows are upserted by primary
+//! key and only rows that differ are written: a second copy of an unchanged source
+//! changes nothing. A copy adds and updates; it never deletes from the target. A target
+//! that grew its own history (another model under the same name, another version under
+//! the same number) is refused, not merged.
+
+use std::collections::BTreeMap;
+
+use cairn_core::Sha256Digest;
+use futures::{StreamExt, TryStreamExt};
+use sqlx::any::{AnyRow, AnyTypeInfoKind};
+use sqlx::{Column, Row, ValueRef as _};
+
+use crate::sql::SqlBuilder;
+use crate::store::{Backend, WriteTx};
+use crate::{Error, Registry, Result};
+
+/// Each table in foreign-key order with its primary key. `run_metrics` has none: a row
+/// is new unless an identical one exists. `run_latest_metrics` is not copied (the
+/// target's trigger derives it from `run_metrics`), nor are uploads in flight.
+const TABLES: &[(&str, &[&str])] = &[
+    ("models", &["id"]),
+    ("model_tags", &["model_id", "key"]),
+    ("versions", &["id"]),
+    ("version_files", &["version_id", "path"]),
+    ("version_tags", &["version_id", "key"]),
+    ("version_metrics", &["version_id", "key"]),
+    ("version_params", &["version_id", "key"]),
+    ("aliases", &["model_id", "alias"]),
+    ("alias_moves", &["id"]),
+    ("experiments", &["id"]),
+    ("experiment_tags", &["experiment_id", "key"]),
+    ("runs", &["id"]),
+    ("run_params", &["run_id", "key"]),
+    ("run_tags", &["run_id", "key"]),
+    ("run_metrics", &[]),
+    ("run_inputs", &["run_id", "name", "digest"]),
+    ("logged_models", &["id"]),
+    ("logged_model_tags", &["model_id", "key"]),
+    ("logged_model_params", &["model_id", "key"]),
+    ("run_outputs", &["run_id", "model_id"]),
+    ("artifacts", &["path"]),
+];
+
+/// Columns that never change once a row with a generated id exists. The same id with
+/// other values here means the target made its own row under that id: the registries
+/// diverged. (Every other table is keyed by these ids, by random ids or by paths.)
+fn identity_columns(table: &str) -> &'static [&'static str] {
+    match table {
+        "models" => &["created_at", "created_by"],
+        "versions" => &["model_id", "number", "digest", "created_at"],
+        "alias_moves" => &["model_id", "alias", "at"],
+        "experiments" => &["creation_time"],
+        _ => &[],
+    }
+}
+
+/// Experiment 0, "Default", is created by every registry's first migration: the same
+/// experiment everywhere, whatever its creation time.
+const DEFAULT_EXPERIMENT: i64 = 0;
+
+/// Tables whose `id` PostgreSQL generates: their sequences move past copied ids.
+const GENERATED_IDS: &[&str] = &["models", "versions", "alias_moves", "experiments"];
+
+/// Bound values per INSERT: under SQLite's 32,766 and PostgreSQL's 65,535.
+const BINDS_PER_INSERT: usize = 30_000;
+/// Blobs copied at once.
+const BLOB_CONCURRENCY: usize = 4;
+
+/// What a copy wrote.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CopyReport {
+    /// Blobs the target lacked, now copied and verified.
+    pub blobs: u64,
+    pub blob_bytes: u64,
+    /// Rows inserted or changed, per table (tables with none are left out).
+    pub rows: BTreeMap<&'static str, u64>,
+}
+
+impl CopyReport {
+    pub fn is_empty(&self) -> bool {
+        self.blobs == 0 && self.rows.is_empty()
+    }
+}
+
+/// One column value, typed so that NULLs bind with the column's type.
+#[derive(Debug, Clone, PartialEq)]
+enum Cell {
+    Int(Option<i64>),
+    Real(Option<f64>),
+    Text(Option<String>),
+}
+
+fn cell(row: &AnyRow, i: usize) -> Result<Cell> {
+    let declared = row.column(i).type_info().kind();
+    // SQLite types values, not columns: fall back to the value's own type.
+    let kind = match declared {
+        AnyTypeInfoKind::Null => row.try_get_raw(i)?.type_info().kind(),
+        k => k,
+    };
+    Ok(match kind {
+        k if k.is_integer() || k == AnyTypeInfoKind::Bool => Cell::Int(row.try_get(i)?),
+        AnyTypeInfoKind::Real | AnyTypeInfoKind::Double => Cell::Real(row.try_get(i)?),
+        AnyTypeInfoKind::Text => Cell::Text(row.try_get(i)?),
+        AnyTypeInfoKind::Null => Cell::Text(None),
+        other => {
+            return Err(Error::Database(sqlx::Error::Decode(
+                format!(
+                    "column {} has a type copy does not handle: {other:?}",
+                    row.column(i).name()
+                )
+                .into(),
+            )));
+        }
+    })
+}
+
+impl Registry {
+    /// Copies this registry into `target` (see the module documentation).
+    pub async fn copy_into(&self, target: &Registry) -> Result<CopyReport> {
+        let mut report = CopyReport::default();
+        self.copy_blobs(target, &mut report).await?;
+
+        let mut tx = target.meta.write_tx().await?;
+        for (table, key) in TABLES {
+            let written = copy_table(self, &mut tx, table, key).await?;
+            if written > 0 {
+                report.rows.insert(table, written);
+            }
+        }
+        if target.meta.backend() == Backend::Postgres {
+            for table in GENERATED_IDS {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT MAX(id) FROM {table}))"
+                )))
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(report)
+    }
+
+    async fn copy_blobs(&self, target: &Registry, report: &mut CopyReport) -> Result<()> {
+        let referenced: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT sha256, size FROM version_files UNION SELECT sha256, size FROM artifacts",
+        )
+        .fetch_all(self.meta.pool())
+        .await?;
+        let mut sizes = BTreeMap::new();
+        for (hex, size) in referenced {
+            let digest: Sha256Digest = hex.parse().map_err(|_| {
+                Error::Database(sqlx::Error::Decode(
+                    format!("unreadable digest {hex:?} in the source").into(),
+                ))
+            })?;
+            sizes.insert(digest, size as u64);
+        }
+        let digests: Vec<Sha256Digest> = sizes.keys().copied().collect();
+        let missing = target.blobs.missing(&digests).await?;
+        let copied: Vec<u64> = futures::stream::iter(missing.clone())
+            .map(|digest| async move {
+                let read = self
+                    .blobs
+                    .read(&digest)
+                    .await?
+                    .ok_or(Error::BlobNotFound(digest))?;
+                // put_stream re-hashes every byte: a corrupt source blob fails the copy.
+                target.blobs.put_stream(&digest, read.stream).await
+            })
+            .buffer_unordered(BLOB_CONCURRENCY)
+            .try_collect()
+            .await?;
+        target.blobs.make_durable(&missing).await?;
+        report.blobs = copied.len() as u64;
+        report.blob_bytes = copied.iter().sum();
+        Ok(())
+    }
+}
+
+/// Copies one table's rows into the target transaction; returns how many it wrote.
+async fn copy_table(source: &Registry, tx: &mut WriteTx, table: &str, key: &[&str]) -> Result<u64> {
+    let order = if key.is_empty() {
+        "1".to_owned()
+    } else {
+        key.join(", ")
+    };
+    let mut rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT * FROM {table} ORDER BY {order}"
+    )))
+    .fetch(source.meta.pool());
+    let mut written = 0;
+    let mut batch: Vec<Vec<Cell>> = Vec::new();
+    let mut columns: Vec<String> = Vec::new();
+    while let Some(row) = rows.try_next().await? {
+        if columns.is_empty() {
+            columns = row.columns().iter().map(|c| c.name().to_owned()).collect();
+        }
+        batch.push(
+            (0..columns.len())
+                .map(|i| cell(&row, i))
+                .collect::<Result<_>>()?,
+        );
+        if batch.len() * columns.len() >= BINDS_PER_INSERT {
+            written += write_rows(tx, table, key, &columns, std::mem::take(&mut batch)).await?;
+        }
+    }
+    if !batch.is_empty() {
+        written += write_rows(tx, table, key, &columns, batch).await?;
+    }
+    Ok(written)
+}
+
+async fn write_rows(
+    tx: &mut WriteTx,
+    table: &str,
+    key: &[&str],
+    columns: &[String],
+    rows: Vec<Vec<Cell>>,
+) -> Result<u64> {
+    check_identity(tx, table, columns, &rows).await?;
+    let list = columns.join(", ");
+    let mut q = SqlBuilder::new(format!("INSERT INTO {table} ({list}) "));
+    let values = |q: &mut SqlBuilder| {
+        q.push_values(rows, |mut row, cells| {
+            for c in cells {
+                match c {
+                    Cell::Int(v) => row.push_bind(v),
+                    Cell::Real(v) => row.push_bind(v),
+                    Cell::Text(v) => row.push_bind(v),
+                };
+            }
+        });
+    };
+    if key.is_empty() {
+        // No key: insert what has no identical row yet. VALUES columns are named
+        // column1…N on both engines.
+        q.push("SELECT * FROM (");
+        values(&mut q);
+        q.push(format!(
+            ") AS v WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE "
+        ));
+        for (i, c) in columns.iter().enumerate() {
+            if i > 0 {
+                q.push(" AND ");
+            }
+            q.push(format!("t.{c} IS NOT DISTINCT FROM v.column{}", i + 1));
+        }
+        q.push(")");
+    } else {
+        values(&mut q);
+        let others: Vec<&String> = columns
+            .iter()
+            .filter(|c| !key.contains(&c.as_str()))
+            .collect();
+        q.push(format!(" ON CONFLICT ({}) ", key.join(", ")));
+        if others.is_empty() {
+            q.push("DO NOTHING");
+        } else {
+            let set: Vec<String> = others
+                .iter()
+                .map(|c| format!("{c} = excluded.{c}"))
+                .collect();
+            let differs: Vec<String> = others
+                .iter()
+                .map(|c| format!("{table}.{c} IS DISTINCT FROM excluded.{c}"))
+                .collect();
+            q.push(format!(
+                "DO UPDATE SET {} WHERE {}",
+                set.join(", "),
+                differs.join(" OR ")
+            ));
+        }
+    }
+    match q.build().execute(&mut **tx).await {
+        Ok(done) => Ok(done.rows_affected()),
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            Err(diverged(table, e.message()))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn diverged(table: &str, detail: &str) -> Error {
+    Error::Conflict(format!(
+        "the target registry has its own history that differs from the source ({table}: {detail}); \
+         copy adds and updates rows but does not merge diverged registries"
+    ))
+}
+
+/// Refuses rows whose id the target already uses for a different row.
+async fn check_identity(
+    tx: &mut WriteTx,
+    table: &str,
+    columns: &[String],
+    rows: &[Vec<Cell>],
+) -> Result<()> {
+    let identity = identity_columns(table);
+    if identity.is_empty() {
+        return Ok(());
+    }
+    let position = |name: &str| {
+        columns
+            .iter()
+            .position(|c| c == name)
+            .expect("identity columns are columns of their table")
+    };
+    let id_at = position("id");
+    let identity_at: Vec<usize> = identity.iter().map(|c| position(c)).collect();
+    let mut by_id = std::collections::HashMap::new();
+    for row in rows {
+        if let Cell::Int(Some(id)) = row[id_at]
+            && !(table == "experiments" && id == DEFAULT_EXPERIMENT)
+        {
+            by_id.insert(
+                id,
+                identity_at
+                    .iter()
+                    .map(|&i| row[i].clone())
+                    .collect::<Vec<_>>(),
+            );
+        }
+    }
+    if by_id.is_empty() {
+        return Ok(());
+    }
+    let mut q = SqlBuilder::new(format!(
+        "SELECT id, {} FROM {table} WHERE id IN (",
+        identity.join(", ")
+    ));
+    let mut ids = q.separated(", ");
+    for id in by_id.keys() {
+        ids.push_bind(*id);
+    }
+    ids.push_unseparated(")");
+    let existing: Vec<AnyRow> = q.build().fetch_all(&mut **tx).await?;
+    for row in existing {
+        let id: i64 = row.try_get(0)?;
+        let theirs = (1..=identity.len())
+            .map(|i| cell(&row, i))
+            .collect::<Result<Vec<_>>>()?;
+        if by_id.get(&id) != Some(&theirs) {
+            return Err(diverged(
+                table,
+                &format!("id {id} is a different row in the target"),
+            ));
+        }
+    }
+    Ok(())
+}
