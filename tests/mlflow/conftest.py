@@ -16,30 +16,37 @@ import pytest
 import requests
 
 ROOT = Path(__file__).resolve().parents[2]
-CAIRN_BIN = os.environ.get("CAIRN_BIN", str(ROOT / "target" / "debug" / "cairn"))
+sys.path.insert(0, str(ROOT / "tests" / "support"))
+import infra  # noqa: E402
+
+CAIRN_BIN = infra.CAIRN_BIN
 
 
 @pytest.fixture(scope="session")
 def cairn_server():
+    """One server for the session: on the embedded default (SQLite + a directory), or,
+    with CAIRN_TEST_BACKEND=postgres-s3, on a fresh PostgreSQL database and an S3 bucket
+    served by moto on loopback — the same suite proves both behave the same."""
+    backend = os.environ.get("CAIRN_TEST_BACKEND", "sqlite")
     data = tempfile.mkdtemp(prefix="cairn-mlflow-")
-    proc = subprocess.Popen(
-        [CAIRN_BIN, "server", "--port", "0", "--data", data],
-        stdout=subprocess.PIPE,
-        stderr=sys.stderr,
-        text=True,
-        env={**os.environ, "RUST_LOG": "warn"},
-    )
-    line = proc.stdout.readline()
-    url = next(w for w in line.split() if w.startswith("http://"))
-    for _ in range(100):
-        try:
-            if requests.get(f"{url}/readyz", timeout=1).ok:
-                break
-        except requests.ConnectionError:
-            time.sleep(0.05)
-    yield {"url": url, "data": data}
-    proc.terminate()
-    proc.wait(timeout=10)
+    cleanups = []
+    if backend == "sqlite":
+        server = infra.CairnServer("--data", data)
+    elif backend == "postgres-s3":
+        s3 = infra.S3Server()
+        cleanups.append(s3.stop)
+        db = infra.Database()
+        cleanups.append(db.drop)
+        bucket = s3.create_bucket()
+        server = infra.CairnServer(
+            "--data", data, "--db", db.url, "--artifacts", f"s3://{bucket}/registry", env=s3.env()
+        )
+    else:
+        raise ValueError(f"unknown CAIRN_TEST_BACKEND {backend!r}")
+    cleanups.append(server.stop)
+    yield {"url": server.url, "data": data}
+    for cleanup in reversed(cleanups):
+        cleanup()
 
 
 @pytest.fixture(scope="session", autouse=True)

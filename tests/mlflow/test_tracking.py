@@ -89,13 +89,14 @@ def test_multipart_artifact_upload(client, unique, tmp_path, monkeypatch, cairn_
     dst = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="weights/big.bin", dst_path=str(tmp_path / "dl"))
     assert open(dst, "rb").read() == content
     # It went up in 5 MiB parts (each stored as a blob), not in one PUT.
-    from pathlib import Path
+    import requests
 
     part = content[: 5 * 1024 * 1024]
     import hashlib
 
     digest = hashlib.sha256(part).hexdigest()
-    assert (Path(cairn_server["data"]) / "blobs" / "sha256" / digest[:2] / digest).exists()
+    answer = requests.post(f"{cairn_server['url']}/api/v1/blobs/missing", json={"digests": [digest]})
+    assert answer.ok and answer.json()["missing"] == [], answer.text
 
 
 def test_logged_models_search_and_order(tracking_uri, unique):

@@ -21,9 +21,10 @@ use crate::client::Location;
     about = "Versioned, content-addressed model registry"
 )]
 struct Cli {
-    /// Registry to use: a data directory or sqlite://PATH (embedded: no server needed),
-    /// or http(s)://HOST:PORT (a `cairn server`). Default: $CAIRN_HOME, else the
-    /// platform data directory (~/.local/share/cairn on Linux).
+    /// Registry to use: a data directory, sqlite://PATH or postgres://… (embedded: the
+    /// CLI opens the stores itself, no server needed), or http(s)://HOST:PORT (a
+    /// `cairn server`). Default: $CAIRN_HOME, else the platform data directory
+    /// (~/.local/share/cairn on Linux).
     #[arg(long, global = true, env = "CAIRN_REGISTRY", value_name = "REGISTRY")]
     registry: Option<String>,
 
@@ -74,9 +75,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if !matches!(cli.command, Command::Server(_) | Command::Migrate(_)) {
-        die_quietly_on_closed_stdout();
-    }
+    exit_quietly_on_closed_stdout();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -162,14 +161,24 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// `cairn versions demo | head` should stop quietly when `head` exits, like every Unix
-/// tool, instead of failing on a write to a closed pipe. Not for the server: there a
-/// client closing its connection must never kill the process.
-#[allow(unsafe_code)]
-fn die_quietly_on_closed_stdout() {
-    // SAFETY: called before any thread is spawned; resets one signal to its default.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
+/// tool. SIGPIPE itself stays ignored (Rust's default): a server that dies in the middle
+/// of an upload must give the CLI an error to report, not kill it. A print to a closed
+/// stdout then panics; this hook turns that one panic into a silent exit with the
+/// status shells report for a SIGPIPE death.
+fn exit_quietly_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.contains("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(128 + 13);
+        }
+        default(info)
+    }));
 }
 
 /// Library warnings only, on stderr; `RUST_LOG` overrides.

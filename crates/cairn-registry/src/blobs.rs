@@ -463,7 +463,7 @@ impl BlobStore {
                 Err(e) => Err(e.into()),
             };
         }
-        if !matches!(self.store.head(key).await, Ok(_)) {
+        if self.store.head(key).await.is_err() {
             self.store.copy(staging, key).await?;
         }
         self.store.delete(staging).await?;

@@ -137,7 +137,9 @@ impl Registry {
         if target.meta.backend() == Backend::Postgres {
             for table in GENERATED_IDS {
                 sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT MAX(id) FROM {table}))"
+                    // The next generated id follows the largest in the table (1 if none).
+                    "SELECT setval(pg_get_serial_sequence('{table}', 'id'), GREATEST(m, 1), m >= 1)
+                     FROM (SELECT COALESCE(MAX(id), 0) AS m FROM {table}) AS current_max"
                 )))
                 .execute(&mut *tx)
                 .await?;

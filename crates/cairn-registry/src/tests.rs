@@ -641,6 +641,22 @@ async fn copy_moves_a_whole_registry_and_a_second_copy_writes_nothing() {
             .version,
         6
     );
+    let model = name("after-copy");
+    let new = stage(&target, &[("model.bin", b"other")]).await;
+    assert_eq!(
+        target
+            .create_version(ACTOR, &model, &new)
+            .await
+            .unwrap()
+            .version,
+        1
+    );
+    let next = target
+        .tracking()
+        .create_experiment("after-copy", None, &Default::default())
+        .await
+        .unwrap();
+    assert!(next > exp, "experiment ids continue after the copied ones");
 
     // And back to a fresh embedded registry.
     let back_dir = tempfile::tempdir().unwrap();

@@ -55,7 +55,7 @@ async fn readyz(State(r): State<Registry>) -> Result<&'static str, ApiError> {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "not_ready",
-            "the metadata store does not answer",
+            "the metadata store or the artifact store does not answer",
         )
     })?;
     Ok("ready")

@@ -1,0 +1,141 @@
+"""What the Python suites start for real: `cairn server` processes, an S3-protocol
+server (moto, from the project's own venv) and fresh PostgreSQL databases.
+
+Environment:
+  CAIRN_BIN              the cairn binary (default: target/debug/cairn)
+  CAIRN_TEST_POSTGRES    a PostgreSQL URL whose server the tests create databases on
+                         (default postgres://postgres@127.0.0.1:5432/test)
+  MOTO_SERVER            the moto_server executable (default: .venv/s3/bin/moto_server)
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+CAIRN_BIN = os.environ.get("CAIRN_BIN", str(ROOT / "target" / "debug" / "cairn"))
+POSTGRES = os.environ.get("CAIRN_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test")
+MOTO_SERVER = os.environ.get("MOTO_SERVER", str(ROOT / ".venv" / "s3" / "bin" / "moto_server"))
+
+# Test credentials for the loopback S3 server; explicit, so no cloud metadata endpoint
+# is ever asked for credentials.
+S3_ENV = {
+    "AWS_ACCESS_KEY_ID": "cairn-test",
+    "AWS_SECRET_ACCESS_KEY": "cairn-test-secret",
+    "AWS_REGION": "us-east-1",
+}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(check, what, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.05)
+    raise TimeoutError(f"timed out waiting for {what}")
+
+
+class S3Server:
+    """moto_server on a free loopback port."""
+
+    def __init__(self):
+        port = free_port()
+        self.endpoint = f"http://127.0.0.1:{port}"
+        self.proc = subprocess.Popen(
+            [MOTO_SERVER, "-H", "127.0.0.1", "-p", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_until(lambda: requests.get(self.endpoint, timeout=1).ok, "moto_server")
+
+    def create_bucket(self, name=None):
+        name = name or f"cairn-{uuid.uuid4().hex[:12]}"
+        requests.put(f"{self.endpoint}/{name}", timeout=10).raise_for_status()
+        return name
+
+    def env(self):
+        return {**S3_ENV, "AWS_ENDPOINT_URL": self.endpoint}
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+def _psql(sql):
+    subprocess.run(
+        ["psql", POSTGRES, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql],
+        check=True,
+        capture_output=True,
+    )
+
+
+class Database:
+    """A fresh PostgreSQL database, dropped by `drop`."""
+
+    def __init__(self):
+        self.name = f"cairn_test_{uuid.uuid4().hex[:12]}"
+        _psql(f"CREATE DATABASE {self.name}")
+        parts = urlsplit(POSTGRES)
+        self.url = urlunsplit(parts._replace(path=f"/{self.name}"))
+
+    def drop(self):
+        _psql(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
+
+
+class CairnServer:
+    """`cairn server --port 0` with the given store arguments."""
+
+    def __init__(self, *store_args, env=None):
+        self.proc = subprocess.Popen(
+            [CAIRN_BIN, "server", "--port", "0", *store_args],
+            stdout=subprocess.PIPE,
+            stderr=sys.stderr,
+            text=True,
+            env={**os.environ, "RUST_LOG": "warn", **(env or {})},
+        )
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"cairn server {' '.join(store_args)} did not start")
+        self.url = next(w for w in line.split() if w.startswith("http://"))
+        wait_until(lambda: requests.get(f"{self.url}/readyz", timeout=1).ok, "cairn server")
+
+    def kill(self):
+        """SIGKILL: no graceful shutdown, as when a machine dies."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
+def cairn(*args, env=None, check=True, **kwargs):
+    """Runs the cairn CLI; returns the CompletedProcess."""
+    done = subprocess.run(
+        [CAIRN_BIN, *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        **kwargs,
+    )
+    if check and done.returncode != 0:
+        raise AssertionError(f"cairn {' '.join(args)} exited {done.returncode}: {done.stderr}")
+    return done
