@@ -98,6 +98,17 @@ impl Registry {
         self.meta.get_model(&name).await
     }
 
+    /// Models matching MLflow-style comparisons on `name` and `tags.KEY`, one page.
+    pub async fn search_models(
+        &self,
+        filter: &[cairn_core::search::Comparison],
+        order: &[cairn_core::search::OrderBy],
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<Model>> {
+        self.meta.search_models(filter, order, offset, limit).await
+    }
+
     pub async fn list_models(&self) -> Result<Vec<Model>> {
         self.meta.list_models().await
     }

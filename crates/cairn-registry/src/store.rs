@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_core::model::{AliasAction, FileRef};
+use cairn_core::search::{Comparison, EntityKind, Op, OrderBy};
 use cairn_core::{
     AliasMove, AliasName, FileEntry, Model, ModelName, Sha256Digest, Version, VersionRef,
     api::NewVersion,
@@ -446,6 +447,49 @@ impl MetadataStore {
         self.models_from_rows(rows, None).await
     }
 
+    /// Models matching MLflow-style comparisons on `name` and `tags.KEY`, in `order`
+    /// (then by name), from `offset`, at most `limit`: filtered, sorted and paged in SQL,
+    /// so a search costs the page, not the registry.
+    pub async fn search_models(
+        &self,
+        filter: &[Comparison],
+        order: &[OrderBy],
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<Model>> {
+        let mut q = SqlBuilder::new(
+            "SELECT m.id, m.name, m.description, m.created_by, m.created_at, m.updated_at FROM models m WHERE 1 = 1",
+        );
+        for c in filter {
+            q.push(" AND ");
+            push_model_condition(&mut q, self.backend, c)?;
+        }
+        q.push(" ORDER BY ");
+        for o in order {
+            let column = match o.key.as_str() {
+                "name" => "m.name",
+                "timestamp" | "last_updated_timestamp" => "m.updated_at",
+                "creation_timestamp" => "m.created_at",
+                other => {
+                    return Err(Error::InvalidArgument(format!(
+                        "Invalid order by key '{other}' specified."
+                    )));
+                }
+            };
+            q.push(format!(
+                "{column} {}, ",
+                if o.ascending { "ASC" } else { "DESC" }
+            ));
+        }
+        q.push("m.name LIMIT ")
+            .push_bind(limit as i64)
+            .push(" OFFSET ")
+            .push_bind(offset as i64);
+        let rows: Vec<ModelRow> = q.build_query_as().fetch_all(&self.pool).await?;
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        self.models_from_rows(rows, Some(&ids)).await
+    }
+
     /// `ModelNotFound` unless the model exists: one query.
     pub async fn model_exists(&self, name: &ModelName) -> Result<()> {
         self.model_row(name).await.map(|_| ())
@@ -454,32 +498,52 @@ impl MetadataStore {
     pub async fn get_model(&self, name: &ModelName) -> Result<Model> {
         let row = self.model_row(name).await?;
         let id = row.id;
-        let mut models = self.models_from_rows(vec![row], Some(id)).await?;
+        let mut models = self.models_from_rows(vec![row], Some(&[id])).await?;
         Ok(models.remove(0))
     }
 
     /// Completes model rows with their tags, aliases and version counts: one query each,
-    /// for one model (`only`) or all.
-    async fn models_from_rows(&self, rows: Vec<ModelRow>, only: Option<i64>) -> Result<Vec<Model>> {
-        // `$1` is the one model, or NULL for all of them.
-        let tags: Vec<(i64, String, String)> = sqlx::query_as(
-            "SELECT t.model_id, t.key, t.value FROM model_tags t WHERE $1 IS NULL OR t.model_id = $1",
+    /// for the models `only` names or for all.
+    async fn models_from_rows(
+        &self,
+        rows: Vec<ModelRow>,
+        only: Option<&[i64]>,
+    ) -> Result<Vec<Model>> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let scoped = |sql: &str, column: &str| {
+            let mut q = SqlBuilder::new(sql);
+            if let Some(ids) = only {
+                q.push(format!(" WHERE {column} IN ("));
+                let mut list = q.separated(", ");
+                for id in ids {
+                    list.push_bind(*id);
+                }
+                list.push_unseparated(")");
+            }
+            q
+        };
+        let tags: Vec<(i64, String, String)> = scoped(
+            "SELECT t.model_id, t.key, t.value FROM model_tags t",
+            "t.model_id",
         )
-        .bind(only)
+        .build_query_as()
         .fetch_all(&self.pool)
         .await?;
-        let aliases: Vec<(i64, String, i64)> = sqlx::query_as(
-            "SELECT a.model_id, a.alias, v.number FROM aliases a JOIN versions v ON v.id = a.version_id
-             WHERE $1 IS NULL OR a.model_id = $1",
+        let aliases: Vec<(i64, String, i64)> = scoped(
+            "SELECT a.model_id, a.alias, v.number FROM aliases a JOIN versions v ON v.id = a.version_id",
+            "a.model_id",
         )
-        .bind(only)
+        .build_query_as()
         .fetch_all(&self.pool)
         .await?;
-        let counts: Vec<(i64, i64, i64)> = sqlx::query_as(
-            "SELECT v.model_id, COUNT(*), MAX(v.number) FROM versions v
-             WHERE $1 IS NULL OR v.model_id = $1 GROUP BY v.model_id",
+        let counts: Vec<(i64, i64, i64)> = scoped(
+            "SELECT v.model_id, COUNT(*), MAX(v.number) FROM versions v",
+            "v.model_id",
         )
-        .bind(only)
+        .push(" GROUP BY v.model_id")
+        .build_query_as()
         .fetch_all(&self.pool)
         .await?;
 
@@ -1390,4 +1454,55 @@ pub(crate) async fn lock_model(tx: &mut WriteTx, name: &ModelName) -> Result<Opt
     .bind(name.as_str())
     .fetch_optional(&mut **tx)
     .await?)
+}
+
+/// One MLflow registered-model filter comparison as SQL over `models m`.
+fn push_model_condition(q: &mut SqlBuilder, backend: Backend, c: &Comparison) -> Result<()> {
+    match (c.kind, c.key.as_str()) {
+        (EntityKind::Attribute, "name") => match c.op {
+            Op::IsNull => q.push("1 = 0"),
+            Op::IsNotNull => q.push("1 = 1"),
+            _ => {
+                crate::tracking::push_string_comparison(
+                    q, backend, "m.name", c.op, &c.value, "name",
+                )?;
+                q
+            }
+        },
+        // Clients append this to every search to hide prompts: keep everything that is
+        // not a prompt, including models without the tag.
+        (EntityKind::Tag, key @ "mlflow.prompt.is_prompt") if c.op == Op::Ne => {
+            q.push("NOT EXISTS (SELECT 1 FROM model_tags t WHERE t.model_id = m.id AND t.key = ")
+                .push_bind(key.to_owned())
+                .push(" AND ");
+            crate::tracking::push_string_comparison(q, backend, "t.value", Op::Eq, &c.value, key)?;
+            q.push(")")
+        }
+        (EntityKind::Tag, key) => {
+            // A model without the tag matches no comparison but IS NULL.
+            let (exists, op) = match c.op {
+                Op::IsNull => ("NOT EXISTS", None),
+                Op::IsNotNull => ("EXISTS", None),
+                op => ("EXISTS", Some(op)),
+            };
+            q.push(format!(
+                "{exists} (SELECT 1 FROM model_tags t WHERE t.model_id = m.id AND t.key = "
+            ))
+            .push_bind(key.to_owned());
+            if let Some(op) = op {
+                q.push(" AND ");
+                crate::tracking::push_string_comparison(
+                    q, backend, "t.value", op, &c.value, &c.key,
+                )?;
+            }
+            q.push(")")
+        }
+        _ => {
+            return Err(Error::InvalidArgument(format!(
+                "Invalid attribute key '{}' specified. Valid keys are '{{'name'}}'",
+                c.key
+            )));
+        }
+    };
+    Ok(())
 }

@@ -692,7 +692,76 @@ async fn copy_refuses_a_diverged_target() {
     assert_eq!(target.list_versions(&other).await.unwrap().len(), 1);
 }
 
+/// Registered-model search runs in SQL: name and tag comparisons, order, pages.
+async fn model_search_filters_orders_and_pages_in_sql() {
+    use cairn_core::search::{parse_filter, parse_order_by};
+
+    let (_fixture, r) = registry().await;
+    for (n, team) in [
+        ("Fraud-A", "risk"),
+        ("fraud-b", "risk"),
+        ("churn", "growth"),
+        ("fraud_c", ""),
+    ] {
+        let mut tags = std::collections::BTreeMap::new();
+        if !team.is_empty() {
+            tags.insert("team".to_owned(), team.to_owned());
+        }
+        r.create_model(
+            ACTOR,
+            &CreateModel {
+                name: n.into(),
+                description: String::new(),
+                tags,
+            },
+        )
+        .await
+        .unwrap();
+    }
+    let search = |filter: &str, order: &[&str], offset, limit| {
+        let filter = parse_filter(filter).unwrap();
+        let order: Vec<_> = order.iter().map(|o| parse_order_by(o).unwrap()).collect();
+        let r = r.clone();
+        async move {
+            r.search_models(&filter, &order, offset, limit)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|m| m.name)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        search("name LIKE 'fraud%'", &[], 0, 10).await,
+        ["fraud-b", "fraud_c"]
+    );
+    assert_eq!(
+        search("name ILIKE 'fraud%'", &[], 0, 10).await,
+        ["Fraud-A", "fraud-b", "fraud_c"]
+    );
+    assert_eq!(
+        search("tags.team = 'risk'", &["name DESC"], 0, 10).await,
+        ["fraud-b", "Fraud-A"]
+    );
+    assert_eq!(search("tags.team IS NULL", &[], 0, 10).await, ["fraud_c"]);
+    assert_eq!(
+        search("tags.`mlflow.prompt.is_prompt` != 'true'", &[], 0, 10)
+            .await
+            .len(),
+        4,
+        "models without the tag are not prompts"
+    );
+    // Names sort by code point on both engines: upper case first.
+    assert_eq!(search("", &[], 1, 2).await, ["churn", "fraud-b"]);
+    assert!(matches!(
+        r.search_models(&parse_filter("run_id = 'x'").unwrap(), &[], 0, 10)
+            .await,
+        Err(Error::InvalidArgument(_))
+    ));
+}
+
 conformance!(
+    model_search_filters_orders_and_pages_in_sql,
     copy_moves_a_whole_registry_and_a_second_copy_writes_nothing,
     copy_refuses_a_diverged_target,
     two_registries_on_one_database_stay_consistent,

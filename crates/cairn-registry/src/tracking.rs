@@ -1488,7 +1488,7 @@ fn run_attribute_column(key: &str) -> Option<&'static str> {
     })
 }
 
-fn push_string_comparison(
+pub(crate) fn push_string_comparison(
     q: &mut SqlBuilder,
     backend: Backend,
     column: &str,

@@ -169,63 +169,23 @@ pub async fn delete_registered_model_tag(State(r): State<Registry>, f: Fields) -
     Ok(Json(json!({})))
 }
 
-fn model_matches(m: &Model, c: &Comparison) -> MlflowResult<bool> {
-    Ok(match (c.kind, c.key.as_str()) {
-        (EntityKind::Attribute, "name") => string_matches(Some(&m.name), c.op, &c.value),
-        // Clients append this to every search to hide prompts: keep everything that is
-        // not a prompt, including models without the tag.
-        (EntityKind::Tag, "mlflow.prompt.is_prompt") if c.op == Op::Ne => {
-            m.tags.get("mlflow.prompt.is_prompt").map(String::as_str) != Some("true")
-                || !matches!(&c.value, FilterValue::Str(v) if v == "true")
-        }
-        (EntityKind::Tag, key) => {
-            string_matches(m.tags.get(key).map(String::as_str), c.op, &c.value)
-        }
-        _ => {
-            return Err(MlflowError::invalid(format!(
-                "Invalid attribute key '{}' specified. Valid keys are '{{'name'}}'",
-                c.key
-            )));
-        }
-    })
-}
-
 pub async fn search_registered_models(State(r): State<Registry>, f: Fields) -> Reply {
     let text = f.opt_str("filter")?.unwrap_or_default();
     let filter =
         cairn_core::search::parse_filter(&text).map_err(|e| MlflowError::invalid(e.to_string()))?;
     let limit = paging::max_results(&f, 100, 1000)?;
     let offset = paging::offset(&f)?;
-    let mut models = Vec::new();
-    for m in r.list_models().await? {
-        if filter
-            .iter()
-            .map(|c| model_matches(&m, c))
-            .collect::<MlflowResult<Vec<_>>>()?
-            .into_iter()
-            .all(|x| x)
-        {
-            models.push(m);
-        }
-    }
-    for clause in f.str_list("order_by")?.iter().rev() {
-        let o = cairn_core::search::parse_order_by(clause)
-            .map_err(|e| MlflowError::invalid(e.to_string()))?;
-        match o.key.as_str() {
-            "name" => models.sort_by(|a, b| a.name.cmp(&b.name)),
-            "timestamp" | "last_updated_timestamp" => models.sort_by_key(|m| m.updated_at),
-            "creation_timestamp" => models.sort_by_key(|m| m.created_at),
-            other => {
-                return Err(MlflowError::invalid(format!(
-                    "Invalid order by key '{other}' specified."
-                )));
-            }
-        }
-        if !o.ascending {
-            models.reverse();
-        }
-    }
-    let (page, token) = paging::page(models.into_iter().skip(offset).collect(), offset, limit);
+    let order = f
+        .str_list("order_by")?
+        .iter()
+        .map(|clause| {
+            cairn_core::search::parse_order_by(clause)
+                .map_err(|e| MlflowError::invalid(e.to_string()))
+        })
+        .collect::<MlflowResult<Vec<_>>>()?;
+    // One more than a page tells whether there is a next one.
+    let models = r.search_models(&filter, &order, offset, limit + 1).await?;
+    let (page, token) = paging::page(models, offset, limit);
     let mut items = Vec::new();
     for m in &page {
         items.push(registered_model_json(&r, m).await?);
