@@ -109,6 +109,19 @@ impl Registry {
         self.meta.search_models(filter, order, offset, limit).await
     }
 
+    /// Versions matching MLflow-style comparisons, one page, with their MLflow state.
+    pub async fn search_versions(
+        &self,
+        filter: &[cairn_core::search::Comparison],
+        order: &[cairn_core::search::OrderBy],
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<(Version, VersionExtras)>> {
+        self.meta
+            .search_versions(filter, order, offset, limit)
+            .await
+    }
+
     pub async fn list_models(&self) -> Result<Vec<Model>> {
         self.meta.list_models().await
     }

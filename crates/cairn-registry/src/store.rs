@@ -184,6 +184,41 @@ struct VersionRow {
     updated_at: i64,
 }
 
+/// A version row with its model's name.
+#[derive(sqlx::FromRow)]
+struct NamedVersionRow {
+    name: String,
+    #[sqlx(flatten)]
+    version: VersionRow,
+}
+
+/// What completes a version row: its tags, params, metrics and aliases.
+#[derive(Default)]
+struct VersionDetails {
+    tags: BTreeMap<String, String>,
+    params: BTreeMap<String, String>,
+    metrics: BTreeMap<String, f64>,
+    aliases: Vec<String>,
+}
+
+fn version_from_row(model: String, r: VersionRow, d: VersionDetails) -> Result<Version> {
+    Ok(Version {
+        model,
+        version: r.number as u64,
+        digest: parse_digest(&r.digest)?,
+        description: r.description,
+        file_count: r.file_count as u64,
+        size: r.size as u64,
+        files: None,
+        aliases: d.aliases,
+        metrics: d.metrics,
+        params: d.params,
+        tags: d.tags,
+        created_by: r.created_by,
+        created_at: time_of(r.created_at),
+    })
+}
+
 /// Every column of [`VersionRow`], for queries over `versions v`.
 const VERSION_COLUMNS: &str = "v.model_id, v.id, v.number, v.digest, v.description, v.file_count, v.size, \
      v.created_by, v.created_at, v.source, v.run_id, v.run_link, v.logged_model_id, v.stage, v.updated_at";
@@ -858,6 +893,110 @@ impl MetadataStore {
         Ok(versions.into_iter().zip(extras).collect())
     }
 
+    /// Versions matching MLflow-style comparisons (`name`, `run_id`, `source_path`,
+    /// `version_number`, `tags.KEY`), in `order` (then name ascending, number
+    /// descending), from `offset`, at most `limit`: filtered, sorted and paged in SQL.
+    pub async fn search_versions(
+        &self,
+        filter: &[Comparison],
+        order: &[OrderBy],
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<(Version, VersionExtras)>> {
+        let mut q = SqlBuilder::new(format!(
+            "SELECT m.name, {VERSION_COLUMNS} FROM versions v JOIN models m ON m.id = v.model_id WHERE 1 = 1"
+        ));
+        for c in filter {
+            q.push(" AND ");
+            push_version_condition(&mut q, self.backend, c)?;
+        }
+        q.push(" ORDER BY ");
+        for o in order {
+            let column = match o.key.as_str() {
+                "name" => "m.name",
+                "version_number" => "v.number",
+                "creation_timestamp" => "v.created_at",
+                "last_updated_timestamp" => "v.updated_at",
+                other => {
+                    return Err(Error::InvalidArgument(format!(
+                        "Invalid order by key '{other}' specified."
+                    )));
+                }
+            };
+            q.push(format!(
+                "{column} {}, ",
+                if o.ascending { "ASC" } else { "DESC" }
+            ));
+        }
+        q.push("m.name ASC, v.number DESC LIMIT ")
+            .push_bind(limit as i64)
+            .push(" OFFSET ")
+            .push_bind(offset as i64);
+        let rows: Vec<NamedVersionRow> = q.build_query_as().fetch_all(&self.pool).await?;
+        let ids: Vec<i64> = rows.iter().map(|r| r.version.id).collect();
+        let mut details = self.version_details(&ids).await?;
+        rows.into_iter()
+            .map(|r| {
+                let extras = r.version.extras();
+                let model = r.name;
+                let d = details.remove(&r.version.id).unwrap_or_default();
+                Ok((version_from_row(model, r.version, d)?, extras))
+            })
+            .collect()
+    }
+
+    /// Tags, params, metrics and aliases of many versions, a few queries per chunk of ids.
+    async fn version_details(&self, ids: &[i64]) -> Result<HashMap<i64, VersionDetails>> {
+        /// Ids per query: well under both engines' bound-parameter limits.
+        const IDS_PER_QUERY: usize = 5000;
+        let mut out: HashMap<i64, VersionDetails> = HashMap::new();
+        for chunk in ids.chunks(IDS_PER_QUERY) {
+            let in_list = |sql: &str| {
+                let mut q = SqlBuilder::new(sql);
+                let mut list = q.separated(", ");
+                for id in chunk {
+                    list.push_bind(*id);
+                }
+                list.push_unseparated(")");
+                q
+            };
+            let tags: Vec<(i64, String, String)> =
+                in_list("SELECT version_id, key, value FROM version_tags WHERE version_id IN (")
+                    .build_query_as()
+                    .fetch_all(&self.pool)
+                    .await?;
+            let params: Vec<(i64, String, String)> =
+                in_list("SELECT version_id, key, value FROM version_params WHERE version_id IN (")
+                    .build_query_as()
+                    .fetch_all(&self.pool)
+                    .await?;
+            let metrics: Vec<(i64, String, f64)> =
+                in_list("SELECT version_id, key, value FROM version_metrics WHERE version_id IN (")
+                    .build_query_as()
+                    .fetch_all(&self.pool)
+                    .await?;
+            let aliases: Vec<(i64, String)> =
+                in_list("SELECT version_id, alias FROM aliases WHERE version_id IN (")
+                    .push(" ORDER BY alias")
+                    .build_query_as()
+                    .fetch_all(&self.pool)
+                    .await?;
+            for (id, k, v) in tags {
+                out.entry(id).or_default().tags.insert(k, v);
+            }
+            for (id, k, v) in params {
+                out.entry(id).or_default().params.insert(k, v);
+            }
+            for (id, k, v) in metrics {
+                out.entry(id).or_default().metrics.insert(k, v);
+            }
+            for (id, a) in aliases {
+                out.entry(id).or_default().aliases.push(a);
+            }
+        }
+        Ok(out)
+    }
+
     /// Completes all version rows of one model with aliases, metrics, params and tags.
     async fn versions_from_rows(
         &self,
@@ -1504,5 +1643,82 @@ fn push_model_condition(q: &mut SqlBuilder, backend: Backend, c: &Comparison) ->
             )));
         }
     };
+    Ok(())
+}
+
+/// One MLflow model-version filter comparison as SQL over `versions v JOIN models m`.
+fn push_version_condition(q: &mut SqlBuilder, backend: Backend, c: &Comparison) -> Result<()> {
+    use cairn_core::search::Value;
+    let string_column = match (c.kind, c.key.as_str()) {
+        (EntityKind::Attribute, "name") => Some("m.name"),
+        (EntityKind::Attribute, "run_id") => Some("v.run_id"),
+        (EntityKind::Attribute, "source_path") => Some("v.source"),
+        _ => None,
+    };
+    if let Some(column) = string_column {
+        match c.op {
+            Op::IsNull => q.push("1 = 0"),
+            Op::IsNotNull => q.push("1 = 1"),
+            _ => {
+                crate::tracking::push_string_comparison(
+                    q, backend, column, c.op, &c.value, &c.key,
+                )?;
+                q
+            }
+        };
+        return Ok(());
+    }
+    match (c.kind, c.key.as_str()) {
+        (EntityKind::Attribute, "version_number") => {
+            let number = match &c.value {
+                Value::Num(n) => Some(*n),
+                Value::Str(s) => s.parse::<f64>().ok(),
+                _ => None,
+            };
+            match (number, c.op) {
+                (Some(n), Op::Eq | Op::Ne | Op::Lt | Op::Le | Op::Gt | Op::Ge) => {
+                    q.push(format!("v.number {} ", c.op.sql())).push_bind(n);
+                }
+                // As MLflow: a version number compared with a non-number matches nothing.
+                _ => {
+                    q.push("1 = 0");
+                }
+            }
+        }
+        // Clients append this to every search to hide prompts.
+        (EntityKind::Tag, key @ "mlflow.prompt.is_prompt") if c.op == Op::Ne => {
+            q.push(
+                "NOT EXISTS (SELECT 1 FROM version_tags t WHERE t.version_id = v.id AND t.key = ",
+            )
+            .push_bind(key.to_owned())
+            .push(" AND ");
+            crate::tracking::push_string_comparison(q, backend, "t.value", Op::Eq, &c.value, key)?;
+            q.push(")");
+        }
+        (EntityKind::Tag, key) => {
+            let (exists, op) = match c.op {
+                Op::IsNull => ("NOT EXISTS", None),
+                Op::IsNotNull => ("EXISTS", None),
+                op => ("EXISTS", Some(op)),
+            };
+            q.push(format!(
+                "{exists} (SELECT 1 FROM version_tags t WHERE t.version_id = v.id AND t.key = "
+            ))
+            .push_bind(key.to_owned());
+            if let Some(op) = op {
+                q.push(" AND ");
+                crate::tracking::push_string_comparison(
+                    q, backend, "t.value", op, &c.value, &c.key,
+                )?;
+            }
+            q.push(")");
+        }
+        _ => {
+            return Err(Error::InvalidArgument(format!(
+                "Invalid attribute key '{}' specified. Valid keys are '{{'name', 'run_id', 'source_path', 'version_number'}}'",
+                c.key
+            )));
+        }
+    }
     Ok(())
 }

@@ -760,7 +760,71 @@ async fn model_search_filters_orders_and_pages_in_sql() {
     ));
 }
 
+/// Model-version search runs in SQL across models: filters, default and explicit
+/// order, pages; each version arrives with its tags and aliases.
+async fn version_search_filters_orders_and_pages_in_sql() {
+    use cairn_core::search::{parse_filter, parse_order_by};
+
+    let (_fixture, r) = registry().await;
+    for (model, count) in [("alpha", 3_u64), ("beta", 2)] {
+        for i in 1..=count {
+            let mut new = stage(&r, &[("f", format!("{model}{i}").as_bytes())]).await;
+            new.tags.insert(
+                "parity".into(),
+                if i % 2 == 0 { "even" } else { "odd" }.into(),
+            );
+            r.create_version(ACTOR, &name(model), &new).await.unwrap();
+        }
+    }
+    r.move_alias(ACTOR, &name("alpha"), &alias("prod"), 2, None)
+        .await
+        .unwrap();
+    let search = |filter: &str, order: &[&str], offset, limit| {
+        let filter = parse_filter(filter).unwrap();
+        let order: Vec<_> = order.iter().map(|o| parse_order_by(o).unwrap()).collect();
+        let r = r.clone();
+        async move {
+            r.search_versions(&filter, &order, offset, limit)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|(v, _)| format!("{}@{}", v.model, v.version))
+                .collect::<Vec<_>>()
+        }
+    };
+    // Default order: name ascending, then newest first.
+    assert_eq!(
+        search("", &[], 0, 10).await,
+        ["alpha@3", "alpha@2", "alpha@1", "beta@2", "beta@1"]
+    );
+    assert_eq!(search("", &[], 2, 2).await, ["alpha@1", "beta@2"]);
+    assert_eq!(
+        search("name = 'beta'", &[], 0, 10).await,
+        ["beta@2", "beta@1"]
+    );
+    assert_eq!(
+        search("tags.parity = 'even'", &["version_number ASC"], 0, 10).await,
+        ["alpha@2", "beta@2"]
+    );
+    assert_eq!(
+        search("name LIKE 'a%' AND version_number >= 2", &[], 0, 10).await,
+        ["alpha@3", "alpha@2"]
+    );
+    let found = r
+        .search_versions(
+            &parse_filter("name = 'alpha' AND version_number = 2").unwrap(),
+            &[],
+            0,
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(found[0].0.aliases, ["prod"]);
+    assert_eq!(found[0].0.tags["parity"], "even");
+}
+
 conformance!(
+    version_search_filters_orders_and_pages_in_sql,
     model_search_filters_orders_and_pages_in_sql,
     copy_moves_a_whole_registry_and_a_second_copy_writes_nothing,
     copy_refuses_a_diverged_target,

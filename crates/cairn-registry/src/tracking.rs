@@ -1693,7 +1693,7 @@ fn like_matches(pattern: &str, text: &str, case_insensitive: bool) -> bool {
 }
 
 /// Whether a string satisfies a string comparison (in-memory searches).
-pub fn string_matches(actual: Option<&str>, op: Op, value: &Value) -> bool {
+fn string_matches(actual: Option<&str>, op: Op, value: &Value) -> bool {
     match (op, actual, value) {
         (Op::IsNull, a, _) => a.is_none(),
         (Op::IsNotNull, a, _) => a.is_some(),
@@ -1737,7 +1737,7 @@ fn experiment_matches(e: &Experiment, c: &Comparison) -> Result<bool> {
     })
 }
 
-pub fn compare_numbers(actual: f64, op: Op, n: f64) -> bool {
+fn compare_numbers(actual: f64, op: Op, n: f64) -> bool {
     match op {
         Op::Eq => actual == n,
         Op::Ne => actual != n,

@@ -7,9 +7,7 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::extract::State;
 use cairn_core::api::{CreateModel, NewVersion};
-use cairn_core::search::{Comparison, EntityKind, Op, Value as FilterValue};
 use cairn_core::{AliasName, FileEntry, Manifest, Model, ModelName, Version, VersionRef};
-use cairn_registry::tracking::{compare_numbers, string_matches};
 use cairn_registry::{Registry, VersionExtras, VersionOrigin};
 use serde_json::{Value, json};
 
@@ -488,92 +486,25 @@ pub async fn get_download_uri(State(r): State<Registry>, f: Fields) -> Reply {
     ))
 }
 
-fn version_matches(v: &Version, x: &VersionExtras, c: &Comparison) -> MlflowResult<bool> {
-    Ok(match (c.kind, c.key.as_str()) {
-        (EntityKind::Attribute, "name") => string_matches(Some(&v.model), c.op, &c.value),
-        (EntityKind::Attribute, "run_id") => string_matches(Some(&x.origin.run_id), c.op, &c.value),
-        (EntityKind::Attribute, "source_path") => {
-            string_matches(Some(&x.origin.source), c.op, &c.value)
-        }
-        (EntityKind::Attribute, "version_number") => match &c.value {
-            FilterValue::Num(n) => compare_numbers(v.version as f64, c.op, *n),
-            FilterValue::Str(s) => s
-                .parse::<f64>()
-                .is_ok_and(|n| compare_numbers(v.version as f64, c.op, n)),
-            _ => false,
-        },
-        (EntityKind::Tag, key) => {
-            string_matches(v.tags.get(key).map(String::as_str), c.op, &c.value)
-        }
-        _ => {
-            return Err(MlflowError::invalid(format!(
-                "Invalid attribute key '{}' specified. Valid keys are '{{'name', 'run_id', 'source_path', 'version_number'}}'",
-                c.key
-            )));
-        }
-    })
-}
-
 pub async fn search_model_versions(State(r): State<Registry>, f: Fields) -> Reply {
     let text = f.opt_str("filter")?.unwrap_or_default();
     let filter =
         cairn_core::search::parse_filter(&text).map_err(|e| MlflowError::invalid(e.to_string()))?;
     let limit = paging::max_results(&f, 10000, 200000)?;
     let offset = paging::offset(&f)?;
-    // Narrow to one model when the filter names it exactly.
-    let models: Vec<String> = match filter
+    let order = f
+        .str_list("order_by")?
         .iter()
-        .find(|c| c.kind == EntityKind::Attribute && c.key == "name" && c.op == Op::Eq)
-    {
-        Some(Comparison {
-            value: FilterValue::Str(n),
-            ..
-        }) => vec![n.clone()],
-        _ => r.list_models().await?.into_iter().map(|m| m.name).collect(),
-    };
-    let mut found = Vec::new();
-    for n in models {
-        let Ok(model) = ModelName::new(&n) else {
-            continue;
-        };
-        let versions = match r.list_versions_view(&model).await {
-            Ok(v) => v,
-            Err(cairn_registry::Error::ModelNotFound(_)) => continue,
-            Err(e) => return Err(e.into()),
-        };
-        for (v, x) in versions {
-            if filter
-                .iter()
-                .map(|c| version_matches(&v, &x, c))
-                .collect::<MlflowResult<Vec<_>>>()?
-                .into_iter()
-                .all(|m| m)
-            {
-                found.push((v, x));
-            }
-        }
-    }
-    // Default order: name ASC, version DESC; order_by clauses take precedence.
-    found.sort_by(|(a, _), (b, _)| a.model.cmp(&b.model).then(b.version.cmp(&a.version)));
-    for clause in f.str_list("order_by")?.iter().rev() {
-        let o = cairn_core::search::parse_order_by(clause)
-            .map_err(|e| MlflowError::invalid(e.to_string()))?;
-        match o.key.as_str() {
-            "name" => found.sort_by(|(a, _), (b, _)| a.model.cmp(&b.model)),
-            "version_number" => found.sort_by_key(|(v, _)| v.version),
-            "creation_timestamp" => found.sort_by_key(|(v, _)| v.created_at),
-            "last_updated_timestamp" => found.sort_by_key(|(_, x)| x.updated_at),
-            other => {
-                return Err(MlflowError::invalid(format!(
-                    "Invalid order by key '{other}' specified."
-                )));
-            }
-        }
-        if !o.ascending {
-            found.reverse();
-        }
-    }
-    let (page, token) = paging::page(found.into_iter().skip(offset).collect(), offset, limit);
+        .map(|clause| {
+            cairn_core::search::parse_order_by(clause)
+                .map_err(|e| MlflowError::invalid(e.to_string()))
+        })
+        .collect::<MlflowResult<Vec<_>>>()?;
+    // One more than a page tells whether there is a next one.
+    let found = r
+        .search_versions(&filter, &order, offset, limit + 1)
+        .await?;
+    let (page, token) = paging::page(found, offset, limit);
     let items = page
         .iter()
         .map(|(v, x)| convert::model_version(v, x, false))
