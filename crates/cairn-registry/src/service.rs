@@ -122,6 +122,14 @@ impl Registry {
             .await
     }
 
+    /// For each named model, its newest version in each MLflow stage, oldest first.
+    pub async fn latest_versions_per_stage(
+        &self,
+        models: &[&str],
+    ) -> Result<std::collections::HashMap<String, Vec<(Version, VersionExtras)>>> {
+        self.meta.latest_versions_per_stage(models).await
+    }
+
     pub async fn list_models(&self) -> Result<Vec<Model>> {
         self.meta.list_models().await
     }

@@ -945,6 +945,39 @@ impl MetadataStore {
             .collect()
     }
 
+    /// For each named model, its newest version in each MLflow stage, oldest first: what
+    /// a registered model's `latest_versions` shows. Two queries for the whole page.
+    pub async fn latest_versions_per_stage(
+        &self,
+        models: &[&str],
+    ) -> Result<HashMap<String, Vec<(Version, VersionExtras)>>> {
+        let mut out: HashMap<String, Vec<(Version, VersionExtras)>> = HashMap::new();
+        if models.is_empty() {
+            return Ok(out);
+        }
+        let mut q = SqlBuilder::new(format!(
+            "SELECT m.name, {VERSION_COLUMNS} FROM versions v JOIN models m ON m.id = v.model_id
+             WHERE v.number = (SELECT MAX(s.number) FROM versions s
+                               WHERE s.model_id = v.model_id AND s.stage = v.stage)
+               AND m.name IN ("
+        ));
+        let mut list = q.separated(", ");
+        for name in models {
+            list.push_bind(*name);
+        }
+        list.push_unseparated(") ORDER BY m.name, v.number");
+        let rows: Vec<NamedVersionRow> = q.build_query_as().fetch_all(&self.pool).await?;
+        let ids: Vec<i64> = rows.iter().map(|r| r.version.id).collect();
+        let mut details = self.version_details(&ids).await?;
+        for r in rows {
+            let extras = r.version.extras();
+            let d = details.remove(&r.version.id).unwrap_or_default();
+            let version = version_from_row(r.name.clone(), r.version, d)?;
+            out.entry(r.name).or_default().push((version, extras));
+        }
+        Ok(out)
+    }
+
     /// Tags, params, metrics and aliases of many versions, a few queries per chunk of ids.
     async fn version_details(&self, ids: &[i64]) -> Result<HashMap<i64, VersionDetails>> {
         /// Ids per query: well under both engines' bound-parameter limits.

@@ -255,3 +255,6 @@ CREATE TABLE artifact_upload_parts (
     size        BIGINT NOT NULL,
     PRIMARY KEY (upload_id, part_number)
 );
+
+-- A model's newest version per MLflow stage (registered models' latest_versions).
+CREATE INDEX versions_by_stage ON versions(model_id, stage, number);

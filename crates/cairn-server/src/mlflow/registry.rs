@@ -99,12 +99,25 @@ fn latest_per_stage(
 }
 
 async fn registered_model_json(r: &Registry, m: &Model) -> MlflowResult<Value> {
-    let name = ModelName::new(&m.name)?;
-    let versions = r.list_versions_view(&name).await?;
-    Ok(convert::registered_model(
-        m,
-        latest_per_stage(&versions, None, false),
-    ))
+    Ok(registered_models_json(r, std::slice::from_ref(m)).await?.remove(0))
+}
+
+/// Registered models as MLflow shows them, each with its newest version per stage:
+/// the same few queries for a whole page.
+async fn registered_models_json(r: &Registry, models: &[Model]) -> MlflowResult<Vec<Value>> {
+    let names: Vec<&str> = models.iter().map(|m| m.name.as_str()).collect();
+    let mut latest = r.latest_versions_per_stage(&names).await?;
+    Ok(models
+        .iter()
+        .map(|m| {
+            let versions = latest.remove(&m.name).unwrap_or_default();
+            let json = versions
+                .iter()
+                .map(|(v, x)| convert::model_version(v, x, false))
+                .collect();
+            convert::registered_model(m, json)
+        })
+        .collect())
 }
 
 // ---- registered models ----
@@ -184,10 +197,7 @@ pub async fn search_registered_models(State(r): State<Registry>, f: Fields) -> R
     // One more than a page tells whether there is a next one.
     let models = r.search_models(&filter, &order, offset, limit + 1).await?;
     let (page, token) = paging::page(models, offset, limit);
-    let mut items = Vec::new();
-    for m in &page {
-        items.push(registered_model_json(&r, m).await?);
-    }
+    let items = registered_models_json(&r, &page).await?;
     Ok(Json(paging::reply("registered_models", items, token)))
 }
 
