@@ -470,6 +470,54 @@ impl BlobStore {
         Ok(())
     }
 
+    /// Removes staged uploads older than `older_than`: what a process killed in the
+    /// middle of an upload left under `blobs/tmp/` (never visible as a blob). Uploads in
+    /// progress are younger than any sensible threshold. Incomplete multipart uploads
+    /// on S3 are invisible objects the bucket's lifecycle rule expires. Returns how many
+    /// were removed.
+    pub async fn remove_stale_uploads(
+        &self,
+        older_than: std::time::Duration,
+    ) -> Result<usize, Error> {
+        if let Some(root) = self.local_root.clone() {
+            // Listed with std: object_store hides its own in-progress multipart files.
+            return tokio::task::spawn_blocking(move || {
+                let dir = root.join("blobs/tmp");
+                let entries = match std::fs::read_dir(&dir) {
+                    Ok(entries) => entries,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+                    Err(e) => return Err(e),
+                };
+                let mut removed = 0;
+                for entry in entries {
+                    let entry = entry?;
+                    let modified = entry.metadata()?.modified()?;
+                    if modified.elapsed().is_ok_and(|age| age > older_than) {
+                        std::fs::remove_file(entry.path())?;
+                        removed += 1;
+                    }
+                }
+                Ok(removed)
+            })
+            .await
+            .map_err(|e| Error::Io(std::io::Error::other(e)))?
+            .map_err(Error::from);
+        }
+        let cutoff = unix_seconds_ago(older_than);
+        let stale: Vec<ObjectPath> = self
+            .store
+            .list(Some(&ObjectPath::from("blobs/tmp")))
+            .try_filter_map(|meta| async move {
+                Ok((meta.last_modified.timestamp() < cutoff).then_some(meta.location))
+            })
+            .try_collect()
+            .await?;
+        for location in &stale {
+            self.store.delete(location).await?;
+        }
+        Ok(stale.len())
+    }
+
     /// Opens a blob for reading; `None` if it is not stored.
     pub async fn read(&self, digest: &Sha256Digest) -> Result<Option<BlobRead>, Error> {
         let got = match self.store.get(&blob_key(digest)).await {
@@ -560,4 +608,12 @@ impl BlobStore {
             .as_ref()
             .map(|root| root.join("blobs/sha256").join(&hex[..2]).join(hex))
     }
+}
+
+/// The Unix time (seconds) `age` ago.
+fn unix_seconds_ago(age: std::time::Duration) -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    now.saturating_sub(age).as_secs() as i64
 }

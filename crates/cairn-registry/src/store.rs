@@ -955,17 +955,22 @@ impl MetadataStore {
         if models.is_empty() {
             return Ok(out);
         }
+        // The newest number per (model, stage) comes from the versions_by_stage index
+        // alone; only those versions are then read.
         let mut q = SqlBuilder::new(format!(
-            "SELECT m.name, {VERSION_COLUMNS} FROM versions v JOIN models m ON m.id = v.model_id
-             WHERE v.number = (SELECT MAX(s.number) FROM versions s
-                               WHERE s.model_id = v.model_id AND s.stage = v.stage)
-               AND m.name IN ("
+            "SELECT m.name, {VERSION_COLUMNS} FROM
+               (SELECT s.model_id, MAX(s.number) AS number FROM versions s
+                JOIN models sm ON sm.id = s.model_id WHERE sm.name IN ("
         ));
         let mut list = q.separated(", ");
         for name in models {
             list.push_bind(*name);
         }
-        list.push_unseparated(") ORDER BY m.name, v.number");
+        list.push_unseparated(
+            ") GROUP BY s.model_id, s.stage) newest
+             JOIN versions v ON v.model_id = newest.model_id AND v.number = newest.number
+             JOIN models m ON m.id = v.model_id ORDER BY m.name, v.number",
+        );
         let rows: Vec<NamedVersionRow> = q.build_query_as().fetch_all(&self.pool).await?;
         let ids: Vec<i64> = rows.iter().map(|r| r.version.id).collect();
         let mut details = self.version_details(&ids).await?;

@@ -823,7 +823,27 @@ async fn version_search_filters_orders_and_pages_in_sql() {
     assert_eq!(found[0].0.tags["parity"], "even");
 }
 
+/// Staged uploads abandoned long ago are swept; recent ones (maybe in progress) stay.
+async fn abandoned_uploads_are_swept() {
+    let (fixture, r) = registry().await;
+    let tmp = fixture.path().join("blobs/tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let old = std::fs::File::create(tmp.join("abandoned")).unwrap();
+    old.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(3 * 86_400))
+        .unwrap();
+    std::fs::write(tmp.join("in-progress"), b"part").unwrap();
+    let removed = r
+        .blobs()
+        .remove_stale_uploads(std::time::Duration::from_secs(86_400))
+        .await
+        .unwrap();
+    assert_eq!(removed, 1);
+    assert!(!tmp.join("abandoned").exists());
+    assert!(tmp.join("in-progress").exists());
+}
+
 conformance!(
+    abandoned_uploads_are_swept,
     version_search_filters_orders_and_pages_in_sql,
     model_search_filters_orders_and_pages_in_sql,
     copy_moves_a_whole_registry_and_a_second_copy_writes_nothing,

@@ -81,6 +81,9 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     }
 }
 
+/// Staged uploads older than this were abandoned (see `BlobStore::remove_stale_uploads`).
+const STALE_UPLOAD_AGE: Duration = Duration::from_secs(24 * 60 * 60);
+
 #[derive(clap::Args)]
 pub struct Args {
     #[arg(long, env = "CAIRN_HOST", default_value = "127.0.0.1")]
@@ -107,6 +110,16 @@ pub async fn run(args: Args, artifacts: Option<&str>) -> Result<()> {
     let registry = Registry::open(&db, &blobs, &options)
         .await
         .with_context(|| format!("opening the registry at {db} (artifacts: {blobs})"))?;
+    // Uploads cut off by a crash leave staged parts behind; a day is far longer than
+    // any upload in progress.
+    let sweeper = registry.clone();
+    tokio::spawn(async move {
+        match sweeper.blobs().remove_stale_uploads(STALE_UPLOAD_AGE).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "removed uploads abandoned over a day ago"),
+            Err(e) => tracing::warn!(error = %e, "could not sweep abandoned uploads"),
+        }
+    });
     let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
         .await
         .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;

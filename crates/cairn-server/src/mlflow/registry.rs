@@ -99,7 +99,9 @@ fn latest_per_stage(
 }
 
 async fn registered_model_json(r: &Registry, m: &Model) -> MlflowResult<Value> {
-    Ok(registered_models_json(r, std::slice::from_ref(m)).await?.remove(0))
+    Ok(registered_models_json(r, std::slice::from_ref(m))
+        .await?
+        .remove(0))
 }
 
 /// Registered models as MLflow shows them, each with its newest version per stage:
