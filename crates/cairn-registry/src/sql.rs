@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 
 use sqlx::any::AnyArguments;
-use sqlx::query::{Query, QueryAs};
+use sqlx::query::{Query, QueryAs, QueryScalar};
 use sqlx::{Any, Arguments, AssertSqlSafe, Encode, FromRow, Type};
 
 pub(crate) struct SqlBuilder {
@@ -94,6 +94,14 @@ impl SqlBuilder {
     {
         let (sql, args) = self.take();
         sqlx::query_as_with(AssertSqlSafe(sql), args)
+    }
+
+    pub fn build_query_scalar<T>(&mut self) -> QueryScalar<'static, Any, T, AnyArguments>
+    where
+        (T,): for<'r> FromRow<'r, sqlx::any::AnyRow>,
+    {
+        let (sql, args) = self.take();
+        sqlx::query_scalar_with(AssertSqlSafe(sql), args)
     }
 }
 

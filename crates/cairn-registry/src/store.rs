@@ -955,16 +955,25 @@ impl MetadataStore {
         if models.is_empty() {
             return Ok(out);
         }
-        // The newest number per (model, stage) comes from the versions_by_stage index
-        // alone; only those versions are then read.
-        let mut q = SqlBuilder::new(format!(
-            "SELECT m.name, {VERSION_COLUMNS} FROM
-               (SELECT s.model_id, MAX(s.number) AS number FROM versions s
-                JOIN models sm ON sm.id = s.model_id WHERE sm.name IN ("
-        ));
+        // Ids first: with a plain list of ids the planner reads the newest number per
+        // (model, stage) from the indexes (a join with the names may scan every version).
+        let mut q = SqlBuilder::new("SELECT id FROM models WHERE name IN (");
         let mut list = q.separated(", ");
         for name in models {
             list.push_bind(*name);
+        }
+        list.push_unseparated(")");
+        let ids: Vec<i64> = q.build_query_scalar().fetch_all(&self.pool).await?;
+        if ids.is_empty() {
+            return Ok(out);
+        }
+        let mut q = SqlBuilder::new(format!(
+            "SELECT m.name, {VERSION_COLUMNS} FROM
+               (SELECT s.model_id, MAX(s.number) AS number FROM versions s WHERE s.model_id IN ("
+        ));
+        let mut list = q.separated(", ");
+        for id in ids {
+            list.push_bind(id);
         }
         list.push_unseparated(
             ") GROUP BY s.model_id, s.stage) newest
