@@ -43,6 +43,24 @@ impl SqlBuilder {
         self
     }
 
+    /// Binds `values` and returns their placeholders (`$4, $5, $6`) without pushing
+    /// them: a list to use more than once in one statement.
+    pub fn bind_list<'t, T>(&mut self, values: impl IntoIterator<Item = T>) -> String
+    where
+        T: Encode<'t, Any> + Type<Any> + 't,
+    {
+        let mut list = String::new();
+        for value in values {
+            self.count += 1;
+            if !list.is_empty() {
+                list.push_str(", ");
+            }
+            write!(list, "${}", self.count).expect("writing to a String");
+            self.args.add(value).expect("encoding a bound value");
+        }
+        list
+    }
+
     /// Items pushed with `separator` between them.
     pub fn separated(&mut self, separator: &'static str) -> Separated<'_> {
         Separated {
@@ -156,5 +174,7 @@ mod tests {
             q.sql(),
             "SELECT * FROM t WHERE a = $1 AND b IN ($2, $3) VALUES ($4, $5), ($6, $7)"
         );
+        let list = q.bind_list([8_i64, 9]);
+        assert_eq!(list, "$8, $9");
     }
 }

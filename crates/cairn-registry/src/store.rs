@@ -992,54 +992,42 @@ impl MetadataStore {
         Ok(out)
     }
 
-    /// Tags, params, metrics and aliases of many versions, a few queries per chunk of ids.
+    /// Tags, params, metrics and aliases of many versions: one query per chunk of ids.
     async fn version_details(&self, ids: &[i64]) -> Result<HashMap<i64, VersionDetails>> {
         /// Ids per query: well under both engines' bound-parameter limits.
         const IDS_PER_QUERY: usize = 5000;
         let mut out: HashMap<i64, VersionDetails> = HashMap::new();
         for chunk in ids.chunks(IDS_PER_QUERY) {
-            let in_list = |sql: &str| {
-                let mut q = SqlBuilder::new(sql);
-                let mut list = q.separated(", ");
-                for id in chunk {
-                    list.push_bind(*id);
+            let mut q = SqlBuilder::new("");
+            // One list of bound ids, used by all four branches.
+            let list = q.bind_list(chunk.iter().copied());
+            q.push(format!(
+                // Typed NULLs: PostgreSQL settles each column's type from the first branch.
+                "SELECT version_id, 't', key, value, CAST(NULL AS DOUBLE PRECISION) FROM version_tags WHERE version_id IN ({list})
+                 UNION ALL SELECT version_id, 'p', key, value, NULL FROM version_params WHERE version_id IN ({list})
+                 UNION ALL SELECT version_id, 'm', key, NULL, value FROM version_metrics WHERE version_id IN ({list})
+                 UNION ALL SELECT version_id, 'a', alias, NULL, NULL FROM aliases WHERE version_id IN ({list})"
+            ));
+            let rows: Vec<(i64, String, String, Option<String>, Option<f64>)> =
+                q.build_query_as().fetch_all(&self.pool).await?;
+            for (id, kind, key, text, number) in rows {
+                let d = out.entry(id).or_default();
+                match kind.as_str() {
+                    "t" => {
+                        d.tags.insert(key, text.unwrap_or_default());
+                    }
+                    "p" => {
+                        d.params.insert(key, text.unwrap_or_default());
+                    }
+                    "m" => {
+                        d.metrics.insert(key, number.unwrap_or(f64::NAN));
+                    }
+                    _ => d.aliases.push(key),
                 }
-                list.push_unseparated(")");
-                q
-            };
-            let tags: Vec<(i64, String, String)> =
-                in_list("SELECT version_id, key, value FROM version_tags WHERE version_id IN (")
-                    .build_query_as()
-                    .fetch_all(&self.pool)
-                    .await?;
-            let params: Vec<(i64, String, String)> =
-                in_list("SELECT version_id, key, value FROM version_params WHERE version_id IN (")
-                    .build_query_as()
-                    .fetch_all(&self.pool)
-                    .await?;
-            let metrics: Vec<(i64, String, f64)> =
-                in_list("SELECT version_id, key, value FROM version_metrics WHERE version_id IN (")
-                    .build_query_as()
-                    .fetch_all(&self.pool)
-                    .await?;
-            let aliases: Vec<(i64, String)> =
-                in_list("SELECT version_id, alias FROM aliases WHERE version_id IN (")
-                    .push(" ORDER BY alias")
-                    .build_query_as()
-                    .fetch_all(&self.pool)
-                    .await?;
-            for (id, k, v) in tags {
-                out.entry(id).or_default().tags.insert(k, v);
             }
-            for (id, k, v) in params {
-                out.entry(id).or_default().params.insert(k, v);
-            }
-            for (id, k, v) in metrics {
-                out.entry(id).or_default().metrics.insert(k, v);
-            }
-            for (id, a) in aliases {
-                out.entry(id).or_default().aliases.push(a);
-            }
+        }
+        for d in out.values_mut() {
+            d.aliases.sort();
         }
         Ok(out)
     }
