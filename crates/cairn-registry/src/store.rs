@@ -192,6 +192,10 @@ struct NamedVersionRow {
     version: VersionRow,
 }
 
+/// One tag ('t'), param ('p'), metric ('m') or alias ('a') of a version: version id,
+/// kind, key, text value, number value.
+type DetailRow = (i64, String, String, Option<String>, Option<f64>);
+
 /// What completes a version row: its tags, params, metrics and aliases.
 #[derive(Default)]
 struct VersionDetails {
@@ -1008,8 +1012,7 @@ impl MetadataStore {
                  UNION ALL SELECT version_id, 'm', key, NULL, value FROM version_metrics WHERE version_id IN ({list})
                  UNION ALL SELECT version_id, 'a', alias, NULL, NULL FROM aliases WHERE version_id IN ({list})"
             ));
-            let rows: Vec<(i64, String, String, Option<String>, Option<f64>)> =
-                q.build_query_as().fetch_all(&self.pool).await?;
+            let rows: Vec<DetailRow> = q.build_query_as().fetch_all(&self.pool).await?;
             for (id, kind, key, text, number) in rows {
                 let d = out.entry(id).or_default();
                 match kind.as_str() {
