@@ -65,6 +65,9 @@ enum Command {
     History(commands::alias::HistoryArgs),
     /// Re-hash stored files and report any that are corrupt or missing.
     Verify(commands::verify::Args),
+    /// The tamper-evident log of every change: list, verify, export its head.
+    #[command(subcommand)]
+    Audit(commands::audit::AuditCommand),
     /// Run the registry server (native REST API and MLflow's).
     Server(commands::server::Args),
     /// Bring a registry database's schema up to date.
@@ -154,6 +157,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rollback(args) => commands::alias::rollback(registry, args).await,
         Command::History(args) => commands::alias::history(registry, args).await,
         Command::Verify(args) => commands::verify::run(registry, args).await,
+        Command::Audit(cmd) => commands::audit::run(registry, cmd).await,
         Command::Server(_) | Command::Migrate(_) | Command::Copy(_) => {
             unreachable!("handled above")
         }

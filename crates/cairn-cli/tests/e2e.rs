@@ -552,6 +552,90 @@ fn large_file_streams_through(mode: Mode) {
     assert!(files_under(&env.data.join("blobs/tmp")).is_empty());
 }
 
+/// Runs SQL directly on the registry's SQLite file: what someone with database access
+/// could do behind the registry's back.
+fn tamper(db: &Path, statement: &str) {
+    use sqlx::Connection;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let url = format!("sqlite://{}", db.display());
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(statement.to_owned()))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    });
+}
+
+fn audit_log_records_each_change_and_detects_tampering(mode: Mode) {
+    let env = Env::new(mode);
+    let model = model_dir(&env);
+    env.ok(&["push", "model", "--model", "demo"]);
+    write(&model.join("model.onnx"), b"better weights");
+    env.ok(&["push", "model", "--model", "demo"]);
+    env.ok(&["promote", "demo@2", "--to", "production"]);
+    env.ok(&["promote", "demo@1", "--to", "production"]);
+    env.ok(&["rollback", "demo", "production", "--reason", "oops"]);
+    env.ok(&["alias", "delete", "demo", "production"]);
+    env.ok(&["delete", "demo@1"]);
+
+    // One entry per command, in order, by the CLI's actor.
+    let log = env.json(&["audit", "log", "--json"]);
+    let entries: Vec<(u64, &str, &str, &str)> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["seq"].as_u64().unwrap(),
+                e["actor"].as_str().unwrap(),
+                e["action"].as_str().unwrap(),
+                e["target"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        entries,
+        [
+            (1, "tester", "version.create", "demo@1"),
+            (2, "tester", "version.create", "demo@2"),
+            (3, "tester", "alias.set", "demo@production"),
+            (4, "tester", "alias.set", "demo@production"),
+            (5, "tester", "alias.rollback", "demo@production"),
+            (6, "tester", "alias.delete", "demo@production"),
+            (7, "tester", "version.delete", "demo@1"),
+        ]
+    );
+    assert_eq!(log[4]["after"]["reason"], "oops");
+    let text = env.ok(&["audit", "log", "--model", "demo"]);
+    assert_eq!(text.lines().count(), 7, "{text}");
+
+    let head = env.ok(&["audit", "head"]).trim().to_owned();
+    assert!(head.starts_with("7:"), "{head}");
+    let out = env.run(&["audit", "verify"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("ok: 7 audit entries"));
+
+    // Edit one entry behind the registry's back.
+    let db = env.data.join("cairn.db");
+    tamper(&db, "UPDATE audit_log SET actor = 'mallory' WHERE seq = 3");
+    let err = env.fails(1, &["audit", "verify"]);
+    assert!(err.contains("entry 3"), "{err}");
+    tamper(&db, "UPDATE audit_log SET actor = 'tester' WHERE seq = 3");
+    env.ok(&["audit", "verify", "--head", &head]);
+
+    // Delete one.
+    tamper(&db, "DELETE FROM audit_log WHERE seq = 6");
+    let err = env.fails(1, &["audit", "verify", "--head", &head]);
+    assert!(err.contains("entry 6"), "{err}");
+
+    // A malformed head is a usage error.
+    env.fails(2, &["audit", "verify", "--head", "7"]);
+}
+
 fn sha256sum(path: &Path) -> String {
     let out = Command::new("sha256sum").arg(path).output().unwrap();
     assert!(out.status.success());
@@ -594,6 +678,7 @@ in_both_modes!(
     bad_input_gets_clear_errors,
     delete_version_and_model,
     large_file_streams_through,
+    audit_log_records_each_change_and_detects_tampering,
 );
 
 #[test]

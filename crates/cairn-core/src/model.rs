@@ -140,3 +140,58 @@ impl VerifyReport {
         self.problems.is_empty()
     }
 }
+
+/// One entry of the audit log: who changed what, when, from what to what, chained to
+/// the entry before it by its hash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AuditEntry {
+    /// 1, 2, 3… with no gap.
+    pub seq: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub actor: String,
+    /// E.g. `version.create`, `alias.set`, `model.tag.delete`.
+    pub action: String,
+    /// The model concerned (empty when none).
+    pub model: String,
+    /// What changed: `NAME`, `NAME@N`, `NAME@ALIAS`…
+    pub target: String,
+    #[schema(value_type = Option<Object>)]
+    pub before: Option<serde_json::Value>,
+    #[schema(value_type = Option<Object>)]
+    pub after: Option<serde_json::Value>,
+    /// Hex SHA-256 of the previous entry (64 zeros before the first).
+    pub prev_hash: String,
+    /// Hex SHA-256 of this entry's content and `prev_hash`.
+    pub hash: String,
+}
+
+/// The newest entry of the audit log: export it, and a later `cairn audit verify
+/// --head SEQ:HASH` proves nothing up to it changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AuditHead {
+    pub seq: u64,
+    pub hash: String,
+}
+
+/// What `cairn audit verify` found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AuditReport {
+    /// Entries checked.
+    pub entries: u64,
+    pub head: AuditHead,
+    /// The first entry that does not verify, if any.
+    pub broken: Option<AuditBreak>,
+}
+
+impl AuditReport {
+    pub fn ok(&self) -> bool {
+        self.broken.is_none()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AuditBreak {
+    pub seq: u64,
+    pub reason: String,
+}

@@ -8,7 +8,9 @@
 //! key and only rows that differ are written: a second copy of an unchanged source
 //! changes nothing. A copy adds and updates; it never deletes from the target. A target
 //! that grew its own history (another model under the same name, another version under
-//! the same number) is refused, not merged.
+//! the same number, its own audit entries) is refused, not merged. The audit log is
+//! copied entry for entry, so the target's chain verifies and its head equals the
+//! source's.
 
 use std::collections::BTreeMap;
 
@@ -46,6 +48,8 @@ const TABLES: &[(&str, &[&str])] = &[
     ("logged_model_params", &["model_id", "key"]),
     ("run_outputs", &["run_id", "model_id"]),
     ("artifacts", &["path"]),
+    ("audit_log", &["seq"]),
+    ("audit_head", &["id"]),
 ];
 
 /// Columns that never change once a row with a generated id exists. The same id with
@@ -57,6 +61,7 @@ fn identity_columns(table: &str) -> &'static [&'static str] {
         "versions" => &["model_id", "number", "digest", "created_at"],
         "alias_moves" => &["model_id", "alias", "at"],
         "experiments" => &["creation_time"],
+        "audit_log" => &["hash"],
         _ => &[],
     }
 }
@@ -226,7 +231,7 @@ async fn write_rows(
     columns: &[String],
     rows: Vec<Vec<Cell>>,
 ) -> Result<u64> {
-    check_identity(tx, table, columns, &rows).await?;
+    check_identity(tx, table, key, columns, &rows).await?;
     let list = columns.join(", ");
     let mut q = SqlBuilder::new(format!("INSERT INTO {table} ({list}) "));
     let values = |q: &mut SqlBuilder| {
@@ -300,6 +305,7 @@ fn diverged(table: &str, detail: &str) -> Error {
 async fn check_identity(
     tx: &mut WriteTx,
     table: &str,
+    key: &[&str],
     columns: &[String],
     rows: &[Vec<Cell>],
 ) -> Result<()> {
@@ -313,7 +319,10 @@ async fn check_identity(
             .position(|c| c == name)
             .expect("identity columns are columns of their table")
     };
-    let id_at = position("id");
+    let [id_column] = key else {
+        unreachable!("identity checks are for tables keyed by one column")
+    };
+    let id_at = position(id_column);
     let identity_at: Vec<usize> = identity.iter().map(|c| position(c)).collect();
     let mut by_id = std::collections::HashMap::new();
     for row in rows {
@@ -333,7 +342,7 @@ async fn check_identity(
         return Ok(());
     }
     let mut q = SqlBuilder::new(format!(
-        "SELECT id, {} FROM {table} WHERE id IN (",
+        "SELECT {id_column}, {} FROM {table} WHERE {id_column} IN (",
         identity.join(", ")
     ));
     let mut ids = q.separated(", ");

@@ -4,6 +4,7 @@
 //! - [`store::MetadataStore`]: models, versions, manifests, aliases in SQLite.
 //! - [`blobs::BlobStore`]: content-addressed file contents through `object_store`.
 
+mod audit;
 pub mod blobs;
 pub mod copy;
 mod error;

@@ -145,8 +145,8 @@ impl Registry {
 
     /// Deletes a model with all its versions and aliases. Blobs stay until garbage
     /// collection, since other versions may share them.
-    pub async fn delete_model(&self, _actor: &str, name: &ModelName) -> Result<()> {
-        self.meta.delete_model(name).await
+    pub async fn delete_model(&self, actor: &str, name: &ModelName) -> Result<()> {
+        self.meta.delete_model(name, check_actor(actor)?).await
     }
 
     // ---- versions ----
@@ -255,6 +255,7 @@ impl Registry {
     /// Tags and descriptions are metadata: a version's files never change.
     pub async fn set_tag(
         &self,
+        actor: &str,
         model: &ModelName,
         number: Option<u64>,
         key: &str,
@@ -264,35 +265,71 @@ impl Registry {
         if let Some(v) = value {
             check_text(&format!("value of {key:?}"), v, VALUE_MAX)?;
         }
-        self.meta.set_tag(model, number, key, value).await
+        self.meta
+            .set_tag(model, number, key, value, check_actor(actor)?)
+            .await
     }
 
     pub async fn set_description(
         &self,
+        actor: &str,
         model: &ModelName,
         number: Option<u64>,
         description: &str,
     ) -> Result<()> {
         check_text("description", description, DESCRIPTION_MAX)?;
-        self.meta.set_description(model, number, description).await
+        self.meta
+            .set_description(model, number, description, check_actor(actor)?)
+            .await
     }
 
-    pub async fn rename_model(&self, model: &ModelName, new_name: &ModelName) -> Result<Model> {
-        self.meta.rename_model(model, new_name).await?;
+    pub async fn rename_model(
+        &self,
+        actor: &str,
+        model: &ModelName,
+        new_name: &ModelName,
+    ) -> Result<Model> {
+        self.meta
+            .rename_model(model, new_name, check_actor(actor)?)
+            .await?;
         self.meta.get_model(new_name).await
     }
 
     /// MLflow's legacy stages: None, Staging, Production, Archived.
     pub async fn set_stage(
         &self,
+        actor: &str,
         model: &ModelName,
         number: u64,
         stage: &str,
         archive_others: bool,
     ) -> Result<()> {
         self.meta
-            .set_stage(model, number, stage, archive_others)
+            .set_stage(model, number, stage, archive_others, check_actor(actor)?)
             .await
+    }
+
+    // ---- audit log ----
+
+    /// Audit entries in order, optionally of one model and from a time (ms) on.
+    pub async fn audit_log(
+        &self,
+        model: Option<&str>,
+        since_ms: Option<i64>,
+    ) -> Result<Vec<cairn_core::AuditEntry>> {
+        self.meta.audit_log(model, since_ms).await
+    }
+
+    pub async fn audit_head(&self) -> Result<cairn_core::AuditHead> {
+        self.meta.audit_head().await
+    }
+
+    /// Recomputes the audit chain (and checks an exported head, if given).
+    pub async fn verify_audit(
+        &self,
+        exported: Option<&cairn_core::AuditHead>,
+    ) -> Result<cairn_core::AuditReport> {
+        self.meta.verify_audit(exported).await
     }
 
     // ---- aliases ----

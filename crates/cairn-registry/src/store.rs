@@ -26,7 +26,9 @@ use cairn_core::{
 use sqlx::any::AnyPoolOptions;
 use sqlx::{Any, AnyConnection, AnyPool, Executor, Transaction};
 
+use crate::audit::{self, Change};
 use crate::sql::SqlBuilder;
+use serde_json::json;
 use time::OffsetDateTime;
 
 use crate::{Error, Result};
@@ -258,7 +260,7 @@ pub fn now_ms() -> i64 {
     (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
-fn time_of(ms: i64) -> OffsetDateTime {
+pub(crate) fn time_of(ms: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
@@ -473,6 +475,18 @@ impl MetadataStore {
         .await?;
         let id = id.ok_or_else(|| Error::ModelExists(name.to_string()))?;
         insert_key_values(&mut tx, "model_tags", "model_id", id, tags).await?;
+        audit::append(
+            &mut tx,
+            Change {
+                actor,
+                action: "model.create".into(),
+                model: name.as_str(),
+                target: name.to_string(),
+                before: None,
+                after: Some(json!({ "description": description, "tags": tags })),
+            },
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -618,8 +632,15 @@ impl MetadataStore {
             .collect())
     }
 
-    pub async fn delete_model(&self, name: &ModelName) -> Result<()> {
+    pub async fn delete_model(&self, name: &ModelName, actor: &str) -> Result<()> {
         let mut tx = self.write_tx().await?;
+        let versions: Vec<i64> = sqlx::query_scalar(
+            "SELECT v.number FROM versions v JOIN models m ON m.id = v.model_id
+             WHERE m.name = $1 ORDER BY v.number",
+        )
+        .bind(name.as_str())
+        .fetch_all(&mut *tx)
+        .await?;
         // Aliases reference versions without cascading; drop them first.
         sqlx::query("DELETE FROM aliases WHERE model_id = (SELECT id FROM models WHERE name = $1)")
             .bind(name.as_str())
@@ -633,6 +654,18 @@ impl MetadataStore {
         if deleted == 0 {
             return Err(Error::ModelNotFound(name.to_string()));
         }
+        audit::append(
+            &mut tx,
+            Change {
+                actor,
+                action: "model.delete".into(),
+                model: name.as_str(),
+                target: name.to_string(),
+                before: Some(json!({ "versions": versions })),
+                after: None,
+            },
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -723,6 +756,24 @@ impl MetadataStore {
                 .execute(&mut *tx)
                 .await?;
         }
+        audit::append(
+            &mut tx,
+            Change {
+                actor: v.actor,
+                action: "version.create".into(),
+                model: v.model.as_str(),
+                target: format!("{}@{number}", v.model),
+                before: None,
+                after: Some(json!({
+                    "digest": v.digest.to_hex(),
+                    "files": files.len(),
+                    "size": v.new.files.total_size(),
+                    "source": v.origin.source,
+                    "run_id": v.origin.run_id,
+                })),
+            },
+        )
+        .await?;
         tx.commit().await?;
         Ok(number as u64)
     }
@@ -1116,8 +1167,8 @@ impl MetadataStore {
         let model_id = lock_model(&mut tx, model)
             .await?
             .ok_or_else(|| Error::ModelNotFound(model.to_string()))?;
-        let version_id: i64 =
-            sqlx::query_scalar("SELECT id FROM versions WHERE model_id = $1 AND number = $2")
+        let (version_id, digest): (i64, String) =
+            sqlx::query_as("SELECT id, digest FROM versions WHERE model_id = $1 AND number = $2")
                 .bind(model_id)
                 .bind(number as i64)
                 .fetch_optional(&mut *tx)
@@ -1129,6 +1180,7 @@ impl MetadataStore {
                 .bind(version_id)
                 .fetch_all(&mut *tx)
                 .await?;
+        let removed_aliases = aliases.clone();
         for alias in aliases {
             sqlx::query("DELETE FROM aliases WHERE model_id = $1 AND alias = $2")
                 .bind(model_id)
@@ -1157,44 +1209,62 @@ impl MetadataStore {
             .bind(now)
             .execute(&mut *tx)
             .await?;
+        audit::append(
+            &mut tx,
+            Change {
+                actor,
+                action: "version.delete".into(),
+                model: model.as_str(),
+                target: format!("{model}@{number}"),
+                before: Some(json!({ "digest": digest, "aliases": removed_aliases })),
+                after: None,
+            },
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
 
-    async fn version_id(&self, model: &ModelName, number: u64) -> Result<(i64, i64)> {
-        let found: Option<(i64, i64)> = sqlx::query_as(
-            "SELECT v.model_id, v.id FROM versions v JOIN models m ON m.id = v.model_id
-             WHERE m.name = $1 AND v.number = $2",
-        )
-        .bind(model.as_str())
-        .bind(number as i64)
-        .fetch_optional(&self.pool)
-        .await?;
-        match found {
-            Some(ids) => Ok(ids),
-            None => {
-                self.model_row(model).await?;
-                Err(Error::VersionNotFound(format!("{model}@{number}")))
-            }
-        }
-    }
-
     /// Sets (`Some`) or removes (`None`) a tag of a model (`number` `None`) or version.
+    /// Writing what is already there changes nothing and records nothing.
     pub async fn set_tag(
         &self,
         model: &ModelName,
         number: Option<u64>,
         key: &str,
         value: Option<&str>,
+        actor: &str,
     ) -> Result<()> {
-        let (table, owner_column, owner) = match number {
+        let mut tx = self.write_tx().await?;
+        let model_id = lock_model(&mut tx, model)
+            .await?
+            .ok_or_else(|| Error::ModelNotFound(model.to_string()))?;
+        let (table, owner_column, owner, what, target) = match number {
             Some(n) => (
                 "version_tags",
                 "version_id",
-                self.version_id(model, n).await?.1,
+                version_in(&mut tx, model, model_id, n).await?,
+                "version",
+                format!("{model}@{n}"),
             ),
-            None => ("model_tags", "model_id", self.model_row(model).await?.id),
+            None => (
+                "model_tags",
+                "model_id",
+                model_id,
+                "model",
+                model.to_string(),
+            ),
         };
+        let old: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT value FROM {table} WHERE {owner_column} = $1 AND key = $2"
+        )))
+        .bind(owner)
+        .bind(key)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if old.as_deref() == value {
+            return Ok(());
+        }
         let sql = match value {
             Some(_) => format!(
                 "INSERT INTO {table} ({owner_column}, key, value) VALUES ($1, $2, $3)
@@ -1208,8 +1278,22 @@ impl MetadataStore {
             .bind(owner)
             .bind(key)
             .bind(value)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        let verb = if value.is_some() { "set" } else { "delete" };
+        audit::append(
+            &mut tx,
+            Change {
+                actor,
+                action: format!("{what}.tag.{verb}"),
+                model: model.as_str(),
+                target,
+                before: old.map(|v| json!({ "key": key, "value": v })),
+                after: value.map(|v| json!({ "key": key, "value": v })),
+            },
+        )
+        .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -1219,35 +1303,65 @@ impl MetadataStore {
         model: &ModelName,
         number: Option<u64>,
         description: &str,
+        actor: &str,
     ) -> Result<()> {
         let now = now_ms();
-        match number {
-            Some(n) => {
-                let (_, version_id) = self.version_id(model, n).await?;
-                sqlx::query("UPDATE versions SET description = $2, updated_at = $3 WHERE id = $1")
-                    .bind(version_id)
-                    .bind(description)
-                    .bind(now)
-                    .execute(&self.pool)
-                    .await?;
-            }
-            None => {
-                let id = self.model_row(model).await?.id;
-                sqlx::query("UPDATE models SET description = $2, updated_at = $3 WHERE id = $1")
-                    .bind(id)
-                    .bind(description)
-                    .bind(now)
-                    .execute(&self.pool)
-                    .await?;
-            }
+        let mut tx = self.write_tx().await?;
+        let model_id = lock_model(&mut tx, model)
+            .await?
+            .ok_or_else(|| Error::ModelNotFound(model.to_string()))?;
+        let (table, id, what, target) = match number {
+            Some(n) => (
+                "versions",
+                version_in(&mut tx, model, model_id, n).await?,
+                "version",
+                format!("{model}@{n}"),
+            ),
+            None => ("models", model_id, "model", model.to_string()),
+        };
+        let old: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT description FROM {table} WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE {table} SET description = $2, updated_at = $3 WHERE id = $1"
+        )))
+        .bind(id)
+        .bind(description)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if old != description {
+            audit::append(
+                &mut tx,
+                Change {
+                    actor,
+                    action: format!("{what}.description"),
+                    model: model.as_str(),
+                    target,
+                    before: Some(json!({ "description": old })),
+                    after: Some(json!({ "description": description })),
+                },
+            )
+            .await?;
         }
+        tx.commit().await?;
         Ok(())
     }
 
-    pub async fn rename_model(&self, model: &ModelName, new_name: &ModelName) -> Result<()> {
-        let id = self.model_row(model).await?.id;
+    pub async fn rename_model(
+        &self,
+        model: &ModelName,
+        new_name: &ModelName,
+        actor: &str,
+    ) -> Result<()> {
         let now = now_ms();
         let mut tx = self.write_tx().await?;
+        let id = lock_model(&mut tx, model)
+            .await?
+            .ok_or_else(|| Error::ModelNotFound(model.to_string()))?;
         let renamed = sqlx::query("UPDATE models SET name = $2, updated_at = $3 WHERE id = $1")
             .bind(id)
             .bind(new_name.as_str())
@@ -1265,6 +1379,18 @@ impl MetadataStore {
             .bind(now)
             .execute(&mut *tx)
             .await?;
+        audit::append(
+            &mut tx,
+            Change {
+                actor,
+                action: "model.rename".into(),
+                model: new_name.as_str(),
+                target: model.to_string(),
+                before: Some(json!({ "name": model.as_str() })),
+                after: Some(json!({ "name": new_name.as_str() })),
+            },
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -1277,23 +1403,32 @@ impl MetadataStore {
         number: u64,
         stage: &str,
         archive_others: bool,
+        actor: &str,
     ) -> Result<()> {
-        let (model_id, version_id) = self.version_id(model, number).await?;
         let now = now_ms();
         let mut tx = self.write_tx().await?;
         // Serializes stage changes of one model, so "archive the others" sees them all.
-        lock_model(&mut tx, model).await?;
+        let model_id = lock_model(&mut tx, model)
+            .await?
+            .ok_or_else(|| Error::ModelNotFound(model.to_string()))?;
+        let version_id = version_in(&mut tx, model, model_id, number).await?;
+        let old: String = sqlx::query_scalar("SELECT stage FROM versions WHERE id = $1")
+            .bind(version_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let mut archived: Vec<i64> = Vec::new();
         if archive_others && matches!(stage, "Staging" | "Production") {
-            sqlx::query(
+            archived = sqlx::query_scalar(
                 "UPDATE versions SET stage = 'Archived', updated_at = $3
-                 WHERE model_id = $1 AND stage = $2 AND id != $4",
+                 WHERE model_id = $1 AND stage = $2 AND id != $4 RETURNING number",
             )
             .bind(model_id)
             .bind(stage)
             .bind(now)
             .bind(version_id)
-            .execute(&mut *tx)
+            .fetch_all(&mut *tx)
             .await?;
+            archived.sort_unstable();
         }
         sqlx::query("UPDATE versions SET stage = $2, updated_at = $3 WHERE id = $1")
             .bind(version_id)
@@ -1306,6 +1441,18 @@ impl MetadataStore {
             .bind(now)
             .execute(&mut *tx)
             .await?;
+        audit::append(
+            &mut tx,
+            Change {
+                actor,
+                action: "version.stage".into(),
+                model: model.as_str(),
+                target: format!("{model}@{number}"),
+                before: Some(json!({ "stage": old })),
+                after: Some(json!({ "stage": stage, "archived": archived })),
+            },
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -1433,6 +1580,18 @@ impl MetadataStore {
             actor,
             now,
             reason,
+        )
+        .await?;
+        audit::append(
+            &mut tx,
+            Change {
+                actor,
+                action: format!("alias.{}", action.as_str()),
+                model: model.as_str(),
+                target: format!("{model}@{alias}"),
+                before: current.map(|n| json!({ "version": n })),
+                after: to.map(|n| json!({ "version": n, "reason": reason })),
+            },
         )
         .await?;
         tx.commit().await?;
@@ -1759,4 +1918,19 @@ fn push_version_condition(q: &mut SqlBuilder, backend: Backend, c: &Comparison) 
         }
     }
     Ok(())
+}
+
+/// The id of version `number` of the (locked) model `model_id`.
+async fn version_in(
+    tx: &mut WriteTx,
+    model: &ModelName,
+    model_id: i64,
+    number: u64,
+) -> Result<i64> {
+    sqlx::query_scalar("SELECT id FROM versions WHERE model_id = $1 AND number = $2")
+        .bind(model_id)
+        .bind(number as i64)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or_else(|| Error::VersionNotFound(format!("{model}@{number}")))
 }

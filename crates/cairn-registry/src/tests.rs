@@ -508,6 +508,10 @@ async fn two_registries_on_one_database_stay_consistent() {
     }
     let now = r1.get_version(&m, &VersionRef::Alias(prod)).await.unwrap();
     assert_eq!(Some(now.version), history.last().unwrap().to);
+    // One audit chain for both writers, numbered without gaps.
+    let report = r1.verify_audit(None).await.unwrap();
+    assert!(report.ok(), "{report:?}");
+    assert_eq!(report.entries, 40 + history.len() as u64);
 }
 
 /// `copy_into` from the embedded default to the backend under test and back: every
@@ -614,6 +618,13 @@ async fn copy_moves_a_whole_registry_and_a_second_copy_writes_nothing() {
             .await
             .unwrap()
     );
+
+    // The audit log came along, entry for entry.
+    assert_eq!(
+        target.audit_log(None, None).await.unwrap(),
+        source.audit_log(None, None).await.unwrap()
+    );
+    assert!(target.verify_audit(None).await.unwrap().ok());
 
     // Idempotent.
     let again = source.copy_into(&target).await.unwrap();
@@ -842,7 +853,170 @@ async fn abandoned_uploads_are_swept() {
     assert!(tmp.join("in-progress").exists());
 }
 
+/// Every mutation leaves exactly one audit entry (no-ops none), in order, and the
+/// chain verifies.
+async fn every_mutation_leaves_one_audit_entry() {
+    let (_fixture, r) = registry().await;
+    let m = name("audited");
+    let req = CreateModel {
+        name: "audited".into(),
+        description: "first".into(),
+        tags: Default::default(),
+    };
+    r.create_model("alice", &req).await.unwrap();
+    for i in 0..2 {
+        let new = stage(&r, &[("w", format!("{i}").as_bytes())]).await;
+        r.create_version("alice", &m, &new).await.unwrap();
+    }
+    let prod = alias("prod");
+    r.move_alias("bob", &m, &prod, 1, None).await.unwrap();
+    r.move_alias("bob", &m, &prod, 1, None).await.unwrap(); // no-op
+    r.move_alias("bob", &m, &prod, 2, Some("better"))
+        .await
+        .unwrap();
+    r.rollback_alias("carol", &m, &prod, None).await.unwrap();
+    r.set_tag("bob", &m, None, "team", Some("risk"))
+        .await
+        .unwrap();
+    r.set_tag("bob", &m, None, "team", Some("risk"))
+        .await
+        .unwrap(); // no-op
+    r.set_tag("bob", &m, Some(2), "reviewed", Some("yes"))
+        .await
+        .unwrap();
+    r.set_tag("bob", &m, Some(2), "reviewed", None)
+        .await
+        .unwrap();
+    r.set_description("bob", &m, None, "second").await.unwrap();
+    r.set_stage("mlflow", &m, 2, "Production", true)
+        .await
+        .unwrap();
+    let renamed = name("audited-2");
+    r.rename_model("bob", &m, &renamed).await.unwrap();
+    r.delete_version("bob", &renamed, 1).await.unwrap();
+    r.delete_model("bob", &renamed).await.unwrap();
+
+    let log = r.audit_log(None, None).await.unwrap();
+    let actions: Vec<(&str, &str, &str)> = log
+        .iter()
+        .map(|e| (e.actor.as_str(), e.action.as_str(), e.target.as_str()))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("alice", "model.create", "audited"),
+            ("alice", "version.create", "audited@1"),
+            ("alice", "version.create", "audited@2"),
+            ("bob", "alias.set", "audited@prod"),
+            ("bob", "alias.set", "audited@prod"),
+            ("carol", "alias.rollback", "audited@prod"),
+            ("bob", "model.tag.set", "audited"),
+            ("bob", "version.tag.set", "audited@2"),
+            ("bob", "version.tag.delete", "audited@2"),
+            ("bob", "model.description", "audited"),
+            ("mlflow", "version.stage", "audited@2"),
+            ("bob", "model.rename", "audited"),
+            ("bob", "version.delete", "audited-2@1"),
+            ("bob", "model.delete", "audited-2"),
+        ]
+    );
+    assert_eq!(
+        log.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (1..=14).collect::<Vec<u64>>()
+    );
+    let rollback = &log[5];
+    assert_eq!(rollback.before, Some(serde_json::json!({ "version": 2 })));
+    assert_eq!(rollback.after.as_ref().unwrap()["version"], 1);
+    // The version deletion says which aliases went with it.
+    assert_eq!(
+        log[12].before.as_ref().unwrap()["aliases"],
+        serde_json::json!(["prod"])
+    );
+    assert_eq!(r.audit_log(Some("audited"), None).await.unwrap().len(), 11);
+
+    let report = r.verify_audit(None).await.unwrap();
+    assert!(report.ok(), "{report:?}");
+    assert_eq!(report.entries, 14);
+    assert_eq!(report.head, r.audit_head().await.unwrap());
+    assert_eq!(report.head.hash, log[13].hash);
+}
+
+/// Editing, deleting or swapping audit rows directly in the database breaks the chain
+/// at the entry concerned; an exported head pins everything up to it.
+async fn tampering_with_the_audit_log_is_detected() {
+    let (_fixture, r) = registry().await;
+    let m = name("t");
+    for i in 0..5 {
+        let new = stage(&r, &[("w", format!("{i}").as_bytes())]).await;
+        r.create_version(ACTOR, &m, &new).await.unwrap();
+    }
+    let pool = r.meta.pool().clone();
+    let run = |sql: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        }
+    };
+    let broken_at = || async { r.verify_audit(None).await.unwrap().broken.map(|b| b.seq) };
+    assert_eq!(broken_at().await, None);
+    let head = r.audit_head().await.unwrap();
+
+    // Edit one field of one entry.
+    run("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2").await;
+    assert_eq!(broken_at().await, Some(2));
+    run("UPDATE audit_log SET actor = 'tester' WHERE seq = 2").await;
+    assert_eq!(broken_at().await, None);
+
+    // Another field of another entry.
+    run("UPDATE audit_log SET target = 't@9' WHERE seq = 3").await;
+    assert_eq!(broken_at().await, Some(3));
+    run("UPDATE audit_log SET target = 't@3' WHERE seq = 3").await;
+
+    // Delete one from the middle, and the newest.
+    run("CREATE TABLE saved AS SELECT * FROM audit_log").await;
+    run("DELETE FROM audit_log WHERE seq = 3").await;
+    assert_eq!(broken_at().await, Some(3));
+    run("DELETE FROM audit_log").await;
+    run("INSERT INTO audit_log SELECT * FROM saved").await;
+    assert_eq!(broken_at().await, None);
+    run("DELETE FROM audit_log WHERE seq = 5").await;
+    assert_eq!(broken_at().await, Some(5));
+    run("INSERT INTO audit_log SELECT * FROM saved WHERE seq = 5").await;
+
+    // Swap two entries' places.
+    run("UPDATE audit_log SET seq = -2 WHERE seq = 2").await;
+    run("UPDATE audit_log SET seq = 2 WHERE seq = 4").await;
+    run("UPDATE audit_log SET seq = 4 WHERE seq = -2").await;
+    assert_eq!(broken_at().await, Some(2));
+    run("DELETE FROM audit_log").await;
+    run("INSERT INTO audit_log SELECT * FROM saved").await;
+    assert_eq!(broken_at().await, None);
+
+    // A stored hash rewritten; then an exported head pins what came before it.
+    run("UPDATE audit_log SET hash = 'f' || substr(hash, 2) WHERE seq = 5").await;
+    assert_eq!(broken_at().await, Some(5));
+    run("DELETE FROM audit_log").await;
+    run("INSERT INTO audit_log SELECT * FROM saved").await;
+    let report = r.verify_audit(Some(&head)).await.unwrap();
+    assert!(report.ok(), "{report:?}");
+    let forged = cairn_core::AuditHead {
+        seq: 3,
+        hash: "0".repeat(64),
+    };
+    assert_eq!(
+        r.verify_audit(Some(&forged))
+            .await
+            .unwrap()
+            .broken
+            .map(|b| b.seq),
+        Some(3)
+    );
+    run("DROP TABLE saved").await;
+}
+
 conformance!(
+    every_mutation_leaves_one_audit_entry,
+    tampering_with_the_audit_log_is_detected,
     abandoned_uploads_are_swept,
     version_search_filters_orders_and_pages_in_sql,
     model_search_filters_orders_and_pages_in_sql,

@@ -12,8 +12,8 @@ use cairn_core::api::{
     MissingBlobsResponse, MoveAlias, NewVersion, Reason,
 };
 use cairn_core::{
-    AliasMove, AliasName, Model, ModelName, Sha256Digest, ValidationError, VerifyReport, Version,
-    VersionRef,
+    AliasMove, AliasName, AuditEntry, AuditHead, AuditReport, Model, ModelName, Sha256Digest,
+    ValidationError, VerifyReport, Version, VersionRef,
 };
 use cairn_registry::Registry;
 use futures::TryStreamExt;
@@ -49,6 +49,9 @@ pub fn routes() -> Router<Registry> {
         )
         .route("/models/{name}/aliases/{alias}/history", get(alias_history))
         .route("/verify", post(verify_all))
+        .route("/audit", get(audit_log))
+        .route("/audit/head", get(audit_head))
+        .route("/audit/verify", post(verify_audit))
         .route("/blobs/missing", post(missing_blobs))
         .route("/blobs/sha256/{digest}", put(put_blob).get(get_blob))
 }
@@ -175,6 +178,72 @@ pub async fn verify_version(
     Ok(Json(
         r.verify_version(&model_name(&name)?, &reference).await?,
     ))
+}
+
+/// Filters of `GET /api/v1/audit`.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+pub struct AuditQuery {
+    /// Only entries about this model.
+    model: Option<String>,
+    /// Only entries at or after this time (RFC 3339).
+    since: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery),
+    responses((status = 200, description = "Audit entries, oldest first", body = Vec<AuditEntry>)))]
+pub async fn audit_log(
+    State(r): State<Registry>,
+    Query(q): Query<AuditQuery>,
+) -> ApiResult<Json<Vec<AuditEntry>>> {
+    let since = match &q.since {
+        Some(text) => {
+            let at = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+                .map_err(|_| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_argument",
+                        format!("since: expected an RFC 3339 time such as 2026-01-31T12:00:00Z, got {text:?}"),
+                    )
+                })?;
+            Some((at.unix_timestamp_nanos() / 1_000_000) as i64)
+        }
+        None => None,
+    };
+    Ok(Json(r.audit_log(q.model.as_deref(), since).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/audit/head", tag = "audit",
+    responses((status = 200, description = "The newest entry's number and hash", body = AuditHead)))]
+pub async fn audit_head(State(r): State<Registry>) -> ApiResult<Json<AuditHead>> {
+    Ok(Json(r.audit_head().await?))
+}
+
+/// Body of `POST /api/v1/audit/verify`.
+#[derive(serde::Deserialize, utoipa::ToSchema, Default)]
+pub struct VerifyAudit {
+    /// A head exported earlier: the entry at its number must still have its hash.
+    head: Option<AuditHead>,
+}
+
+#[utoipa::path(post, path = "/api/v1/audit/verify", tag = "audit", request_body = VerifyAudit,
+    responses((status = 200, description = "The chain recomputed; `broken` names the first entry that does not verify", body = AuditReport)))]
+pub async fn verify_audit(
+    State(r): State<Registry>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<AuditReport>> {
+    // The body is optional: no body verifies the chain alone.
+    let request: VerifyAudit = if body.iter().all(u8::is_ascii_whitespace) {
+        VerifyAudit::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "malformed_json",
+                format!("invalid request body: {e}"),
+            )
+        })?
+    };
+    Ok(Json(r.verify_audit(request.head.as_ref()).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/verify", tag = "verify",

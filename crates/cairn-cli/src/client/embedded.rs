@@ -6,7 +6,8 @@ use anyhow::{Context, Result};
 use async_trait::async_trait;
 use cairn_core::api::NewVersion;
 use cairn_core::{
-    AliasMove, AliasName, Model, ModelName, Sha256Digest, VerifyReport, Version, VersionRef,
+    AliasMove, AliasName, AuditEntry, AuditHead, AuditReport, Model, ModelName, Sha256Digest,
+    VerifyReport, Version, VersionRef,
 };
 use cairn_registry::{BlobLocation, DbLocation, DbOptions, Registry};
 use futures::{StreamExt, TryStreamExt};
@@ -116,6 +117,31 @@ impl RegistryClient for Embedded {
         reference: &VersionRef,
     ) -> Result<VerifyReport> {
         Ok(self.registry.verify_version(model, reference).await?)
+    }
+
+    async fn audit_log(&self, model: Option<&str>, since: Option<&str>) -> Result<Vec<AuditEntry>> {
+        let since_ms = match since {
+            Some(text) => {
+                let at = time::OffsetDateTime::parse(
+                    text,
+                    &time::format_description::well_known::Rfc3339,
+                )
+                .with_context(|| {
+                    format!("--since: expected an RFC 3339 time such as 2026-01-31T12:00:00Z, got {text:?}")
+                })?;
+                Some((at.unix_timestamp_nanos() / 1_000_000) as i64)
+            }
+            None => None,
+        };
+        Ok(self.registry.audit_log(model, since_ms).await?)
+    }
+
+    async fn audit_head(&self) -> Result<AuditHead> {
+        Ok(self.registry.audit_head().await?)
+    }
+
+    async fn verify_audit(&self, exported: Option<&AuditHead>) -> Result<AuditReport> {
+        Ok(self.registry.verify_audit(exported).await?)
     }
 
     async fn verify_all(&self) -> Result<VerifyReport> {

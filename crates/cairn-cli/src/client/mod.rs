@@ -12,7 +12,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use cairn_core::api::NewVersion;
 use cairn_core::{
-    AliasMove, AliasName, Model, ModelName, Sha256Digest, VerifyReport, Version, VersionRef,
+    AliasMove, AliasName, AuditEntry, AuditHead, AuditReport, Model, ModelName, Sha256Digest,
+    VerifyReport, Version, VersionRef,
 };
 use cairn_registry::{BlobLocation, DbLocation};
 use futures::stream::BoxStream;
@@ -61,6 +62,11 @@ pub trait RegistryClient: Send + Sync {
         reference: &VersionRef,
     ) -> Result<VerifyReport>;
     async fn verify_all(&self) -> Result<VerifyReport>;
+
+    /// Audit entries, oldest first; `since` is an RFC 3339 time.
+    async fn audit_log(&self, model: Option<&str>, since: Option<&str>) -> Result<Vec<AuditEntry>>;
+    async fn audit_head(&self) -> Result<AuditHead>;
+    async fn verify_audit(&self, exported: Option<&AuditHead>) -> Result<AuditReport>;
 
     /// The digests the registry does not hold yet.
     async fn missing_blobs(&self, digests: &[Sha256Digest]) -> Result<Vec<Sha256Digest>>;

@@ -9,7 +9,8 @@ use cairn_core::api::{
     MoveAlias, NewVersion, Reason,
 };
 use cairn_core::{
-    AliasMove, AliasName, Model, ModelName, Sha256Digest, VerifyReport, Version, VersionRef,
+    AliasMove, AliasName, AuditEntry, AuditHead, AuditReport, Model, ModelName, Sha256Digest,
+    VerifyReport, Version, VersionRef,
 };
 use futures::{StreamExt, TryStreamExt};
 use reqwest::{Method, RequestBuilder, Response, header};
@@ -197,6 +198,30 @@ impl RegistryClient for Remote {
 
     async fn verify_all(&self) -> Result<VerifyReport> {
         self.json(self.request(Method::POST, "/verify")).await
+    }
+
+    async fn audit_log(&self, model: Option<&str>, since: Option<&str>) -> Result<Vec<AuditEntry>> {
+        let mut query = Vec::new();
+        if let Some(model) = model {
+            query.push(("model", model));
+        }
+        if let Some(since) = since {
+            query.push(("since", since));
+        }
+        self.json(self.request(Method::GET, "/audit").query(&query))
+            .await
+    }
+
+    async fn audit_head(&self) -> Result<AuditHead> {
+        self.json(self.request(Method::GET, "/audit/head")).await
+    }
+
+    async fn verify_audit(&self, exported: Option<&AuditHead>) -> Result<AuditReport> {
+        self.json(
+            self.request(Method::POST, "/audit/verify")
+                .json(&serde_json::json!({ "head": exported })),
+        )
+        .await
     }
 
     async fn missing_blobs(&self, digests: &[Sha256Digest]) -> Result<Vec<Sha256Digest>> {

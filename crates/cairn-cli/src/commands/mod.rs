@@ -1,6 +1,7 @@
 //! One module per verb: an `Args` struct and a `run`.
 
 pub mod alias;
+pub mod audit;
 pub mod copy;
 pub mod models;
 pub mod pull;

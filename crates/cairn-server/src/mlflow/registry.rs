@@ -147,7 +147,7 @@ pub async fn get_registered_model(State(r): State<Registry>, f: Fields) -> Reply
 pub async fn update_registered_model(State(r): State<Registry>, f: Fields) -> Reply {
     let model = name(&f, "name")?;
     if let Some(d) = f.opt_str("description")? {
-        r.set_description(&model, None, &d).await?;
+        r.set_description(MLFLOW_ACTOR, &model, None, &d).await?;
     }
     let m = r.get_model(&model).await?;
     Ok(Json(
@@ -157,7 +157,7 @@ pub async fn update_registered_model(State(r): State<Registry>, f: Fields) -> Re
 
 pub async fn rename_registered_model(State(r): State<Registry>, f: Fields) -> Reply {
     let m = r
-        .rename_model(&name(&f, "name")?, &name(&f, "new_name")?)
+        .rename_model(MLFLOW_ACTOR, &name(&f, "name")?, &name(&f, "new_name")?)
         .await?;
     Ok(Json(
         json!({"registered_model": registered_model_json(&r, &m).await?}),
@@ -171,13 +171,19 @@ pub async fn delete_registered_model(State(r): State<Registry>, f: Fields) -> Re
 
 pub async fn set_registered_model_tag(State(r): State<Registry>, f: Fields) -> Reply {
     let value = f.opt_str("value")?.unwrap_or_default();
-    r.set_tag(&name(&f, "name")?, None, &f.str("key")?, Some(&value))
-        .await?;
+    r.set_tag(
+        MLFLOW_ACTOR,
+        &name(&f, "name")?,
+        None,
+        &f.str("key")?,
+        Some(&value),
+    )
+    .await?;
     Ok(Json(json!({})))
 }
 
 pub async fn delete_registered_model_tag(State(r): State<Registry>, f: Fields) -> Reply {
-    r.set_tag(&name(&f, "name")?, None, &f.str("key")?, None)
+    r.set_tag(MLFLOW_ACTOR, &name(&f, "name")?, None, &f.str("key")?, None)
         .await?;
     Ok(Json(json!({})))
 }
@@ -447,7 +453,7 @@ pub async fn update_model_version(State(r): State<Registry>, f: Fields) -> Reply
     let model = name(&f, "name")?;
     let n = version(&f)?;
     if let Some(d) = f.opt_str("description")? {
-        r.set_description(&model, Some(n), &d).await?;
+        r.set_description(MLFLOW_ACTOR, &model, Some(n), &d).await?;
     }
     Ok(Json(
         json!({"model_version": version_json(&r, &model, n, true).await?}),
@@ -463,6 +469,7 @@ pub async fn delete_model_version(State(r): State<Registry>, f: Fields) -> Reply
 pub async fn set_model_version_tag(State(r): State<Registry>, f: Fields) -> Reply {
     let value = f.opt_str("value")?.unwrap_or_default();
     r.set_tag(
+        MLFLOW_ACTOR,
         &name(&f, "name")?,
         Some(version(&f)?),
         &f.str("key")?,
@@ -473,8 +480,14 @@ pub async fn set_model_version_tag(State(r): State<Registry>, f: Fields) -> Repl
 }
 
 pub async fn delete_model_version_tag(State(r): State<Registry>, f: Fields) -> Reply {
-    r.set_tag(&name(&f, "name")?, Some(version(&f)?), &f.str("key")?, None)
-        .await?;
+    r.set_tag(
+        MLFLOW_ACTOR,
+        &name(&f, "name")?,
+        Some(version(&f)?),
+        &f.str("key")?,
+        None,
+    )
+    .await?;
     Ok(Json(json!({})))
 }
 
@@ -483,7 +496,8 @@ pub async fn transition_stage(State(r): State<Registry>, f: Fields) -> Reply {
     let n = version(&f)?;
     let target = stage(&f.str("stage")?)?;
     let archive = f.opt_bool("archive_existing_versions")?.unwrap_or(false);
-    r.set_stage(&model, n, target, archive).await?;
+    r.set_stage(MLFLOW_ACTOR, &model, n, target, archive)
+        .await?;
     Ok(Json(
         json!({"model_version": version_json(&r, &model, n, true).await?}),
     ))

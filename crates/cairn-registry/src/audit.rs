@@ -1,0 +1,269 @@
+//! The audit log: every registry mutation appends one entry — sequence number, time,
+//! actor, action, target, state before and after — in the same transaction as the
+//! mutation, so the log and the registry never disagree. Each entry's hash covers its
+//! content and the previous entry's hash; [`MetadataStore::verify_audit`] recomputes
+//! the chain and names the first entry that does not verify, so an edited, deleted,
+//! inserted or reordered entry shows.
+//!
+//! The hash of an entry is the hex SHA-256 of the JSON array
+//! `[seq, at_ms, actor, action, model, target, before, after, prev_hash]` (`before` and
+//! `after` as their stored JSON text, or null) — simple enough to recompute with any tool.
+
+use cairn_core::Sha256Digest;
+use cairn_core::model::{AuditBreak, AuditEntry, AuditHead, AuditReport};
+use futures::TryStreamExt;
+
+use crate::sql::SqlBuilder;
+use crate::store::{MetadataStore, WriteTx, now_ms, time_of};
+use crate::{Error, Result};
+
+/// The previous hash of the first entry.
+const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// One mutation, as the log records it.
+pub(crate) struct Change<'a> {
+    pub actor: &'a str,
+    pub action: String,
+    pub model: &'a str,
+    pub target: String,
+    pub before: Option<serde_json::Value>,
+    pub after: Option<serde_json::Value>,
+}
+
+/// Appends `change` to the log inside `tx`. Call it last before committing: it locks
+/// the log's head row until the transaction ends, which is what numbers entries
+/// without gaps and keeps the chain linear across servers.
+pub(crate) async fn append(tx: &mut WriteTx, change: Change<'_>) -> Result<()> {
+    let (seq, prev): (i64, String) =
+        sqlx::query_as("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+            .fetch_one(&mut **tx)
+            .await?;
+    let at = now_ms();
+    let before = change.before.map(|v| v.to_string());
+    let after = change.after.map(|v| v.to_string());
+    let hash = entry_hash(&Stored {
+        seq,
+        at,
+        actor: change.actor.to_owned(),
+        action: change.action.clone(),
+        model: change.model.to_owned(),
+        target: change.target.clone(),
+        before: before.clone(),
+        after: after.clone(),
+        prev_hash: prev.clone(),
+        hash: String::new(),
+    });
+    sqlx::query(
+        "INSERT INTO audit_log (seq, at, actor, action, model, target, before, after, prev_hash, hash)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(seq)
+    .bind(at)
+    .bind(change.actor)
+    .bind(&change.action)
+    .bind(change.model)
+    .bind(&change.target)
+    .bind(&before)
+    .bind(&after)
+    .bind(&prev)
+    .bind(&hash)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+        .bind(&hash)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// An audit row as stored.
+#[derive(sqlx::FromRow)]
+struct Stored {
+    seq: i64,
+    at: i64,
+    actor: String,
+    action: String,
+    model: String,
+    target: String,
+    before: Option<String>,
+    after: Option<String>,
+    prev_hash: String,
+    hash: String,
+}
+
+const COLUMNS: &str = "seq, at, actor, action, model, target, before, after, prev_hash, hash";
+
+fn entry_hash(e: &Stored) -> String {
+    let canonical = serde_json::json!([
+        e.seq,
+        e.at,
+        e.actor,
+        e.action,
+        e.model,
+        e.target,
+        e.before,
+        e.after,
+        e.prev_hash
+    ])
+    .to_string();
+    Sha256Digest::of(canonical.as_bytes()).to_hex()
+}
+
+impl Stored {
+    fn into_entry(self) -> Result<AuditEntry> {
+        let json = |text: Option<String>| {
+            text.map(|t| {
+                serde_json::from_str(&t).map_err(|_| {
+                    Error::Database(sqlx::Error::Decode(
+                        format!("audit entry {} holds invalid JSON", self.seq).into(),
+                    ))
+                })
+            })
+            .transpose()
+        };
+        Ok(AuditEntry {
+            seq: self.seq as u64,
+            at: time_of(self.at),
+            actor: self.actor.clone(),
+            action: self.action.clone(),
+            model: self.model.clone(),
+            target: self.target.clone(),
+            before: json(self.before.clone())?,
+            after: json(self.after.clone())?,
+            prev_hash: self.prev_hash.clone(),
+            hash: self.hash.clone(),
+        })
+    }
+}
+
+impl MetadataStore {
+    /// Entries in order, optionally only those of one model and from a time on.
+    pub async fn audit_log(
+        &self,
+        model: Option<&str>,
+        since_ms: Option<i64>,
+    ) -> Result<Vec<AuditEntry>> {
+        let mut q = SqlBuilder::new(format!("SELECT {COLUMNS} FROM audit_log WHERE 1 = 1"));
+        if let Some(model) = model {
+            q.push(" AND model = ").push_bind(model.to_owned());
+        }
+        if let Some(since) = since_ms {
+            q.push(" AND at >= ").push_bind(since);
+        }
+        q.push(" ORDER BY seq");
+        let rows: Vec<Stored> = q.build_query_as().fetch_all(self.pool()).await?;
+        rows.into_iter().map(Stored::into_entry).collect()
+    }
+
+    pub async fn audit_head(&self) -> Result<AuditHead> {
+        let (seq, hash): (i64, String) =
+            sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
+                .fetch_one(self.pool())
+                .await?;
+        Ok(AuditHead {
+            seq: seq as u64,
+            hash,
+        })
+    }
+
+    /// Recomputes the whole chain. With `exported`, also checks that the entry at its
+    /// number still has its hash (nothing up to an exported head changed).
+    pub async fn verify_audit(&self, exported: Option<&AuditHead>) -> Result<AuditReport> {
+        let head = self.audit_head().await?;
+        let mut rows = sqlx::query_as::<_, Stored>(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM audit_log ORDER BY seq"
+        )))
+        .fetch(self.pool());
+        let mut expected_seq: i64 = 1;
+        let mut prev = GENESIS.to_owned();
+        let mut entries = 0;
+        let mut broken = None;
+        let brk = |seq: i64, reason: String| {
+            Some(AuditBreak {
+                seq: seq.max(0) as u64,
+                reason,
+            })
+        };
+        while let Some(row) = rows.try_next().await? {
+            entries += 1;
+            if row.seq != expected_seq {
+                broken = brk(
+                    expected_seq,
+                    format!(
+                        "entry {expected_seq} is missing (the next entry is {})",
+                        row.seq
+                    ),
+                );
+                break;
+            }
+            if entry_hash(&row) != row.hash {
+                broken = brk(
+                    row.seq,
+                    format!(
+                        "entry {} was altered: its content does not hash to its recorded hash",
+                        row.seq
+                    ),
+                );
+                break;
+            }
+            if row.prev_hash != prev {
+                broken = brk(
+                    row.seq,
+                    format!(
+                        "entry {} does not follow entry {}: its previous hash differs",
+                        row.seq,
+                        row.seq - 1
+                    ),
+                );
+                break;
+            }
+            if let Some(x) = exported
+                && x.seq as i64 == row.seq
+                && x.hash != row.hash
+            {
+                broken = brk(
+                    row.seq,
+                    format!("entry {} differs from the exported head", row.seq),
+                );
+                break;
+            }
+            prev = row.hash;
+            expected_seq += 1;
+        }
+        drop(rows);
+        let last = expected_seq - 1;
+        if broken.is_none() {
+            if head.seq as i64 > last {
+                broken = brk(
+                    last + 1,
+                    format!(
+                        "entries {} to {} are missing (the log's head records {})",
+                        last + 1,
+                        head.seq,
+                        head.seq
+                    ),
+                );
+            } else if head.seq as i64 != last || head.hash != prev {
+                broken = brk(
+                    last,
+                    format!("entry {last} does not match the log's recorded head"),
+                );
+            } else if let Some(x) = exported
+                && x.seq as i64 > last
+            {
+                broken = brk(
+                    last + 1,
+                    format!(
+                        "the exported head is entry {}, but the log ends at {last}",
+                        x.seq
+                    ),
+                );
+            }
+        }
+        Ok(AuditReport {
+            entries,
+            head,
+            broken,
+        })
+    }
+}
