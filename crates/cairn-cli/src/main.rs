@@ -65,6 +65,8 @@ enum Command {
     History(commands::alias::HistoryArgs),
     /// Re-hash stored files and report any that are corrupt or missing.
     Verify(commands::verify::Args),
+    /// Delete the blobs nothing references any more (after deletions).
+    Gc(commands::gc::Args),
     /// The tamper-evident log of every change: list, verify, export its head.
     #[command(subcommand)]
     Audit(commands::audit::AuditCommand),
@@ -158,6 +160,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::History(args) => commands::alias::history(registry, args).await,
         Command::Verify(args) => commands::verify::run(registry, args).await,
         Command::Audit(cmd) => commands::audit::run(registry, cmd).await,
+        Command::Gc(args) => commands::gc::run(registry, args).await,
         Command::Server(_) | Command::Migrate(_) | Command::Copy(_) => {
             unreachable!("handled above")
         }

@@ -636,6 +636,57 @@ fn audit_log_records_each_change_and_detects_tampering(mode: Mode) {
     env.fails(2, &["audit", "verify", "--head", "7"]);
 }
 
+fn gc_frees_what_deleted_versions_alone_used(mode: Mode) {
+    let env = Env::new(mode);
+    let dir = env.path("m");
+    let version = |files: &[(&str, &str)]| {
+        let _ = std::fs::remove_dir_all(&dir);
+        for (name, content) in files {
+            write(&dir.join(name), content.as_bytes());
+        }
+        env.ok(&["push", "m", "--model", "demo"]);
+    };
+    version(&[("a", "only in one"), ("b", "in one and two")]);
+    version(&[("b", "in one and two"), ("c", "in two and three")]);
+    version(&[("c", "in two and three"), ("d", "only in three")]);
+    env.ok(&["delete", "demo@1"]);
+    env.ok(&["delete", "demo@2"]);
+    let digest = |content: &str| {
+        use sha2::Digest;
+        sha2::Sha256::digest(content.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let mut expected = vec![digest("only in one"), digest("in one and two")];
+    expected.sort();
+
+    let dry = env.ok(&["gc", "--dry-run", "--grace", "0s"]);
+    assert_eq!(dry.lines().collect::<Vec<_>>(), expected);
+    assert_eq!(env.blob_files().len(), 4, "a dry run deletes nothing");
+    // The default grace period (a day) keeps blobs this young.
+    assert_eq!(env.ok(&["gc"]), "");
+    assert_eq!(env.blob_files().len(), 4);
+
+    let freed = env.json(&["gc", "--grace", "0s", "--json"]);
+    let freed: Vec<&str> = freed["freed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap())
+        .collect();
+    assert_eq!(freed, expected);
+    assert_eq!(env.blob_files().len(), 2);
+    env.ok(&["verify", "--all"]);
+    assert_eq!(env.ok(&["gc", "--grace", "0s"]), "", "nothing left to free");
+
+    let why = env.ok(&["gc", "--why", &digest("in two and three")]);
+    assert_eq!(why.trim(), "version demo@3 file c");
+    let why = env.ok(&["gc", "--why", &expected[0]]);
+    assert!(why.contains("garbage-collected"), "{why}");
+    env.fails(2, &["gc", "--why", "not-a-digest"]);
+}
+
 fn sha256sum(path: &Path) -> String {
     let out = Command::new("sha256sum").arg(path).output().unwrap();
     assert!(out.status.success());
@@ -679,6 +730,7 @@ in_both_modes!(
     delete_version_and_model,
     large_file_streams_through,
     audit_log_records_each_change_and_detects_tampering,
+    gc_frees_what_deleted_versions_alone_used,
 );
 
 #[test]

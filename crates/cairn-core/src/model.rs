@@ -195,3 +195,33 @@ pub struct AuditBreak {
     pub seq: u64,
     pub reason: String,
 }
+
+/// What `cairn gc` collected (or, with `--dry-run`, would collect).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct GcReport {
+    pub dry_run: bool,
+    /// Blobs nothing references, deleted (or to delete).
+    pub freed: Vec<Sha256Digest>,
+    pub freed_bytes: u64,
+    /// Unreferenced blobs younger than the grace period, kept: they may belong to a
+    /// push that has not committed yet.
+    pub kept_young: u64,
+    /// Blobs stored in all, before collecting.
+    pub stored: u64,
+}
+
+/// What keeps a blob alive (`cairn gc --why`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BlobUse {
+    pub digest: Sha256Digest,
+    pub stored: bool,
+    /// Version files holding it.
+    pub versions: Vec<FileRef>,
+    /// Run or logged-model artifacts holding it.
+    pub artifacts: Vec<String>,
+    /// Multipart uploads in progress holding it as a part.
+    pub uploads: Vec<String>,
+    /// When a collection deleted it, if it did and it was not uploaded again.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub collected_at: Option<OffsetDateTime>,
+}

@@ -39,6 +39,15 @@ pub struct BlobRead {
     pub stream: BoxStream<'static, std::io::Result<Bytes>>,
 }
 
+/// A stored blob, as listed.
+#[derive(Debug, Clone)]
+pub struct StoredBlob {
+    pub digest: Sha256Digest,
+    pub size: u64,
+    /// Last write, in ms since the Unix epoch.
+    pub modified_ms: i64,
+}
+
 #[derive(Clone)]
 pub struct BlobStore {
     store: Arc<dyn ObjectStore>,
@@ -470,6 +479,46 @@ impl BlobStore {
         Ok(())
     }
 
+    /// Every stored blob with its size and last write (garbage collection).
+    pub async fn list(&self) -> Result<Vec<StoredBlob>, Error> {
+        self.store
+            .list(Some(&ObjectPath::from("blobs/sha256")))
+            .try_filter_map(|meta| async move {
+                // Staging files and anything else not named by its digest are skipped.
+                let digest = meta
+                    .location
+                    .filename()
+                    .and_then(|name| name.parse::<Sha256Digest>().ok())
+                    .filter(|d| meta.location == blob_key(d));
+                Ok(digest.map(|digest| StoredBlob {
+                    digest,
+                    size: meta.size,
+                    modified_ms: meta.last_modified.timestamp_millis(),
+                }))
+            })
+            .try_collect()
+            .await
+            .map_err(Error::from)
+    }
+
+    /// Deletes blobs; one already gone is fine.
+    pub async fn delete(&self, digests: &[Sha256Digest]) -> Result<(), Error> {
+        let store = self.store.clone();
+        futures::stream::iter(digests.to_vec())
+            .map(move |d| {
+                let store = store.clone();
+                async move {
+                    match store.delete(&blob_key(&d)).await {
+                        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                        Err(e) => Err(Error::from(e)),
+                    }
+                }
+            })
+            .buffer_unordered(HEAD_CONCURRENCY)
+            .try_collect::<()>()
+            .await
+    }
+
     /// Removes staged uploads older than `older_than`: what a process killed in the
     /// middle of an upload left under `blobs/tmp/` (never visible as a blob). Uploads in
     /// progress are younger than any sensible threshold. Incomplete multipart uploads
@@ -575,18 +624,28 @@ impl BlobStore {
         let Some(root) = self.local_root.clone() else {
             return Ok(());
         };
-        let paths: Vec<PathBuf> = digests
+        let paths: Vec<(Sha256Digest, PathBuf)> = digests
             .iter()
-            .map(|d| self.local_path(d).expect("local store"))
+            .map(|d| (*d, self.local_path(d).expect("local store")))
             .collect();
-        tokio::task::spawn_blocking(move || {
+        let gone = tokio::task::spawn_blocking(move || {
             if paths.len() > FSYNC_EACH_MAX {
                 let dir = std::fs::File::open(&root)?;
-                return rustix::fs::syncfs(&dir).map_err(std::io::Error::from);
+                rustix::fs::syncfs(&dir).map_err(std::io::Error::from)?;
+                return Ok(Vec::new());
             }
             let mut dirs = std::collections::BTreeSet::new();
-            for path in &paths {
-                std::fs::File::open(path)?.sync_all()?;
+            // A blob deleted meanwhile (by a garbage collection) is reported, not an error.
+            let mut gone = Vec::new();
+            for (digest, path) in &paths {
+                match std::fs::File::open(path) {
+                    Ok(file) => file.sync_all()?,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        gone.push(*digest);
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                }
                 if let Some(parent) = path.parent() {
                     dirs.insert(parent.to_path_buf());
                 }
@@ -594,10 +653,13 @@ impl BlobStore {
             for dir in dirs {
                 std::fs::File::open(dir)?.sync_all()?;
             }
-            Ok(())
+            Ok::<_, std::io::Error>(gone)
         })
         .await
         .map_err(|e| Error::Io(std::io::Error::other(e)))??;
+        if !gone.is_empty() {
+            return Err(Error::MissingBlobs(gone));
+        }
         Ok(())
     }
 

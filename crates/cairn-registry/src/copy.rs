@@ -19,6 +19,7 @@ use futures::{StreamExt, TryStreamExt};
 use sqlx::any::{AnyRow, AnyTypeInfoKind};
 use sqlx::{Column, Row, ValueRef as _};
 
+use crate::gc::claim_blobs;
 use crate::sql::SqlBuilder;
 use crate::store::{Backend, WriteTx};
 use crate::{Error, Registry, Result};
@@ -130,9 +131,13 @@ impl Registry {
     /// Copies this registry into `target` (see the module documentation).
     pub async fn copy_into(&self, target: &Registry) -> Result<CopyReport> {
         let mut report = CopyReport::default();
-        self.copy_blobs(target, &mut report).await?;
+        let since = crate::now_ms();
+        let digests = self.copy_blobs(target, &mut report).await?;
 
         let mut tx = target.meta.write_tx().await?;
+        // Fenced against a collection on the target; a blob it had collected is stored
+        // again now.
+        claim_blobs(&mut tx, target.meta.backend(), &digests, Some(since)).await?;
         for (table, key) in TABLES {
             let written = copy_table(self, &mut tx, table, key).await?;
             if written > 0 {
@@ -154,7 +159,12 @@ impl Registry {
         Ok(report)
     }
 
-    async fn copy_blobs(&self, target: &Registry, report: &mut CopyReport) -> Result<()> {
+    /// Copies the blobs the target lacks; returns every blob the source references.
+    async fn copy_blobs(
+        &self,
+        target: &Registry,
+        report: &mut CopyReport,
+    ) -> Result<Vec<Sha256Digest>> {
         let referenced: Vec<(String, i64)> = sqlx::query_as(
             "SELECT sha256, size FROM version_files UNION SELECT sha256, size FROM artifacts",
         )
@@ -170,7 +180,7 @@ impl Registry {
             sizes.insert(digest, size as u64);
         }
         let digests: Vec<Sha256Digest> = sizes.keys().copied().collect();
-        let missing = target.blobs.missing(&digests).await?;
+        let missing = target.missing_blobs(&digests).await?;
         let copied: Vec<u64> = futures::stream::iter(missing.clone())
             .map(|digest| async move {
                 let read = self
@@ -187,7 +197,7 @@ impl Registry {
         target.blobs.make_durable(&missing).await?;
         report.blobs = copied.len() as u64;
         report.blob_bytes = copied.iter().sum();
-        Ok(())
+        Ok(digests)
     }
 }
 

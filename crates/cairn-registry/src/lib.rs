@@ -8,6 +8,7 @@ mod audit;
 pub mod blobs;
 pub mod copy;
 mod error;
+mod gc;
 mod service;
 mod sql;
 pub mod store;

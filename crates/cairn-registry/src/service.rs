@@ -420,17 +420,42 @@ impl Registry {
 
     // ---- blobs ----
 
+    /// The digests the registry does not hold: not stored, or collected by `gc` (whose
+    /// tombstone a new upload clears).
     pub async fn missing_blobs(&self, digests: &[Sha256Digest]) -> Result<Vec<Sha256Digest>> {
-        self.blobs.missing(digests).await
+        let mut missing = self.blobs.missing(digests).await?;
+        let collected = self.meta.tombstoned(digests).await?;
+        if !collected.is_empty() {
+            missing.extend(collected);
+            missing.sort_unstable();
+            missing.dedup();
+        }
+        Ok(missing)
     }
 
     pub async fn put_blob_bytes(&self, digest: &Sha256Digest, bytes: Bytes) -> Result<()> {
-        self.blobs.put_bytes(digest, bytes).await
+        let since = crate::now_ms();
+        self.blobs.put_bytes(digest, bytes).await?;
+        self.uploaded(&[*digest], since).await
     }
 
     /// Stores a batch of small blobs, each checked against its digest.
     pub async fn put_blob_batch(&self, blobs: Vec<(Sha256Digest, Bytes)>) -> Result<()> {
-        self.blobs.put_many(blobs).await
+        let since = crate::now_ms();
+        let digests: Vec<Sha256Digest> = blobs.iter().map(|(d, _)| *d).collect();
+        self.blobs.put_many(blobs).await?;
+        self.uploaded(&digests, since).await
+    }
+
+    /// After blobs were written (from `since`, ms): clears the tombstones of those a
+    /// collection had deleted before, so they can be referenced again. Only a blob with
+    /// a tombstone costs a write; version registration checks tombstones regardless.
+    async fn uploaded(&self, digests: &[Sha256Digest], since: i64) -> Result<()> {
+        let collected = self.meta.tombstoned(digests).await?;
+        if collected.is_empty() {
+            return Ok(());
+        }
+        self.meta.blobs_written(&collected, since).await
     }
 
     pub async fn put_blob_stream<E>(
@@ -441,7 +466,10 @@ impl Registry {
     where
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        self.blobs.put_stream(digest, stream).await
+        let since = crate::now_ms();
+        let size = self.blobs.put_stream(digest, stream).await?;
+        self.uploaded(&[*digest], since).await?;
+        Ok(size)
     }
 
     pub async fn read_blob(&self, digest: &Sha256Digest) -> Result<BlobRead> {

@@ -27,6 +27,7 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::{Any, AnyConnection, AnyPool, Executor, Transaction};
 
 use crate::audit::{self, Change};
+use crate::gc::claim_blobs;
 use crate::sql::SqlBuilder;
 use serde_json::json;
 use time::OffsetDateTime;
@@ -681,6 +682,10 @@ impl MetadataStore {
 
     async fn insert_version_once(&self, v: &VersionInsert<'_>) -> Result<u64> {
         let mut tx = self.write_tx().await?;
+        let mut digests: Vec<Sha256Digest> = v.new.files.files().iter().map(|f| f.sha256).collect();
+        digests.sort_unstable();
+        digests.dedup();
+        claim_blobs(&mut tx, self.backend, &digests, None).await?;
         let now = now_ms();
         sqlx::query(
             "INSERT INTO models (name, created_by, created_at, updated_at)

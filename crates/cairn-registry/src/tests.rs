@@ -1014,7 +1014,214 @@ async fn tampering_with_the_audit_log_is_detected() {
     run("DROP TABLE saved").await;
 }
 
+/// After deleting 3 of 5 versions that share files, gc frees exactly the blobs only
+/// those 3 used; the rest still verify; young unreferenced blobs are kept.
+async fn gc_frees_exactly_what_only_deleted_versions_used() {
+    let (fixture, r) = registry().await;
+    let m = name("gc");
+    let files = |i: u32| -> Vec<(String, Vec<u8>)> {
+        let mut f = vec![
+            ("shared.bin".to_owned(), b"in every version".to_vec()),
+            (
+                "own.bin".to_owned(),
+                format!("only version {i}").into_bytes(),
+            ),
+        ];
+        // Versions 2 and 3 share a file nobody else has; 4 and 5 another.
+        if i == 2 || i == 3 {
+            f.push(("pair.bin".into(), b"two and three".to_vec()));
+        }
+        if i == 4 || i == 5 {
+            f.push(("pair.bin".into(), b"four and five".to_vec()));
+        }
+        f
+    };
+    for i in 1..=5 {
+        let owned = files(i);
+        let refs: Vec<(&str, &[u8])> = owned
+            .iter()
+            .map(|(p, c)| (p.as_str(), c.as_slice()))
+            .collect();
+        let new = stage(&r, &refs).await;
+        r.create_version(ACTOR, &m, &new).await.unwrap();
+    }
+    for n in [2, 3, 4] {
+        r.delete_version(ACTOR, &m, n).await.unwrap();
+    }
+    let mut expected: Vec<Sha256Digest> = [
+        "only version 2",
+        "only version 3",
+        "only version 4",
+        "two and three",
+    ]
+    .iter()
+    .map(|c| Sha256Digest::of(c.as_bytes()))
+    .collect();
+    expected.sort_unstable();
+
+    let dry = r
+        .collect_garbage(std::time::Duration::ZERO, true)
+        .await
+        .unwrap();
+    assert_eq!(dry.freed, expected);
+    assert!(dry.dry_run);
+    assert_eq!(
+        blob_files(fixture.path()).len(),
+        8,
+        "a dry run deletes nothing"
+    );
+
+    // A blob uploaded for a version not committed yet is young: kept.
+    let pending = Sha256Digest::of(b"pushed, not yet registered");
+    r.put_blob_bytes(&pending, Bytes::from_static(b"pushed, not yet registered"))
+        .await
+        .unwrap();
+    let report = r
+        .collect_garbage(std::time::Duration::from_secs(3600), false)
+        .await
+        .unwrap();
+    assert!(
+        report.freed.is_empty() && report.kept_young == 5,
+        "{report:?}"
+    );
+
+    let report = r
+        .collect_garbage(std::time::Duration::ZERO, false)
+        .await
+        .unwrap();
+    let mut freed_expected = expected.clone();
+    freed_expected.push(pending);
+    freed_expected.sort_unstable();
+    assert_eq!(report.freed, freed_expected);
+    let left = blob_files(fixture.path());
+    for d in &expected {
+        assert!(!left.contains(&d.to_hex()), "{d} should be gone");
+    }
+    assert_eq!(left.len(), 4, "shared, own 1, own 5, pair of 4 and 5");
+    let verified = r.verify_all().await.unwrap();
+    assert!(verified.ok() && verified.versions == 2, "{verified:?}");
+    assert!(
+        r.collect_garbage(std::time::Duration::ZERO, false)
+            .await
+            .unwrap()
+            .freed
+            .is_empty()
+    );
+
+    let shared = r
+        .why_blob(&Sha256Digest::of(b"in every version"))
+        .await
+        .unwrap();
+    assert_eq!(
+        shared
+            .versions
+            .iter()
+            .map(|f| f.version)
+            .collect::<Vec<_>>(),
+        [1, 5]
+    );
+    let gone = r.why_blob(&expected[0]).await.unwrap();
+    assert!(!gone.stored && gone.versions.is_empty() && gone.collected_at.is_some());
+}
+
+/// A version naming a collected blob is refused and the blob reported missing until it
+/// is uploaded again; pushes racing collections lose nothing.
+async fn pushes_racing_gc_lose_nothing() {
+    let (_fixture, r) = registry().await;
+    let m = name("race");
+    let content = b"weights".to_vec();
+    let d = Sha256Digest::of(&content);
+    r.put_blob_bytes(&d, Bytes::from(content.clone()))
+        .await
+        .unwrap();
+    r.collect_garbage(std::time::Duration::ZERO, false)
+        .await
+        .unwrap();
+    let new = NewVersion {
+        files: Manifest::new(vec![FileEntry {
+            path: "w".into(),
+            size: content.len() as u64,
+            sha256: d,
+        }])
+        .unwrap(),
+        description: String::new(),
+        tags: Default::default(),
+        metrics: Default::default(),
+        params: Default::default(),
+    };
+    assert!(matches!(
+        r.create_version(ACTOR, &m, &new).await,
+        Err(Error::MissingBlobs(_))
+    ));
+    assert_eq!(r.missing_blobs(&[d]).await.unwrap(), [d]);
+    r.put_blob_bytes(&d, Bytes::from(content.clone()))
+        .await
+        .unwrap();
+    assert!(r.missing_blobs(&[d]).await.unwrap().is_empty());
+    assert_eq!(r.create_version(ACTOR, &m, &new).await.unwrap().version, 1);
+
+    // Pushers (upload, then register; on "upload it first", push again) against a
+    // collector running with no grace at all.
+    let collector = {
+        let r = r.clone();
+        tokio::spawn(async move {
+            for _ in 0..30 {
+                r.collect_garbage(std::time::Duration::ZERO, false)
+                    .await
+                    .unwrap();
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    let mut pushers = Vec::new();
+    for p in 0..3 {
+        let (r, m) = (r.clone(), m.clone());
+        pushers.push(tokio::spawn(async move {
+            for i in 0..10 {
+                let body = format!("pusher {p} version {i}");
+                let digest = Sha256Digest::of(body.as_bytes());
+                let new = NewVersion {
+                    files: Manifest::new(vec![FileEntry {
+                        path: "model.bin".into(),
+                        size: body.len() as u64,
+                        sha256: digest,
+                    }])
+                    .unwrap(),
+                    description: String::new(),
+                    tags: Default::default(),
+                    metrics: Default::default(),
+                    params: Default::default(),
+                };
+                for attempt in 0.. {
+                    assert!(attempt < 50, "pusher {p} never got version {i} in");
+                    // A collection may delete the bytes under the upload, or before the
+                    // registration: both say so, and pushing again fixes it.
+                    match r.put_blob_bytes(&digest, Bytes::from(body.clone())).await {
+                        Ok(()) => {}
+                        Err(Error::UploadInterrupted(_)) => continue,
+                        Err(e) => panic!("upload failed: {e}"),
+                    }
+                    match r.create_version(ACTOR, &m, &new).await {
+                        Ok(_) => break,
+                        Err(Error::MissingBlobs(_)) => continue,
+                        Err(e) => panic!("push failed: {e}"),
+                    }
+                }
+            }
+        }));
+    }
+    for p in pushers {
+        p.await.unwrap();
+    }
+    collector.await.unwrap();
+    let report = r.verify_all().await.unwrap();
+    assert!(report.ok(), "{report:?}");
+    assert_eq!(report.versions, 31);
+}
+
 conformance!(
+    gc_frees_exactly_what_only_deleted_versions_used,
+    pushes_racing_gc_lose_nothing,
     every_mutation_leaves_one_audit_entry,
     tampering_with_the_audit_log_is_detected,
     abandoned_uploads_are_swept,

@@ -11,6 +11,7 @@ use cairn_core::api::{
     AliasMoveResponse, BlobStored, CreateModel, ErrorBody, MissingBlobsRequest,
     MissingBlobsResponse, MoveAlias, NewVersion, Reason,
 };
+use cairn_core::model::{BlobUse, GcReport};
 use cairn_core::{
     AliasMove, AliasName, AuditEntry, AuditHead, AuditReport, Model, ModelName, Sha256Digest,
     ValidationError, VerifyReport, Version, VersionRef,
@@ -52,6 +53,8 @@ pub fn routes() -> Router<Registry> {
         .route("/audit", get(audit_log))
         .route("/audit/head", get(audit_head))
         .route("/audit/verify", post(verify_audit))
+        .route("/gc", post(collect_garbage))
+        .route("/blobs/sha256/{digest}/why", get(why_blob))
         .route("/blobs/missing", post(missing_blobs))
         .route("/blobs/sha256/{digest}", put(put_blob).get(get_blob))
 }
@@ -178,6 +181,48 @@ pub async fn verify_version(
     Ok(Json(
         r.verify_version(&model_name(&name)?, &reference).await?,
     ))
+}
+
+/// Body of `POST /api/v1/gc`.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+pub struct CollectGarbage {
+    /// Only report what would be freed.
+    #[serde(default)]
+    dry_run: bool,
+    /// Unreferenced blobs younger than this are kept (default one day): they may belong
+    /// to a push that has not registered its version yet.
+    #[serde(default = "default_grace_seconds")]
+    grace_seconds: u64,
+}
+
+fn default_grace_seconds() -> u64 {
+    24 * 60 * 60
+}
+
+#[utoipa::path(post, path = "/api/v1/gc", tag = "gc", request_body = CollectGarbage,
+    responses((status = 200, description = "What was (or would be) freed", body = GcReport)))]
+pub async fn collect_garbage(
+    State(r): State<Registry>,
+    ApiJson(req): ApiJson<CollectGarbage>,
+) -> ApiResult<Json<GcReport>> {
+    Ok(Json(
+        r.collect_garbage(
+            std::time::Duration::from_secs(req.grace_seconds),
+            req.dry_run,
+        )
+        .await?,
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/blobs/sha256/{digest}/why", tag = "gc",
+    params(("digest" = String, Path, description = "64 hex digits")),
+    responses((status = 200, description = "What keeps the blob alive", body = BlobUse)))]
+pub async fn why_blob(
+    State(r): State<Registry>,
+    Path(digest): Path<String>,
+) -> ApiResult<Json<BlobUse>> {
+    let digest: Sha256Digest = digest.parse()?;
+    Ok(Json(r.why_blob(&digest).await?))
 }
 
 /// Filters of `GET /api/v1/audit`.

@@ -5,6 +5,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use async_trait::async_trait;
 use cairn_core::api::NewVersion;
+use cairn_core::model::{BlobUse, GcReport};
 use cairn_core::{
     AliasMove, AliasName, AuditEntry, AuditHead, AuditReport, Model, ModelName, Sha256Digest,
     VerifyReport, Version, VersionRef,
@@ -134,6 +135,14 @@ impl RegistryClient for Embedded {
             None => None,
         };
         Ok(self.registry.audit_log(model, since_ms).await?)
+    }
+
+    async fn collect_garbage(&self, grace: std::time::Duration, dry_run: bool) -> Result<GcReport> {
+        Ok(self.registry.collect_garbage(grace, dry_run).await?)
+    }
+
+    async fn why_blob(&self, digest: &Sha256Digest) -> Result<BlobUse> {
+        Ok(self.registry.why_blob(digest).await?)
     }
 
     async fn audit_head(&self) -> Result<AuditHead> {

@@ -11,6 +11,7 @@ use anyhow::{Context, Result};
 use async_trait::async_trait;
 use bytes::Bytes;
 use cairn_core::api::NewVersion;
+use cairn_core::model::{BlobUse, GcReport};
 use cairn_core::{
     AliasMove, AliasName, AuditEntry, AuditHead, AuditReport, Model, ModelName, Sha256Digest,
     VerifyReport, Version, VersionRef,
@@ -67,6 +68,11 @@ pub trait RegistryClient: Send + Sync {
     async fn audit_log(&self, model: Option<&str>, since: Option<&str>) -> Result<Vec<AuditEntry>>;
     async fn audit_head(&self) -> Result<AuditHead>;
     async fn verify_audit(&self, exported: Option<&AuditHead>) -> Result<AuditReport>;
+
+    /// Deletes unreferenced blobs older than `grace` (or only reports them).
+    async fn collect_garbage(&self, grace: std::time::Duration, dry_run: bool) -> Result<GcReport>;
+    /// What keeps a blob alive.
+    async fn why_blob(&self, digest: &Sha256Digest) -> Result<BlobUse>;
 
     /// The digests the registry does not hold yet.
     async fn missing_blobs(&self, digests: &[Sha256Digest]) -> Result<Vec<Sha256Digest>>;

@@ -8,6 +8,7 @@ use cairn_core::api::{
     ACTOR_HEADER, AliasMoveResponse, ErrorBody, MissingBlobsRequest, MissingBlobsResponse,
     MoveAlias, NewVersion, Reason,
 };
+use cairn_core::model::{BlobUse, GcReport};
 use cairn_core::{
     AliasMove, AliasName, AuditEntry, AuditHead, AuditReport, Model, ModelName, Sha256Digest,
     VerifyReport, Version, VersionRef,
@@ -209,6 +210,17 @@ impl RegistryClient for Remote {
             query.push(("since", since));
         }
         self.json(self.request(Method::GET, "/audit").query(&query))
+            .await
+    }
+
+    async fn collect_garbage(&self, grace: std::time::Duration, dry_run: bool) -> Result<GcReport> {
+        let body = serde_json::json!({ "dry_run": dry_run, "grace_seconds": grace.as_secs() });
+        self.json(self.request(Method::POST, "/gc").json(&body))
+            .await
+    }
+
+    async fn why_blob(&self, digest: &Sha256Digest) -> Result<BlobUse> {
+        self.json(self.request(Method::GET, &format!("/blobs/sha256/{digest}/why")))
             .await
     }
 

@@ -25,10 +25,10 @@ pub struct StoreArgs {
     #[arg(long, env = "CAIRN_DB_MAX_CONNECTIONS", default_value_t = 16)]
     db_max_connections: u32,
     /// How long a request waits for a free database connection (e.g. 30s, 500ms).
-    #[arg(long, env = "CAIRN_DB_ACQUIRE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, env = "CAIRN_DB_ACQUIRE_TIMEOUT", default_value = "30s", value_parser = super::parse_duration)]
     db_acquire_timeout: Duration,
     /// PostgreSQL: statements running longer are cancelled (0 = never).
-    #[arg(long, env = "CAIRN_DB_STATEMENT_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, env = "CAIRN_DB_STATEMENT_TIMEOUT", default_value = "30s", value_parser = super::parse_duration)]
     db_statement_timeout: Duration,
     /// How often a write failing on a transient database error (deadlock,
     /// serialization failure, lost connection) is retried.
@@ -60,24 +60,6 @@ impl StoreArgs {
             retries: self.db_retries,
         };
         Ok((db, blobs, options))
-    }
-}
-
-/// `30s`, `500ms`, `2m`, or plain seconds.
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (number, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => s.split_at(i),
-        None => (s, "s"),
-    };
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("expected a duration like 30s or 500ms, got {s:?}"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        _ => Err(format!("unknown duration unit {unit:?} (use ms, s or m)")),
     }
 }
 
@@ -163,20 +145,4 @@ fn init_logging(format: LogFormat) {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_duration;
-    use std::time::Duration;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
-        assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("3h").is_err());
-    }
 }

@@ -1,0 +1,207 @@
+//! Garbage collection of blobs: deleting a version or a model only drops metadata; the
+//! blobs nothing references any more are reclaimed by [`Registry::collect_garbage`].
+//!
+//! Safe against concurrent writers by a fence and tombstones:
+//! - a collection holds the `gc_state` row exclusively from deciding what is garbage
+//!   until the blobs are deleted; every transaction that adds a reference to blobs
+//!   (a version, an artifact, an upload part) first holds it shared
+//!   ([`claim_blobs`]), so the two never interleave;
+//! - what a collection deletes gets a tombstone; a reference to a tombstoned blob is
+//!   refused (`MissingBlobs`: "upload it first"), and the registry reports the blob
+//!   missing, so a push that raced a collection uploads it again, which clears the
+//!   tombstone;
+//! - blobs younger than the grace period are never collected: a push uploads its blobs
+//!   before it commits the version that references them.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use cairn_core::Sha256Digest;
+use cairn_core::model::{BlobUse, FileRef, GcReport};
+
+use crate::sql::SqlBuilder;
+use crate::store::{Backend, MetadataStore, WriteTx, now_ms, time_of};
+use crate::{Error, Registry, Result};
+
+/// Digests per statement.
+const CHUNK: usize = 1000;
+
+/// Waits for a running collection and keeps the next one out until `tx` ends, then
+/// checks that no blob in `digests` was collected. `written_since` is when the caller
+/// started writing these blobs itself: a collection before that is undone by the
+/// write (its tombstone is cleared); one after it may have deleted the fresh bytes.
+pub(crate) async fn claim_blobs(
+    tx: &mut WriteTx,
+    backend: Backend,
+    digests: &[Sha256Digest],
+    written_since: Option<i64>,
+) -> Result<()> {
+    // SQLite write transactions are exclusive already; PostgreSQL ones share the fence.
+    if backend == Backend::Postgres {
+        sqlx::query("SELECT runs FROM gc_state WHERE id = 1 FOR SHARE")
+            .execute(&mut **tx)
+            .await?;
+    }
+    let mut collected = Vec::new();
+    for chunk in digests.chunks(CHUNK) {
+        if let Some(since) = written_since {
+            let mut q = SqlBuilder::new("DELETE FROM blob_tombstones WHERE at < ");
+            q.push_bind(since).push(" AND sha256 IN (");
+            let mut list = q.separated(", ");
+            for d in chunk {
+                list.push_bind(d.to_hex());
+            }
+            list.push_unseparated(")");
+            q.build().execute(&mut **tx).await?;
+        }
+        let mut q = SqlBuilder::new("SELECT sha256 FROM blob_tombstones WHERE sha256 IN (");
+        let mut list = q.separated(", ");
+        for d in chunk {
+            list.push_bind(d.to_hex());
+        }
+        list.push_unseparated(")");
+        let hits: Vec<String> = q.build_query_scalar().fetch_all(&mut **tx).await?;
+        collected.extend(hits.iter().filter_map(|h| h.parse::<Sha256Digest>().ok()));
+    }
+    if collected.is_empty() {
+        return Ok(());
+    }
+    Err(match written_since {
+        Some(_) => Error::UploadInterrupted(format!(
+            "blob sha256:{} was garbage-collected while it was being uploaded; upload it again",
+            collected[0]
+        )),
+        None => Error::MissingBlobs(collected),
+    })
+}
+
+impl MetadataStore {
+    /// Which of `digests` a collection deleted (and nobody uploaded again since).
+    pub(crate) async fn tombstoned(&self, digests: &[Sha256Digest]) -> Result<Vec<Sha256Digest>> {
+        let mut out = Vec::new();
+        for chunk in digests.chunks(CHUNK) {
+            let mut q = SqlBuilder::new("SELECT sha256 FROM blob_tombstones WHERE sha256 IN (");
+            let mut list = q.separated(", ");
+            for d in chunk {
+                list.push_bind(d.to_hex());
+            }
+            list.push_unseparated(")");
+            let hits: Vec<String> = q.build_query_scalar().fetch_all(self.pool()).await?;
+            out.extend(hits.iter().filter_map(|h| h.parse::<Sha256Digest>().ok()));
+        }
+        Ok(out)
+    }
+
+    /// Records that blobs written since `since` (ms) are stored again.
+    pub(crate) async fn blobs_written(&self, digests: &[Sha256Digest], since: i64) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        claim_blobs(&mut tx, self.backend(), digests, Some(since)).await?;
+        tx.commit().await
+    }
+}
+
+impl Registry {
+    /// Deletes every blob that no version file, artifact or upload part references and
+    /// that is older than `grace`. With `dry_run`, only says what it would delete.
+    pub async fn collect_garbage(&self, grace: Duration, dry_run: bool) -> Result<GcReport> {
+        // Listing the store can take long: it happens before the fence. A blob written
+        // after the listing is not a candidate; one written before is judged below.
+        let stored = self.blobs.list().await?;
+        let cutoff = now_ms() - grace.as_millis() as i64;
+
+        let mut tx = self.meta.write_tx().await?;
+        sqlx::query("UPDATE gc_state SET runs = runs + 1 WHERE id = 1")
+            .execute(&mut *tx)
+            .await?;
+        let referenced: HashSet<String> = sqlx::query_scalar(
+            "SELECT sha256 FROM version_files UNION SELECT sha256 FROM artifacts
+             UNION SELECT sha256 FROM artifact_upload_parts",
+        )
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
+        let mut report = GcReport {
+            dry_run,
+            freed: Vec::new(),
+            freed_bytes: 0,
+            kept_young: 0,
+            stored: stored.len() as u64,
+        };
+        for blob in &stored {
+            if referenced.contains(&blob.digest.to_hex()) {
+                continue;
+            }
+            if blob.modified_ms > cutoff {
+                report.kept_young += 1;
+                continue;
+            }
+            report.freed.push(blob.digest);
+            report.freed_bytes += blob.size;
+        }
+        report.freed.sort_unstable();
+        if dry_run || report.freed.is_empty() {
+            return Ok(report);
+        }
+        let now = now_ms();
+        for chunk in report.freed.chunks(CHUNK) {
+            let mut q = SqlBuilder::new("INSERT INTO blob_tombstones (sha256, at) ");
+            q.push_values(chunk, |mut row, d| {
+                row.push_bind(d.to_hex()).push_bind(now);
+            });
+            q.push(" ON CONFLICT (sha256) DO UPDATE SET at = excluded.at");
+            q.build().execute(&mut *tx).await?;
+        }
+        // Deleted while the fence is held: no writer can reference them meanwhile, and
+        // the tombstones commit only once the bytes are gone.
+        self.blobs.delete(&report.freed).await?;
+        tx.commit().await?;
+        Ok(report)
+    }
+
+    /// What keeps a blob alive, or why it is gone.
+    pub async fn why_blob(&self, digest: &Sha256Digest) -> Result<BlobUse> {
+        let hex = digest.to_hex();
+        let pool = self.meta.pool();
+        let versions: Vec<(String, i64, String)> = sqlx::query_as(
+            "SELECT m.name, v.number, f.path FROM version_files f
+             JOIN versions v ON v.id = f.version_id JOIN models m ON m.id = v.model_id
+             WHERE f.sha256 = $1 ORDER BY m.name, v.number, f.path",
+        )
+        .bind(&hex)
+        .fetch_all(pool)
+        .await?;
+        let artifacts: Vec<String> =
+            sqlx::query_scalar("SELECT path FROM artifacts WHERE sha256 = $1 ORDER BY path")
+                .bind(&hex)
+                .fetch_all(pool)
+                .await?;
+        let uploads: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT u.path FROM artifact_upload_parts p JOIN artifact_uploads u ON u.id = p.upload_id
+             WHERE p.sha256 = $1 ORDER BY u.path",
+        )
+        .bind(&hex)
+        .fetch_all(pool)
+        .await?;
+        let collected_at: Option<i64> =
+            sqlx::query_scalar("SELECT at FROM blob_tombstones WHERE sha256 = $1")
+                .bind(&hex)
+                .fetch_optional(pool)
+                .await?;
+        Ok(BlobUse {
+            digest: *digest,
+            stored: self.blobs.exists(digest).await?,
+            versions: versions
+                .into_iter()
+                .map(|(model, version, path)| FileRef {
+                    model,
+                    version: version as u64,
+                    path,
+                })
+                .collect(),
+            artifacts,
+            uploads,
+            collected_at: collected_at.map(time_of),
+        })
+    }
+}
