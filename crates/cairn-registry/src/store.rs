@@ -518,27 +518,19 @@ impl MetadataStore {
             q.push(" AND ");
             push_model_condition(&mut q, self.backend, c)?;
         }
-        q.push(" ORDER BY ");
-        for o in order {
-            let column = match o.key.as_str() {
-                "name" => "m.name",
-                "timestamp" | "last_updated_timestamp" => "m.updated_at",
-                "creation_timestamp" => "m.created_at",
-                other => {
-                    return Err(Error::InvalidArgument(format!(
-                        "Invalid order by key '{other}' specified."
-                    )));
-                }
-            };
-            q.push(format!(
-                "{column} {}, ",
-                if o.ascending { "ASC" } else { "DESC" }
-            ));
-        }
-        q.push("m.name LIMIT ")
-            .push_bind(limit as i64)
-            .push(" OFFSET ")
-            .push_bind(offset as i64);
+        push_order_and_page(
+            &mut q,
+            order,
+            |key| match key {
+                "name" => Some("m.name"),
+                "timestamp" | "last_updated_timestamp" => Some("m.updated_at"),
+                "creation_timestamp" => Some("m.created_at"),
+                _ => None,
+            },
+            "m.name",
+            offset,
+            limit,
+        )?;
         let rows: Vec<ModelRow> = q.build_query_as().fetch_all(&self.pool).await?;
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
         self.models_from_rows(rows, Some(&ids)).await
@@ -970,28 +962,20 @@ impl MetadataStore {
             q.push(" AND ");
             push_version_condition(&mut q, self.backend, c)?;
         }
-        q.push(" ORDER BY ");
-        for o in order {
-            let column = match o.key.as_str() {
-                "name" => "m.name",
-                "version_number" => "v.number",
-                "creation_timestamp" => "v.created_at",
-                "last_updated_timestamp" => "v.updated_at",
-                other => {
-                    return Err(Error::InvalidArgument(format!(
-                        "Invalid order by key '{other}' specified."
-                    )));
-                }
-            };
-            q.push(format!(
-                "{column} {}, ",
-                if o.ascending { "ASC" } else { "DESC" }
-            ));
-        }
-        q.push("m.name ASC, v.number DESC LIMIT ")
-            .push_bind(limit as i64)
-            .push(" OFFSET ")
-            .push_bind(offset as i64);
+        push_order_and_page(
+            &mut q,
+            order,
+            |key| match key {
+                "name" => Some("m.name"),
+                "version_number" => Some("v.number"),
+                "creation_timestamp" => Some("v.created_at"),
+                "last_updated_timestamp" => Some("v.updated_at"),
+                _ => None,
+            },
+            "m.name ASC, v.number DESC",
+            offset,
+            limit,
+        )?;
         let rows: Vec<NamedVersionRow> = q.build_query_as().fetch_all(&self.pool).await?;
         let ids: Vec<i64> = rows.iter().map(|r| r.version.id).collect();
         let mut details = self.version_details(&ids).await?;
@@ -1938,4 +1922,32 @@ async fn version_in(
         .fetch_optional(&mut **tx)
         .await?
         .ok_or_else(|| Error::VersionNotFound(format!("{model}@{number}")))
+}
+
+/// ` ORDER BY <clauses>, <tiebreak> LIMIT … OFFSET …` for a search: each clause's key
+/// mapped to its column by `column_of` (unknown keys are refused).
+fn push_order_and_page(
+    q: &mut SqlBuilder,
+    order: &[OrderBy],
+    column_of: impl Fn(&str) -> Option<&'static str>,
+    tiebreak: &str,
+    offset: usize,
+    limit: usize,
+) -> Result<()> {
+    q.push(" ORDER BY ");
+    for o in order {
+        let column = column_of(&o.key).ok_or_else(|| {
+            Error::InvalidArgument(format!("Invalid order by key '{}' specified.", o.key))
+        })?;
+        q.push(format!(
+            "{column} {}, ",
+            if o.ascending { "ASC" } else { "DESC" }
+        ));
+    }
+    q.push(tiebreak)
+        .push(" LIMIT ")
+        .push_bind(limit as i64)
+        .push(" OFFSET ")
+        .push_bind(offset as i64);
+    Ok(())
 }

@@ -194,14 +194,7 @@ pub async fn search_registered_models(State(r): State<Registry>, f: Fields) -> R
         cairn_core::search::parse_filter(&text).map_err(|e| MlflowError::invalid(e.to_string()))?;
     let limit = paging::max_results(&f, 100, 1000)?;
     let offset = paging::offset(&f)?;
-    let order = f
-        .str_list("order_by")?
-        .iter()
-        .map(|clause| {
-            cairn_core::search::parse_order_by(clause)
-                .map_err(|e| MlflowError::invalid(e.to_string()))
-        })
-        .collect::<MlflowResult<Vec<_>>>()?;
+    let order = super::tracking::order_by(&f)?;
     // One more than a page tells whether there is a next one.
     let models = r.search_models(&filter, &order, offset, limit + 1).await?;
     let (page, token) = paging::page(models, offset, limit);
@@ -518,14 +511,7 @@ pub async fn search_model_versions(State(r): State<Registry>, f: Fields) -> Repl
         cairn_core::search::parse_filter(&text).map_err(|e| MlflowError::invalid(e.to_string()))?;
     let limit = paging::max_results(&f, 10000, 200000)?;
     let offset = paging::offset(&f)?;
-    let order = f
-        .str_list("order_by")?
-        .iter()
-        .map(|clause| {
-            cairn_core::search::parse_order_by(clause)
-                .map_err(|e| MlflowError::invalid(e.to_string()))
-        })
-        .collect::<MlflowResult<Vec<_>>>()?;
+    let order = super::tracking::order_by(&f)?;
     // One more than a page tells whether there is a next one.
     let found = r
         .search_versions(&filter, &order, offset, limit + 1)

@@ -59,7 +59,8 @@ fn filter(f: &Fields) -> MlflowResult<Vec<cairn_core::search::Comparison>> {
     parse_filter(&text).map_err(|e| MlflowError::invalid(format!("Invalid filter {text:?}: {e}")))
 }
 
-fn order_by(f: &Fields) -> MlflowResult<Vec<cairn_core::search::OrderBy>> {
+/// The `order_by` clauses of a search request.
+pub(super) fn order_by(f: &Fields) -> MlflowResult<Vec<cairn_core::search::OrderBy>> {
     f.str_list("order_by")?
         .iter()
         .map(|clause| parse_order_by(clause).map_err(|e| MlflowError::invalid(e.to_string())))
