@@ -3,6 +3,7 @@
 //! Exit codes: 0 success, 1 failure, 2 usage error. Failures print one `error:` line on
 //! stderr; data goes to stdout (`--json` for machines).
 
+mod capture;
 mod client;
 mod commands;
 mod output;
@@ -48,7 +49,8 @@ enum Command {
     /// List, show and delete models.
     #[command(subcommand)]
     Models(commands::models::ModelsCommand),
-    /// List the versions of a model.
+    /// List the versions of a model, or the versions that came from a dataset, a commit
+    /// or a parent version.
     Versions(commands::versions::ListArgs),
     /// Show one version: manifest, metadata, aliases.
     Show(commands::versions::ShowArgs),
@@ -65,6 +67,8 @@ enum Command {
     History(commands::alias::HistoryArgs),
     /// Re-hash stored files and report any that are corrupt or missing.
     Verify(commands::verify::Args),
+    /// Where a version came from: run, code, data, environment, parents.
+    Lineage(commands::lineage::Args),
     /// Delete the blobs nothing references any more (after deletions).
     Gc(commands::gc::Args),
     /// The tamper-evident log of every change: list, verify, export its head.
@@ -161,6 +165,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify(args) => commands::verify::run(registry, args).await,
         Command::Audit(cmd) => commands::audit::run(registry, cmd).await,
         Command::Gc(args) => commands::gc::run(registry, args).await,
+        Command::Lineage(args) => commands::lineage::run(registry, args).await,
         Command::Server(_) | Command::Migrate(_) | Command::Copy(_) => {
             unreachable!("handled above")
         }

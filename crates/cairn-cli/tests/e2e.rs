@@ -687,6 +687,143 @@ fn gc_frees_what_deleted_versions_alone_used(mode: Mode) {
     env.fails(2, &["gc", "--why", "not-a-digest"]);
 }
 
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args([
+            "-c",
+            "user.name=Tester",
+            "-c",
+            "user.email=tester@example.com",
+        ])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+fn lineage_from_git_dvc_data_and_parents(mode: Mode) {
+    let env = Env::new(mode);
+    let repo = env.dir.path();
+    git(repo, &["init", "-q", "-b", "main"]);
+    git(
+        repo,
+        &[
+            "remote",
+            "add",
+            "origin",
+            "https://example.com/team/fraud.git",
+        ],
+    );
+    model_dir(&env);
+    // A DVC project with a tracked dataset, as `dvc init` and `dvc add data/train.csv`
+    // leave it: the data itself ignored by git, its .dvc file committed.
+    write(&env.path(".dvc/config"), b"");
+    write(&env.path("data/train.csv"), b"x,y\n1,2\n");
+    write(
+        &env.path("data/train.csv.dvc"),
+        b"outs:\n- md5: 9f2c1e7a2b7f3f0e8c1d2a3b4c5d6e7f\n  size: 8\n  hash: md5\n  path: train.csv\n",
+    );
+    write(&env.path("data/.gitignore"), b"/train.csv\n");
+    write(&env.path("requirements.txt"), b"scikit-learn==1.9.1\n");
+    git(repo, &["add", "."]);
+    git(repo, &["commit", "-q", "-m", "train"]);
+    let commit = git(repo, &["rev-parse", "HEAD"]);
+    // An uncommitted change: the tree is dirty.
+    write(&env.path("model/config.json"), br#"{"layers": 4}"#);
+
+    env.ok(&[
+        "push",
+        "model",
+        "--model",
+        "fraud",
+        "--data",
+        "data",
+        "--env",
+        "requirements.txt",
+    ]);
+    let l = env.json(&["lineage", "fraud@1", "--json"]);
+    assert_eq!(l["code"]["commit"], commit.as_str());
+    assert_eq!(l["code"]["branch"], "main");
+    assert_eq!(l["code"]["remote"], "https://example.com/team/fraud.git");
+    assert_eq!(l["code"]["dirty"], true);
+    let data = l["data"].as_array().unwrap();
+    let dvc = data
+        .iter()
+        .find(|d| d["kind"] == "dvc")
+        .expect("the DVC input");
+    assert_eq!(dvc["path"], "data/train.csv");
+    assert_eq!(dvc["digest"], "md5:9f2c1e7a2b7f3f0e8c1d2a3b4c5d6e7f");
+    let dataset = data
+        .iter()
+        .find(|d| d["kind"] == "dataset")
+        .expect("the dataset digest");
+    assert_eq!(
+        dataset["files"], 3,
+        "every file under data/: train.csv, its .dvc file and .gitignore"
+    );
+    assert_eq!(l["environment"][0]["path"], "requirements.txt");
+
+    assert_eq!(
+        env.ok(&["versions", "--data", "9f2c1e7a2b7f3f0e8c1d2a3b4c5d6e7f"])
+            .trim(),
+        "fraud@1"
+    );
+    let dataset_digest = dataset["digest"].as_str().unwrap().to_owned();
+    assert_eq!(
+        env.ok(&["versions", "--data", &dataset_digest]).trim(),
+        "fraud@1"
+    );
+    assert_eq!(
+        env.ok(&["versions", "--commit", &commit[..8]]).trim(),
+        "fraud@1"
+    );
+
+    write(&env.path("model/model.onnx"), b"fine-tuned weights");
+    env.ok(&[
+        "push", "model", "--model", "fraud", "--parent", "fraud@1", "--no-git",
+    ]);
+    assert_eq!(
+        env.ok(&["versions", "--parent", "fraud@1"]).trim(),
+        "fraud@2"
+    );
+    let tree = env.ok(&["lineage", "fraud@2"]);
+    assert!(tree.contains("parent: fraud@1"), "{tree}");
+    assert!(
+        tree.contains(&format!("code: {commit} (main, dirty)")),
+        "{tree}"
+    );
+    assert!(
+        tree.contains("data (dvc): data/train.csv md5:9f2c1e7a2b7f3f0e8c1d2a3b4c5d6e7f"),
+        "{tree}"
+    );
+    let child = env.json(&["lineage", "fraud@2", "--json"]);
+    assert!(child.get("code").is_none(), "--no-git records no code");
+
+    env.fails(
+        1,
+        &["push", "model", "--model", "fraud", "--parent", "fraud@7"],
+    );
+    env.fails(
+        1,
+        &[
+            "push",
+            "model",
+            "--model",
+            "fraud",
+            "--parent",
+            "fraud@production",
+        ],
+    );
+    env.fails(2, &["versions"]);
+}
+
 fn sha256sum(path: &Path) -> String {
     let out = Command::new("sha256sum").arg(path).output().unwrap();
     assert!(out.status.success());
@@ -731,6 +868,7 @@ in_both_modes!(
     large_file_streams_through,
     audit_log_records_each_change_and_detects_tampering,
     gc_frees_what_deleted_versions_alone_used,
+    lineage_from_git_dvc_data_and_parents,
 );
 
 #[test]

@@ -34,6 +34,9 @@ pub struct NewVersion {
     pub metrics: Metrics,
     #[serde(default)]
     pub params: Params,
+    /// Run, code, data, parents and environment it came from.
+    #[serde(default)]
+    pub lineage: crate::lineage::LineageInput,
 }
 
 /// `POST /api/v1/blobs/missing`

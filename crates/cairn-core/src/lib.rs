@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod digest;
+pub mod lineage;
 pub mod manifest;
 pub mod model;
 pub mod name;

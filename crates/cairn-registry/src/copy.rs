@@ -35,6 +35,13 @@ const TABLES: &[(&str, &[&str])] = &[
     ("version_tags", &["version_id", "key"]),
     ("version_metrics", &["version_id", "key"]),
     ("version_params", &["version_id", "key"]),
+    ("version_code", &["version_id"]),
+    ("version_inputs", &["version_id", "kind", "path", "digest"]),
+    (
+        "version_parents",
+        &["version_id", "parent_model", "parent_version"],
+    ),
+    ("version_environment", &["version_id", "path"]),
     ("aliases", &["model_id", "alias"]),
     ("alias_moves", &["id"]),
     ("experiments", &["id"]),
@@ -166,7 +173,8 @@ impl Registry {
         report: &mut CopyReport,
     ) -> Result<Vec<Sha256Digest>> {
         let referenced: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT sha256, size FROM version_files UNION SELECT sha256, size FROM artifacts",
+            "SELECT sha256, size FROM version_files UNION SELECT sha256, size FROM version_environment
+             UNION SELECT sha256, size FROM artifacts",
         )
         .fetch_all(self.meta.pool())
         .await?;

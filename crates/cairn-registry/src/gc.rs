@@ -114,8 +114,8 @@ impl Registry {
             .execute(&mut *tx)
             .await?;
         let referenced: HashSet<String> = sqlx::query_scalar(
-            "SELECT sha256 FROM version_files UNION SELECT sha256 FROM artifacts
-             UNION SELECT sha256 FROM artifact_upload_parts",
+            "SELECT sha256 FROM version_files UNION SELECT sha256 FROM version_environment
+             UNION SELECT sha256 FROM artifacts UNION SELECT sha256 FROM artifact_upload_parts",
         )
         .fetch_all(&mut *tx)
         .await?
@@ -166,7 +166,10 @@ impl Registry {
         let versions: Vec<(String, i64, String)> = sqlx::query_as(
             "SELECT m.name, v.number, f.path FROM version_files f
              JOIN versions v ON v.id = f.version_id JOIN models m ON m.id = v.model_id
-             WHERE f.sha256 = $1 ORDER BY m.name, v.number, f.path",
+             WHERE f.sha256 = $1
+             UNION ALL SELECT m.name, v.number, 'environment: ' || e.path FROM version_environment e
+             JOIN versions v ON v.id = e.version_id JOIN models m ON m.id = v.model_id
+             WHERE e.sha256 = $1 ORDER BY 1, 2, 3",
         )
         .bind(&hex)
         .fetch_all(pool)

@@ -9,6 +9,7 @@ pub mod blobs;
 pub mod copy;
 mod error;
 mod gc;
+mod lineage;
 mod service;
 mod sql;
 pub mod store;

@@ -185,7 +185,14 @@ impl Registry {
             }
         }
 
-        let mut digests: Vec<Sha256Digest> = new.files.files().iter().map(|f| f.sha256).collect();
+        self.check_parents(&new.lineage.parents).await?;
+        let mut digests: Vec<Sha256Digest> = new
+            .files
+            .files()
+            .iter()
+            .map(|f| f.sha256)
+            .chain(new.lineage.environment.iter().map(|e| e.sha256))
+            .collect();
         digests.sort_unstable();
         digests.dedup();
         let missing = self.blobs.missing(&digests).await?;
@@ -194,6 +201,18 @@ impl Registry {
         }
         self.blobs.make_durable(&digests).await?;
 
+        // The run a registration names is the version's run, as MLflow records it.
+        let named_run;
+        let origin = match &new.lineage.run_id {
+            Some(run) if origin.run_id.is_empty() => {
+                named_run = VersionOrigin {
+                    run_id: run.clone(),
+                    ..origin.clone()
+                };
+                &named_run
+            }
+            _ => origin,
+        };
         let number = self
             .meta
             .insert_version(VersionInsert {

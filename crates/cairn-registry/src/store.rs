@@ -28,6 +28,7 @@ use sqlx::{Any, AnyConnection, AnyPool, Executor, Transaction};
 
 use crate::audit::{self, Change};
 use crate::gc::claim_blobs;
+use crate::lineage;
 use crate::sql::SqlBuilder;
 use serde_json::json;
 use time::OffsetDateTime;
@@ -674,7 +675,14 @@ impl MetadataStore {
 
     async fn insert_version_once(&self, v: &VersionInsert<'_>) -> Result<u64> {
         let mut tx = self.write_tx().await?;
-        let mut digests: Vec<Sha256Digest> = v.new.files.files().iter().map(|f| f.sha256).collect();
+        let mut digests: Vec<Sha256Digest> = v
+            .new
+            .files
+            .files()
+            .iter()
+            .map(|f| f.sha256)
+            .chain(lineage::blobs(&v.new.lineage))
+            .collect();
         digests.sort_unstable();
         digests.dedup();
         claim_blobs(&mut tx, self.backend, &digests, None).await?;
@@ -729,6 +737,7 @@ impl MetadataStore {
                 .execute(&mut *tx)
                 .await?;
         }
+        lineage::insert(&mut tx, version_id, &v.new.lineage).await?;
         insert_key_values(
             &mut tx,
             "version_tags",
@@ -1639,9 +1648,12 @@ impl MetadataStore {
                 .await?
             }
             None => {
-                sqlx::query_as("SELECT DISTINCT sha256, size FROM version_files")
-                    .fetch_all(&self.pool)
-                    .await?
+                sqlx::query_as(
+                    "SELECT sha256, size FROM version_files
+                     UNION SELECT sha256, size FROM version_environment",
+                )
+                .fetch_all(&self.pool)
+                .await?
             }
         };
         rows.into_iter()

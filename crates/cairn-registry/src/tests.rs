@@ -1222,7 +1222,143 @@ async fn pushes_racing_gc_lose_nothing() {
     assert_eq!(report.versions, 31);
 }
 
+/// Lineage is recorded with the version and read both ways: ancestors up, and the
+/// versions from a dataset, a commit or a parent down.
+async fn lineage_is_recorded_and_queried_both_ways() {
+    use cairn_core::lineage::{CodeRef, DataRef, EnvFile, LineageInput, ParentRef};
+
+    let (_fixture, r) = registry().await;
+    let m = name("ft");
+    let env = b"numpy==2.3.0\n";
+    let env_digest = Sha256Digest::of(env);
+    let mut base = stage(&r, &[("w", b"base weights")]).await;
+    base.lineage = LineageInput {
+        run_id: Some("0123456789abcdef0123456789abcdef".into()),
+        code: Some(CodeRef {
+            commit: "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678".into(),
+            branch: Some("main".into()),
+            remote: Some("git@example.com:team/models.git".into()),
+            dirty: true,
+        }),
+        data: vec![
+            DataRef {
+                kind: "dataset".into(),
+                path: "data".into(),
+                digest: format!("sha256:{}", "ab".repeat(32)),
+                size: Some(10),
+                files: Some(1),
+            },
+            DataRef {
+                kind: "dvc".into(),
+                path: "data/train.csv".into(),
+                digest: "md5:0123456789abcdef0123456789abcdef".into(),
+                size: Some(10),
+                files: None,
+            },
+        ],
+        parents: vec![],
+        environment: vec![EnvFile {
+            path: "requirements.txt".into(),
+            sha256: env_digest,
+            size: env.len() as u64,
+        }],
+    };
+    // The environment file is a blob like any other: it must be stored first.
+    assert!(matches!(
+        r.create_version(ACTOR, &m, &base).await,
+        Err(Error::MissingBlobs(_))
+    ));
+    r.put_blob_bytes(&env_digest, Bytes::from_static(env))
+        .await
+        .unwrap();
+    r.create_version(ACTOR, &m, &base).await.unwrap();
+
+    let mut child = stage(&r, &[("w", b"fine-tuned")]).await;
+    child.lineage.parents = vec![ParentRef {
+        model: "ft".into(),
+        version: 1,
+    }];
+    r.create_version(ACTOR, &m, &child).await.unwrap();
+    let mut grandchild = stage(&r, &[("w", b"fine-tuned again")]).await;
+    grandchild.lineage.parents = vec![ParentRef {
+        model: "ft".into(),
+        version: 2,
+    }];
+    r.create_version(ACTOR, &m, &grandchild).await.unwrap();
+    let mut orphan = stage(&r, &[("w", b"x")]).await;
+    orphan.lineage.parents = vec![ParentRef {
+        model: "ft".into(),
+        version: 9,
+    }];
+    assert!(matches!(
+        r.create_version(ACTOR, &m, &orphan).await,
+        Err(Error::VersionNotFound(_))
+    ));
+
+    let first = r.lineage(&m, &VersionRef::Number(1)).await.unwrap();
+    assert_eq!(first.recorded, base.lineage);
+    assert_eq!(
+        first.children,
+        [ParentRef {
+            model: "ft".into(),
+            version: 2
+        }]
+    );
+    let last = r.lineage(&m, &VersionRef::Latest).await.unwrap();
+    assert_eq!(last.version, 3);
+    assert_eq!(last.ancestors.len(), 1);
+    assert_eq!(last.ancestors[0].version, 2);
+    assert_eq!(
+        last.ancestors[0].ancestors[0].recorded.code,
+        base.lineage.code
+    );
+
+    let v = |n| ParentRef {
+        model: "ft".into(),
+        version: n,
+    };
+    assert_eq!(
+        r.versions_with_input("0123456789abcdef0123456789abcdef")
+            .await
+            .unwrap(),
+        [v(1)]
+    );
+    assert_eq!(
+        r.versions_with_input(&format!("sha256:{}", "ab".repeat(32)))
+            .await
+            .unwrap(),
+        [v(1)]
+    );
+    assert!(r.versions_with_input("md5:ffff").await.unwrap().is_empty());
+    assert_eq!(r.versions_with_commit("A1B2C3").await.unwrap(), [v(1)]);
+    assert!(matches!(
+        r.versions_with_commit("xyz").await,
+        Err(Error::InvalidArgument(_))
+    ));
+    assert_eq!(r.descendants(&v(1)).await.unwrap(), [v(2), v(3)]);
+    // The run named at registration is the version's run.
+    let (_, extras) = r
+        .get_version_view(&m, &VersionRef::Number(1))
+        .await
+        .unwrap();
+    assert_eq!(extras.origin.run_id, "0123456789abcdef0123456789abcdef");
+
+    // The environment blob is verified and kept alive like version files.
+    assert!(r.verify_all().await.unwrap().ok());
+    let kept = r
+        .collect_garbage(std::time::Duration::ZERO, false)
+        .await
+        .unwrap();
+    assert!(!kept.freed.contains(&env_digest));
+    // A deleted ancestor stays named; its lineage is gone with it.
+    r.delete_version(ACTOR, &m, 1).await.unwrap();
+    let second = r.lineage(&m, &VersionRef::Number(2)).await.unwrap();
+    assert_eq!(second.recorded.parents, [v(1)]);
+    assert!(second.ancestors.is_empty());
+}
+
 conformance!(
+    lineage_is_recorded_and_queried_both_ways,
     gc_frees_exactly_what_only_deleted_versions_used,
     pushes_racing_gc_lose_nothing,
     every_mutation_leaves_one_audit_entry,

@@ -11,6 +11,7 @@ use cairn_core::api::{
     AliasMoveResponse, BlobStored, CreateModel, ErrorBody, MissingBlobsRequest,
     MissingBlobsResponse, MoveAlias, NewVersion, Reason,
 };
+use cairn_core::lineage::{Lineage, ParentRef};
 use cairn_core::model::{BlobUse, GcReport};
 use cairn_core::{
     AliasMove, AliasName, AuditEntry, AuditHead, AuditReport, Model, ModelName, Sha256Digest,
@@ -54,6 +55,11 @@ pub fn routes() -> Router<Registry> {
         .route("/audit/head", get(audit_head))
         .route("/audit/verify", post(verify_audit))
         .route("/gc", post(collect_garbage))
+        .route(
+            "/models/{name}/versions/{reference}/lineage",
+            get(version_lineage),
+        )
+        .route("/lineage/versions", get(versions_from))
         .route("/blobs/sha256/{digest}/why", get(why_blob))
         .route("/blobs/missing", post(missing_blobs))
         .route("/blobs/sha256/{digest}", put(put_blob).get(get_blob))
@@ -181,6 +187,63 @@ pub async fn verify_version(
     Ok(Json(
         r.verify_version(&model_name(&name)?, &reference).await?,
     ))
+}
+
+#[utoipa::path(get, path = "/api/v1/models/{name}/versions/{reference}/lineage", tag = "lineage",
+    params(("name" = String, Path), ("reference" = String, Path, description = "number, alias or `latest`")),
+    responses((status = 200, description = "Run, code, data, parents (with their own lineage), environment, children", body = Lineage)))]
+pub async fn version_lineage(
+    State(r): State<Registry>,
+    Path((name, reference)): Path<(String, String)>,
+) -> ApiResult<Json<Lineage>> {
+    let reference: VersionRef = reference.parse()?;
+    Ok(Json(r.lineage(&model_name(&name)?, &reference).await?))
+}
+
+/// Which versions came from something: exactly one of the three.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+pub struct LineageQuery {
+    /// An input's digest: `sha256:<hex>` (a dataset), `md5:<hex>` (DVC), or bare hex.
+    data: Option<String>,
+    /// A commit id, or a prefix of at least 4 hex digits.
+    commit: Option<String>,
+    /// NAME@N: every version derived from it, directly or not.
+    parent: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/lineage/versions", tag = "lineage", params(LineageQuery),
+    responses((status = 200, description = "The versions, by model and number", body = Vec<ParentRef>)))]
+pub async fn versions_from(
+    State(r): State<Registry>,
+    Query(q): Query<LineageQuery>,
+) -> ApiResult<Json<Vec<ParentRef>>> {
+    let found = match (&q.data, &q.commit, &q.parent) {
+        (Some(d), None, None) => r.versions_with_input(d).await?,
+        (None, Some(c), None) => r.versions_with_commit(c).await?,
+        (None, None, Some(p)) => {
+            let p: cairn_core::ModelVersionRef = p.parse()?;
+            let VersionRef::Number(version) = p.version else {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_argument",
+                    "parent: name the version by number (NAME@N)",
+                ));
+            };
+            r.descendants(&ParentRef {
+                model: p.model.to_string(),
+                version,
+            })
+            .await?
+        }
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_argument",
+                "give exactly one of data, commit or parent",
+            ));
+        }
+    };
+    Ok(Json(found))
 }
 
 /// Body of `POST /api/v1/gc`.

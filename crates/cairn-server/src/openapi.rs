@@ -26,6 +26,8 @@ use crate::api_v1;
         api_v1::verify_audit,
         api_v1::collect_garbage,
         api_v1::why_blob,
+        api_v1::version_lineage,
+        api_v1::versions_from,
         api_v1::move_alias,
         api_v1::delete_alias,
         api_v1::rollback_alias,

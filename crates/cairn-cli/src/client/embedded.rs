@@ -5,6 +5,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use async_trait::async_trait;
 use cairn_core::api::NewVersion;
+use cairn_core::lineage::{Lineage, ParentRef};
 use cairn_core::model::{BlobUse, GcReport};
 use cairn_core::{
     AliasMove, AliasName, AuditEntry, AuditHead, AuditReport, Model, ModelName, Sha256Digest,
@@ -13,7 +14,7 @@ use cairn_core::{
 use cairn_registry::{BlobLocation, DbLocation, DbOptions, Registry};
 use futures::{StreamExt, TryStreamExt};
 
-use super::{BlobSource, Download, RegistryClient};
+use super::{BlobSource, Download, LineageQuery, RegistryClient};
 
 /// Files up to this size are uploaded from memory in one write.
 const SMALL_FILE: u64 = 8 * 1024 * 1024;
@@ -135,6 +136,18 @@ impl RegistryClient for Embedded {
             None => None,
         };
         Ok(self.registry.audit_log(model, since_ms).await?)
+    }
+
+    async fn lineage(&self, model: &ModelName, reference: &VersionRef) -> Result<Lineage> {
+        Ok(self.registry.lineage(model, reference).await?)
+    }
+
+    async fn versions_from(&self, query: &LineageQuery) -> Result<Vec<ParentRef>> {
+        Ok(match query {
+            LineageQuery::Data(d) => self.registry.versions_with_input(d).await?,
+            LineageQuery::Commit(c) => self.registry.versions_with_commit(c).await?,
+            LineageQuery::Parent(p) => self.registry.descendants(p).await?,
+        })
     }
 
     async fn collect_garbage(&self, grace: std::time::Duration, dry_run: bool) -> Result<GcReport> {

@@ -11,6 +11,7 @@ use anyhow::{Context, Result};
 use async_trait::async_trait;
 use bytes::Bytes;
 use cairn_core::api::NewVersion;
+use cairn_core::lineage::{Lineage, ParentRef};
 use cairn_core::model::{BlobUse, GcReport};
 use cairn_core::{
     AliasMove, AliasName, AuditEntry, AuditHead, AuditReport, Model, ModelName, Sha256Digest,
@@ -69,6 +70,11 @@ pub trait RegistryClient: Send + Sync {
     async fn audit_head(&self) -> Result<AuditHead>;
     async fn verify_audit(&self, exported: Option<&AuditHead>) -> Result<AuditReport>;
 
+    /// A version's lineage, with its ancestors' and its direct descendants.
+    async fn lineage(&self, model: &ModelName, reference: &VersionRef) -> Result<Lineage>;
+    /// Versions that came from an input digest, a commit, or (transitively) a parent.
+    async fn versions_from(&self, query: &LineageQuery) -> Result<Vec<ParentRef>>;
+
     /// Deletes unreferenced blobs older than `grace` (or only reports them).
     async fn collect_garbage(&self, grace: std::time::Duration, dry_run: bool) -> Result<GcReport>;
     /// What keeps a blob alive.
@@ -104,6 +110,13 @@ pub trait RegistryClient: Send + Sync {
             .await
     }
     async fn download_blob(&self, digest: &Sha256Digest) -> Result<Download>;
+}
+
+/// What a reverse lineage query asks for.
+pub enum LineageQuery {
+    Data(String),
+    Commit(String),
+    Parent(ParentRef),
 }
 
 /// Concurrent uploads of the default `upload_blobs`.

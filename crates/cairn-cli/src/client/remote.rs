@@ -8,6 +8,7 @@ use cairn_core::api::{
     ACTOR_HEADER, AliasMoveResponse, ErrorBody, MissingBlobsRequest, MissingBlobsResponse,
     MoveAlias, NewVersion, Reason,
 };
+use cairn_core::lineage::{Lineage, ParentRef};
 use cairn_core::model::{BlobUse, GcReport};
 use cairn_core::{
     AliasMove, AliasName, AuditEntry, AuditHead, AuditReport, Model, ModelName, Sha256Digest,
@@ -17,7 +18,7 @@ use futures::{StreamExt, TryStreamExt};
 use reqwest::{Method, RequestBuilder, Response, header};
 use serde::de::DeserializeOwned;
 
-use super::{Download, RegistryClient};
+use super::{Download, LineageQuery, RegistryClient};
 
 const UPLOAD_CHUNK: usize = 256 * 1024;
 
@@ -211,6 +212,27 @@ impl RegistryClient for Remote {
         }
         self.json(self.request(Method::GET, "/audit").query(&query))
             .await
+    }
+
+    async fn lineage(&self, model: &ModelName, reference: &VersionRef) -> Result<Lineage> {
+        self.json(self.request(
+            Method::GET,
+            &format!("/models/{model}/versions/{reference}/lineage"),
+        ))
+        .await
+    }
+
+    async fn versions_from(&self, query: &LineageQuery) -> Result<Vec<ParentRef>> {
+        let pair = match query {
+            LineageQuery::Data(d) => ("data", d.clone()),
+            LineageQuery::Commit(c) => ("commit", c.clone()),
+            LineageQuery::Parent(p) => ("parent", p.to_string()),
+        };
+        self.json(
+            self.request(Method::GET, "/lineage/versions")
+                .query(&[pair]),
+        )
+        .await
     }
 
     async fn collect_garbage(&self, grace: std::time::Duration, dry_run: bool) -> Result<GcReport> {

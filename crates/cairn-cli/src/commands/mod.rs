@@ -4,6 +4,7 @@ pub mod alias;
 pub mod audit;
 pub mod copy;
 pub mod gc;
+pub mod lineage;
 pub mod models;
 pub mod pull;
 pub mod push;

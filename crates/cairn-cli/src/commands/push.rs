@@ -7,12 +7,15 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use cairn_core::api::NewVersion;
-use cairn_core::{FileEntry, Manifest, ModelName, Sha256Digest, hash_reader};
+use cairn_core::lineage::{CodeRef, DataRef, EnvFile, LineageInput, ParentRef};
+use cairn_core::{
+    FileEntry, Manifest, ModelName, ModelVersionRef, Sha256Digest, VersionRef, hash_reader,
+};
 use futures::{StreamExt, TryStreamExt};
 
 use super::{parse_key_value, parse_metric};
 use crate::client::{BlobSource, RegistryClient};
-use crate::{output, progress};
+use crate::{capture, output, progress};
 
 const HASH_BATCH_FILES: usize = 256;
 const HASH_BATCH_BYTES: u64 = 64 * 1024 * 1024;
@@ -35,13 +38,33 @@ pub struct Args {
     /// KEY=VALUE, repeatable.
     #[arg(long = "param", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     params: Vec<(String, String)>,
+    /// Data it was trained on (file or directory, repeatable): hashed into a dataset
+    /// digest; DVC-tracked outputs under it (`.dvc` files, `dvc.lock`) are recorded too.
+    #[arg(long = "data", value_name = "PATH")]
+    data: Vec<PathBuf>,
+    /// A version this one derives from (NAME@N, repeatable), e.g. fine-tuned from.
+    #[arg(long = "parent", value_name = "NAME@N")]
+    parents: Vec<ModelVersionRef>,
+    /// An environment file (requirements.txt, conda.yaml, a lock file; repeatable),
+    /// stored with the version.
+    #[arg(long = "env", value_name = "FILE")]
+    env: Vec<PathBuf>,
+    /// The run that produced it (a Cairn or MLflow run id).
+    #[arg(long)]
+    run: Option<String>,
+    /// The code's commit, instead of the one of the git work tree holding PATH.
+    #[arg(long, value_name = "SHA")]
+    commit: Option<String>,
+    /// Record no git state.
+    #[arg(long, conflicts_with = "commit")]
+    no_git: bool,
 }
 
 /// A file to push: where it is, and its path in the manifest.
-struct LocalFile {
-    source: PathBuf,
-    path: String,
-    size: u64,
+pub(crate) struct LocalFile {
+    pub source: PathBuf,
+    pub path: String,
+    pub size: u64,
 }
 
 pub async fn run(registry: &dyn RegistryClient, args: Args) -> Result<ExitCode> {
@@ -50,43 +73,22 @@ pub async fn run(registry: &dyn RegistryClient, args: Args) -> Result<ExitCode> 
     tracing::debug!(files = files.len(), elapsed = ?started.elapsed(), "walked");
     let total: u64 = files.iter().map(|f| f.size).sum();
 
-    let bar = progress::bytes_bar(total, "hashing");
-    let parallelism = std::thread::available_parallelism().map_or(2, |n| n.get());
-    // Files are hashed in batches, one blocking task per batch and one batch per core at
-    // a time: a task per file would cost more than hashing a small file does.
-    let batches: Vec<Vec<FileEntry>> = futures::stream::iter(hash_batches(&files).map(|batch| {
-        let jobs: Vec<(PathBuf, String, u64)> = batch
-            .iter()
-            .map(|f| (f.source.clone(), f.path.clone(), f.size))
-            .collect();
-        let bar = bar.clone();
-        async move {
-            tokio::task::spawn_blocking(move || {
-                jobs.into_iter()
-                    .map(|(source, path, size)| {
-                        let (sha256, size) = hash_file(&source, size, &bar)?;
-                        Ok(FileEntry { path, size, sha256 })
-                    })
-                    .collect::<Result<Vec<_>>>()
-            })
-            .await
-            .context("hashing task failed")?
-        }
-    }))
-    .buffered(parallelism)
-    .try_collect()
-    .await?;
-    let entries: Vec<FileEntry> = batches.into_iter().flatten().collect();
-    bar.finish_and_clear();
+    let manifest = hash_manifest(&files, total, "hashing").await?;
     tracing::debug!(elapsed = ?started.elapsed(), "hashed");
-    let manifest = Manifest::new(entries)?;
 
-    // One source file per distinct blob.
+    let (lineage, env_files) = capture_lineage(&args).await?;
+
+    // One source file per distinct blob (environment files are blobs too).
     let mut sources: HashMap<Sha256Digest, (&Path, u64)> = HashMap::new();
     for (entry, file) in manifest_sources(&manifest, &files) {
         sources
             .entry(entry.sha256)
             .or_insert((file.source.as_path(), entry.size));
+    }
+    for (env, source) in lineage.environment.iter().zip(&env_files) {
+        sources
+            .entry(env.sha256)
+            .or_insert((source.as_path(), env.size));
     }
     let mut digests: Vec<Sha256Digest> = sources.keys().copied().collect();
     digests.sort_unstable();
@@ -116,6 +118,7 @@ pub async fn run(registry: &dyn RegistryClient, args: Args) -> Result<ExitCode> 
         tags: args.tags.into_iter().collect(),
         metrics: args.metrics.into_iter().collect(),
         params: args.params.into_iter().collect(),
+        lineage,
     };
     let version = registry.create_version(&args.model, &new).await?;
     tracing::debug!(elapsed = ?started.elapsed(), "registered");
@@ -133,6 +136,112 @@ pub async fn run(registry: &dyn RegistryClient, args: Args) -> Result<ExitCode> 
         output::bytes(upload_bytes)
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Run, code, data, parents and environment of the version being pushed, and the local
+/// environment files (in the order of `lineage.environment`).
+async fn capture_lineage(args: &Args) -> Result<(LineageInput, Vec<PathBuf>)> {
+    let code = match (&args.commit, args.no_git) {
+        (_, true) => None,
+        (Some(commit), false) => Some(CodeRef {
+            commit: commit.clone(),
+            branch: None,
+            remote: None,
+            dirty: false,
+        }),
+        (None, false) => capture::git_state(&args.path),
+    };
+    let mut data = Vec::new();
+    for path in &args.data {
+        let files = collect_files(path)?;
+        let total: u64 = files.iter().map(|f| f.size).sum();
+        let manifest = hash_manifest(&files, total, "hashing data").await?;
+        data.push(DataRef {
+            kind: "dataset".into(),
+            path: path.display().to_string(),
+            digest: manifest.digest().prefixed(),
+            size: Some(total),
+            files: Some(files.len() as u64),
+        });
+        data.extend(
+            capture::dvc_inputs(path)
+                .with_context(|| format!("reading DVC files for {}", path.display()))?,
+        );
+    }
+    let mut parents = Vec::new();
+    for p in &args.parents {
+        let VersionRef::Number(version) = p.version else {
+            bail!("--parent {p}: name the parent by number (NAME@N), not by alias");
+        };
+        parents.push(ParentRef {
+            model: p.model.to_string(),
+            version,
+        });
+    }
+    let mut environment = Vec::new();
+    for file in &args.env {
+        let meta =
+            std::fs::metadata(file).with_context(|| format!("cannot read {}", file.display()))?;
+        if !meta.is_file() {
+            bail!("--env {}: not a file", file.display());
+        }
+        let name = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .with_context(|| format!("{} has no UTF-8 file name", file.display()))?;
+        let (sha256, size) = hash_file(file, meta.len(), &indicatif::ProgressBar::hidden())?;
+        environment.push(EnvFile {
+            path: name.to_owned(),
+            sha256,
+            size,
+        });
+    }
+    let lineage = LineageInput {
+        run_id: args.run.clone(),
+        code,
+        data,
+        parents,
+        environment,
+    };
+    Ok((lineage, args.env.clone()))
+}
+
+/// Hashes `files` on every core (in batches: a task per file would cost more than hashing
+/// a small file does) into their manifest.
+pub(crate) async fn hash_manifest(
+    files: &[LocalFile],
+    total: u64,
+    label: &str,
+) -> Result<Manifest> {
+    let bar = progress::bytes_bar(total, label);
+    let parallelism = std::thread::available_parallelism().map_or(2, |n| n.get());
+    // Files are hashed in batches, one blocking task per batch and one batch per core at
+    // a time: a task per file would cost more than hashing a small file does.
+    let batches: Vec<Vec<FileEntry>> = futures::stream::iter(hash_batches(&files).map(|batch| {
+        let jobs: Vec<(PathBuf, String, u64)> = batch
+            .iter()
+            .map(|f| (f.source.clone(), f.path.clone(), f.size))
+            .collect();
+        let bar = bar.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                jobs.into_iter()
+                    .map(|(source, path, size)| {
+                        let (sha256, size) = hash_file(&source, size, &bar)?;
+                        Ok(FileEntry { path, size, sha256 })
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })
+            .await
+            .context("hashing task failed")?
+        }
+    }))
+    .buffered(parallelism)
+    .try_collect()
+    .await?;
+    let entries: Vec<FileEntry> = batches.into_iter().flatten().collect();
+    bar.finish_and_clear();
+    Ok(Manifest::new(entries)?)
 }
 
 /// Consecutive runs of files of at most `HASH_BATCH_FILES` files and `HASH_BATCH_BYTES`
@@ -177,7 +286,7 @@ fn hash_file(path: &Path, size: u64, bar: &indicatif::ProgressBar) -> Result<(Sh
 
 /// Every regular file under `root` (or `root` itself), with manifest paths relative to
 /// it. Symlinks are followed only while they stay inside `root`.
-fn collect_files(root: &Path) -> Result<Vec<LocalFile>> {
+pub(crate) fn collect_files(root: &Path) -> Result<Vec<LocalFile>> {
     let meta =
         std::fs::metadata(root).with_context(|| format!("cannot read {}", root.display()))?;
     if meta.is_file() {

@@ -3,14 +3,28 @@
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
+use cairn_core::lineage::ParentRef;
 use cairn_core::{ModelName, ModelVersionRef, VersionRef};
 
-use crate::client::RegistryClient;
+use crate::client::{LineageQuery, RegistryClient};
 use crate::output::{self, print_json, print_table};
 
 #[derive(clap::Args)]
+#[command(group = clap::ArgGroup::new("which").required(true))]
 pub struct ListArgs {
-    model: ModelName,
+    /// The model whose versions to list.
+    #[arg(group = "which")]
+    model: Option<ModelName>,
+    /// Versions trained on this input: `sha256:…` (a dataset pushed with --data),
+    /// `md5:…` (a DVC output), or the bare digest.
+    #[arg(long, group = "which", value_name = "DIGEST")]
+    data: Option<String>,
+    /// Versions built from this commit (or a prefix of it).
+    #[arg(long, group = "which", value_name = "SHA")]
+    commit: Option<String>,
+    /// Versions derived from NAME@N, directly or through others.
+    #[arg(long, group = "which", value_name = "NAME@N")]
+    parent: Option<ModelVersionRef>,
     #[arg(long)]
     json: bool,
 }
@@ -30,7 +44,10 @@ pub struct DeleteArgs {
 }
 
 pub async fn list(registry: &dyn RegistryClient, args: ListArgs) -> Result<ExitCode> {
-    let versions = registry.list_versions(&args.model).await?;
+    let Some(model) = &args.model else {
+        return list_derived(registry, args).await;
+    };
+    let versions = registry.list_versions(model).await?;
     if args.json {
         print_json(&versions)?;
         return Ok(ExitCode::SUCCESS);
@@ -110,5 +127,32 @@ pub async fn delete(registry: &dyn RegistryClient, args: DeleteArgs) -> Result<E
         .delete_version(&args.reference.model, number)
         .await?;
     eprintln!("deleted {}@{number}", args.reference.model);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `cairn versions --data|--commit|--parent`: one NAME@N per line.
+async fn list_derived(registry: &dyn RegistryClient, args: ListArgs) -> Result<ExitCode> {
+    let query = match (args.data, args.commit, args.parent) {
+        (Some(d), _, _) => LineageQuery::Data(d),
+        (_, Some(c), _) => LineageQuery::Commit(c),
+        (_, _, Some(p)) => {
+            let VersionRef::Number(version) = p.version else {
+                bail!("--parent {p}: name the version by number (NAME@N)");
+            };
+            LineageQuery::Parent(ParentRef {
+                model: p.model.to_string(),
+                version,
+            })
+        }
+        _ => unreachable!("clap requires one of the group"),
+    };
+    let found = registry.versions_from(&query).await?;
+    if args.json {
+        print_json(&found)?;
+    } else {
+        for v in &found {
+            println!("{v}");
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

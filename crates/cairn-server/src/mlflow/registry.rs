@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::extract::State;
 use cairn_core::api::{CreateModel, NewVersion};
+use cairn_core::lineage::{CodeRef, DataRef, LineageInput};
 use cairn_core::{AliasName, FileEntry, Manifest, Model, ModelName, Version, VersionRef};
 use cairn_registry::{Registry, VersionExtras, VersionOrigin};
 use serde_json::{Value, json};
@@ -385,12 +386,18 @@ pub async fn create_model_version(State(r): State<Registry>, f: Fields) -> Reply
             .unwrap_or_default(),
         _ => run_id,
     };
+    let lineage = if run_id.is_empty() {
+        Default::default()
+    } else {
+        run_lineage(&r.tracking().get_run(&run_id).await?)
+    };
     let new = NewVersion {
         files: Manifest::new(files)?,
         description: f.opt_str("description")?.unwrap_or_default(),
         tags: f.key_values("tags")?.into_iter().collect(),
         metrics: Default::default(),
         params: Default::default(),
+        lineage,
     };
     let origin = VersionOrigin {
         source,
@@ -407,6 +414,35 @@ pub async fn create_model_version(State(r): State<Registry>, f: Fields) -> Reply
     Ok(Json(
         json!({"model_version": version_json(&r, &model, v.version, true).await?}),
     ))
+}
+
+/// A version's lineage from the MLflow run that produced it: the git tags MLflow sets
+/// (`mlflow.source.git.*`) and the datasets logged with `log_inputs`.
+fn run_lineage(run: &cairn_core::tracking::Run) -> LineageInput {
+    let tag = |key: &str| run.tags.get(key).filter(|v| !v.is_empty()).cloned();
+    LineageInput {
+        run_id: Some(run.info.id.clone()),
+        code: tag("mlflow.source.git.commit").map(|commit| CodeRef {
+            commit,
+            branch: tag("mlflow.source.git.branch"),
+            remote: tag("mlflow.source.git.repoURL"),
+            // MLflow does not record whether the work tree had changes.
+            dirty: false,
+        }),
+        data: run
+            .inputs
+            .iter()
+            .map(|d| DataRef {
+                kind: "mlflow".into(),
+                path: d.name.clone(),
+                digest: d.digest.clone(),
+                size: None,
+                files: None,
+            })
+            .collect(),
+        parents: Vec::new(),
+        environment: Vec::new(),
+    }
 }
 
 /// MLflow keeps the versions registered from a logged model in its `mlflow.modelVersions` tag.
