@@ -217,7 +217,7 @@ pub(crate) async fn hash_manifest(
     let parallelism = std::thread::available_parallelism().map_or(2, |n| n.get());
     // Files are hashed in batches, one blocking task per batch and one batch per core at
     // a time: a task per file would cost more than hashing a small file does.
-    let batches: Vec<Vec<FileEntry>> = futures::stream::iter(hash_batches(&files).map(|batch| {
+    let batches: Vec<Vec<FileEntry>> = futures::stream::iter(hash_batches(files).map(|batch| {
         let jobs: Vec<(PathBuf, String, u64)> = batch
             .iter()
             .map(|f| (f.source.clone(), f.path.clone(), f.size))
