@@ -67,6 +67,8 @@ enum Command {
     History(commands::alias::HistoryArgs),
     /// Re-hash stored files and report any that are corrupt or missing.
     Verify(commands::verify::Args),
+    /// A model card: description, metrics, params, lineage, files, alias history.
+    Card(commands::card::Args),
     /// Where a version came from: run, code, data, environment, parents.
     Lineage(commands::lineage::Args),
     /// Delete the blobs nothing references any more (after deletions).
@@ -166,6 +168,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit(cmd) => commands::audit::run(registry, cmd).await,
         Command::Gc(args) => commands::gc::run(registry, args).await,
         Command::Lineage(args) => commands::lineage::run(registry, args).await,
+        Command::Card(args) => commands::card::run(registry, args).await,
         Command::Server(_) | Command::Migrate(_) | Command::Copy(_) => {
             unreachable!("handled above")
         }

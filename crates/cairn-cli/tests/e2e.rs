@@ -824,6 +824,81 @@ fn lineage_from_git_dvc_data_and_parents(mode: Mode) {
     env.fails(2, &["versions"]);
 }
 
+fn model_card_shows_metadata_lineage_files_and_alias_history(mode: Mode) {
+    let env = Env::new(mode);
+    model_dir(&env);
+    write(&env.path("requirements.txt"), b"torch==2.9.0\n");
+    env.ok(&[
+        "push",
+        "model",
+        "--model",
+        "fraud",
+        "--description",
+        "Fraud scorer",
+        "--metric",
+        "auc=0.91",
+        "--param",
+        "depth=6",
+        "--env",
+        "requirements.txt",
+        "--no-git",
+    ]);
+    write(&env.path("model/model.onnx"), b"v2 weights");
+    env.ok(&[
+        "push", "model", "--model", "fraud", "--parent", "fraud@1", "--no-git",
+    ]);
+    env.ok(&[
+        "promote",
+        "fraud@1",
+        "--to",
+        "production",
+        "--reason",
+        "launch",
+    ]);
+    env.ok(&["promote", "fraud@2", "--to", "production"]);
+
+    let card = env.ok(&["card", "fraud@1"]);
+    let shown = env.json(&["show", "fraud@1", "--json"]);
+    assert!(card.starts_with("# Model card: fraud@1"), "{card}");
+    assert!(card.contains(shown["digest"].as_str().unwrap()), "{card}");
+    assert!(card.contains("Fraud scorer"));
+    assert!(
+        card.contains("| auc | 0.91 |") && card.contains("| depth | 6 |"),
+        "{card}"
+    );
+    assert!(
+        card.contains("- environment: requirements.txt `sha256:"),
+        "{card}"
+    );
+    for f in shown["files"].as_array().unwrap() {
+        assert!(
+            card.contains(f["sha256"].as_str().unwrap()),
+            "every file's digest: {card}"
+        );
+    }
+    assert!(
+        card.contains("| production | - | 1 | set | tester |"),
+        "{card}"
+    );
+    assert!(
+        card.contains("| production | 1 | 2 | set | tester |"),
+        "{card}"
+    );
+
+    let child = env.json(&["card", "fraud@production", "--format", "json"]);
+    assert_eq!(child["version"]["version"], 2);
+    assert_eq!(child["lineage"]["parents"][0]["model"], "fraud");
+    assert_eq!(
+        child["alias_history"]["production"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    env.fails(1, &["card", "fraud@9"]);
+    env.fails(2, &["card", "fraud@1", "--format", "pdf"]);
+}
+
 fn sha256sum(path: &Path) -> String {
     let out = Command::new("sha256sum").arg(path).output().unwrap();
     assert!(out.status.success());
@@ -869,6 +944,7 @@ in_both_modes!(
     audit_log_records_each_change_and_detects_tampering,
     gc_frees_what_deleted_versions_alone_used,
     lineage_from_git_dvc_data_and_parents,
+    model_card_shows_metadata_lineage_files_and_alias_history,
 );
 
 #[test]

@@ -2,6 +2,7 @@
 
 pub mod alias;
 pub mod audit;
+pub mod card;
 pub mod copy;
 pub mod gc;
 pub mod lineage;
