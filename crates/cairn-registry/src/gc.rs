@@ -12,6 +12,8 @@
 //!   tombstone;
 //! - blobs younger than the grace period are never collected: a push uploads its blobs
 //!   before it commits the version that references them.
+//!
+//! A collection that frees anything leaves one audit entry (`blobs.collect`).
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -103,7 +105,12 @@ impl MetadataStore {
 impl Registry {
     /// Deletes every blob that no version file, artifact or upload part references and
     /// that is older than `grace`. With `dry_run`, only says what it would delete.
-    pub async fn collect_garbage(&self, grace: Duration, dry_run: bool) -> Result<GcReport> {
+    pub async fn collect_garbage(
+        &self,
+        actor: &str,
+        grace: Duration,
+        dry_run: bool,
+    ) -> Result<GcReport> {
         // Listing the store can take long: it happens before the fence. A blob written
         // after the listing is not a candidate; one written before is judged below.
         let stored = self.blobs.list().await?;
@@ -155,6 +162,22 @@ impl Registry {
         // Deleted while the fence is held: no writer can reference them meanwhile, and
         // the tombstones commit only once the bytes are gone.
         self.blobs.delete(&report.freed).await?;
+        crate::audit::append(
+            &mut tx,
+            crate::audit::Change {
+                actor,
+                action: "blobs.collect".into(),
+                model: "",
+                target: "blobs".into(),
+                before: None,
+                after: Some(serde_json::json!({
+                    "freed": report.freed.len(),
+                    "bytes": report.freed_bytes,
+                    "grace_seconds": grace.as_secs(),
+                })),
+            },
+        )
+        .await?;
         tx.commit().await?;
         Ok(report)
     }

@@ -1061,7 +1061,7 @@ async fn gc_frees_exactly_what_only_deleted_versions_used() {
     expected.sort_unstable();
 
     let dry = r
-        .collect_garbage(std::time::Duration::ZERO, true)
+        .collect_garbage(ACTOR, std::time::Duration::ZERO, true)
         .await
         .unwrap();
     assert_eq!(dry.freed, expected);
@@ -1078,7 +1078,7 @@ async fn gc_frees_exactly_what_only_deleted_versions_used() {
         .await
         .unwrap();
     let report = r
-        .collect_garbage(std::time::Duration::from_secs(3600), false)
+        .collect_garbage(ACTOR, std::time::Duration::from_secs(3600), false)
         .await
         .unwrap();
     assert!(
@@ -1087,7 +1087,7 @@ async fn gc_frees_exactly_what_only_deleted_versions_used() {
     );
 
     let report = r
-        .collect_garbage(std::time::Duration::ZERO, false)
+        .collect_garbage(ACTOR, std::time::Duration::ZERO, false)
         .await
         .unwrap();
     let mut freed_expected = expected.clone();
@@ -1099,10 +1099,14 @@ async fn gc_frees_exactly_what_only_deleted_versions_used() {
         assert!(!left.contains(&d.to_hex()), "{d} should be gone");
     }
     assert_eq!(left.len(), 4, "shared, own 1, own 5, pair of 4 and 5");
+    let logged = r.audit_log(None, None).await.unwrap();
+    let last = logged.last().unwrap();
+    assert_eq!(last.action, "blobs.collect");
+    assert_eq!(last.after.as_ref().unwrap()["freed"], 5);
     let verified = r.verify_all().await.unwrap();
     assert!(verified.ok() && verified.versions == 2, "{verified:?}");
     assert!(
-        r.collect_garbage(std::time::Duration::ZERO, false)
+        r.collect_garbage(ACTOR, std::time::Duration::ZERO, false)
             .await
             .unwrap()
             .freed
@@ -1135,7 +1139,7 @@ async fn pushes_racing_gc_lose_nothing() {
     r.put_blob_bytes(&d, Bytes::from(content.clone()))
         .await
         .unwrap();
-    r.collect_garbage(std::time::Duration::ZERO, false)
+    r.collect_garbage(ACTOR, std::time::Duration::ZERO, false)
         .await
         .unwrap();
     let new = NewVersion {
@@ -1168,7 +1172,7 @@ async fn pushes_racing_gc_lose_nothing() {
         let r = r.clone();
         tokio::spawn(async move {
             for _ in 0..30 {
-                r.collect_garbage(std::time::Duration::ZERO, false)
+                r.collect_garbage(ACTOR, std::time::Duration::ZERO, false)
                     .await
                     .unwrap();
                 tokio::task::yield_now().await;
@@ -1346,7 +1350,7 @@ async fn lineage_is_recorded_and_queried_both_ways() {
     // The environment blob is verified and kept alive like version files.
     assert!(r.verify_all().await.unwrap().ok());
     let kept = r
-        .collect_garbage(std::time::Duration::ZERO, false)
+        .collect_garbage(ACTOR, std::time::Duration::ZERO, false)
         .await
         .unwrap();
     assert!(!kept.freed.contains(&env_digest));

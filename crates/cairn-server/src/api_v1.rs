@@ -266,10 +266,12 @@ fn default_grace_seconds() -> u64 {
     responses((status = 200, description = "What was (or would be) freed", body = GcReport)))]
 pub async fn collect_garbage(
     State(r): State<Registry>,
+    actor: Actor,
     ApiJson(req): ApiJson<CollectGarbage>,
 ) -> ApiResult<Json<GcReport>> {
     Ok(Json(
         r.collect_garbage(
+            &actor.0,
             std::time::Duration::from_secs(req.grace_seconds),
             req.dry_run,
         )

@@ -151,7 +151,10 @@ impl RegistryClient for Embedded {
     }
 
     async fn collect_garbage(&self, grace: std::time::Duration, dry_run: bool) -> Result<GcReport> {
-        Ok(self.registry.collect_garbage(grace, dry_run).await?)
+        Ok(self
+            .registry
+            .collect_garbage(&self.actor, grace, dry_run)
+            .await?)
     }
 
     async fn why_blob(&self, digest: &Sha256Digest) -> Result<BlobUse> {
