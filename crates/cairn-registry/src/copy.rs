@@ -138,13 +138,13 @@ impl Registry {
     /// Copies this registry into `target` (see the module documentation).
     pub async fn copy_into(&self, target: &Registry) -> Result<CopyReport> {
         let mut report = CopyReport::default();
-        let since = crate::now_ms();
+        let epoch = target.meta.gc_epoch().await?;
         let digests = self.copy_blobs(target, &mut report).await?;
 
         let mut tx = target.meta.write_tx().await?;
         // Fenced against a collection on the target; a blob it had collected is stored
         // again now.
-        claim_blobs(&mut tx, target.meta.backend(), &digests, Some(since)).await?;
+        claim_blobs(&mut tx, target.meta.backend(), &digests, Some(epoch)).await?;
         for (table, key) in TABLES {
             let written = copy_table(self, &mut tx, table, key).await?;
             if written > 0 {

@@ -29,14 +29,15 @@ use crate::{Error, Registry, Result};
 const CHUNK: usize = 1000;
 
 /// Waits for a running collection and keeps the next one out until `tx` ends, then
-/// checks that no blob in `digests` was collected. `written_since` is when the caller
-/// started writing these blobs itself: a collection before that is undone by the
-/// write (its tombstone is cleared); one after it may have deleted the fresh bytes.
+/// checks that no blob in `digests` was collected. `written_after` is the collection
+/// count ([`MetadataStore::gc_epoch`]) read before the caller wrote these blobs itself:
+/// a collection counted in it had finished before the write, which recreated the bytes
+/// (its tombstone is cleared); a later one may have deleted the fresh bytes.
 pub(crate) async fn claim_blobs(
     tx: &mut WriteTx,
     backend: Backend,
     digests: &[Sha256Digest],
-    written_since: Option<i64>,
+    written_after: Option<i64>,
 ) -> Result<()> {
     // SQLite write transactions are exclusive already; PostgreSQL ones share the fence.
     if backend == Backend::Postgres {
@@ -46,9 +47,9 @@ pub(crate) async fn claim_blobs(
     }
     let mut collected = Vec::new();
     for chunk in digests.chunks(CHUNK) {
-        if let Some(since) = written_since {
-            let mut q = SqlBuilder::new("DELETE FROM blob_tombstones WHERE at < ");
-            q.push_bind(since).push(" AND sha256 IN (");
+        if let Some(epoch) = written_after {
+            let mut q = SqlBuilder::new("DELETE FROM blob_tombstones WHERE run <= ");
+            q.push_bind(epoch).push(" AND sha256 IN (");
             let mut list = q.separated(", ");
             for d in chunk {
                 list.push_bind(d.to_hex());
@@ -68,7 +69,7 @@ pub(crate) async fn claim_blobs(
     if collected.is_empty() {
         return Ok(());
     }
-    Err(match written_since {
+    Err(match written_after {
         Some(_) => Error::UploadInterrupted(format!(
             "blob sha256:{} was garbage-collected while it was being uploaded; upload it again",
             collected[0]
@@ -94,10 +95,18 @@ impl MetadataStore {
         Ok(out)
     }
 
-    /// Records that blobs written since `since` (ms) are stored again.
-    pub(crate) async fn blobs_written(&self, digests: &[Sha256Digest], since: i64) -> Result<()> {
+    /// How many collections have committed: read before writing blobs, to tell later
+    /// whether a collection could have deleted what was written.
+    pub(crate) async fn gc_epoch(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT runs FROM gc_state WHERE id = 1")
+            .fetch_one(self.pool())
+            .await?)
+    }
+
+    /// Records that blobs written after collection `epoch` are stored again.
+    pub(crate) async fn blobs_written(&self, digests: &[Sha256Digest], epoch: i64) -> Result<()> {
         let mut tx = self.write_tx().await?;
-        claim_blobs(&mut tx, self.backend(), digests, Some(since)).await?;
+        claim_blobs(&mut tx, self.backend(), digests, Some(epoch)).await?;
         tx.commit().await
     }
 }
@@ -117,9 +126,10 @@ impl Registry {
         let cutoff = now_ms() - grace.as_millis() as i64;
 
         let mut tx = self.meta.write_tx().await?;
-        sqlx::query("UPDATE gc_state SET runs = runs + 1 WHERE id = 1")
-            .execute(&mut *tx)
-            .await?;
+        let run: i64 =
+            sqlx::query_scalar("UPDATE gc_state SET runs = runs + 1 WHERE id = 1 RETURNING runs")
+                .fetch_one(&mut *tx)
+                .await?;
         let referenced: HashSet<String> = sqlx::query_scalar(
             "SELECT sha256 FROM version_files UNION SELECT sha256 FROM version_environment
              UNION SELECT sha256 FROM artifacts UNION SELECT sha256 FROM artifact_upload_parts",
@@ -152,11 +162,11 @@ impl Registry {
         }
         let now = now_ms();
         for chunk in report.freed.chunks(CHUNK) {
-            let mut q = SqlBuilder::new("INSERT INTO blob_tombstones (sha256, at) ");
+            let mut q = SqlBuilder::new("INSERT INTO blob_tombstones (sha256, at, run) ");
             q.push_values(chunk, |mut row, d| {
-                row.push_bind(d.to_hex()).push_bind(now);
+                row.push_bind(d.to_hex()).push_bind(now).push_bind(run);
             });
-            q.push(" ON CONFLICT (sha256) DO UPDATE SET at = excluded.at");
+            q.push(" ON CONFLICT (sha256) DO UPDATE SET at = excluded.at, run = excluded.run");
             q.build().execute(&mut *tx).await?;
         }
         // Deleted while the fence is held: no writer can reference them meanwhile, and

@@ -453,28 +453,28 @@ impl Registry {
     }
 
     pub async fn put_blob_bytes(&self, digest: &Sha256Digest, bytes: Bytes) -> Result<()> {
-        let since = crate::now_ms();
+        let epoch = self.meta.gc_epoch().await?;
         self.blobs.put_bytes(digest, bytes).await?;
-        self.uploaded(&[*digest], since).await
+        self.uploaded(&[*digest], epoch).await
     }
 
     /// Stores a batch of small blobs, each checked against its digest.
     pub async fn put_blob_batch(&self, blobs: Vec<(Sha256Digest, Bytes)>) -> Result<()> {
-        let since = crate::now_ms();
+        let epoch = self.meta.gc_epoch().await?;
         let digests: Vec<Sha256Digest> = blobs.iter().map(|(d, _)| *d).collect();
         self.blobs.put_many(blobs).await?;
-        self.uploaded(&digests, since).await
+        self.uploaded(&digests, epoch).await
     }
 
-    /// After blobs were written (from `since`, ms): clears the tombstones of those a
-    /// collection had deleted before, so they can be referenced again. Only a blob with
-    /// a tombstone costs a write; version registration checks tombstones regardless.
-    async fn uploaded(&self, digests: &[Sha256Digest], since: i64) -> Result<()> {
+    /// After blobs were written (after collection `epoch`): clears the tombstones of
+    /// those a collection had deleted before, so they can be referenced again. Only a
+    /// blob with a tombstone costs a write; registration checks tombstones regardless.
+    async fn uploaded(&self, digests: &[Sha256Digest], epoch: i64) -> Result<()> {
         let collected = self.meta.tombstoned(digests).await?;
         if collected.is_empty() {
             return Ok(());
         }
-        self.meta.blobs_written(&collected, since).await
+        self.meta.blobs_written(&collected, epoch).await
     }
 
     pub async fn put_blob_stream<E>(
@@ -485,9 +485,9 @@ impl Registry {
     where
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let since = crate::now_ms();
+        let epoch = self.meta.gc_epoch().await?;
         let size = self.blobs.put_stream(digest, stream).await?;
-        self.uploaded(&[*digest], since).await?;
+        self.uploaded(&[*digest], epoch).await?;
         Ok(size)
     }
 

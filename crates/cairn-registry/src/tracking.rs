@@ -1145,12 +1145,12 @@ impl Tracking {
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         check_artifact_path(path)?;
-        let since = now_ms();
+        let epoch = self.meta.gc_epoch().await?;
         let (digest, size) = self.blobs.put_stream_unknown(stream).await?;
         // The artifact row may be read back by a version registration: durable first.
         self.blobs.make_durable(&[digest]).await?;
         let mut tx = self.meta.write_tx().await?;
-        claim_blobs(&mut tx, self.meta.backend(), &[digest], Some(since)).await?;
+        claim_blobs(&mut tx, self.meta.backend(), &[digest], Some(epoch)).await?;
         upsert_artifact(&mut tx, path, &digest, size).await?;
         tx.commit().await
     }
@@ -1190,10 +1190,10 @@ impl Tracking {
         if part_number < 1 {
             return Err(invalid("part numbers start at 1"));
         }
-        let since = now_ms();
+        let epoch = self.meta.gc_epoch().await?;
         let (digest, size) = self.blobs.put_stream_unknown(stream).await?;
         let mut tx = self.meta.write_tx().await?;
-        claim_blobs(&mut tx, self.meta.backend(), &[digest], Some(since)).await?;
+        claim_blobs(&mut tx, self.meta.backend(), &[digest], Some(epoch)).await?;
         sqlx::query(
             "INSERT INTO artifact_upload_parts (upload_id, part_number, sha256, size) VALUES ($1, $2, $3, $4)
              ON CONFLICT (upload_id, part_number) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size",
@@ -1273,13 +1273,13 @@ impl Tracking {
                 }
             }
         });
-        let since = now_ms();
+        let epoch = self.meta.gc_epoch().await?;
         let stored = self.blobs.put_stream_unknown(rx).await;
         let _ = feeder.await;
         let (digest, size) = stored?;
         self.blobs.make_durable(&[digest]).await?;
         let mut tx = self.meta.write_tx().await?;
-        claim_blobs(&mut tx, self.meta.backend(), &[digest], Some(since)).await?;
+        claim_blobs(&mut tx, self.meta.backend(), &[digest], Some(epoch)).await?;
         upsert_artifact(&mut tx, &path, &digest, size).await?;
         sqlx::query("DELETE FROM artifact_uploads WHERE id = $1")
             .bind(upload_id)

@@ -11,6 +11,9 @@ INSERT INTO gc_state (id) VALUES (1);
 
 CREATE TABLE blob_tombstones (
     sha256 TEXT    PRIMARY KEY,
-    at     INTEGER NOT NULL
+    at     INTEGER NOT NULL,
+    -- The collection (gc_state.runs) that deleted it: a write that began after that
+    -- collection had committed recreated the bytes; one that began earlier may not have.
+    run    INTEGER NOT NULL
 );
 CREATE INDEX artifact_upload_parts_by_blob ON artifact_upload_parts(sha256);
