@@ -192,13 +192,7 @@ impl MetadataStore {
             .bind(value)
             .fetch_all(self.pool())
             .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(model, version)| ParentRef {
-                model,
-                version: version as u64,
-            })
-            .collect())
+        Ok(version_refs(rows))
     }
 }
 
@@ -286,13 +280,7 @@ impl Registry {
         .bind(format!("{commit}g"))
         .fetch_all(self.meta.pool())
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(model, version)| ParentRef {
-                model,
-                version: version as u64,
-            })
-            .collect())
+        Ok(version_refs(rows))
     }
 
     /// Every version derived from `parent`, directly or through others.
@@ -337,4 +325,14 @@ impl Registry {
 /// The blobs a lineage references (environment files).
 pub(crate) fn blobs(l: &LineageInput) -> impl Iterator<Item = Sha256Digest> + '_ {
     l.environment.iter().map(|e| e.sha256)
+}
+
+/// (model name, number) rows as version references.
+fn version_refs(rows: Vec<(String, i64)>) -> Vec<ParentRef> {
+    rows.into_iter()
+        .map(|(model, version)| ParentRef {
+            model,
+            version: version as u64,
+        })
+        .collect()
 }

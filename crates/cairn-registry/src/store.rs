@@ -1806,33 +1806,9 @@ fn push_model_condition(q: &mut SqlBuilder, backend: Backend, c: &Comparison) ->
                 q
             }
         },
-        // Clients append this to every search to hide prompts: keep everything that is
-        // not a prompt, including models without the tag.
-        (EntityKind::Tag, key @ "mlflow.prompt.is_prompt") if c.op == Op::Ne => {
-            q.push("NOT EXISTS (SELECT 1 FROM model_tags t WHERE t.model_id = m.id AND t.key = ")
-                .push_bind(key.to_owned())
-                .push(" AND ");
-            crate::tracking::push_string_comparison(q, backend, "t.value", Op::Eq, &c.value, key)?;
-            q.push(")")
-        }
         (EntityKind::Tag, key) => {
-            // A model without the tag matches no comparison but IS NULL.
-            let (exists, op) = match c.op {
-                Op::IsNull => ("NOT EXISTS", None),
-                Op::IsNotNull => ("EXISTS", None),
-                op => ("EXISTS", Some(op)),
-            };
-            q.push(format!(
-                "{exists} (SELECT 1 FROM model_tags t WHERE t.model_id = m.id AND t.key = "
-            ))
-            .push_bind(key.to_owned());
-            if let Some(op) = op {
-                q.push(" AND ");
-                crate::tracking::push_string_comparison(
-                    q, backend, "t.value", op, &c.value, &c.key,
-                )?;
-            }
-            q.push(")")
+            push_tag_condition(q, backend, "model_tags t WHERE t.model_id = m.id", key, c)?;
+            q
         }
         _ => {
             return Err(Error::InvalidArgument(format!(
@@ -1883,33 +1859,14 @@ fn push_version_condition(q: &mut SqlBuilder, backend: Backend, c: &Comparison) 
                 }
             }
         }
-        // Clients append this to every search to hide prompts.
-        (EntityKind::Tag, key @ "mlflow.prompt.is_prompt") if c.op == Op::Ne => {
-            q.push(
-                "NOT EXISTS (SELECT 1 FROM version_tags t WHERE t.version_id = v.id AND t.key = ",
-            )
-            .push_bind(key.to_owned())
-            .push(" AND ");
-            crate::tracking::push_string_comparison(q, backend, "t.value", Op::Eq, &c.value, key)?;
-            q.push(")");
-        }
         (EntityKind::Tag, key) => {
-            let (exists, op) = match c.op {
-                Op::IsNull => ("NOT EXISTS", None),
-                Op::IsNotNull => ("EXISTS", None),
-                op => ("EXISTS", Some(op)),
-            };
-            q.push(format!(
-                "{exists} (SELECT 1 FROM version_tags t WHERE t.version_id = v.id AND t.key = "
-            ))
-            .push_bind(key.to_owned());
-            if let Some(op) = op {
-                q.push(" AND ");
-                crate::tracking::push_string_comparison(
-                    q, backend, "t.value", op, &c.value, &c.key,
-                )?;
-            }
-            q.push(")");
+            push_tag_condition(
+                q,
+                backend,
+                "version_tags t WHERE t.version_id = v.id",
+                key,
+                c,
+            )?;
         }
         _ => {
             return Err(Error::InvalidArgument(format!(
@@ -1961,5 +1918,32 @@ fn push_order_and_page(
         .push_bind(limit as i64)
         .push(" OFFSET ")
         .push_bind(offset as i64);
+    Ok(())
+}
+
+/// A `tags.KEY` comparison as an EXISTS over `tags` (the tag table joined to its owner,
+/// `… t WHERE t.owner = outer.id`). A model or version without the tag matches no
+/// comparison but IS NULL — except `!= 'true'` on `mlflow.prompt.is_prompt`, which
+/// clients add to every search to hide prompts: it keeps everything not a prompt.
+fn push_tag_condition(
+    q: &mut SqlBuilder,
+    backend: Backend,
+    tags: &str,
+    key: &str,
+    c: &Comparison,
+) -> Result<()> {
+    let (exists, op) = match c.op {
+        Op::Ne if key == "mlflow.prompt.is_prompt" => ("NOT EXISTS", Some(Op::Eq)),
+        Op::IsNull => ("NOT EXISTS", None),
+        Op::IsNotNull => ("EXISTS", None),
+        op => ("EXISTS", Some(op)),
+    };
+    q.push(format!("{exists} (SELECT 1 FROM {tags} AND t.key = "))
+        .push_bind(key.to_owned());
+    if let Some(op) = op {
+        q.push(" AND ");
+        crate::tracking::push_string_comparison(q, backend, "t.value", op, &c.value, key)?;
+    }
+    q.push(")");
     Ok(())
 }
