@@ -5,7 +5,9 @@ Environment:
   CAIRN_BIN              the cairn binary (default: target/debug/cairn)
   CAIRN_TEST_POSTGRES    a PostgreSQL URL whose server the tests create databases on
                          (default postgres://postgres@127.0.0.1:5432/test)
-  MOTO_SERVER            the moto_server executable (default: .venv/s3/bin/moto_server)
+  MOTO_SERVER            the moto_server executable (default: .venv/stores/bin/moto_server)
+  AZURITE_BLOB           Azurite's blob server (default: .venv/azurite/node_modules/.bin/azurite-blob)
+  STORES_PYTHON          a Python with azure-storage-blob (default: .venv/stores/bin/python)
 """
 
 import os
@@ -23,7 +25,11 @@ import requests
 ROOT = Path(__file__).resolve().parents[2]
 CAIRN_BIN = os.environ.get("CAIRN_BIN", str(ROOT / "target" / "debug" / "cairn"))
 POSTGRES = os.environ.get("CAIRN_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test")
-MOTO_SERVER = os.environ.get("MOTO_SERVER", str(ROOT / ".venv" / "s3" / "bin" / "moto_server"))
+MOTO_SERVER = os.environ.get("MOTO_SERVER", str(ROOT / ".venv" / "stores" / "bin" / "moto_server"))
+AZURITE_BLOB = os.environ.get(
+    "AZURITE_BLOB", str(ROOT / ".venv" / "azurite" / "node_modules" / ".bin" / "azurite-blob")
+)
+STORES_PYTHON = os.environ.get("STORES_PYTHON", str(ROOT / ".venv" / "stores" / "bin" / "python"))
 
 # Test credentials for the loopback S3 server; explicit, so no cloud metadata endpoint
 # is ever asked for credentials.
@@ -76,6 +82,53 @@ class S3Server:
     def stop(self):
         self.proc.terminate()
         self.proc.wait(timeout=10)
+
+
+class AzureBlobServer:
+    """Azurite's blob service on a free loopback port, with its well-known dev account."""
+
+    ACCOUNT = "devstoreaccount1"
+    KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+    def __init__(self, workdir):
+        port = free_port()
+        self.endpoint = f"http://127.0.0.1:{port}"
+        self.proc = subprocess.Popen(
+            [AZURITE_BLOB, "--blobHost", "127.0.0.1", "--blobPort", str(port),
+             "--location", str(workdir), "--silent", "--skipApiVersionCheck"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_until(lambda: requests.get(self.endpoint, timeout=1).status_code < 500, "azurite")
+
+    def create_container(self, name=None):
+        name = name or f"cairn-{uuid.uuid4().hex[:12]}"
+        connection = (
+            f"DefaultEndpointsProtocol=http;AccountName={self.ACCOUNT};AccountKey={self.KEY};"
+            f"BlobEndpoint={self.endpoint}/{self.ACCOUNT};"
+        )
+        subprocess.run(
+            [STORES_PYTHON, "-c",
+             "import sys; from azure.storage.blob import BlobServiceClient;"
+             "BlobServiceClient.from_connection_string(sys.argv[1]).create_container(sys.argv[2])",
+             connection, name],
+            check=True,
+            capture_output=True,
+        )
+        return name
+
+    def env(self):
+        # object_store's Azure backend talks to the emulator with its dev account.
+        return {"AZURE_STORAGE_USE_EMULATOR": "true", "AZURITE_BLOB_STORAGE_URL": self.endpoint}
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            # Azurite may take its time over SIGTERM; its data is throwaway.
+            self.proc.wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
 
 
 def _psql(sql):
