@@ -983,3 +983,27 @@ fn default_data_dir_is_cairn_home() {
     assert!(home.join("cairn.db").exists());
     assert_eq!(files_under(&home.join("blobs/sha256")).len(), 1);
 }
+
+#[test]
+fn an_unreachable_database_fails_at_once_with_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args([
+            "--registry",
+            "postgres://postgres@127.0.0.1:1/none",
+            "--artifacts",
+        ])
+        .arg(dir.path())
+        .args(["versions", "m"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("Connection refused"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "not a pool timeout"
+    );
+}

@@ -348,6 +348,22 @@ impl MetadataStore {
                     .await?
             }
             DbLocation::Postgres(url) => {
+                // One direct connection first: a wrong address or password then fails
+                // at once with the server's own reason, not as a pool timeout.
+                use sqlx::Connection as _;
+                tokio::time::timeout(options.acquire_timeout, AnyConnection::connect(url))
+                    .await
+                    .map_err(|_| {
+                        Error::Database(sqlx::Error::Io(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            format!(
+                                "no answer from {location} within {:?}",
+                                options.acquire_timeout
+                            ),
+                        )))
+                    })??
+                    .close()
+                    .await?;
                 let timeout_ms = options.statement_timeout.map_or(0, |t| t.as_millis());
                 pool_options
                     .after_connect(move |conn, _| {
