@@ -419,3 +419,81 @@ async fn health_and_openapi() {
     }
     assert!(doc["components"]["schemas"]["Version"].is_object());
 }
+
+#[tokio::test]
+async fn audit_gc_and_lineage_endpoints_answer_bad_input_with_400_and_a_code() {
+    let app = TestApp::new().await;
+    app.push("m", "w", b"weights").await;
+
+    let (status, body) = app
+        .json(Method::GET, "/api/v1/audit?since=yesterday", None)
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_argument"))
+    );
+    let (status, log) = app.json(Method::GET, "/api/v1/audit?model=m", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(log[0]["action"], "version.create");
+
+    let (status, body) = app
+        .send(
+            Request::post("/api/v1/audit/verify")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from("{not json"))
+                .unwrap(),
+        )
+        .await;
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("malformed_json"))
+    );
+    let (status, report) = app.json(Method::POST, "/api/v1/audit/verify", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(report["broken"], Value::Null);
+
+    let (status, body) = app
+        .json(
+            Method::POST,
+            "/api/v1/gc",
+            Some(json!({"grace_seconds": "soon"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = app
+        .json(Method::GET, "/api/v1/blobs/sha256/zz/why", None)
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_argument"))
+    );
+
+    let (status, body) = app
+        .json(Method::GET, "/api/v1/lineage/versions", None)
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_argument"))
+    );
+    let (status, body) = app
+        .json(
+            Method::GET,
+            "/api/v1/lineage/versions?parent=m@latest",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = app
+        .json(Method::GET, "/api/v1/models/m/versions/9/lineage", None)
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("version_not_found"))
+    );
+    let (status, lineage) = app
+        .json(Method::GET, "/api/v1/models/m/versions/1/lineage", None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(lineage["version"], 1);
+}
