@@ -411,6 +411,13 @@ async fn health_and_openapi() {
         "/api/v1/verify",
         "/api/v1/blobs/missing",
         "/api/v1/blobs/sha256/{digest}",
+        "/api/v1/audit",
+        "/api/v1/audit/head",
+        "/api/v1/audit/verify",
+        "/api/v1/gc",
+        "/api/v1/blobs/sha256/{digest}/why",
+        "/api/v1/models/{name}/versions/{reference}/lineage",
+        "/api/v1/lineage/versions",
     ] {
         assert!(
             paths.contains_key(path),
