@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use bytes::Bytes;
+use cairn_core::lineage::{CodeRef, DataRef, LineageInput};
 use cairn_core::search::{Comparison, EntityKind, Op, OrderBy, Value};
 use cairn_core::tracking::{
     ArtifactEntry, DatasetInput, Experiment, Lifecycle, LoggedModel, Metric, Run, RunInfo,
@@ -479,6 +480,50 @@ impl Tracking {
             )));
         }
         Ok(info)
+    }
+
+    /// The lineage a version registered from run `id` takes from it: the run, the git
+    /// state MLflow tags it with (`mlflow.source.git.*`) and the datasets logged as its
+    /// inputs. One query.
+    pub async fn run_lineage(&self, id: &str) -> Result<LineageInput> {
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT 't', key, value FROM run_tags WHERE run_id = $1
+               AND key IN ('mlflow.source.git.commit', 'mlflow.source.git.branch', 'mlflow.source.git.repoURL')
+             UNION ALL SELECT 'd', name, digest FROM run_inputs WHERE run_id = $1",
+        )
+        .bind(id)
+        .fetch_all(self.pool())
+        .await?;
+        let mut git = BTreeMap::new();
+        let mut data = Vec::new();
+        for (kind, a, b) in rows {
+            if kind == "t" {
+                git.insert(a, b);
+            } else {
+                data.push(DataRef {
+                    kind: "mlflow".into(),
+                    path: a,
+                    digest: b,
+                    size: None,
+                    files: None,
+                });
+            }
+        }
+        data.sort_by(|x, y| (&x.path, &x.digest).cmp(&(&y.path, &y.digest)));
+        let tag = |key: &str| git.get(key).filter(|v| !v.is_empty()).cloned();
+        Ok(LineageInput {
+            run_id: Some(id.to_owned()),
+            code: tag("mlflow.source.git.commit").map(|commit| CodeRef {
+                commit,
+                branch: tag("mlflow.source.git.branch"),
+                remote: tag("mlflow.source.git.repoURL"),
+                // MLflow does not record whether the work tree had changes.
+                dirty: false,
+            }),
+            data,
+            parents: Vec::new(),
+            environment: Vec::new(),
+        })
     }
 
     pub async fn get_run(&self, id: &str) -> Result<Run> {

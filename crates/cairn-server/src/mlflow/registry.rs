@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::extract::State;
 use cairn_core::api::{CreateModel, NewVersion};
-use cairn_core::lineage::{CodeRef, DataRef, LineageInput};
 use cairn_core::{AliasName, FileEntry, Manifest, Model, ModelName, Version, VersionRef};
 use cairn_registry::{Registry, VersionExtras, VersionOrigin};
 use serde_json::{Value, json};
@@ -389,7 +388,7 @@ pub async fn create_model_version(State(r): State<Registry>, f: Fields) -> Reply
     let lineage = if run_id.is_empty() {
         Default::default()
     } else {
-        run_lineage(&r.tracking().get_run(&run_id).await?)
+        r.tracking().run_lineage(&run_id).await?
     };
     let new = NewVersion {
         files: Manifest::new(files)?,
@@ -414,35 +413,6 @@ pub async fn create_model_version(State(r): State<Registry>, f: Fields) -> Reply
     Ok(Json(
         json!({"model_version": version_json(&r, &model, v.version, true).await?}),
     ))
-}
-
-/// A version's lineage from the MLflow run that produced it: the git tags MLflow sets
-/// (`mlflow.source.git.*`) and the datasets logged with `log_inputs`.
-fn run_lineage(run: &cairn_core::tracking::Run) -> LineageInput {
-    let tag = |key: &str| run.tags.get(key).filter(|v| !v.is_empty()).cloned();
-    LineageInput {
-        run_id: Some(run.info.id.clone()),
-        code: tag("mlflow.source.git.commit").map(|commit| CodeRef {
-            commit,
-            branch: tag("mlflow.source.git.branch"),
-            remote: tag("mlflow.source.git.repoURL"),
-            // MLflow does not record whether the work tree had changes.
-            dirty: false,
-        }),
-        data: run
-            .inputs
-            .iter()
-            .map(|d| DataRef {
-                kind: "mlflow".into(),
-                path: d.name.clone(),
-                digest: d.digest.clone(),
-                size: None,
-                files: None,
-            })
-            .collect(),
-        parents: Vec::new(),
-        environment: Vec::new(),
-    }
 }
 
 /// MLflow keeps the versions registered from a logged model in its `mlflow.modelVersions` tag.
