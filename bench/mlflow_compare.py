@@ -25,6 +25,8 @@ from pathlib import Path
 
 import requests
 
+import wrk
+
 ROOT = Path(__file__).resolve().parents[1]
 CONCURRENCY = 8
 
@@ -122,31 +124,15 @@ def measure(fn, seconds):
 def wrk_measure(url, method, path, template, seconds, work):
     """ops/s, p50, p99 (ms) from wrk: 2 threads, 8 connections. `template` is each
     request's JSON body, with `$N` replaced by a per-thread counter, or None."""
-    script = work / f"wrk-{uuid.uuid4().hex}.lua"
-    body = f"(string.gsub([==[{template}]==], '%$N', tostring(n)))" if template else "nil"
-    script.write_text(f"""
-wrk.method = "{method}"
-wrk.headers["Content-Type"] = "application/json"
-n = 0
-request = function()
-  n = n + 1
-  return wrk.format(nil, "{path}", nil, {body})
-end
-""")
-    out = subprocess.run(["wrk", "-t2", "-c8", f"-d{int(seconds)}s", "--latency", "-s", str(script), url],
+    lua = wrk.script(work, method, path, template)
+    out = subprocess.run(wrk.command(url, lua, seconds, 2, CONCURRENCY),
                          capture_output=True, text=True, check=True).stdout
-    if "Non-2xx" in out:
+    measured = wrk.parse(out)
+    if measured is None:
         sample = requests.request(method, url + path, data=template.replace("$N", "1") if template else None,
                                   headers={"Content-Type": "application/json"})
         raise RuntimeError(f"{method} {path}: error answers, e.g. {sample.status_code} {sample.text[:300]}")
-
-    def ms(text):
-        value = float(text.rstrip("unms"))
-        return value / 1000 if text.endswith("us") else value * 1000 if text.endswith("s") and not text.endswith("ms") else value
-
-    rate = float(next(l.split()[1] for l in out.splitlines() if l.startswith("Requests/sec")))
-    pct = {l.split()[0]: ms(l.split()[1]) for l in out.splitlines() if l.strip().startswith(("50%", "99%"))}
-    return rate, pct["50%"], pct["99%"]
+    return measured
 
 
 def parallel(fn, items):

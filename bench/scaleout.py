@@ -31,47 +31,28 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "support"))
 import infra  # noqa: E402
+import wrk  # noqa: E402
 
 CAIRN = os.environ.get("CAIRN_BIN", str(ROOT / "target" / "release" / "cairn"))
 CONNECTIONS = 8
 
 
-def wrk(urls, method, path, body, seconds, work):
+def load(urls, method, path, body, seconds, work):
     """Runs wrk against every URL at once (the 8 connections split between them);
     returns total ops/s and the worst p50/p99 (ms) among them."""
-    script = work / f"wrk-{uuid.uuid4().hex}.lua"
-    body_expr = f"(string.gsub([==[{body}]==], '%$N', tostring(n)))" if body else "nil"
-    script.write_text(f"""
-wrk.method = "{method}"
-wrk.headers["Content-Type"] = "application/json"
-n = 0
-request = function()
-  n = n + 1
-  return wrk.format(nil, "{path}", nil, {body_expr})
-end
-""")
+    lua = wrk.script(work, method, path, body)
     per = CONNECTIONS // len(urls)
-    procs = [subprocess.Popen(["wrk", "-t1", f"-c{per}", f"-d{int(seconds)}s", "--latency", "-s", str(script), url],
-                              stdout=subprocess.PIPE, text=True) for url in urls]
-    outs = [p.communicate()[0] for p in procs]
+    procs = [subprocess.Popen(wrk.command(url, lua, seconds, 1, per), stdout=subprocess.PIPE, text=True)
+             for url in urls]
     rate, p50, p99 = 0.0, 0.0, 0.0
-    for out in outs:
-        if "Non-2xx" in out:
+    for proc in procs:
+        out = proc.communicate()[0]
+        measured = wrk.parse(out)
+        if measured is None:
             raise RuntimeError(f"{method} {path}: error answers\n{out}")
-        rate += float(next(l.split()[1] for l in out.splitlines() if l.startswith("Requests/sec")))
-        pct = {l.split()[0]: ms(l.split()[1]) for l in out.splitlines() if l.strip().startswith(("50%", "99%"))}
-        p50, p99 = max(p50, pct["50%"]), max(p99, pct["99%"])
+        rate += measured[0]
+        p50, p99 = max(p50, measured[1]), max(p99, measured[2])
     return rate, p50, p99
-
-
-def ms(text):
-    if text.endswith("us"):
-        return float(text[:-2]) / 1000
-    if text.endswith("ms"):
-        return float(text[:-2])
-    if text.endswith("m"):
-        return float(text[:-1]) * 60000
-    return float(text[:-1]) * 1000
 
 
 def call(url, method, path, **kw):
@@ -146,10 +127,10 @@ def measure_setup(label, store, servers_count, args, work):
     results = {}
     try:
         model, source, run_id = prepare_writes(urls[0])
-        results["model-versions/create"] = wrk(
+        results["model-versions/create"] = load(
             urls, "POST", "/api/2.0/mlflow/model-versions/create",
             f'{{"name":"{model}","source":"{source}","run_id":"{run_id}"}}', args.seconds, work)
-        results["get-by-alias"] = wrk(
+        results["get-by-alias"] = load(
             urls, "GET", f"/api/2.0/mlflow/registered-models/alias?name={model}&alias=champion", None, args.seconds, work)
         print(f"[{label}] writes and reads measured; seeding…", file=sys.stderr)
         if args.models:
@@ -165,7 +146,7 @@ def measure_setup(label, store, servers_count, args, work):
                     "GET", f"/api/2.0/mlflow/registered-models/alias?name={probe}&alias=champion"),
             }
             for name, (method, path) in searches.items():
-                results[name] = wrk(urls, method, path, None, args.seconds, work)
+                results[name] = load(urls, method, path, None, args.seconds, work)
     finally:
         for proc, _ in servers:
             proc.terminate()
