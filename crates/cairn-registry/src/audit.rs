@@ -143,7 +143,10 @@ impl MetadataStore {
         model: Option<&str>,
         since_ms: Option<i64>,
     ) -> Result<Vec<AuditEntry>> {
-        let mut q = SqlBuilder::new(format!("SELECT {COLUMNS} FROM audit_log WHERE 1 = 1"));
+        let mut q = SqlBuilder::new(
+            self.backend(),
+            format!("SELECT {COLUMNS} FROM audit_log WHERE 1 = 1"),
+        );
         if let Some(model) = model {
             q.push(" AND model = ").push_bind(model.to_owned());
         }

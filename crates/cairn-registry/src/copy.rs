@@ -251,7 +251,7 @@ async fn write_rows(
 ) -> Result<u64> {
     check_identity(tx, table, key, columns, &rows).await?;
     let list = columns.join(", ");
-    let mut q = SqlBuilder::new(format!("INSERT INTO {table} ({list}) "));
+    let mut q = SqlBuilder::new(tx.backend, format!("INSERT INTO {table} ({list}) "));
     let values = |q: &mut SqlBuilder| {
         q.push_values(rows, |mut row, cells| {
             for c in cells {
@@ -359,10 +359,13 @@ async fn check_identity(
     if by_id.is_empty() {
         return Ok(());
     }
-    let mut q = SqlBuilder::new(format!(
-        "SELECT {id_column}, {} FROM {table} WHERE {id_column} IN (",
-        identity.join(", ")
-    ));
+    let mut q = SqlBuilder::new(
+        tx.backend,
+        format!(
+            "SELECT {id_column}, {} FROM {table} WHERE {id_column} IN (",
+            identity.join(", ")
+        ),
+    );
     let mut ids = q.separated(", ");
     for id in by_id.keys() {
         ids.push_bind(*id);

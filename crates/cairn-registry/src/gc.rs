@@ -48,7 +48,7 @@ pub(crate) async fn claim_blobs(
     let mut collected = Vec::new();
     for chunk in digests.chunks(CHUNK) {
         if let Some(epoch) = written_after {
-            let mut q = SqlBuilder::new("DELETE FROM blob_tombstones WHERE run <= ");
+            let mut q = SqlBuilder::new(backend, "DELETE FROM blob_tombstones WHERE run <= ");
             q.push_bind(epoch).push(" AND sha256 IN (");
             let mut list = q.separated(", ");
             for d in chunk {
@@ -57,7 +57,10 @@ pub(crate) async fn claim_blobs(
             list.push_unseparated(")");
             q.build().execute(&mut **tx).await?;
         }
-        let mut q = SqlBuilder::new("SELECT sha256 FROM blob_tombstones WHERE sha256 IN (");
+        let mut q = SqlBuilder::new(
+            backend,
+            "SELECT sha256 FROM blob_tombstones WHERE sha256 IN (",
+        );
         let mut list = q.separated(", ");
         for d in chunk {
             list.push_bind(d.to_hex());
@@ -83,7 +86,10 @@ impl MetadataStore {
     pub(crate) async fn tombstoned(&self, digests: &[Sha256Digest]) -> Result<Vec<Sha256Digest>> {
         let mut out = Vec::new();
         for chunk in digests.chunks(CHUNK) {
-            let mut q = SqlBuilder::new("SELECT sha256 FROM blob_tombstones WHERE sha256 IN (");
+            let mut q = SqlBuilder::new(
+                self.backend(),
+                "SELECT sha256 FROM blob_tombstones WHERE sha256 IN (",
+            );
             let mut list = q.separated(", ");
             for d in chunk {
                 list.push_bind(d.to_hex());
@@ -162,7 +168,8 @@ impl Registry {
         }
         let now = now_ms();
         for chunk in report.freed.chunks(CHUNK) {
-            let mut q = SqlBuilder::new("INSERT INTO blob_tombstones (sha256, at, run) ");
+            let mut q =
+                SqlBuilder::new(tx.backend, "INSERT INTO blob_tombstones (sha256, at, run) ");
             q.push_values(chunk, |mut row, d| {
                 row.push_bind(d.to_hex()).push_bind(now).push_bind(run);
             });

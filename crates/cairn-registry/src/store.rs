@@ -137,6 +137,8 @@ pub struct MetadataStore {
 /// A write transaction, holding the process's SQLite write lock until it ends.
 pub(crate) struct WriteTx {
     tx: Transaction<'static, Any>,
+    /// The engine it runs on, for SQL that differs between them.
+    pub backend: Backend,
     _guard: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
@@ -417,7 +419,11 @@ impl MetadataStore {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
         };
-        Ok(WriteTx { tx, _guard: guard })
+        Ok(WriteTx {
+            tx,
+            backend: self.backend,
+            _guard: guard,
+        })
     }
 
     /// Runs a write transaction again when it failed on a transient error
@@ -529,6 +535,7 @@ impl MetadataStore {
         limit: usize,
     ) -> Result<Vec<Model>> {
         let mut q = SqlBuilder::new(
+            self.backend,
             "SELECT m.id, m.name, m.description, m.created_by, m.created_at, m.updated_at FROM models m WHERE 1 = 1",
         );
         for c in filter {
@@ -576,7 +583,7 @@ impl MetadataStore {
             return Ok(Vec::new());
         }
         let scoped = |sql: &str, column: &str| {
-            let mut q = SqlBuilder::new(sql);
+            let mut q = SqlBuilder::new(self.backend, sql);
             if let Some(ids) = only {
                 q.push(format!(" WHERE {column} IN ("));
                 let mut list = q.separated(", ");
@@ -742,16 +749,19 @@ impl MetadataStore {
         .await?;
 
         for chunk in files.chunks(INSERT_CHUNK) {
-            SqlBuilder::new("INSERT INTO version_files (version_id, path, size, sha256) ")
-                .push_values(chunk, |mut row, f| {
-                    row.push_bind(version_id)
-                        .push_bind(f.path.as_str())
-                        .push_bind(f.size as i64)
-                        .push_bind(f.sha256.to_hex());
-                })
-                .build()
-                .execute(&mut *tx)
-                .await?;
+            SqlBuilder::new(
+                tx.backend,
+                "INSERT INTO version_files (version_id, path, size, sha256) ",
+            )
+            .push_values(chunk, |mut row, f| {
+                row.push_bind(version_id)
+                    .push_bind(f.path.as_str())
+                    .push_bind(f.size as i64)
+                    .push_bind(f.sha256.to_hex());
+            })
+            .build()
+            .execute(&mut *tx)
+            .await?;
         }
         lineage::insert(&mut tx, version_id, &v.new.lineage).await?;
         insert_key_values(
@@ -980,9 +990,12 @@ impl MetadataStore {
         offset: usize,
         limit: usize,
     ) -> Result<Vec<(Version, VersionExtras)>> {
-        let mut q = SqlBuilder::new(format!(
-            "SELECT m.name, {VERSION_COLUMNS} FROM versions v JOIN models m ON m.id = v.model_id WHERE 1 = 1"
-        ));
+        let mut q = SqlBuilder::new(
+            self.backend,
+            format!(
+                "SELECT m.name, {VERSION_COLUMNS} FROM versions v JOIN models m ON m.id = v.model_id WHERE 1 = 1"
+            ),
+        );
         for c in filter {
             q.push(" AND ");
             push_version_condition(&mut q, self.backend, c)?;
@@ -1026,7 +1039,7 @@ impl MetadataStore {
         }
         // Ids first: with a plain list of ids the planner reads the newest number per
         // (model, stage) from the indexes (a join with the names may scan every version).
-        let mut q = SqlBuilder::new("SELECT id FROM models WHERE name IN (");
+        let mut q = SqlBuilder::new(self.backend, "SELECT id FROM models WHERE name IN (");
         let mut list = q.separated(", ");
         for name in models {
             list.push_bind(*name);
@@ -1036,10 +1049,13 @@ impl MetadataStore {
         if ids.is_empty() {
             return Ok(out);
         }
-        let mut q = SqlBuilder::new(format!(
-            "SELECT m.name, {VERSION_COLUMNS} FROM
+        let mut q = SqlBuilder::new(
+            self.backend,
+            format!(
+                "SELECT m.name, {VERSION_COLUMNS} FROM
                (SELECT s.model_id, MAX(s.number) AS number FROM versions s WHERE s.model_id IN ("
-        ));
+            ),
+        );
         let mut list = q.separated(", ");
         for id in ids {
             list.push_bind(id);
@@ -1067,16 +1083,18 @@ impl MetadataStore {
         const IDS_PER_QUERY: usize = 5000;
         let mut out: HashMap<i64, VersionDetails> = HashMap::new();
         for chunk in ids.chunks(IDS_PER_QUERY) {
-            let mut q = SqlBuilder::new("");
             // One list of bound ids, used by all four branches.
-            let list = q.bind_list(chunk.iter().copied());
-            q.push(format!(
+            let mut q = SqlBuilder::new(self.backend, "WITH ids (id) AS (");
+            q.push_values(chunk, |mut row, id| {
+                row.push_bind(*id);
+            });
+            q.push(
                 // Typed NULLs: PostgreSQL settles each column's type from the first branch.
-                "SELECT version_id, 't', key, value, CAST(NULL AS DOUBLE PRECISION) FROM version_tags WHERE version_id IN ({list})
-                 UNION ALL SELECT version_id, 'p', key, value, NULL FROM version_params WHERE version_id IN ({list})
-                 UNION ALL SELECT version_id, 'm', key, NULL, value FROM version_metrics WHERE version_id IN ({list})
-                 UNION ALL SELECT version_id, 'a', alias, NULL, NULL FROM aliases WHERE version_id IN ({list})"
-            ));
+                ") SELECT version_id, 't', key, value, CAST(NULL AS DOUBLE PRECISION) FROM version_tags WHERE version_id IN (SELECT id FROM ids)
+                 UNION ALL SELECT version_id, 'p', key, value, NULL FROM version_params WHERE version_id IN (SELECT id FROM ids)
+                 UNION ALL SELECT version_id, 'm', key, NULL, value FROM version_metrics WHERE version_id IN (SELECT id FROM ids)
+                 UNION ALL SELECT version_id, 'a', alias, NULL, NULL FROM aliases WHERE version_id IN (SELECT id FROM ids)",
+            );
             let rows: Vec<DetailRow> = q.build_query_as().fetch_all(&self.pool).await?;
             for (id, kind, key, text, number) in rows {
                 let d = out.entry(id).or_default();
@@ -1752,15 +1770,18 @@ async fn insert_key_values(
 ) -> Result<()> {
     let pairs: Vec<_> = values.iter().collect();
     for chunk in pairs.chunks(INSERT_CHUNK) {
-        SqlBuilder::new(format!("INSERT INTO {table} ({owner_column}, key, value) "))
-            .push_values(chunk, |mut row, (k, v)| {
-                row.push_bind(owner)
-                    .push_bind(k.as_str())
-                    .push_bind(v.as_str());
-            })
-            .build()
-            .execute(&mut **tx)
-            .await?;
+        SqlBuilder::new(
+            tx.backend,
+            format!("INSERT INTO {table} ({owner_column}, key, value) "),
+        )
+        .push_values(chunk, |mut row, (k, v)| {
+            row.push_bind(owner)
+                .push_bind(k.as_str())
+                .push_bind(v.as_str());
+        })
+        .build()
+        .execute(&mut **tx)
+        .await?;
     }
     Ok(())
 }

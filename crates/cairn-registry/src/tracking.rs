@@ -239,6 +239,7 @@ impl Tracking {
     /// Experiment rows with their tags, read in one query for all of them.
     async fn experiments_from_rows(&self, rows: Vec<ExperimentRow>) -> Result<Vec<Experiment>> {
         let mut q = SqlBuilder::new(
+            self.meta.backend(),
             "SELECT experiment_id, key, value FROM experiment_tags WHERE experiment_id IN (",
         );
         let mut sep = q.separated(", ");
@@ -540,6 +541,7 @@ impl Tracking {
         let ids: Vec<&str> = infos.iter().map(|i| i.id.as_str()).collect();
         let mut metrics: HashMap<String, Vec<Metric>> = HashMap::new();
         let mut q = SqlBuilder::new(
+            self.meta.backend(),
             "SELECT run_id, key, value, is_nan, timestamp, step FROM run_latest_metrics WHERE ",
         );
         push_in(&mut q, "run_id", &ids);
@@ -555,14 +557,20 @@ impl Tracking {
             });
         }
         let mut params: HashMap<String, BTreeMap<String, String>> = HashMap::new();
-        let mut q = SqlBuilder::new("SELECT run_id, key, value FROM run_params WHERE ");
+        let mut q = SqlBuilder::new(
+            self.meta.backend(),
+            "SELECT run_id, key, value FROM run_params WHERE ",
+        );
         push_in(&mut q, "run_id", &ids);
         let rows: Vec<(String, String, String)> = q.build_query_as().fetch_all(self.pool()).await?;
         for (run, k, v) in rows {
             params.entry(run).or_default().insert(k, v);
         }
         let mut tags: HashMap<String, BTreeMap<String, String>> = HashMap::new();
-        let mut q = SqlBuilder::new("SELECT run_id, key, value FROM run_tags WHERE ");
+        let mut q = SqlBuilder::new(
+            self.meta.backend(),
+            "SELECT run_id, key, value FROM run_tags WHERE ",
+        );
         push_in(&mut q, "run_id", &ids);
         let rows: Vec<(String, String, String)> = q.build_query_as().fetch_all(self.pool()).await?;
         for (run, k, v) in rows {
@@ -570,6 +578,7 @@ impl Tracking {
         }
         let mut inputs: HashMap<String, Vec<DatasetInput>> = HashMap::new();
         let mut q = SqlBuilder::new(
+            self.meta.backend(),
             "SELECT run_id, name, digest, source_type, source, schema, profile, context FROM run_inputs WHERE ",
         );
         push_in(&mut q, "run_id", &ids);
@@ -596,7 +605,10 @@ impl Tracking {
             });
         }
         let mut outputs: HashMap<String, Vec<(String, i64)>> = HashMap::new();
-        let mut q = SqlBuilder::new("SELECT run_id, model_id, step FROM run_outputs WHERE ");
+        let mut q = SqlBuilder::new(
+            self.meta.backend(),
+            "SELECT run_id, model_id, step FROM run_outputs WHERE ",
+        );
         push_in(&mut q, "run_id", &ids);
         let rows: Vec<(String, String, i64)> = q.build_query_as().fetch_all(self.pool()).await?;
         for (run, model, step) in rows {
@@ -752,7 +764,7 @@ impl Tracking {
         if !metrics.is_empty() {
             let all: Vec<&MetricValue> = metrics.iter().collect();
             for chunk in all.chunks(500) {
-                insert_metric_rows("run_metrics", run_id, chunk)
+                insert_metric_rows(tx.backend, "run_metrics", run_id, chunk)
                     .build()
                     .execute(&mut *tx)
                     .await?;
@@ -770,6 +782,7 @@ impl Tracking {
             return Ok(());
         }
         let mut q = SqlBuilder::new(
+            self.meta.backend(),
             "INSERT INTO run_metrics (run_id, key, value, is_nan, timestamp, step) SELECT * FROM (",
         );
         q.push_values(metrics, |mut row, m| {
@@ -889,7 +902,7 @@ impl Tracking {
             return Ok(Vec::new());
         }
         let backend = self.meta.backend();
-        let mut q = SqlBuilder::new(format!("SELECT {RUN_COLUMNS} FROM "));
+        let mut q = SqlBuilder::new(backend, format!("SELECT {RUN_COLUMNS} FROM "));
         // A selective metric, param or tag comparison drives the query: the runs it
         // matches are found through its (key, value) index and only they are sorted,
         // instead of walking every run of the experiments in start-time order.
@@ -1073,7 +1086,10 @@ impl Tracking {
             .into_iter()
             .enumerate()
         {
-            let mut q = SqlBuilder::new(format!("SELECT model_id, key, value FROM {table} WHERE "));
+            let mut q = SqlBuilder::new(
+                self.meta.backend(),
+                format!("SELECT model_id, key, value FROM {table} WHERE "),
+            );
             push_in(&mut q, "model_id", &ids);
             let pairs: Vec<(String, String, String)> =
                 q.build_query_as().fetch_all(self.pool()).await?;
@@ -1427,10 +1443,16 @@ impl Tracking {
 
 /// `INSERT INTO <table> (run_id, key, value, is_nan, timestamp, step) VALUES …`, one
 /// row per metric.
-fn insert_metric_rows(table: &str, run_id: &str, metrics: &[&MetricValue]) -> SqlBuilder {
-    let mut q = SqlBuilder::new(format!(
-        "INSERT INTO {table} (run_id, key, value, is_nan, timestamp, step) "
-    ));
+fn insert_metric_rows(
+    backend: Backend,
+    table: &str,
+    run_id: &str,
+    metrics: &[&MetricValue],
+) -> SqlBuilder {
+    let mut q = SqlBuilder::new(
+        backend,
+        format!("INSERT INTO {table} (run_id, key, value, is_nan, timestamp, step) "),
+    );
     q.push_values(metrics, |mut row, m| {
         let (value, is_nan) = metric_to_db(m.value);
         row.push_bind(run_id.to_owned())
