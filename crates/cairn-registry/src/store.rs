@@ -173,7 +173,6 @@ struct ModelRow {
 
 #[derive(sqlx::FromRow)]
 struct VersionRow {
-    model_id: i64,
     id: i64,
     number: i64,
     digest: String,
@@ -211,6 +210,35 @@ struct VersionDetails {
     aliases: Vec<String>,
 }
 
+impl VersionDetails {
+    /// Adds one detail row: `kind` 't' (tag), 'p' (param), 'm' (metric) or 'a' (alias).
+    fn add(&mut self, kind: &str, key: String, text: Option<String>, number: Option<f64>) {
+        match kind {
+            "t" => {
+                self.tags.insert(key, text.unwrap_or_default());
+            }
+            "p" => {
+                self.params.insert(key, text.unwrap_or_default());
+            }
+            "m" => {
+                self.metrics.insert(key, number.unwrap_or(f64::NAN));
+            }
+            _ => self.aliases.push(key),
+        }
+    }
+}
+
+/// A version row with one of its details (all `None` for a version without any).
+#[derive(sqlx::FromRow)]
+struct VersionDetailRow {
+    #[sqlx(flatten)]
+    version: VersionRow,
+    detail_kind: Option<String>,
+    detail_key: Option<String>,
+    detail_text: Option<String>,
+    detail_number: Option<f64>,
+}
+
 fn version_from_row(model: String, r: VersionRow, d: VersionDetails) -> Result<Version> {
     Ok(Version {
         model,
@@ -230,7 +258,7 @@ fn version_from_row(model: String, r: VersionRow, d: VersionDetails) -> Result<V
 }
 
 /// Every column of [`VersionRow`], for queries over `versions v`.
-const VERSION_COLUMNS: &str = "v.model_id, v.id, v.number, v.digest, v.description, v.file_count, v.size, \
+const VERSION_COLUMNS: &str = "v.id, v.number, v.digest, v.description, v.file_count, v.size, \
      v.created_by, v.created_at, v.source, v.run_id, v.run_link, v.logged_model_id, v.stage, v.updated_at";
 
 impl VersionRow {
@@ -810,47 +838,64 @@ impl MetadataStore {
         Ok(number as u64)
     }
 
-    /// The version `reference` names, in one query; a second one only on a miss, to
-    /// tell a missing model from a missing version.
+    /// The version `reference` names with its tags, params, metrics and aliases, in one
+    /// query (a read's cost is mostly its round trips to the database); a second query
+    /// only on a miss, to tell a missing model from a missing version.
     async fn resolve_version(
         &self,
         model: &ModelName,
         reference: &VersionRef,
-    ) -> Result<(i64, VersionRow)> {
+    ) -> Result<(VersionRow, VersionDetails)> {
         const COLUMNS: &str = VERSION_COLUMNS;
-        let found = match reference {
-            VersionRef::Number(n) => {
-                sqlx::query_as::<_, VersionRow>(sqlx::AssertSqlSafe(format!(
-                    "SELECT {COLUMNS} FROM versions v JOIN models m ON m.id = v.model_id
-                     WHERE m.name = $1 AND v.number = $2"
-                )))
-                .bind(model.as_str())
-                .bind(*n as i64)
-                .fetch_optional(&self.pool)
-                .await?
-            }
-            VersionRef::Latest => {
-                sqlx::query_as::<_, VersionRow>(sqlx::AssertSqlSafe(format!(
-                    "SELECT {COLUMNS} FROM versions v JOIN models m ON m.id = v.model_id
-                     WHERE m.name = $1 ORDER BY v.number DESC LIMIT 1"
-                )))
-                .bind(model.as_str())
-                .fetch_optional(&self.pool)
-                .await?
-            }
-            VersionRef::Alias(alias) => {
-                sqlx::query_as::<_, VersionRow>(sqlx::AssertSqlSafe(format!(
-                    "SELECT {COLUMNS} FROM aliases a JOIN versions v ON v.id = a.version_id
-                     JOIN models m ON m.id = a.model_id WHERE m.name = $1 AND a.alias = $2"
-                )))
-                .bind(model.as_str())
-                .bind(alias.as_str())
-                .fetch_optional(&self.pool)
-                .await?
-            }
+        let target = match reference {
+            VersionRef::Number(_) => format!(
+                "SELECT {COLUMNS} FROM versions v JOIN models m ON m.id = v.model_id
+                 WHERE m.name = $1 AND v.number = $2"
+            ),
+            VersionRef::Latest => format!(
+                "SELECT {COLUMNS} FROM versions v JOIN models m ON m.id = v.model_id
+                 WHERE m.name = $1 ORDER BY v.number DESC LIMIT 1"
+            ),
+            VersionRef::Alias(_) => format!(
+                "SELECT {COLUMNS} FROM aliases a JOIN versions v ON v.id = a.version_id
+                 JOIN models m ON m.id = a.model_id WHERE m.name = $1 AND a.alias = $2"
+            ),
         };
-        if let Some(row) = found {
-            return Ok((row.model_id, row));
+        // The version row once per detail row (once if it has none).
+        let sql = format!(
+            "WITH target AS ({target})
+             SELECT t.*, d.kind AS detail_kind, d.key AS detail_key, d.text AS detail_text,
+                    d.number AS detail_number
+             FROM target t LEFT JOIN (
+               SELECT version_id, 't' AS kind, key, value AS text, CAST(NULL AS DOUBLE PRECISION) AS number
+                 FROM version_tags WHERE version_id IN (SELECT id FROM target)
+               UNION ALL SELECT version_id, 'p', key, value, NULL
+                 FROM version_params WHERE version_id IN (SELECT id FROM target)
+               UNION ALL SELECT version_id, 'm', key, NULL, value
+                 FROM version_metrics WHERE version_id IN (SELECT id FROM target)
+               UNION ALL SELECT version_id, 'a', alias, NULL, NULL
+                 FROM aliases WHERE version_id IN (SELECT id FROM target)
+             ) d ON d.version_id = t.id"
+        );
+        let query = sqlx::query_as::<_, VersionDetailRow>(sqlx::AssertSqlSafe(sql))
+            .bind(model.as_str());
+        let query = match reference {
+            VersionRef::Number(n) => query.bind(*n as i64),
+            VersionRef::Latest => query,
+            VersionRef::Alias(alias) => query.bind(alias.as_str()),
+        };
+        let rows = query.fetch_all(&self.pool).await?;
+        let mut details = VersionDetails::default();
+        let mut version = None;
+        for row in rows {
+            if let (Some(kind), Some(key)) = (row.detail_kind, row.detail_key) {
+                details.add(&kind, key, row.detail_text, row.detail_number);
+            }
+            version.get_or_insert(row.version);
+        }
+        details.aliases.sort();
+        if let Some(version) = version {
+            return Ok((version, details));
         }
         self.model_row(model).await?;
         Err(match reference {
@@ -868,71 +913,26 @@ impl MetadataStore {
         model: &ModelName,
         reference: &VersionRef,
     ) -> Result<Version> {
-        let (_, row) = self.resolve_version(model, reference).await?;
-        self.complete_version(model, row).await
+        let (row, details) = self.resolve_version(model, reference).await?;
+        version_from_row(model.to_string(), row, details)
     }
 
-    /// A version without its manifest, and its MLflow-only state: two queries.
+    /// A version without its manifest, and its MLflow-only state.
     pub async fn get_version_view(
         &self,
         model: &ModelName,
         reference: &VersionRef,
     ) -> Result<(Version, VersionExtras)> {
-        let (_, row) = self.resolve_version(model, reference).await?;
+        let (row, details) = self.resolve_version(model, reference).await?;
         let extras = row.extras();
-        Ok((self.complete_version(model, row).await?, extras))
-    }
-
-    /// One version row with its tags, params, metrics and aliases, in one query.
-    async fn complete_version(&self, model: &ModelName, row: VersionRow) -> Result<Version> {
-        let details: Vec<(String, String, Option<String>, Option<f64>)> = sqlx::query_as(
-            // Typed NULLs: PostgreSQL settles each column's type from the first branches.
-            "SELECT 't', key, value, CAST(NULL AS DOUBLE PRECISION) FROM version_tags WHERE version_id = $1
-             UNION ALL SELECT 'p', key, value, NULL FROM version_params WHERE version_id = $1
-             UNION ALL SELECT 'm', key, NULL, value FROM version_metrics WHERE version_id = $1
-             UNION ALL SELECT 'a', alias, NULL, NULL FROM aliases WHERE version_id = $1",
-        )
-        .bind(row.id)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut version = Version {
-            model: model.to_string(),
-            version: row.number as u64,
-            digest: parse_digest(&row.digest)?,
-            description: row.description,
-            file_count: row.file_count as u64,
-            size: row.size as u64,
-            files: None,
-            aliases: Vec::new(),
-            metrics: BTreeMap::new(),
-            params: BTreeMap::new(),
-            tags: BTreeMap::new(),
-            created_by: row.created_by,
-            created_at: time_of(row.created_at),
-        };
-        for (kind, key, text, number) in details {
-            match kind.as_str() {
-                "t" => {
-                    version.tags.insert(key, text.unwrap_or_default());
-                }
-                "p" => {
-                    version.params.insert(key, text.unwrap_or_default());
-                }
-                "m" => {
-                    version.metrics.insert(key, number.unwrap_or(f64::NAN));
-                }
-                _ => version.aliases.push(key),
-            }
-        }
-        version.aliases.sort();
-        Ok(version)
+        Ok((version_from_row(model.to_string(), row, details)?, extras))
     }
 
     /// A version with its manifest.
     pub async fn get_version(&self, model: &ModelName, reference: &VersionRef) -> Result<Version> {
-        let (_, row) = self.resolve_version(model, reference).await?;
+        let (row, details) = self.resolve_version(model, reference).await?;
         let version_id = row.id;
-        let mut version = self.complete_version(model, row).await?;
+        let mut version = version_from_row(model.to_string(), row, details)?;
         let files: Vec<(String, i64, String)> = sqlx::query_as(
             "SELECT path, size, sha256 FROM version_files WHERE version_id = $1 ORDER BY path",
         )
@@ -1097,19 +1097,7 @@ impl MetadataStore {
             );
             let rows: Vec<DetailRow> = q.build_query_as().fetch_all(&self.pool).await?;
             for (id, kind, key, text, number) in rows {
-                let d = out.entry(id).or_default();
-                match kind.as_str() {
-                    "t" => {
-                        d.tags.insert(key, text.unwrap_or_default());
-                    }
-                    "p" => {
-                        d.params.insert(key, text.unwrap_or_default());
-                    }
-                    "m" => {
-                        d.metrics.insert(key, number.unwrap_or(f64::NAN));
-                    }
-                    _ => d.aliases.push(key),
-                }
+                out.entry(id).or_default().add(&kind, key, text, number);
             }
         }
         for d in out.values_mut() {
