@@ -10,6 +10,7 @@ pub mod copy;
 mod error;
 mod gc;
 mod lineage;
+mod metric_writer;
 mod service;
 mod sql;
 pub mod store;

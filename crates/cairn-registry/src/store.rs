@@ -877,8 +877,8 @@ impl MetadataStore {
                  FROM aliases WHERE version_id IN (SELECT id FROM target)
              ) d ON d.version_id = t.id"
         );
-        let query = sqlx::query_as::<_, VersionDetailRow>(sqlx::AssertSqlSafe(sql))
-            .bind(model.as_str());
+        let query =
+            sqlx::query_as::<_, VersionDetailRow>(sqlx::AssertSqlSafe(sql)).bind(model.as_str());
         let query = match reference {
             VersionRef::Number(n) => query.bind(*n as i64),
             VersionRef::Latest => query,

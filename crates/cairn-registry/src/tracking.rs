@@ -19,6 +19,7 @@ use crate::sql::SqlBuilder;
 
 use crate::blobs::{BlobRead, BlobStore};
 use crate::gc::claim_blobs;
+use crate::metric_writer::{self, MetricWriter, Outcome};
 use crate::store::{Backend, MetadataStore, now_ms};
 use crate::{Error, Result};
 
@@ -53,6 +54,7 @@ impl ViewType {
 pub struct Tracking {
     meta: MetadataStore,
     blobs: BlobStore,
+    metrics: MetricWriter,
 }
 
 #[derive(sqlx::FromRow)]
@@ -167,7 +169,7 @@ fn truncate(value: &str, max: usize) -> &str {
 
 /// Stored form of a metric value and its `is_nan` flag (an integer on every engine):
 /// SQLite cannot store NaN in a REAL column.
-fn metric_to_db(value: f64) -> (f64, i64) {
+pub(crate) fn metric_to_db(value: f64) -> (f64, i64) {
     if value.is_nan() { (0.0, 1) } else { (value, 0) }
 }
 
@@ -176,8 +178,14 @@ fn metric_from_db(value: f64, is_nan: i64) -> f64 {
 }
 
 impl Tracking {
+    /// Needs a Tokio runtime: it starts the metric writer task.
     pub(crate) fn new(meta: MetadataStore, blobs: BlobStore) -> Self {
-        Self { meta, blobs }
+        let metrics = MetricWriter::start(meta.clone());
+        Self {
+            meta,
+            blobs,
+            metrics,
+        }
     }
 
     fn pool(&self) -> &AnyPool {
@@ -781,27 +789,20 @@ impl Tracking {
             self.active_run(run_id).await?;
             return Ok(());
         }
-        let mut q = SqlBuilder::new(
-            self.meta.backend(),
-            "INSERT INTO run_metrics (run_id, key, value, is_nan, timestamp, step) SELECT * FROM (",
-        );
-        q.push_values(metrics, |mut row, m| {
-            let (value, is_nan) = metric_to_db(m.value);
-            row.push_bind(run_id.to_owned())
-                .push_bind(m.key.clone())
-                .push_bind(value)
-                .push_bind(is_nan)
-                .push_bind(m.timestamp)
-                .push_bind(m.step);
-        });
-        q.push(") AS v WHERE EXISTS (SELECT 1 FROM runs WHERE id = ")
-            .push_bind(run_id.to_owned())
-            .push(" AND lifecycle_stage = 'active')");
-        let inserted = {
-            let _writer = self.meta.write_lock().await;
-            q.build().execute(self.pool()).await?.rows_affected()
-        };
-        if inserted == 0 {
+        match self.metrics.write(run_id, metrics).await {
+            Outcome::Written => Ok(()),
+            Outcome::CheckRun => {
+                self.active_run(run_id).await?;
+                Ok(())
+            }
+            Outcome::WriteAlone => self.write_metrics_alone(run_id, metrics).await,
+        }
+    }
+
+    /// A request's metrics in a statement of their own.
+    async fn write_metrics_alone(&self, run_id: &str, metrics: &[MetricValue]) -> Result<()> {
+        let rows: Vec<(&str, &MetricValue)> = metrics.iter().map(|m| (run_id, m)).collect();
+        if metric_writer::insert_if_active(&self.meta, &rows).await? == 0 {
             // Say why: no such run, or a deleted one.
             self.active_run(run_id).await?;
         }

@@ -110,6 +110,57 @@ async fn params_are_write_once_and_deleted_runs_refuse_writes() {
     );
 }
 
+/// Concurrent metric writes are grouped into shared statements; each request still gets
+/// its own answer, and a deleted or unknown run in the same batch costs the others
+/// nothing.
+async fn concurrent_metric_writes_each_get_their_own_answer() {
+    let (_dir, r) = registry().await;
+    let t = r.tracking();
+    let no_tags = BTreeMap::new();
+    let mut active = Vec::new();
+    for name in ["a", "b", "c"] {
+        let run = t.create_run(0, "u", 1, Some(name), &no_tags);
+        active.push(run.await.unwrap().info.id);
+    }
+    let deleted = t
+        .create_run(0, "u", 1, Some("d"), &BTreeMap::new())
+        .await
+        .unwrap()
+        .info
+        .id;
+    t.set_run_lifecycle(&deleted, Lifecycle::Deleted)
+        .await
+        .unwrap();
+    let unknown = "0".repeat(32);
+    let mut targets: Vec<&str> = Vec::new();
+    for step in 0..20 {
+        targets.extend(active.iter().map(String::as_str));
+        if step % 5 == 0 {
+            targets.extend([deleted.as_str(), unknown.as_str()]);
+        }
+    }
+    let writes = targets.iter().enumerate().map(|(i, run)| async move {
+        let step = (i / 5) as i64;
+        (
+            *run,
+            t.log_batch(run, &[metric("m", step as f64, step)], &[], &[])
+                .await,
+        )
+    });
+    for (run, answer) in futures::future::join_all(writes).await {
+        match answer {
+            Ok(()) => assert!(active.iter().any(|a| a == run), "{run} accepted a metric"),
+            Err(Error::InvalidArgument(_)) => assert_eq!(run, deleted),
+            Err(Error::NotFound(_)) => assert_eq!(run, unknown),
+            Err(e) => panic!("{run}: {e}"),
+        }
+    }
+    for run in &active {
+        assert_eq!(t.metric_history(run, "m").await.unwrap().len(), 20);
+    }
+    assert!(t.metric_history(&deleted, "m").await.unwrap().is_empty());
+}
+
 async fn run_search_filters_and_orders_in_sql() {
     let (_dir, r) = registry().await;
     let t = r.tracking();
@@ -279,6 +330,7 @@ conformance!(
     default_experiment_exists_and_names_are_unique,
     latest_metric_is_the_largest_step_and_history_keeps_everything,
     params_are_write_once_and_deleted_runs_refuse_writes,
+    concurrent_metric_writes_each_get_their_own_answer,
     run_search_filters_and_orders_in_sql,
     artifacts_are_blobs_listed_as_a_tree,
     multipart_upload_concatenates_parts_in_order,
