@@ -172,6 +172,21 @@ impl Registry {
         new: &NewVersion,
         origin: &VersionOrigin,
     ) -> Result<Version> {
+        let number = self.register_version(actor, model, new, origin).await?;
+        self.meta
+            .get_version_summary(model, &VersionRef::Number(number))
+            .await
+    }
+
+    /// [`Registry::create_version_from`] answering only the new version's number, for a
+    /// caller that reads the version in its own shape.
+    pub async fn register_version(
+        &self,
+        actor: &str,
+        model: &ModelName,
+        new: &NewVersion,
+        origin: &VersionOrigin,
+    ) -> Result<u64> {
         let actor = check_actor(actor)?;
         check_text("description", &new.description, DESCRIPTION_MAX)?;
         check_key_values(&new.tags)?;
@@ -213,8 +228,7 @@ impl Registry {
             }
             _ => origin,
         };
-        let number = self
-            .meta
+        self.meta
             .insert_version(VersionInsert {
                 model,
                 digest: new.files.digest(),
@@ -222,9 +236,6 @@ impl Registry {
                 actor,
                 origin,
             })
-            .await?;
-        self.meta
-            .get_version_summary(model, &VersionRef::Number(number))
             .await
     }
 

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::extract::State;
 use cairn_core::api::{CreateModel, NewVersion};
+use cairn_core::tracking::RunInfo;
 use cairn_core::{AliasName, FileEntry, Manifest, Model, ModelName, Version, VersionRef};
 use cairn_registry::{Registry, VersionExtras, VersionOrigin};
 use serde_json::{Value, json};
@@ -265,9 +266,10 @@ pub fn artifact_path(uri: &str) -> Option<String> {
 async fn source_files(
     r: &Registry,
     source: &str,
-    run_id: &str,
+    named_run: Option<&RunInfo>,
     model_id: Option<&str>,
 ) -> MlflowResult<Vec<FileEntry>> {
+    let run_id = named_run.map_or("", |info| info.id.as_str());
     let invalid_source = || {
         MlflowError::invalid(format!(
             "Invalid model version source: '{source}'. Cairn registers versions from artifacts it stores: use a models:/, runs:/ or mlflow-artifacts:/ source."
@@ -308,20 +310,23 @@ async fn source_files(
                 "The run_id request parameter ('{run_id}') must identify the run in the source ('{source}')."
             )));
         }
-        let info = r.tracking().run_info(run).await?;
-        let root = artifact_path(&info.artifact_uri).ok_or_else(invalid_source)?;
+        let artifact_uri = match named_run {
+            // The run_id parameter's run, read already.
+            Some(info) if info.id == run => info.artifact_uri.clone(),
+            _ => r.tracking().run_info(run).await?.artifact_uri,
+        };
+        let root = artifact_path(&artifact_uri).ok_or_else(invalid_source)?;
         if sub.is_empty() {
             root
         } else {
             format!("{root}/{}", sub.trim_matches('/'))
         }
     } else if let Some(path) = artifact_path(source) {
-        if run_id.is_empty() {
+        let Some(run) = named_run else {
             return Err(MlflowError::invalid(format!(
                 "Invalid model version source: '{source}'. A run_id or model_id must identify the resource that contains the source."
             )));
-        }
-        let run = r.tracking().run_info(run_id).await?;
+        };
         let root = artifact_path(&run.artifact_uri).ok_or_else(invalid_source)?;
         if path != root && !path.starts_with(&format!("{root}/")) {
             return Err(MlflowError::invalid(format!(
@@ -367,10 +372,11 @@ pub async fn create_model_version(State(r): State<Registry>, f: Fields) -> Reply
     let source = f.str("source")?;
     let run_id = f.opt_str("run_id")?.unwrap_or_default();
     let model_id = f.opt_str("model_id")?.filter(|s| !s.is_empty());
-    if !run_id.is_empty() {
-        r.tracking().run_info(&run_id).await?;
-    }
-    let files = source_files(&r, &source, &run_id, model_id.as_deref()).await?;
+    let run = match run_id.is_empty() {
+        true => None,
+        false => Some(r.tracking().run_info(&run_id).await?),
+    };
+    let files = source_files(&r, &source, run.as_ref(), model_id.as_deref()).await?;
     let logged_model_id = model_id.or_else(|| {
         source
             .strip_prefix("models:/m-")
@@ -404,14 +410,14 @@ pub async fn create_model_version(State(r): State<Registry>, f: Fields) -> Reply
         run_link: f.opt_str("run_link")?.unwrap_or_default(),
         logged_model_id: logged_model_id.clone(),
     };
-    let v = r
-        .create_version_from(MLFLOW_ACTOR, &model, &new, &origin)
+    let number = r
+        .register_version(MLFLOW_ACTOR, &model, &new, &origin)
         .await?;
     if let Some(id) = logged_model_id {
-        record_version_on_logged_model(&r, &id, &model, v.version).await?;
+        record_version_on_logged_model(&r, &id, &model, number).await?;
     }
     Ok(Json(
-        json!({"model_version": version_json(&r, &model, v.version, true).await?}),
+        json!({"model_version": version_json(&r, &model, number, true).await?}),
     ))
 }
 
