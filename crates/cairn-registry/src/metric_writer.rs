@@ -3,11 +3,17 @@
 //! to the database and, on SQLite, a turn at the single writer lock. One task writes
 //! them instead: whatever requests are waiting when it is free go into one INSERT. A
 //! lone request waits for nobody; concurrent ones share a statement.
+//!
+//! SQLite has one writer anyway, so one task writes. PostgreSQL runs writes side by
+//! side, and one task would put all of them on one server process: there, writers
+//! take turns at the queue, each leaving with what is waiting.
 
-use tokio::sync::{mpsc, oneshot};
+use std::sync::Arc;
+
+use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::sql::SqlBuilder;
-use crate::store::MetadataStore;
+use crate::store::{Backend, MetadataStore};
 use crate::tracking::{MetricValue, metric_to_db};
 
 /// Rows one statement takes before it stops adding requests (a request of up to
@@ -43,11 +49,18 @@ pub(crate) struct MetricWriter {
 }
 
 impl MetricWriter {
-    /// Starts the writer task on the current Tokio runtime; it ends when the last
-    /// handle is dropped.
+    /// Starts the writer tasks on the current Tokio runtime (one on SQLite, one per two
+    /// pool connections on PostgreSQL); they end when the last handle is dropped.
     pub fn start(meta: MetadataStore) -> Self {
         let (queue, waiting) = mpsc::channel(QUEUE_DEPTH);
-        tokio::spawn(write_batches(meta, waiting));
+        let writers = match meta.backend() {
+            Backend::Sqlite => 1,
+            Backend::Postgres => (meta.pool().options().get_max_connections() / 2).max(1),
+        };
+        let waiting = Arc::new(Mutex::new(waiting));
+        for _ in 0..writers {
+            tokio::spawn(write_batches(meta.clone(), waiting.clone()));
+        }
         Self { queue }
     }
 
@@ -66,15 +79,22 @@ impl MetricWriter {
     }
 }
 
-async fn write_batches(meta: MetadataStore, mut waiting: mpsc::Receiver<Pending>) {
-    while let Some(first) = waiting.recv().await {
-        let mut rows = first.metrics.len();
-        let mut batch = vec![first];
-        while rows < ROWS_PER_WRITE {
-            let Ok(next) = waiting.try_recv() else { break };
-            rows += next.metrics.len();
-            batch.push(next);
-        }
+async fn write_batches(meta: MetadataStore, waiting: Arc<Mutex<mpsc::Receiver<Pending>>>) {
+    loop {
+        let (batch, rows) = {
+            let mut waiting = waiting.lock().await;
+            let Some(first) = waiting.recv().await else {
+                return;
+            };
+            let mut rows = first.metrics.len();
+            let mut batch = vec![first];
+            while rows < ROWS_PER_WRITE {
+                let Ok(next) = waiting.try_recv() else { break };
+                rows += next.metrics.len();
+                batch.push(next);
+            }
+            (batch, rows)
+        };
         let outcome = write_batch(&meta, &batch, rows).await;
         for pending in batch {
             // A request whose caller went away needs no answer.
