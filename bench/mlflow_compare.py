@@ -3,6 +3,7 @@
 backend, default settings, proxied artifacts), in one run, side by side.
 
     .venv/mlflow3/bin/python bench/mlflow_compare.py [--seconds 5] [--runs 10000]
+    .venv/mlflow3/bin/python bench/mlflow_compare.py --only cairn --cairn-db postgres://…
 
 Prints ops/s and p50/p99 latency per call at concurrency 8, and the 256 MiB artifact
 PUT/GET next to `dd … conv=fdatasync` (the disk's durable write bandwidth) and loopback
@@ -48,10 +49,13 @@ def wait_ready(url, path):
     raise RuntimeError(f"{url} did not start")
 
 
-def start_cairn(work):
+def start_cairn(work, db=None):
+    """`cairn server` on SQLite under `work`, or on the PostgreSQL database `db` (an
+    empty one: the benchmark creates its models and runs) with blobs under `work`."""
     binary = os.environ.get("CAIRN_BIN", str(ROOT / "target" / "release" / "cairn"))
+    store = ["--data", str(work / "cairn")] if db is None else ["--db", db, "--artifacts", str(work / "cairn-blobs")]
     proc = subprocess.Popen(
-        [binary, "server", "--port", "0", "--data", str(work / "cairn")],
+        [binary, "server", "--port", "0", *store],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         env={**os.environ, "RUST_LOG": "warn"},
     )
@@ -268,6 +272,7 @@ def main():
     ap.add_argument("--versions", type=int, default=1000)
     ap.add_argument("--artifact-mib", type=int, default=256)
     ap.add_argument("--only", choices=["cairn", "mlflow"], help="measure one server (for iterating; the table needs both)")
+    ap.add_argument("--cairn-db", help="run Cairn on this PostgreSQL database instead of SQLite")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="cairn-vs-mlflow-"))
     big = work / "big.bin"
@@ -277,7 +282,8 @@ def main():
     results = {}
     transfers = {}
     try:
-        servers = [(l, s) for l, s in (("cairn", start_cairn), ("mlflow", start_mlflow)) if args.only in (None, l)]
+        cairn = lambda w: start_cairn(w, args.cairn_db)
+        servers = [(l, s) for l, s in (("cairn", cairn), ("mlflow", start_mlflow)) if args.only in (None, l)]
         for label, start in servers:
             proc, url = start(work)
             try:
