@@ -14,7 +14,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::sql::SqlBuilder;
 use crate::store::{Backend, MetadataStore};
-use crate::tracking::{MetricValue, metric_to_db};
+use crate::tracking::{MetricValue, push_metric_values};
 
 /// Rows one statement takes before it stops adding requests (a request of up to
 /// 1,000 metrics may go over): 6 bound values a row stays far under both engines'
@@ -129,15 +129,7 @@ pub(crate) async fn insert_if_active(
         meta.backend(),
         "INSERT INTO run_metrics (run_id, key, value, is_nan, timestamp, step) SELECT * FROM (",
     );
-    q.push_values(rows, |mut row, &(run_id, m)| {
-        let (value, is_nan) = metric_to_db(m.value);
-        row.push_bind(run_id.to_owned())
-            .push_bind(m.key.clone())
-            .push_bind(value)
-            .push_bind(is_nan)
-            .push_bind(m.timestamp)
-            .push_bind(m.step);
-    });
+    push_metric_values(&mut q, rows);
     // VALUES columns are column1, column2… on both engines.
     q.push(
         ") AS v WHERE EXISTS

@@ -169,7 +169,7 @@ fn truncate(value: &str, max: usize) -> &str {
 
 /// Stored form of a metric value and its `is_nan` flag (an integer on every engine):
 /// SQLite cannot store NaN in a REAL column.
-pub(crate) fn metric_to_db(value: f64) -> (f64, i64) {
+fn metric_to_db(value: f64) -> (f64, i64) {
     if value.is_nan() { (0.0, 1) } else { (value, 0) }
 }
 
@@ -769,14 +769,14 @@ impl Tracking {
                     .await?;
             }
         }
-        if !metrics.is_empty() {
-            let all: Vec<&MetricValue> = metrics.iter().collect();
-            for chunk in all.chunks(500) {
-                insert_metric_rows(tx.backend, "run_metrics", run_id, chunk)
-                    .build()
-                    .execute(&mut *tx)
-                    .await?;
-            }
+        let rows: Vec<(&str, &MetricValue)> = metrics.iter().map(|m| (run_id, m)).collect();
+        for chunk in rows.chunks(500) {
+            let mut q = SqlBuilder::new(
+                tx.backend,
+                "INSERT INTO run_metrics (run_id, key, value, is_nan, timestamp, step) ",
+            );
+            push_metric_values(&mut q, chunk);
+            q.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -1442,19 +1442,10 @@ impl Tracking {
     }
 }
 
-/// `INSERT INTO <table> (run_id, key, value, is_nan, timestamp, step) VALUES …`, one
-/// row per metric.
-fn insert_metric_rows(
-    backend: Backend,
-    table: &str,
-    run_id: &str,
-    metrics: &[&MetricValue],
-) -> SqlBuilder {
-    let mut q = SqlBuilder::new(
-        backend,
-        format!("INSERT INTO {table} (run_id, key, value, is_nan, timestamp, step) "),
-    );
-    q.push_values(metrics, |mut row, m| {
+/// `VALUES (…), (…)` of `run_metrics` rows (run_id, key, value, is_nan, timestamp, step):
+/// one per (run id, metric).
+pub(crate) fn push_metric_values(q: &mut SqlBuilder, rows: &[(&str, &MetricValue)]) {
+    q.push_values(rows, |mut row, &(run_id, m)| {
         let (value, is_nan) = metric_to_db(m.value);
         row.push_bind(run_id.to_owned())
             .push_bind(m.key.clone())
@@ -1463,7 +1454,6 @@ fn insert_metric_rows(
             .push_bind(m.timestamp)
             .push_bind(m.step);
     });
-    q
 }
 
 /// Points the artifact `path` at a blob.
