@@ -144,7 +144,7 @@ impl Registry {
         let mut tx = target.meta.write_tx().await?;
         // Fenced against a collection on the target; a blob it had collected is stored
         // again now.
-        claim_blobs(&mut tx, target.meta.backend(), &digests, Some(epoch)).await?;
+        claim_blobs(&mut tx, &digests, Some(epoch)).await?;
         for (table, key) in TABLES {
             let written = copy_table(self, &mut tx, table, key).await?;
             if written > 0 {

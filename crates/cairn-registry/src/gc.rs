@@ -35,12 +35,11 @@ const CHUNK: usize = 1000;
 /// (its tombstone is cleared); a later one may have deleted the fresh bytes.
 pub(crate) async fn claim_blobs(
     tx: &mut WriteTx,
-    backend: Backend,
     digests: &[Sha256Digest],
     written_after: Option<i64>,
 ) -> Result<()> {
     // SQLite write transactions are exclusive already; PostgreSQL ones share the fence.
-    if backend == Backend::Postgres {
+    if tx.backend == Backend::Postgres {
         sqlx::query("SELECT runs FROM gc_state WHERE id = 1 FOR SHARE")
             .execute(&mut **tx)
             .await?;
@@ -48,7 +47,7 @@ pub(crate) async fn claim_blobs(
     let mut collected = Vec::new();
     for chunk in digests.chunks(CHUNK) {
         if let Some(epoch) = written_after {
-            let mut q = SqlBuilder::new(backend, "DELETE FROM blob_tombstones WHERE run <= ");
+            let mut q = SqlBuilder::new(tx.backend, "DELETE FROM blob_tombstones WHERE run <= ");
             q.push_bind(epoch).push(" AND sha256 IN (");
             let mut list = q.separated(", ");
             for d in chunk {
@@ -58,7 +57,7 @@ pub(crate) async fn claim_blobs(
             q.build().execute(&mut **tx).await?;
         }
         let mut q = SqlBuilder::new(
-            backend,
+            tx.backend,
             "SELECT sha256 FROM blob_tombstones WHERE sha256 IN (",
         );
         let mut list = q.separated(", ");
@@ -112,7 +111,7 @@ impl MetadataStore {
     /// Records that blobs written after collection `epoch` are stored again.
     pub(crate) async fn blobs_written(&self, digests: &[Sha256Digest], epoch: i64) -> Result<()> {
         let mut tx = self.write_tx().await?;
-        claim_blobs(&mut tx, self.backend(), digests, Some(epoch)).await?;
+        claim_blobs(&mut tx, digests, Some(epoch)).await?;
         tx.commit().await
     }
 }

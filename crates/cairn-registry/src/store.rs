@@ -736,7 +736,7 @@ impl MetadataStore {
             .collect();
         digests.sort_unstable();
         digests.dedup();
-        claim_blobs(&mut tx, self.backend, &digests, None).await?;
+        claim_blobs(&mut tx, &digests, None).await?;
         let now = now_ms();
         sqlx::query(
             "INSERT INTO models (name, created_by, created_at, updated_at)

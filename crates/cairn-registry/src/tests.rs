@@ -975,10 +975,13 @@ async fn tampering_with_the_audit_log_is_detected() {
 
     // Delete one from the middle, and the newest.
     run("CREATE TABLE saved AS SELECT * FROM audit_log").await;
+    let restore = || async {
+        run("DELETE FROM audit_log").await;
+        run("INSERT INTO audit_log SELECT * FROM saved").await;
+    };
     run("DELETE FROM audit_log WHERE seq = 3").await;
     assert_eq!(broken_at().await, Some(3));
-    run("DELETE FROM audit_log").await;
-    run("INSERT INTO audit_log SELECT * FROM saved").await;
+    restore().await;
     assert_eq!(broken_at().await, None);
     run("DELETE FROM audit_log WHERE seq = 5").await;
     assert_eq!(broken_at().await, Some(5));
@@ -989,15 +992,13 @@ async fn tampering_with_the_audit_log_is_detected() {
     run("UPDATE audit_log SET seq = 2 WHERE seq = 4").await;
     run("UPDATE audit_log SET seq = 4 WHERE seq = -2").await;
     assert_eq!(broken_at().await, Some(2));
-    run("DELETE FROM audit_log").await;
-    run("INSERT INTO audit_log SELECT * FROM saved").await;
+    restore().await;
     assert_eq!(broken_at().await, None);
 
     // A stored hash rewritten; then an exported head pins what came before it.
     run("UPDATE audit_log SET hash = CASE WHEN substr(hash, 1, 1) = 'f' THEN '0' ELSE 'f' END || substr(hash, 2) WHERE seq = 5").await;
     assert_eq!(broken_at().await, Some(5));
-    run("DELETE FROM audit_log").await;
-    run("INSERT INTO audit_log SELECT * FROM saved").await;
+    restore().await;
     let report = r.verify_audit(Some(&head)).await.unwrap();
     assert!(report.ok(), "{report:?}");
     let forged = cairn_core::AuditHead {

@@ -1212,7 +1212,7 @@ impl Tracking {
         // The artifact row may be read back by a version registration: durable first.
         self.blobs.make_durable(&[digest]).await?;
         let mut tx = self.meta.write_tx().await?;
-        claim_blobs(&mut tx, self.meta.backend(), &[digest], Some(epoch)).await?;
+        claim_blobs(&mut tx, &[digest], Some(epoch)).await?;
         upsert_artifact(&mut tx, path, &digest, size).await?;
         tx.commit().await
     }
@@ -1255,7 +1255,7 @@ impl Tracking {
         let epoch = self.meta.gc_epoch().await?;
         let (digest, size) = self.blobs.put_stream_unknown(stream).await?;
         let mut tx = self.meta.write_tx().await?;
-        claim_blobs(&mut tx, self.meta.backend(), &[digest], Some(epoch)).await?;
+        claim_blobs(&mut tx, &[digest], Some(epoch)).await?;
         sqlx::query(
             "INSERT INTO artifact_upload_parts (upload_id, part_number, sha256, size) VALUES ($1, $2, $3, $4)
              ON CONFLICT (upload_id, part_number) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size",
@@ -1341,7 +1341,7 @@ impl Tracking {
         let (digest, size) = stored?;
         self.blobs.make_durable(&[digest]).await?;
         let mut tx = self.meta.write_tx().await?;
-        claim_blobs(&mut tx, self.meta.backend(), &[digest], Some(epoch)).await?;
+        claim_blobs(&mut tx, &[digest], Some(epoch)).await?;
         upsert_artifact(&mut tx, &path, &digest, size).await?;
         sqlx::query("DELETE FROM artifact_uploads WHERE id = $1")
             .bind(upload_id)
