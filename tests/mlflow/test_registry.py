@@ -115,3 +115,45 @@ def test_models_uri_by_alias_and_latest(client, unique, tmp_path):
         open(f"{by_alias}/weights.bin", "rb").read() == b"a" * 100
     latest = mlflow.artifacts.download_artifacts(f"models:/{name}/latest", dst_path=str(tmp_path / "latest"))
     assert open(f"{latest}/weights.bin", "rb").read() == b"b" * 100
+
+
+def test_a_repeated_search_sees_every_change(client, unique, tmp_path):
+    """The same searches, asked again after each change, answer the new state (Cairn
+    serves a repeated registry search from memory only while nothing changed)."""
+    mlflow.set_experiment(f"registry-{unique}")
+    name = f"{unique}-watched"
+    client.create_registered_model(name)
+    run_id = log_model_files(tmp_path, "watched")
+
+    def state():
+        versions = sorted(
+            (v.version, v.current_stage, sorted(v.aliases), v.tags, v.description)
+            for v in client.search_model_versions(f"name='{name}'")
+        )
+        models = [
+            (m.name, m.description, m.tags, m.aliases, [v.version for v in m.latest_versions])
+            for m in client.search_registered_models(filter_string=f"name LIKE '{name}%'")
+        ]
+        return versions, models
+
+    changes = [
+        lambda: client.create_model_version(name, f"runs:/{run_id}/model", run_id=run_id),
+        lambda: client.set_model_version_tag(name, "1", "reviewed", "yes"),
+        lambda: client.set_registered_model_alias(name, "champion", 1),
+        lambda: client.update_model_version(name, "1", description="first"),
+        lambda: client.transition_model_version_stage(name, "1", "Staging"),
+        lambda: client.set_registered_model_tag(name, "team", "risk"),
+        lambda: client.update_registered_model(name, description="watched model"),
+        lambda: client.create_model_version(name, f"runs:/{run_id}/model", run_id=run_id),
+        lambda: client.delete_registered_model_alias(name, "champion"),
+        lambda: client.delete_model_version(name, "1"),
+        lambda: client.rename_registered_model(name, f"{name}-renamed"),
+    ]
+    seen = state()
+    assert state() == seen
+    for i, change in enumerate(changes):
+        change()
+        now = state()
+        assert now != seen, f"change {i} does not show in the repeated searches"
+        seen = now
+    assert seen[1][0][0] == f"{name}-renamed"

@@ -42,6 +42,8 @@ def test_two_servers_number_versions_and_move_aliases_as_one(team_registry, tmp_
     (model_dir / "weights.bin").write_bytes(os.urandom(4096))
     client_a.log_artifacts(run.info.run_id, str(model_dir), artifact_path="model")
     MlflowClient(tracking_uri=b.url).create_registered_model("shared")
+    # Server a keeps this answer while nothing changes; b's writes must void it.
+    assert client_a.search_model_versions("name='shared'") == []
 
     def cli_pusher(worker):
         for i in range(25):
@@ -64,6 +66,8 @@ def test_two_servers_number_versions_and_move_aliases_as_one(team_registry, tmp_
             job.result()  # re-raises any failed request
 
     assert versions_of(["--registry", a.url], "shared", env) == list(range(1, 201))
+    searched = client_a.search_model_versions("name='shared'", max_results=1000)
+    assert sorted(int(v.version) for v in searched) == list(range(1, 201))
     assert versions_of(team_registry["embedded"], "shared", env) == list(range(1, 201))
     verified = cairn("--registry", b.url, "verify", "--all", env=env)
     assert verified.stderr.startswith("ok: "), verified.stderr
@@ -96,6 +100,8 @@ def test_two_servers_number_versions_and_move_aliases_as_one(team_registry, tmp_
         assert move["from"] == previous["to"], (previous, move)
     current = requests.get(f"{a.url}/api/v1/models/shared/versions/production").json()
     assert current["version"] == history[-1]["to"]
+    searched = client_a.search_model_versions("name='shared'", max_results=1000)
+    assert [v.version for v in searched if "production" in v.aliases] == [str(history[-1]["to"])]
 
 
 def test_a_server_killed_mid_upload_leaves_nothing_and_the_retry_succeeds(team_registry, tmp_path):

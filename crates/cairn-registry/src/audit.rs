@@ -5,6 +5,10 @@
 //! the chain and names the first entry that does not verify, so an edited, deleted,
 //! inserted or reordered entry shows.
 //!
+//! Because nothing changes the registry without an entry, the head (number and hash)
+//! also names the registry's state: `read_cache` serves a read again while it holds.
+//! A write that would change nothing returns before writing, so it needs no entry.
+//!
 //! The hash of an entry is the hex SHA-256 of the JSON array
 //! `[seq, at_ms, actor, action, model, target, before, after, prev_hash]` (`before` and
 //! `after` as their stored JSON text, or null) — simple enough to recompute with any tool.

@@ -11,6 +11,7 @@ mod error;
 mod gc;
 mod lineage;
 mod metric_writer;
+mod read_cache;
 mod service;
 mod sql;
 pub mod store;

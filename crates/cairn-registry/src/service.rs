@@ -3,7 +3,9 @@
 //! API, the CLI's embedded mode (and later the MLflow adapter) all call this.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::path::Path;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use cairn_core::api::{CreateModel, NewVersion};
@@ -15,6 +17,7 @@ use cairn_core::{
 use futures::StreamExt;
 
 use crate::blobs::{BlobLocation, BlobRead, BlobStore};
+use crate::read_cache::{self, ReadCache};
 use crate::store::{
     AliasTarget, DbLocation, DbOptions, MetadataStore, VersionExtras, VersionInsert, VersionOrigin,
 };
@@ -35,6 +38,7 @@ pub struct Registry {
     pub(crate) meta: MetadataStore,
     pub(crate) blobs: BlobStore,
     tracking: Tracking,
+    read_cache: Arc<ReadCache>,
 }
 
 impl Registry {
@@ -68,6 +72,7 @@ impl Registry {
             meta,
             blobs,
             tracking,
+            read_cache: Arc::new(ReadCache::new(read_cache::DEFAULT_BUDGET)),
         })
     }
 
@@ -107,6 +112,25 @@ impl Registry {
         limit: usize,
     ) -> Result<Vec<Model>> {
         self.meta.search_models(filter, order, offset, limit).await
+    }
+
+    /// The encoded answer to a read of registry state only (models, versions, their
+    /// tags, aliases and stages — never runs or experiments), identified by `key`:
+    /// served from memory while the registry is unchanged, else `compute`d and kept.
+    /// Worth it for large answers (searches), where one query for the audit head
+    /// replaces the read and its encoding; see `read_cache`.
+    pub async fn cached_read<E, F>(&self, key: String, compute: F) -> std::result::Result<Bytes, E>
+    where
+        E: From<Error>,
+        F: Future<Output = std::result::Result<Bytes, E>>,
+    {
+        let head = self.meta.audit_head().await?;
+        if let Some(answer) = self.read_cache.get(&head, &key) {
+            return Ok(answer);
+        }
+        let answer = compute.await?;
+        self.read_cache.put(&head, key, answer.clone());
+        Ok(answer)
     }
 
     /// Versions matching MLflow-style comparisons, one page, with their MLflow state.

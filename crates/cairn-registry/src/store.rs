@@ -1345,6 +1345,11 @@ impl MetadataStore {
         .bind(id)
         .fetch_one(&mut *tx)
         .await?;
+        // No change, no write: every registry write is in the audit log, whose head
+        // names the registry's state (cached reads rely on it).
+        if old == description {
+            return Ok(());
+        }
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE {table} SET description = $2, updated_at = $3 WHERE id = $1"
         )))
@@ -1353,20 +1358,18 @@ impl MetadataStore {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        if old != description {
-            audit::append(
-                &mut tx,
-                Change {
-                    actor,
-                    action: format!("{what}.description"),
-                    model: model.as_str(),
-                    target,
-                    before: Some(json!({ "description": old })),
-                    after: Some(json!({ "description": description })),
-                },
-            )
-            .await?;
-        }
+        audit::append(
+            &mut tx,
+            Change {
+                actor,
+                action: format!("{what}.description"),
+                model: model.as_str(),
+                target,
+                before: Some(json!({ "description": old })),
+                after: Some(json!({ "description": description })),
+            },
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }

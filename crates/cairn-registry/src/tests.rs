@@ -1,6 +1,7 @@
 //! Service-level tests on a real SQLite database and a real local blob store.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use cairn_core::api::{CreateModel, NewVersion};
@@ -889,6 +890,7 @@ async fn every_mutation_leaves_one_audit_entry() {
         .await
         .unwrap();
     r.set_description("bob", &m, None, "second").await.unwrap();
+    r.set_description("bob", &m, None, "second").await.unwrap(); // no-op
     r.set_stage("mlflow", &m, 2, "Production", true)
         .await
         .unwrap();
@@ -1363,6 +1365,7 @@ async fn lineage_is_recorded_and_queried_both_ways() {
 }
 
 conformance!(
+    cached_reads_follow_every_registry_change,
     lineage_is_recorded_and_queried_both_ways,
     gc_frees_exactly_what_only_deleted_versions_used,
     pushes_racing_gc_lose_nothing,
@@ -1388,3 +1391,73 @@ conformance!(
     verify_names_corrupt_and_missing_blobs_and_the_versions_they_break,
     batched_writes_verify_each_blob_and_leave_no_staging_files,
 );
+
+/// Every version of every model with its MLflow state, through the read cache;
+/// `computed` counts the times the answer was not served from memory.
+async fn cached_versions(r: &Registry, computed: &AtomicUsize) -> String {
+    let answer = r
+        .cached_read("all versions".into(), async {
+            computed.fetch_add(1, Ordering::SeqCst);
+            let found = r.search_versions(&[], &[], 0, 1000).await?;
+            Ok::<_, Error>(Bytes::from(format!("{found:?}")))
+        })
+        .await
+        .unwrap();
+    String::from_utf8(answer.to_vec()).unwrap()
+}
+
+/// A cached read is served from memory while the registry is unchanged, and computed
+/// again after every change — made through this registry or through another one on the
+/// same database (a second server) — and after nothing else.
+async fn cached_reads_follow_every_registry_change() {
+    let (fixture, r1) = registry().await;
+    let r2 = fixture.open_again().await;
+    let m = name("cached");
+    let new = stage(&r1, &[("w", b"1")]).await;
+    r1.create_version(ACTOR, &m, &new).await.unwrap();
+    let computed = AtomicUsize::new(0);
+    let mut seen = cached_versions(&r1, &computed).await;
+    assert_eq!(cached_versions(&r1, &computed).await, seen);
+    assert_eq!(
+        computed.load(Ordering::SeqCst),
+        1,
+        "the second read is served"
+    );
+
+    let prod = alias("prod");
+    for step in 0..8 {
+        // Alternate the writer: the reader's cache must notice the other server's writes.
+        let w = if step % 2 == 0 { &r2 } else { &r1 };
+        match step {
+            0 => w.set_tag(ACTOR, &m, Some(1), "k", Some("v")).await.unwrap(),
+            1 => drop(w.move_alias(ACTOR, &m, &prod, 1, None).await.unwrap()),
+            2 => w
+                .set_description(ACTOR, &m, Some(1), "described")
+                .await
+                .unwrap(),
+            3 => w.set_stage(ACTOR, &m, 1, "Staging", false).await.unwrap(),
+            4 => {
+                let new = stage(w, &[("w", b"2")]).await;
+                w.create_version(ACTOR, &m, &new).await.unwrap();
+            }
+            5 => drop(w.delete_alias(ACTOR, &m, &prod, None).await.unwrap()),
+            6 => w.delete_version(ACTOR, &m, 1).await.unwrap(),
+            _ => drop(w.rename_model(ACTOR, &m, &name("cached-2")).await.unwrap()),
+        }
+        let before = computed.load(Ordering::SeqCst);
+        let now = cached_versions(&r1, &computed).await;
+        assert_eq!(
+            computed.load(Ordering::SeqCst),
+            before + 1,
+            "step {step}: not recomputed"
+        );
+        assert_ne!(now, seen, "step {step}: the change does not show");
+        seen = now;
+    }
+    // A write that changes nothing leaves the registry's state, and the cached answer.
+    let m = name("cached-2");
+    r2.set_description(ACTOR, &m, Some(2), "").await.unwrap();
+    let before = computed.load(Ordering::SeqCst);
+    assert_eq!(cached_versions(&r1, &computed).await, seen);
+    assert_eq!(computed.load(Ordering::SeqCst), before);
+}

@@ -6,6 +6,9 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use cairn_core::api::{CreateModel, NewVersion};
 use cairn_core::tracking::RunInfo;
 use cairn_core::{AliasName, FileEntry, Manifest, Model, ModelName, Version, VersionRef};
@@ -18,6 +21,26 @@ use super::paging;
 use super::request::Fields;
 
 type Reply = MlflowResult<Json<Value>>;
+type CachedReply = MlflowResult<Response>;
+
+/// Answers a read of registry state only through the registry's read cache
+/// ([`Registry::cached_read`]): the same request (`endpoint` and all its fields) gets
+/// the same bytes back while the registry is unchanged. Errors are never kept.
+async fn cached_reply(
+    r: &Registry,
+    endpoint: &str,
+    f: &Fields,
+    compute: impl Future<Output = MlflowResult<Value>>,
+) -> CachedReply {
+    let key = format!("{endpoint} {}", Value::Object(f.0.clone()));
+    let body = r
+        .cached_read(key, async {
+            let answer = compute.await?;
+            Ok::<_, MlflowError>(Bytes::from(answer.to_string()))
+        })
+        .await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
 
 /// MLflow has no actor field; changes made through it are recorded as this actor.
 const MLFLOW_ACTOR: &str = "mlflow";
@@ -189,18 +212,21 @@ pub async fn delete_registered_model_tag(State(r): State<Registry>, f: Fields) -
     Ok(Json(json!({})))
 }
 
-pub async fn search_registered_models(State(r): State<Registry>, f: Fields) -> Reply {
-    let text = f.opt_str("filter")?.unwrap_or_default();
-    let filter =
-        cairn_core::search::parse_filter(&text).map_err(|e| MlflowError::invalid(e.to_string()))?;
-    let limit = paging::max_results(&f, 100, 1000)?;
-    let offset = paging::offset(&f)?;
-    let order = super::tracking::order_by(&f)?;
-    // One more than a page tells whether there is a next one.
-    let models = r.search_models(&filter, &order, offset, limit + 1).await?;
-    let (page, token) = paging::page(models, offset, limit);
-    let items = registered_models_json(&r, &page).await?;
-    Ok(Json(paging::reply("registered_models", items, token)))
+pub async fn search_registered_models(State(r): State<Registry>, f: Fields) -> CachedReply {
+    cached_reply(&r, "registered-models/search", &f, async {
+        let text = f.opt_str("filter")?.unwrap_or_default();
+        let filter = cairn_core::search::parse_filter(&text)
+            .map_err(|e| MlflowError::invalid(e.to_string()))?;
+        let limit = paging::max_results(&f, 100, 1000)?;
+        let offset = paging::offset(&f)?;
+        let order = super::tracking::order_by(&f)?;
+        // One more than a page tells whether there is a next one.
+        let models = r.search_models(&filter, &order, offset, limit + 1).await?;
+        let (page, token) = paging::page(models, offset, limit);
+        let items = registered_models_json(&r, &page).await?;
+        Ok(paging::reply("registered_models", items, token))
+    })
+    .await
 }
 
 pub async fn get_latest_versions(State(r): State<Registry>, f: Fields) -> Reply {
@@ -517,21 +543,24 @@ pub async fn get_download_uri(State(r): State<Registry>, f: Fields) -> Reply {
     ))
 }
 
-pub async fn search_model_versions(State(r): State<Registry>, f: Fields) -> Reply {
-    let text = f.opt_str("filter")?.unwrap_or_default();
-    let filter =
-        cairn_core::search::parse_filter(&text).map_err(|e| MlflowError::invalid(e.to_string()))?;
-    let limit = paging::max_results(&f, 10000, 200000)?;
-    let offset = paging::offset(&f)?;
-    let order = super::tracking::order_by(&f)?;
-    // One more than a page tells whether there is a next one.
-    let found = r
-        .search_versions(&filter, &order, offset, limit + 1)
-        .await?;
-    let (page, token) = paging::page(found, offset, limit);
-    let items = page
-        .iter()
-        .map(|(v, x)| convert::model_version(v, x, false))
-        .collect();
-    Ok(Json(paging::reply("model_versions", items, token)))
+pub async fn search_model_versions(State(r): State<Registry>, f: Fields) -> CachedReply {
+    cached_reply(&r, "model-versions/search", &f, async {
+        let text = f.opt_str("filter")?.unwrap_or_default();
+        let filter = cairn_core::search::parse_filter(&text)
+            .map_err(|e| MlflowError::invalid(e.to_string()))?;
+        let limit = paging::max_results(&f, 10000, 200000)?;
+        let offset = paging::offset(&f)?;
+        let order = super::tracking::order_by(&f)?;
+        // One more than a page tells whether there is a next one.
+        let found = r
+            .search_versions(&filter, &order, offset, limit + 1)
+            .await?;
+        let (page, token) = paging::page(found, offset, limit);
+        let items = page
+            .iter()
+            .map(|(v, x)| convert::model_version(v, x, false))
+            .collect();
+        Ok(paging::reply("model_versions", items, token))
+    })
+    .await
 }

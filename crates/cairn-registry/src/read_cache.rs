@@ -1,0 +1,143 @@
+//! Encoded answers to registry reads, kept while the registry is unchanged.
+//!
+//! Every registry change appends an entry to the audit log in its own transaction, so
+//! the audit log's head (sequence number and hash) names the registry's state: while it
+//! stays the same, a read answers the same. A cached answer is served only when the
+//! head read just before it equals the head it was computed under — one small query
+//! instead of a large read, correct across any number of servers sharing the database.
+//!
+//! The head is read *before* the answer is computed: a change committing in between
+//! makes the answer newer than its label, which only costs a miss later, never a stale
+//! answer. Model registries are read far more than they are written (serving fleets and
+//! dashboards poll them), which is what makes this pay.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use cairn_core::model::AuditHead;
+
+/// Bytes of answers kept, in total. Answers of an older registry state are dropped as
+/// soon as a newer one is stored; when the budget is full the cache starts over.
+pub const DEFAULT_BUDGET: usize = 64 * 1024 * 1024;
+
+pub(crate) struct ReadCache {
+    budget: usize,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// The registry state every kept answer was computed under.
+    head: Option<AuditHead>,
+    answers: HashMap<String, Bytes>,
+    bytes: usize,
+}
+
+impl ReadCache {
+    pub fn new(budget: usize) -> Self {
+        Self {
+            budget,
+            state: Mutex::default(),
+        }
+    }
+
+    /// The answer to `key` computed under `head`, if kept.
+    pub fn get(&self, head: &AuditHead, key: &str) -> Option<Bytes> {
+        let state = self.state.lock().expect("read cache lock");
+        if state.head.as_ref() != Some(head) {
+            return None;
+        }
+        state.answers.get(key).cloned()
+    }
+
+    /// Keeps `answer` to `key`, computed under `head`. Answers of any other state are
+    /// dropped: the registry moves forward, so they will not be asked for again.
+    pub fn put(&self, head: &AuditHead, key: String, answer: Bytes) {
+        // One answer may take at most a quarter of the budget, so a few huge reads
+        // cannot keep evicting everything else.
+        if answer.len() > self.budget / 4 {
+            return;
+        }
+        let mut state = self.state.lock().expect("read cache lock");
+        if state.head.as_ref() != Some(head) {
+            // An answer computed under an older head than the kept ones must not
+            // replace them; we cannot tell older from newer by the hash, but the
+            // sequence number only grows.
+            if state.head.as_ref().is_some_and(|kept| kept.seq > head.seq) {
+                return;
+            }
+            *state = State {
+                head: Some(head.clone()),
+                ..State::default()
+            };
+        }
+        if state.bytes + answer.len() > self.budget {
+            state.answers.clear();
+            state.bytes = 0;
+        }
+        state.bytes += answer.len();
+        if let Some(old) = state.answers.insert(key, answer) {
+            state.bytes -= old.len();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(seq: u64, hash: &str) -> AuditHead {
+        AuditHead {
+            seq,
+            hash: hash.into(),
+        }
+    }
+
+    #[test]
+    fn serves_an_answer_only_under_the_head_it_was_computed_under() {
+        let cache = ReadCache::new(1024);
+        cache.put(&head(3, "a"), "q".into(), Bytes::from_static(b"three"));
+        assert_eq!(
+            cache.get(&head(3, "a"), "q").as_deref(),
+            Some(&b"three"[..])
+        );
+        assert_eq!(cache.get(&head(4, "b"), "q"), None);
+        // Same number, other hash: a restored or rewritten database.
+        assert_eq!(cache.get(&head(3, "x"), "q"), None);
+        assert_eq!(cache.get(&head(3, "a"), "other"), None);
+    }
+
+    #[test]
+    fn a_newer_state_drops_older_answers_and_an_older_one_is_not_kept() {
+        let cache = ReadCache::new(1024);
+        cache.put(&head(3, "a"), "q".into(), Bytes::from_static(b"three"));
+        cache.put(&head(4, "b"), "r".into(), Bytes::from_static(b"four"));
+        assert_eq!(cache.get(&head(3, "a"), "q"), None);
+        // A slow reader finishing after a newer answer was stored.
+        cache.put(&head(3, "a"), "q".into(), Bytes::from_static(b"three"));
+        assert_eq!(cache.get(&head(3, "a"), "q"), None);
+        assert_eq!(cache.get(&head(4, "b"), "r").as_deref(), Some(&b"four"[..]));
+    }
+
+    #[test]
+    fn stays_within_its_budget() {
+        let cache = ReadCache::new(100);
+        let h = head(1, "a");
+        cache.put(&h, "big".into(), Bytes::from(vec![0; 26]));
+        assert_eq!(cache.get(&h, "big"), None, "over a quarter of the budget");
+        for i in 0..10 {
+            cache.put(&h, format!("q{i}"), Bytes::from(vec![0; 20]));
+        }
+        let state = cache.state.lock().unwrap();
+        assert!(state.bytes <= 100, "{} bytes kept", state.bytes);
+        assert_eq!(
+            state.bytes,
+            state.answers.values().map(Bytes::len).sum::<usize>()
+        );
+        assert!(
+            state.answers.contains_key("q9"),
+            "the newest answer is kept"
+        );
+    }
+}
