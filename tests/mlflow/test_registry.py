@@ -117,24 +117,36 @@ def test_models_uri_by_alias_and_latest(client, unique, tmp_path):
     assert open(f"{latest}/weights.bin", "rb").read() == b"b" * 100
 
 
-def test_a_repeated_search_sees_every_change(client, unique, tmp_path):
-    """The same searches, asked again after each change, answer the new state (Cairn
-    serves a repeated registry search from memory only while nothing changed)."""
+def test_repeated_registry_reads_see_every_change(client, unique, tmp_path):
+    """The same reads, asked again after each change, answer the new state: Cairn
+    serves a repeated registry read (searches, get, get-by-alias, latest versions) from
+    memory only while nothing in the registry changed."""
     mlflow.set_experiment(f"registry-{unique}")
     name = f"{unique}-watched"
     client.create_registered_model(name)
     run_id = log_model_files(tmp_path, "watched")
 
+    def attempt(read):
+        try:
+            return read()
+        except MlflowException as e:
+            return e.error_code
+
+    def version(v):
+        return (v.version, v.current_stage, sorted(v.aliases), v.tags, v.description)
+
     def state():
-        versions = sorted(
-            (v.version, v.current_stage, sorted(v.aliases), v.tags, v.description)
-            for v in client.search_model_versions(f"name='{name}'")
-        )
+        versions = sorted(version(v) for v in client.search_model_versions(f"name='{name}'"))
         models = [
             (m.name, m.description, m.tags, m.aliases, [v.version for v in m.latest_versions])
             for m in client.search_registered_models(filter_string=f"name LIKE '{name}%'")
         ]
-        return versions, models
+        model = attempt(lambda: client.get_registered_model(name))
+        model = model if isinstance(model, str) else (model.description, model.tags, model.aliases)
+        first = attempt(lambda: version(client.get_model_version(name, "1")))
+        champion = attempt(lambda: version(client.get_model_version_by_alias(name, "champion")))
+        staging = attempt(lambda: [version(v) for v in client.get_latest_versions(name, stages=["Staging"])])
+        return versions, models, model, first, champion, staging
 
     changes = [
         lambda: client.create_model_version(name, f"runs:/{run_id}/model", run_id=run_id),
@@ -145,6 +157,7 @@ def test_a_repeated_search_sees_every_change(client, unique, tmp_path):
         lambda: client.set_registered_model_tag(name, "team", "risk"),
         lambda: client.update_registered_model(name, description="watched model"),
         lambda: client.create_model_version(name, f"runs:/{run_id}/model", run_id=run_id),
+        lambda: client.set_registered_model_alias(name, "champion", 2),
         lambda: client.delete_registered_model_alias(name, "champion"),
         lambda: client.delete_model_version(name, "1"),
         lambda: client.rename_registered_model(name, f"{name}-renamed"),
@@ -154,6 +167,7 @@ def test_a_repeated_search_sees_every_change(client, unique, tmp_path):
     for i, change in enumerate(changes):
         change()
         now = state()
-        assert now != seen, f"change {i} does not show in the repeated searches"
+        assert now != seen, f"change {i} does not show in the repeated reads"
         seen = now
     assert seen[1][0][0] == f"{name}-renamed"
+    assert seen[2] == "RESOURCE_DOES_NOT_EXIST"

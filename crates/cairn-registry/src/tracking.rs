@@ -957,7 +957,12 @@ impl Tracking {
             sep.push_bind(*id);
         }
         q.push(") AND ").push(view.sql("r.lifecycle_stage"));
-        for c in filter {
+        // The driving comparison already holds for every joined run: testing it again
+        // would build its whole set of matches a second time.
+        for c in filter
+            .iter()
+            .filter(|c| !driver.is_some_and(|d| std::ptr::eq(*c, d)))
+        {
             q.push(" AND ");
             push_run_condition(&mut q, backend, c)?;
         }

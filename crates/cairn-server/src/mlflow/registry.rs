@@ -23,7 +23,7 @@ use super::request::Fields;
 type Reply = MlflowResult<Json<Value>>;
 type CachedReply = MlflowResult<Response>;
 
-/// Answers a read of registry state only through the registry's read cache
+/// Answers a read of registry state only (never of runs or experiments) through the registry's read cache
 /// ([`Registry::cached_read`]): the same request (`endpoint` and all its fields) gets
 /// the same bytes back while the registry is unchanged. Errors are never kept.
 async fn cached_reply(
@@ -161,11 +161,12 @@ pub async fn create_registered_model(State(r): State<Registry>, f: Fields) -> Re
     ))
 }
 
-pub async fn get_registered_model(State(r): State<Registry>, f: Fields) -> Reply {
-    let m = r.get_model(&name(&f, "name")?).await?;
-    Ok(Json(
-        json!({"registered_model": registered_model_json(&r, &m).await?}),
-    ))
+pub async fn get_registered_model(State(r): State<Registry>, f: Fields) -> CachedReply {
+    cached_reply(&r, "registered-models/get", &f, async {
+        let m = r.get_model(&name(&f, "name")?).await?;
+        Ok(json!({"registered_model": registered_model_json(&r, &m).await?}))
+    })
+    .await
 }
 
 pub async fn update_registered_model(State(r): State<Registry>, f: Fields) -> Reply {
@@ -229,17 +230,20 @@ pub async fn search_registered_models(State(r): State<Registry>, f: Fields) -> C
     .await
 }
 
-pub async fn get_latest_versions(State(r): State<Registry>, f: Fields) -> Reply {
-    let model = name(&f, "name")?;
-    r.model_exists(&model).await?;
-    let stages = f
-        .str_list("stages")?
-        .iter()
-        .map(|s| stage(s))
-        .collect::<MlflowResult<Vec<_>>>()?;
-    let versions = r.list_versions_view(&model).await?;
-    let out = latest_per_stage(&versions, (!stages.is_empty()).then_some(&stages[..]), true);
-    Ok(Json(json!({ "model_versions": out })))
+pub async fn get_latest_versions(State(r): State<Registry>, f: Fields) -> CachedReply {
+    cached_reply(&r, "registered-models/get-latest-versions", &f, async {
+        let model = name(&f, "name")?;
+        r.model_exists(&model).await?;
+        let stages = f
+            .str_list("stages")?
+            .iter()
+            .map(|s| stage(s))
+            .collect::<MlflowResult<Vec<_>>>()?;
+        let versions = r.list_versions_view(&model).await?;
+        let out = latest_per_stage(&versions, (!stages.is_empty()).then_some(&stages[..]), true);
+        Ok(json!({ "model_versions": out }))
+    })
+    .await
 }
 
 pub async fn set_alias(State(r): State<Registry>, f: Fields) -> Reply {
@@ -262,14 +266,16 @@ pub async fn delete_alias(State(r): State<Registry>, f: Fields) -> Reply {
     }
 }
 
-pub async fn get_by_alias(State(r): State<Registry>, f: Fields) -> Reply {
-    let model = name(&f, "name")?;
-    let (v, extras) = r
-        .get_version_view(&model, &VersionRef::Alias(alias(&f)?))
-        .await?;
-    Ok(Json(
-        json!({"model_version": convert::model_version(&v, &extras, true)}),
-    ))
+pub async fn get_by_alias(State(r): State<Registry>, f: Fields) -> CachedReply {
+    // What a model server asks at every load of `models:/NAME@ALIAS`: cached.
+    cached_reply(&r, "registered-models/alias", &f, async {
+        let model = name(&f, "name")?;
+        let (v, extras) = r
+            .get_version_view(&model, &VersionRef::Alias(alias(&f)?))
+            .await?;
+        Ok(json!({"model_version": convert::model_version(&v, &extras, true)}))
+    })
+    .await
 }
 
 // ---- model versions ----
@@ -473,11 +479,12 @@ async fn record_version_on_logged_model(
     Ok(())
 }
 
-pub async fn get_model_version(State(r): State<Registry>, f: Fields) -> Reply {
-    let model = name(&f, "name")?;
-    Ok(Json(
-        json!({"model_version": version_json(&r, &model, version(&f)?, true).await?}),
-    ))
+pub async fn get_model_version(State(r): State<Registry>, f: Fields) -> CachedReply {
+    cached_reply(&r, "model-versions/get", &f, async {
+        let model = name(&f, "name")?;
+        Ok(json!({"model_version": version_json(&r, &model, version(&f)?, true).await?}))
+    })
+    .await
 }
 
 pub async fn update_model_version(State(r): State<Registry>, f: Fields) -> Reply {
