@@ -155,9 +155,20 @@ pub async fn create_version(
 pub async fn get_version(
     State(r): State<Registry>,
     Path((name, reference)): Path<(String, String)>,
-) -> ApiResult<Json<Version>> {
-    let reference: VersionRef = reference.parse()?;
-    Ok(Json(r.get_version(&model_name(&name)?, &reference).await?))
+) -> ApiResult<Response> {
+    let model = model_name(&name)?;
+    let parsed: VersionRef = reference.parse()?;
+    // What `cairn pull` and model servers resolve at every load: answered from memory
+    // while the registry is unchanged (`Registry::cached_read`).
+    let body = r
+        .cached_read(format!("v1 version {model}@{reference}"), async {
+            let version = r.get_version(&model, &parsed).await?;
+            Ok::<_, ApiError>(axum::body::Bytes::from(
+                serde_json::to_vec(&version).expect("a version encodes as JSON"),
+            ))
+        })
+        .await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 #[utoipa::path(delete, path = "/api/v1/models/{name}/versions/{reference}", tag = "versions",

@@ -154,6 +154,11 @@ async fn alias_endpoints_record_history_with_the_declared_actor() {
             ))
             .unwrap();
         assert_eq!(app.send(request).await.0, StatusCode::OK);
+        // Each move shows at once where the alias is resolved.
+        let (status, now) = app
+            .json(Method::GET, "/api/v1/models/demo/versions/production", None)
+            .await;
+        assert_eq!((status, now["version"].clone()), (StatusCode::OK, json!(n)));
     }
     let (status, rolled) = app
         .json(
@@ -167,6 +172,10 @@ async fn alias_endpoints_record_history_with_the_declared_actor() {
         (rolled["move"]["from"].clone(), rolled["move"]["to"].clone()),
         (json!(2), json!(1))
     );
+    let (_, now) = app
+        .json(Method::GET, "/api/v1/models/demo/versions/production", None)
+        .await;
+    assert_eq!(now["version"], 1);
     let (_, history) = app
         .json(
             Method::GET,
