@@ -4,6 +4,7 @@ backend, default settings, proxied artifacts), in one run, side by side.
 
     .venv/mlflow3/bin/python bench/mlflow_compare.py [--seconds 5] [--runs 10000]
     .venv/mlflow3/bin/python bench/mlflow_compare.py --only cairn --cairn-db postgres://…
+    CAIRN_BIN=… .venv/mlflow3/bin/python bench/mlflow_compare.py --only cairn --call get-by-alias
 
 Prints ops/s and p50/p99 latency per call at concurrency 8, and the 256 MiB artifact
 PUT/GET next to `dd … conv=fdatasync` (the disk's durable write bandwidth) and loopback
@@ -273,7 +274,10 @@ def main():
     ap.add_argument("--artifact-mib", type=int, default=256)
     ap.add_argument("--only", choices=["cairn", "mlflow"], help="measure one server (for iterating; the table needs both)")
     ap.add_argument("--cairn-db", help="run Cairn on this PostgreSQL database instead of SQLite")
+    ap.add_argument("--call", help="measure only the calls whose name contains this, no artifacts (with --only)")
     args = ap.parse_args()
+    if args.call and not args.only:
+        ap.error("--call measures part of the workload: name the server with --only")
     work = Path(tempfile.mkdtemp(prefix="cairn-vs-mlflow-"))
     big = work / "big.bin"
     with open(big, "wb") as f:
@@ -297,9 +301,12 @@ def main():
                     calls = workloads(api, ctx).items()
                     measured = lambda fn: measure(fn, args.seconds)
                 for name, call in calls:
+                    if args.call and args.call not in name:
+                        continue
                     results[(label, name)] = measured(call)
                     print(f"[{label}] {name}: {results[(label, name)][0]:.1f} ops/s", file=sys.stderr)
-                transfers[label] = artifact_transfer(url, ctx, api, big)
+                if not args.call:
+                    transfers[label] = artifact_transfer(url, ctx, api, big)
             finally:
                 proc.terminate()
                 proc.wait(timeout=30)
