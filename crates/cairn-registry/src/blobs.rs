@@ -39,6 +39,46 @@ pub struct BlobRead {
     pub stream: BoxStream<'static, std::io::Result<Bytes>>,
 }
 
+/// A local file as a stream of `READ_CHUNK`-sized chunks, each read on the blocking pool
+/// straight into its own buffer while the one before is being sent: one copy out of the
+/// page cache, one read ahead in flight, and no thread held while a slow client drains.
+fn read_ahead(file: std::fs::File, size: u64) -> BoxStream<'static, std::io::Result<Bytes>> {
+    let file = Arc::new(file);
+    let first = (size > 0).then(|| read_chunk(file.clone(), 0, size));
+    futures::stream::unfold((first, 0), move |(pending, offset)| {
+        let file = file.clone();
+        async move {
+            let chunk = pending?.await.map_err(std::io::Error::other).flatten();
+            let next_offset = offset + READ_CHUNK as u64;
+            // Reads are sequential (the next starts when this one is done): the file's
+            // own position is the offset.
+            let next =
+                (chunk.is_ok() && next_offset < size).then(|| read_chunk(file, next_offset, size));
+            Some((chunk, (next, next_offset)))
+        }
+    })
+    .boxed()
+}
+
+/// Reads the chunk at `offset` (the file's current position) on the blocking pool.
+fn read_chunk(
+    file: Arc<std::fs::File>,
+    offset: u64,
+    size: u64,
+) -> tokio::task::JoinHandle<std::io::Result<Bytes>> {
+    tokio::task::spawn_blocking(move || {
+        use std::io::Read as _;
+        let len = (size - offset).min(READ_CHUNK as u64);
+        // Reading into spare capacity: no zeroing of the buffer first.
+        let mut buf = Vec::with_capacity(len as usize);
+        (&*file).take(len).read_to_end(&mut buf)?;
+        if buf.len() as u64 != len {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        Ok(Bytes::from(buf))
+    })
+}
+
 /// A stored blob, as listed.
 #[derive(Debug, Clone)]
 pub struct StoredBlob {
@@ -577,10 +617,7 @@ impl BlobStore {
         let size = got.meta.size;
         let stream = match got.payload {
             // The local backend's own stream yields 8 KiB chunks; read big ones instead.
-            GetResultPayload::File(file, _) => {
-                let file = tokio::fs::File::from_std(file);
-                tokio_util::io::ReaderStream::with_capacity(file, READ_CHUNK).boxed()
-            }
+            GetResultPayload::File(file, _) => read_ahead(file, size),
             GetResultPayload::Stream(s) => s.map_err(std::io::Error::other).boxed(),
         };
         Ok(Some(BlobRead { size, stream }))

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use cairn_core::api::{CreateModel, NewVersion};
 use cairn_core::model::{AliasAction, BlobProblem};
 use cairn_core::{AliasName, FileEntry, Manifest, ModelName, Sha256Digest, VersionRef};
+use futures::TryStreamExt;
 
 use crate::test_support::{conformance, registry};
 use crate::{Error, Registry};
@@ -377,7 +378,10 @@ async fn an_interrupted_stream_leaves_nothing() {
 
 async fn a_large_streamed_blob_round_trips() {
     let (_dir, r) = registry().await;
-    let big: Vec<u8> = (0..25 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    // Not a whole number of read chunks: the last one is short.
+    let big: Vec<u8> = (0..25 * 1024 * 1024 + 12_345u32)
+        .map(|i| (i % 251) as u8)
+        .collect();
     let digest = Sha256Digest::of(&big);
     let chunks: Vec<Result<Bytes, std::io::Error>> = big
         .chunks(300_000)
@@ -392,6 +396,17 @@ async fn a_large_streamed_blob_round_trips() {
         r.blobs().rehash(&digest).await.unwrap(),
         Some((digest, size))
     );
+    let read = r.read_blob(&digest).await.unwrap();
+    assert_eq!(read.size, size);
+    let back: Vec<Bytes> = read.stream.try_collect().await.unwrap();
+    assert_eq!(back.concat(), big);
+
+    // And the empty blob: no chunk at all.
+    let empty = Sha256Digest::of(b"");
+    r.put_blob_bytes(&empty, Bytes::new()).await.unwrap();
+    let read = r.read_blob(&empty).await.unwrap();
+    let back: Vec<Bytes> = read.stream.try_collect().await.unwrap();
+    assert_eq!((read.size, back.concat()), (0, Vec::new()));
 }
 
 async fn verify_names_corrupt_and_missing_blobs_and_the_versions_they_break() {
