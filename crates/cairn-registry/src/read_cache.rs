@@ -12,7 +12,7 @@
 //! dashboards poll them), which is what makes this pay.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use cairn_core::model::AuditHead;
@@ -24,6 +24,9 @@ pub const DEFAULT_BUDGET: usize = 64 * 1024 * 1024;
 pub(crate) struct ReadCache {
     budget: usize,
     state: Mutex<State>,
+    /// One lock per key being computed: after a change, the many clients polling the
+    /// same read wait for one of them to compute the answer instead of all computing it.
+    computing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 #[derive(Default)]
@@ -39,7 +42,26 @@ impl ReadCache {
         Self {
             budget,
             state: Mutex::default(),
+            computing: Mutex::default(),
         }
+    }
+
+    /// The slot of `key`'s computation: lock it to compute the answer. Dropping the slot
+    /// (also when the request is cancelled) forgets the key's lock once nobody holds it.
+    pub fn computing(&self, key: &str) -> ComputeSlot<'_> {
+        let mut computing = self.computing.lock().expect("read cache lock");
+        let lock = computing.entry(key.to_owned()).or_default().clone();
+        ComputeSlot {
+            cache: self,
+            key: key.to_owned(),
+            lock: Some(lock),
+        }
+    }
+
+    /// Keys being computed now.
+    #[cfg(test)]
+    pub fn computing_keys(&self) -> usize {
+        self.computing.lock().expect("read cache lock").len()
     }
 
     /// The answer to `key` computed under `head`, if kept.
@@ -79,6 +101,31 @@ impl ReadCache {
         state.bytes += answer.len();
         if let Some(old) = state.answers.insert(key, answer) {
             state.bytes -= old.len();
+        }
+    }
+}
+
+pub(crate) struct ComputeSlot<'c> {
+    cache: &'c ReadCache,
+    key: String,
+    lock: Option<Arc<tokio::sync::Mutex<()>>>,
+}
+
+impl ComputeSlot<'_> {
+    pub async fn lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.lock.as_ref().expect("held until drop").lock().await
+    }
+}
+
+impl Drop for ComputeSlot<'_> {
+    fn drop(&mut self) {
+        drop(self.lock.take());
+        let mut computing = self.cache.computing.lock().expect("read cache lock");
+        if computing
+            .get(&self.key)
+            .is_some_and(|l| Arc::strong_count(l) == 1)
+        {
+            computing.remove(&self.key);
         }
     }
 }

@@ -38,7 +38,7 @@ pub struct Registry {
     pub(crate) meta: MetadataStore,
     pub(crate) blobs: BlobStore,
     tracking: Tracking,
-    read_cache: Arc<ReadCache>,
+    pub(crate) read_cache: Arc<ReadCache>,
 }
 
 impl Registry {
@@ -125,6 +125,12 @@ impl Registry {
         F: Future<Output = std::result::Result<Bytes, E>>,
     {
         let head = self.meta.audit_head().await?;
+        if let Some(answer) = self.read_cache.get(&head, &key) {
+            return Ok(answer);
+        }
+        // One computation per key at a time; whoever waited looks again first.
+        let slot = self.read_cache.computing(&key);
+        let _computing = slot.lock().await;
         if let Some(answer) = self.read_cache.get(&head, &key) {
             return Ok(answer);
         }

@@ -1381,6 +1381,7 @@ async fn lineage_is_recorded_and_queried_both_ways() {
 
 conformance!(
     cached_reads_follow_every_registry_change,
+    concurrent_identical_reads_compute_the_answer_once,
     lineage_is_recorded_and_queried_both_ways,
     gc_frees_exactly_what_only_deleted_versions_used,
     pushes_racing_gc_lose_nothing,
@@ -1475,4 +1476,40 @@ async fn cached_reads_follow_every_registry_change() {
     let before = computed.load(Ordering::SeqCst);
     assert_eq!(cached_versions(&r1, &computed).await, seen);
     assert_eq!(computed.load(Ordering::SeqCst), before);
+}
+
+/// Many clients asking the same read at once (a fleet polling after a promotion): one
+/// computes the answer, the others wait for it; and no computation is left registered.
+async fn concurrent_identical_reads_compute_the_answer_once() {
+    let (_fixture, r) = registry().await;
+    let computed = AtomicUsize::new(0);
+    let read = || {
+        r.cached_read("slow".into(), async {
+            computed.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            Ok::<_, Error>(Bytes::from_static(b"answer"))
+        })
+    };
+    let answers = futures::future::join_all((0..8).map(|_| read())).await;
+    for answer in answers {
+        assert_eq!(&answer.unwrap()[..], b"answer");
+    }
+    assert_eq!(computed.load(Ordering::SeqCst), 1);
+    assert_eq!(r.read_cache.computing_keys(), 0);
+
+    // A computation that fails keeps nothing: the next read computes again.
+    let failed = r
+        .cached_read("failing".into(), async {
+            Err::<Bytes, _>(Error::NotFound("nothing".into()))
+        })
+        .await;
+    assert!(matches!(failed, Err(Error::NotFound(_))));
+    let again = r
+        .cached_read("failing".into(), async {
+            Ok::<_, Error>(Bytes::from_static(b"now"))
+        })
+        .await
+        .unwrap();
+    assert_eq!(&again[..], b"now");
+    assert_eq!(r.read_cache.computing_keys(), 0);
 }
