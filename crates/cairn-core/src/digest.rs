@@ -3,8 +3,11 @@
 use std::fmt;
 use std::str::FromStr;
 
+// AWS-LC's SHA-256 (already linked for TLS): its assembly uses the SHA extensions where
+// the CPU has them and AVX2 where it does not, where it hashes ~1.7× faster than a
+// portable implementation — and every byte Cairn stores or serves is hashed.
+use aws_lc_rs::digest::{Context, SHA256, digest};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use sha2::{Digest as _, Sha256};
 
 use crate::ValidationError;
 
@@ -15,7 +18,16 @@ pub struct Sha256Digest([u8; 32]);
 
 impl Sha256Digest {
     pub fn of(bytes: &[u8]) -> Self {
-        Self(Sha256::digest(bytes).into())
+        Self::from_output(digest(&SHA256, bytes))
+    }
+
+    fn from_output(output: aws_lc_rs::digest::Digest) -> Self {
+        Self(
+            output
+                .as_ref()
+                .try_into()
+                .expect("SHA-256 outputs 32 bytes"),
+        )
     }
 
     pub fn to_hex(&self) -> String {
@@ -82,10 +94,19 @@ impl utoipa::PartialSchema for Sha256Digest {
 impl utoipa::ToSchema for Sha256Digest {}
 
 /// Incremental hashing that also counts bytes, for streams whose size must be checked too.
-#[derive(Default, Clone)]
+#[derive(Clone)]
 pub struct Sha256Hasher {
-    inner: Sha256,
+    inner: Context,
     len: u64,
+}
+
+impl Default for Sha256Hasher {
+    fn default() -> Self {
+        Self {
+            inner: Context::new(&SHA256),
+            len: 0,
+        }
+    }
 }
 
 impl Sha256Hasher {
@@ -107,7 +128,7 @@ impl Sha256Hasher {
     }
 
     pub fn finish(self) -> (Sha256Digest, u64) {
-        (Sha256Digest(self.inner.finalize().into()), self.len)
+        (Sha256Digest::from_output(self.inner.finish()), self.len)
     }
 }
 
