@@ -76,9 +76,12 @@ impl ReadCache {
     /// Keeps `answer` to `key`, computed under `head`. Answers of any other state are
     /// dropped: the registry moves forward, so they will not be asked for again.
     pub fn put(&self, head: &AuditHead, key: String, answer: Bytes) {
-        // One answer may take at most a quarter of the budget, so a few huge reads
-        // cannot keep evicting everything else.
-        if answer.len() > self.budget / 4 {
+        // Keys are the requests themselves: they count against the budget too. One
+        // entry may take at most a quarter of it, so a few huge reads cannot keep
+        // evicting everything else.
+        let key_len = key.len();
+        let size = key_len + answer.len();
+        if size > self.budget / 4 {
             return;
         }
         let mut state = self.state.lock().expect("read cache lock");
@@ -94,13 +97,14 @@ impl ReadCache {
                 ..State::default()
             };
         }
-        if state.bytes + answer.len() > self.budget {
+        if state.bytes + size > self.budget {
             state.answers.clear();
             state.bytes = 0;
         }
-        state.bytes += answer.len();
+        state.bytes += size;
         if let Some(old) = state.answers.insert(key, answer) {
-            state.bytes -= old.len();
+            // The key was counted twice.
+            state.bytes -= key_len + old.len();
         }
     }
 }
@@ -171,17 +175,22 @@ mod tests {
     fn stays_within_its_budget() {
         let cache = ReadCache::new(100);
         let h = head(1, "a");
-        cache.put(&h, "big".into(), Bytes::from(vec![0; 26]));
-        assert_eq!(cache.get(&h, "big"), None, "over a quarter of the budget");
+        cache.put(&h, "big".into(), Bytes::from(vec![0; 23]));
+        assert_eq!(cache.get(&h, "big"), None, "over a quarter, key included");
+        cache.put(&h, "q0".into(), Bytes::from(vec![0; 20]));
+        cache.put(&h, "q0".into(), Bytes::from(vec![0; 10]));
+        assert_eq!(
+            cache.state.lock().unwrap().bytes,
+            12,
+            "a replaced answer counts once"
+        );
         for i in 0..10 {
             cache.put(&h, format!("q{i}"), Bytes::from(vec![0; 20]));
         }
         let state = cache.state.lock().unwrap();
         assert!(state.bytes <= 100, "{} bytes kept", state.bytes);
-        assert_eq!(
-            state.bytes,
-            state.answers.values().map(Bytes::len).sum::<usize>()
-        );
+        let kept: usize = state.answers.iter().map(|(k, a)| k.len() + a.len()).sum();
+        assert_eq!(state.bytes, kept);
         assert!(
             state.answers.contains_key("q9"),
             "the newest answer is kept"

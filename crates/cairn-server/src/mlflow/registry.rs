@@ -23,9 +23,10 @@ use super::request::Fields;
 type Reply = MlflowResult<Json<Value>>;
 type CachedReply = MlflowResult<Response>;
 
-/// Answers a read of registry state only (never of runs or experiments) through the registry's read cache
-/// ([`Registry::cached_read`]): the same request (`endpoint` and all its fields) gets
-/// the same bytes back while the registry is unchanged. Errors are never kept.
+/// Answers a read of registry state only (never of runs or experiments) through the
+/// registry's read cache ([`Registry::cached_read`]): the same request (`endpoint` and
+/// all its fields) gets the same bytes back while the registry is unchanged. Errors are
+/// never kept.
 async fn cached_reply(
     r: &Registry,
     endpoint: &str,
