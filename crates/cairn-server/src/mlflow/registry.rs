@@ -10,6 +10,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use cairn_core::api::{CreateModel, NewVersion};
+use cairn_core::search::{Comparison, OrderBy};
 use cairn_core::tracking::RunInfo;
 use cairn_core::{AliasName, FileEntry, Manifest, Model, ModelName, Version, VersionRef};
 use cairn_registry::{Registry, VersionExtras, VersionOrigin};
@@ -41,6 +42,27 @@ async fn cached_reply(
         })
         .await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// What a registry search asks for: `filter`, `order_by`, and the page (`max_results`
+/// up to `max`, `default` when absent; `page_token`).
+struct SearchPage {
+    filter: Vec<Comparison>,
+    order: Vec<OrderBy>,
+    offset: usize,
+    limit: usize,
+}
+
+fn search_page(f: &Fields, default: i64, max: i64) -> MlflowResult<SearchPage> {
+    let text = f.opt_str("filter")?.unwrap_or_default();
+    // Checked in this order, as before: the first bad field is the one reported.
+    Ok(SearchPage {
+        filter: cairn_core::search::parse_filter(&text)
+            .map_err(|e| MlflowError::invalid(e.to_string()))?,
+        limit: paging::max_results(f, default, max)?,
+        offset: paging::offset(f)?,
+        order: super::tracking::order_by(f)?,
+    })
 }
 
 /// MLflow has no actor field; changes made through it are recorded as this actor.
@@ -216,15 +238,12 @@ pub async fn delete_registered_model_tag(State(r): State<Registry>, f: Fields) -
 
 pub async fn search_registered_models(State(r): State<Registry>, f: Fields) -> CachedReply {
     cached_reply(&r, "registered-models/search", &f, async {
-        let text = f.opt_str("filter")?.unwrap_or_default();
-        let filter = cairn_core::search::parse_filter(&text)
-            .map_err(|e| MlflowError::invalid(e.to_string()))?;
-        let limit = paging::max_results(&f, 100, 1000)?;
-        let offset = paging::offset(&f)?;
-        let order = super::tracking::order_by(&f)?;
+        let q = search_page(&f, 100, 1000)?;
         // One more than a page tells whether there is a next one.
-        let models = r.search_models(&filter, &order, offset, limit + 1).await?;
-        let (page, token) = paging::page(models, offset, limit);
+        let models = r
+            .search_models(&q.filter, &q.order, q.offset, q.limit + 1)
+            .await?;
+        let (page, token) = paging::page(models, q.offset, q.limit);
         let items = registered_models_json(&r, &page).await?;
         Ok(paging::reply("registered_models", items, token))
     })
@@ -553,17 +572,12 @@ pub async fn get_download_uri(State(r): State<Registry>, f: Fields) -> Reply {
 
 pub async fn search_model_versions(State(r): State<Registry>, f: Fields) -> CachedReply {
     cached_reply(&r, "model-versions/search", &f, async {
-        let text = f.opt_str("filter")?.unwrap_or_default();
-        let filter = cairn_core::search::parse_filter(&text)
-            .map_err(|e| MlflowError::invalid(e.to_string()))?;
-        let limit = paging::max_results(&f, 10000, 200000)?;
-        let offset = paging::offset(&f)?;
-        let order = super::tracking::order_by(&f)?;
+        let q = search_page(&f, 10000, 200000)?;
         // One more than a page tells whether there is a next one.
         let found = r
-            .search_versions(&filter, &order, offset, limit + 1)
+            .search_versions(&q.filter, &q.order, q.offset, q.limit + 1)
             .await?;
-        let (page, token) = paging::page(found, offset, limit);
+        let (page, token) = paging::page(found, q.offset, q.limit);
         let items = page
             .iter()
             .map(|(v, x)| convert::model_version(v, x, false))
