@@ -117,8 +117,9 @@ impl Registry {
     /// The encoded answer to a read of registry state only (models, versions, their
     /// tags, aliases and stages — never runs or experiments), identified by `key`:
     /// served from memory while the registry is unchanged, else `compute`d and kept.
-    /// Worth it for large answers (searches), where one query for the audit head
-    /// replaces the read and its encoding; see `read_cache`.
+    /// One query for the audit head replaces the read and its encoding: most worth it
+    /// for large answers (searches) and for reads of several tables (a version with
+    /// its tags and aliases); see `read_cache`.
     pub async fn cached_read<E, F>(&self, key: String, compute: F) -> std::result::Result<Bytes, E>
     where
         E: From<Error>,
