@@ -98,7 +98,7 @@ class Api:
 
 
 def measure(fn, seconds):
-    """Calls fn(i) from CONCURRENCY threads for `seconds`; returns ops/s, p50, p99 (ms)."""
+    """Calls fn(i) from CONCURRENCY threads for `seconds`; returns ops/s, p50, p99 (ms) and 0 failed (a failure raises)."""
     latencies = []
     lock = threading.Lock()
     deadline = time.perf_counter() + seconds
@@ -123,12 +123,13 @@ def measure(fn, seconds):
     elapsed = time.perf_counter() - start
     latencies.sort()
     p = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000
-    return len(latencies) / elapsed, p(0.5), p(0.99)
+    return len(latencies) / elapsed, p(0.5), p(0.99), 0
 
 
 def wrk_measure(url, method, path, template, seconds, work):
-    """ops/s, p50, p99 (ms) from wrk: 2 threads, 8 connections. `template` is each
-    request's JSON body, with `$N` replaced by a per-thread counter, or None."""
+    """ops/s, p50, p99 (ms) and failed requests from wrk: 2 threads, 8 connections.
+    `template` is each request's JSON body, with `$N` replaced by a counter (distinct
+    across threads), or None."""
     lua = wrk.script(work, method, path, template)
     out = subprocess.run(wrk.command(url, lua, seconds, 2, CONCURRENCY),
                          capture_output=True, text=True, check=True).stdout
@@ -304,6 +305,8 @@ def main():
                     if args.call and args.call not in name:
                         continue
                     results[(label, name)] = measured(call)
+                    if label == "cairn" and results[(label, name)][3]:
+                        raise RuntimeError(f"cairn failed {results[(label, name)][3]} requests of {name}")
                     print(f"[{label}] {name}: {results[(label, name)][0]:.1f} ops/s", file=sys.stderr)
                 if not args.call:
                     transfers[label] = artifact_transfer(url, ctx, api, big)
@@ -324,7 +327,8 @@ def main():
     names = [n for (l, n) in results if l == "cairn"]
     for name in names:
         c, m = results[("cairn", name)], results[("mlflow", name)]
-        print(f"| {name} | {c[0]:.0f} | {c[1]:.1f} / {c[2]:.1f} | {m[0]:.1f} | {m[1]:.0f} / {m[2]:.0f} | {c[0] / m[0]:.0f}× |")
+        failed = f" ({m[3]} failed)" if m[3] else ""
+        print(f"| {name} | {c[0]:.0f} | {c[1]:.1f} / {c[2]:.1f} | {m[0]:.1f}{failed} | {m[1]:.0f} / {m[2]:.0f} | {c[0] / m[0]:.0f}× |")
     print(f"\n| {args.artifact_mib} MiB artifact | cairn MB/s | mlflow MB/s | anchor MB/s | cairn / anchor |")
     print("|---|---:|---:|---:|---:|")
     print(f"| PUT | {transfers['cairn'][0]:.0f} | {transfers['mlflow'][0]:.0f} | {disk:.0f} (dd conv=fdatasync) | {transfers['cairn'][0] / disk:.0%} |")

@@ -48,7 +48,7 @@ def load(urls, method, path, body, seconds, work):
     for proc in procs:
         out = proc.communicate()[0]
         measured = wrk.parse(out)
-        if measured is None:
+        if measured is None or measured[3]:
             raise RuntimeError(f"{method} {path}: error answers\n{out}")
         rate += measured[0]
         p50, p99 = max(p50, measured[1]), max(p99, measured[2])

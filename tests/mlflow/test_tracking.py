@@ -30,6 +30,21 @@ def test_metric_history_and_log_batch(client, unique):
     assert client.get_run(rid).info.status == "FINISHED"
 
 
+def test_a_retried_log_batch_keeps_each_value_once(client, unique):
+    """A value is its run, key, timestamp, step and value, as MLflow stores it: sending
+    the same batch again (a client retrying after a timeout) adds nothing."""
+    run = client.create_run(client.create_experiment(f"retry-{unique}"))
+    rid = run.info.run_id
+    now = int(time.time() * 1000)
+    batch = [Metric("loss", 0.5, now, 0), Metric("loss", 0.4, now + 1, 1)]
+    client.log_batch(rid, metrics=batch)
+    client.log_batch(rid, metrics=batch, tags=[RunTag("attempt", "2")])
+    client.log_metric(rid, "loss", 0.4, timestamp=now + 1, step=1)
+    client.log_metric(rid, "loss", 0.45, timestamp=now + 1, step=1)  # another value: kept
+    history = client.get_metric_history(rid, "loss")
+    assert sorted((m.step, m.value) for m in history) == [(0, 0.5), (1, 0.4), (1, 0.45)]
+
+
 def test_search_runs_filters_order_and_pages(client, unique):
     exp = client.create_experiment(f"search-{unique}")
     for i, acc in enumerate([0.2, 0.9, 0.6, 0.75]):

@@ -24,9 +24,10 @@ use crate::sql::SqlBuilder;
 use crate::store::{Backend, WriteTx};
 use crate::{Error, Registry, Result};
 
-/// Each table in foreign-key order with its primary key. `run_metrics` has none: a row
-/// is new unless an identical one exists. `run_latest_metrics` is not copied (the
-/// target's trigger derives it from `run_metrics`), nor are uploads in flight.
+/// Each table in foreign-key order with its primary key (`run_metrics` is keyed by all
+/// of its columns: a value is new unless an identical one exists). `run_latest_metrics`
+/// is not copied (the target's trigger derives it from `run_metrics`), nor are uploads
+/// in flight.
 const TABLES: &[(&str, &[&str])] = &[
     ("models", &["id"]),
     ("model_tags", &["model_id", "key"]),
@@ -49,7 +50,10 @@ const TABLES: &[(&str, &[&str])] = &[
     ("runs", &["id"]),
     ("run_params", &["run_id", "key"]),
     ("run_tags", &["run_id", "key"]),
-    ("run_metrics", &[]),
+    (
+        "run_metrics",
+        &["run_id", "key", "timestamp", "step", "value", "is_nan"],
+    ),
     ("run_inputs", &["run_id", "name", "digest"]),
     ("logged_models", &["id"]),
     ("logged_model_tags", &["model_id", "key"]),
@@ -211,13 +215,9 @@ impl Registry {
 
 /// Copies one table's rows into the target transaction; returns how many it wrote.
 async fn copy_table(source: &Registry, tx: &mut WriteTx, table: &str, key: &[&str]) -> Result<u64> {
-    let order = if key.is_empty() {
-        "1".to_owned()
-    } else {
-        key.join(", ")
-    };
     let mut rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT * FROM {table} ORDER BY {order}"
+        "SELECT * FROM {table} ORDER BY {}",
+        key.join(", ")
     )))
     .fetch(source.meta.pool());
     let mut written = 0;
@@ -252,56 +252,36 @@ async fn write_rows(
     check_identity(tx, table, key, columns, &rows).await?;
     let list = columns.join(", ");
     let mut q = SqlBuilder::new(tx.backend, format!("INSERT INTO {table} ({list}) "));
-    let values = |q: &mut SqlBuilder| {
-        q.push_values(rows, |mut row, cells| {
-            for c in cells {
-                match c {
-                    Cell::Int(v) => row.push_bind(v),
-                    Cell::Real(v) => row.push_bind(v),
-                    Cell::Text(v) => row.push_bind(v),
-                };
-            }
-        });
-    };
-    if key.is_empty() {
-        // No key: insert what has no identical row yet. VALUES columns are named
-        // column1…N on both engines.
-        q.push("SELECT * FROM (");
-        values(&mut q);
-        q.push(format!(
-            ") AS v WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE "
-        ));
-        for (i, c) in columns.iter().enumerate() {
-            if i > 0 {
-                q.push(" AND ");
-            }
-            q.push(format!("t.{c} IS NOT DISTINCT FROM v.column{}", i + 1));
+    q.push_values(rows, |mut row, cells| {
+        for c in cells {
+            match c {
+                Cell::Int(v) => row.push_bind(v),
+                Cell::Real(v) => row.push_bind(v),
+                Cell::Text(v) => row.push_bind(v),
+            };
         }
-        q.push(")");
+    });
+    let others: Vec<&String> = columns
+        .iter()
+        .filter(|c| !key.contains(&c.as_str()))
+        .collect();
+    q.push(format!(" ON CONFLICT ({}) ", key.join(", ")));
+    if others.is_empty() {
+        q.push("DO NOTHING");
     } else {
-        values(&mut q);
-        let others: Vec<&String> = columns
+        let set: Vec<String> = others
             .iter()
-            .filter(|c| !key.contains(&c.as_str()))
+            .map(|c| format!("{c} = excluded.{c}"))
             .collect();
-        q.push(format!(" ON CONFLICT ({}) ", key.join(", ")));
-        if others.is_empty() {
-            q.push("DO NOTHING");
-        } else {
-            let set: Vec<String> = others
-                .iter()
-                .map(|c| format!("{c} = excluded.{c}"))
-                .collect();
-            let differs: Vec<String> = others
-                .iter()
-                .map(|c| format!("{table}.{c} IS DISTINCT FROM excluded.{c}"))
-                .collect();
-            q.push(format!(
-                "DO UPDATE SET {} WHERE {}",
-                set.join(", "),
-                differs.join(" OR ")
-            ));
-        }
+        let differs: Vec<String> = others
+            .iter()
+            .map(|c| format!("{table}.{c} IS DISTINCT FROM excluded.{c}"))
+            .collect();
+        q.push(format!(
+            "DO UPDATE SET {} WHERE {}",
+            set.join(", "),
+            differs.join(" OR ")
+        ));
     }
     match q.build().execute(&mut **tx).await {
         Ok(done) => Ok(done.rows_affected()),

@@ -8,6 +8,7 @@
 //! side, and one task would put all of them on one server process: there, writers
 //! take turns at the queue, each leaving with what is waiting.
 
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
 use tokio::sync::{Mutex, mpsc, oneshot};
@@ -27,10 +28,10 @@ const QUEUE_DEPTH: usize = 1024;
 /// What became of one request's metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Outcome {
-    /// Written.
+    /// Written (values logged before excepted: they are kept once).
     Written,
-    /// Some run of the batch was not active, so its rows were not written: whether this
-    /// request's were depends on its run, which the caller checks (an active run's were).
+    /// This request's run was not active when the batch was written, so its rows were
+    /// not: the caller checks the run to say why.
     CheckRun,
     /// Nothing of the batch was written (the statement failed, or the writer is gone):
     /// the caller writes alone, and meets the error itself if it is still there.
@@ -95,32 +96,67 @@ async fn write_batches(meta: MetadataStore, waiting: Arc<Mutex<mpsc::Receiver<Pe
             }
             (batch, rows)
         };
-        let outcome = write_batch(&meta, &batch, rows).await;
-        for pending in batch {
+        let outcomes = write_batch(&meta, &batch, rows).await;
+        for (pending, outcome) in batch.into_iter().zip(outcomes) {
             // A request whose caller went away needs no answer.
             let _ = pending.done.send(outcome);
         }
     }
 }
 
-async fn write_batch(meta: &MetadataStore, batch: &[Pending], rows: usize) -> Outcome {
+/// Writes the batch; returns each request's outcome, in order.
+async fn write_batch(meta: &MetadataStore, batch: &[Pending], rows: usize) -> Vec<Outcome> {
     let all: Vec<(&str, &MetricValue)> = batch
         .iter()
         .flat_map(|p| p.metrics.iter().map(|m| (p.run_id.as_str(), m)))
         .collect();
+    let same = |outcome| vec![outcome; batch.len()];
     match insert_if_active(meta, &all).await {
-        Ok(written) if written as usize == rows => Outcome::Written,
-        Ok(_) => Outcome::CheckRun,
+        Ok(written) if written as usize == rows => same(Outcome::Written),
+        // Fewer rows than sent: a run was not active, or values were logged before.
+        // One look at the batch's runs tells which; only the requests of inactive
+        // runs are left to their callers.
+        Ok(_) => match active_runs(meta, batch).await {
+            Ok(active) => batch
+                .iter()
+                .map(|p| match active.contains(&p.run_id) {
+                    true => Outcome::Written,
+                    false => Outcome::CheckRun,
+                })
+                .collect(),
+            Err(_) => same(Outcome::CheckRun),
+        },
         Err(e) => {
             tracing::debug!(error = %e, requests = batch.len(), "batched metric write failed; writing alone");
-            Outcome::WriteAlone
+            same(Outcome::WriteAlone)
         }
     }
 }
 
+/// The runs of `batch` that are active.
+async fn active_runs(meta: &MetadataStore, batch: &[Pending]) -> crate::Result<HashSet<String>> {
+    let runs: BTreeSet<&str> = batch.iter().map(|p| p.run_id.as_str()).collect();
+    let mut q = SqlBuilder::new(
+        meta.backend(),
+        "SELECT id FROM runs WHERE lifecycle_stage = 'active' AND id IN (",
+    );
+    {
+        let mut list = q.separated(", ");
+        for run in runs {
+            list.push_bind(run.to_owned());
+        }
+    }
+    q.push(")");
+    Ok(q.build_query_scalar()
+        .fetch_all(meta.pool())
+        .await?
+        .into_iter()
+        .collect())
+}
+
 /// One INSERT of every (run id, metric) row whose run is active, checked row by row
 /// inside the statement (a run deleted meanwhile gets nothing). Returns the rows
-/// written.
+/// written: fewer than given when a run is not active or a value was logged before.
 pub(crate) async fn insert_if_active(
     meta: &MetadataStore,
     rows: &[(&str, &MetricValue)],
@@ -131,9 +167,12 @@ pub(crate) async fn insert_if_active(
     );
     push_metric_values(&mut q, rows);
     // VALUES columns are column1, column2… on both engines.
+    // A value logged before (same run, key, timestamp, step and value) is kept once,
+    // as MLflow keeps it: it is not written again, nor counted.
     q.push(
         ") AS v WHERE EXISTS
-           (SELECT 1 FROM runs r WHERE r.id = v.column1 AND r.lifecycle_stage = 'active')",
+           (SELECT 1 FROM runs r WHERE r.id = v.column1 AND r.lifecycle_stage = 'active')
+         ON CONFLICT DO NOTHING",
     );
     let _writer = meta.write_lock().await;
     Ok(q.build().execute(meta.pool()).await?.rows_affected())

@@ -1808,6 +1808,30 @@ async fn migrate_sqlite(pool: &AnyPool, path: &Path) -> Result<()> {
     Ok(migrated?)
 }
 
+/// A connection to `location` with the migrations applied up to, not including, the one
+/// described as `description` (its file name without the number): for tests of what a
+/// migration does to data written under the schema before it.
+#[cfg(test)]
+pub(crate) async fn connect_before_migration(
+    location: &DbLocation,
+    description: &str,
+) -> sqlx::AnyConnection {
+    use sqlx::Connection as _;
+    sqlx::any::install_default_drivers();
+    let (url, migrator) = match location {
+        DbLocation::Sqlite(path) => (sqlite_url(path), &SQLITE_MIGRATIONS),
+        DbLocation::Postgres(url) => (url.clone(), &POSTGRES_MIGRATIONS),
+    };
+    let version = migrator
+        .iter()
+        .find(|m| m.description == description)
+        .unwrap_or_else(|| panic!("no migration {description:?}"))
+        .version;
+    let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+    migrator.run_to(version - 1, &mut conn).await.unwrap();
+    conn
+}
+
 /// Locks the model's row until the transaction ends and returns its id (`None` if
 /// there is no such model). An UPDATE takes the row lock on every engine (SQLite has no
 /// `FOR UPDATE`; its `BEGIN IMMEDIATE` already serializes writers): concurrent writers

@@ -41,6 +41,10 @@ impl Fixture {
         self.dir.path()
     }
 
+    pub fn db(&self) -> &DbLocation {
+        &self.db
+    }
+
     /// Another registry on the same database and blobs, with its own connection pool:
     /// what a second server process sees.
     pub async fn open_again(&self) -> Registry {
@@ -85,6 +89,13 @@ impl Drop for Fixture {
 
 /// A fresh, empty registry on the current test's backend (SQLite outside [`on`]).
 pub async fn registry() -> (Fixture, Registry) {
+    let fixture = empty_storage().await;
+    let registry = fixture.open_again().await;
+    (fixture, registry)
+}
+
+/// The storage of `registry()` before any registry opened it: an empty database.
+pub async fn empty_storage() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let backend = BACKEND.try_with(|b| *b).unwrap_or(Backend::Sqlite);
     let (db, schema) = match backend {
@@ -102,9 +113,7 @@ pub async fn registry() -> (Fixture, Registry) {
             (DbLocation::Postgres(url), Some(schema))
         }
     };
-    let fixture = Fixture { dir, db, schema };
-    let registry = fixture.open_again().await;
-    (fixture, registry)
+    Fixture { dir, db, schema }
 }
 
 /// One `#[tokio::test]` per backend for each listed `async fn` of the calling module:

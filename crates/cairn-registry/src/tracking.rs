@@ -776,6 +776,7 @@ impl Tracking {
                 "INSERT INTO run_metrics (run_id, key, value, is_nan, timestamp, step) ",
             );
             push_metric_values(&mut q, chunk);
+            q.push(" ON CONFLICT DO NOTHING");
             q.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;

@@ -82,6 +82,100 @@ async fn latest_metric_is_the_largest_step_and_history_keeps_everything() {
     assert_eq!(got.tags["mlflow.runName"], got.info.name);
 }
 
+/// A value is identified by run, key, timestamp, step and value, as MLflow identifies
+/// it: logging it again (a retried request) keeps one, on both write paths (metrics
+/// alone through the group-committing writer, metrics with tags in one transaction).
+async fn a_metric_value_logged_twice_is_kept_once() {
+    let (_dir, r) = registry().await;
+    let t = r.tracking();
+    let run = t
+        .create_run(0, "u", 1, None, &BTreeMap::new())
+        .await
+        .unwrap()
+        .info
+        .id;
+    let first = [metric("loss", 0.5, 1), metric("loss", f64::NAN, 2)];
+    t.log_batch(&run, &first, &[], &[]).await.unwrap();
+    t.log_batch(&run, &first, &[], &[]).await.unwrap();
+    let tag = [("note".to_string(), "retry".to_string())];
+    t.log_batch(&run, &first, &[], &tag).await.unwrap();
+    // The same value twice within one request, and a new value at a logged step.
+    let second = [
+        metric("loss", 0.25, 3),
+        metric("loss", 0.25, 3),
+        metric("loss", 0.4, 1),
+    ];
+    t.log_batch(&run, &second, &[], &[]).await.unwrap();
+    let history = t.metric_history(&run, "loss").await.unwrap();
+    let seen: Vec<(i64, String)> = history
+        .iter()
+        .map(|m| (m.step, m.value.to_string()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (1, "0.4".to_string()),
+            (1, "0.5".to_string()),
+            (2, "NaN".to_string()),
+            (3, "0.25".to_string()),
+        ]
+    );
+    let latest = t.get_run(&run).await.unwrap().metrics;
+    assert_eq!((latest[0].step, latest[0].value), (3, 0.25));
+}
+
+/// A registry that stored the same value twice before values had an identity keeps
+/// one of each when it upgrades, and still knows each key's latest value.
+async fn upgrading_keeps_one_of_each_logged_metric_value() {
+    let storage = crate::test_support::empty_storage().await;
+    let mut conn = crate::store::connect_before_migration(storage.db(), "metric identity").await;
+    sqlx::raw_sql(
+        "INSERT INTO experiments (id, name, artifact_location, lifecycle_stage, creation_time, last_update_time)
+           VALUES (7, 'old', 'mlflow-artifacts:/7', 'active', 0, 0);
+         INSERT INTO runs (id, experiment_id, name, user_id, status, start_time, lifecycle_stage, artifact_uri)
+           VALUES ('r1', 7, 'old-run', 'u', 'FINISHED', 0, 'active', 'mlflow-artifacts:/7/r1/artifacts');
+         INSERT INTO run_metrics (run_id, key, value, is_nan, timestamp, step) VALUES
+           ('r1', 'loss', 0.5, 0, 10, 1), ('r1', 'loss', 0.5, 0, 10, 1),
+           ('r1', 'loss', 0.0, 1, 20, 2), ('r1', 'loss', 0.0, 1, 20, 2), ('r1', 'loss', 0.3, 0, 20, 2)",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    use sqlx::Connection as _;
+    conn.close().await.unwrap();
+
+    let t = storage.open_again().await;
+    let t = t.tracking();
+    let history: Vec<(i64, String)> = t
+        .metric_history("r1", "loss")
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| (m.step, m.value.to_string()))
+        .collect();
+    assert_eq!(
+        history,
+        [
+            (1, "0.5".to_string()),
+            (2, "NaN".to_string()),
+            (2, "0.3".to_string()),
+        ]
+    );
+    assert_eq!(t.get_run("r1").await.unwrap().metrics[0].value, 0.3);
+    // Logging after the upgrade goes through the new key and the latest-value trigger.
+    let again = MetricValue {
+        key: "loss".into(),
+        value: 0.5,
+        timestamp: 10,
+        step: 1,
+    };
+    t.log_batch("r1", &[metric("loss", 0.1, 5), again], &[], &[])
+        .await
+        .unwrap();
+    assert_eq!(t.metric_history("r1", "loss").await.unwrap().len(), 4);
+    assert_eq!(t.get_run("r1").await.unwrap().metrics[0].value, 0.1);
+}
+
 async fn params_are_write_once_and_deleted_runs_refuse_writes() {
     let (_dir, r) = registry().await;
     let t = r.tracking();
@@ -111,8 +205,8 @@ async fn params_are_write_once_and_deleted_runs_refuse_writes() {
 }
 
 /// Concurrent metric writes are grouped into shared statements; each request still gets
-/// its own answer, and a deleted or unknown run in the same batch costs the others
-/// nothing.
+/// its own answer, and a deleted or unknown run, or a value logged twice, in the same
+/// batch costs the others nothing.
 async fn concurrent_metric_writes_each_get_their_own_answer() {
     let (_dir, r) = registry().await;
     let t = r.tracking();
@@ -132,17 +226,18 @@ async fn concurrent_metric_writes_each_get_their_own_answer() {
         .await
         .unwrap();
     let unknown = "0".repeat(32);
-    let mut targets: Vec<&str> = Vec::new();
+    let mut targets: Vec<(&str, i64)> = Vec::new();
     for step in 0..20 {
-        targets.extend(active.iter().map(String::as_str));
+        // Each value twice (a retried request): the second adds nothing, and is no error.
+        targets.extend(active.iter().map(|run| (run.as_str(), step)));
+        targets.extend(active.iter().map(|run| (run.as_str(), step)));
         if step % 5 == 0 {
-            targets.extend([deleted.as_str(), unknown.as_str()]);
+            targets.extend([(deleted.as_str(), step), (unknown.as_str(), step)]);
         }
     }
-    let writes = targets.iter().enumerate().map(|(i, run)| async move {
-        let step = (i / 5) as i64;
+    let writes = targets.iter().map(|&(run, step)| async move {
         (
-            *run,
+            run,
             t.log_batch(run, &[metric("m", step as f64, step)], &[], &[])
                 .await,
         )
@@ -329,6 +424,8 @@ async fn multipart_upload_concatenates_parts_in_order() {
 conformance!(
     default_experiment_exists_and_names_are_unique,
     latest_metric_is_the_largest_step_and_history_keeps_everything,
+    a_metric_value_logged_twice_is_kept_once,
+    upgrading_keeps_one_of_each_logged_metric_value,
     params_are_write_once_and_deleted_runs_refuse_writes,
     concurrent_metric_writes_each_get_their_own_answer,
     run_search_filters_and_orders_in_sql,
