@@ -8,14 +8,14 @@
 //! side, and one task would put all of them on one server process: there, writers
 //! take turns at the queue, each leaving with what is waiting.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::sql::SqlBuilder;
 use crate::store::{Backend, MetadataStore};
-use crate::tracking::{MetricValue, push_metric_values};
+use crate::tracking::{MetricValue, push_in, push_metric_values};
 
 /// Rows one statement takes before it stops adding requests (a request of up to
 /// 1,000 metrics may go over): 6 bound values a row stays far under both engines'
@@ -135,18 +135,14 @@ async fn write_batch(meta: &MetadataStore, batch: &[Pending], rows: usize) -> Ve
 
 /// The runs of `batch` that are active.
 async fn active_runs(meta: &MetadataStore, batch: &[Pending]) -> crate::Result<HashSet<String>> {
-    let runs: BTreeSet<&str> = batch.iter().map(|p| p.run_id.as_str()).collect();
+    let mut runs: Vec<&str> = batch.iter().map(|p| p.run_id.as_str()).collect();
+    runs.sort_unstable();
+    runs.dedup();
     let mut q = SqlBuilder::new(
         meta.backend(),
-        "SELECT id FROM runs WHERE lifecycle_stage = 'active' AND id IN (",
+        "SELECT id FROM runs WHERE lifecycle_stage = 'active' AND ",
     );
-    {
-        let mut list = q.separated(", ");
-        for run in runs {
-            list.push_bind(run.to_owned());
-        }
-    }
-    q.push(")");
+    push_in(&mut q, "id", &runs);
     Ok(q.build_query_scalar()
         .fetch_all(meta.pool())
         .await?
@@ -166,9 +162,9 @@ pub(crate) async fn insert_if_active(
         "INSERT INTO run_metrics (run_id, key, value, is_nan, timestamp, step) SELECT * FROM (",
     );
     push_metric_values(&mut q, rows);
-    // VALUES columns are column1, column2… on both engines.
-    // A value logged before (same run, key, timestamp, step and value) is kept once,
-    // as MLflow keeps it: it is not written again, nor counted.
+    // VALUES columns are column1, column2… on both engines. A value logged before
+    // (same run, key, timestamp, step and value) is kept once, as MLflow keeps it: it
+    // is not written again, nor counted.
     q.push(
         ") AS v WHERE EXISTS
            (SELECT 1 FROM runs r WHERE r.id = v.column1 AND r.lifecycle_stage = 'active')

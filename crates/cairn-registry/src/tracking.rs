@@ -1522,7 +1522,7 @@ pub fn directory_children(
 }
 
 /// `column IN ($1, $2, …)` with every id bound.
-fn push_in(q: &mut SqlBuilder, column: &str, ids: &[&str]) {
+pub(crate) fn push_in(q: &mut SqlBuilder, column: &str, ids: &[&str]) {
     q.push(column).push(" IN (");
     let mut sep = q.separated(", ");
     for id in ids {
