@@ -1,5 +1,6 @@
 """Tracking through the real client: metric history, log_batch, search_runs, artifacts."""
 
+import math
 import time
 
 import mlflow
@@ -43,6 +44,28 @@ def test_a_retried_log_batch_keeps_each_value_once(client, unique):
     client.log_metric(rid, "loss", 0.45, timestamp=now + 1, step=1)  # another value: kept
     history = client.get_metric_history(rid, "loss")
     assert sorted((m.step, m.value) for m in history) == [(0, 0.5), (1, 0.4), (1, 0.45)]
+
+
+def test_non_finite_metric_values_come_back(client, unique):
+    """NaN and the infinities travel as the strings MLflow writes for them, in a run, a
+    search answer and a metric history alike. (MLflow's SQL store keeps an infinity as
+    the largest double, ±1.797e308, because some SQL engines cannot hold one; both of
+    Cairn's can, so it gives back what was logged.)"""
+    exp = client.create_experiment(f"non-finite-{unique}")
+    rid = client.create_run(exp).info.run_id
+    values = {"nan": float("nan"), "inf": float("inf"), "neg_inf": float("-inf"), "finite": 0.25}
+    for key, value in values.items():
+        client.log_metric(rid, key, value, step=1)
+
+    def check(metrics):
+        assert math.isnan(metrics["nan"])
+        assert (metrics["inf"], metrics["neg_inf"], metrics["finite"]) == (math.inf, -math.inf, 0.25)
+
+    check(client.get_run(rid).data.metrics)
+    [found] = client.search_runs([exp])
+    check(found.data.metrics)
+    [nan] = client.get_metric_history(rid, "nan")
+    assert math.isnan(nan.value) and nan.step == 1
 
 
 def test_search_runs_filters_order_and_pages(client, unique):

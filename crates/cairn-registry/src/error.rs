@@ -44,6 +44,9 @@ pub enum Error {
     Conflict(String),
     #[error("metadata store: {0}")]
     Database(#[from] sqlx::Error),
+    /// A failed read on the SQLite readers (`sqlite_reads`).
+    #[error("metadata store: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("metadata store migration: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("blob store: {0}")]
@@ -80,7 +83,11 @@ impl Error {
             Self::UploadInterrupted(_) => "upload_interrupted",
             Self::MissingBlobs(_) => "missing_blobs",
             Self::Conflict(_) => "conflict",
-            Self::Database(_) | Self::Migration(_) | Self::Storage(_) | Self::Io(_) => "internal",
+            Self::Database(_)
+            | Self::Sqlite(_)
+            | Self::Migration(_)
+            | Self::Storage(_)
+            | Self::Io(_) => "internal",
         }
     }
 

@@ -14,6 +14,7 @@ mod metric_writer;
 mod read_cache;
 mod service;
 mod sql;
+mod sqlite_reads;
 pub mod store;
 pub mod tracking;
 

@@ -4,10 +4,13 @@
 //! `?`, which it rejects). SQLite gets anonymous `?`: it understands `$n` too, but
 //! resolves a named parameter by scanning the statement's list of names, so a statement
 //! with n bound values costs O(n²) to prepare and to bind (a 100-metric batch binds 600).
-//! Values are always bound, never spliced into the text.
+//! Values are always bound, never spliced into the text. On SQLite the builder also
+//! keeps them as rusqlite values, so a read can run on `sqlite_reads` instead of sqlx.
 
 use std::fmt::Write as _;
 
+use rusqlite::ToSql;
+use rusqlite::types::{ToSqlOutput, Value};
 use sqlx::any::AnyArguments;
 use sqlx::query::{Query, QueryAs, QueryScalar};
 use sqlx::{Any, Arguments, AssertSqlSafe, Encode, FromRow, Type};
@@ -17,7 +20,11 @@ use crate::store::Backend;
 pub(crate) struct SqlBuilder {
     backend: Backend,
     sql: String,
+    /// PostgreSQL: the bound values.
     args: AnyArguments,
+    /// SQLite: the bound values, as rusqlite holds them: `sqlite_reads` binds them as
+    /// they are, sqlx gets them converted when the query is built.
+    values: Vec<Value>,
     count: usize,
 }
 
@@ -27,6 +34,7 @@ impl SqlBuilder {
             backend,
             sql: sql.into(),
             args: AnyArguments::default(),
+            values: Vec::new(),
             count: 0,
         }
     }
@@ -40,15 +48,19 @@ impl SqlBuilder {
     /// Appends the next placeholder and binds `value` to it.
     pub fn push_bind<'t, T>(&mut self, value: T) -> &mut Self
     where
-        T: Encode<'t, Any> + Type<Any> + 't,
+        T: Encode<'t, Any> + Type<Any> + ToSql + 't,
     {
         self.count += 1;
         match self.backend {
-            Backend::Sqlite => self.sql.push('?'),
-            Backend::Postgres => write!(self.sql, "${}", self.count).expect("writing to a String"),
+            Backend::Sqlite => {
+                self.sql.push('?');
+                self.values.push(owned_value(&value));
+            }
+            Backend::Postgres => {
+                write!(self.sql, "${}", self.count).expect("writing to a String");
+                add_arg(&mut self.args, value);
+            }
         }
-        // Encoding into Any's owned buffer cannot fail for the types the store binds.
-        self.args.add(value).expect("encoding a bound value");
         self
     }
 
@@ -86,9 +98,30 @@ impl SqlBuilder {
 
     fn take(&mut self) -> (String, AnyArguments) {
         self.count = 0;
+        let mut args = std::mem::take(&mut self.args);
+        for value in self.values.drain(..) {
+            match value {
+                Value::Null => add_arg(&mut args, None::<i64>),
+                Value::Integer(n) => add_arg(&mut args, n),
+                Value::Real(x) => add_arg(&mut args, x),
+                Value::Text(text) => add_arg(&mut args, text),
+                Value::Blob(bytes) => add_arg(&mut args, bytes),
+            }
+        }
+        (std::mem::take(&mut self.sql), args)
+    }
+
+    /// The SQL and its values for `sqlite_reads` (SQLite builders only).
+    pub fn build_sqlite(&mut self) -> (String, Vec<Value>) {
+        debug_assert_eq!(
+            self.backend,
+            Backend::Sqlite,
+            "a SQLite read of PostgreSQL SQL"
+        );
+        self.count = 0;
         (
             std::mem::take(&mut self.sql),
-            std::mem::take(&mut self.args),
+            std::mem::take(&mut self.values),
         )
     }
 
@@ -114,6 +147,21 @@ impl SqlBuilder {
     }
 }
 
+fn add_arg<'t, T: Encode<'t, Any> + Type<Any> + 't>(args: &mut AnyArguments, value: T) {
+    // Encoding into Any's owned buffer cannot fail for the types the store binds.
+    args.add(value).expect("encoding a bound value");
+}
+
+fn owned_value(value: &impl ToSql) -> Value {
+    // The types the store binds (integers, floats, text, their options) convert
+    // without fail.
+    match value.to_sql().expect("converting a bound value") {
+        ToSqlOutput::Borrowed(v) => v.try_into().expect("text bound as UTF-8"),
+        ToSqlOutput::Owned(v) => v,
+        other => unreachable!("the store binds no {other:?}"),
+    }
+}
+
 /// Pushes with a separator between items (see [`SqlBuilder::separated`]).
 pub(crate) struct Separated<'b> {
     builder: &'b mut SqlBuilder,
@@ -131,7 +179,7 @@ impl Separated<'_> {
 
     pub fn push_bind<'t, T>(&mut self, value: T) -> &mut Self
     where
-        T: Encode<'t, Any> + Type<Any> + 't,
+        T: Encode<'t, Any> + Type<Any> + ToSql + 't,
     {
         self.separate();
         self.builder.push_bind(value);

@@ -30,6 +30,7 @@ use crate::audit::{self, Change};
 use crate::gc::claim_blobs;
 use crate::lineage;
 use crate::sql::SqlBuilder;
+use crate::sqlite_reads::SqliteReads;
 use serde_json::json;
 use time::OffsetDateTime;
 
@@ -131,6 +132,8 @@ pub struct MetadataStore {
     /// writes. Other processes (a CLI in embedded mode) still meet the busy timeout.
     /// PostgreSQL writers run in parallel and lock rows instead.
     write_lock: Option<Arc<tokio::sync::Mutex<()>>>,
+    /// SQLite only: connections for reads of several statements (`sqlite_reads`).
+    sqlite_reads: Option<Arc<SqliteReads>>,
     retries: u32,
 }
 
@@ -409,8 +412,12 @@ impl MetadataStore {
                     .await?
             }
         };
+        let mut sqlite_reads = None;
         match location {
-            DbLocation::Sqlite(path) => migrate_sqlite(&pool, path).await?,
+            DbLocation::Sqlite(path) => {
+                migrate_sqlite(&pool, path).await?;
+                sqlite_reads = Some(SqliteReads::open(path.clone(), options.max_connections)?);
+            }
             // sqlx's migrator holds an advisory lock on PostgreSQL: servers starting
             // together migrate once.
             DbLocation::Postgres(_) => POSTGRES_MIGRATIONS.run(&pool).await?,
@@ -419,6 +426,7 @@ impl MetadataStore {
             pool,
             backend,
             write_lock: (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(()))),
+            sqlite_reads,
             retries: options.retries,
         })
     }
@@ -473,6 +481,11 @@ impl MetadataStore {
                 done => return done,
             }
         }
+    }
+
+    /// The SQLite readers (`None` on PostgreSQL).
+    pub(crate) fn sqlite_reads(&self) -> Option<&Arc<SqliteReads>> {
+        self.sqlite_reads.as_ref()
     }
 
     pub(crate) fn pool(&self) -> &AnyPool {

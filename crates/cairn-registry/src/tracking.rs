@@ -16,6 +16,7 @@ use cairn_core::{MetaKey, Sha256Digest};
 use sqlx::AnyPool;
 
 use crate::sql::SqlBuilder;
+use crate::sqlite_reads;
 
 use crate::blobs::{BlobRead, BlobStore};
 use crate::gc::claim_blobs;
@@ -101,6 +102,128 @@ fn not_found(what: String) -> Error {
 
 fn invalid(msg: impl Into<String>) -> Error {
     Error::InvalidArgument(msg.into())
+}
+
+/// The statements that fetch the details of a set of runs.
+struct RunDetailQueries {
+    metrics: SqlBuilder,
+    params: SqlBuilder,
+    tags: SqlBuilder,
+    inputs: SqlBuilder,
+    outputs: SqlBuilder,
+}
+
+impl RunDetailQueries {
+    fn new(backend: Backend, ids: &[&str]) -> Self {
+        let select = |sql: &str, order: &str| {
+            let mut q = SqlBuilder::new(backend, sql);
+            push_in(&mut q, "run_id", ids);
+            q.push(order);
+            q
+        };
+        Self {
+            metrics: select(
+                "SELECT run_id, key, value, is_nan, timestamp, step FROM run_latest_metrics WHERE ",
+                " ORDER BY key",
+            ),
+            params: select("SELECT run_id, key, value FROM run_params WHERE ", ""),
+            tags: select("SELECT run_id, key, value FROM run_tags WHERE ", ""),
+            inputs: select(
+                "SELECT run_id, name, digest, source_type, source, schema, profile, context FROM run_inputs WHERE ",
+                "",
+            ),
+            outputs: select("SELECT run_id, model_id, step FROM run_outputs WHERE ", ""),
+        }
+    }
+}
+
+type InputRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+/// The rows [`RunDetailQueries`] return.
+struct RunDetails {
+    metrics: Vec<(String, String, f64, i64, i64, i64)>,
+    params: Vec<(String, String, String)>,
+    tags: Vec<(String, String, String)>,
+    inputs: Vec<InputRow>,
+    outputs: Vec<(String, String, i64)>,
+}
+
+impl RunDetails {
+    fn attach_to(self, infos: Vec<RunInfo>) -> Vec<Run> {
+        let mut metrics: HashMap<String, Vec<Metric>> = HashMap::new();
+        for (run, key, value, is_nan, timestamp, step) in self.metrics {
+            metrics.entry(run).or_default().push(Metric {
+                key,
+                value: metric_from_db(value, is_nan),
+                timestamp,
+                step,
+            });
+        }
+        let key_values = |rows: Vec<(String, String, String)>| {
+            let mut by_run: HashMap<String, BTreeMap<String, String>> = HashMap::new();
+            for (run, k, v) in rows {
+                by_run.entry(run).or_default().insert(k, v);
+            }
+            by_run
+        };
+        let mut params = key_values(self.params);
+        let mut tags = key_values(self.tags);
+        let mut inputs: HashMap<String, Vec<DatasetInput>> = HashMap::new();
+        for (run, name, digest, source_type, source, schema, profile, context) in self.inputs {
+            inputs.entry(run).or_default().push(DatasetInput {
+                name,
+                digest,
+                source_type,
+                source,
+                schema,
+                profile,
+                context,
+            });
+        }
+        let mut outputs: HashMap<String, Vec<(String, i64)>> = HashMap::new();
+        for (run, model, step) in self.outputs {
+            outputs.entry(run).or_default().push((model, step));
+        }
+        infos
+            .into_iter()
+            .map(|info| Run {
+                metrics: metrics.remove(&info.id).unwrap_or_default(),
+                params: params.remove(&info.id).unwrap_or_default(),
+                tags: tags.remove(&info.id).unwrap_or_default(),
+                inputs: inputs.remove(&info.id).unwrap_or_default(),
+                outputs: outputs.remove(&info.id).unwrap_or_default(),
+                info,
+            })
+            .collect()
+    }
+}
+
+impl TryFrom<&rusqlite::Row<'_>> for RunRow {
+    type Error = rusqlite::Error;
+
+    /// A row of [`RUN_COLUMNS`], in their order.
+    fn try_from(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: row.get(0)?,
+            experiment_id: row.get(1)?,
+            name: row.get(2)?,
+            user_id: row.get(3)?,
+            status: row.get(4)?,
+            start_time: row.get(5)?,
+            end_time: row.get(6)?,
+            lifecycle_stage: row.get(7)?,
+            artifact_uri: row.get(8)?,
+        })
+    }
 }
 
 impl RunRow {
@@ -536,103 +659,66 @@ impl Tracking {
     }
 
     pub async fn get_run(&self, id: &str) -> Result<Run> {
-        let info = self.run_info(id).await?;
-        let mut runs = self.complete_runs(vec![info]).await?;
-        Ok(runs.remove(0))
+        let mut q = SqlBuilder::new(
+            self.meta.backend(),
+            format!("SELECT {RUN_COLUMNS} FROM runs r WHERE r.id = "),
+        );
+        q.push_bind(id);
+        self.runs_with_details(q)
+            .await?
+            .pop()
+            .ok_or_else(|| not_found(format!("Run with id={id} not found")))
     }
 
-    /// Adds metrics, params, tags, inputs and outputs to run infos, one query each.
-    async fn complete_runs(&self, infos: Vec<RunInfo>) -> Result<Vec<Run>> {
+    /// The runs `runs` selects (its columns: [`RUN_COLUMNS`]), each with its metrics,
+    /// params, tags, inputs and outputs: six statements. On SQLite they run in one
+    /// blocking call on one snapshot (see `sqlite_reads`); on PostgreSQL one after the
+    /// other.
+    async fn runs_with_details(&self, mut runs: SqlBuilder) -> Result<Vec<Run>> {
+        let backend = self.meta.backend();
+        if let Some(reads) = self.meta.sqlite_reads() {
+            return reads
+                .read(move |conn| {
+                    let infos: Vec<RunInfo> = sqlite_reads::rows::<RunRow>(conn, runs)?
+                        .into_iter()
+                        .map(RunRow::into_info)
+                        .collect();
+                    if infos.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    let ids: Vec<&str> = infos.iter().map(|i| i.id.as_str()).collect();
+                    let q = RunDetailQueries::new(backend, &ids);
+                    let details = RunDetails {
+                        metrics: sqlite_reads::rows(conn, q.metrics)?,
+                        params: sqlite_reads::rows(conn, q.params)?,
+                        tags: sqlite_reads::rows(conn, q.tags)?,
+                        inputs: sqlite_reads::rows(conn, q.inputs)?,
+                        outputs: sqlite_reads::rows(conn, q.outputs)?,
+                    };
+                    Ok(details.attach_to(infos))
+                })
+                .await;
+        }
+        let infos: Vec<RunInfo> = runs
+            .build_query_as::<RunRow>()
+            .fetch_all(self.pool())
+            .await?
+            .into_iter()
+            .map(RunRow::into_info)
+            .collect();
         if infos.is_empty() {
             return Ok(Vec::new());
         }
         let ids: Vec<&str> = infos.iter().map(|i| i.id.as_str()).collect();
-        let mut metrics: HashMap<String, Vec<Metric>> = HashMap::new();
-        let mut q = SqlBuilder::new(
-            self.meta.backend(),
-            "SELECT run_id, key, value, is_nan, timestamp, step FROM run_latest_metrics WHERE ",
-        );
-        push_in(&mut q, "run_id", &ids);
-        q.push(" ORDER BY key");
-        let rows: Vec<(String, String, f64, i64, i64, i64)> =
-            q.build_query_as().fetch_all(self.pool()).await?;
-        for (run, key, value, is_nan, timestamp, step) in rows {
-            metrics.entry(run).or_default().push(Metric {
-                key,
-                value: metric_from_db(value, is_nan),
-                timestamp,
-                step,
-            });
-        }
-        let mut params: HashMap<String, BTreeMap<String, String>> = HashMap::new();
-        let mut q = SqlBuilder::new(
-            self.meta.backend(),
-            "SELECT run_id, key, value FROM run_params WHERE ",
-        );
-        push_in(&mut q, "run_id", &ids);
-        let rows: Vec<(String, String, String)> = q.build_query_as().fetch_all(self.pool()).await?;
-        for (run, k, v) in rows {
-            params.entry(run).or_default().insert(k, v);
-        }
-        let mut tags: HashMap<String, BTreeMap<String, String>> = HashMap::new();
-        let mut q = SqlBuilder::new(
-            self.meta.backend(),
-            "SELECT run_id, key, value FROM run_tags WHERE ",
-        );
-        push_in(&mut q, "run_id", &ids);
-        let rows: Vec<(String, String, String)> = q.build_query_as().fetch_all(self.pool()).await?;
-        for (run, k, v) in rows {
-            tags.entry(run).or_default().insert(k, v);
-        }
-        let mut inputs: HashMap<String, Vec<DatasetInput>> = HashMap::new();
-        let mut q = SqlBuilder::new(
-            self.meta.backend(),
-            "SELECT run_id, name, digest, source_type, source, schema, profile, context FROM run_inputs WHERE ",
-        );
-        push_in(&mut q, "run_id", &ids);
-        #[allow(clippy::type_complexity)]
-        let rows: Vec<(
-            String,
-            String,
-            String,
-            String,
-            String,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-        )> = q.build_query_as().fetch_all(self.pool()).await?;
-        for (run, name, digest, source_type, source, schema, profile, context) in rows {
-            inputs.entry(run).or_default().push(DatasetInput {
-                name,
-                digest,
-                source_type,
-                source,
-                schema,
-                profile,
-                context,
-            });
-        }
-        let mut outputs: HashMap<String, Vec<(String, i64)>> = HashMap::new();
-        let mut q = SqlBuilder::new(
-            self.meta.backend(),
-            "SELECT run_id, model_id, step FROM run_outputs WHERE ",
-        );
-        push_in(&mut q, "run_id", &ids);
-        let rows: Vec<(String, String, i64)> = q.build_query_as().fetch_all(self.pool()).await?;
-        for (run, model, step) in rows {
-            outputs.entry(run).or_default().push((model, step));
-        }
-        Ok(infos
-            .into_iter()
-            .map(|info| Run {
-                metrics: metrics.remove(&info.id).unwrap_or_default(),
-                params: params.remove(&info.id).unwrap_or_default(),
-                tags: tags.remove(&info.id).unwrap_or_default(),
-                inputs: inputs.remove(&info.id).unwrap_or_default(),
-                outputs: outputs.remove(&info.id).unwrap_or_default(),
-                info,
-            })
-            .collect())
+        let mut q = RunDetailQueries::new(backend, &ids);
+        let details = RunDetails {
+            metrics: q.metrics.build_query_as().fetch_all(self.pool()).await?,
+            params: q.params.build_query_as().fetch_all(self.pool()).await?,
+            tags: q.tags.build_query_as().fetch_all(self.pool()).await?,
+            inputs: q.inputs.build_query_as().fetch_all(self.pool()).await?,
+            outputs: q.outputs.build_query_as().fetch_all(self.pool()).await?,
+        };
+        Ok(details.attach_to(infos))
     }
 
     pub async fn update_run(
@@ -991,14 +1077,7 @@ impl Tracking {
         q.push_bind(limit as i64 + 1);
         q.push(" OFFSET ");
         q.push_bind(offset as i64);
-        let infos: Vec<RunInfo> = q
-            .build_query_as::<RunRow>()
-            .fetch_all(self.pool())
-            .await?
-            .into_iter()
-            .map(RunRow::into_info)
-            .collect();
-        self.complete_runs(infos).await
+        self.runs_with_details(q).await
     }
 
     // ---- logged models ----

@@ -41,9 +41,11 @@ fn status_of(e: &Error) -> StatusCode {
         Error::ModelExists(_) | Error::AlreadyExists(_) | Error::Conflict(_) => {
             StatusCode::CONFLICT
         }
-        Error::Database(_) | Error::Migration(_) | Error::Storage(_) | Error::Io(_) => {
-            StatusCode::INTERNAL_SERVER_ERROR
-        }
+        Error::Database(_)
+        | Error::Sqlite(_)
+        | Error::Migration(_)
+        | Error::Storage(_)
+        | Error::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 

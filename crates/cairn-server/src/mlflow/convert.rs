@@ -6,10 +6,9 @@ use std::collections::BTreeMap;
 use cairn_core::tracking::{Experiment, LoggedModel, Metric, Run, RunInfo};
 use cairn_core::{Model, Version};
 use cairn_registry::VersionExtras;
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
-
-use super::request::f64_to_value;
 
 pub fn ms(t: &OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000_000) as i64
@@ -51,75 +50,201 @@ pub fn experiment(e: &Experiment) -> Value {
 }
 
 pub fn run_info(i: &RunInfo) -> Value {
-    let mut obj = Map::new();
-    obj.insert("run_uuid".into(), json!(i.id));
-    obj.insert("experiment_id".into(), json!(i.experiment_id.to_string()));
-    obj.insert("run_name".into(), json!(i.name));
-    obj.insert("user_id".into(), json!(i.user_id));
-    obj.insert("status".into(), json!(i.status.as_str()));
-    obj.insert("start_time".into(), json!(i.start_time));
-    if let Some(end) = i.end_time {
-        obj.insert("end_time".into(), json!(end));
-    }
-    obj.insert("artifact_uri".into(), json!(i.artifact_uri));
-    obj.insert("lifecycle_stage".into(), json!(i.lifecycle.as_str()));
-    obj.insert("run_id".into(), json!(i.id));
-    Value::Object(obj)
+    serde_json::to_value(RunInfoJson::from(i)).expect("a run info serializes")
 }
 
 pub fn metric(m: &Metric) -> Value {
-    json!({"key": m.key, "value": f64_to_value(m.value), "timestamp": m.timestamp, "step": m.step})
+    serde_json::to_value(MetricJson::from(m)).expect("a metric serializes")
 }
 
 pub fn run(r: &Run) -> Value {
-    let mut data = Map::new();
-    put_nonempty(
-        &mut data,
-        "metrics",
-        Value::Array(r.metrics.iter().map(metric).collect()),
-    );
-    put_nonempty(&mut data, "params", key_values(&r.params));
-    put_nonempty(&mut data, "tags", key_values(&r.tags));
-    let mut inputs = Map::new();
-    let datasets: Vec<Value> = r
-        .inputs
-        .iter()
-        .map(|d| {
-            let mut dataset = Map::new();
-            dataset.insert("name".into(), json!(d.name));
-            dataset.insert("digest".into(), json!(d.digest));
-            dataset.insert("source_type".into(), json!(d.source_type));
-            dataset.insert("source".into(), json!(d.source));
-            if let Some(schema) = &d.schema {
-                dataset.insert("schema".into(), json!(schema));
-            }
-            if let Some(profile) = &d.profile {
-                dataset.insert("profile".into(), json!(profile));
-            }
-            let mut input = Map::new();
-            if let Some(context) = &d.context {
-                input.insert(
-                    "tags".into(),
-                    json!([{"key": "mlflow.data.context", "value": context}]),
-                );
-            }
-            input.insert("dataset".into(), Value::Object(dataset));
-            Value::Object(input)
-        })
-        .collect();
-    put_nonempty(&mut inputs, "dataset_inputs", Value::Array(datasets));
-    let mut outputs = Map::new();
-    put_nonempty(
-        &mut outputs,
-        "model_outputs",
-        Value::Array(
-            r.outputs
-                .iter()
-                .map(|(id, step)| json!({"model_id": id, "step": step}))
-                .collect(),
-        ),
-    );
-    json!({"info": run_info(&r.info), "data": data, "inputs": inputs, "outputs": outputs})
+    serde_json::to_value(RunJson::from(r)).expect("a run serializes")
+}
+
+// A run is written through borrowed structs rather than a `Value` tree: a search answers
+// with up to thousands of runs, and building the tree cost more than reading them.
+
+/// A run in MLflow's JSON shape.
+#[derive(Serialize)]
+pub struct RunJson<'a> {
+    info: RunInfoJson<'a>,
+    data: RunDataJson<'a>,
+    inputs: RunInputsJson<'a>,
+    outputs: RunOutputsJson<'a>,
+}
+
+impl<'a> From<&'a Run> for RunJson<'a> {
+    fn from(r: &'a Run) -> Self {
+        Self {
+            info: RunInfoJson::from(&r.info),
+            data: RunDataJson {
+                metrics: r.metrics.iter().map(MetricJson::from).collect(),
+                params: key_value_list(&r.params),
+                tags: key_value_list(&r.tags),
+            },
+            inputs: RunInputsJson {
+                dataset_inputs: r
+                    .inputs
+                    .iter()
+                    .map(|d| DatasetInputJson {
+                        tags: d
+                            .context
+                            .as_deref()
+                            .map(|context| {
+                                [KeyValueJson {
+                                    key: "mlflow.data.context",
+                                    value: context,
+                                }]
+                            })
+                            .map_or_else(Vec::new, Vec::from),
+                        dataset: DatasetJson {
+                            name: &d.name,
+                            digest: &d.digest,
+                            source_type: &d.source_type,
+                            source: &d.source,
+                            schema: d.schema.as_deref(),
+                            profile: d.profile.as_deref(),
+                        },
+                    })
+                    .collect(),
+            },
+            outputs: RunOutputsJson {
+                model_outputs: r
+                    .outputs
+                    .iter()
+                    .map(|(model_id, step)| ModelOutputJson {
+                        model_id,
+                        step: *step,
+                    })
+                    .collect(),
+            },
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct RunInfoJson<'a> {
+    run_uuid: &'a str,
+    experiment_id: String,
+    run_name: &'a str,
+    user_id: &'a str,
+    status: &'a str,
+    start_time: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    end_time: Option<i64>,
+    artifact_uri: &'a str,
+    lifecycle_stage: &'a str,
+    run_id: &'a str,
+}
+
+impl<'a> From<&'a RunInfo> for RunInfoJson<'a> {
+    fn from(i: &'a RunInfo) -> Self {
+        Self {
+            run_uuid: &i.id,
+            experiment_id: i.experiment_id.to_string(),
+            run_name: &i.name,
+            user_id: &i.user_id,
+            status: i.status.as_str(),
+            start_time: i.start_time,
+            end_time: i.end_time,
+            artifact_uri: &i.artifact_uri,
+            lifecycle_stage: i.lifecycle.as_str(),
+            run_id: &i.id,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct RunDataJson<'a> {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    metrics: Vec<MetricJson<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    params: Vec<KeyValueJson<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tags: Vec<KeyValueJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct MetricJson<'a> {
+    key: &'a str,
+    value: MlflowDouble,
+    timestamp: i64,
+    step: i64,
+}
+
+impl<'a> From<&'a Metric> for MetricJson<'a> {
+    fn from(m: &'a Metric) -> Self {
+        Self {
+            key: &m.key,
+            value: MlflowDouble(m.value),
+            timestamp: m.timestamp,
+            step: m.step,
+        }
+    }
+}
+
+/// A double as MLflow writes it: non-finite values as the strings `NaN`, `Infinity`
+/// and `-Infinity` (which its clients parse back).
+struct MlflowDouble(f64);
+
+impl Serialize for MlflowDouble {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            v if v.is_nan() => s.serialize_str("NaN"),
+            f64::INFINITY => s.serialize_str("Infinity"),
+            f64::NEG_INFINITY => s.serialize_str("-Infinity"),
+            v => s.serialize_f64(v),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct KeyValueJson<'a> {
+    key: &'a str,
+    value: &'a str,
+}
+
+fn key_value_list(map: &BTreeMap<String, String>) -> Vec<KeyValueJson<'_>> {
+    map.iter()
+        .map(|(key, value)| KeyValueJson { key, value })
+        .collect()
+}
+
+#[derive(Serialize)]
+struct RunInputsJson<'a> {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    dataset_inputs: Vec<DatasetInputJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct DatasetInputJson<'a> {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tags: Vec<KeyValueJson<'a>>,
+    dataset: DatasetJson<'a>,
+}
+
+#[derive(Serialize)]
+struct DatasetJson<'a> {
+    name: &'a str,
+    digest: &'a str,
+    source_type: &'a str,
+    source: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    schema: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    profile: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct RunOutputsJson<'a> {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    model_outputs: Vec<ModelOutputJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct ModelOutputJson<'a> {
+    model_id: &'a str,
+    step: i64,
 }
 
 pub fn logged_model(m: &LoggedModel) -> Value {

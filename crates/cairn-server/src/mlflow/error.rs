@@ -59,7 +59,11 @@ impl From<Error> for MlflowError {
             | Error::MissingBlobs(_)
             | Error::Conflict(_) => INVALID_PARAMETER_VALUE,
             Error::ModelExists(_) | Error::AlreadyExists(_) => RESOURCE_ALREADY_EXISTS,
-            Error::Database(_) | Error::Migration(_) | Error::Storage(_) | Error::Io(_) => {
+            Error::Database(_)
+            | Error::Sqlite(_)
+            | Error::Migration(_)
+            | Error::Storage(_)
+            | Error::Io(_) => {
                 tracing::error!(error = %e, "MLflow request failed");
                 return Self {
                     code: INTERNAL_ERROR,

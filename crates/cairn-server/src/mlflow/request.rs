@@ -243,19 +243,6 @@ pub fn value_to_f64(v: &Value) -> Option<f64> {
     }
 }
 
-/// A double as MLflow answers it: non-finite values as strings.
-pub fn f64_to_value(v: f64) -> Value {
-    if v.is_nan() {
-        Value::String("NaN".into())
-    } else if v == f64::INFINITY {
-        Value::String("Infinity".into())
-    } else if v == f64::NEG_INFINITY {
-        Value::String("-Infinity".into())
-    } else {
-        serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

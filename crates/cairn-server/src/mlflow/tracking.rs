@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
 use cairn_core::search::{parse_filter, parse_order_by};
 use cairn_core::tracking::{DatasetInput, Lifecycle, RunStatus};
 use cairn_registry::tracking::{MetricValue, ViewType};
@@ -359,7 +360,7 @@ pub async fn log_model(State(r): State<Registry>, f: Fields) -> Reply {
     ok()
 }
 
-pub async fn search_runs(State(r): State<Registry>, f: Fields) -> Reply {
+pub async fn search_runs(State(r): State<Registry>, f: Fields) -> MlflowResult<Response> {
     let ids = experiment_ids(&f)?;
     let limit = paging::max_results(&f, 1000, 50000)?;
     let offset = paging::offset(&f)?;
@@ -375,11 +376,20 @@ pub async fn search_runs(State(r): State<Registry>, f: Fields) -> Reply {
         )
         .await?;
     let (page, token) = paging::page(runs, offset, limit);
-    Ok(Json(paging::reply(
-        "runs",
-        page.iter().map(convert::run).collect(),
-        token,
-    )))
+    Ok(Json(RunsPage {
+        runs: page.iter().map(convert::RunJson::from).collect(),
+        next_page_token: token,
+    })
+    .into_response())
+}
+
+/// A page of `runs/search`, serialized straight from the runs (see [`convert::RunJson`]).
+#[derive(serde::Serialize)]
+struct RunsPage<'a> {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    runs: Vec<convert::RunJson<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_page_token: Option<String>,
 }
 
 pub async fn metric_history(State(r): State<Registry>, f: Fields) -> Reply {

@@ -1,0 +1,121 @@
+//! Multi-statement SQLite reads in one blocking call.
+//!
+//! sqlx runs each SQLite connection on a thread of its own and hands it every statement
+//! and every result row through channels: two thread switches or more per statement.
+//! On a small machine those switches cost more than the statements themselves (a run
+//! search is six statements; profiles in docs/BENCHMARKS.md). A read made of several
+//! statements runs here instead: on a connection of this small pool, inside one
+//! `spawn_blocking` call — one handoff per request — and inside one read transaction,
+//! so its statements also see one snapshot of the database.
+//!
+//! The connections are `query_only`: writes stay on sqlx's pool, behind the store's
+//! write lock. WAL mode lets these readers run while a write is in progress.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::Semaphore;
+
+use crate::Result;
+use crate::sql::SqlBuilder;
+
+/// How long a reader waits for a lock (only a checkpoint truncating the WAL or a
+/// schema change takes one a reader must wait for).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Prepared statements kept per connection: a search's statements vary with the
+/// length of its `IN` lists, so a few per shape.
+const STATEMENT_CACHE: usize = 64;
+
+pub(crate) struct SqliteReads {
+    path: PathBuf,
+    /// One permit per connection: at most that many reads run at once, each on a
+    /// connection kept warm (its page cache and prepared statements) between reads.
+    permits: Arc<Semaphore>,
+    /// Connections not in use; a read that finds none opens one.
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl SqliteReads {
+    /// At most `connections` readers of the database at `path`, which must exist (the
+    /// store has migrated it). Opens one at once, so a path that cannot be read fails
+    /// here.
+    pub fn open(path: PathBuf, connections: u32) -> Result<Arc<Self>> {
+        let first = connect(&path)?;
+        Ok(Arc::new(Self {
+            path,
+            permits: Arc::new(Semaphore::new(connections.max(1) as usize)),
+            idle: Mutex::new(vec![first]),
+        }))
+    }
+
+    /// Runs `read` in a read transaction (one snapshot for all its statements) on a
+    /// blocking thread.
+    pub async fn read<T, F>(self: &Arc<Self>, read: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let permit = Arc::clone(&self.permits)
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        let this = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            this.read_blocking(read)
+        })
+        .await
+        .map_err(|e| std::io::Error::other(format!("SQLite read task failed: {e}")))?
+    }
+
+    fn read_blocking<T>(&self, read: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        let pooled = self.idle.lock().expect("reader pool lock").pop();
+        let conn = match pooled {
+            Some(conn) => conn,
+            None => connect(&self.path)?,
+        };
+        // BEGIN and COMMIT from the statement cache (rusqlite's `Transaction` parses
+        // them anew each time). Should `read` fail, the connection is closed below,
+        // which ends the transaction.
+        let outcome = (|| -> rusqlite::Result<T> {
+            conn.prepare_cached("BEGIN")?.execute([])?;
+            let value = read(&conn)?;
+            conn.prepare_cached("COMMIT")?.execute([])?;
+            Ok(value)
+        })();
+        // A connection whose read failed is dropped (an error may leave it in an
+        // unknown state); a healthy one goes back to the pool.
+        if outcome.is_ok() {
+            self.idle.lock().expect("reader pool lock").push(conn);
+        }
+        outcome.map_err(crate::Error::from)
+    }
+}
+
+fn connect(path: &std::path::Path) -> Result<Connection> {
+    // No SQLite mutex: a connection is used by one thread at a time, which the pool
+    // guarantees.
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "query_only", true)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(conn)
+}
+
+/// The rows of `query`, each converted by `TryFrom<&Row>` (tuples of column types have
+/// it).
+pub(crate) fn rows<T>(conn: &Connection, mut query: SqlBuilder) -> rusqlite::Result<Vec<T>>
+where
+    T: for<'r> TryFrom<&'r rusqlite::Row<'r>, Error = rusqlite::Error>,
+{
+    let (sql, values) = query.build_sqlite();
+    let mut statement = conn.prepare_cached(&sql)?;
+    let rows = statement.query(rusqlite::params_from_iter(values))?;
+    rows.mapped(|row| T::try_from(row)).collect()
+}
