@@ -119,3 +119,89 @@ where
     let rows = statement.query(rusqlite::params_from_iter(values))?;
     rows.mapped(|row| T::try_from(row)).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::store::{DbLocation, DbOptions, MetadataStore};
+
+    async fn store(dir: &tempfile::TempDir) -> MetadataStore {
+        let options = DbOptions {
+            max_connections: 2,
+            ..DbOptions::default()
+        };
+        MetadataStore::open(&DbLocation::Sqlite(dir.path().join("cairn.db")), &options)
+            .await
+            .expect("open the store")
+    }
+
+    async fn add_model(store: &MetadataStore, name: &str) {
+        sqlx::query(
+            "INSERT INTO models (name, created_by, created_at, updated_at) VALUES ($1, 't', 0, 0)",
+        )
+        .bind(name)
+        .execute(store.pool())
+        .await
+        .expect("insert a model");
+    }
+
+    fn count_models(conn: &rusqlite::Connection) -> rusqlite::Result<i64> {
+        conn.query_row("SELECT count(*) FROM models", [], |row| row.get(0))
+    }
+
+    #[tokio::test]
+    async fn readers_see_committed_writes_and_write_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let reads = store.sqlite_reads().expect("SQLite has readers");
+        add_model(&store, "a").await;
+        assert_eq!(reads.read(count_models).await.unwrap(), 1);
+        let refused = reads
+            .read(|conn| conn.execute("DELETE FROM models", []))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), "internal");
+        assert_eq!(reads.read(count_models).await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_failed_read_leaves_the_pool_serving() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let reads = store.sqlite_reads().unwrap();
+        let failed = reads
+            .read(|conn| {
+                conn.query_row("SELECT x FROM no_such_table", [], |row| {
+                    row.get::<_, i64>(0)
+                })
+            })
+            .await
+            .unwrap_err();
+        assert!(failed.to_string().contains("no_such_table"), "{failed}");
+        // More reads at once than the pool has connections: they wait their turn.
+        let counts = futures::future::join_all((0..6).map(|_| reads.read(count_models))).await;
+        assert!(counts.into_iter().all(|n| n.unwrap() == 0));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_statements_of_one_read_see_one_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        add_model(&store, "a").await;
+        let writer = store.clone();
+        let runtime = tokio::runtime::Handle::current();
+        let (before, after) = store
+            .sqlite_reads()
+            .unwrap()
+            .read(move |conn| {
+                let before = count_models(conn)?;
+                // A write commits between the read's two statements.
+                runtime.block_on(add_model(&writer, "b"));
+                Ok((before, count_models(conn)?))
+            })
+            .await
+            .unwrap();
+        assert_eq!((before, after), (1, 1));
+        let reads = store.sqlite_reads().unwrap();
+        assert_eq!(reads.read(count_models).await.unwrap(), 2);
+    }
+}
