@@ -55,16 +55,23 @@ def main():
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    name, call = next((n, c) for n, c in bench.wrk_workloads(ctx).items() if args.call in n)
+    def workload():
+        # Built anew for every wrk run: the metric templates carry the current time, so
+        # each run logs new values (wrk's counter starts over every time, and a value
+        # logged again is only a lookup).
+        return next((n, c) for n, c in bench.wrk_workloads(ctx).items() if args.call in n)
+
+    name, _ = workload()
 
     results = {b: [] for b in binaries}
     for round_ in range(args.rounds):
         for binary in binaries if round_ % 2 == 0 else binaries[::-1]:
             proc, url = serve(binary, work)
             try:
-                bench.wrk_measure(url, *call, 2, work)
+                bench.wrk_measure(url, *workload()[1], 2, work)
+                time.sleep(0.01)
                 before = cpu_seconds(proc.pid)
-                rate, _, _, failed = bench.wrk_measure(url, *call, args.seconds, work)
+                rate, _, _, failed = bench.wrk_measure(url, *workload()[1], args.seconds, work)
                 if failed:
                     raise RuntimeError(f"{binary}: {failed} failed requests of {name}")
                 used = cpu_seconds(proc.pid) - before
