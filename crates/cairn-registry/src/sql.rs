@@ -4,8 +4,9 @@
 //! `?`, which it rejects). SQLite gets anonymous `?`: it understands `$n` too, but
 //! resolves a named parameter by scanning the statement's list of names, so a statement
 //! with n bound values costs O(n²) to prepare and to bind (a 100-metric batch binds 600).
-//! Values are always bound, never spliced into the text. On SQLite the builder also
-//! keeps them as rusqlite values, so a read can run on `sqlite_reads` instead of sqlx.
+//! Values are always bound, never spliced into the text. On SQLite the builder keeps
+//! them as rusqlite values: a read on `sqlite_reads` binds them as they are, and they
+//! are converted for sqlx when a query is built for it.
 
 use std::fmt::Write as _;
 
