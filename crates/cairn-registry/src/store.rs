@@ -751,20 +751,17 @@ impl MetadataStore {
         digests.dedup();
         claim_blobs(&mut tx, &digests, None).await?;
         let now = now_ms();
-        sqlx::query(
-            "INSERT INTO models (name, created_by, created_at, updated_at)
-             VALUES ($1, $2, $3, $3) ON CONFLICT (name) DO NOTHING",
+        // Creates the model with its counter past version 1, or bumps the counter of
+        // the existing one (locking its row until the transaction ends): one statement.
+        let (model_id, number): (i64, i64) = sqlx::query_as(
+            "INSERT INTO models (name, created_by, created_at, updated_at, next_version)
+             VALUES ($1, $2, $3, $3, 2)
+             ON CONFLICT (name) DO UPDATE
+                SET next_version = models.next_version + 1, updated_at = excluded.updated_at
+             RETURNING id, next_version - 1",
         )
         .bind(v.model.as_str())
         .bind(v.actor)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        let (model_id, number): (i64, i64) = sqlx::query_as(
-            "UPDATE models SET next_version = next_version + 1, updated_at = $2
-             WHERE name = $1 RETURNING id, next_version - 1",
-        )
-        .bind(v.model.as_str())
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
