@@ -171,5 +171,5 @@ pub(crate) async fn insert_if_active(
          ON CONFLICT DO NOTHING",
     );
     let _writer = meta.write_lock().await;
-    Ok(q.build().execute(meta.pool()).await?.rows_affected())
+    Ok(q.build().execute(meta.writer()).await?.rows_affected())
 }

@@ -132,6 +132,9 @@ pub struct MetadataStore {
     /// writes. Other processes (a CLI in embedded mode) still meet the busy timeout.
     /// PostgreSQL writers run in parallel and lock rows instead.
     write_lock: Option<Arc<tokio::sync::Mutex<()>>>,
+    /// Where writes go: on SQLite a pool of one connection (see `open`), on PostgreSQL
+    /// the pool itself.
+    writer: AnyPool,
     /// SQLite only: connections for reads of several statements (`sqlite_reads`).
     sqlite_reads: Option<Arc<SqliteReads>>,
     retries: u32,
@@ -361,25 +364,7 @@ impl MetadataStore {
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout);
         let pool = match location {
-            DbLocation::Sqlite(path) => {
-                let url = sqlite_url(path);
-                pool_options
-                    .after_connect(|conn, _| {
-                        Box::pin(async move {
-                            // In WAL mode NORMAL keeps every commit across a process crash;
-                            // only an OS crash can lose the last transactions, never
-                            // corrupt the database.
-                            conn.execute(
-                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
-                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 60000;",
-                            )
-                            .await?;
-                            Ok(())
-                        })
-                    })
-                    .connect(&url)
-                    .await?
-            }
+            DbLocation::Sqlite(path) => sqlite_pool(path, pool_options).await?,
             DbLocation::Postgres(url) => {
                 // One direct connection first: a wrong address or password then fails
                 // at once with the server's own reason, not as a pool timeout.
@@ -413,10 +398,20 @@ impl MetadataStore {
             }
         };
         let mut sqlite_reads = None;
+        let mut writer = pool.clone();
         match location {
             DbLocation::Sqlite(path) => {
                 migrate_sqlite(&pool, path).await?;
                 sqlite_reads = Some(SqliteReads::open(path.clone(), options.max_connections)?);
+                // One connection for every write: in WAL mode a connection drops its
+                // page cache whenever another one has written since its last
+                // transaction, so writes spread over the pool each re-read every page
+                // they touch. One writer keeps its cache (SQLite takes one writer at a
+                // time anyway).
+                let one = AnyPoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(options.acquire_timeout);
+                writer = sqlite_pool(path, one).await?;
             }
             // sqlx's migrator holds an advisory lock on PostgreSQL: servers starting
             // together migrate once.
@@ -426,6 +421,7 @@ impl MetadataStore {
             pool,
             backend,
             write_lock: (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(()))),
+            writer,
             sqlite_reads,
             retries: options.retries,
         })
@@ -452,8 +448,8 @@ impl MetadataStore {
     pub(crate) async fn write_tx(&self) -> Result<WriteTx> {
         let guard = self.write_lock().await;
         let tx = match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
+            Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.writer.begin().await?,
         };
         Ok(WriteTx {
             tx,
@@ -486,6 +482,12 @@ impl MetadataStore {
     /// The SQLite readers (`None` on PostgreSQL).
     pub(crate) fn sqlite_reads(&self) -> Option<&Arc<SqliteReads>> {
         self.sqlite_reads.as_ref()
+    }
+
+    /// Where a write of one statement goes (a transaction comes from
+    /// [`Self::write_tx`], on the same connection).
+    pub(crate) fn writer(&self) -> &AnyPool {
+        &self.writer
     }
 
     pub(crate) fn pool(&self) -> &AnyPool {
@@ -1789,6 +1791,25 @@ async fn insert_key_values(
 
 /// The `sqlite://` URL sqlx's `Any` driver opens (created if missing), with the file
 /// name percent-encoded by sqlx itself.
+/// A pool of connections to the SQLite file at `path`, created if missing.
+async fn sqlite_pool(path: &Path, options: AnyPoolOptions) -> Result<AnyPool> {
+    Ok(options
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                // In WAL mode NORMAL keeps every commit across a process crash; only an
+                // OS crash can lose the last transactions, never corrupt the database.
+                conn.execute(
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
+                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 60000;",
+                )
+                .await?;
+                Ok(())
+            })
+        })
+        .connect(&sqlite_url(path))
+        .await?)
+}
+
 fn sqlite_url(path: &Path) -> String {
     use sqlx::ConnectOptions;
     sqlx::sqlite::SqliteConnectOptions::new()

@@ -471,7 +471,7 @@ impl Tracking {
                 .bind(id)
                 .bind(new_name)
                 .bind(now_ms())
-                .execute(self.pool())
+                .execute(self.meta.writer())
                 .await;
         match result {
             Ok(_) => Ok(()),
@@ -521,7 +521,7 @@ impl Tracking {
         .bind(id)
         .bind(key)
         .bind(truncate(value, TAG_VALUE_MAX))
-        .execute(self.pool())
+        .execute(self.meta.writer())
         .await?;
         Ok(())
     }
@@ -531,7 +531,7 @@ impl Tracking {
         sqlx::query("DELETE FROM experiment_tags WHERE experiment_id = $1 AND key = $2")
             .bind(id)
             .bind(key)
-            .execute(self.pool())
+            .execute(self.meta.writer())
             .await?;
         Ok(())
     }
@@ -768,7 +768,7 @@ impl Tracking {
         sqlx::query("UPDATE runs SET lifecycle_stage = $2 WHERE id = $1")
             .bind(id)
             .bind(lifecycle.as_str())
-            .execute(self.pool())
+            .execute(self.meta.writer())
             .await?;
         Ok(())
     }
@@ -901,7 +901,7 @@ impl Tracking {
         let deleted = sqlx::query("DELETE FROM run_tags WHERE run_id = $1 AND key = $2")
             .bind(run_id)
             .bind(key)
-            .execute(self.pool())
+            .execute(self.meta.writer())
             .await?
             .rows_affected();
         if deleted == 0 {
@@ -947,7 +947,7 @@ impl Tracking {
             .bind(run_id)
             .bind(model_id)
             .bind(step)
-            .execute(self.pool())
+            .execute(self.meta.writer())
             .await?;
         }
         Ok(())
@@ -1217,7 +1217,7 @@ impl Tracking {
             .bind(id)
             .bind(status)
             .bind(now_ms())
-            .execute(self.pool())
+            .execute(self.meta.writer())
             .await?;
         self.get_logged_model(id).await
     }
@@ -1233,7 +1233,7 @@ impl Tracking {
             .bind(id)
             .bind(k)
             .bind(v)
-            .execute(self.pool())
+            .execute(self.meta.writer())
             .await?;
         }
         Ok(())
@@ -1244,7 +1244,7 @@ impl Tracking {
         sqlx::query("DELETE FROM logged_model_tags WHERE model_id = $1 AND key = $2")
             .bind(id)
             .bind(key)
-            .execute(self.pool())
+            .execute(self.meta.writer())
             .await?;
         Ok(())
     }
@@ -1253,7 +1253,7 @@ impl Tracking {
         self.get_logged_model(id).await?;
         sqlx::query("UPDATE logged_models SET lifecycle_stage = 'deleted' WHERE id = $1")
             .bind(id)
-            .execute(self.pool())
+            .execute(self.meta.writer())
             .await?;
         Ok(())
     }
@@ -1310,7 +1310,7 @@ impl Tracking {
             .bind(&id)
             .bind(path)
             .bind(now_ms())
-            .execute(self.pool())
+            .execute(self.meta.writer())
             .await?;
         Ok(id)
     }
@@ -1441,7 +1441,7 @@ impl Tracking {
         self.upload_path(upload_id).await?;
         sqlx::query("DELETE FROM artifact_uploads WHERE id = $1")
             .bind(upload_id)
-            .execute(self.pool())
+            .execute(self.meta.writer())
             .await?;
         Ok(())
     }
@@ -1521,7 +1521,7 @@ impl Tracking {
             .bind(trimmed)
             .bind(format!("{trimmed}/"))
             .bind(format!("{trimmed}0"))
-            .execute(self.pool())
+            .execute(self.meta.writer())
             .await?;
         Ok(())
     }
