@@ -1794,6 +1794,10 @@ async fn insert_key_values(
 /// A pool of connections to the SQLite file at `path`, created if missing.
 async fn sqlite_pool(path: &Path, options: AnyPoolOptions) -> Result<AnyPool> {
     Ok(options
+        // sqlx pings a connection each time the pool hands it out, to catch a lost
+        // network peer; a SQLite connection has none, and the ping is one more round
+        // trip to the connection's thread before every statement run on the pool.
+        .test_before_acquire(false)
         .after_connect(|conn, _| {
             Box::pin(async move {
                 // In WAL mode NORMAL keeps every commit across a process crash; only an
