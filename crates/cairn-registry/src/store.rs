@@ -177,6 +177,22 @@ struct ModelRow {
     updated_at: i64,
 }
 
+impl TryFrom<&rusqlite::Row<'_>> for ModelRow {
+    type Error = rusqlite::Error;
+
+    /// A row of `id, name, description, created_by, created_at, updated_at`.
+    fn try_from(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: row.get(0)?,
+            name: row.get(1)?,
+            description: row.get(2)?,
+            created_by: row.get(3)?,
+            created_at: row.get(4)?,
+            updated_at: row.get(5)?,
+        })
+    }
+}
+
 #[derive(sqlx::FromRow)]
 struct VersionRow {
     id: i64,
@@ -484,6 +500,28 @@ impl MetadataStore {
         self.sqlite_reads.as_ref()
     }
 
+    /// The rows of one read statement. On SQLite it runs on [`SqliteReads`]: one trip
+    /// to a blocking thread, where a statement on sqlx's pool costs three trips to the
+    /// connection's thread (the statement, its rows, and the ping sqlx sends when the
+    /// connection goes back to the pool). On PostgreSQL it runs on the pool.
+    pub(crate) async fn read_rows<T>(&self, mut q: SqlBuilder) -> Result<Vec<T>>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow>
+            + for<'r> TryFrom<&'r rusqlite::Row<'r>, Error = rusqlite::Error>
+            + Send
+            + Unpin
+            + 'static,
+    {
+        match &self.sqlite_reads {
+            Some(reads) => {
+                reads
+                    .read(move |conn| crate::sqlite_reads::rows(conn, q))
+                    .await
+            }
+            None => Ok(q.build_query_as().fetch_all(&self.pool).await?),
+        }
+    }
+
     /// Where a write of one statement goes (a transaction comes from
     /// [`Self::write_tx`], on the same connection).
     pub(crate) fn writer(&self) -> &AnyPool {
@@ -511,13 +549,15 @@ impl MetadataStore {
     // ---- models ----
 
     async fn model_row(&self, name: &ModelName) -> Result<ModelRow> {
-        sqlx::query_as::<_, ModelRow>(
-            "SELECT id, name, description, created_by, created_at, updated_at FROM models WHERE name = $1",
-        )
-        .bind(name.as_str())
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or_else(|| Error::ModelNotFound(name.to_string()))
+        let mut q = SqlBuilder::new(
+            self.backend,
+            "SELECT id, name, description, created_by, created_at, updated_at FROM models WHERE name = ",
+        );
+        q.push_bind(name.as_str());
+        self.read_rows(q)
+            .await?
+            .pop()
+            .ok_or_else(|| Error::ModelNotFound(name.to_string()))
     }
 
     /// Creates a model; `ModelExists` if the name is taken.

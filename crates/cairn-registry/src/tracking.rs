@@ -594,14 +594,17 @@ impl Tracking {
 
     /// A run's info alone (no metrics, params or tags): one query.
     pub async fn run_info(&self, id: &str) -> Result<RunInfo> {
-        sqlx::query_as::<_, RunRow>(sqlx::AssertSqlSafe(format!(
-            "SELECT {RUN_COLUMNS} FROM runs r WHERE r.id = $1"
-        )))
-        .bind(id)
-        .fetch_optional(self.pool())
-        .await?
-        .map(RunRow::into_info)
-        .ok_or_else(|| not_found(format!("Run with id={id} not found")))
+        let mut q = SqlBuilder::new(
+            self.meta.backend(),
+            format!("SELECT {RUN_COLUMNS} FROM runs r WHERE r.id = "),
+        );
+        q.push_bind(id);
+        self.meta
+            .read_rows::<RunRow>(q)
+            .await?
+            .pop()
+            .map(RunRow::into_info)
+            .ok_or_else(|| not_found(format!("Run with id={id} not found")))
     }
 
     async fn active_run(&self, id: &str) -> Result<RunInfo> {
@@ -618,14 +621,16 @@ impl Tracking {
     /// state MLflow tags it with (`mlflow.source.git.*`) and the datasets logged as its
     /// inputs. One query.
     pub async fn run_lineage(&self, id: &str) -> Result<LineageInput> {
-        let rows: Vec<(String, String, String)> = sqlx::query_as(
-            "SELECT 't', key, value FROM run_tags WHERE run_id = $1
-               AND key IN ('mlflow.source.git.commit', 'mlflow.source.git.branch', 'mlflow.source.git.repoURL')
-             UNION ALL SELECT 'd', name, digest FROM run_inputs WHERE run_id = $1",
-        )
-        .bind(id)
-        .fetch_all(self.pool())
-        .await?;
+        let mut q = SqlBuilder::new(
+            self.meta.backend(),
+            "SELECT 't', key, value FROM run_tags WHERE run_id = ",
+        );
+        q.push_bind(id).push(
+            " AND key IN ('mlflow.source.git.commit', 'mlflow.source.git.branch', 'mlflow.source.git.repoURL')
+             UNION ALL SELECT 'd', name, digest FROM run_inputs WHERE run_id = ",
+        );
+        q.push_bind(id);
+        let rows: Vec<(String, String, String)> = self.meta.read_rows(q).await?;
         let mut git = BTreeMap::new();
         let mut data = Vec::new();
         for (kind, a, b) in rows {
@@ -1473,13 +1478,14 @@ impl Tracking {
     /// Every file under directory `prefix`, with paths relative to it.
     pub async fn artifact_files(&self, prefix: &str) -> Result<Vec<(String, Sha256Digest, u64)>> {
         let dir = format!("{}/", prefix.trim_end_matches('/'));
-        let rows: Vec<(String, String, i64)> = sqlx::query_as(
-            "SELECT path, sha256, size FROM artifacts WHERE path > $1 AND path < $2 ORDER BY path",
-        )
-        .bind(&dir)
-        .bind(format!("{}0", prefix.trim_end_matches('/')))
-        .fetch_all(self.pool())
-        .await?;
+        let mut q = SqlBuilder::new(
+            self.meta.backend(),
+            "SELECT path, sha256, size FROM artifacts WHERE path > ",
+        );
+        q.push_bind(dir.clone()).push(" AND path < ");
+        q.push_bind(format!("{}0", prefix.trim_end_matches('/')));
+        q.push(" ORDER BY path");
+        let rows: Vec<(String, String, i64)> = self.meta.read_rows(q).await?;
         rows.into_iter()
             .map(|(path, d, size)| {
                 Ok((
