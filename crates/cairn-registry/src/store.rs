@@ -135,7 +135,8 @@ pub struct MetadataStore {
     /// Where writes go: on SQLite a pool of one connection (see `open`), on PostgreSQL
     /// the pool itself.
     writer: AnyPool,
-    /// SQLite only: connections for reads of several statements (`sqlite_reads`).
+    /// SQLite only: read-only connections for reads of several statements and for
+    /// [`Self::read_rows`] (`sqlite_reads`).
     sqlite_reads: Option<Arc<SqliteReads>>,
     retries: u32,
 }
@@ -1829,8 +1830,6 @@ async fn insert_key_values(
     Ok(())
 }
 
-/// The `sqlite://` URL sqlx's `Any` driver opens (created if missing), with the file
-/// name percent-encoded by sqlx itself.
 /// A pool of connections to the SQLite file at `path`, created if missing.
 async fn sqlite_pool(path: &Path, options: AnyPoolOptions) -> Result<AnyPool> {
     Ok(options
@@ -1854,6 +1853,8 @@ async fn sqlite_pool(path: &Path, options: AnyPoolOptions) -> Result<AnyPool> {
         .await?)
 }
 
+/// The `sqlite://` URL sqlx's `Any` driver opens (created if missing), with the file
+/// name percent-encoded by sqlx itself.
 fn sqlite_url(path: &Path) -> String {
     use sqlx::ConnectOptions;
     sqlx::sqlite::SqliteConnectOptions::new()
