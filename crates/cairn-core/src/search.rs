@@ -109,6 +109,21 @@ enum Token {
     RParen,
 }
 
+/// A token as an error message names it: as it was written, or the end of the filter.
+fn found(token: Option<&Token>) -> String {
+    match token {
+        None => "the end of the filter".into(),
+        Some(Token::Word(w) | Token::Op(w)) => format!("'{w}'"),
+        Some(Token::Quoted(q)) => format!("`{q}`"),
+        Some(Token::Str(s)) => format!("the string '{s}'"),
+        Some(Token::DoubleQuoted(s)) => format!("\"{s}\""),
+        Some(Token::Num(n)) => format!("the number {n}"),
+        Some(Token::Comma) => "','".into(),
+        Some(Token::LParen) => "'('".into(),
+        Some(Token::RParen) => "')'".into(),
+    }
+}
+
 fn tokenize(input: &str) -> Result<Vec<Token>, SearchError> {
     let chars: Vec<char> = input.chars().collect();
     let mut tokens = Vec::new();
@@ -250,7 +265,7 @@ fn identifier(tokens: &[Token], i: &mut usize) -> Result<(EntityKind, String), S
             *i += 1;
             Ok((EntityKind::Attribute, k.clone()))
         }
-        other => err(format!("expected an identifier, found {other:?}")),
+        other => err(format!("expected an identifier, found {}", found(other))),
     }
 }
 
@@ -307,7 +322,8 @@ pub fn parse_filter(filter: &str) -> Result<Vec<Comparison>, SearchError> {
                 Some(Token::Word(w)) if w.eq_ignore_ascii_case("IN") => Op::In,
                 other => {
                     return err(format!(
-                        "expected a comparator after {key:?}, found {other:?}"
+                        "expected a comparator after {key:?}, found {}",
+                        found(other)
                     ));
                 }
             };
@@ -329,7 +345,8 @@ pub fn parse_filter(filter: &str) -> Result<Vec<Comparison>, SearchError> {
                         Some(Token::Str(s) | Token::DoubleQuoted(s)) => items.push(s.clone()),
                         other => {
                             return err(format!(
-                                "expected a quoted string in IN list, found {other:?}"
+                                "expected a quoted string in IN list, found {}",
+                                found(other)
                             ));
                         }
                     }
@@ -341,7 +358,10 @@ pub fn parse_filter(filter: &str) -> Result<Vec<Comparison>, SearchError> {
                             break;
                         }
                         other => {
-                            return err(format!("expected ',' or ')' in IN list, found {other:?}"));
+                            return err(format!(
+                                "expected ',' or ')' in IN list, found {}",
+                                found(other)
+                            ));
                         }
                     }
                 }
@@ -353,8 +373,9 @@ pub fn parse_filter(filter: &str) -> Result<Vec<Comparison>, SearchError> {
                     Some(Token::Num(n)) => Value::Num(*n),
                     other => {
                         return err(format!(
-                            "expected a value after {} in {filter:?}, found {other:?}",
-                            op.sql()
+                            "expected a value after {} in {filter:?}, found {}",
+                            op.sql(),
+                            found(other)
                         ));
                     }
                 };
@@ -408,6 +429,20 @@ mod tests {
             op,
             value,
         }
+    }
+
+    #[test]
+    fn errors_name_the_token_as_it_was_written() {
+        let message = |filter: &str| parse_filter(filter).unwrap_err().to_string();
+        let doubled = message("metrics.acc >> 0.5");
+        assert!(doubled.ends_with("found '>'"), "{doubled}");
+        let unfinished = message("params.lr =");
+        assert!(
+            unfinished.ends_with("found the end of the filter"),
+            "{unfinished}"
+        );
+        let list = message("tags.team IN ('a' 'b')");
+        assert!(list.ends_with("found the string 'b'"), "{list}");
     }
 
     #[test]
