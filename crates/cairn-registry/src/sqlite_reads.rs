@@ -1,4 +1,4 @@
-//! Multi-statement SQLite reads in one blocking call.
+//! SQLite reads in one blocking call.
 //!
 //! sqlx runs each SQLite connection on a thread of its own and hands it every statement
 //! and every result row through channels: two thread switches or more per statement.
@@ -6,10 +6,12 @@
 //! search is six statements; profiles in docs/BENCHMARKS.md). A read made of several
 //! statements runs here instead: on a connection of this small pool, inside one
 //! `spawn_blocking` call — one handoff per request — and inside one read transaction,
-//! so its statements also see one snapshot of the database.
+//! so its statements also see one snapshot of the database. Single-statement reads come
+//! here too, through `MetadataStore::read_rows` (one trip instead of sqlx's statement,
+//! rows and release ping).
 //!
-//! The connections are `query_only`: writes stay on sqlx's pool, behind the store's
-//! write lock. WAL mode lets these readers run while a write is in progress.
+//! The connections are `query_only`: writes stay on sqlx, on the store's one writer
+//! connection. WAL mode lets these readers run while a write is in progress.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
