@@ -18,7 +18,8 @@ use cairn_core::model::{AuditBreak, AuditEntry, AuditHead, AuditReport};
 use futures::TryStreamExt;
 
 use crate::sql::SqlBuilder;
-use crate::store::{MetadataStore, WriteTx, now_ms, time_of};
+use crate::store::{MetadataStore, now_ms, time_of};
+use crate::write::WriteTx;
 use crate::{Error, Result};
 
 /// The previous hash of the first entry.
@@ -38,10 +39,10 @@ pub(crate) struct Change<'a> {
 /// the log's head row until the transaction ends, which is what numbers entries
 /// without gaps and keeps the chain linear across servers.
 pub(crate) async fn append(tx: &mut WriteTx, change: Change<'_>) -> Result<()> {
-    let (seq, prev): (i64, String) =
-        sqlx::query_as("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
-            .fetch_one(&mut **tx)
-            .await?;
+    let (seq, prev): (i64, String) = tx
+        .query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+        .fetch_one()
+        .await?;
     let at = now_ms();
     let before = change.before.map(|v| v.to_string());
     let after = change.after.map(|v| v.to_string());
@@ -57,7 +58,7 @@ pub(crate) async fn append(tx: &mut WriteTx, change: Change<'_>) -> Result<()> {
         prev_hash: prev.clone(),
         hash: String::new(),
     });
-    sqlx::query(
+    tx.query(
         "INSERT INTO audit_log (seq, at, actor, action, model, target, before, after, prev_hash, hash)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
@@ -71,11 +72,11 @@ pub(crate) async fn append(tx: &mut WriteTx, change: Change<'_>) -> Result<()> {
     .bind(&after)
     .bind(&prev)
     .bind(&hash)
-    .execute(&mut **tx)
+    .execute()
     .await?;
-    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+    tx.query("UPDATE audit_head SET hash = $1 WHERE id = 1")
         .bind(&hash)
-        .execute(&mut **tx)
+        .execute()
         .await?;
     Ok(())
 }

@@ -21,7 +21,8 @@ use sqlx::{Column, Row, ValueRef as _};
 
 use crate::gc::claim_blobs;
 use crate::sql::SqlBuilder;
-use crate::store::{Backend, WriteTx};
+use crate::store::Backend;
+use crate::write::WriteTx;
 use crate::{Error, Registry, Result};
 
 /// Each table in foreign-key order with its primary key (`run_metrics` is keyed by all
@@ -114,7 +115,7 @@ enum Cell {
     Text(Option<String>),
 }
 
-fn cell(row: &AnyRow, i: usize) -> Result<Cell> {
+fn cell(row: &AnyRow, i: usize) -> sqlx::Result<Cell> {
     let declared = row.column(i).type_info().kind();
     // SQLite types values, not columns: fall back to the value's own type.
     let kind = match declared {
@@ -127,15 +128,64 @@ fn cell(row: &AnyRow, i: usize) -> Result<Cell> {
         AnyTypeInfoKind::Text => Cell::Text(row.try_get(i)?),
         AnyTypeInfoKind::Null => Cell::Text(None),
         other => {
-            return Err(Error::Database(sqlx::Error::Decode(
+            return Err(sqlx::Error::Decode(
                 format!(
                     "column {} has a type copy does not handle: {other:?}",
                     row.column(i).name()
                 )
                 .into(),
-            )));
+            ));
         }
     })
+}
+
+/// A target row's id and identity columns, as `check_identity` selects them.
+struct IdentityRow {
+    id: i64,
+    cells: Vec<Cell>,
+}
+
+impl sqlx::FromRow<'_, AnyRow> for IdentityRow {
+    fn from_row(row: &AnyRow) -> sqlx::Result<Self> {
+        Ok(Self {
+            id: row.try_get(0)?,
+            cells: (1..row.len())
+                .map(|i| cell(row, i))
+                .collect::<sqlx::Result<_>>()?,
+        })
+    }
+}
+
+impl TryFrom<&rusqlite::Row<'_>> for IdentityRow {
+    type Error = rusqlite::Error;
+
+    /// SQLite types values, not columns: each cell as its value is typed (identity
+    /// columns are never NULL).
+    fn try_from(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        use rusqlite::types::ValueRef;
+        let cells = (1..row.as_ref().column_count())
+            .map(|i| {
+                Ok(match row.get_ref(i)? {
+                    ValueRef::Integer(n) => Cell::Int(Some(n)),
+                    ValueRef::Real(x) => Cell::Real(Some(x)),
+                    ValueRef::Text(_) => Cell::Text(Some(row.get(i)?)),
+                    ValueRef::Null => Cell::Text(None),
+                    ValueRef::Blob(_) => {
+                        let name = row.as_ref().column_name(i)?.to_owned();
+                        return Err(rusqlite::Error::InvalidColumnType(
+                            i,
+                            name,
+                            rusqlite::types::Type::Blob,
+                        ));
+                    }
+                })
+            })
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(Self {
+            id: row.get(0)?,
+            cells,
+        })
+    }
 }
 
 impl Registry {
@@ -157,12 +207,12 @@ impl Registry {
         }
         if target.meta.backend() == Backend::Postgres {
             for table in GENERATED_IDS {
-                sqlx::query(sqlx::AssertSqlSafe(format!(
+                tx.query(&format!(
                     // The next generated id follows the largest in the table (1 if none).
                     "SELECT setval(pg_get_serial_sequence('{table}', 'id'), GREATEST(m, 1), m >= 1)
                      FROM (SELECT COALESCE(MAX(id), 0) AS m FROM {table}) AS current_max"
-                )))
-                .execute(&mut *tx)
+                ))
+                .execute()
                 .await?;
             }
         }
@@ -230,7 +280,7 @@ async fn copy_table(source: &Registry, tx: &mut WriteTx, table: &str, key: &[&st
         batch.push(
             (0..columns.len())
                 .map(|i| cell(&row, i))
-                .collect::<Result<_>>()?,
+                .collect::<sqlx::Result<_>>()?,
         );
         if batch.len() * columns.len() >= BINDS_PER_INSERT {
             written += write_rows(tx, table, key, &columns, std::mem::take(&mut batch)).await?;
@@ -283,12 +333,9 @@ async fn write_rows(
             differs.join(" OR ")
         ));
     }
-    match q.build().execute(&mut **tx).await {
-        Ok(done) => Ok(done.rows_affected()),
-        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-            Err(diverged(table, e.message()))
-        }
-        Err(e) => Err(e.into()),
+    match tx.sql(q).execute().await {
+        Err(e) if e.is_unique_violation() => Err(diverged(table, &e.to_string())),
+        written => written,
     }
 }
 
@@ -351,12 +398,8 @@ async fn check_identity(
         ids.push_bind(*id);
     }
     ids.push_unseparated(")");
-    let existing: Vec<AnyRow> = q.build().fetch_all(&mut **tx).await?;
-    for row in existing {
-        let id: i64 = row.try_get(0)?;
-        let theirs = (1..=identity.len())
-            .map(|i| cell(&row, i))
-            .collect::<Result<Vec<_>>>()?;
+    let existing: Vec<IdentityRow> = tx.sql(q).fetch_all().await?;
+    for IdentityRow { id, cells: theirs } in existing {
         if by_id.get(&id) != Some(&theirs) {
             return Err(diverged(
                 table,

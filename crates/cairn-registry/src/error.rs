@@ -69,6 +69,19 @@ impl Error {
         }
     }
 
+    /// A write refused for a duplicate key (unique or primary), on either engine.
+    pub fn is_unique_violation(&self) -> bool {
+        use rusqlite::ffi::{SQLITE_CONSTRAINT_PRIMARYKEY, SQLITE_CONSTRAINT_UNIQUE};
+        match self {
+            Self::Database(sqlx::Error::Database(e)) => e.is_unique_violation(),
+            Self::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
+                e.extended_code,
+                SQLITE_CONSTRAINT_UNIQUE | SQLITE_CONSTRAINT_PRIMARYKEY
+            ),
+            _ => false,
+        }
+    }
+
     pub fn code(&self) -> &'static str {
         match self {
             Self::Invalid(_) | Self::InvalidArgument(_) => "invalid_argument",

@@ -22,7 +22,8 @@ use cairn_core::Sha256Digest;
 use cairn_core::model::{BlobUse, FileRef, GcReport};
 
 use crate::sql::SqlBuilder;
-use crate::store::{Backend, MetadataStore, WriteTx, now_ms, time_of};
+use crate::store::{Backend, MetadataStore, now_ms, time_of};
+use crate::write::WriteTx;
 use crate::{Error, Registry, Result};
 
 /// Digests per statement.
@@ -40,8 +41,8 @@ pub(crate) async fn claim_blobs(
 ) -> Result<()> {
     // SQLite write transactions are exclusive already; PostgreSQL ones share the fence.
     if tx.backend == Backend::Postgres {
-        sqlx::query("SELECT runs FROM gc_state WHERE id = 1 FOR SHARE")
-            .execute(&mut **tx)
+        tx.query("SELECT runs FROM gc_state WHERE id = 1 FOR SHARE")
+            .execute()
             .await?;
     }
     let mut collected = Vec::new();
@@ -54,7 +55,7 @@ pub(crate) async fn claim_blobs(
                 list.push_bind(d.to_hex());
             }
             list.push_unseparated(")");
-            q.build().execute(&mut **tx).await?;
+            tx.sql(q).execute().await?;
         }
         let mut q = SqlBuilder::new(
             tx.backend,
@@ -65,7 +66,7 @@ pub(crate) async fn claim_blobs(
             list.push_bind(d.to_hex());
         }
         list.push_unseparated(")");
-        let hits: Vec<String> = q.build_query_scalar().fetch_all(&mut **tx).await?;
+        let hits: Vec<String> = tx.sql(q).scalar_all().await?;
         collected.extend(hits.iter().filter_map(|h| h.parse::<Sha256Digest>().ok()));
     }
     if collected.is_empty() {
@@ -131,18 +132,19 @@ impl Registry {
         let cutoff = now_ms() - grace.as_millis() as i64;
 
         let mut tx = self.meta.write_tx().await?;
-        let run: i64 =
-            sqlx::query_scalar("UPDATE gc_state SET runs = runs + 1 WHERE id = 1 RETURNING runs")
-                .fetch_one(&mut *tx)
-                .await?;
-        let referenced: HashSet<String> = sqlx::query_scalar(
-            "SELECT sha256 FROM version_files UNION SELECT sha256 FROM version_environment
+        let run: i64 = tx
+            .query("UPDATE gc_state SET runs = runs + 1 WHERE id = 1 RETURNING runs")
+            .scalar_one()
+            .await?;
+        let referenced: HashSet<String> = tx
+            .query(
+                "SELECT sha256 FROM version_files UNION SELECT sha256 FROM version_environment
              UNION SELECT sha256 FROM artifacts UNION SELECT sha256 FROM artifact_upload_parts",
-        )
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .collect();
+            )
+            .scalar_all()
+            .await?
+            .into_iter()
+            .collect();
         let mut report = GcReport {
             dry_run,
             freed: Vec::new(),
@@ -173,7 +175,7 @@ impl Registry {
                 row.push_bind(d.to_hex()).push_bind(now).push_bind(run);
             });
             q.push(" ON CONFLICT (sha256) DO UPDATE SET at = excluded.at, run = excluded.run");
-            q.build().execute(&mut *tx).await?;
+            tx.sql(q).execute().await?;
         }
         // Deleted while the fence is held: no writer can reference them meanwhile, and
         // the tombstones commit only once the bytes are gone.

@@ -17,6 +17,7 @@ mod sql;
 mod sqlite_reads;
 pub mod store;
 pub mod tracking;
+mod write;
 
 pub use blobs::BlobLocation;
 pub use error::{Error, Result};

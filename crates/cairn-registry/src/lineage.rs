@@ -7,7 +7,8 @@ use std::collections::{BTreeSet, VecDeque};
 use cairn_core::lineage::{CodeRef, DataRef, EnvFile, Lineage, LineageInput, ParentRef};
 use cairn_core::{ModelName, Sha256Digest, VersionRef};
 
-use crate::store::{MetadataStore, WriteTx};
+use crate::store::MetadataStore;
+use crate::write::WriteTx;
 use crate::{Error, Registry, Result};
 
 /// How far up `Registry::lineage` follows parents.
@@ -16,7 +17,7 @@ const MAX_ANCESTRY: usize = 32;
 /// Writes the lineage rows of a new version (its run id lives on the version row).
 pub(crate) async fn insert(tx: &mut WriteTx, version_id: i64, l: &LineageInput) -> Result<()> {
     if let Some(code) = &l.code {
-        sqlx::query(
+        tx.query(
             "INSERT INTO version_code (version_id, git_commit, git_branch, git_remote, git_dirty)
              VALUES ($1, $2, $3, $4, $5)",
         )
@@ -25,11 +26,11 @@ pub(crate) async fn insert(tx: &mut WriteTx, version_id: i64, l: &LineageInput) 
         .bind(&code.branch)
         .bind(&code.remote)
         .bind(i64::from(code.dirty))
-        .execute(&mut **tx)
+        .execute()
         .await?;
     }
     for d in &l.data {
-        sqlx::query(
+        tx.query(
             "INSERT INTO version_inputs (version_id, kind, path, digest, size, files)
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
         )
@@ -39,29 +40,29 @@ pub(crate) async fn insert(tx: &mut WriteTx, version_id: i64, l: &LineageInput) 
         .bind(&d.digest)
         .bind(d.size.map(|n| n as i64))
         .bind(d.files.map(|n| n as i64))
-        .execute(&mut **tx)
+        .execute()
         .await?;
     }
     for p in &l.parents {
-        sqlx::query(
+        tx.query(
             "INSERT INTO version_parents (version_id, parent_model, parent_version)
              VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
         )
         .bind(version_id)
         .bind(&p.model)
         .bind(p.version as i64)
-        .execute(&mut **tx)
+        .execute()
         .await?;
     }
     for e in &l.environment {
-        sqlx::query(
+        tx.query(
             "INSERT INTO version_environment (version_id, path, sha256, size) VALUES ($1, $2, $3, $4)",
         )
         .bind(version_id)
         .bind(&e.path)
         .bind(e.sha256.to_hex())
         .bind(e.size as i64)
-        .execute(&mut **tx)
+        .execute()
         .await?;
     }
     Ok(())

@@ -170,6 +170,5 @@ pub(crate) async fn insert_if_active(
            (SELECT 1 FROM runs r WHERE r.id = v.column1 AND r.lifecycle_stage = 'active')
          ON CONFLICT DO NOTHING",
     );
-    let _writer = meta.write_lock().await;
-    Ok(q.build().execute(meta.writer()).await?.rows_affected())
+    meta.write_sql(q).execute().await
 }

@@ -40,6 +40,42 @@ impl SqlBuilder {
         }
     }
 
+    /// A statement whose text numbers its placeholders `$1`, `$2`… (PostgreSQL's
+    /// form); the values follow with [`Self::bind`], in that order. SQLite gets the
+    /// same numbers as `?1`, `?2`…, its form of numbered placeholders.
+    pub fn numbered(backend: Backend, sql: &str) -> Self {
+        let sql = match backend {
+            Backend::Postgres => sql.to_owned(),
+            Backend::Sqlite => {
+                let mut text = String::with_capacity(sql.len());
+                let mut rest = sql;
+                while let Some(at) = rest.find('$') {
+                    let numbered = rest[at + 1..].starts_with(|c: char| c.is_ascii_digit());
+                    text.push_str(&rest[..at]);
+                    text.push(if numbered { '?' } else { '$' });
+                    rest = &rest[at + 1..];
+                }
+                text.push_str(rest);
+                text
+            }
+        };
+        Self::new(backend, sql)
+    }
+
+    /// Binds the value of the next numbered placeholder of a [`Self::numbered`]
+    /// statement.
+    pub fn bind<'t, T>(&mut self, value: T) -> &mut Self
+    where
+        T: Encode<'t, Any> + Type<Any> + ToSql + 't,
+    {
+        self.count += 1;
+        match self.backend {
+            Backend::Sqlite => self.values.push(owned_value(&value)),
+            Backend::Postgres => add_arg(&mut self.args, value),
+        }
+        self
+    }
+
     /// Appends SQL text (never a value: values go through [`Self::push_bind`]).
     pub fn push(&mut self, sql: impl std::fmt::Display) -> &mut Self {
         write!(self.sql, "{sql}").expect("writing to a String");
@@ -218,6 +254,16 @@ mod tests {
         assert_eq!(
             sample(Backend::Postgres),
             "SELECT * FROM t WHERE a = $1 AND b IN ($2, $3) VALUES ($4, $5), ($6, $7)"
+        );
+    }
+
+    #[test]
+    fn numbered_placeholders_keep_their_numbers() {
+        let sql = "UPDATE t SET a = $2, price = '$' WHERE id = $1 AND b = $12";
+        assert_eq!(SqlBuilder::numbered(Backend::Postgres, sql).sql(), sql);
+        assert_eq!(
+            SqlBuilder::numbered(Backend::Sqlite, sql).sql(),
+            "UPDATE t SET a = ?2, price = '$' WHERE id = ?1 AND b = ?12"
         );
     }
 

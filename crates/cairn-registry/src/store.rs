@@ -24,13 +24,14 @@ use cairn_core::{
     api::NewVersion,
 };
 use sqlx::any::AnyPoolOptions;
-use sqlx::{Any, AnyConnection, AnyPool, Executor, Transaction};
+use sqlx::{AnyConnection, AnyPool, Executor};
 
 use crate::audit::{self, Change};
 use crate::gc::claim_blobs;
 use crate::lineage;
 use crate::sql::SqlBuilder;
 use crate::sqlite_reads::SqliteReads;
+use crate::write::{SqliteWriter, WriteTx, open_sqlite_writer};
 use serde_json::json;
 use time::OffsetDateTime;
 
@@ -126,46 +127,12 @@ impl Default for DbOptions {
 pub struct MetadataStore {
     pool: AnyPool,
     backend: Backend,
-    /// SQLite only: one writer at a time within this process. SQLite allows one writer
-    /// anyway; waiting here is a queue, while waiting on SQLite's lock is its busy handler
-    /// sleeping 1, 2, 5… 100 ms between tries, which wrecks tail latency under concurrent
-    /// writes. Other processes (a CLI in embedded mode) still meet the busy timeout.
-    /// PostgreSQL writers run in parallel and lock rows instead.
-    write_lock: Option<Arc<tokio::sync::Mutex<()>>>,
-    /// Where writes go: on SQLite a pool of one connection (see `open`), on PostgreSQL
-    /// the pool itself.
-    writer: AnyPool,
+    /// SQLite only: the one connection every write runs on (`write`).
+    sqlite_writer: Option<SqliteWriter>,
     /// SQLite only: read-only connections for reads of several statements and for
     /// [`Self::read_rows`] (`sqlite_reads`).
     sqlite_reads: Option<Arc<SqliteReads>>,
     retries: u32,
-}
-
-/// A write transaction, holding the process's SQLite write lock until it ends.
-pub(crate) struct WriteTx {
-    tx: Transaction<'static, Any>,
-    /// The engine it runs on, for SQL that differs between them.
-    pub backend: Backend,
-    _guard: Option<tokio::sync::OwnedMutexGuard<()>>,
-}
-
-impl WriteTx {
-    pub async fn commit(self) -> Result<()> {
-        Ok(self.tx.commit().await?)
-    }
-}
-
-impl std::ops::Deref for WriteTx {
-    type Target = AnyConnection;
-    fn deref(&self) -> &Self::Target {
-        &self.tx
-    }
-}
-
-impl std::ops::DerefMut for WriteTx {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.tx
-    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -415,20 +382,12 @@ impl MetadataStore {
             }
         };
         let mut sqlite_reads = None;
-        let mut writer = pool.clone();
+        let mut sqlite_writer = None;
         match location {
             DbLocation::Sqlite(path) => {
                 migrate_sqlite(&pool, path).await?;
                 sqlite_reads = Some(SqliteReads::open(path.clone(), options.max_connections)?);
-                // One connection for every write: in WAL mode a connection drops its
-                // page cache whenever another one has written since its last
-                // transaction, so writes spread over the pool each re-read every page
-                // they touch. One writer keeps its cache (SQLite takes one writer at a
-                // time anyway).
-                let one = AnyPoolOptions::new()
-                    .max_connections(1)
-                    .acquire_timeout(options.acquire_timeout);
-                writer = sqlite_pool(path, one).await?;
+                sqlite_writer = Some(open_sqlite_writer(path)?);
             }
             // sqlx's migrator holds an advisory lock on PostgreSQL: servers starting
             // together migrate once.
@@ -437,8 +396,7 @@ impl MetadataStore {
         Ok(Self {
             pool,
             backend,
-            write_lock: (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(()))),
-            writer,
+            sqlite_writer,
             sqlite_reads,
             retries: options.retries,
         })
@@ -451,28 +409,6 @@ impl MetadataStore {
     /// How often a write failing on a transient error is retried.
     pub fn retries(&self) -> u32 {
         self.retries
-    }
-
-    /// The process's SQLite write lock, for a single-statement write outside a
-    /// transaction (`None` on PostgreSQL, which needs none).
-    pub(crate) async fn write_lock(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
-        match &self.write_lock {
-            Some(lock) => Some(lock.clone().lock_owned().await),
-            None => None,
-        }
-    }
-
-    pub(crate) async fn write_tx(&self) -> Result<WriteTx> {
-        let guard = self.write_lock().await;
-        let tx = match self.backend {
-            Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.writer.begin().await?,
-        };
-        Ok(WriteTx {
-            tx,
-            backend: self.backend,
-            _guard: guard,
-        })
     }
 
     /// Runs a write transaction again when it failed on a transient error
@@ -523,10 +459,9 @@ impl MetadataStore {
         }
     }
 
-    /// Where a write of one statement goes (a transaction comes from
-    /// [`Self::write_tx`], on the same connection).
-    pub(crate) fn writer(&self) -> &AnyPool {
-        &self.writer
+    /// SQLite's writer connection (`None` on PostgreSQL).
+    pub(crate) fn sqlite_writer(&self) -> Option<&SqliteWriter> {
+        self.sqlite_writer.as_ref()
     }
 
     pub(crate) fn pool(&self) -> &AnyPool {
@@ -571,16 +506,17 @@ impl MetadataStore {
     ) -> Result<()> {
         let mut tx = self.write_tx().await?;
         let now = now_ms();
-        let id: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO models (name, description, created_by, created_at, updated_at)
+        let id: Option<i64> = tx
+            .query(
+                "INSERT INTO models (name, description, created_by, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $4) ON CONFLICT (name) DO NOTHING RETURNING id",
-        )
-        .bind(name.as_str())
-        .bind(description)
-        .bind(actor)
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await?;
+            )
+            .bind(name.as_str())
+            .bind(description)
+            .bind(actor)
+            .bind(now)
+            .scalar_optional()
+            .await?;
         let id = id.ok_or_else(|| Error::ModelExists(name.to_string()))?;
         insert_key_values(&mut tx, "model_tags", "model_id", id, tags).await?;
         audit::append(
@@ -735,23 +671,24 @@ impl MetadataStore {
 
     pub async fn delete_model(&self, name: &ModelName, actor: &str) -> Result<()> {
         let mut tx = self.write_tx().await?;
-        let versions: Vec<i64> = sqlx::query_scalar(
-            "SELECT v.number FROM versions v JOIN models m ON m.id = v.model_id
+        let versions: Vec<i64> = tx
+            .query(
+                "SELECT v.number FROM versions v JOIN models m ON m.id = v.model_id
              WHERE m.name = $1 ORDER BY v.number",
-        )
-        .bind(name.as_str())
-        .fetch_all(&mut *tx)
-        .await?;
-        // Aliases reference versions without cascading; drop them first.
-        sqlx::query("DELETE FROM aliases WHERE model_id = (SELECT id FROM models WHERE name = $1)")
+            )
             .bind(name.as_str())
-            .execute(&mut *tx)
+            .scalar_all()
             .await?;
-        let deleted = sqlx::query("DELETE FROM models WHERE name = $1")
+        // Aliases reference versions without cascading; drop them first.
+        tx.query("DELETE FROM aliases WHERE model_id = (SELECT id FROM models WHERE name = $1)")
             .bind(name.as_str())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            .execute()
+            .await?;
+        let deleted = tx
+            .query("DELETE FROM models WHERE name = $1")
+            .bind(name.as_str())
+            .execute()
+            .await?;
         if deleted == 0 {
             return Err(Error::ModelNotFound(name.to_string()));
         }
@@ -796,20 +733,21 @@ impl MetadataStore {
         let now = now_ms();
         // Creates the model with its counter past version 1, or bumps the counter of
         // the existing one (locking its row until the transaction ends): one statement.
-        let (model_id, number): (i64, i64) = sqlx::query_as(
-            "INSERT INTO models (name, created_by, created_at, updated_at, next_version)
+        let (model_id, number): (i64, i64) = tx
+            .query(
+                "INSERT INTO models (name, created_by, created_at, updated_at, next_version)
              VALUES ($1, $2, $3, $3, 2)
              ON CONFLICT (name) DO UPDATE
                 SET next_version = models.next_version + 1, updated_at = excluded.updated_at
              RETURNING id, next_version - 1",
-        )
-        .bind(v.model.as_str())
-        .bind(v.actor)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?;
+            )
+            .bind(v.model.as_str())
+            .bind(v.actor)
+            .bind(now)
+            .fetch_one()
+            .await?;
         let files = v.new.files.files();
-        let version_id: i64 = sqlx::query_scalar(
+        let version_id: i64 = tx.query(
             "INSERT INTO versions (model_id, number, digest, description, file_count, size, created_by, created_at,
                                    updated_at, source, run_id, run_link, logged_model_id)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10, $11, $12) RETURNING id",
@@ -826,23 +764,21 @@ impl MetadataStore {
         .bind(&v.origin.run_id)
         .bind(&v.origin.run_link)
         .bind(&v.origin.logged_model_id)
-        .fetch_one(&mut *tx)
+        .scalar_one()
         .await?;
 
         for chunk in files.chunks(INSERT_CHUNK) {
-            SqlBuilder::new(
+            let mut q = SqlBuilder::new(
                 tx.backend,
                 "INSERT INTO version_files (version_id, path, size, sha256) ",
-            )
-            .push_values(chunk, |mut row, f| {
+            );
+            q.push_values(chunk, |mut row, f| {
                 row.push_bind(version_id)
                     .push_bind(f.path.as_str())
                     .push_bind(f.size as i64)
                     .push_bind(f.sha256.to_hex());
-            })
-            .build()
-            .execute(&mut *tx)
-            .await?;
+            });
+            tx.sql(q).execute().await?;
         }
         lineage::insert(&mut tx, version_id, &v.new.lineage).await?;
         insert_key_values(
@@ -862,11 +798,11 @@ impl MetadataStore {
         )
         .await?;
         for (k, value) in &v.new.metrics {
-            sqlx::query("INSERT INTO version_metrics (version_id, key, value) VALUES ($1, $2, $3)")
+            tx.query("INSERT INTO version_metrics (version_id, key, value) VALUES ($1, $2, $3)")
                 .bind(version_id)
                 .bind(k)
                 .bind(value)
-                .execute(&mut *tx)
+                .execute()
                 .await?;
         }
         audit::append(
@@ -1240,25 +1176,25 @@ impl MetadataStore {
         let model_id = lock_model(&mut tx, model)
             .await?
             .ok_or_else(|| Error::ModelNotFound(model.to_string()))?;
-        let (version_id, digest): (i64, String) =
-            sqlx::query_as("SELECT id, digest FROM versions WHERE model_id = $1 AND number = $2")
-                .bind(model_id)
-                .bind(number as i64)
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or_else(|| Error::VersionNotFound(format!("{model}@{number}")))?;
+        let (version_id, digest): (i64, String) = tx
+            .query("SELECT id, digest FROM versions WHERE model_id = $1 AND number = $2")
+            .bind(model_id)
+            .bind(number as i64)
+            .fetch_optional()
+            .await?
+            .ok_or_else(|| Error::VersionNotFound(format!("{model}@{number}")))?;
         let now = now_ms();
-        let aliases: Vec<String> =
-            sqlx::query_scalar("SELECT alias FROM aliases WHERE version_id = $1 ORDER BY alias")
-                .bind(version_id)
-                .fetch_all(&mut *tx)
-                .await?;
+        let aliases: Vec<String> = tx
+            .query("SELECT alias FROM aliases WHERE version_id = $1 ORDER BY alias")
+            .bind(version_id)
+            .scalar_all()
+            .await?;
         let removed_aliases = aliases.clone();
         for alias in aliases {
-            sqlx::query("DELETE FROM aliases WHERE model_id = $1 AND alias = $2")
+            tx.query("DELETE FROM aliases WHERE model_id = $1 AND alias = $2")
                 .bind(model_id)
                 .bind(&alias)
-                .execute(&mut *tx)
+                .execute()
                 .await?;
             record_move(
                 &mut tx,
@@ -1273,14 +1209,14 @@ impl MetadataStore {
             )
             .await?;
         }
-        sqlx::query("DELETE FROM versions WHERE id = $1")
+        tx.query("DELETE FROM versions WHERE id = $1")
             .bind(version_id)
-            .execute(&mut *tx)
+            .execute()
             .await?;
-        sqlx::query("UPDATE models SET updated_at = $2 WHERE id = $1")
+        tx.query("UPDATE models SET updated_at = $2 WHERE id = $1")
             .bind(model_id)
             .bind(now)
-            .execute(&mut *tx)
+            .execute()
             .await?;
         audit::append(
             &mut tx,
@@ -1328,13 +1264,14 @@ impl MetadataStore {
                 model.to_string(),
             ),
         };
-        let old: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT value FROM {table} WHERE {owner_column} = $1 AND key = $2"
-        )))
-        .bind(owner)
-        .bind(key)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let old: Option<String> = tx
+            .query(&format!(
+                "SELECT value FROM {table} WHERE {owner_column} = $1 AND key = $2"
+            ))
+            .bind(owner)
+            .bind(key)
+            .scalar_optional()
+            .await?;
         if old.as_deref() == value {
             return Ok(());
         }
@@ -1347,11 +1284,11 @@ impl MetadataStore {
                 format!("DELETE FROM {table} WHERE {owner_column} = $1 AND key = $2 AND $3 IS NULL")
             }
         };
-        sqlx::query(sqlx::AssertSqlSafe(sql))
+        tx.query(&sql)
             .bind(owner)
             .bind(key)
             .bind(value)
-            .execute(&mut *tx)
+            .execute()
             .await?;
         let verb = if value.is_some() { "set" } else { "delete" };
         audit::append(
@@ -1392,24 +1329,23 @@ impl MetadataStore {
             ),
             None => ("models", model_id, "model", model.to_string()),
         };
-        let old: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT description FROM {table} WHERE id = $1"
-        )))
-        .bind(id)
-        .fetch_one(&mut *tx)
-        .await?;
+        let old: String = tx
+            .query(&format!("SELECT description FROM {table} WHERE id = $1"))
+            .bind(id)
+            .scalar_one()
+            .await?;
         // No change, no write: every registry write is in the audit log, whose head
         // names the registry's state (cached reads rely on it).
         if old == description {
             return Ok(());
         }
-        sqlx::query(sqlx::AssertSqlSafe(format!(
+        tx.query(&format!(
             "UPDATE {table} SET description = $2, updated_at = $3 WHERE id = $1"
-        )))
+        ))
         .bind(id)
         .bind(description)
         .bind(now)
-        .execute(&mut *tx)
+        .execute()
         .await?;
         audit::append(
             &mut tx,
@@ -1438,22 +1374,23 @@ impl MetadataStore {
         let id = lock_model(&mut tx, model)
             .await?
             .ok_or_else(|| Error::ModelNotFound(model.to_string()))?;
-        let renamed = sqlx::query("UPDATE models SET name = $2, updated_at = $3 WHERE id = $1")
+        let renamed = tx
+            .query("UPDATE models SET name = $2, updated_at = $3 WHERE id = $1")
             .bind(id)
             .bind(new_name.as_str())
             .bind(now)
-            .execute(&mut *tx)
+            .execute()
             .await;
         match renamed {
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            Err(e) if e.is_unique_violation() => {
                 return Err(Error::ModelExists(new_name.to_string()));
             }
             other => other?,
         };
-        sqlx::query("UPDATE versions SET updated_at = $2 WHERE model_id = $1")
+        tx.query("UPDATE versions SET updated_at = $2 WHERE model_id = $1")
             .bind(id)
             .bind(now)
-            .execute(&mut *tx)
+            .execute()
             .await?;
         audit::append(
             &mut tx,
@@ -1488,34 +1425,36 @@ impl MetadataStore {
             .await?
             .ok_or_else(|| Error::ModelNotFound(model.to_string()))?;
         let version_id = version_in(&mut tx, model, model_id, number).await?;
-        let old: String = sqlx::query_scalar("SELECT stage FROM versions WHERE id = $1")
+        let old: String = tx
+            .query("SELECT stage FROM versions WHERE id = $1")
             .bind(version_id)
-            .fetch_one(&mut *tx)
+            .scalar_one()
             .await?;
         let mut archived: Vec<i64> = Vec::new();
         if archive_others && matches!(stage, "Staging" | "Production") {
-            archived = sqlx::query_scalar(
-                "UPDATE versions SET stage = 'Archived', updated_at = $3
+            archived = tx
+                .query(
+                    "UPDATE versions SET stage = 'Archived', updated_at = $3
                  WHERE model_id = $1 AND stage = $2 AND id != $4 RETURNING number",
-            )
-            .bind(model_id)
-            .bind(stage)
-            .bind(now)
-            .bind(version_id)
-            .fetch_all(&mut *tx)
-            .await?;
+                )
+                .bind(model_id)
+                .bind(stage)
+                .bind(now)
+                .bind(version_id)
+                .scalar_all()
+                .await?;
             archived.sort_unstable();
         }
-        sqlx::query("UPDATE versions SET stage = $2, updated_at = $3 WHERE id = $1")
+        tx.query("UPDATE versions SET stage = $2, updated_at = $3 WHERE id = $1")
             .bind(version_id)
             .bind(stage)
             .bind(now)
-            .execute(&mut *tx)
+            .execute()
             .await?;
-        sqlx::query("UPDATE models SET updated_at = $2 WHERE id = $1")
+        tx.query("UPDATE models SET updated_at = $2 WHERE id = $1")
             .bind(model_id)
             .bind(now)
-            .execute(&mut *tx)
+            .execute()
             .await?;
         audit::append(
             &mut tx,
@@ -1563,14 +1502,15 @@ impl MetadataStore {
         let model_id = lock_model(&mut tx, model)
             .await?
             .ok_or_else(|| Error::ModelNotFound(model.to_string()))?;
-        let current: Option<i64> = sqlx::query_scalar(
-            "SELECT v.number FROM aliases a JOIN versions v ON v.id = a.version_id
+        let current: Option<i64> = tx
+            .query(
+                "SELECT v.number FROM aliases a JOIN versions v ON v.id = a.version_id
              WHERE a.model_id = $1 AND a.alias = $2",
-        )
-        .bind(model_id)
-        .bind(alias.as_str())
-        .fetch_optional(&mut *tx)
-        .await?;
+            )
+            .bind(model_id)
+            .bind(alias.as_str())
+            .scalar_optional()
+            .await?;
 
         let to = match target {
             AliasTarget::Version(n) => Some(n as i64),
@@ -1584,14 +1524,15 @@ impl MetadataStore {
                 None
             }
             AliasTarget::PreviousVersion => {
-                let last: Option<(Option<i64>,)> = sqlx::query_as(
-                    "SELECT from_version FROM alias_moves WHERE model_id = $1 AND alias = $2
+                let last: Option<(Option<i64>,)> = tx
+                    .query(
+                        "SELECT from_version FROM alias_moves WHERE model_id = $1 AND alias = $2
                      ORDER BY id DESC LIMIT 1",
-                )
-                .bind(model_id)
-                .bind(alias.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
+                    )
+                    .bind(model_id)
+                    .bind(alias.as_str())
+                    .fetch_optional()
+                    .await?;
                 match last {
                     None => {
                         return Err(Error::AliasNotFound {
@@ -1615,34 +1556,33 @@ impl MetadataStore {
         let now = now_ms();
         match to {
             Some(number) => {
-                let version_id: i64 = sqlx::query_scalar(
-                    "SELECT id FROM versions WHERE model_id = $1 AND number = $2",
-                )
-                .bind(model_id)
-                .bind(number)
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or_else(|| match target {
-                    AliasTarget::PreviousVersion => Error::Conflict(format!(
-                        "alias {alias:?} pointed at {model}@{number} before, which was deleted"
-                    )),
-                    _ => Error::VersionNotFound(format!("{model}@{number}")),
-                })?;
-                sqlx::query(
+                let version_id: i64 = tx
+                    .query("SELECT id FROM versions WHERE model_id = $1 AND number = $2")
+                    .bind(model_id)
+                    .bind(number)
+                    .scalar_optional()
+                    .await?
+                    .ok_or_else(|| match target {
+                        AliasTarget::PreviousVersion => Error::Conflict(format!(
+                            "alias {alias:?} pointed at {model}@{number} before, which was deleted"
+                        )),
+                        _ => Error::VersionNotFound(format!("{model}@{number}")),
+                    })?;
+                tx.query(
                     "INSERT INTO aliases (model_id, alias, version_id) VALUES ($1, $2, $3)
                      ON CONFLICT (model_id, alias) DO UPDATE SET version_id = excluded.version_id",
                 )
                 .bind(model_id)
                 .bind(alias.as_str())
                 .bind(version_id)
-                .execute(&mut *tx)
+                .execute()
                 .await?;
             }
             None => {
-                sqlx::query("DELETE FROM aliases WHERE model_id = $1 AND alias = $2")
+                tx.query("DELETE FROM aliases WHERE model_id = $1 AND alias = $2")
                     .bind(model_id)
                     .bind(alias.as_str())
-                    .execute(&mut *tx)
+                    .execute()
                     .await?;
             }
         }
@@ -1788,7 +1728,7 @@ async fn record_move(
     at: i64,
     reason: Option<&str>,
 ) -> Result<()> {
-    sqlx::query(
+    tx.query(
         "INSERT INTO alias_moves (model_id, alias, from_version, to_version, action, actor, at, reason)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
@@ -1800,7 +1740,7 @@ async fn record_move(
     .bind(actor)
     .bind(at)
     .bind(reason)
-    .execute(&mut **tx)
+    .execute()
     .await?;
     Ok(())
 }
@@ -1814,18 +1754,16 @@ async fn insert_key_values(
 ) -> Result<()> {
     let pairs: Vec<_> = values.iter().collect();
     for chunk in pairs.chunks(INSERT_CHUNK) {
-        SqlBuilder::new(
+        let mut q = SqlBuilder::new(
             tx.backend,
             format!("INSERT INTO {table} ({owner_column}, key, value) "),
-        )
-        .push_values(chunk, |mut row, (k, v)| {
+        );
+        q.push_values(chunk, |mut row, (k, v)| {
             row.push_bind(owner)
                 .push_bind(k.as_str())
                 .push_bind(v.as_str());
-        })
-        .build()
-        .execute(&mut **tx)
-        .await?;
+        });
+        tx.sql(q).execute().await?;
     }
     Ok(())
 }
@@ -1913,12 +1851,10 @@ pub(crate) async fn connect_before_migration(
 /// `FOR UPDATE`; its `BEGIN IMMEDIATE` already serializes writers): concurrent writers
 /// to one model — on any server — queue here, so what they read next is current.
 pub(crate) async fn lock_model(tx: &mut WriteTx, name: &ModelName) -> Result<Option<i64>> {
-    Ok(sqlx::query_scalar(
-        "UPDATE models SET next_version = next_version WHERE name = $1 RETURNING id",
-    )
-    .bind(name.as_str())
-    .fetch_optional(&mut **tx)
-    .await?)
+    tx.query("UPDATE models SET next_version = next_version WHERE name = $1 RETURNING id")
+        .bind(name.as_str())
+        .scalar_optional()
+        .await
 }
 
 /// One MLflow registered-model filter comparison as SQL over `models m`.
@@ -2013,10 +1949,10 @@ async fn version_in(
     model_id: i64,
     number: u64,
 ) -> Result<i64> {
-    sqlx::query_scalar("SELECT id FROM versions WHERE model_id = $1 AND number = $2")
+    tx.query("SELECT id FROM versions WHERE model_id = $1 AND number = $2")
         .bind(model_id)
         .bind(number as i64)
-        .fetch_optional(&mut **tx)
+        .scalar_optional()
         .await?
         .ok_or_else(|| Error::VersionNotFound(format!("{model}@{number}")))
 }

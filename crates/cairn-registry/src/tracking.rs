@@ -22,6 +22,7 @@ use crate::blobs::{BlobRead, BlobStore};
 use crate::gc::claim_blobs;
 use crate::metric_writer::{self, MetricWriter, Outcome};
 use crate::store::{Backend, MetadataStore, now_ms};
+use crate::write::WriteTx;
 use crate::{Error, Result};
 
 /// Longest param value kept; longer values are cut, as MLflow does.
@@ -331,33 +332,32 @@ impl Tracking {
         }
         let mut tx = self.meta.write_tx().await?;
         let now = now_ms();
-        let id: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO experiments (name, artifact_location, creation_time, last_update_time)
+        let id: Option<i64> = tx
+            .query(
+                "INSERT INTO experiments (name, artifact_location, creation_time, last_update_time)
              VALUES ($1, '', $2, $2) ON CONFLICT (name) DO NOTHING RETURNING id",
-        )
-        .bind(name)
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await?;
+            )
+            .bind(name)
+            .bind(now)
+            .scalar_optional()
+            .await?;
         let id =
             id.ok_or_else(|| Error::AlreadyExists(format!("Experiment '{name}' already exists.")))?;
         let location = artifact_location
             .filter(|l| !l.is_empty())
             .map_or_else(|| format!("mlflow-artifacts:/{id}"), str::to_owned);
-        sqlx::query("UPDATE experiments SET artifact_location = $2 WHERE id = $1")
+        tx.query("UPDATE experiments SET artifact_location = $2 WHERE id = $1")
             .bind(id)
             .bind(&location)
-            .execute(&mut *tx)
+            .execute()
             .await?;
         for (k, v) in tags {
-            sqlx::query(
-                "INSERT INTO experiment_tags (experiment_id, key, value) VALUES ($1, $2, $3)",
-            )
-            .bind(id)
-            .bind(k)
-            .bind(truncate(v, TAG_VALUE_MAX))
-            .execute(&mut *tx)
-            .await?;
+            tx.query("INSERT INTO experiment_tags (experiment_id, key, value) VALUES ($1, $2, $3)")
+                .bind(id)
+                .bind(k)
+                .bind(truncate(v, TAG_VALUE_MAX))
+                .execute()
+                .await?;
         }
         tx.commit().await?;
         Ok(id)
@@ -466,19 +466,20 @@ impl Tracking {
             return Err(invalid("experiment names are 1-500 characters long"));
         }
         self.get_experiment(id).await?;
-        let result =
-            sqlx::query("UPDATE experiments SET name = $2, last_update_time = $3 WHERE id = $1")
-                .bind(id)
-                .bind(new_name)
-                .bind(now_ms())
-                .execute(self.meta.writer())
-                .await;
+        let result = self
+            .meta
+            .write("UPDATE experiments SET name = $2, last_update_time = $3 WHERE id = $1")
+            .bind(id)
+            .bind(new_name)
+            .bind(now_ms())
+            .execute()
+            .await;
         match result {
             Ok(_) => Ok(()),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(Error::AlreadyExists(
-                format!("Experiment '{new_name}' already exists."),
-            )),
-            Err(e) => Err(e.into()),
+            Err(e) if e.is_unique_violation() => Err(Error::AlreadyExists(format!(
+                "Experiment '{new_name}' already exists."
+            ))),
+            Err(e) => Err(e),
         }
     }
 
@@ -489,18 +490,18 @@ impl Tracking {
         }
         let mut tx = self.meta.write_tx().await?;
         let now = now_ms();
-        sqlx::query(
+        tx.query(
             "UPDATE experiments SET lifecycle_stage = $2, last_update_time = $3 WHERE id = $1",
         )
         .bind(id)
         .bind(lifecycle.as_str())
         .bind(now)
-        .execute(&mut *tx)
+        .execute()
         .await?;
-        sqlx::query("UPDATE runs SET lifecycle_stage = $2 WHERE experiment_id = $1")
+        tx.query("UPDATE runs SET lifecycle_stage = $2 WHERE experiment_id = $1")
             .bind(id)
             .bind(lifecycle.as_str())
-            .execute(&mut *tx)
+            .execute()
             .await?;
         tx.commit().await?;
         Ok(())
@@ -514,24 +515,26 @@ impl Tracking {
                 "The experiment {id} must be in the 'active' state."
             )));
         }
-        sqlx::query(
-            "INSERT INTO experiment_tags (experiment_id, key, value) VALUES ($1, $2, $3)
+        self.meta
+            .write(
+                "INSERT INTO experiment_tags (experiment_id, key, value) VALUES ($1, $2, $3)
              ON CONFLICT (experiment_id, key) DO UPDATE SET value = excluded.value",
-        )
-        .bind(id)
-        .bind(key)
-        .bind(truncate(value, TAG_VALUE_MAX))
-        .execute(self.meta.writer())
-        .await?;
+            )
+            .bind(id)
+            .bind(key)
+            .bind(truncate(value, TAG_VALUE_MAX))
+            .execute()
+            .await?;
         Ok(())
     }
 
     pub async fn delete_experiment_tag(&self, id: i64, key: &str) -> Result<()> {
         self.get_experiment(id).await?;
-        sqlx::query("DELETE FROM experiment_tags WHERE experiment_id = $1 AND key = $2")
+        self.meta
+            .write("DELETE FROM experiment_tags WHERE experiment_id = $1 AND key = $2")
             .bind(id)
             .bind(key)
-            .execute(self.meta.writer())
+            .execute()
             .await?;
         Ok(())
     }
@@ -566,7 +569,7 @@ impl Tracking {
             exp.artifact_location.trim_end_matches('/')
         );
         let mut tx = self.meta.write_tx().await?;
-        sqlx::query(
+        tx.query(
             "INSERT INTO runs (id, experiment_id, name, user_id, status, start_time, artifact_uri)
              VALUES ($1, $2, $3, $4, 'RUNNING', $5, $6)",
         )
@@ -576,16 +579,16 @@ impl Tracking {
         .bind(user_id)
         .bind(start_time)
         .bind(&artifact_uri)
-        .execute(&mut *tx)
+        .execute()
         .await?;
         let mut tags = tags.clone();
         tags.insert("mlflow.runName".into(), name);
         for (k, v) in &tags {
-            sqlx::query("INSERT INTO run_tags (run_id, key, value) VALUES ($1, $2, $3)")
+            tx.query("INSERT INTO run_tags (run_id, key, value) VALUES ($1, $2, $3)")
                 .bind(&id)
                 .bind(k)
                 .bind(truncate(v, TAG_VALUE_MAX))
-                .execute(&mut *tx)
+                .execute()
                 .await?;
         }
         tx.commit().await?;
@@ -736,32 +739,32 @@ impl Tracking {
         self.active_run(id).await?;
         let mut tx = self.meta.write_tx().await?;
         if let Some(status) = status {
-            sqlx::query("UPDATE runs SET status = $2 WHERE id = $1")
+            tx.query("UPDATE runs SET status = $2 WHERE id = $1")
                 .bind(id)
                 .bind(status.as_str())
-                .execute(&mut *tx)
+                .execute()
                 .await?;
         }
         if let Some(end) = end_time {
-            sqlx::query("UPDATE runs SET end_time = $2 WHERE id = $1")
+            tx.query("UPDATE runs SET end_time = $2 WHERE id = $1")
                 .bind(id)
                 .bind(end)
-                .execute(&mut *tx)
+                .execute()
                 .await?;
         }
         if let Some(name) = run_name.filter(|n| !n.is_empty()) {
-            sqlx::query("UPDATE runs SET name = $2 WHERE id = $1")
+            tx.query("UPDATE runs SET name = $2 WHERE id = $1")
                 .bind(id)
                 .bind(name)
-                .execute(&mut *tx)
+                .execute()
                 .await?;
-            sqlx::query(
+            tx.query(
                 "INSERT INTO run_tags (run_id, key, value) VALUES ($1, 'mlflow.runName', $2)
                  ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value",
             )
             .bind(id)
             .bind(name)
-            .execute(&mut *tx)
+            .execute()
             .await?;
         }
         tx.commit().await?;
@@ -770,10 +773,11 @@ impl Tracking {
 
     pub async fn set_run_lifecycle(&self, id: &str, lifecycle: Lifecycle) -> Result<()> {
         self.run_info(id).await?;
-        sqlx::query("UPDATE runs SET lifecycle_stage = $2 WHERE id = $1")
+        self.meta
+            .write("UPDATE runs SET lifecycle_stage = $2 WHERE id = $1")
             .bind(id)
             .bind(lifecycle.as_str())
-            .execute(self.meta.writer())
+            .execute()
             .await?;
         Ok(())
     }
@@ -819,12 +823,12 @@ impl Tracking {
         let mut tx = self.meta.write_tx().await?;
         for (k, v) in params {
             let v = truncate(v, PARAM_VALUE_MAX);
-            let existing: Option<String> =
-                sqlx::query_scalar("SELECT value FROM run_params WHERE run_id = $1 AND key = $2")
-                    .bind(run_id)
-                    .bind(k)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+            let existing: Option<String> = tx
+                .query("SELECT value FROM run_params WHERE run_id = $1 AND key = $2")
+                .bind(run_id)
+                .bind(k)
+                .scalar_optional()
+                .await?;
             match existing {
                 Some(old) if old != v => {
                     return Err(invalid(format!(
@@ -833,30 +837,30 @@ impl Tracking {
                 }
                 Some(_) => {}
                 None => {
-                    sqlx::query("INSERT INTO run_params (run_id, key, value) VALUES ($1, $2, $3)")
+                    tx.query("INSERT INTO run_params (run_id, key, value) VALUES ($1, $2, $3)")
                         .bind(run_id)
                         .bind(k)
                         .bind(v)
-                        .execute(&mut *tx)
+                        .execute()
                         .await?;
                 }
             }
         }
         for (k, v) in tags {
-            sqlx::query(
+            tx.query(
                 "INSERT INTO run_tags (run_id, key, value) VALUES ($1, $2, $3)
                  ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value",
             )
             .bind(run_id)
             .bind(k)
             .bind(truncate(v, TAG_VALUE_MAX))
-            .execute(&mut *tx)
+            .execute()
             .await?;
             if k == "mlflow.runName" {
-                sqlx::query("UPDATE runs SET name = $2 WHERE id = $1")
+                tx.query("UPDATE runs SET name = $2 WHERE id = $1")
                     .bind(run_id)
                     .bind(v)
-                    .execute(&mut *tx)
+                    .execute()
                     .await?;
             }
         }
@@ -868,7 +872,7 @@ impl Tracking {
             );
             push_metric_values(&mut q, chunk);
             q.push(" ON CONFLICT DO NOTHING");
-            q.build().execute(&mut *tx).await?;
+            tx.sql(q).execute().await?;
         }
         tx.commit().await?;
         Ok(())
@@ -903,12 +907,13 @@ impl Tracking {
 
     pub async fn delete_run_tag(&self, run_id: &str, key: &str) -> Result<()> {
         self.active_run(run_id).await?;
-        let deleted = sqlx::query("DELETE FROM run_tags WHERE run_id = $1 AND key = $2")
+        let deleted = self
+            .meta
+            .write("DELETE FROM run_tags WHERE run_id = $1 AND key = $2")
             .bind(run_id)
             .bind(key)
-            .execute(self.meta.writer())
-            .await?
-            .rows_affected();
+            .execute()
+            .await?;
         if deleted == 0 {
             return Err(not_found(format!(
                 "No tag with name: {key} in run with id {run_id}"
@@ -921,7 +926,7 @@ impl Tracking {
         self.active_run(run_id).await?;
         let mut tx = self.meta.write_tx().await?;
         for d in inputs {
-            sqlx::query(
+            tx.query(
                 "INSERT INTO run_inputs (run_id, name, digest, source_type, source, schema, profile, context)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
                  ON CONFLICT (run_id, name, digest) DO UPDATE SET context = excluded.context",
@@ -934,7 +939,7 @@ impl Tracking {
             .bind(&d.schema)
             .bind(&d.profile)
             .bind(&d.context)
-            .execute(&mut *tx)
+            .execute()
             .await?;
         }
         tx.commit().await?;
@@ -945,15 +950,16 @@ impl Tracking {
         self.active_run(run_id).await?;
         for (model_id, step) in models {
             self.get_logged_model(model_id).await?;
-            sqlx::query(
-                "INSERT INTO run_outputs (run_id, model_id, step) VALUES ($1, $2, $3)
+            self.meta
+                .write(
+                    "INSERT INTO run_outputs (run_id, model_id, step) VALUES ($1, $2, $3)
                  ON CONFLICT (run_id, model_id) DO UPDATE SET step = excluded.step",
-            )
-            .bind(run_id)
-            .bind(model_id)
-            .bind(step)
-            .execute(self.meta.writer())
-            .await?;
+                )
+                .bind(run_id)
+                .bind(model_id)
+                .bind(step)
+                .execute()
+                .await?;
         }
         Ok(())
     }
@@ -1110,7 +1116,7 @@ impl Tracking {
         );
         let now = now_ms();
         let mut tx = self.meta.write_tx().await?;
-        sqlx::query(
+        tx.query(
             "INSERT INTO logged_models (id, experiment_id, name, artifact_uri, status, model_type, source_run_id, creation_time, last_updated_time)
              VALUES ($1, $2, $3, $4, 'LOGGED_MODEL_PENDING', $5, $6, $7, $7)",
         )
@@ -1121,25 +1127,23 @@ impl Tracking {
         .bind(model_type.unwrap_or(""))
         .bind(source_run_id)
         .bind(now)
-        .execute(&mut *tx)
+        .execute()
         .await?;
         for (k, v) in tags {
-            sqlx::query("INSERT INTO logged_model_tags (model_id, key, value) VALUES ($1, $2, $3)")
+            tx.query("INSERT INTO logged_model_tags (model_id, key, value) VALUES ($1, $2, $3)")
                 .bind(&id)
                 .bind(k)
                 .bind(v)
-                .execute(&mut *tx)
+                .execute()
                 .await?;
         }
         for (k, v) in params {
-            sqlx::query(
-                "INSERT INTO logged_model_params (model_id, key, value) VALUES ($1, $2, $3)",
-            )
-            .bind(&id)
-            .bind(k)
-            .bind(v)
-            .execute(&mut *tx)
-            .await?;
+            tx.query("INSERT INTO logged_model_params (model_id, key, value) VALUES ($1, $2, $3)")
+                .bind(&id)
+                .bind(k)
+                .bind(v)
+                .execute()
+                .await?;
         }
         tx.commit().await?;
         self.get_logged_model(&id).await
@@ -1218,11 +1222,12 @@ impl Tracking {
             return Err(invalid(format!("Invalid logged model status: {status}")));
         }
         self.get_logged_model(id).await?;
-        sqlx::query("UPDATE logged_models SET status = $2, last_updated_time = $3 WHERE id = $1")
+        self.meta
+            .write("UPDATE logged_models SET status = $2, last_updated_time = $3 WHERE id = $1")
             .bind(id)
             .bind(status)
             .bind(now_ms())
-            .execute(self.meta.writer())
+            .execute()
             .await?;
         self.get_logged_model(id).await
     }
@@ -1231,34 +1236,37 @@ impl Tracking {
         self.get_logged_model(id).await?;
         for (k, v) in tags {
             check_key(k)?;
-            sqlx::query(
-                "INSERT INTO logged_model_tags (model_id, key, value) VALUES ($1, $2, $3)
+            self.meta
+                .write(
+                    "INSERT INTO logged_model_tags (model_id, key, value) VALUES ($1, $2, $3)
                  ON CONFLICT (model_id, key) DO UPDATE SET value = excluded.value",
-            )
-            .bind(id)
-            .bind(k)
-            .bind(v)
-            .execute(self.meta.writer())
-            .await?;
+                )
+                .bind(id)
+                .bind(k)
+                .bind(v)
+                .execute()
+                .await?;
         }
         Ok(())
     }
 
     pub async fn delete_logged_model_tag(&self, id: &str, key: &str) -> Result<()> {
         self.get_logged_model(id).await?;
-        sqlx::query("DELETE FROM logged_model_tags WHERE model_id = $1 AND key = $2")
+        self.meta
+            .write("DELETE FROM logged_model_tags WHERE model_id = $1 AND key = $2")
             .bind(id)
             .bind(key)
-            .execute(self.meta.writer())
+            .execute()
             .await?;
         Ok(())
     }
 
     pub async fn delete_logged_model(&self, id: &str) -> Result<()> {
         self.get_logged_model(id).await?;
-        sqlx::query("UPDATE logged_models SET lifecycle_stage = 'deleted' WHERE id = $1")
+        self.meta
+            .write("UPDATE logged_models SET lifecycle_stage = 'deleted' WHERE id = $1")
             .bind(id)
-            .execute(self.meta.writer())
+            .execute()
             .await?;
         Ok(())
     }
@@ -1311,11 +1319,12 @@ impl Tracking {
     pub async fn create_upload(&self, path: &str) -> Result<String> {
         check_artifact_path(path)?;
         let id = random_hex32();
-        sqlx::query("INSERT INTO artifact_uploads (id, path, created_at) VALUES ($1, $2, $3)")
+        self.meta
+            .write("INSERT INTO artifact_uploads (id, path, created_at) VALUES ($1, $2, $3)")
             .bind(&id)
             .bind(path)
             .bind(now_ms())
-            .execute(self.meta.writer())
+            .execute()
             .await?;
         Ok(id)
     }
@@ -1346,7 +1355,7 @@ impl Tracking {
         let (digest, size) = self.blobs.put_stream_unknown(stream).await?;
         let mut tx = self.meta.write_tx().await?;
         claim_blobs(&mut tx, &[digest], Some(epoch)).await?;
-        sqlx::query(
+        tx.query(
             "INSERT INTO artifact_upload_parts (upload_id, part_number, sha256, size) VALUES ($1, $2, $3, $4)
              ON CONFLICT (upload_id, part_number) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size",
         )
@@ -1354,7 +1363,7 @@ impl Tracking {
         .bind(part_number)
         .bind(digest.to_hex())
         .bind(size as i64)
-        .execute(&mut *tx)
+        .execute()
         .await?;
         tx.commit().await?;
         Ok(digest)
@@ -1433,9 +1442,9 @@ impl Tracking {
         let mut tx = self.meta.write_tx().await?;
         claim_blobs(&mut tx, &[digest], Some(epoch)).await?;
         upsert_artifact(&mut tx, &path, &digest, size).await?;
-        sqlx::query("DELETE FROM artifact_uploads WHERE id = $1")
+        tx.query("DELETE FROM artifact_uploads WHERE id = $1")
             .bind(upload_id)
-            .execute(&mut *tx)
+            .execute()
             .await?;
         tx.commit().await?;
         Ok(())
@@ -1444,9 +1453,10 @@ impl Tracking {
     /// Forgets an upload; its part blobs are left to garbage collection.
     pub async fn abort_upload(&self, upload_id: &str) -> Result<()> {
         self.upload_path(upload_id).await?;
-        sqlx::query("DELETE FROM artifact_uploads WHERE id = $1")
+        self.meta
+            .write("DELETE FROM artifact_uploads WHERE id = $1")
             .bind(upload_id)
-            .execute(self.meta.writer())
+            .execute()
             .await?;
         Ok(())
     }
@@ -1523,11 +1533,12 @@ impl Tracking {
     pub async fn delete_artifacts(&self, path: &str) -> Result<()> {
         check_artifact_path(path)?;
         let trimmed = path.trim_end_matches('/');
-        sqlx::query("DELETE FROM artifacts WHERE path = $1 OR (path > $2 AND path < $3)")
+        self.meta
+            .write("DELETE FROM artifacts WHERE path = $1 OR (path > $2 AND path < $3)")
             .bind(trimmed)
             .bind(format!("{trimmed}/"))
             .bind(format!("{trimmed}0"))
-            .execute(self.meta.writer())
+            .execute()
             .await?;
         Ok(())
     }
@@ -1549,12 +1560,12 @@ pub(crate) fn push_metric_values(q: &mut SqlBuilder, rows: &[(&str, &MetricValue
 
 /// Points the artifact `path` at a blob.
 async fn upsert_artifact(
-    conn: &mut sqlx::AnyConnection,
+    tx: &mut WriteTx,
     path: &str,
     digest: &Sha256Digest,
     size: u64,
 ) -> Result<()> {
-    sqlx::query(
+    tx.query(
         "INSERT INTO artifacts (path, sha256, size, created_at) VALUES ($1, $2, $3, $4)
          ON CONFLICT (path) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size, created_at = excluded.created_at",
     )
@@ -1562,7 +1573,7 @@ async fn upsert_artifact(
     .bind(digest.to_hex())
     .bind(size as i64)
     .bind(now_ms())
-    .execute(conn)
+    .execute()
     .await?;
     Ok(())
 }

@@ -1,0 +1,409 @@
+//! Writes to the metadata store, one code path for both engines: a transaction
+//! ([`WriteTx`]) or a statement on its own ([`MetadataStore::write`]), each statement a
+//! [`Stmt`] with `$n` placeholders.
+//!
+//! On PostgreSQL a write runs on sqlx's pool. On SQLite every write runs on one
+//! rusqlite connection, synchronously, on the task that holds it. SQLite takes one
+//! writer at a time anyway, so one connection loses nothing, and it keeps its page
+//! cache (in WAL mode a connection drops its cache whenever another one wrote). A
+//! statement of a write takes microseconds, while sqlx hands each statement, its rows
+//! and a ping at release to the connection's own thread and back: on a small machine
+//! those thread switches cost more than the writes (a registration was 14 of them).
+//!
+//! The connection never sleeps in SQLite's busy handler, which would block a runtime
+//! thread: its busy timeout is zero, every write starts with `BEGIN IMMEDIATE` (the
+//! write lock, taken up front), and when another process holds the lock that step is
+//! retried after an async pause. Once the lock is held, a WAL database has nothing left
+//! to wait for. Within this process writers queue on an async mutex, in order.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, OpenFlags, ToSql};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Encode, Type};
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+use crate::sql::SqlBuilder;
+use crate::store::{Backend, MetadataStore};
+use crate::{Error, Result};
+
+/// How long a write waits for another process to release SQLite's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The longest pause between two tries at SQLite's write lock.
+const BUSY_PAUSE_MAX: Duration = Duration::from_millis(20);
+
+/// Prepared statements kept on the writer: metric inserts vary with the batch's rows.
+const STATEMENT_CACHE: usize = 64;
+
+/// A row a write reads back, decodable from both engines (tuples of column types are).
+pub(crate) trait Row:
+    for<'r> sqlx::FromRow<'r, AnyRow>
+    + for<'r> TryFrom<&'r rusqlite::Row<'r>, Error = rusqlite::Error>
+    + Send
+    + Unpin
+    + 'static
+{
+}
+
+impl<T> Row for T where
+    T: for<'r> sqlx::FromRow<'r, AnyRow>
+        + for<'r> TryFrom<&'r rusqlite::Row<'r>, Error = rusqlite::Error>
+        + Send
+        + Unpin
+        + 'static
+{
+}
+
+/// SQLite's one writer connection of this process.
+pub(crate) type SqliteWriter = Arc<Mutex<Connection>>;
+
+/// Opens the writer of the SQLite database at `path` (migrated already).
+pub(crate) fn open_sqlite_writer(path: &Path) -> Result<SqliteWriter> {
+    // No SQLite mutex: the async mutex around it gives the connection to one task at
+    // a time.
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    // In WAL mode NORMAL keeps every commit across a process crash; only an OS crash
+    // can lose the last transactions, never corrupt the database.
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+    )?;
+    conn.busy_timeout(Duration::ZERO)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(Arc::new(Mutex::new(conn)))
+}
+
+/// A write transaction. Dropped without [`WriteTx::commit`], it rolls back.
+pub(crate) struct WriteTx {
+    /// The engine it runs on, for SQL that differs between them.
+    pub backend: Backend,
+    inner: TxInner,
+}
+
+enum TxInner {
+    /// The writer, inside `BEGIN IMMEDIATE`.
+    Sqlite(SqliteTx),
+    Postgres(sqlx::Transaction<'static, Any>),
+}
+
+struct SqliteTx(OwnedMutexGuard<Connection>);
+
+impl Drop for SqliteTx {
+    fn drop(&mut self) {
+        // Still in the transaction: it failed, or its task was cancelled.
+        if !self.0.is_autocommit()
+            && let Err(e) = self.0.execute_batch("ROLLBACK")
+        {
+            tracing::error!(error = %e, "rolling back a SQLite write failed");
+        }
+    }
+}
+
+impl WriteTx {
+    /// Starts a transaction on `store`'s writer: on SQLite it holds the write lock
+    /// from the start, so its reads are current and it never fails on a lock upgrade.
+    pub(crate) async fn begin(store: &MetadataStore) -> Result<Self> {
+        let backend = store.backend();
+        let inner = match store.sqlite_writer() {
+            Some(writer) => TxInner::Sqlite(begin_immediate(writer).await?),
+            None => TxInner::Postgres(store.pool().begin().await?),
+        };
+        Ok(Self { backend, inner })
+    }
+
+    /// A statement of this transaction; `sql` numbers its placeholders `$1`, `$2`…
+    pub fn query(&mut self, sql: &str) -> Stmt<'_> {
+        let q = SqlBuilder::numbered(self.backend, sql);
+        self.sql(q)
+    }
+
+    /// A statement of this transaction built with [`SqlBuilder`].
+    pub fn sql(&mut self, q: SqlBuilder) -> Stmt<'_> {
+        Stmt {
+            target: Target::Tx(self),
+            q,
+        }
+    }
+
+    pub async fn commit(self) -> Result<()> {
+        match self.inner {
+            TxInner::Sqlite(tx) => {
+                tx.0.prepare_cached("COMMIT")?.execute([])?;
+                Ok(())
+            }
+            TxInner::Postgres(tx) => Ok(tx.commit().await?),
+        }
+    }
+}
+
+/// Takes SQLite's write lock on the writer, waiting for this process's other writers
+/// in turn and for other processes with async pauses (module comment).
+async fn begin_immediate(writer: &SqliteWriter) -> Result<SqliteTx> {
+    let conn = Arc::clone(writer).lock_owned().await;
+    let deadline = Instant::now() + BUSY_TIMEOUT;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let begun = conn.prepare_cached("BEGIN IMMEDIATE")?.execute([]);
+        match begun {
+            Ok(_) => return Ok(SqliteTx(conn)),
+            Err(e)
+                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                    && Instant::now() < deadline =>
+            {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(BUSY_PAUSE_MAX);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+impl MetadataStore {
+    /// A write transaction (see [`WriteTx`]).
+    pub(crate) async fn write_tx(&self) -> Result<WriteTx> {
+        WriteTx::begin(self).await
+    }
+
+    /// One write statement, committed on its own; `sql` numbers its placeholders
+    /// `$1`, `$2`…
+    pub(crate) fn write(&self, sql: &str) -> Stmt<'_> {
+        self.write_sql(SqlBuilder::numbered(self.backend(), sql))
+    }
+
+    /// One write statement built with [`SqlBuilder`], committed on its own.
+    pub(crate) fn write_sql(&self, q: SqlBuilder) -> Stmt<'_> {
+        Stmt {
+            target: Target::Alone(self),
+            q,
+        }
+    }
+}
+
+/// One statement of a write, with its values bound in placeholder order.
+pub(crate) struct Stmt<'a> {
+    target: Target<'a>,
+    q: SqlBuilder,
+}
+
+enum Target<'a> {
+    Tx(&'a mut WriteTx),
+    /// Committed on its own.
+    Alone(&'a MetadataStore),
+}
+
+impl Stmt<'_> {
+    /// Binds the value of the next `$n`.
+    pub fn bind<'t, T>(mut self, value: T) -> Self
+    where
+        T: Encode<'t, Any> + Type<Any> + ToSql + 't,
+    {
+        self.q.bind(value);
+        self
+    }
+
+    /// Runs the statement; returns the rows it changed.
+    pub async fn execute(self) -> Result<u64> {
+        let Self { target, mut q } = self;
+        match target {
+            Target::Tx(tx) => match &mut tx.inner {
+                TxInner::Sqlite(conn) => Ok(sqlite_execute(&conn.0, q)?),
+                TxInner::Postgres(pg) => Ok(q.build().execute(&mut **pg).await?.rows_affected()),
+            },
+            Target::Alone(store) => match store.sqlite_writer() {
+                Some(writer) => {
+                    let tx = begin_immediate(writer).await?;
+                    let changed = sqlite_execute(&tx.0, q)?;
+                    tx.0.prepare_cached("COMMIT")?.execute([])?;
+                    Ok(changed)
+                }
+                None => Ok(q.build().execute(store.pool()).await?.rows_affected()),
+            },
+        }
+    }
+
+    /// Every row the statement returns.
+    pub async fn fetch_all<R: Row>(self) -> Result<Vec<R>> {
+        let Self { target, mut q } = self;
+        match target {
+            Target::Tx(tx) => match &mut tx.inner {
+                TxInner::Sqlite(conn) => Ok(crate::sqlite_reads::rows(&conn.0, q)?),
+                TxInner::Postgres(pg) => Ok(q.build_query_as().fetch_all(&mut **pg).await?),
+            },
+            Target::Alone(store) => match store.sqlite_writer() {
+                Some(writer) => {
+                    let tx = begin_immediate(writer).await?;
+                    let rows = crate::sqlite_reads::rows(&tx.0, q)?;
+                    tx.0.prepare_cached("COMMIT")?.execute([])?;
+                    Ok(rows)
+                }
+                None => Ok(q.build_query_as().fetch_all(store.pool()).await?),
+            },
+        }
+    }
+
+    /// The first row, if any.
+    pub async fn fetch_optional<R: Row>(self) -> Result<Option<R>> {
+        Ok(self.fetch_all::<R>().await?.into_iter().next())
+    }
+
+    /// The first row; no row is an error (a statement that always returns one).
+    pub async fn fetch_one<R: Row>(self) -> Result<R> {
+        self.fetch_optional()
+            .await?
+            .ok_or(Error::Database(sqlx::Error::RowNotFound))
+    }
+
+    /// The first column of the first row, if any.
+    pub async fn scalar_optional<T>(self) -> Result<Option<T>>
+    where
+        (T,): Row,
+    {
+        Ok(self.fetch_optional::<(T,)>().await?.map(|(value,)| value))
+    }
+
+    /// The first column of the first row; no row is an error.
+    pub async fn scalar_one<T>(self) -> Result<T>
+    where
+        (T,): Row,
+    {
+        Ok(self.fetch_one::<(T,)>().await?.0)
+    }
+
+    /// The first column of every row.
+    pub async fn scalar_all<T>(self) -> Result<Vec<T>>
+    where
+        (T,): Row,
+    {
+        let rows = self.fetch_all::<(T,)>().await?;
+        Ok(rows.into_iter().map(|(value,)| value).collect())
+    }
+}
+
+/// Runs `q` on a SQLite connection, reading any rows it returns (an `INSERT …
+/// RETURNING` run for its effect); returns the rows it changed.
+fn sqlite_execute(conn: &Connection, mut q: SqlBuilder) -> rusqlite::Result<u64> {
+    let (sql, values) = q.build_sqlite();
+    let mut statement = conn.prepare_cached(&sql)?;
+    let mut rows = statement.query(rusqlite::params_from_iter(values))?;
+    while rows.next()?.is_some() {}
+    Ok(conn.changes())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use crate::Result;
+    use crate::store::{DbLocation, DbOptions, MetadataStore};
+
+    async fn store(dir: &tempfile::TempDir) -> MetadataStore {
+        let location = DbLocation::Sqlite(dir.path().join("cairn.db"));
+        MetadataStore::open(&location, &DbOptions::default())
+            .await
+            .expect("open the store")
+    }
+
+    async fn add_model(store: &MetadataStore, name: &str) -> Result<u64> {
+        store
+            .write(
+                "INSERT INTO models (name, created_by, created_at, updated_at)
+                 VALUES ($1, 't', 0, 0)",
+            )
+            .bind(name)
+            .execute()
+            .await
+    }
+
+    async fn models(store: &MetadataStore) -> Vec<String> {
+        sqlx::query_scalar("SELECT name FROM models ORDER BY name")
+            .fetch_all(store.pool())
+            .await
+            .expect("read the models")
+    }
+
+    /// The runtime has one thread: had the write slept in SQLite's busy handler while
+    /// another process held the lock, this test's own task could not have run.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_write_waits_for_another_process_without_blocking_the_runtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let other = rusqlite::Connection::open(dir.path().join("cairn.db")).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+
+        let write = tokio::spawn({
+            let store = store.clone();
+            async move { add_model(&store, "a").await }
+        });
+        let start = Instant::now();
+        for _ in 0..10 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the runtime was blocked for {:?}",
+            start.elapsed()
+        );
+        assert!(
+            !write.is_finished(),
+            "wrote while another process held the lock"
+        );
+
+        other.execute_batch("COMMIT").unwrap();
+        assert_eq!(write.await.unwrap().unwrap(), 1);
+        assert_eq!(models(&store).await, ["a"]);
+    }
+
+    #[tokio::test]
+    async fn a_transaction_dropped_before_commit_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let mut tx = store.write_tx().await.unwrap();
+        tx.query(
+            "INSERT INTO models (name, created_by, created_at, updated_at) VALUES ($1, 't', 0, 0)",
+        )
+        .bind("dropped")
+        .execute()
+        .await
+        .unwrap();
+        drop(tx);
+        assert!(models(&store).await.is_empty());
+
+        // The writer serves the next write; a failed statement is rolled back too.
+        add_model(&store, "kept").await.unwrap();
+        let duplicate = add_model(&store, "kept").await.unwrap_err();
+        assert!(duplicate.is_unique_violation(), "{duplicate}");
+        add_model(&store, "next").await.unwrap();
+        assert_eq!(models(&store).await, ["kept", "next"]);
+    }
+
+    #[tokio::test]
+    async fn rows_read_back_in_a_transaction_see_its_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let mut tx = store.write_tx().await.unwrap();
+        let (id, name): (i64, String) = tx
+            .query(
+                "INSERT INTO models (name, created_by, created_at, updated_at)
+                 VALUES ($2, 't', $1, $1) RETURNING id, name",
+            )
+            .bind(7_i64)
+            .bind("m")
+            .fetch_one()
+            .await
+            .unwrap();
+        let created: i64 = tx
+            .query("SELECT created_at FROM models WHERE id = $1")
+            .bind(id)
+            .scalar_one()
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!((name.as_str(), created), ("m", 7));
+        assert_eq!(models(&store).await, ["m"]);
+    }
+}
