@@ -148,18 +148,14 @@ impl SqlBuilder {
         (std::mem::take(&mut self.sql), args)
     }
 
-    /// The SQL and its values for `sqlite_reads` (SQLite builders only).
-    pub fn build_sqlite(&mut self) -> (String, Vec<Value>) {
+    /// The SQL and its values, for rusqlite (SQLite builders only).
+    pub fn sqlite_statement(&self) -> (&str, &[Value]) {
         debug_assert_eq!(
             self.backend,
             Backend::Sqlite,
-            "a SQLite read of PostgreSQL SQL"
+            "PostgreSQL SQL run on SQLite"
         );
-        self.count = 0;
-        (
-            std::mem::take(&mut self.sql),
-            std::mem::take(&mut self.values),
-        )
+        (&self.sql, &self.values)
     }
 
     pub fn build(&mut self) -> Query<'static, Any, AnyArguments> {

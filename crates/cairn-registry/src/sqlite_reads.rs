@@ -112,12 +112,12 @@ fn connect(path: &std::path::Path) -> Result<Connection> {
 
 /// The rows of `query`, each converted by `TryFrom<&Row>` (tuples of column types have
 /// it).
-pub(crate) fn rows<T>(conn: &Connection, mut query: SqlBuilder) -> rusqlite::Result<Vec<T>>
+pub(crate) fn rows<T>(conn: &Connection, query: &SqlBuilder) -> rusqlite::Result<Vec<T>>
 where
     T: for<'r> TryFrom<&'r rusqlite::Row<'r>, Error = rusqlite::Error>,
 {
-    let (sql, values) = query.build_sqlite();
-    let mut statement = conn.prepare_cached(&sql)?;
+    let (sql, values) = query.sqlite_statement();
+    let mut statement = conn.prepare_cached(sql)?;
     let rows = statement.query(rusqlite::params_from_iter(values))?;
     rows.mapped(|row| T::try_from(row)).collect()
 }

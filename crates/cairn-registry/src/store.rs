@@ -452,7 +452,7 @@ impl MetadataStore {
         match &self.sqlite_reads {
             Some(reads) => {
                 reads
-                    .read(move |conn| crate::sqlite_reads::rows(conn, q))
+                    .read(move |conn| crate::sqlite_reads::rows(conn, &q))
                     .await
             }
             None => Ok(q.build_query_as().fetch_all(&self.pool).await?),

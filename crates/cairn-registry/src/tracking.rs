@@ -687,7 +687,7 @@ impl Tracking {
         if let Some(reads) = self.meta.sqlite_reads() {
             return reads
                 .read(move |conn| {
-                    let infos: Vec<RunInfo> = sqlite_reads::rows::<RunRow>(conn, runs)?
+                    let infos: Vec<RunInfo> = sqlite_reads::rows::<RunRow>(conn, &runs)?
                         .into_iter()
                         .map(RunRow::into_info)
                         .collect();
@@ -697,11 +697,11 @@ impl Tracking {
                     let ids: Vec<&str> = infos.iter().map(|i| i.id.as_str()).collect();
                     let q = RunDetailQueries::new(backend, &ids);
                     let details = RunDetails {
-                        metrics: sqlite_reads::rows(conn, q.metrics)?,
-                        params: sqlite_reads::rows(conn, q.params)?,
-                        tags: sqlite_reads::rows(conn, q.tags)?,
-                        inputs: sqlite_reads::rows(conn, q.inputs)?,
-                        outputs: sqlite_reads::rows(conn, q.outputs)?,
+                        metrics: sqlite_reads::rows(conn, &q.metrics)?,
+                        params: sqlite_reads::rows(conn, &q.params)?,
+                        tags: sqlite_reads::rows(conn, &q.tags)?,
+                        inputs: sqlite_reads::rows(conn, &q.inputs)?,
+                        outputs: sqlite_reads::rows(conn, &q.outputs)?,
                     };
                     Ok(details.attach_to(infos))
                 })

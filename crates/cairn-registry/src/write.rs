@@ -26,6 +26,7 @@ use sqlx::{Any, Encode, Type};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::sql::SqlBuilder;
+use crate::sqlite_reads::rows;
 use crate::store::{Backend, MetadataStore};
 use crate::{Error, Result};
 
@@ -69,9 +70,12 @@ pub(crate) fn open_sqlite_writer(path: &Path) -> Result<SqliteWriter> {
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     // In WAL mode NORMAL keeps every commit across a process crash; only an OS crash
-    // can lose the last transactions, never corrupt the database.
+    // can lose the last transactions, never corrupt the database. A statement inside a
+    // transaction keeps a journal of the pages it changes (to undo itself alone should
+    // it fail); in memory, not in a temporary file once it passes 64 KiB.
     conn.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;
+         PRAGMA temp_store = MEMORY;",
     )?;
     conn.busy_timeout(Duration::ZERO)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
@@ -141,16 +145,29 @@ impl WriteTx {
     }
 }
 
-/// Takes SQLite's write lock on the writer, waiting for this process's other writers
-/// in turn and for other processes with async pauses (module comment).
+/// Takes SQLite's write lock on the writer (module comment).
 async fn begin_immediate(writer: &SqliteWriter) -> Result<SqliteTx> {
-    let conn = Arc::clone(writer).lock_owned().await;
+    let mut conn = Arc::clone(writer).lock_owned().await;
+    when_not_busy(&mut conn, |conn| {
+        conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])
+    })
+    .await?;
+    Ok(SqliteTx(conn))
+}
+
+/// Runs `step` on the writer, which this task holds, and again after a pause for as long
+/// as another process holds SQLite's write lock (up to [`BUSY_TIMEOUT`]). A step refused
+/// as busy changed nothing.
+async fn when_not_busy<T>(
+    // `&mut`: a shared reference to a connection cannot be held across an await, as
+    // the connection is not `Sync`.
+    conn: &mut Connection,
+    mut step: impl FnMut(&Connection) -> rusqlite::Result<T>,
+) -> Result<T> {
     let deadline = Instant::now() + BUSY_TIMEOUT;
     let mut pause = Duration::from_millis(1);
     loop {
-        let begun = conn.prepare_cached("BEGIN IMMEDIATE")?.execute([]);
-        match begun {
-            Ok(_) => return Ok(SqliteTx(conn)),
+        match step(conn) {
             Err(e)
                 if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
                     && Instant::now() < deadline =>
@@ -158,7 +175,7 @@ async fn begin_immediate(writer: &SqliteWriter) -> Result<SqliteTx> {
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(BUSY_PAUSE_MAX);
             }
-            Err(e) => return Err(e.into()),
+            done => return Ok(done?),
         }
     }
 }
@@ -211,15 +228,13 @@ impl Stmt<'_> {
         let Self { target, mut q } = self;
         match target {
             Target::Tx(tx) => match &mut tx.inner {
-                TxInner::Sqlite(conn) => Ok(sqlite_execute(&conn.0, q)?),
+                TxInner::Sqlite(conn) => Ok(sqlite_execute(&conn.0, &mut q)?),
                 TxInner::Postgres(pg) => Ok(q.build().execute(&mut **pg).await?.rows_affected()),
             },
             Target::Alone(store) => match store.sqlite_writer() {
                 Some(writer) => {
-                    let tx = begin_immediate(writer).await?;
-                    let changed = sqlite_execute(&tx.0, q)?;
-                    tx.0.prepare_cached("COMMIT")?.execute([])?;
-                    Ok(changed)
+                    let mut conn = writer.lock().await;
+                    when_not_busy(&mut conn, |conn| sqlite_execute(conn, &mut q)).await
                 }
                 None => Ok(q.build().execute(store.pool()).await?.rows_affected()),
             },
@@ -231,15 +246,13 @@ impl Stmt<'_> {
         let Self { target, mut q } = self;
         match target {
             Target::Tx(tx) => match &mut tx.inner {
-                TxInner::Sqlite(conn) => Ok(crate::sqlite_reads::rows(&conn.0, q)?),
+                TxInner::Sqlite(conn) => Ok(rows(&conn.0, &q)?),
                 TxInner::Postgres(pg) => Ok(q.build_query_as().fetch_all(&mut **pg).await?),
             },
             Target::Alone(store) => match store.sqlite_writer() {
                 Some(writer) => {
-                    let tx = begin_immediate(writer).await?;
-                    let rows = crate::sqlite_reads::rows(&tx.0, q)?;
-                    tx.0.prepare_cached("COMMIT")?.execute([])?;
-                    Ok(rows)
+                    let mut conn = writer.lock().await;
+                    when_not_busy(&mut conn, |conn| rows(conn, &q)).await
                 }
                 None => Ok(q.build_query_as().fetch_all(store.pool()).await?),
             },
@@ -286,9 +299,9 @@ impl Stmt<'_> {
 
 /// Runs `q` on a SQLite connection, reading any rows it returns (an `INSERT …
 /// RETURNING` run for its effect); returns the rows it changed.
-fn sqlite_execute(conn: &Connection, mut q: SqlBuilder) -> rusqlite::Result<u64> {
-    let (sql, values) = q.build_sqlite();
-    let mut statement = conn.prepare_cached(&sql)?;
+fn sqlite_execute(conn: &Connection, q: &mut SqlBuilder) -> rusqlite::Result<u64> {
+    let (sql, values) = q.sqlite_statement();
+    let mut statement = conn.prepare_cached(sql)?;
     let mut rows = statement.query(rusqlite::params_from_iter(values))?;
     while rows.next()?.is_some() {}
     Ok(conn.changes())
@@ -326,19 +339,15 @@ mod tests {
             .expect("read the models")
     }
 
-    /// The runtime has one thread: had the write slept in SQLite's busy handler while
-    /// another process held the lock, this test's own task could not have run.
-    #[tokio::test(flavor = "current_thread")]
-    async fn a_write_waits_for_another_process_without_blocking_the_runtime() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = store(&dir).await;
+    /// Runs `write` while another process holds SQLite's write lock: it must not
+    /// finish until the lock is released, nor block the runtime meanwhile.
+    async fn waits_for_another_process<F>(dir: &tempfile::TempDir, write: F)
+    where
+        F: Future<Output = Result<()>> + Send + 'static,
+    {
         let other = rusqlite::Connection::open(dir.path().join("cairn.db")).unwrap();
         other.execute_batch("BEGIN IMMEDIATE").unwrap();
-
-        let write = tokio::spawn({
-            let store = store.clone();
-            async move { add_model(&store, "a").await }
-        });
+        let write = tokio::spawn(write);
         let start = Instant::now();
         for _ in 0..10 {
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -352,10 +361,55 @@ mod tests {
             !write.is_finished(),
             "wrote while another process held the lock"
         );
-
         other.execute_batch("COMMIT").unwrap();
-        assert_eq!(write.await.unwrap().unwrap(), 1);
-        assert_eq!(models(&store).await, ["a"]);
+        write.await.unwrap().unwrap();
+    }
+
+    /// The runtime has one thread: had a write slept in SQLite's busy handler while
+    /// another process held the lock, this test's own task could not have run.
+    #[tokio::test(flavor = "current_thread")]
+    async fn writes_wait_for_another_process_without_blocking_the_runtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let alone = store.clone();
+        waits_for_another_process(&dir, async move { add_model(&alone, "a").await.map(drop) })
+            .await;
+        let in_tx = store.clone();
+        waits_for_another_process(&dir, async move {
+            let mut tx = in_tx.write_tx().await?;
+            tx.query("UPDATE models SET description = 'b' WHERE name = 'a'")
+                .execute()
+                .await?;
+            tx.commit().await
+        })
+        .await;
+        let description: String = sqlx::query_scalar("SELECT description FROM models")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(description, "b");
+    }
+
+    #[tokio::test]
+    async fn the_writer_has_the_store_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let conn = store.sqlite_writer().unwrap().lock().await;
+        let pragma = |name: &str| -> String {
+            conn.query_row(&format!("PRAGMA {name}"), [], |row| {
+                row.get::<_, rusqlite::types::Value>(0)
+            })
+            .map(|v| format!("{v:?}"))
+            .unwrap()
+        };
+        assert_eq!(
+            [
+                pragma("journal_mode"),
+                pragma("synchronous"),
+                pragma("foreign_keys")
+            ],
+            ["Text(\"wal\")", "Integer(1)", "Integer(1)"]
+        );
     }
 
     #[tokio::test]
