@@ -406,9 +406,10 @@ mod tests {
             [
                 pragma("journal_mode"),
                 pragma("synchronous"),
-                pragma("foreign_keys")
+                pragma("foreign_keys"),
+                pragma("temp_store"),
             ],
-            ["Text(\"wal\")", "Integer(1)", "Integer(1)"]
+            ["Text(\"wal\")", "Integer(1)", "Integer(1)", "Integer(2)"]
         );
     }
 
