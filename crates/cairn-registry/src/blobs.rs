@@ -651,13 +651,26 @@ impl BlobStore {
         }
     }
 
+    /// Fails with [`Error::MissingBlobs`] unless every one of `digests` is stored, and
+    /// makes them durable ([`Self::make_durable`]). On a local directory a few blobs
+    /// take one blocking task for both: opening each to fsync it finds the missing ones.
+    pub async fn require_durable(&self, digests: &[Sha256Digest]) -> Result<(), Error> {
+        if self.local_root.is_some() && digests.len() <= FSYNC_EACH_MAX {
+            return self.make_durable(digests).await;
+        }
+        let missing = self.missing(digests).await?;
+        if !missing.is_empty() {
+            return Err(Error::MissingBlobs(missing));
+        }
+        self.make_durable(digests).await
+    }
+
     /// Makes `digests` durable, whoever wrote them. Object stores are durable on success.
     /// On a local directory, a few blobs get an fsync each (file and directory entry),
     /// which costs next to nothing when they are durable already; many blobs get one
     /// `syncfs`, which flushes every file and directory entry of the filesystem together.
+    /// A local blob found missing on the way fails with [`Error::MissingBlobs`].
     pub async fn make_durable(&self, digests: &[Sha256Digest]) -> Result<(), Error> {
-        /// Above this many blobs one filesystem-wide sync beats an fsync each.
-        const FSYNC_EACH_MAX: usize = 32;
         let Some(root) = self.local_root.clone() else {
             return Ok(());
         };
@@ -708,6 +721,9 @@ impl BlobStore {
             .map(|root| root.join("blobs/sha256").join(&hex[..2]).join(hex))
     }
 }
+
+/// Above this many blobs one filesystem-wide sync beats an fsync each.
+const FSYNC_EACH_MAX: usize = 32;
 
 /// The Unix time (seconds) `age` ago.
 fn unix_seconds_ago(age: std::time::Duration) -> i64 {

@@ -241,11 +241,7 @@ impl Registry {
             .collect();
         digests.sort_unstable();
         digests.dedup();
-        let missing = self.blobs.missing(&digests).await?;
-        if !missing.is_empty() {
-            return Err(Error::MissingBlobs(missing));
-        }
-        self.blobs.make_durable(&digests).await?;
+        self.blobs.require_durable(&digests).await?;
 
         // The run a registration names is the version's run, as MLflow records it.
         let named_run;

@@ -18,6 +18,26 @@ use sqlx::{Any, Arguments, AssertSqlSafe, Encode, FromRow, Type};
 
 use crate::store::Backend;
 
+/// A row read from either engine: decodable by sqlx and by rusqlite (tuples of column
+/// types are).
+pub(crate) trait Row:
+    for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow>
+    + for<'r> TryFrom<&'r rusqlite::Row<'r>, Error = rusqlite::Error>
+    + Send
+    + Unpin
+    + 'static
+{
+}
+
+impl<T> Row for T where
+    T: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow>
+        + for<'r> TryFrom<&'r rusqlite::Row<'r>, Error = rusqlite::Error>
+        + Send
+        + Unpin
+        + 'static
+{
+}
+
 pub(crate) struct SqlBuilder {
     backend: Backend,
     sql: String,

@@ -73,12 +73,43 @@ impl SqliteReads {
         .map_err(|e| std::io::Error::other(format!("SQLite read task failed: {e}")))?
     }
 
-    fn read_blocking<T>(&self, read: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+    /// Runs `read`, a single statement (its own snapshot, no transaction needed), on
+    /// the calling task: a lookup by key takes microseconds, less than the handoff to a
+    /// blocking thread and back.
+    pub async fn read_in_place<T>(
+        &self,
+        read: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        let conn = self.connection()?;
+        let outcome = read(&conn);
+        self.give_back(conn, outcome.is_ok());
+        outcome.map_err(crate::Error::from)
+    }
+
+    /// An idle connection, or a new one.
+    fn connection(&self) -> Result<Connection> {
         let pooled = self.idle.lock().expect("reader pool lock").pop();
-        let conn = match pooled {
-            Some(conn) => conn,
-            None => connect(&self.path)?,
-        };
+        match pooled {
+            Some(conn) => Ok(conn),
+            None => connect(&self.path),
+        }
+    }
+
+    /// Puts a connection back in the pool, unless its read failed (an error may leave
+    /// it in an unknown state).
+    fn give_back(&self, conn: Connection, healthy: bool) {
+        if healthy {
+            self.idle.lock().expect("reader pool lock").push(conn);
+        }
+    }
+
+    fn read_blocking<T>(&self, read: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        let conn = self.connection()?;
         // BEGIN and COMMIT from the statement cache (rusqlite's `Transaction` parses
         // them anew each time). Should `read` fail, the connection is closed below,
         // which ends the transaction.
@@ -88,11 +119,7 @@ impl SqliteReads {
             conn.prepare_cached("COMMIT")?.execute([])?;
             Ok(value)
         })();
-        // A connection whose read failed is dropped (an error may leave it in an
-        // unknown state); a healthy one goes back to the pool.
-        if outcome.is_ok() {
-            self.idle.lock().expect("reader pool lock").push(conn);
-        }
+        self.give_back(conn, outcome.is_ok());
         outcome.map_err(crate::Error::from)
     }
 }

@@ -29,7 +29,7 @@ use sqlx::{AnyConnection, AnyPool, Executor};
 use crate::audit::{self, Change};
 use crate::gc::claim_blobs;
 use crate::lineage;
-use crate::sql::SqlBuilder;
+use crate::sql::{Row, SqlBuilder};
 use crate::sqlite_reads::SqliteReads;
 use crate::write::{SqliteWriter, WriteTx, open_sqlite_writer};
 use serde_json::json;
@@ -179,6 +179,30 @@ struct VersionRow {
     updated_at: i64,
 }
 
+impl TryFrom<&rusqlite::Row<'_>> for VersionRow {
+    type Error = rusqlite::Error;
+
+    /// A row of [`VERSION_COLUMNS`], from its first column on.
+    fn try_from(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: row.get(0)?,
+            number: row.get(1)?,
+            digest: row.get(2)?,
+            description: row.get(3)?,
+            file_count: row.get(4)?,
+            size: row.get(5)?,
+            created_by: row.get(6)?,
+            created_at: row.get(7)?,
+            source: row.get(8)?,
+            run_id: row.get(9)?,
+            run_link: row.get(10)?,
+            logged_model_id: row.get(11)?,
+            stage: row.get(12)?,
+            updated_at: row.get(13)?,
+        })
+    }
+}
+
 /// A version row with its model's name.
 #[derive(sqlx::FromRow)]
 struct NamedVersionRow {
@@ -227,6 +251,21 @@ struct VersionDetailRow {
     detail_key: Option<String>,
     detail_text: Option<String>,
     detail_number: Option<f64>,
+}
+
+impl TryFrom<&rusqlite::Row<'_>> for VersionDetailRow {
+    type Error = rusqlite::Error;
+
+    /// A row of [`VERSION_COLUMNS`] then kind, key, text and number.
+    fn try_from(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            version: VersionRow::try_from(row)?,
+            detail_kind: row.get(14)?,
+            detail_key: row.get(15)?,
+            detail_text: row.get(16)?,
+            detail_number: row.get(17)?,
+        })
+    }
 }
 
 fn version_from_row(model: String, r: VersionRow, d: VersionDetails) -> Result<Version> {
@@ -437,22 +476,15 @@ impl MetadataStore {
         self.sqlite_reads.as_ref()
     }
 
-    /// The rows of one read statement. On SQLite it runs on [`SqliteReads`]: one trip
-    /// to a blocking thread, where a statement on sqlx's pool costs three trips to the
+    /// The rows of one read statement. On SQLite it runs in place on a connection of
+    /// [`SqliteReads`], where a statement on sqlx's pool costs three trips to the
     /// connection's thread (the statement, its rows, and the ping sqlx sends when the
     /// connection goes back to the pool). On PostgreSQL it runs on the pool.
-    pub(crate) async fn read_rows<T>(&self, mut q: SqlBuilder) -> Result<Vec<T>>
-    where
-        T: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow>
-            + for<'r> TryFrom<&'r rusqlite::Row<'r>, Error = rusqlite::Error>
-            + Send
-            + Unpin
-            + 'static,
-    {
+    pub(crate) async fn read_rows<T: Row>(&self, mut q: SqlBuilder) -> Result<Vec<T>> {
         match &self.sqlite_reads {
             Some(reads) => {
                 reads
-                    .read(move |conn| crate::sqlite_reads::rows(conn, &q))
+                    .read_in_place(|conn| crate::sqlite_reads::rows(conn, &q))
                     .await
             }
             None => Ok(q.build_query_as().fetch_all(&self.pool).await?),
@@ -866,14 +898,14 @@ impl MetadataStore {
                  FROM aliases WHERE version_id IN (SELECT id FROM target)
              ) d ON d.version_id = t.id"
         );
-        let query =
-            sqlx::query_as::<_, VersionDetailRow>(sqlx::AssertSqlSafe(sql)).bind(model.as_str());
-        let query = match reference {
+        let mut query = SqlBuilder::numbered(self.backend, &sql);
+        query.bind(model.as_str());
+        match reference {
             VersionRef::Number(n) => query.bind(*n as i64),
-            VersionRef::Latest => query,
+            VersionRef::Latest => &mut query,
             VersionRef::Alias(alias) => query.bind(alias.as_str()),
         };
-        let rows = query.fetch_all(&self.pool).await?;
+        let rows: Vec<VersionDetailRow> = self.read_rows(query).await?;
         let mut details = VersionDetails::default();
         let mut version = None;
         for row in rows {

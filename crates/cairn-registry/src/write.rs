@@ -21,11 +21,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags, ToSql};
-use sqlx::any::AnyRow;
 use sqlx::{Any, Encode, Type};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
-use crate::sql::SqlBuilder;
+use crate::sql::{Row, SqlBuilder};
 use crate::sqlite_reads::rows;
 use crate::store::{Backend, MetadataStore};
 use crate::{Error, Result};
@@ -38,25 +37,6 @@ const BUSY_PAUSE_MAX: Duration = Duration::from_millis(20);
 
 /// Prepared statements kept on the writer: metric inserts vary with the batch's rows.
 const STATEMENT_CACHE: usize = 64;
-
-/// A row a write reads back, decodable from both engines (tuples of column types are).
-pub(crate) trait Row:
-    for<'r> sqlx::FromRow<'r, AnyRow>
-    + for<'r> TryFrom<&'r rusqlite::Row<'r>, Error = rusqlite::Error>
-    + Send
-    + Unpin
-    + 'static
-{
-}
-
-impl<T> Row for T where
-    T: for<'r> sqlx::FromRow<'r, AnyRow>
-        + for<'r> TryFrom<&'r rusqlite::Row<'r>, Error = rusqlite::Error>
-        + Send
-        + Unpin
-        + 'static
-{
-}
 
 /// SQLite's one writer connection of this process.
 pub(crate) type SqliteWriter = Arc<Mutex<Connection>>;
