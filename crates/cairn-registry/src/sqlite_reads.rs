@@ -1,17 +1,17 @@
-//! SQLite reads in one blocking call.
+//! SQLite reads on rusqlite connections, without sqlx's thread.
 //!
 //! sqlx runs each SQLite connection on a thread of its own and hands it every statement
 //! and every result row through channels: two thread switches or more per statement.
 //! On a small machine those switches cost more than the statements themselves (a run
-//! search is six statements; profiles in docs/BENCHMARKS.md). A read made of several
-//! statements runs here instead: on a connection of this small pool, inside one
-//! `spawn_blocking` call — one handoff per request — and inside one read transaction,
-//! so its statements also see one snapshot of the database. Single-statement reads come
-//! here too, through `MetadataStore::read_rows` (one trip instead of sqlx's statement,
-//! rows and release ping).
+//! search is six statements; profiles in docs/BENCHMARKS.md). Reads run here instead,
+//! on a connection of this small pool. A read made of several statements runs inside
+//! one `spawn_blocking` call — one handoff per request — and inside one read
+//! transaction, so its statements also see one snapshot of the database. A read of one
+//! statement (`MetadataStore::read_rows`, mostly lookups by key) runs in place on the
+//! calling task: no handoff at all.
 //!
-//! The connections are `query_only`: writes stay on sqlx, on the store's one writer
-//! connection. WAL mode lets these readers run while a write is in progress.
+//! The connections are `query_only`: writes go to the store's one writer connection
+//! (`write`). WAL mode lets these readers run while a write is in progress.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

@@ -1,9 +1,10 @@
 //! The metadata store: models, versions, manifests, aliases and their history, in SQLite
 //! (WAL; the embedded default) or PostgreSQL (many servers, one registry). One code path
-//! serves both through `sqlx::Any`: runtime queries with `$n` placeholders and only
-//! integer, real and text columns, so the SQL text is shared; where the engines differ
-//! (write locking, LIKE) the store asks [`Backend`]. Rows are private types mapped to
-//! `cairn_core` views here.
+//! serves both: runtime queries with `$n` placeholders and only integer, real and text
+//! columns, so the SQL text is shared; where the engines differ (write locking, LIKE)
+//! the store asks [`Backend`]. PostgreSQL runs them on sqlx's pool; SQLite runs writes
+//! and most reads on rusqlite connections (`write`, `sqlite_reads`), the rest on sqlx.
+//! Rows are private types mapped to `cairn_core` views here.
 //!
 //! Writes that read before they write lock what they read: on SQLite every write
 //! transaction starts with `BEGIN IMMEDIATE` (the database's single write lock, taken up

@@ -11,10 +11,15 @@
 //! those thread switches cost more than the writes (a registration was 14 of them).
 //!
 //! The connection never sleeps in SQLite's busy handler, which would block a runtime
-//! thread: its busy timeout is zero, every write starts with `BEGIN IMMEDIATE` (the
-//! write lock, taken up front), and when another process holds the lock that step is
-//! retried after an async pause. Once the lock is held, a WAL database has nothing left
-//! to wait for. Within this process writers queue on an async mutex, in order.
+//! thread: its busy timeout is zero, and when another process holds the write lock, a
+//! transaction's `BEGIN IMMEDIATE` (the lock, taken up front) or a statement on its own
+//! is retried after an async pause (refused as busy, it changed nothing). Once the lock
+//! is held, a WAL database has nothing left to wait for. Within this process writers
+//! queue on an async mutex, in order.
+//!
+//! What runs in place occupies a runtime thread for as long as it runs: a registration
+//! of thousands of files, a `cairn copy`, and the WAL checkpoint SQLite runs at a commit
+//! once the log has grown by 1,000 pages (a few milliseconds).
 
 use std::path::Path;
 use std::sync::Arc;
