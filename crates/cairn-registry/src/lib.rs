@@ -6,6 +6,7 @@
 
 mod audit;
 pub mod blobs;
+mod checkpoint;
 pub mod copy;
 mod error;
 mod gc;

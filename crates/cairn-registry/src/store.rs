@@ -28,6 +28,7 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyConnection, AnyPool, Executor};
 
 use crate::audit::{self, Change};
+use crate::checkpoint;
 use crate::gc::claim_blobs;
 use crate::lineage;
 use crate::sql::{Row, SqlBuilder};
@@ -427,7 +428,9 @@ impl MetadataStore {
             DbLocation::Sqlite(path) => {
                 migrate_sqlite(&pool, path).await?;
                 sqlite_reads = Some(SqliteReads::open(path.clone(), options.max_connections)?);
-                sqlite_writer = Some(open_sqlite_writer(path)?);
+                let writer = open_sqlite_writer(path)?;
+                checkpoint::start(path, Arc::downgrade(&writer))?;
+                sqlite_writer = Some(writer);
             }
             // sqlx's migrator holds an advisory lock on PostgreSQL: servers starting
             // together migrate once.

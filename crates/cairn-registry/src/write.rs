@@ -18,8 +18,8 @@
 //! queue on an async mutex, in order.
 //!
 //! What runs in place occupies a runtime thread for as long as it runs: a registration
-//! of thousands of files, a `cairn copy`, and the WAL checkpoint SQLite runs at a commit
-//! once the log has grown by 1,000 pages (a few milliseconds).
+//! of thousands of files, or a `cairn copy`. WAL checkpoints, which SQLite would run at
+//! a commit, run beside the writer instead (`checkpoint`).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -29,6 +29,7 @@ use rusqlite::{Connection, OpenFlags, ToSql};
 use sqlx::{Any, Encode, Type};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
+use crate::checkpoint::WRITER_CHECKPOINT_PAGES;
 use crate::sql::{Row, SqlBuilder};
 use crate::sqlite_reads::rows;
 use crate::store::{Backend, MetadataStore};
@@ -62,6 +63,8 @@ pub(crate) fn open_sqlite_writer(path: &Path) -> Result<SqliteWriter> {
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;
          PRAGMA temp_store = MEMORY;",
     )?;
+    // Checkpoints run beside the writer (`checkpoint`); its own are a safety net.
+    conn.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)?;
     conn.busy_timeout(Duration::ZERO)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(Arc::new(Mutex::new(conn)))
