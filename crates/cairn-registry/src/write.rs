@@ -216,13 +216,13 @@ impl Stmt<'_> {
         let Self { target, mut q } = self;
         match target {
             Target::Tx(tx) => match &mut tx.inner {
-                TxInner::Sqlite(conn) => Ok(sqlite_execute(&conn.0, &mut q)?),
+                TxInner::Sqlite(conn) => Ok(sqlite_execute(&conn.0, &q)?),
                 TxInner::Postgres(pg) => Ok(q.build().execute(&mut **pg).await?.rows_affected()),
             },
             Target::Alone(store) => match store.sqlite_writer() {
                 Some(writer) => {
                     let mut conn = writer.lock().await;
-                    when_not_busy(&mut conn, |conn| sqlite_execute(conn, &mut q)).await
+                    when_not_busy(&mut conn, |conn| sqlite_execute(conn, &q)).await
                 }
                 None => Ok(q.build().execute(store.pool()).await?.rows_affected()),
             },
@@ -287,7 +287,7 @@ impl Stmt<'_> {
 
 /// Runs `q` on a SQLite connection, reading any rows it returns (an `INSERT …
 /// RETURNING` run for its effect); returns the rows it changed.
-fn sqlite_execute(conn: &Connection, q: &mut SqlBuilder) -> rusqlite::Result<u64> {
+fn sqlite_execute(conn: &Connection, q: &SqlBuilder) -> rusqlite::Result<u64> {
     let (sql, values) = q.sqlite_statement();
     let mut statement = conn.prepare_cached(sql)?;
     let mut rows = statement.query(rusqlite::params_from_iter(values))?;
