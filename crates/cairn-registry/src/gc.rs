@@ -82,6 +82,38 @@ pub(crate) async fn claim_blobs(
 }
 
 impl MetadataStore {
+    /// Which of `digests` no committed version or artifact references. The others are
+    /// durable: every write that adds such a reference makes its blobs durable before it
+    /// commits, and a collection never deletes a referenced blob (should the reference
+    /// go and a collection take the blob meanwhile, the writer's [`claim_blobs`] finds
+    /// its tombstone).
+    pub(crate) async fn unreferenced_blobs(
+        &self,
+        digests: &[Sha256Digest],
+    ) -> Result<Vec<Sha256Digest>> {
+        let mut referenced = HashSet::new();
+        for chunk in digests.chunks(CHUNK) {
+            // One index probe per digest and table: a blob may be referenced by
+            // thousands of rows (every version of a model that never changed it).
+            let mut q = SqlBuilder::new(self.backend(), "SELECT v.column1 FROM (");
+            q.push_values(chunk, |mut row, d| {
+                row.push_bind(d.to_hex());
+            });
+            q.push(
+                ") AS v WHERE EXISTS (SELECT 1 FROM version_files f WHERE f.sha256 = v.column1)
+                 OR EXISTS (SELECT 1 FROM version_environment e WHERE e.sha256 = v.column1)
+                 OR EXISTS (SELECT 1 FROM artifacts a WHERE a.sha256 = v.column1)",
+            );
+            let rows: Vec<(String,)> = self.read_rows(q).await?;
+            referenced.extend(rows.into_iter().map(|(hex,)| hex));
+        }
+        Ok(digests
+            .iter()
+            .filter(|d| !referenced.contains(&d.to_hex()))
+            .copied()
+            .collect())
+    }
+
     /// Which of `digests` a collection deleted (and nobody uploaded again since).
     pub(crate) async fn tombstoned(&self, digests: &[Sha256Digest]) -> Result<Vec<Sha256Digest>> {
         let mut out = Vec::new();

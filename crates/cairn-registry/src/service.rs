@@ -241,7 +241,11 @@ impl Registry {
             .collect();
         digests.sort_unstable();
         digests.dedup();
-        self.blobs.require_durable(&digests).await?;
+        // Blobs a committed version or artifact references are durable already (a run's
+        // artifacts, registered as a model version, usually are): only the others are
+        // checked and synced.
+        let unreferenced = self.meta.unreferenced_blobs(&digests).await?;
+        self.blobs.require_durable(&unreferenced).await?;
 
         // The run a registration names is the version's run, as MLflow records it.
         let named_run;

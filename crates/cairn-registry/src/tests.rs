@@ -157,6 +157,40 @@ async fn identical_files_are_stored_once() {
     assert_eq!(blob_files(dir.path()).len(), 4);
 }
 
+/// A registration checks and syncs only blobs no committed version or artifact
+/// references yet (the others were made durable when first referenced); once the last
+/// reference is gone and a collection took the bytes, the blob is refused again.
+async fn only_unreferenced_blobs_are_checked_at_registration() {
+    let (_dir, r) = registry().await;
+    let m = name("m");
+    let new = stage(&r, &[("a", b"first"), ("b", b"second")]).await;
+    let staged: Vec<Sha256Digest> = new.files.files().iter().map(|f| f.sha256).collect();
+    let never = Sha256Digest::of(b"never uploaded");
+    let asked = [staged[0], staged[1], never];
+    let unreferenced = r.meta.unreferenced_blobs(&asked).await.unwrap();
+    assert_eq!(unreferenced, asked, "staged blobs are not referenced yet");
+
+    r.create_version(ACTOR, &m, &new).await.unwrap();
+    assert_eq!(r.meta.unreferenced_blobs(&asked).await.unwrap(), [never]);
+    r.create_version(ACTOR, &m, &new).await.unwrap();
+
+    for number in [1, 2] {
+        r.delete_version(ACTOR, &m, number).await.unwrap();
+    }
+    r.collect_garbage(ACTOR, std::time::Duration::ZERO, false)
+        .await
+        .unwrap();
+    match r.create_version(ACTOR, &m, &new).await {
+        Err(Error::MissingBlobs(mut missing)) => {
+            missing.sort();
+            let mut expected = staged.clone();
+            expected.sort();
+            assert_eq!(missing, expected);
+        }
+        other => panic!("expected MissingBlobs, got {other:?}"),
+    }
+}
+
 async fn registration_refuses_unstored_blobs_and_bad_metadata() {
     let (_dir, r) = registry().await;
     let mut new = stage(&r, &[("a", b"stored")]).await;
@@ -1398,6 +1432,7 @@ conformance!(
     version_records_manifest_digest_and_metadata,
     identical_files_are_stored_once,
     registration_refuses_unstored_blobs_and_bad_metadata,
+    only_unreferenced_blobs_are_checked_at_registration,
     alias_moves_are_recorded_and_rollback_returns_to_the_previous_version,
     deleting_a_version_removes_its_aliases_and_records_why,
     model_lifecycle,
