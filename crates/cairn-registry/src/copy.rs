@@ -256,7 +256,10 @@ impl Registry {
             .buffer_unordered(BLOB_CONCURRENCY)
             .try_collect()
             .await?;
-        target.blobs.make_durable(&missing).await?;
+        // Every blob the copied rows reference, not only the copied ones: one the target
+        // held already may be a staged upload nothing has synced yet, and a registration
+        // counts a referenced blob as durable (`MetadataStore::unreferenced_blobs`).
+        target.blobs.make_durable(&digests).await?;
         report.blobs = copied.len() as u64;
         report.blob_bytes = copied.iter().sum();
         Ok(digests)
