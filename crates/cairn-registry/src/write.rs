@@ -97,17 +97,6 @@ impl Drop for SqliteTx {
 }
 
 impl WriteTx {
-    /// Starts a transaction on `store`'s writer: on SQLite it holds the write lock
-    /// from the start, so its reads are current and it never fails on a lock upgrade.
-    pub(crate) async fn begin(store: &MetadataStore) -> Result<Self> {
-        let backend = store.backend();
-        let inner = match store.sqlite_writer() {
-            Some(writer) => TxInner::Sqlite(begin_immediate(writer).await?),
-            None => TxInner::Postgres(store.pool().begin().await?),
-        };
-        Ok(Self { backend, inner })
-    }
-
     /// A statement of this transaction; `sql` numbers its placeholders `$1`, `$2`…
     pub fn query(&mut self, sql: &str) -> Stmt<'_> {
         let q = SqlBuilder::numbered(self.backend, sql);
@@ -169,9 +158,17 @@ async fn when_not_busy<T>(
 }
 
 impl MetadataStore {
-    /// A write transaction (see [`WriteTx`]).
+    /// Starts a write transaction (see [`WriteTx`]): on SQLite it holds the write lock
+    /// from the start, so its reads are current and it never fails on a lock upgrade.
     pub(crate) async fn write_tx(&self) -> Result<WriteTx> {
-        WriteTx::begin(self).await
+        let inner = match self.sqlite_writer() {
+            Some(writer) => TxInner::Sqlite(begin_immediate(writer).await?),
+            None => TxInner::Postgres(self.pool().begin().await?),
+        };
+        Ok(WriteTx {
+            backend: self.backend(),
+            inner,
+        })
     }
 
     /// One write statement, committed on its own; `sql` numbers its placeholders
