@@ -1545,9 +1545,19 @@ impl Tracking {
 }
 
 /// `VALUES (…), (…)` of `run_metrics` rows (run_id, key, value, is_nan, timestamp, step):
-/// one per (run id, metric).
+/// one per (run id, metric), in (run, key) order and each key's newest value first.
 pub(crate) fn push_metric_values(q: &mut SqlBuilder, rows: &[(&str, &MetricValue)]) {
-    q.push_values(rows, |mut row, &(run_id, m)| {
+    // The latest-value trigger fires per row: with a key's newest value first it
+    // rewrites that key's latest row once per statement, and the older values after it
+    // only look it up (the trigger's WHERE refuses them). In key order, consecutive
+    // inserts also land on the same history page.
+    let mut rows = rows.to_vec();
+    rows.sort_unstable_by(|(run_a, a), (run_b, b)| {
+        (run_a, &a.key)
+            .cmp(&(run_b, &b.key))
+            .then_with(|| (b.step, b.timestamp).cmp(&(a.step, a.timestamp)))
+    });
+    q.push_values(rows, |mut row, (run_id, m)| {
         let (value, is_nan) = metric_to_db(m.value);
         row.push_bind(run_id.to_owned())
             .push_bind(m.key.clone())
