@@ -121,6 +121,15 @@ impl SqlBuilder {
         self
     }
 
+    /// Appends ` LIMIT limit OFFSET offset`, as numbers in the text. SQLite plans a
+    /// query with its LIMIT's value, so a bound LIMIT makes the prepared statement
+    /// expire at every new binding: each execution would parse and plan it again (its
+    /// `SQLITE_STMTSTATUS_REPREPARE` counts them). The numbers are the caller's own
+    /// integers, never request text.
+    pub fn push_limit(&mut self, limit: u64, offset: u64) -> &mut Self {
+        self.push(format_args!(" LIMIT {limit} OFFSET {offset}"))
+    }
+
     /// Items pushed with `separator` between them.
     pub fn separated(&mut self, separator: &'static str) -> Separated<'_> {
         Separated {

@@ -211,6 +211,44 @@ mod tests {
         assert!(counts.into_iter().all(|n| n.unwrap() == 0));
     }
 
+    /// Paged reads (searches) run as prepared, from the statement cache: with its
+    /// LIMIT bound, SQLite would parse and plan the statement again at every run.
+    #[tokio::test]
+    async fn a_paged_read_is_planned_once() {
+        use crate::sql::SqlBuilder;
+        use crate::store::Backend;
+        use rusqlite::StatementStatus;
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        add_model(&store, "a").await;
+        add_model(&store, "b").await;
+        let page = |limit_bound: bool, after: &str| {
+            let mut q = SqlBuilder::new(Backend::Sqlite, "SELECT name FROM models WHERE name > ");
+            q.push_bind(after.to_owned()).push(" ORDER BY name");
+            match limit_bound {
+                true => q.push(" LIMIT ").push_bind(10_i64),
+                false => q.push_limit(10, 0),
+            };
+            q
+        };
+        let reads = store.sqlite_reads().unwrap();
+        let plannings = |limit_bound: bool| {
+            reads.read(move |conn| {
+                let mut names = Vec::new();
+                for after in ["", "a", ""] {
+                    names.push(super::rows::<(String,)>(conn, &page(limit_bound, after))?.len());
+                }
+                assert_eq!(names, [2, 1, 2]);
+                let statement = conn.prepare_cached(page(limit_bound, "").sqlite_statement().0)?;
+                Ok(statement.get_status(StatementStatus::RePrepare))
+            })
+        };
+        assert_eq!(plannings(false).await.unwrap(), 0);
+        // What the test would see without `push_limit`.
+        assert!(plannings(true).await.unwrap() >= 2);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_statements_of_one_read_see_one_snapshot() {
         let dir = tempfile::tempdir().unwrap();

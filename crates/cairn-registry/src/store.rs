@@ -2013,11 +2013,7 @@ fn push_order_and_page(
             if o.ascending { "ASC" } else { "DESC" }
         ));
     }
-    q.push(tiebreak)
-        .push(" LIMIT ")
-        .push_bind(limit as i64)
-        .push(" OFFSET ")
-        .push_bind(offset as i64);
+    q.push(tiebreak).push_limit(limit as u64, offset as u64);
     Ok(())
 }
 

@@ -1084,10 +1084,8 @@ impl Tracking {
         if !has_start_time {
             q.push("r.start_time DESC, ");
         }
-        q.push("r.id ASC LIMIT ");
-        q.push_bind(limit as i64 + 1);
-        q.push(" OFFSET ");
-        q.push_bind(offset as i64);
+        q.push("r.id ASC")
+            .push_limit(limit as u64 + 1, offset as u64);
         self.runs_with_details(q).await
     }
 
