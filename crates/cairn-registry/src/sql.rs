@@ -125,8 +125,11 @@ impl SqlBuilder {
     /// query with its LIMIT's value, so a bound LIMIT makes the prepared statement
     /// expire at every new binding: each execution would parse and plan it again (its
     /// `SQLITE_STMTSTATUS_REPREPARE` counts them). The numbers are the caller's own
-    /// integers, never request text.
+    /// integers, never request text; both engines count in signed 64 bits, and no
+    /// table holds more rows than that (a page token may carry any offset).
     pub fn push_limit(&mut self, limit: u64, offset: u64) -> &mut Self {
+        let most = i64::MAX as u64;
+        let (limit, offset) = (limit.min(most), offset.min(most));
         self.push(format_args!(" LIMIT {limit} OFFSET {offset}"))
     }
 

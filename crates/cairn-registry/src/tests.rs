@@ -860,6 +860,8 @@ async fn version_search_filters_orders_and_pages_in_sql() {
         ["alpha@3", "alpha@2", "alpha@1", "beta@2", "beta@1"]
     );
     assert_eq!(search("", &[], 2, 2).await, ["alpha@1", "beta@2"]);
+    // An offset past every version (a page token may carry any number): an empty page.
+    assert!(search("", &[], usize::MAX, 2).await.is_empty());
     assert_eq!(
         search("name = 'beta'", &[], 0, 10).await,
         ["beta@2", "beta@1"]

@@ -335,6 +335,12 @@ async fn run_search_filters_and_orders_in_sql() {
         .await
         .unwrap();
     assert_eq!(page.len(), 2);
+    // An offset past every run (a page token may carry any number) is an empty page.
+    let past = t
+        .search_runs(&[exp], &[], ViewType::ActiveOnly, &[], usize::MAX, 1)
+        .await
+        .unwrap();
+    assert!(past.is_empty());
     t.set_run_lifecycle(&ids[0], Lifecycle::Deleted)
         .await
         .unwrap();
