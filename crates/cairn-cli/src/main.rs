@@ -6,6 +6,7 @@
 mod capture;
 mod client;
 mod commands;
+mod confined;
 mod output;
 mod progress;
 

@@ -16,7 +16,8 @@ pub mod tracking;
 pub use digest::{Sha256Digest, Sha256Hasher, hash_reader};
 pub use manifest::{FileEntry, Manifest};
 pub use model::{
-    AliasMove, AuditEntry, AuditHead, AuditReport, Model, VerifyProblem, VerifyReport, Version,
+    AliasMove, AuditEntry, AuditHead, AuditReport, Model, RecordProblem, VerifyProblem,
+    VerifyReport, Version,
 };
 pub use name::{AliasName, MetaKey, ModelName};
 pub use reference::{ModelVersionRef, VersionRef};

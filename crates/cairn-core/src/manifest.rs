@@ -12,6 +12,9 @@ use crate::{Sha256Digest, ValidationError};
 
 /// Longest manifest path, in bytes.
 pub const PATH_MAX: usize = 1024;
+/// Largest size a file, or a whole version, may declare: the largest the metadata
+/// stores (64-bit signed integers on both engines) hold.
+pub const SIZE_MAX: u64 = i64::MAX as u64;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FileEntry {
@@ -36,8 +39,18 @@ impl Manifest {
                 "a version needs at least one file".into(),
             ));
         }
+        let mut total: u64 = 0;
         for f in &files {
             validate_path(&f.path)?;
+            total = total
+                .checked_add(f.size)
+                .filter(|t| *t <= SIZE_MAX)
+                .ok_or_else(|| {
+                    ValidationError::Manifest(format!(
+                        "the files' sizes add up to more than {SIZE_MAX} bytes (at {:?})",
+                        f.path
+                    ))
+                })?;
         }
         files.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
         let mut seen = BTreeSet::new();
@@ -70,6 +83,7 @@ impl Manifest {
         self.files
     }
 
+    /// The sum of the files' sizes; [`Manifest::new`] proved it at most [`SIZE_MAX`].
     pub fn total_size(&self) -> u64 {
         self.files.iter().map(|f| f.size).sum()
     }
@@ -179,6 +193,21 @@ mod tests {
         assert!(Manifest::new(vec![entry("a", b"1"), entry("a", b"2")]).is_err());
         assert!(Manifest::new(vec![entry("a", b"1"), entry("a/b", b"2")]).is_err());
         assert!(Manifest::new(vec![]).is_err());
+    }
+
+    #[test]
+    fn refuses_sizes_past_what_the_stores_hold() {
+        let sized = |path: &str, size| FileEntry {
+            size,
+            ..entry(path, b"x")
+        };
+        assert!(Manifest::new(vec![sized("a", SIZE_MAX)]).is_ok());
+        assert!(Manifest::new(vec![sized("a", SIZE_MAX + 1)]).is_err());
+        assert!(Manifest::new(vec![sized("a", u64::MAX)]).is_err());
+        // Each size fits; the sum would wrap (or pass 2^63 - 1).
+        let err = Manifest::new(vec![sized("a", SIZE_MAX), sized("b", 1)]).unwrap_err();
+        assert!(err.to_string().contains("add up to more than"), "{err}");
+        assert!(Manifest::new(vec![sized("a", u64::MAX), sized("b", 2)]).is_err());
     }
 
     #[test]

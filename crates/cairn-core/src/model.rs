@@ -119,25 +119,48 @@ pub struct FileRef {
     pub path: String,
 }
 
-/// One bad blob and every version file that holds it.
+/// One bad blob and everything that holds it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct VerifyProblem {
     pub sha256: Sha256Digest,
     pub problem: BlobProblem,
+    /// Version files holding it.
     pub files: Vec<FileRef>,
+    /// Environment files of versions (lineage: `requirements.txt`…) holding it.
+    #[serde(default)]
+    pub environment: Vec<FileRef>,
+    /// Run and logged-model artifacts holding it, by artifact path.
+    #[serde(default)]
+    pub artifacts: Vec<String>,
+}
+
+/// A metadata record that disagrees with what it describes, whatever the blobs hold:
+/// a version whose manifest rows no longer hash to its digest (a row edited, added or
+/// removed), or a row declaring a size its blob does not have.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RecordProblem {
+    /// `NAME@N` for a version, `artifact PATH` for an artifact.
+    pub record: String,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct VerifyReport {
+    /// Versions whose manifests were recomputed.
     pub versions: u64,
+    /// Distinct blobs re-hashed.
     pub blobs: u64,
     pub bytes: u64,
+    /// Blobs missing or whose bytes no longer hash to their digest.
     pub problems: Vec<VerifyProblem>,
+    /// Records that disagree with their content.
+    #[serde(default)]
+    pub records: Vec<RecordProblem>,
 }
 
 impl VerifyReport {
     pub fn ok(&self) -> bool {
-        self.problems.is_empty()
+        self.problems.is_empty() && self.records.is_empty()
     }
 }
 
@@ -208,6 +231,10 @@ pub struct GcReport {
     pub kept_young: u64,
     /// Blobs stored in all, before collecting.
     pub stored: u64,
+    /// Staged files of interrupted uploads older than the grace period, removed (or to
+    /// remove).
+    #[serde(default)]
+    pub stale_uploads: u64,
 }
 
 /// What keeps a blob alive (`cairn gc --why`).

@@ -20,8 +20,10 @@ pub const KEY_MAX: usize = 250;
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ModelName(String);
 
-/// An alias: `[A-Za-z][A-Za-z0-9_-]{0,63}`, not `latest`. Starting with a letter keeps
-/// `NAME@REF` unambiguous: a REF of digits is always a version number.
+/// An alias: a letter, then letters, digits, `_` and `-`, at most 64 bytes, not `latest`.
+/// Letters and digits are Unicode's (`staging-ü` is an alias), as MLflow's `\w` allows.
+/// Starting with a letter keeps `NAME@REF` unambiguous: a REF of digits is always a
+/// version number.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct AliasName(String);
 
@@ -53,16 +55,16 @@ impl ModelName {
 impl AliasName {
     pub fn new(s: &str) -> Result<Self, ValidationError> {
         let err = |why| ValidationError::Alias(s.to_owned(), why);
-        let first = s.bytes().next().ok_or_else(|| err("must not be empty"))?;
+        let first = s.chars().next().ok_or_else(|| err("must not be empty"))?;
         if s.len() > ALIAS_MAX {
             return Err(err("longer than 64 bytes"));
         }
-        if !first.is_ascii_alphabetic() {
+        if !first.is_alphabetic() {
             return Err(err("must start with a letter"));
         }
         if !s
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-'))
         {
             return Err(err("only letters, digits, '_' and '-' are allowed"));
         }
@@ -171,7 +173,15 @@ mod tests {
 
     #[test]
     fn aliases() {
-        for ok in ["production", "champion", "stage-2", "A_b"] {
+        for ok in [
+            "production",
+            "champion",
+            "stage-2",
+            "A_b",
+            "ü",
+            "prüfung-2",
+            "本番",
+        ] {
             assert!(AliasName::new(ok).is_ok(), "{ok}");
         }
         for bad in [
@@ -182,7 +192,10 @@ mod tests {
             "LATEST",
             "a.b",
             "a b",
+            "٣x",
+            "a\u{200b}",
             &"a".repeat(65),
+            &"ü".repeat(33),
         ] {
             assert!(AliasName::new(bad).is_err(), "{bad}");
         }

@@ -258,7 +258,7 @@ impl Registry {
             .await?;
         // Every blob the copied rows reference, not only the copied ones: one the target
         // held already may be a staged upload nothing has synced yet, and a registration
-        // counts a referenced blob as durable (`MetadataStore::unreferenced_blobs`).
+        // counts a referenced blob as durable (`MetadataStore::recorded_sizes`).
         target.blobs.make_durable(&digests).await?;
         report.blobs = copied.len() as u64;
         report.blob_bytes = copied.iter().sum();

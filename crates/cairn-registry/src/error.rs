@@ -35,6 +35,16 @@ pub enum Error {
         actual: Sha256Digest,
         size: u64,
     },
+    #[error("{path}: {declared} bytes declared, but blob sha256:{digest} holds {stored} bytes")]
+    SizeMismatch {
+        path: String,
+        digest: Sha256Digest,
+        declared: u64,
+        stored: u64,
+    },
+    /// A stored blob whose bytes no longer hash to its digest: the store is damaged.
+    #[error("stored blob sha256:{0} is corrupt; `cairn verify` names what it breaks")]
+    CorruptBlob(Sha256Digest),
     #[error("upload interrupted: {0}")]
     UploadInterrupted(String),
     #[error("{} blob(s) of the manifest are not stored; upload them first (first: sha256:{})", .0.len(), .0[0])]
@@ -93,9 +103,11 @@ impl Error {
             Self::AliasNotFound { .. } => "alias_not_found",
             Self::BlobNotFound(_) => "blob_not_found",
             Self::DigestMismatch { .. } => "digest_mismatch",
+            Self::SizeMismatch { .. } => "size_mismatch",
             Self::UploadInterrupted(_) => "upload_interrupted",
             Self::MissingBlobs(_) => "missing_blobs",
             Self::Conflict(_) => "conflict",
+            Self::CorruptBlob(_) => "corrupt_blob",
             Self::Database(_)
             | Self::Sqlite(_)
             | Self::Migration(_)
@@ -106,7 +118,7 @@ impl Error {
 
     /// Whether the fault lies with the caller's input (as opposed to the registry).
     pub fn is_client_error(&self) -> bool {
-        self.code() != "internal"
+        !matches!(self.code(), "internal" | "corrupt_blob")
     }
 }
 

@@ -15,14 +15,14 @@
 //!
 //! A collection that frees anything leaves one audit entry (`blobs.collect`).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use cairn_core::Sha256Digest;
 use cairn_core::model::{BlobUse, FileRef, GcReport};
 
 use crate::sql::SqlBuilder;
-use crate::store::{Backend, MetadataStore, now_ms, time_of};
+use crate::store::{Backend, MetadataStore, corrupt_row, now_ms, time_of};
 use crate::write::WriteTx;
 use crate::{Error, Registry, Result};
 
@@ -82,36 +82,48 @@ pub(crate) async fn claim_blobs(
 }
 
 impl MetadataStore {
-    /// Which of `digests` no committed version or artifact references. The others are
-    /// durable: every write that adds such a reference makes its blobs durable before it
-    /// commits, and a collection never deletes a referenced blob (should the reference
-    /// go and a collection take the blob meanwhile, the writer's [`claim_blobs`] finds
-    /// its tombstone).
-    pub(crate) async fn unreferenced_blobs(
+    /// The sizes recorded for those of `digests` a committed version or artifact
+    /// references (one per table holding it). The others are unreferenced; the
+    /// referenced ones are durable: every write that adds such a reference makes its
+    /// blobs durable before it commits, and a collection never deletes a referenced blob
+    /// (should the reference go and a collection take the blob meanwhile, the writer's
+    /// [`claim_blobs`] finds its tombstone).
+    pub(crate) async fn recorded_sizes(
         &self,
         digests: &[Sha256Digest],
-    ) -> Result<Vec<Sha256Digest>> {
-        let mut referenced = HashSet::new();
+    ) -> Result<HashMap<Sha256Digest, Vec<u64>>> {
+        let mut recorded = HashMap::new();
         for chunk in digests.chunks(CHUNK) {
             // One index probe per digest and table: a blob may be referenced by
             // thousands of rows (every version of a model that never changed it).
-            let mut q = SqlBuilder::new(self.backend(), "SELECT v.column1 FROM (");
+            let mut q = SqlBuilder::new(
+                self.backend(),
+                "SELECT v.column1,
+                   (SELECT f.size FROM version_files f WHERE f.sha256 = v.column1 LIMIT 1),
+                   (SELECT e.size FROM version_environment e WHERE e.sha256 = v.column1 LIMIT 1),
+                   (SELECT a.size FROM artifacts a WHERE a.sha256 = v.column1 LIMIT 1)
+                 FROM (",
+            );
             q.push_values(chunk, |mut row, d| {
                 row.push_bind(d.to_hex());
             });
-            q.push(
-                ") AS v WHERE EXISTS (SELECT 1 FROM version_files f WHERE f.sha256 = v.column1)
-                 OR EXISTS (SELECT 1 FROM version_environment e WHERE e.sha256 = v.column1)
-                 OR EXISTS (SELECT 1 FROM artifacts a WHERE a.sha256 = v.column1)",
-            );
-            let rows: Vec<(String,)> = self.read_rows(q).await?;
-            referenced.extend(rows.into_iter().map(|(hex,)| hex));
+            q.push(") AS v");
+            // The digest, then its size as recorded in each table (NULL: not there).
+            type Recorded = (String, Option<i64>, Option<i64>, Option<i64>);
+            let rows: Vec<Recorded> = self.read_rows(q).await?;
+            for (hex, files, environment, artifacts) in rows {
+                let sizes: Vec<u64> = [files, environment, artifacts]
+                    .into_iter()
+                    .flatten()
+                    .map(|s| s as u64)
+                    .collect();
+                if !sizes.is_empty() {
+                    let digest = hex.parse().map_err(|_| corrupt_row("blob digest"))?;
+                    recorded.insert(digest, sizes);
+                }
+            }
         }
-        Ok(digests
-            .iter()
-            .filter(|d| !referenced.contains(&d.to_hex()))
-            .copied()
-            .collect())
+        Ok(recorded)
     }
 
     /// Which of `digests` a collection deleted (and nobody uploaded again since).
@@ -151,7 +163,8 @@ impl MetadataStore {
 
 impl Registry {
     /// Deletes every blob that no version file, artifact or upload part references and
-    /// that is older than `grace`. With `dry_run`, only says what it would delete.
+    /// that is older than `grace`, and the staged files of interrupted uploads older
+    /// than `grace`. With `dry_run`, only says what it would delete.
     pub async fn collect_garbage(
         &self,
         actor: &str,
@@ -162,6 +175,8 @@ impl Registry {
         // after the listing is not a candidate; one written before is judged below.
         let stored = self.blobs.list().await?;
         let cutoff = now_ms() - grace.as_millis() as i64;
+        // Staged files are no blob and no row names them: their age alone decides.
+        let stale_uploads = self.blobs.remove_stale_uploads(grace, dry_run).await? as u64;
 
         let mut tx = self.meta.write_tx().await?;
         let run: i64 = tx
@@ -183,6 +198,7 @@ impl Registry {
             freed_bytes: 0,
             kept_young: 0,
             stored: stored.len() as u64,
+            stale_uploads,
         };
         for blob in &stored {
             if referenced.contains(&blob.digest.to_hex()) {
@@ -266,7 +282,7 @@ impl Registry {
                 .await?;
         Ok(BlobUse {
             digest: *digest,
-            stored: self.blobs.exists(digest).await?,
+            stored: self.blobs.stored_size(digest).await?.is_some(),
             versions: versions
                 .into_iter()
                 .map(|(model, version, path)| FileRef {

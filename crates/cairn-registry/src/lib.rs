@@ -18,6 +18,7 @@ mod sql;
 mod sqlite_reads;
 pub mod store;
 pub mod tracking;
+mod verify;
 mod write;
 
 pub use blobs::BlobLocation;

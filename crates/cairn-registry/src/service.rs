@@ -2,19 +2,18 @@
 //! and orders writes between the blob store and the metadata store. The native REST
 //! API, the CLI's embedded mode (and later the MLflow adapter) all call this.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use cairn_core::api::{CreateModel, NewVersion};
-use cairn_core::model::{AliasAction, BlobProblem};
+use cairn_core::model::AliasAction;
 use cairn_core::{
-    AliasMove, AliasName, MetaKey, Model, ModelName, Sha256Digest, ValidationError, VerifyProblem,
-    VerifyReport, Version, VersionRef,
+    AliasMove, AliasName, MetaKey, Model, ModelName, Sha256Digest, ValidationError, VerifyReport,
+    Version, VersionRef,
 };
-use futures::StreamExt;
 
 use crate::blobs::{BlobLocation, BlobRead, BlobStore};
 use crate::read_cache::{self, ReadCache};
@@ -22,6 +21,7 @@ use crate::store::{
     AliasTarget, DbLocation, DbOptions, MetadataStore, VersionExtras, VersionInsert, VersionOrigin,
 };
 use crate::tracking::Tracking;
+use crate::verify;
 use crate::{Error, Result};
 
 /// Longest description, in bytes.
@@ -232,20 +232,7 @@ impl Registry {
         }
 
         self.check_parents(&new.lineage.parents).await?;
-        let mut digests: Vec<Sha256Digest> = new
-            .files
-            .files()
-            .iter()
-            .map(|f| f.sha256)
-            .chain(new.lineage.environment.iter().map(|e| e.sha256))
-            .collect();
-        digests.sort_unstable();
-        digests.dedup();
-        // Blobs a committed version or artifact references are durable already (a run's
-        // artifacts, registered as a model version, usually are): only the others are
-        // checked and synced.
-        let unreferenced = self.meta.unreferenced_blobs(&digests).await?;
-        self.blobs.require_durable(&unreferenced).await?;
+        self.check_declared_sizes(new).await?;
 
         // The run a registration names is the version's run, as MLflow records it.
         let named_run;
@@ -268,6 +255,66 @@ impl Registry {
                 origin,
             })
             .await
+    }
+
+    /// Fails unless every blob a registration names is stored with the size it
+    /// declares (files and environment files), and makes them durable. Blobs a
+    /// committed version or artifact references are durable already (a run's
+    /// artifacts, registered as a model version, usually are), and their sizes were
+    /// checked when first referenced: a declared size that agrees with the recorded
+    /// one stands for the check; only the others go to the blob store.
+    async fn check_declared_sizes(&self, new: &NewVersion) -> Result<()> {
+        let declared: Vec<(&str, Sha256Digest, u64)> = new
+            .files
+            .files()
+            .iter()
+            .map(|f| (f.path.as_str(), f.sha256, f.size))
+            .chain(
+                new.lineage
+                    .environment
+                    .iter()
+                    .map(|e| (e.path.as_str(), e.sha256, e.size)),
+            )
+            .collect();
+        let mut digests: Vec<Sha256Digest> = declared.iter().map(|(_, d, _)| *d).collect();
+        digests.sort_unstable();
+        digests.dedup();
+        let recorded = self.meta.recorded_sizes(&digests).await?;
+        let unreferenced: Vec<Sha256Digest> = digests
+            .iter()
+            .filter(|d| !recorded.contains_key(d))
+            .copied()
+            .collect();
+        let sizes = self.blobs.require_durable(&unreferenced).await?;
+        let mut stored: HashMap<Sha256Digest, u64> = unreferenced.into_iter().zip(sizes).collect();
+
+        let disagreeing: Vec<Sha256Digest> = declared
+            .iter()
+            .filter(|(_, digest, size)| match recorded.get(digest) {
+                Some(sizes) => sizes.iter().any(|s| s != size),
+                None => false,
+            })
+            .map(|(_, digest, _)| *digest)
+            .collect();
+        if !disagreeing.is_empty() {
+            let sizes = self.blobs.stored_sizes(&disagreeing).await?;
+            for (digest, size) in disagreeing.iter().zip(sizes) {
+                stored.insert(*digest, size.ok_or(Error::MissingBlobs(vec![*digest]))?);
+            }
+        }
+        for (path, digest, size) in declared {
+            if let Some(&stored) = stored.get(&digest)
+                && stored != size
+            {
+                return Err(Error::SizeMismatch {
+                    path: path.to_owned(),
+                    digest,
+                    declared: size,
+                    stored,
+                });
+            }
+        }
+        Ok(())
     }
 
     pub async fn list_versions(&self, model: &ModelName) -> Result<Vec<Version>> {
@@ -542,74 +589,26 @@ impl Registry {
 
     // ---- verification ----
 
-    /// Re-hashes every blob of one version.
+    /// Recomputes one version's digest from its manifest rows and re-hashes its blobs
+    /// (see `verify`).
     pub async fn verify_version(
         &self,
         model: &ModelName,
         reference: &VersionRef,
     ) -> Result<VerifyReport> {
-        let version = self.meta.get_version(model, reference).await?;
-        let blobs = self
+        let number = self
             .meta
-            .referenced_blobs(Some((model, version.version)))
-            .await?;
-        self.verify_blobs(blobs, 1).await
+            .get_version_summary(model, reference)
+            .await?
+            .version;
+        let id = verify::version_id(&self.meta, model, number).await?;
+        verify::verify(&self.meta, &self.blobs, verify::Scope::Version(id)).await
     }
 
-    /// Re-hashes every blob of every version.
+    /// [`Registry::verify_version`] for every version, and every blob any row
+    /// references (run artifacts and uploads in progress included).
     pub async fn verify_all(&self) -> Result<VerifyReport> {
-        let blobs = self.meta.referenced_blobs(None).await?;
-        let versions = self.meta.count_versions().await?;
-        self.verify_blobs(blobs, versions).await
-    }
-
-    async fn verify_blobs(
-        &self,
-        blobs: Vec<(Sha256Digest, u64)>,
-        versions: u64,
-    ) -> Result<VerifyReport> {
-        // Hashing is CPU-bound: one blob per core at a time.
-        let parallelism = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let checks: Vec<Result<(Sha256Digest, u64, Option<BlobProblem>)>> =
-            futures::stream::iter(blobs.into_iter().map(|(digest, size)| {
-                let store = self.blobs.clone();
-                async move {
-                    let problem = match store.rehash(&digest).await? {
-                        None => Some(BlobProblem::Missing),
-                        Some((actual, actual_size)) if actual != digest || actual_size != size => {
-                            Some(BlobProblem::Corrupt)
-                        }
-                        Some(_) => None,
-                    };
-                    Ok((digest, size, problem))
-                }
-            }))
-            .buffer_unordered(parallelism)
-            .collect()
-            .await;
-
-        let mut report = VerifyReport {
-            versions,
-            ..Default::default()
-        };
-        let mut problems = BTreeMap::new();
-        for check in checks {
-            let (digest, size, problem) = check?;
-            report.blobs += 1;
-            report.bytes += size;
-            if let Some(problem) = problem {
-                problems.insert(digest, problem);
-            }
-        }
-        for (digest, problem) in problems {
-            let files = self.meta.files_with_blob(&digest).await?;
-            report.problems.push(VerifyProblem {
-                sha256: digest,
-                problem,
-                files,
-            });
-        }
-        Ok(report)
+        verify::verify(&self.meta, &self.blobs, verify::Scope::All).await
     }
 }
 

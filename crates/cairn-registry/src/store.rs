@@ -18,7 +18,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_core::model::{AliasAction, FileRef};
+use cairn_core::model::AliasAction;
 use cairn_core::search::{Comparison, EntityKind, Op, OrderBy};
 use cairn_core::{
     AliasMove, AliasName, FileEntry, Model, ModelName, Sha256Digest, Version, VersionRef,
@@ -328,7 +328,7 @@ pub(crate) fn time_of(ms: i64) -> OffsetDateTime {
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
-fn corrupt_row(what: &str) -> Error {
+pub(crate) fn corrupt_row(what: &str) -> Error {
     Error::Database(sqlx::Error::Decode(
         format!("unreadable {what} in the metadata store").into(),
     ))
@@ -1680,66 +1680,6 @@ impl MetadataStore {
             });
         }
         rows.into_iter().map(MoveRow::into_move).collect()
-    }
-
-    // ---- blobs referenced by versions ----
-
-    /// Distinct blobs (digest, size) of one version, or of every version.
-    pub async fn referenced_blobs(
-        &self,
-        version: Option<(&ModelName, u64)>,
-    ) -> Result<Vec<(Sha256Digest, u64)>> {
-        let rows: Vec<(String, i64)> = match version {
-            Some((model, number)) => {
-                sqlx::query_as(
-                    "SELECT DISTINCT f.sha256, f.size FROM version_files f
-                     JOIN versions v ON v.id = f.version_id JOIN models m ON m.id = v.model_id
-                     WHERE m.name = $1 AND v.number = $2",
-                )
-                .bind(model.as_str())
-                .bind(number as i64)
-                .fetch_all(&self.pool)
-                .await?
-            }
-            None => {
-                sqlx::query_as(
-                    "SELECT sha256, size FROM version_files
-                     UNION SELECT sha256, size FROM version_environment",
-                )
-                .fetch_all(&self.pool)
-                .await?
-            }
-        };
-        rows.into_iter()
-            .map(|(d, size)| Ok((parse_digest(&d)?, size as u64)))
-            .collect()
-    }
-
-    pub async fn count_versions(&self) -> Result<u64> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM versions")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(n as u64)
-    }
-
-    /// Every version file that holds a blob.
-    pub async fn files_with_blob(&self, digest: &Sha256Digest) -> Result<Vec<FileRef>> {
-        let rows: Vec<(String, i64, String)> = sqlx::query_as(
-            "SELECT m.name, v.number, f.path FROM version_files f
-             JOIN versions v ON v.id = f.version_id JOIN models m ON m.id = v.model_id
-             WHERE f.sha256 = $1 ORDER BY m.name, v.number, f.path",
-        )
-        .bind(digest.to_hex())
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(model, version, path)| FileRef {
-                model,
-                version: version as u64,
-                path,
-            })
-            .collect())
     }
 }
 

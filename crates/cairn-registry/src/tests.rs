@@ -167,11 +167,18 @@ async fn only_unreferenced_blobs_are_checked_at_registration() {
     let staged: Vec<Sha256Digest> = new.files.files().iter().map(|f| f.sha256).collect();
     let never = Sha256Digest::of(b"never uploaded");
     let asked = [staged[0], staged[1], never];
-    let unreferenced = r.meta.unreferenced_blobs(&asked).await.unwrap();
-    assert_eq!(unreferenced, asked, "staged blobs are not referenced yet");
+    let recorded = r.meta.recorded_sizes(&asked).await.unwrap();
+    assert!(recorded.is_empty(), "staged blobs are not referenced yet");
 
     r.create_version(ACTOR, &m, &new).await.unwrap();
-    assert_eq!(r.meta.unreferenced_blobs(&asked).await.unwrap(), [never]);
+    let recorded = r.meta.recorded_sizes(&asked).await.unwrap();
+    assert_eq!(recorded.len(), 2);
+    assert_eq!(
+        recorded[&staged[0]],
+        [5],
+        "\"first\" is 5 bytes, recorded once"
+    );
+    assert!(!recorded.contains_key(&never));
     r.create_version(ACTOR, &m, &new).await.unwrap();
 
     for number in [1, 2] {
@@ -898,7 +905,7 @@ async fn abandoned_uploads_are_swept() {
     std::fs::write(tmp.join("in-progress"), b"part").unwrap();
     let removed = r
         .blobs()
-        .remove_stale_uploads(std::time::Duration::from_secs(86_400))
+        .remove_stale_uploads(std::time::Duration::from_secs(86_400), false)
         .await
         .unwrap();
     assert_eq!(removed, 1);

@@ -31,6 +31,7 @@ fn status_of(e: &Error) -> StatusCode {
         Error::Invalid(_)
         | Error::InvalidArgument(_)
         | Error::DigestMismatch { .. }
+        | Error::SizeMismatch { .. }
         | Error::UploadInterrupted(_)
         | Error::MissingBlobs(_) => StatusCode::BAD_REQUEST,
         Error::ModelNotFound(_)
@@ -41,7 +42,8 @@ fn status_of(e: &Error) -> StatusCode {
         Error::ModelExists(_) | Error::AlreadyExists(_) | Error::Conflict(_) => {
             StatusCode::CONFLICT
         }
-        Error::Database(_)
+        Error::CorruptBlob(_)
+        | Error::Database(_)
         | Error::Sqlite(_)
         | Error::Migration(_)
         | Error::Storage(_)
@@ -52,7 +54,8 @@ fn status_of(e: &Error) -> StatusCode {
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
         let status = status_of(&e);
-        if status.is_server_error() {
+        // A damaged blob is the server's fault, and worth saying so as it is.
+        if status.is_server_error() && !matches!(e, Error::CorruptBlob(_)) {
             tracing::error!(error = %e, "request failed");
             return Self::new(
                 status,

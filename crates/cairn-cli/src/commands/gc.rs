@@ -16,8 +16,9 @@ pub struct Args {
     /// Report what would be freed; delete nothing.
     #[arg(long)]
     dry_run: bool,
-    /// Keep unreferenced blobs younger than this (e.g. 1h, 7d): a push uploads its
-    /// blobs before it registers the version that references them.
+    /// Keep unreferenced blobs, and staged files of uploads, younger than this (e.g. 1h,
+    /// 7d): a push uploads its blobs before it registers the version that references
+    /// them, and another server may be in the middle of an upload.
     #[arg(long, default_value = "24h", value_parser = super::parse_duration)]
     grace: Duration,
     /// Say what keeps this blob alive instead of collecting.
@@ -75,5 +76,16 @@ pub async fn run(registry: &dyn RegistryClient, args: Args) -> Result<ExitCode> 
         report.stored,
         report.kept_young
     );
+    if report.stale_uploads > 0 {
+        let verb = if report.dry_run {
+            "would remove"
+        } else {
+            "removed"
+        };
+        eprintln!(
+            "{verb} {} staged file(s) of interrupted uploads",
+            report.stale_uploads
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,16 +1,20 @@
 //! `cairn pull NAME@REF -o DIR`: write a version's files under DIR, re-hashing every
-//! byte on the way. Files land in temporary names first and are renamed into place only
-//! when every file of the version verified, so a corrupt blob never reaches DIR.
+//! byte on the way. Nothing the registry sends is trusted: the manifest's paths are
+//! checked and must hash to the version's digest, every write goes through
+//! [`ConfinedDir`] (no link followed, nothing outside DIR), and files wait in a staging
+//! directory inside DIR until every file of the version verified, so a refused pull
+//! writes nothing (not even DIR, when it made DIR).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
-use cairn_core::{FileEntry, ModelVersionRef, Sha256Hasher, hash_reader};
+use anyhow::{Context, Result, anyhow, bail};
+use cairn_core::{FileEntry, Manifest, ModelVersionRef, Sha256Hasher, hash_reader};
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 
 use crate::client::RegistryClient;
+use crate::confined::{ConfinedDir, Entry};
 use crate::{output, progress};
 
 const DOWNLOAD_CONCURRENCY: usize = 4;
@@ -27,73 +31,88 @@ pub struct Args {
     force: bool,
 }
 
-/// A file written under a temporary name, waiting to be renamed into place.
-struct Staged {
-    temp: PathBuf,
-    target: PathBuf,
+/// The state of the output directory: whether this pull made it, and the staging
+/// directory inside it where files wait until every one of them verified.
+struct Output {
+    root: ConfinedDir,
+    /// Made by this pull (with its missing parents, outermost first): removed again
+    /// when the pull is refused.
+    made: Vec<PathBuf>,
+    staging: ConfinedDir,
+    staging_name: String,
 }
 
 pub async fn run(registry: &dyn RegistryClient, args: Args) -> Result<ExitCode> {
     let version = registry
         .get_version(&args.reference.model, &args.reference.version)
         .await?;
-    let files = version.files.clone().unwrap_or_default();
+    // Nothing the registry sends is trusted: its paths are checked as any manifest's
+    // (relative, no `..`, no duplicates), and they must hash to the version's digest.
+    let manifest = Manifest::new(version.files.clone().unwrap_or_default()).with_context(|| {
+        format!(
+            "the registry sent an unsafe manifest for {}@{}; nothing was written",
+            version.model, version.version
+        )
+    })?;
+    if manifest.digest() != version.digest {
+        bail!(
+            "the registry sent a manifest for {}@{} that does not hash to its digest (sha256:{}, manifest: sha256:{}); nothing was written",
+            version.model,
+            version.version,
+            version.digest,
+            manifest.digest()
+        );
+    }
+    let files = manifest.files();
 
+    let made = make_output_dir(&args.output)?;
+    let root = ConfinedDir::open(&args.output)?;
     let mut to_write = Vec::new();
     let mut conflicts = Vec::new();
-    for entry in &files {
-        let target = args.output.join(&entry.path);
-        match existing_state(&target, entry)? {
-            Existing::Absent => to_write.push(entry.clone()),
-            Existing::Same => {}
-            Existing::Differs if args.force => to_write.push(entry.clone()),
-            Existing::Differs => conflicts.push(entry.path.clone()),
+    let mut checked = Ok(());
+    for entry in files {
+        match existing_state(&root, entry) {
+            Ok(Existing::Absent) => to_write.push(entry.clone()),
+            Ok(Existing::Same) => {}
+            Ok(Existing::Differs) if args.force => to_write.push(entry.clone()),
+            Ok(Existing::Differs) => conflicts.push(entry.path.clone()),
+            Err(e) => {
+                checked = Err(e);
+                break;
+            }
         }
     }
-    if !conflicts.is_empty() {
-        bail!(
+    if checked.is_ok() && !conflicts.is_empty() {
+        checked = Err(anyhow!(
             "{} file(s) in {} differ from {}@{} (first: {}); use --force to overwrite",
             conflicts.len(),
             args.output.display(),
             version.model,
             version.version,
             conflicts[0]
-        );
+        ));
+    }
+    if let Err(e) = checked {
+        remove_made(&made);
+        return Err(e);
     }
 
+    let staging_name = format!(".cairn-pull-{}", uuid::Uuid::new_v4());
+    let staging = root.create_dir(&staging_name)?;
+    let out = Output {
+        root,
+        made,
+        staging,
+        staging_name,
+    };
     let total: u64 = to_write.iter().map(|f| f.size).sum();
-    let bar = progress::bytes_bar(total, "pulling");
-    let results: Vec<Result<Staged>> = futures::stream::iter(to_write.iter().map(|entry| {
-        let bar = bar.clone();
-        let target = args.output.join(&entry.path);
-        async move { download(registry, entry, target, &bar).await }
-    }))
-    .buffer_unordered(DOWNLOAD_CONCURRENCY)
-    .collect()
-    .await;
-    bar.finish_and_clear();
-
-    let mut staged = Vec::new();
-    let mut failures = Vec::new();
-    for result in results {
-        match result {
-            Ok(s) => staged.push(s),
-            Err(e) => failures.push(e),
-        }
+    let written = download_all(registry, &out, &to_write, total).await;
+    let placed = written.and_then(|()| place(&out, &to_write));
+    if let Err(e) = placed {
+        discard(&out, &to_write);
+        return Err(e);
     }
-    if let Some(first) = failures.first() {
-        for s in &staged {
-            let _ = std::fs::remove_file(&s.temp);
-        }
-        for e in &failures[1..] {
-            eprintln!("error: {e:#}");
-        }
-        bail!("{first:#}; nothing was written");
-    }
-    for s in &staged {
-        std::fs::rename(&s.temp, &s.target)
-            .with_context(|| format!("moving {} into place", s.target.display()))?;
-    }
+    let _ = out.root.remove_empty_dir(&out.staging_name);
 
     println!(
         "{}@{} {}",
@@ -103,12 +122,90 @@ pub async fn run(registry: &dyn RegistryClient, args: Args) -> Result<ExitCode> 
     );
     eprintln!(
         "wrote {} file(s), {} into {} ({} already there)",
-        staged.len(),
+        to_write.len(),
         output::bytes(total),
         args.output.display(),
-        files.len() - staged.len()
+        files.len() - to_write.len()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Makes the output directory if it is missing; answers the directories made.
+fn make_output_dir(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut missing = Vec::new();
+    let mut at = Some(dir);
+    while let Some(path) = at.filter(|p| !p.as_os_str().is_empty()) {
+        if std::fs::symlink_metadata(path).is_ok() {
+            break;
+        }
+        missing.push(path.to_path_buf());
+        at = path.parent();
+    }
+    missing.reverse();
+    for path in &missing {
+        if let Err(e) = std::fs::create_dir(path) {
+            remove_made(&missing);
+            return Err(e).with_context(|| format!("creating {}", path.display()));
+        }
+    }
+    Ok(missing)
+}
+
+/// Removes the directories a refused pull made, innermost first, if still empty.
+fn remove_made(made: &[PathBuf]) {
+    for path in made.iter().rev() {
+        let _ = std::fs::remove_dir(path);
+    }
+}
+
+/// Downloads every file into the staging directory, a few at a time; the first failure
+/// is the answer (with the others on stderr).
+async fn download_all(
+    registry: &dyn RegistryClient,
+    out: &Output,
+    to_write: &[FileEntry],
+    total: u64,
+) -> Result<()> {
+    let bar = progress::bytes_bar(total, "pulling");
+    let results: Vec<Result<()>> =
+        futures::stream::iter(to_write.iter().enumerate().map(|(index, entry)| {
+            let bar = bar.clone();
+            async move { download(registry, entry, &out.staging, &index.to_string(), &bar).await }
+        }))
+        .buffer_unordered(DOWNLOAD_CONCURRENCY)
+        .collect()
+        .await;
+    bar.finish_and_clear();
+    let mut failures = results.into_iter().filter_map(Result::err);
+    let Some(first) = failures.next() else {
+        return Ok(());
+    };
+    for e in failures {
+        eprintln!("error: {e:#}");
+    }
+    bail!("{first:#}; nothing was written")
+}
+
+/// Moves every verified file from the staging directory into place.
+fn place(out: &Output, to_write: &[FileEntry]) -> Result<()> {
+    let mut created = Vec::new();
+    for (index, entry) in to_write.iter().enumerate() {
+        out.root
+            .move_into(&out.staging, &index.to_string(), &entry.path, &mut created)
+            .with_context(|| format!("moving {} into place", entry.path))?;
+    }
+    Ok(())
+}
+
+/// Undoes a refused pull: the staged files, the staging directory, and the output
+/// directory if this pull made it (files already moved into place stay: only a failure
+/// of the move itself, after every file verified, leaves them).
+fn discard(out: &Output, to_write: &[FileEntry]) {
+    for index in 0..to_write.len() {
+        let _ = out.staging.remove_file(&index.to_string());
+    }
+    let _ = out.root.remove_empty_dir(&out.staging_name);
+    remove_made(&out.made);
 }
 
 enum Existing {
@@ -117,19 +214,18 @@ enum Existing {
     Differs,
 }
 
-fn existing_state(target: &Path, entry: &FileEntry) -> Result<Existing> {
-    let meta = match std::fs::symlink_metadata(target) {
-        Ok(meta) => meta,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Existing::Absent),
-        Err(e) => return Err(e).with_context(|| format!("checking {}", target.display())),
-    };
-    if !meta.is_file() {
-        bail!("{} exists and is not a regular file", target.display());
+fn existing_state(root: &ConfinedDir, entry: &FileEntry) -> Result<Existing> {
+    let target = root.display(&entry.path);
+    match root
+        .entry(&entry.path)
+        .with_context(|| format!("checking {}", target.display()))?
+    {
+        Entry::Absent => return Ok(Existing::Absent),
+        Entry::Other => bail!("{} exists and is not a regular file", target.display()),
+        Entry::File { size } if size != entry.size => return Ok(Existing::Differs),
+        Entry::File { .. } => {}
     }
-    if meta.len() != entry.size {
-        return Ok(Existing::Differs);
-    }
-    let file = std::fs::File::open(target)?;
+    let file = root.open_file(&entry.path)?;
     let (digest, _) = hash_reader(file, entry.size, |_| {})?;
     Ok(if digest == entry.sha256 {
         Existing::Same
@@ -138,51 +234,45 @@ fn existing_state(target: &Path, entry: &FileEntry) -> Result<Existing> {
     })
 }
 
-/// Streams one blob into a temporary file beside its target, checking size and digest.
+/// Streams one blob into the staging file `name`, checking size and digest.
 async fn download(
     registry: &dyn RegistryClient,
     entry: &FileEntry,
-    target: PathBuf,
+    staging: &ConfinedDir,
+    name: &str,
     bar: &indicatif::ProgressBar,
-) -> Result<Staged> {
-    let parent = target.parent().unwrap_or(Path::new("."));
-    tokio::fs::create_dir_all(parent)
+) -> Result<()> {
+    let mut download = registry
+        .download_blob(&entry.sha256)
         .await
-        .with_context(|| format!("creating {}", parent.display()))?;
-    let temp = parent.join(format!(".cairn-pull-{}", uuid::Uuid::new_v4()));
-    let written = async {
-        let mut download = registry
-            .download_blob(&entry.sha256)
-            .await
-            .with_context(|| format!("{}: fetching its content", entry.path))?;
-        let mut file = tokio::fs::File::create(&temp).await?;
-        let mut hasher = Sha256Hasher::new();
-        while let Some(chunk) = download.stream.next().await {
-            let chunk = chunk.with_context(|| format!("{}: download interrupted", entry.path))?;
-            hasher.update(&chunk);
-            file.write_all(&chunk).await?;
-            bar.inc(chunk.len() as u64);
-        }
-        file.flush().await?;
-        let (actual, size) = hasher.finish();
-        if actual != entry.sha256 || size != entry.size {
+        .with_context(|| format!("{}: fetching its content", entry.path))?;
+    let mut file = tokio::fs::File::from_std(staging.create_file(name)?);
+    let mut hasher = Sha256Hasher::new();
+    while let Some(chunk) = download.stream.next().await {
+        let chunk = chunk.with_context(|| format!("{}: download interrupted", entry.path))?;
+        hasher.update(&chunk);
+        // A registry sending more than the manifest says is cut off, not obeyed.
+        if hasher.len() > entry.size {
             bail!(
-                "{}: stored content is corrupt (manifest: sha256:{} {} bytes, got sha256:{} {} bytes)",
+                "{}: the registry sent more than its {} bytes",
                 entry.path,
-                entry.sha256,
-                entry.size,
-                actual,
-                size
+                entry.size
             );
         }
-        Ok(())
+        file.write_all(&chunk).await?;
+        bar.inc(chunk.len() as u64);
     }
-    .await;
-    match written {
-        Ok(()) => Ok(Staged { temp, target }),
-        Err(e) => {
-            let _ = tokio::fs::remove_file(&temp).await;
-            Err(e)
-        }
+    file.flush().await?;
+    let (actual, size) = hasher.finish();
+    if actual != entry.sha256 || size != entry.size {
+        bail!(
+            "{}: stored content is corrupt (manifest: sha256:{} {} bytes, got sha256:{} {} bytes)",
+            entry.path,
+            entry.sha256,
+            entry.size,
+            actual,
+            size
+        );
     }
+    Ok(())
 }

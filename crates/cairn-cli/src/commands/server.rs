@@ -63,7 +63,9 @@ impl StoreArgs {
     }
 }
 
-/// Staged uploads older than this were abandoned (see `BlobStore::remove_stale_uploads`).
+/// Staged uploads older than this were abandoned (see `BlobStore::remove_stale_uploads`):
+/// the default grace period of `cairn gc`. Younger ones may be uploads in progress on
+/// another server sharing the directory or bucket.
 const STALE_UPLOAD_AGE: Duration = Duration::from_secs(24 * 60 * 60);
 
 #[derive(clap::Args)]
@@ -96,7 +98,11 @@ pub async fn run(args: Args, artifacts: Option<&str>) -> Result<()> {
     // any upload in progress.
     let sweeper = registry.clone();
     tokio::spawn(async move {
-        match sweeper.blobs().remove_stale_uploads(STALE_UPLOAD_AGE).await {
+        match sweeper
+            .blobs()
+            .remove_stale_uploads(STALE_UPLOAD_AGE, false)
+            .await
+        {
             Ok(0) => {}
             Ok(n) => tracing::info!(removed = n, "removed uploads abandoned over a day ago"),
             Err(e) => tracing::warn!(error = %e, "could not sweep abandoned uploads"),

@@ -55,10 +55,17 @@ impl From<Error> for MlflowError {
             | Error::Invalid(_)
             | Error::InvalidArgument(_)
             | Error::DigestMismatch { .. }
+            | Error::SizeMismatch { .. }
             | Error::UploadInterrupted(_)
             | Error::MissingBlobs(_)
             | Error::Conflict(_) => INVALID_PARAMETER_VALUE,
             Error::ModelExists(_) | Error::AlreadyExists(_) => RESOURCE_ALREADY_EXISTS,
+            Error::CorruptBlob(_) => {
+                return Self {
+                    code: INTERNAL_ERROR,
+                    message: e.to_string(),
+                };
+            }
             Error::Database(_)
             | Error::Sqlite(_)
             | Error::Migration(_)

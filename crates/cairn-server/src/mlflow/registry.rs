@@ -86,9 +86,9 @@ fn version(f: &Fields) -> MlflowResult<u64> {
 
 fn alias(f: &Fields) -> MlflowResult<AliasName> {
     let raw = f.str("alias")?;
-    let digits_after_v = raw.len() > 1
-        && raw[..1].eq_ignore_ascii_case("v")
-        && raw[1..].bytes().all(|b| b.is_ascii_digit());
+    let digits_after_v = raw
+        .strip_prefix(['v', 'V'])
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
     if digits_after_v {
         return Err(MlflowError::invalid(format!(
             "Invalid alias name: '{raw}'. Aliases cannot be 'latest' or of the form 'v<number>'."

@@ -23,6 +23,14 @@ use object_store::{
 
 use crate::Error;
 
+mod local;
+mod location;
+mod verified;
+
+use local::{read_ahead, write_local_blob};
+pub use location::BlobLocation;
+use location::remote_store;
+
 /// Blobs up to this size are hashed in memory and written in one put; larger ones are
 /// streamed as a multipart upload with this part size.
 const PART_SIZE: usize = 8 * 1024 * 1024;
@@ -37,46 +45,6 @@ const HEAD_CONCURRENCY: usize = 32;
 pub struct BlobRead {
     pub size: u64,
     pub stream: BoxStream<'static, std::io::Result<Bytes>>,
-}
-
-/// A local file as a stream of `READ_CHUNK`-sized chunks, each read on the blocking pool
-/// straight into its own buffer while the one before is being sent: one copy out of the
-/// page cache, one read ahead in flight, and no thread held while a slow client drains.
-fn read_ahead(file: std::fs::File, size: u64) -> BoxStream<'static, std::io::Result<Bytes>> {
-    let file = Arc::new(file);
-    let first = (size > 0).then(|| read_chunk(file.clone(), 0, size));
-    futures::stream::unfold((first, 0), move |(pending, offset)| {
-        let file = file.clone();
-        async move {
-            let chunk = pending?.await.map_err(std::io::Error::other).flatten();
-            let next_offset = offset + READ_CHUNK as u64;
-            // Reads are sequential (the next starts when this one is done): the file's
-            // own position is the offset.
-            let next =
-                (chunk.is_ok() && next_offset < size).then(|| read_chunk(file, next_offset, size));
-            Some((chunk, (next, next_offset)))
-        }
-    })
-    .boxed()
-}
-
-/// Reads the chunk at `offset` (the file's current position) on the blocking pool.
-fn read_chunk(
-    file: Arc<std::fs::File>,
-    offset: u64,
-    size: u64,
-) -> tokio::task::JoinHandle<std::io::Result<Bytes>> {
-    tokio::task::spawn_blocking(move || {
-        use std::io::Read as _;
-        let len = (size - offset).min(READ_CHUNK as u64);
-        // Reading into spare capacity: no zeroing of the buffer first.
-        let mut buf = Vec::with_capacity(len as usize);
-        (&*file).take(len).read_to_end(&mut buf)?;
-        if buf.len() as u64 != len {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        Ok(Bytes::from(buf))
-    })
 }
 
 /// A stored blob, as listed.
@@ -116,139 +84,6 @@ fn check_digest(expected: &Sha256Digest, bytes: &[u8]) -> Result<(), Error> {
     Ok(())
 }
 
-/// Writes one verified blob into a local store: a staging file beside its final name,
-/// then an atomic rename that refuses to replace (`RENAME_NOREPLACE`), falling back to
-/// link + unlink where the filesystem lacks it. Same layout and visibility rules as the
-/// `object_store` path (a blob is visible whole or not at all), but two directory
-/// operations per blob instead of three, with no task hop per blob: what makes a push
-/// of ten thousand small files cheap. Durability comes later, from `make_durable`.
-fn write_local_blob(root: &Path, digest: &Sha256Digest, bytes: &[u8]) -> Result<(), Error> {
-    use std::io::Write as _;
-
-    let hex = digest.to_hex();
-    let dir = root.join("blobs/sha256").join(&hex[..2]);
-    let target = dir.join(&hex);
-    if target.exists() {
-        return Ok(());
-    }
-    let staging = dir.join(format!(".staging-{}", uuid::Uuid::new_v4()));
-    let mut file = match std::fs::File::create_new(&staging) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(&dir)?;
-            std::fs::File::create_new(&staging)?
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let published = file
-        .write_all(bytes)
-        .and_then(|()| publish_no_replace(&staging, &target));
-    if published.is_err() {
-        let _ = std::fs::remove_file(&staging);
-    }
-    published.map_err(Error::from)
-}
-
-/// Moves `staging` to `target` unless `target` exists; an existing target is success
-/// (same digest, same bytes).
-fn publish_no_replace(staging: &Path, target: &Path) -> std::io::Result<()> {
-    use rustix::fs::{CWD, RenameFlags, renameat_with};
-
-    match renameat_with(CWD, staging, CWD, target, RenameFlags::NOREPLACE) {
-        Ok(()) => Ok(()),
-        Err(rustix::io::Errno::EXIST) => std::fs::remove_file(staging),
-        Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => {
-            let linked = match std::fs::hard_link(staging, target) {
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-                other => other,
-            };
-            std::fs::remove_file(staging)?;
-            linked
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Where blobs live: a local directory or an object-store bucket (with a key prefix).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BlobLocation {
-    Local(PathBuf),
-    /// `s3://bucket/prefix`, `gs://bucket/prefix`, `az://container/prefix`.
-    Remote(url::Url),
-}
-
-impl BlobLocation {
-    /// A path or `file://PATH` is local; `s3://`, `gs://` and `az://` (also `abfs://`)
-    /// are object stores configured from the standard environment of each cloud.
-    pub fn parse(s: &str) -> Result<Self, Error> {
-        if let Some(path) = s.strip_prefix("file://") {
-            return Ok(Self::Local(PathBuf::from(path)));
-        }
-        if !s.contains("://") {
-            return Ok(Self::Local(PathBuf::from(s)));
-        }
-        let url = url::Url::parse(s)
-            .map_err(|e| Error::InvalidArgument(format!("invalid artifact store {s:?}: {e}")))?;
-        match url.scheme() {
-            "s3" | "s3a" | "gs" | "az" | "azure" | "abfs" | "abfss" => Ok(Self::Remote(url)),
-            other => Err(Error::InvalidArgument(format!(
-                "unsupported artifact store scheme {other:?}: use a path, s3://, gs:// or az://"
-            ))),
-        }
-    }
-}
-
-impl std::fmt::Display for BlobLocation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Local(path) => write!(f, "{}", path.display()),
-            Self::Remote(url) => write!(f, "{url}"),
-        }
-    }
-}
-
-/// An object store for `url`, configured from the environment the cloud's own tools
-/// read (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`…, `GOOGLE_*`, `AZURE_*`),
-/// with keys under the URL's path.
-fn remote_store(url: &url::Url) -> Result<Arc<dyn ObjectStore>, Error> {
-    use object_store::aws::AmazonS3Builder;
-    use object_store::azure::MicrosoftAzureBuilder;
-    use object_store::gcp::GoogleCloudStorageBuilder;
-    use object_store::prefix::PrefixStore;
-
-    let store: Arc<dyn ObjectStore> = match url.scheme() {
-        "s3" | "s3a" => {
-            let mut builder = AmazonS3Builder::from_env().with_url(url.as_str());
-            // S3-compatible servers on plain HTTP (MinIO, Ceph, test servers).
-            if let Ok(endpoint) =
-                std::env::var("AWS_ENDPOINT_URL").or_else(|_| std::env::var("AWS_ENDPOINT"))
-            {
-                builder = builder.with_endpoint(&endpoint);
-                if endpoint.starts_with("http://") {
-                    builder = builder.with_allow_http(true);
-                }
-            }
-            Arc::new(builder.build()?)
-        }
-        "gs" => Arc::new(
-            GoogleCloudStorageBuilder::from_env()
-                .with_url(url.as_str())
-                .build()?,
-        ),
-        _ => Arc::new(
-            MicrosoftAzureBuilder::from_env()
-                .with_url(url.as_str())
-                .build()?,
-        ),
-    };
-    let prefix = url.path().trim_matches('/');
-    Ok(if prefix.is_empty() {
-        store
-    } else {
-        Arc::new(PrefixStore::new(store, prefix))
-    })
-}
-
 impl BlobStore {
     pub fn open(location: &BlobLocation) -> Result<Self, Error> {
         match location {
@@ -279,70 +114,78 @@ impl BlobStore {
         })
     }
 
-    pub async fn exists(&self, digest: &Sha256Digest) -> Result<bool, Error> {
+    /// The stored size of a blob, `None` if it is not stored.
+    pub async fn stored_size(&self, digest: &Sha256Digest) -> Result<Option<u64>, Error> {
         match self.store.head(&blob_key(digest)).await {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e.into()),
         }
     }
 
     /// The digests of `digests` that are not stored, in their original order.
     pub async fn missing(&self, digests: &[Sha256Digest]) -> Result<Vec<Sha256Digest>, Error> {
-        if self.local_root.is_some() {
-            return self.missing_local(digests).await;
-        }
-        // Owned items and an owned clone keep the futures free of borrowed lifetimes,
-        // which `Send` checks in axum handlers otherwise trip over.
-        let store = self.clone();
-        let present: Vec<bool> = futures::stream::iter(digests.to_vec())
-            .map(move |d| {
-                let store = store.clone();
-                async move { store.exists(&d).await }
-            })
-            .buffered(HEAD_CONCURRENCY)
-            .try_collect()
-            .await?;
+        let sizes = self.stored_sizes(digests).await?;
         Ok(digests
             .iter()
-            .zip(present)
-            .filter(|(_, present)| !present)
+            .zip(sizes)
+            .filter(|(_, size)| size.is_none())
             .map(|(d, _)| *d)
             .collect())
     }
 
+    /// The stored size of each of `digests` (`None`: not stored), in their order.
+    pub async fn stored_sizes(&self, digests: &[Sha256Digest]) -> Result<Vec<Option<u64>>, Error> {
+        if self.local_root.is_some() {
+            return self.stored_sizes_local(digests).await;
+        }
+        // Owned items and an owned clone keep the futures free of borrowed lifetimes,
+        // which `Send` checks in axum handlers otherwise trip over.
+        let store = self.clone();
+        futures::stream::iter(digests.to_vec())
+            .map(move |d| {
+                let store = store.clone();
+                async move { store.stored_size(&d).await }
+            })
+            .buffered(HEAD_CONCURRENCY)
+            .try_collect()
+            .await
+    }
+
     /// On a local directory, one blocking task checks a whole batch of paths: ten
     /// thousand existence checks cost one `stat` each instead of a task hop each.
-    async fn missing_local(&self, digests: &[Sha256Digest]) -> Result<Vec<Sha256Digest>, Error> {
+    async fn stored_sizes_local(
+        &self,
+        digests: &[Sha256Digest],
+    ) -> Result<Vec<Option<u64>>, Error> {
         const BATCH: usize = 1024;
         let mut checks = Vec::new();
         for batch in digests.chunks(BATCH) {
-            let paths: Vec<(Sha256Digest, PathBuf)> = batch
+            let paths: Vec<PathBuf> = batch
                 .iter()
-                .map(|d| (*d, self.local_path(d).expect("local store")))
+                .map(|d| self.local_path(d).expect("local store"))
                 .collect();
             checks.push(tokio::task::spawn_blocking(move || {
-                let mut missing = Vec::new();
-                for (digest, path) in paths {
-                    match std::fs::metadata(&path) {
-                        Ok(meta) if meta.is_file() => {}
-                        Ok(_) => missing.push(digest),
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => missing.push(digest),
-                        Err(e) => return Err(e),
-                    }
-                }
-                Ok(missing)
+                paths
+                    .iter()
+                    .map(|path| match std::fs::symlink_metadata(path) {
+                        Ok(meta) if meta.is_file() => Ok(Some(meta.len())),
+                        Ok(_) => Ok(None),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                        Err(e) => Err(e),
+                    })
+                    .collect::<std::io::Result<Vec<_>>>()
             }));
         }
-        let mut missing = Vec::new();
+        let mut sizes = Vec::with_capacity(digests.len());
         for check in checks {
-            missing.extend(
+            sizes.extend(
                 check
                     .await
                     .map_err(|e| Error::Io(std::io::Error::other(e)))??,
             );
         }
-        Ok(missing)
+        Ok(sizes)
     }
 
     /// Stores many small blobs, each only if its bytes hash to its digest. On a local
@@ -559,34 +402,21 @@ impl BlobStore {
             .await
     }
 
-    /// Removes staged uploads older than `older_than`: what a process killed in the
-    /// middle of an upload left under `blobs/tmp/` (never visible as a blob). Uploads in
-    /// progress are younger than any sensible threshold. Incomplete multipart uploads
-    /// on S3 are invisible objects the bucket's lifecycle rule expires. Returns how many
-    /// were removed.
+    /// Removes staged uploads older than `older_than` (with `dry_run`, only counts them):
+    /// what a process killed in the middle of an upload left behind, never visible as a
+    /// blob — multipart uploads under `blobs/tmp/`, and locally the `.staging-*` files
+    /// of small blobs beside their final names. Only old ones: several servers may share
+    /// one directory or bucket, and a younger file may be another's upload in progress.
+    /// Incomplete multipart uploads on S3 are invisible objects the bucket's lifecycle
+    /// rule expires. Returns how many there were.
     pub async fn remove_stale_uploads(
         &self,
         older_than: std::time::Duration,
+        dry_run: bool,
     ) -> Result<usize, Error> {
         if let Some(root) = self.local_root.clone() {
-            // Listed with std: object_store hides its own in-progress multipart files.
             return tokio::task::spawn_blocking(move || {
-                let dir = root.join("blobs/tmp");
-                let entries = match std::fs::read_dir(&dir) {
-                    Ok(entries) => entries,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-                    Err(e) => return Err(e),
-                };
-                let mut removed = 0;
-                for entry in entries {
-                    let entry = entry?;
-                    let modified = entry.metadata()?.modified()?;
-                    if modified.elapsed().is_ok_and(|age| age > older_than) {
-                        std::fs::remove_file(entry.path())?;
-                        removed += 1;
-                    }
-                }
-                Ok(removed)
+                local::remove_stale_uploads(&root, older_than, dry_run)
             })
             .await
             .map_err(|e| Error::Io(std::io::Error::other(e)))?
@@ -601,13 +431,20 @@ impl BlobStore {
             })
             .try_collect()
             .await?;
-        for location in &stale {
-            self.store.delete(location).await?;
+        if !dry_run {
+            for location in &stale {
+                match self.store.delete(location).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
         }
         Ok(stale.len())
     }
 
-    /// Opens a blob for reading; `None` if it is not stored.
+    /// Opens a blob for reading; `None` if it is not stored. The bytes are verified as
+    /// they are read (see `verified`): a corrupt blob ends its stream with an error
+    /// before the chunk that would complete it.
     pub async fn read(&self, digest: &Sha256Digest) -> Result<Option<BlobRead>, Error> {
         let got = match self.store.get(&blob_key(digest)).await {
             Ok(got) => got,
@@ -620,7 +457,24 @@ impl BlobStore {
             GetResultPayload::File(file, _) => read_ahead(file, size),
             GetResultPayload::Stream(s) => s.map_err(std::io::Error::other).boxed(),
         };
-        Ok(Some(BlobRead { size, stream }))
+        if size > READ_CHUNK as u64 {
+            return Ok(Some(BlobRead {
+                size,
+                stream: verified::verified(*digest, size, stream),
+            }));
+        }
+        // A blob of one chunk is checked whole before anything is answered, so that a
+        // corrupt one is refused with an error the client can read rather than a cut
+        // connection (and an empty one has no last chunk to hold back).
+        let bytes: BytesMut = stream.try_collect().await?;
+        if Sha256Digest::of(&bytes) != *digest {
+            tracing::error!(blob = %digest, "stored blob is corrupt; the read was refused");
+            return Err(Error::CorruptBlob(*digest));
+        }
+        Ok(Some(BlobRead {
+            size,
+            stream: futures::stream::once(async move { Ok(bytes.freeze()) }).boxed(),
+        }))
     }
 
     /// Re-hashes a stored blob: its actual digest and size, or `None` if it is missing.
@@ -651,47 +505,63 @@ impl BlobStore {
         }
     }
 
-    /// Fails with [`Error::MissingBlobs`] unless every one of `digests` is stored, and
-    /// makes them durable ([`Self::make_durable`]). On a local directory a few blobs
-    /// take one blocking task for both: opening each to fsync it finds the missing ones.
-    pub async fn require_durable(&self, digests: &[Sha256Digest]) -> Result<(), Error> {
-        if self.local_root.is_some() && digests.len() <= FSYNC_EACH_MAX {
-            return self.make_durable(digests).await;
-        }
-        let missing = self.missing(digests).await?;
-        if !missing.is_empty() {
-            return Err(Error::MissingBlobs(missing));
-        }
-        self.make_durable(digests).await
+    /// Fails with [`Error::MissingBlobs`] unless every one of `digests` is stored, makes
+    /// them durable ([`Self::make_durable`]), and answers their stored sizes. On a local
+    /// directory a few blobs take one blocking task for all of it: opening each to fsync
+    /// it finds the missing ones and their sizes.
+    pub async fn require_durable(&self, digests: &[Sha256Digest]) -> Result<Vec<u64>, Error> {
+        let sizes = if self.local_root.is_some() && digests.len() <= FSYNC_EACH_MAX {
+            self.make_durable(digests).await?
+        } else {
+            let sizes = self.stored_sizes(digests).await?;
+            let missing: Vec<Sha256Digest> = digests
+                .iter()
+                .zip(&sizes)
+                .filter(|(_, size)| size.is_none())
+                .map(|(d, _)| *d)
+                .collect();
+            if !missing.is_empty() {
+                return Err(Error::MissingBlobs(missing));
+            }
+            self.make_durable(digests).await?;
+            sizes
+        };
+        Ok(sizes.into_iter().map(|s| s.unwrap_or_default()).collect())
     }
 
     /// Makes `digests` durable, whoever wrote them. Object stores are durable on success.
     /// On a local directory, a few blobs get an fsync each (file and directory entry),
-    /// which costs next to nothing when they are durable already; many blobs get one
-    /// `syncfs`, which flushes every file and directory entry of the filesystem together.
-    /// A local blob found missing on the way fails with [`Error::MissingBlobs`].
-    pub async fn make_durable(&self, digests: &[Sha256Digest]) -> Result<(), Error> {
+    /// which costs next to nothing when they are durable already, and their sizes are
+    /// answered (`None` elsewhere); many blobs get one `syncfs`, which flushes every file
+    /// and directory entry of the filesystem together. A local blob found missing on the
+    /// way fails with [`Error::MissingBlobs`].
+    pub async fn make_durable(&self, digests: &[Sha256Digest]) -> Result<Vec<Option<u64>>, Error> {
         let Some(root) = self.local_root.clone() else {
-            return Ok(());
+            return Ok(vec![None; digests.len()]);
         };
         let paths: Vec<(Sha256Digest, PathBuf)> = digests
             .iter()
             .map(|d| (*d, self.local_path(d).expect("local store")))
             .collect();
-        let gone = tokio::task::spawn_blocking(move || {
+        let (sizes, gone) = tokio::task::spawn_blocking(move || {
             if paths.len() > FSYNC_EACH_MAX {
                 let dir = std::fs::File::open(&root)?;
                 rustix::fs::syncfs(&dir).map_err(std::io::Error::from)?;
-                return Ok(Vec::new());
+                return Ok((vec![None; paths.len()], Vec::new()));
             }
             let mut dirs = std::collections::BTreeSet::new();
             // A blob deleted meanwhile (by a garbage collection) is reported, not an error.
             let mut gone = Vec::new();
+            let mut sizes = Vec::with_capacity(paths.len());
             for (digest, path) in &paths {
                 match std::fs::File::open(path) {
-                    Ok(file) => file.sync_all()?,
+                    Ok(file) => {
+                        file.sync_all()?;
+                        sizes.push(Some(file.metadata()?.len()));
+                    }
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                         gone.push(*digest);
+                        sizes.push(None);
                         continue;
                     }
                     Err(e) => return Err(e),
@@ -703,14 +573,14 @@ impl BlobStore {
             for dir in dirs {
                 std::fs::File::open(dir)?.sync_all()?;
             }
-            Ok::<_, std::io::Error>(gone)
+            Ok::<_, std::io::Error>((sizes, gone))
         })
         .await
         .map_err(|e| Error::Io(std::io::Error::other(e)))??;
         if !gone.is_empty() {
             return Err(Error::MissingBlobs(gone));
         }
-        Ok(())
+        Ok(sizes)
     }
 
     /// Where a blob lives on disk, for local stores (tests and operators).
