@@ -921,6 +921,13 @@ fn assert_same_tree(a: &Path, b: &Path) {
     );
 }
 
+#[path = "e2e/hostile.rs"]
+mod hostile;
+use hostile::{
+    manifest_rows_edited_behind_the_registrys_back_are_found,
+    pull_never_writes_outside_its_directory, pull_never_writes_through_a_link,
+};
+
 macro_rules! in_both_modes {
     ($($scenario:ident),* $(,)?) => {
         mod embedded {
@@ -945,6 +952,9 @@ in_both_modes!(
     gc_frees_what_deleted_versions_alone_used,
     lineage_from_git_dvc_data_and_parents,
     model_card_shows_metadata_lineage_files_and_alias_history,
+    pull_never_writes_outside_its_directory,
+    pull_never_writes_through_a_link,
+    manifest_rows_edited_behind_the_registrys_back_are_found,
 );
 
 #[test]

@@ -25,7 +25,7 @@ impl FromStr for VersionRef {
                 Ok(n) if n >= 1 && n <= i64::MAX as u64 => Ok(Self::Number(n)),
                 _ => Err(ValidationError::Reference(
                     s.into(),
-                    "version numbers start at 1",
+                    "version numbers go from 1 to 9223372036854775807",
                 )),
             };
         }

@@ -273,12 +273,22 @@ fn keyword(tokens: &[Token], i: usize, word: &str) -> bool {
     matches!(tokens.get(i), Some(Token::Word(w)) if w.eq_ignore_ascii_case(word))
 }
 
+/// Most comparisons one filter may AND together. Each becomes a condition of one SQL
+/// statement, whose expression depth the engines bound (SQLite: 1000); a person or a UI
+/// writes a handful.
+pub const FILTER_COMPARISONS_MAX: usize = 200;
+
 /// Parses a filter string; empty means no filter.
 pub fn parse_filter(filter: &str) -> Result<Vec<Comparison>, SearchError> {
     let tokens = tokenize(filter)?;
     let mut out = Vec::new();
     let mut i = 0;
     while i < tokens.len() {
+        if out.len() == FILTER_COMPARISONS_MAX {
+            return err(format!(
+                "a filter may AND together at most {FILTER_COMPARISONS_MAX} comparisons"
+            ));
+        }
         if !out.is_empty() {
             if keyword(&tokens, i, "AND") {
                 i += 1;
@@ -429,6 +439,17 @@ mod tests {
             op,
             value,
         }
+    }
+
+    #[test]
+    fn filters_have_a_bounded_number_of_comparisons() {
+        let filter = |n: usize| vec!["metrics.a > 1"; n].join(" AND ");
+        assert_eq!(
+            parse_filter(&filter(FILTER_COMPARISONS_MAX)).unwrap().len(),
+            FILTER_COMPARISONS_MAX
+        );
+        let refused = parse_filter(&filter(20_000)).unwrap_err().to_string();
+        assert!(refused.contains("at most 200 comparisons"), "{refused}");
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub use service::Registry;
 pub use store::{Backend, DbLocation, DbOptions, VersionExtras, VersionOrigin, now_ms};
 
 #[cfg(test)]
+mod integrity_tests;
+#[cfg(test)]
 mod test_support;
 #[cfg(test)]
 mod tests;

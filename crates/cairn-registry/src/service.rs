@@ -337,6 +337,7 @@ impl Registry {
     }
 
     pub async fn delete_version(&self, actor: &str, model: &ModelName, number: u64) -> Result<()> {
+        existing_number(model, number)?;
         self.meta
             .delete_version(model, number, check_actor(actor)?)
             .await
@@ -373,6 +374,9 @@ impl Registry {
         if let Some(v) = value {
             check_text(&format!("value of {key:?}"), v, VALUE_MAX)?;
         }
+        if let Some(number) = number {
+            existing_number(model, number)?;
+        }
         self.meta
             .set_tag(model, number, key, value, check_actor(actor)?)
             .await
@@ -386,6 +390,9 @@ impl Registry {
         description: &str,
     ) -> Result<()> {
         check_text("description", description, DESCRIPTION_MAX)?;
+        if let Some(number) = number {
+            existing_number(model, number)?;
+        }
         self.meta
             .set_description(model, number, description, check_actor(actor)?)
             .await
@@ -412,6 +419,7 @@ impl Registry {
         stage: &str,
         archive_others: bool,
     ) -> Result<()> {
+        existing_number(model, number)?;
         self.meta
             .set_stage(model, number, stage, archive_others, check_actor(actor)?)
             .await
@@ -452,6 +460,7 @@ impl Registry {
         number: u64,
         reason: Option<&str>,
     ) -> Result<Option<AliasMove>> {
+        existing_number(model, number)?;
         self.alias_move(
             actor,
             model,
@@ -610,6 +619,15 @@ impl Registry {
     pub async fn verify_all(&self) -> Result<VerifyReport> {
         verify::verify(&self.meta, &self.blobs, verify::Scope::All).await
     }
+}
+
+/// A version number that can exist: the stores keep numbers as 64-bit signed integers,
+/// so a larger one names no version (and must not wrap on its way to SQL).
+fn existing_number(model: &ModelName, number: u64) -> Result<()> {
+    if number == 0 || number > i64::MAX as u64 {
+        return Err(Error::VersionNotFound(format!("{model}@{number}")));
+    }
+    Ok(())
 }
 
 fn check_actor(actor: &str) -> Result<&str> {

@@ -1302,7 +1302,7 @@ impl Tracking {
     where
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        check_artifact_path(path)?;
+        check_artifact_file_path(path)?;
         let epoch = self.meta.gc_epoch().await?;
         let (digest, size) = self.blobs.put_stream_unknown(stream).await?;
         // The artifact row may be read back by a version registration: durable first.
@@ -1315,7 +1315,7 @@ impl Tracking {
 
     /// Starts a multipart upload of the artifact at `path`; returns its id.
     pub async fn create_upload(&self, path: &str) -> Result<String> {
-        check_artifact_path(path)?;
+        check_artifact_file_path(path)?;
         let id = random_hex32();
         self.meta
             .write("INSERT INTO artifact_uploads (id, path, created_at) VALUES ($1, $2, $3)")
@@ -1647,6 +1647,18 @@ pub fn check_artifact_path(path: &str) -> Result<()> {
             .any(|s| s.is_empty() || s == "." || s == "..")
     {
         return Err(invalid(format!("Invalid path: {path}")));
+    }
+    Ok(())
+}
+
+/// The path of an artifact file to write: [`check_artifact_path`], naming a file (a
+/// trailing `/` names a directory, which no file can be stored as).
+fn check_artifact_file_path(path: &str) -> Result<()> {
+    check_artifact_path(path)?;
+    if path.ends_with('/') {
+        return Err(invalid(format!(
+            "Invalid path: {path} names a directory, not a file"
+        )));
     }
     Ok(())
 }

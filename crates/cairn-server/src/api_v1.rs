@@ -21,7 +21,7 @@ use cairn_registry::Registry;
 use futures::TryStreamExt;
 
 use crate::error::ApiError;
-use crate::extract::{Actor, ApiJson};
+use crate::extract::{Actor, ApiJson, RawBody};
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -350,7 +350,7 @@ pub struct VerifyAudit {
     responses((status = 200, description = "The chain recomputed; `broken` names the first entry that does not verify", body = AuditReport)))]
 pub async fn verify_audit(
     State(r): State<Registry>,
-    body: axum::body::Bytes,
+    RawBody(body): RawBody,
 ) -> ApiResult<Json<AuditReport>> {
     // The body is optional: no body verifies the chain alone.
     let request: VerifyAudit = if body.iter().all(u8::is_ascii_whitespace) {

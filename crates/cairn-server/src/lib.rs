@@ -22,10 +22,6 @@ use utoipa::OpenApi;
 pub use error::ApiError;
 pub use openapi::ApiDoc;
 
-/// JSON bodies (manifests of many files) up to this size; blob bodies stream and have
-/// no limit.
-const JSON_BODY_LIMIT: usize = 256 * 1024 * 1024;
-
 pub fn router(registry: Registry) -> Router {
     Router::new()
         .nest("/api/v1", api_v1::routes())
@@ -34,7 +30,7 @@ pub fn router(registry: Registry) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .layer(DefaultBodyLimit::max(extract::JSON_BODY_LIMIT))
         .layer(
             // One INFO line per request: method, path, status, latency.
             TraceLayer::new_for_http()

@@ -513,3 +513,8 @@ async fn audit_gc_and_lineage_endpoints_answer_bad_input_with_400_and_a_code() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(lineage["version"], 1);
 }
+
+/// What a hostile client or a damaged store does to the API (issue: "verified byte for
+/// byte on every path").
+#[path = "api/integrity.rs"]
+mod integrity;

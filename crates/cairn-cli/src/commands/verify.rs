@@ -1,5 +1,6 @@
-//! `cairn verify NAME@REF` / `cairn verify --all`: re-hash stored blobs; exit 1 naming
-//! every corrupt or missing file and the versions it breaks.
+//! `cairn verify NAME@REF` / `cairn verify --all`: recompute versions' digests from their
+//! manifest rows and re-hash stored blobs; exit 1 naming every corrupt or missing file,
+//! every record that disagrees with its content, and the versions they break.
 
 use std::process::ExitCode;
 
@@ -42,11 +43,24 @@ pub async fn run(registry: &dyn RegistryClient, args: Args) -> Result<ExitCode> 
                     f.model, f.version, f.path, p.sha256
                 );
             }
+            for f in &p.environment {
+                println!(
+                    "{what}: {}@{} environment file {} (sha256:{})",
+                    f.model, f.version, f.path, p.sha256
+                );
+            }
+            for path in &p.artifacts {
+                println!("{what}: artifact {path} (sha256:{})", p.sha256);
+            }
+        }
+        for r in &report.records {
+            println!("tampered: {}: {}", r.record, r.reason);
         }
     }
     if report.ok() {
         eprintln!(
-            "ok: {} blob(s), {} verified",
+            "ok: {} version(s), {} blob(s), {} verified",
+            report.versions,
             report.blobs,
             output::bytes(report.bytes)
         );
@@ -55,14 +69,22 @@ pub async fn run(registry: &dyn RegistryClient, args: Args) -> Result<ExitCode> 
     let mut broken: Vec<String> = report
         .problems
         .iter()
-        .flat_map(|p| p.files.iter().map(|f| format!("{}@{}", f.model, f.version)))
+        .flat_map(|p| p.files.iter().chain(&p.environment))
+        .map(|f| format!("{}@{}", f.model, f.version))
+        .chain(
+            report
+                .records
+                .iter()
+                .map(|r| r.record.split(' ').next().unwrap_or_default().to_owned()),
+        )
         .collect();
     broken.sort();
     broken.dedup();
     eprintln!(
-        "error: {} of {} blob(s) corrupt or missing; broken versions: {}",
+        "error: {} of {} blob(s) corrupt or missing, {} record(s) disagreeing with their content; broken: {}",
         report.problems.len(),
         report.blobs,
+        report.records.len(),
         broken.join(", ")
     );
     Ok(ExitCode::FAILURE)

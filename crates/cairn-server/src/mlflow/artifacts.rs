@@ -219,6 +219,11 @@ pub async fn create_multipart(
     // artifact takes.
     let local = f.str("path")?;
     let file_name = local.rsplit(['/', '\\']).next().unwrap_or(&local);
+    if file_name.is_empty() {
+        return Err(MlflowError::invalid(format!(
+            "Invalid path: {local} names a directory, not a file"
+        )));
+    }
     let id = r
         .tracking()
         .create_upload(&format!("{}/{file_name}", path.trim_end_matches('/')))
@@ -246,9 +251,12 @@ pub async fn create_multipart(
 /// A part of a multipart upload; answers its digest as the ETag.
 pub async fn upload_part(
     State(r): State<Registry>,
-    Path((id, part)): Path<(String, i64)>,
+    Path((id, part)): Path<(String, String)>,
     body: Body,
 ) -> MlflowResult<Response> {
+    let part: i64 = part
+        .parse()
+        .map_err(|_| MlflowError::invalid(format!("Invalid part number: {part}")))?;
     let digest = r
         .tracking()
         .put_upload_part(&id, part, body.into_data_stream())

@@ -18,11 +18,21 @@ pub const RESOURCE_DOES_NOT_EXIST: &str = "RESOURCE_DOES_NOT_EXIST";
 pub const INVALID_PARAMETER_VALUE: &str = "INVALID_PARAMETER_VALUE";
 pub const RESOURCE_ALREADY_EXISTS: &str = "RESOURCE_ALREADY_EXISTS";
 pub const INTERNAL_ERROR: &str = "INTERNAL_ERROR";
+/// A request body over the server's limit (MLflow names the code; its own server sets
+/// no limit, so no status goes with it there: 413 is HTTP's).
+pub const RESOURCE_LIMIT_EXCEEDED: &str = "RESOURCE_LIMIT_EXCEEDED";
 
 impl MlflowError {
     pub fn invalid(message: impl Into<String>) -> Self {
         Self {
             code: INVALID_PARAMETER_VALUE,
+            message: message.into(),
+        }
+    }
+
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self {
+            code: RESOURCE_LIMIT_EXCEEDED,
             message: message.into(),
         }
     }
@@ -38,6 +48,7 @@ impl MlflowError {
         match self.code {
             RESOURCE_DOES_NOT_EXIST => StatusCode::NOT_FOUND,
             INVALID_PARAMETER_VALUE | RESOURCE_ALREADY_EXISTS => StatusCode::BAD_REQUEST,
+            RESOURCE_LIMIT_EXCEEDED => StatusCode::PAYLOAD_TOO_LARGE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

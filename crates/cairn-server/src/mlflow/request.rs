@@ -5,10 +5,11 @@
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
-use axum::http::Method;
+use axum::http::{Method, StatusCode};
 use serde_json::{Map, Value};
 
 use super::error::{MlflowError, MlflowResult};
+use crate::extract::{declared_too_large, too_large_message};
 
 pub struct Fields(pub Map<String, Value>);
 
@@ -32,9 +33,16 @@ impl<S: Send + Sync> FromRequest<S> for Fields {
             }
         }
         if req.method() != Method::GET {
-            let body = Bytes::from_request(req, state)
-                .await
-                .map_err(|e| MlflowError::invalid(format!("unreadable request body: {e}")))?;
+            if let Some(declared) = declared_too_large(&req) {
+                return Err(MlflowError::too_large(too_large_message(Some(declared))));
+            }
+            let body = Bytes::from_request(req, state).await.map_err(|e| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    MlflowError::too_large(too_large_message(None))
+                } else {
+                    MlflowError::invalid(format!("unreadable request body: {e}"))
+                }
+            })?;
             if !body.is_empty() {
                 match serde_json::from_slice::<Value>(&body) {
                     Ok(Value::Object(fields)) => map.extend(fields),

@@ -57,7 +57,15 @@ fn view_type(f: &Fields, field: &str) -> MlflowResult<ViewType> {
 
 fn filter(f: &Fields) -> MlflowResult<Vec<cairn_core::search::Comparison>> {
     let text = f.opt_str("filter")?.unwrap_or_default();
-    parse_filter(&text).map_err(|e| MlflowError::invalid(format!("Invalid filter {text:?}: {e}")))
+    parse_filter(&text).map_err(|e| {
+        // An error quotes the filter, not a whole hostile megabyte of it.
+        const SHOWN: usize = 200;
+        let shown = match text.char_indices().nth(SHOWN) {
+            Some((end, _)) => format!("{:?}…", &text[..end]),
+            None => format!("{text:?}"),
+        };
+        MlflowError::invalid(format!("Invalid filter {shown}: {e}"))
+    })
 }
 
 /// The `order_by` clauses of a search request.
