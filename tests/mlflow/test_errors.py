@@ -71,3 +71,42 @@ def test_http_statuses(tracking_uri, unique):
     assert r.status_code == 400
     # The server keeps serving.
     assert requests.get(f"{tracking_uri}/healthz").ok
+
+
+def test_hostile_values_answer_as_mlflow_does(tracking_uri, unique):
+    """Compared with `mlflow server` 3.17.2 on the same requests. Where MLflow answers
+    500 for input (a version number past 2^63: "Python int too large to convert to
+    SQLite INTEGER"), Cairn answers what the input means: no such version."""
+    api = f"{tracking_uri}/api/2.0/mlflow"
+    name = f"{unique}-hostile"
+    requests.post(f"{api}/registered-models/create", json={"name": name}).raise_for_status()
+    run = requests.post(f"{api}/runs/create", json={"experiment_id": "0"}).json()["run"]["info"]
+    root = run["artifact_uri"].split("mlflow-artifacts:/", 1)[1]
+    artifacts = f"{tracking_uri}/api/2.0/mlflow-artifacts/artifacts/{root}"
+    requests.put(f"{artifacts}/model/MLmodel", data=b"flavors: {}\n").raise_for_status()
+    requests.post(f"{api}/model-versions/create", json={
+        "name": name, "source": f"runs:/{run['run_id']}/model", "run_id": run["run_id"]}).raise_for_status()
+
+    # Unicode word characters are an alias, as MLflow's `^[\w\-]*$` has it.
+    for alias in ["ü", "prüfung-2"]:
+        r = requests.post(f"{api}/registered-models/alias", json={"name": name, "alias": alias, "version": "1"})
+        assert r.status_code == 200, r.text
+    r = requests.get(f"{api}/registered-models/alias", params={"name": name, "alias": "ü"})
+    assert r.status_code == 200 and r.json()["model_version"]["version"] == "1"
+    r = requests.post(f"{api}/registered-models/alias", json={"name": name, "alias": "ü ü", "version": "1"})
+    assert r.status_code == 400 and r.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert r.json()["message"] == (
+        "Invalid alias name: 'ü ü'. Names may only contain alphanumerics, underscores (_), and dashes (-).")
+
+    for version in ["9223372036854775808", "18446744073709551615"]:
+        r = requests.post(f"{api}/registered-models/alias", json={"name": name, "alias": "p", "version": version})
+        assert r.status_code == 404 and r.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST", r.text
+        assert version in r.json()["message"] and "-" not in r.json()["message"].split("@")[-1]
+
+    r = requests.post(f"{api}/runs/search", json={
+        "experiment_ids": ["0"], "filter": " AND ".join(["metrics.a > 1"] * 20000)})
+    assert r.status_code == 400 and r.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+
+    r = requests.put(f"{artifacts}/dir/", data=b"x")
+    assert r.status_code == 400
+    assert "Artifact path must include a filename (cannot end with '/')" in r.text

@@ -28,7 +28,7 @@ def test_azure_blob_storage_holds_the_blobs(tmp_path):
             cairn(*registry, "push", str(model), "--model", "az", "--no-git")
             cairn(*registry, "pull", "az@1", "-o", str(tmp_path / "out"))
             assert filecmp.cmp(tmp_path / "out" / "weights.bin", model / "weights.bin", shallow=False)
-            assert cairn(*registry, "verify", "--all").stderr.startswith("ok: 3 blob(s)")
+            assert cairn(*registry, "verify", "--all").stderr.startswith("ok: 2 version(s), 3 blob(s)")
 
             cairn(*registry, "delete", "az@1")
             freed = cairn(*registry, "gc", "--grace", "0s").stdout.split()

@@ -169,7 +169,7 @@ def test_copy_from_embedded_to_postgres_and_s3(team_registry, tmp_path):
 
     team = team_registry["embedded"]
     verified = cairn(*team, "verify", "--all", env=env)
-    assert verified.stderr.startswith("ok: 51 blob(s)"), verified.stderr
+    assert verified.stderr.startswith("ok: 50 version(s), 51 blob(s)"), verified.stderr
     for m in range(5):
         assert versions_of(team, f"model-{m}", env) == versions_of(["--registry", str(local)], f"model-{m}", env)
     history = lambda *reg: json.loads(cairn(*reg, "history", "model-0", "production", "--json", env=env).stdout)

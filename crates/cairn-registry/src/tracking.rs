@@ -1657,7 +1657,7 @@ fn check_artifact_file_path(path: &str) -> Result<()> {
     check_artifact_path(path)?;
     if path.ends_with('/') {
         return Err(invalid(format!(
-            "Invalid path: {path} names a directory, not a file"
+            "Artifact path must include a filename (cannot end with '/'): {path}"
         )));
     }
     Ok(())

@@ -66,7 +66,7 @@ pub async fn run(registry: &dyn RegistryClient, args: Args) -> Result<ExitCode> 
     let files = manifest.files();
 
     let made = make_output_dir(&args.output)?;
-    let root = ConfinedDir::open(&args.output)?;
+    let root = ConfinedDir::open(&args.output).inspect_err(|_| remove_made(&made))?;
     let mut to_write = Vec::new();
     let mut conflicts = Vec::new();
     let mut checked = Ok(());
@@ -98,7 +98,15 @@ pub async fn run(registry: &dyn RegistryClient, args: Args) -> Result<ExitCode> 
     }
 
     let staging_name = format!(".cairn-pull-{}", uuid::Uuid::new_v4());
-    let staging = root.create_dir(&staging_name)?;
+    let staging = match root.create_dir(&staging_name) {
+        Ok(staging) => staging,
+        Err(e) => {
+            remove_made(&made);
+            return Err(e).with_context(|| {
+                format!("creating a staging directory in {}", args.output.display())
+            });
+        }
+    };
     let out = Output {
         root,
         made,
@@ -246,7 +254,10 @@ async fn download(
         .download_blob(&entry.sha256)
         .await
         .with_context(|| format!("{}: fetching its content", entry.path))?;
-    let mut file = tokio::fs::File::from_std(staging.create_file(name)?);
+    let file = staging
+        .create_file(name)
+        .with_context(|| format!("{}: creating its staging file", entry.path))?;
+    let mut file = tokio::fs::File::from_std(file);
     let mut hasher = Sha256Hasher::new();
     while let Some(chunk) = download.stream.next().await {
         let chunk = chunk.with_context(|| format!("{}: download interrupted", entry.path))?;

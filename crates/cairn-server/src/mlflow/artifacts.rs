@@ -221,7 +221,7 @@ pub async fn create_multipart(
     let file_name = local.rsplit(['/', '\\']).next().unwrap_or(&local);
     if file_name.is_empty() {
         return Err(MlflowError::invalid(format!(
-            "Invalid path: {local} names a directory, not a file"
+            "Artifact path must include a filename (cannot end with '/'): {local}"
         )));
     }
     let id = r

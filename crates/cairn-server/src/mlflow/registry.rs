@@ -94,7 +94,15 @@ fn alias(f: &Fields) -> MlflowResult<AliasName> {
             "Invalid alias name: '{raw}'. Aliases cannot be 'latest' or of the form 'v<number>'."
         )));
     }
-    AliasName::new(&raw).map_err(|e| MlflowError::invalid(e.to_string()))
+    AliasName::new(&raw).map_err(|e| match e {
+        // MLflow's own words for its charset rule.
+        cairn_core::ValidationError::Alias(_, why) if why.starts_with("only") => {
+            MlflowError::invalid(format!(
+                "Invalid alias name: '{raw}'. Names may only contain alphanumerics, underscores (_), and dashes (-)."
+            ))
+        }
+        e => MlflowError::invalid(e.to_string()),
+    })
 }
 
 fn stage(raw: &str) -> MlflowResult<&'static str> {
