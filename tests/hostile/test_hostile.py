@@ -15,6 +15,7 @@ import json
 import os
 import re
 import socket
+import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -234,3 +235,38 @@ def test_afterwards_everything_verifies_and_nothing_leaked(world):
     assert leaked == [], leaked
     assert not Path("/etc/x").exists() and not Path("/abs").exists()
     json.dumps(routes())  # the walked routes, for the record
+
+
+def test_a_staged_upload_cut_by_kill_9_is_swept_by_gc(tmp_path):
+    """A server killed mid-upload leaves its staging file; a restart keeps it (it may be
+    another server's upload in progress), `gc --grace 0s` removes it."""
+    data = tmp_path / "data"
+    server = CairnServer("--data", str(data))
+    declared = 200 * 1024 * 1024
+    digest = "ab" * 32
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as s:
+        s.sendall(f"PUT /api/v1/blobs/sha256/{digest} HTTP/1.1\r\nHost: x\r\n"
+                  f"Content-Length: {declared}\r\n\r\n".encode())
+        chunk = os.urandom(1024 * 1024)
+        for _ in range(24):  # past the first 8 MiB part: a multipart upload is staged
+            s.sendall(chunk)
+        staging = data / "blobs" / "tmp"
+        deadline = time.monotonic() + 10
+        while not (staging.exists() and any(staging.iterdir())):
+            assert time.monotonic() < deadline, "no staging file appeared"
+            time.sleep(0.05)
+        server.kill()
+    staged = list(staging.iterdir())
+    assert staged, "the cut upload left its staging file"
+
+    restarted = CairnServer("--data", str(data))
+    try:
+        assert list(staging.iterdir()) == staged, "a young staging file survives a restart"
+        report = json.loads(cairn("--registry", restarted.url, "gc", "--grace", "0s", "--json").stdout)
+        assert report["stale_uploads"] == len(staged), report
+        assert not any(staging.iterdir())
+        cairn("--registry", restarted.url, "verify", "--all")
+        cairn("--registry", restarted.url, "audit", "verify")
+    finally:
+        restarted.stop()
