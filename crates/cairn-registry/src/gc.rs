@@ -174,7 +174,9 @@ impl Registry {
         // Listing the store can take long: it happens before the fence. A blob written
         // after the listing is not a candidate; one written before is judged below.
         let stored = self.blobs.list().await?;
-        let cutoff = now_ms() - grace.as_millis() as i64;
+        // Any grace, however long, is a time before now (never a wrapped one).
+        let grace_ms = i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
+        let cutoff = now_ms().saturating_sub(grace_ms);
         // Staged files are no blob and no row names them: their age alone decides.
         let stale_uploads = self.blobs.remove_stale_uploads(grace, dry_run).await? as u64;
 
