@@ -40,7 +40,7 @@ pub fn max_results(f: &Fields, default: i64, max: i64) -> MlflowResult<usize> {
 pub fn page<T>(mut items: Vec<T>, offset: usize, limit: usize) -> (Vec<T>, Option<String>) {
     let more = items.len() > limit;
     items.truncate(limit);
-    (items, more.then(|| token(offset + limit)))
+    (items, more.then(|| token(offset.saturating_add(limit))))
 }
 
 /// `{field: items, next_page_token?}`, leaving out an empty list as MLflow does.
