@@ -66,36 +66,30 @@ impl ConfinedDir {
     }
 
     /// The directory holding `rel` and `rel`'s last segment. With `create`, missing
-    /// directories are made (their root-relative paths are pushed onto `created`);
-    /// without, `None` when one is missing.
-    fn parent_of<'r>(
-        &self,
-        rel: &'r str,
-        create: Option<&mut Vec<String>>,
-    ) -> io::Result<Option<(OwnedFd, &'r str)>> {
+    /// directories are made; without, `None` when one is missing.
+    fn parent_of<'r>(&self, rel: &'r str, create: bool) -> io::Result<Option<(OwnedFd, &'r str)>> {
+        // Checked here too, where the path is used: no `..`, no absolute path, whoever
+        // the caller.
+        cairn_core::manifest::validate_path(rel).map_err(io::Error::other)?;
         let (dirs, name) = match rel.rsplit_once('/') {
             Some((dirs, name)) => (Some(dirs), name),
             None => (None, rel),
         };
         let mut dir = rustix::fs::openat(&self.root, ".", DIR_FLAGS, Mode::empty())?;
-        let mut created = create;
         let mut walked = 0;
         for segment in dirs.into_iter().flat_map(|d| d.split('/')) {
             walked += segment.len() + 1;
             let next = match rustix::fs::openat(&dir, segment, DIR_FLAGS, Mode::empty()) {
                 Ok(fd) => fd,
-                Err(rustix::io::Errno::NOENT) => match created.as_deref_mut() {
-                    None => return Ok(None),
-                    Some(created) => {
-                        match rustix::fs::mkdirat(&dir, segment, Mode::from_raw_mode(0o777)) {
-                            Ok(()) => created.push(rel[..walked - 1].to_owned()),
-                            Err(rustix::io::Errno::EXIST) => {}
-                            Err(e) => return Err(e.into()),
-                        }
-                        rustix::fs::openat(&dir, segment, DIR_FLAGS, Mode::empty())
-                            .map_err(|e| self.walk_error(&dir, segment, &rel[..walked - 1], e))?
+                Err(rustix::io::Errno::NOENT) if create => {
+                    match rustix::fs::mkdirat(&dir, segment, Mode::from_raw_mode(0o777)) {
+                        Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                        Err(e) => return Err(e.into()),
                     }
-                },
+                    rustix::fs::openat(&dir, segment, DIR_FLAGS, Mode::empty())
+                        .map_err(|e| self.walk_error(&dir, segment, &rel[..walked - 1], e))?
+                }
+                Err(rustix::io::Errno::NOENT) => return Ok(None),
                 Err(e) => return Err(self.walk_error(&dir, segment, &rel[..walked - 1], e)),
             };
             dir = next;
@@ -133,7 +127,7 @@ impl ConfinedDir {
 
     /// What `rel` is now, without following links.
     pub fn entry(&self, rel: &str) -> io::Result<Entry> {
-        let Some((dir, name)) = self.parent_of(rel, None)? else {
+        let Some((dir, name)) = self.parent_of(rel, false)? else {
             return Ok(Entry::Absent);
         };
         match rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
@@ -151,7 +145,7 @@ impl ConfinedDir {
     /// Opens the regular file `rel` for reading, without following links.
     pub fn open_file(&self, rel: &str) -> io::Result<File> {
         let (dir, name) = self
-            .parent_of(rel, None)?
+            .parent_of(rel, false)?
             .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
         let fd = rustix::fs::openat(
             &dir,
@@ -185,17 +179,10 @@ impl ConfinedDir {
     }
 
     /// Moves `name` (directly under `from`'s root) to `rel` under this root, making the
-    /// directories it needs (pushed onto `created`). Replaces a regular file; refuses to
-    /// go through a link.
-    pub fn move_into(
-        &self,
-        from: &ConfinedDir,
-        name: &str,
-        rel: &str,
-        created: &mut Vec<String>,
-    ) -> io::Result<()> {
+    /// directories it needs. Replaces a regular file; refuses to go through a link.
+    pub fn move_into(&self, from: &ConfinedDir, name: &str, rel: &str) -> io::Result<()> {
         let (dir, target) = self
-            .parent_of(rel, Some(created))?
+            .parent_of(rel, true)?
             .expect("missing directories are created");
         if let Ok(stat) = rustix::fs::statat(&dir, target, AtFlags::SYMLINK_NOFOLLOW)
             && FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile
@@ -244,16 +231,18 @@ mod tests {
         let staging = dir.create_dir(".staging").unwrap();
         std::io::Write::write_all(&mut staging.create_file("f").unwrap(), b"x").unwrap();
 
-        let mut created = Vec::new();
-        let err = dir
-            .move_into(&staging, "f", "sub/evil", &mut created)
-            .unwrap_err();
+        let err = dir.move_into(&staging, "f", "sub/evil").unwrap_err();
         assert!(err.to_string().contains("symbolic link"), "{err}");
         assert!(dir.entry("sub/evil").is_err());
         assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
 
-        dir.move_into(&staging, "f", "a/b/c", &mut created).unwrap();
-        assert_eq!(created, ["a", "a/b"]);
+        for escaping in ["../f", "/tmp/f", "a/../../f"] {
+            assert!(
+                dir.move_into(&staging, "f", escaping).is_err(),
+                "{escaping}"
+            );
+        }
+        dir.move_into(&staging, "f", "a/b/c").unwrap();
         assert_eq!(std::fs::read(root.path().join("a/b/c")).unwrap(), b"x");
         assert!(matches!(
             dir.entry("a/b/c").unwrap(),
@@ -273,7 +262,7 @@ mod tests {
         assert!(dir.open_file("f").is_err());
         let staging = dir.create_dir(".staging").unwrap();
         staging.create_file("n").unwrap();
-        assert!(dir.move_into(&staging, "n", "f", &mut Vec::new()).is_err());
+        assert!(dir.move_into(&staging, "n", "f").is_err());
         assert_eq!(std::fs::read(outside.path().join("secret")).unwrap(), b"s");
     }
 }

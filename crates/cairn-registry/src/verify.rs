@@ -67,7 +67,8 @@ pub(crate) async fn verify(
     Ok(report)
 }
 
-/// Recomputes each version's digest, file count and size from its manifest rows.
+/// Recomputes each version's digest, file count and size from its manifest rows, a
+/// batch of versions (and their rows) per round trip.
 async fn verify_records(
     meta: &MetadataStore,
     scope: &Scope,
@@ -76,21 +77,13 @@ async fn verify_records(
     let mut after = i64::MIN;
     loop {
         let versions: Vec<RecordedVersion> = match scope {
-            Scope::Version(id) if after == i64::MIN => {
-                sqlx::query_as(VERSIONS_SQL_ONE)
-                    .bind(*id)
-                    .fetch_all(meta.pool())
-                    .await?
-            }
-            Scope::Version(_) => Vec::new(),
-            Scope::All => {
-                sqlx::query_as(VERSIONS_SQL_ALL)
-                    .bind(after)
-                    .bind(VERSIONS_PER_BATCH)
-                    .fetch_all(meta.pool())
-                    .await?
-            }
-        };
+            Scope::Version(id) => sqlx::query_as(VERSIONS_SQL_ONE).bind(*id),
+            Scope::All => sqlx::query_as(VERSIONS_SQL_ALL)
+                .bind(after)
+                .bind(VERSIONS_PER_BATCH),
+        }
+        .fetch_all(meta.pool())
+        .await?;
         let (Some(first), Some(last)) = (versions.first(), versions.last()) else {
             return Ok(());
         };
@@ -118,6 +111,9 @@ async fn verify_records(
                     reason,
                 });
             }
+        }
+        if matches!(scope, Scope::Version(_)) {
+            return Ok(());
         }
         after = last.id;
     }

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use cairn_core::{FileEntry, Manifest, ModelVersionRef, Sha256Hasher, hash_reader};
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
@@ -29,17 +29,6 @@ pub struct Args {
     /// Overwrite existing files whose content differs.
     #[arg(long)]
     force: bool,
-}
-
-/// The state of the output directory: whether this pull made it, and the staging
-/// directory inside it where files wait until every one of them verified.
-struct Output {
-    root: ConfinedDir,
-    /// Made by this pull (with its missing parents, outermost first): removed again
-    /// when the pull is refused.
-    made: Vec<PathBuf>,
-    staging: ConfinedDir,
-    staging_name: String,
 }
 
 pub async fn run(registry: &dyn RegistryClient, args: Args) -> Result<ExitCode> {
@@ -63,64 +52,13 @@ pub async fn run(registry: &dyn RegistryClient, args: Args) -> Result<ExitCode> 
             manifest.digest()
         );
     }
-    let files = manifest.files();
 
     let made = make_output_dir(&args.output)?;
-    let root = ConfinedDir::open(&args.output).inspect_err(|_| remove_made(&made))?;
-    let mut to_write = Vec::new();
-    let mut conflicts = Vec::new();
-    let mut checked = Ok(());
-    for entry in files {
-        match existing_state(&root, entry) {
-            Ok(Existing::Absent) => to_write.push(entry.clone()),
-            Ok(Existing::Same) => {}
-            Ok(Existing::Differs) if args.force => to_write.push(entry.clone()),
-            Ok(Existing::Differs) => conflicts.push(entry.path.clone()),
-            Err(e) => {
-                checked = Err(e);
-                break;
-            }
-        }
-    }
-    if checked.is_ok() && !conflicts.is_empty() {
-        checked = Err(anyhow!(
-            "{} file(s) in {} differ from {}@{} (first: {}); use --force to overwrite",
-            conflicts.len(),
-            args.output.display(),
-            version.model,
-            version.version,
-            conflicts[0]
-        ));
-    }
-    if let Err(e) = checked {
+    let pulled = pull_into(registry, &args, manifest.files()).await;
+    if pulled.is_err() {
         remove_made(&made);
-        return Err(e);
     }
-
-    let staging_name = format!(".cairn-pull-{}", uuid::Uuid::new_v4());
-    let staging = match root.create_dir(&staging_name) {
-        Ok(staging) => staging,
-        Err(e) => {
-            remove_made(&made);
-            return Err(e).with_context(|| {
-                format!("creating a staging directory in {}", args.output.display())
-            });
-        }
-    };
-    let out = Output {
-        root,
-        made,
-        staging,
-        staging_name,
-    };
-    let total: u64 = to_write.iter().map(|f| f.size).sum();
-    let written = download_all(registry, &out, &to_write, total).await;
-    let placed = written.and_then(|()| place(&out, &to_write));
-    if let Err(e) = placed {
-        discard(&out, &to_write);
-        return Err(e);
-    }
-    let _ = out.root.remove_empty_dir(&out.staging_name);
+    let written = pulled?;
 
     println!(
         "{}@{} {}",
@@ -130,12 +68,64 @@ pub async fn run(registry: &dyn RegistryClient, args: Args) -> Result<ExitCode> 
     );
     eprintln!(
         "wrote {} file(s), {} into {} ({} already there)",
-        to_write.len(),
-        output::bytes(total),
+        written.len(),
+        output::bytes(written.iter().map(|f| f.size).sum()),
         args.output.display(),
-        files.len() - to_write.len()
+        manifest.files().len() - written.len()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the files of `files` that DIR lacks (or, with `--force`, holds otherwise)
+/// through a staging directory inside DIR; answers those written. On an error nothing
+/// this call wrote is left, but for files already moved into place when a move fails.
+async fn pull_into(
+    registry: &dyn RegistryClient,
+    args: &Args,
+    files: &[FileEntry],
+) -> Result<Vec<FileEntry>> {
+    let root = ConfinedDir::open(&args.output)?;
+    let to_write = files_to_write(&root, files, args)?;
+    let staging_name = format!(".cairn-pull-{}", uuid::Uuid::new_v4());
+    let staging = root
+        .create_dir(&staging_name)
+        .with_context(|| format!("creating a staging directory in {}", args.output.display()))?;
+    let total: u64 = to_write.iter().map(|f| f.size).sum();
+    let placed = match download_all(registry, &staging, &to_write, total).await {
+        Ok(()) => place(&root, &staging, &to_write),
+        Err(e) => Err(e),
+    };
+    if placed.is_err() {
+        for index in 0..to_write.len() {
+            let _ = staging.remove_file(&index.to_string());
+        }
+    }
+    let _ = root.remove_empty_dir(&staging_name);
+    placed.map(|()| to_write)
+}
+
+/// The files of `files` to write: absent ones, and differing ones with `--force`;
+/// differing ones without it are refused, all named in one error.
+fn files_to_write(root: &ConfinedDir, files: &[FileEntry], args: &Args) -> Result<Vec<FileEntry>> {
+    let mut to_write = Vec::new();
+    let mut conflicts = Vec::new();
+    for entry in files {
+        match existing_state(root, entry)? {
+            Existing::Absent => to_write.push(entry.clone()),
+            Existing::Same => {}
+            Existing::Differs if args.force => to_write.push(entry.clone()),
+            Existing::Differs => conflicts.push(entry.path.as_str()),
+        }
+    }
+    if let Some(first) = conflicts.first() {
+        bail!(
+            "{} file(s) in {} differ from {} (first: {first}); use --force to overwrite",
+            conflicts.len(),
+            args.output.display(),
+            args.reference,
+        );
+    }
+    Ok(to_write)
 }
 
 /// Makes the output directory if it is missing; answers the directories made.
@@ -170,7 +160,7 @@ fn remove_made(made: &[PathBuf]) {
 /// is the answer (with the others on stderr).
 async fn download_all(
     registry: &dyn RegistryClient,
-    out: &Output,
+    staging: &ConfinedDir,
     to_write: &[FileEntry],
     total: u64,
 ) -> Result<()> {
@@ -178,7 +168,7 @@ async fn download_all(
     let results: Vec<Result<()>> =
         futures::stream::iter(to_write.iter().enumerate().map(|(index, entry)| {
             let bar = bar.clone();
-            async move { download(registry, entry, &out.staging, &index.to_string(), &bar).await }
+            async move { download(registry, entry, staging, &index.to_string(), &bar).await }
         }))
         .buffer_unordered(DOWNLOAD_CONCURRENCY)
         .collect()
@@ -195,25 +185,12 @@ async fn download_all(
 }
 
 /// Moves every verified file from the staging directory into place.
-fn place(out: &Output, to_write: &[FileEntry]) -> Result<()> {
-    let mut created = Vec::new();
+fn place(root: &ConfinedDir, staging: &ConfinedDir, to_write: &[FileEntry]) -> Result<()> {
     for (index, entry) in to_write.iter().enumerate() {
-        out.root
-            .move_into(&out.staging, &index.to_string(), &entry.path, &mut created)
+        root.move_into(staging, &index.to_string(), &entry.path)
             .with_context(|| format!("moving {} into place", entry.path))?;
     }
     Ok(())
-}
-
-/// Undoes a refused pull: the staged files, the staging directory, and the output
-/// directory if this pull made it (files already moved into place stay: only a failure
-/// of the move itself, after every file verified, leaves them).
-fn discard(out: &Output, to_write: &[FileEntry]) {
-    for index in 0..to_write.len() {
-        let _ = out.staging.remove_file(&index.to_string());
-    }
-    let _ = out.root.remove_empty_dir(&out.staging_name);
-    remove_made(&out.made);
 }
 
 enum Existing {
