@@ -237,7 +237,12 @@ async fn download(
     let mut file = tokio::fs::File::from_std(file);
     let mut hasher = Sha256Hasher::new();
     while let Some(chunk) = download.stream.next().await {
-        let chunk = chunk.with_context(|| format!("{}: download interrupted", entry.path))?;
+        let chunk = chunk.with_context(|| {
+            format!(
+                "{}: download interrupted (a registry cuts off a blob whose stored bytes fail their digest: `cairn verify` there names it)",
+                entry.path
+            )
+        })?;
         hasher.update(&chunk);
         // A registry sending more than the manifest says is cut off, not obeyed.
         if hasher.len() > entry.size {
