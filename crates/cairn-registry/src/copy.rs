@@ -70,6 +70,7 @@ const TABLES: &[(&str, &[&str])] = &[
 /// flight, and each registry's own garbage-collection state (its tombstones describe its
 /// own blob store). A test checks that every table of the schema is in one list or the
 /// other.
+#[cfg(test)]
 const NOT_COPIED: &[&str] = &[
     "_sqlx_migrations",
     "run_latest_metrics",
