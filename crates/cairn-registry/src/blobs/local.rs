@@ -10,6 +10,7 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 
 use super::READ_CHUNK;
+use super::key::{BLOBS, BlobKey, STAGING};
 use crate::Error;
 
 /// How the staging file of a small blob's write begins (beside its final name).
@@ -71,17 +72,18 @@ pub(super) fn write_local_blob(
 ) -> Result<(), Error> {
     use std::io::Write as _;
 
-    let hex = digest.to_hex();
-    let dir = root.join("blobs/sha256").join(&hex[..2]);
-    let target = dir.join(&hex);
+    let target = BlobKey::sha256(digest).local_path(root);
     if target.exists() {
         return Ok(());
     }
+    let dir = target
+        .parent()
+        .expect("a blob's path has a shard directory");
     let staging = dir.join(format!("{STAGING_PREFIX}{}", uuid::Uuid::new_v4()));
     let mut file = match std::fs::File::create_new(&staging) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(&dir)?;
+            std::fs::create_dir_all(dir)?;
             std::fs::File::create_new(&staging)?
         }
         Err(e) => return Err(e.into()),
@@ -148,8 +150,8 @@ pub(super) fn remove_stale_uploads(
         }
         Ok(())
     };
-    scan(&root.join("blobs/tmp"), &|_| true)?;
-    let shards = match std::fs::read_dir(root.join("blobs/sha256")) {
+    scan(&root.join(STAGING), &|_| true)?;
+    let shards = match std::fs::read_dir(root.join(BLOBS)) {
         Ok(shards) => shards.collect::<std::io::Result<Vec<_>>>()?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(e) => return Err(e),

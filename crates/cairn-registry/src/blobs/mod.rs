@@ -23,9 +23,12 @@ use object_store::{
 
 use crate::Error;
 
+mod key;
 mod local;
 mod location;
 mod verified;
+
+use key::{BlobKey, staging_key};
 
 use local::{read_ahead, write_local_blob};
 pub use location::BlobLocation;
@@ -64,12 +67,7 @@ pub struct BlobStore {
 }
 
 fn blob_key(digest: &Sha256Digest) -> ObjectPath {
-    let hex = digest.to_hex();
-    ObjectPath::from(format!("blobs/sha256/{}/{hex}", &hex[..2]))
-}
-
-fn staging_key() -> ObjectPath {
-    ObjectPath::from(format!("blobs/tmp/{}", uuid::Uuid::new_v4()))
+    BlobKey::sha256(digest).object_path()
 }
 
 fn check_digest(expected: &Sha256Digest, bytes: &[u8]) -> Result<(), Error> {
@@ -97,7 +95,7 @@ impl BlobStore {
 
     /// Fails when the store does not answer (a missing key is an answer).
     pub async fn ping(&self) -> Result<(), Error> {
-        match self.store.head(&ObjectPath::from("blobs/.ping")).await {
+        match self.store.head(&ObjectPath::from(key::PING)).await {
             Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e.into()),
         }
@@ -365,15 +363,10 @@ impl BlobStore {
     /// Every stored blob with its size and last write (garbage collection).
     pub async fn list(&self) -> Result<Vec<StoredBlob>, Error> {
         self.store
-            .list(Some(&ObjectPath::from("blobs/sha256")))
+            .list(Some(&ObjectPath::from(key::BLOBS)))
             .try_filter_map(|meta| async move {
                 // Staging files and anything else not named by its digest are skipped.
-                let digest = meta
-                    .location
-                    .filename()
-                    .and_then(|name| name.parse::<Sha256Digest>().ok())
-                    .filter(|d| meta.location == blob_key(d));
-                Ok(digest.map(|digest| StoredBlob {
+                Ok(BlobKey::digest_of(&meta.location).map(|digest| StoredBlob {
                     digest,
                     size: meta.size,
                     modified_ms: meta.last_modified.timestamp_millis(),
@@ -425,7 +418,7 @@ impl BlobStore {
         let cutoff = unix_seconds_ago(older_than);
         let stale: Vec<ObjectPath> = self
             .store
-            .list(Some(&ObjectPath::from("blobs/tmp")))
+            .list(Some(&ObjectPath::from(key::STAGING)))
             .try_filter_map(|meta| async move {
                 Ok((meta.last_modified.timestamp() < cutoff).then_some(meta.location))
             })
@@ -585,10 +578,8 @@ impl BlobStore {
 
     /// Where a blob lives on disk, for local stores (tests and operators).
     pub fn local_path(&self, digest: &Sha256Digest) -> Option<PathBuf> {
-        let hex = digest.to_hex();
-        self.local_root
-            .as_ref()
-            .map(|root| root.join("blobs/sha256").join(&hex[..2]).join(hex))
+        let key = BlobKey::sha256(digest);
+        self.local_root.as_ref().map(|root| key.local_path(root))
     }
 }
 
