@@ -4,6 +4,8 @@ import mlflow
 import pytest
 from mlflow.exceptions import MlflowException
 
+from conftest import mlflow_major
+
 
 def log_model_files(tmp_path, content):
     """A run with a small 'model' directory of artifacts; returns the run id."""
@@ -171,3 +173,32 @@ def test_repeated_registry_reads_see_every_change(client, unique, tmp_path):
         seen = now
     assert seen[1][0][0] == f"{name}-renamed"
     assert seen[2] == "RESOURCE_DOES_NOT_EXIST"
+
+
+@pytest.mark.skipif(mlflow_major() < 3, reason="logged models are MLflow 3's")
+def test_concurrent_registrations_from_one_logged_model_are_all_listed(client, unique, tracking_uri):
+    """The logged model's `mlflow.modelVersions` tag names every version registered from
+    it, even when 16 registrations race (MLflow's client appends to the tag with a read
+    and a write of its own after each registration)."""
+    import json
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests
+
+    exp = client.create_experiment(f"logged-{unique}")
+    run = client.create_run(exp)
+    api = f"{tracking_uri}/api/2.0/mlflow"
+    model = requests.post(f"{api}/logged-models", json={
+        "experiment_id": exp, "name": "m", "source_run_id": run.info.run_id}).json()["model"]["info"]
+    location = model["artifact_uri"].split("mlflow-artifacts:/", 1)[1]
+    requests.put(f"{tracking_uri}/api/2.0/mlflow-artifacts/artifacts/{location}/MLmodel",
+                 data=b"flavors: {}\n").raise_for_status()
+
+    names = [f"{unique}-from-logged-{i % 4}" for i in range(16)]
+    with ThreadPoolExecutor(16) as pool:
+        versions = list(pool.map(lambda n: mlflow.register_model(f"models:/{model['model_id']}", n), names))
+    registered = sorted((v.name, int(v.version)) for v in versions)
+    assert registered == sorted((f"{unique}-from-logged-{m}", n) for m in range(4) for n in range(1, 5))
+
+    listed = json.loads(client.get_logged_model(model["model_id"]).tags["mlflow.modelVersions"])
+    assert sorted((e["name"], int(e["version"])) for e in listed) == registered

@@ -317,6 +317,15 @@ impl Registry {
         Ok(())
     }
 
+    /// The versions registered from each of the logged models `ids` (model name and
+    /// number), oldest first.
+    pub async fn versions_from_logged_models(
+        &self,
+        ids: &[&str],
+    ) -> Result<HashMap<String, Vec<(String, u64)>>> {
+        self.meta.versions_from_logged_models(ids).await
+    }
+
     pub async fn list_versions(&self, model: &ModelName) -> Result<Vec<Version>> {
         self.meta.list_versions(model).await
     }

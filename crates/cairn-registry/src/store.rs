@@ -979,6 +979,34 @@ impl MetadataStore {
         Ok(version)
     }
 
+    /// The versions registered from each of the logged models `ids` (model name and
+    /// number), oldest first. The reference is the version row's own `logged_model_id`,
+    /// written in the version's transaction: nothing to keep in step elsewhere.
+    pub async fn versions_from_logged_models(
+        &self,
+        ids: &[&str],
+    ) -> Result<HashMap<String, Vec<(String, u64)>>> {
+        let mut out: HashMap<String, Vec<(String, u64)>> = HashMap::new();
+        if ids.is_empty() {
+            return Ok(out);
+        }
+        let mut q = SqlBuilder::new(
+            self.backend,
+            "SELECT v.logged_model_id, m.name, v.number FROM versions v
+             JOIN models m ON m.id = v.model_id WHERE v.logged_model_id IN (",
+        );
+        let mut list = q.separated(", ");
+        for id in ids {
+            list.push_bind(*id);
+        }
+        list.push_unseparated(") ORDER BY v.id");
+        let rows: Vec<(String, String, i64)> = self.read_rows(q).await?;
+        for (id, model, number) in rows {
+            out.entry(id).or_default().push((model, number as u64));
+        }
+        Ok(out)
+    }
+
     pub async fn list_versions(&self, model: &ModelName) -> Result<Vec<Version>> {
         Ok(self
             .list_versions_view(model)

@@ -946,22 +946,25 @@ impl Tracking {
         Ok(())
     }
 
+    /// Records the models a run output, all or none.
     pub async fn log_outputs(&self, run_id: &str, models: &[(String, i64)]) -> Result<()> {
         self.active_run(run_id).await?;
-        for (model_id, step) in models {
+        for (model_id, _) in models {
             self.get_logged_model(model_id).await?;
-            self.meta
-                .write(
-                    "INSERT INTO run_outputs (run_id, model_id, step) VALUES ($1, $2, $3)
-                 ON CONFLICT (run_id, model_id) DO UPDATE SET step = excluded.step",
-                )
-                .bind(run_id)
-                .bind(model_id)
-                .bind(step)
-                .execute()
-                .await?;
         }
-        Ok(())
+        let mut tx = self.meta.write_tx().await?;
+        for (model_id, step) in models {
+            tx.query(
+                "INSERT INTO run_outputs (run_id, model_id, step) VALUES ($1, $2, $3)
+                 ON CONFLICT (run_id, model_id) DO UPDATE SET step = excluded.step",
+            )
+            .bind(run_id)
+            .bind(model_id)
+            .bind(step)
+            .execute()
+            .await?;
+        }
+        tx.commit().await
     }
 
     /// Every logged value of one metric, in (timestamp, step, value) order.
@@ -1230,22 +1233,25 @@ impl Tracking {
         self.get_logged_model(id).await
     }
 
+    /// Sets tags of a logged model, all or none.
     pub async fn set_logged_model_tags(&self, id: &str, tags: &[(String, String)]) -> Result<()> {
         self.get_logged_model(id).await?;
-        for (k, v) in tags {
+        for (k, _) in tags {
             check_key(k)?;
-            self.meta
-                .write(
-                    "INSERT INTO logged_model_tags (model_id, key, value) VALUES ($1, $2, $3)
-                 ON CONFLICT (model_id, key) DO UPDATE SET value = excluded.value",
-                )
-                .bind(id)
-                .bind(k)
-                .bind(v)
-                .execute()
-                .await?;
         }
-        Ok(())
+        let mut tx = self.meta.write_tx().await?;
+        for (k, v) in tags {
+            tx.query(
+                "INSERT INTO logged_model_tags (model_id, key, value) VALUES ($1, $2, $3)
+                 ON CONFLICT (model_id, key) DO UPDATE SET value = excluded.value",
+            )
+            .bind(id)
+            .bind(k)
+            .bind(v)
+            .execute()
+            .await?;
+        }
+        tx.commit().await
     }
 
     pub async fn delete_logged_model_tag(&self, id: &str, key: &str) -> Result<()> {

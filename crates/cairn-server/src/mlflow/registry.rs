@@ -468,43 +468,14 @@ pub async fn create_model_version(State(r): State<Registry>, f: Fields) -> Reply
         source,
         run_id,
         run_link: f.opt_str("run_link")?.unwrap_or_default(),
-        logged_model_id: logged_model_id.clone(),
+        logged_model_id,
     };
     let number = r
         .register_version(MLFLOW_ACTOR, &model, &new, &origin)
         .await?;
-    if let Some(id) = logged_model_id {
-        record_version_on_logged_model(&r, &id, &model, number).await?;
-    }
     Ok(Json(
         json!({"model_version": version_json(&r, &model, number, true).await?}),
     ))
-}
-
-/// MLflow keeps the versions registered from a logged model in its `mlflow.modelVersions` tag.
-async fn record_version_on_logged_model(
-    r: &Registry,
-    id: &str,
-    model: &ModelName,
-    number: u64,
-) -> MlflowResult<()> {
-    let m = r.tracking().get_logged_model(id).await?;
-    let mut list: Vec<Value> = m
-        .tags
-        .get("mlflow.modelVersions")
-        .and_then(|t| serde_json::from_str(t).ok())
-        .unwrap_or_default();
-    list.push(json!({"name": model.as_str(), "version": number}));
-    r.tracking()
-        .set_logged_model_tags(
-            id,
-            &[(
-                "mlflow.modelVersions".into(),
-                Value::Array(list).to_string(),
-            )],
-        )
-        .await?;
-    Ok(())
 }
 
 pub async fn get_model_version(State(r): State<Registry>, f: Fields) -> CachedReply {

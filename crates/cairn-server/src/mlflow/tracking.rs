@@ -471,9 +471,36 @@ pub async fn create_logged_model(State(r): State<Registry>, f: Fields) -> Reply 
 }
 
 pub async fn get_logged_model(State(r): State<Registry>, Path(id): Path<String>) -> Reply {
-    let m = r.tracking().get_logged_model(&id).await?;
-    Ok(Json(json!({"model": convert::logged_model(&m)})))
+    let mut m = [r.tracking().get_logged_model(&id).await?];
+    with_version_links(&r, &mut m).await?;
+    Ok(Json(json!({"model": convert::logged_model(&m[0])})))
 }
+
+/// MLflow lists the versions registered from a logged model in its `mlflow.modelVersions`
+/// tag, which its client appends to after registering, in a read and a write of its own.
+/// Cairn answers the tag from the version rows instead (each records its logged model in
+/// its own transaction): no registration missed under concurrency, none listed twice.
+async fn with_version_links(
+    r: &Registry,
+    models: &mut [cairn_core::tracking::LoggedModel],
+) -> MlflowResult<()> {
+    let ids: Vec<&str> = models.iter().map(|m| m.id.as_str()).collect();
+    let mut links = r.versions_from_logged_models(&ids).await?;
+    for m in models {
+        if let Some(versions) = links.remove(&m.id) {
+            let listed: Vec<Value> = versions
+                .into_iter()
+                .map(|(name, number)| json!({"name": name, "version": number.to_string()}))
+                .collect();
+            m.tags
+                .insert(MODEL_VERSIONS_TAG.into(), Value::Array(listed).to_string());
+        }
+    }
+    Ok(())
+}
+
+/// The logged-model tag listing the versions registered from it.
+const MODEL_VERSIONS_TAG: &str = "mlflow.modelVersions";
 
 pub async fn finalize_logged_model(
     State(r): State<Registry>,
@@ -481,8 +508,9 @@ pub async fn finalize_logged_model(
     f: Fields,
 ) -> Reply {
     let status = f.str("status")?;
-    let m = r.tracking().set_logged_model_status(&id, &status).await?;
-    Ok(Json(json!({"model": convert::logged_model(&m)})))
+    let mut m = [r.tracking().set_logged_model_status(&id, &status).await?];
+    with_version_links(&r, &mut m).await?;
+    Ok(Json(json!({"model": convert::logged_model(&m[0])})))
 }
 
 pub async fn delete_logged_model(State(r): State<Registry>, Path(id): Path<String>) -> Reply {
@@ -550,7 +578,12 @@ pub async fn search_logged_models(State(r): State<Registry>, f: Fields) -> Reply
             models.reverse();
         }
     }
-    let (page, token) = paging::page(models.into_iter().skip(offset).collect(), offset, limit);
+    let (mut page, token) = paging::page(
+        models.into_iter().skip(offset).collect::<Vec<_>>(),
+        offset,
+        limit,
+    );
+    with_version_links(&r, &mut page).await?;
     Ok(Json(paging::reply(
         "models",
         page.iter().map(convert::logged_model).collect(),
