@@ -1,0 +1,287 @@
+//! Models: create, read, list and search, rename, delete.
+
+use std::collections::{BTreeMap, HashMap};
+
+use cairn_core::search::{Comparison, OrderBy};
+use cairn_core::{Model, ModelName};
+use serde_json::json;
+
+use super::filters::{push_model_condition, push_order_and_page};
+use super::rows::ModelRow;
+use super::{MetadataStore, insert_key_values, lock_model, now_ms, time_of};
+use crate::audit::Change;
+use crate::sql::SqlBuilder;
+use crate::{Error, Result, audit};
+
+impl MetadataStore {
+    // ---- models ----
+
+    pub(super) async fn model_row(&self, name: &ModelName) -> Result<ModelRow> {
+        let mut q = SqlBuilder::new(
+            self.backend,
+            "SELECT id, name, description, created_by, created_at, updated_at FROM models WHERE name = ",
+        );
+        q.push_bind(name.as_str());
+        self.read_rows(q)
+            .await?
+            .pop()
+            .ok_or_else(|| Error::ModelNotFound(name.to_string()))
+    }
+
+    /// Creates a model; `ModelExists` if the name is taken.
+    pub async fn create_model(
+        &self,
+        name: &ModelName,
+        description: &str,
+        tags: &BTreeMap<String, String>,
+        actor: &str,
+    ) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        let now = now_ms();
+        let id: Option<i64> = tx
+            .query(
+                "INSERT INTO models (name, description, created_by, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $4) ON CONFLICT (name) DO NOTHING RETURNING id",
+            )
+            .bind(name.as_str())
+            .bind(description)
+            .bind(actor)
+            .bind(now)
+            .scalar_optional()
+            .await?;
+        let id = id.ok_or_else(|| Error::ModelExists(name.to_string()))?;
+        insert_key_values(&mut tx, "model_tags", "model_id", id, tags).await?;
+        audit::append(
+            &mut tx,
+            Change {
+                actor,
+                action: "model.create".into(),
+                model: name.as_str(),
+                target: name.to_string(),
+                before: None,
+                after: Some(json!({ "description": description, "tags": tags })),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn list_models(&self) -> Result<Vec<Model>> {
+        let rows = sqlx::query_as::<_, ModelRow>(
+            "SELECT id, name, description, created_by, created_at, updated_at FROM models ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        self.models_from_rows(rows, None).await
+    }
+
+    /// Models matching MLflow-style comparisons on `name` and `tags.KEY`, in `order`
+    /// (then by name), from `offset`, at most `limit`: filtered, sorted and paged in SQL,
+    /// so a search costs the page, not the registry.
+    pub async fn search_models(
+        &self,
+        filter: &[Comparison],
+        order: &[OrderBy],
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<Model>> {
+        let mut q = SqlBuilder::new(
+            self.backend,
+            "SELECT m.id, m.name, m.description, m.created_by, m.created_at, m.updated_at FROM models m WHERE 1 = 1",
+        );
+        for c in filter {
+            q.push(" AND ");
+            push_model_condition(&mut q, self.backend, c)?;
+        }
+        push_order_and_page(
+            &mut q,
+            order,
+            |key| match key {
+                "name" => Some("m.name"),
+                "timestamp" | "last_updated_timestamp" => Some("m.updated_at"),
+                "creation_timestamp" => Some("m.created_at"),
+                _ => None,
+            },
+            "m.name",
+            offset,
+            limit,
+        )?;
+        let rows: Vec<ModelRow> = q.build_query_as().fetch_all(&self.pool).await?;
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        self.models_from_rows(rows, Some(&ids)).await
+    }
+
+    /// `ModelNotFound` unless the model exists: one query.
+    pub async fn model_exists(&self, name: &ModelName) -> Result<()> {
+        self.model_row(name).await.map(|_| ())
+    }
+
+    pub async fn get_model(&self, name: &ModelName) -> Result<Model> {
+        let row = self.model_row(name).await?;
+        let id = row.id;
+        let mut models = self.models_from_rows(vec![row], Some(&[id])).await?;
+        Ok(models.remove(0))
+    }
+
+    /// Completes model rows with their tags, aliases and version counts: one query each,
+    /// for the models `only` names or for all.
+    pub(super) async fn models_from_rows(
+        &self,
+        rows: Vec<ModelRow>,
+        only: Option<&[i64]>,
+    ) -> Result<Vec<Model>> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let scoped = |sql: &str, column: &str| {
+            let mut q = SqlBuilder::new(self.backend, sql);
+            if let Some(ids) = only {
+                q.push(format!(" WHERE {column} IN ("));
+                let mut list = q.separated(", ");
+                for id in ids {
+                    list.push_bind(*id);
+                }
+                list.push_unseparated(")");
+            }
+            q
+        };
+        let tags: Vec<(i64, String, String)> = scoped(
+            "SELECT t.model_id, t.key, t.value FROM model_tags t",
+            "t.model_id",
+        )
+        .build_query_as()
+        .fetch_all(&self.pool)
+        .await?;
+        let aliases: Vec<(i64, String, i64)> = scoped(
+            "SELECT a.model_id, a.alias, v.number FROM aliases a JOIN versions v ON v.id = a.version_id",
+            "a.model_id",
+        )
+        .build_query_as()
+        .fetch_all(&self.pool)
+        .await?;
+        let counts: Vec<(i64, i64, i64)> = scoped(
+            "SELECT v.model_id, COUNT(*), MAX(v.number) FROM versions v",
+            "v.model_id",
+        )
+        .push(" GROUP BY v.model_id")
+        .build_query_as()
+        .fetch_all(&self.pool)
+        .await?;
+
+        let mut tags_by: HashMap<i64, BTreeMap<String, String>> = HashMap::new();
+        for (id, k, v) in tags {
+            tags_by.entry(id).or_default().insert(k, v);
+        }
+        let mut aliases_by: HashMap<i64, BTreeMap<String, u64>> = HashMap::new();
+        for (id, alias, n) in aliases {
+            aliases_by.entry(id).or_default().insert(alias, n as u64);
+        }
+        let counts_by: HashMap<i64, (i64, i64)> = counts
+            .into_iter()
+            .map(|(id, c, max)| (id, (c, max)))
+            .collect();
+
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let (count, latest) = counts_by.get(&r.id).copied().unwrap_or((0, 0));
+                Model {
+                    name: r.name,
+                    description: r.description,
+                    tags: tags_by.remove(&r.id).unwrap_or_default(),
+                    aliases: aliases_by.remove(&r.id).unwrap_or_default(),
+                    latest_version: (count > 0).then_some(latest as u64),
+                    version_count: count as u64,
+                    created_by: r.created_by,
+                    created_at: time_of(r.created_at),
+                    updated_at: time_of(r.updated_at),
+                }
+            })
+            .collect())
+    }
+
+    pub async fn delete_model(&self, name: &ModelName, actor: &str) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        let versions: Vec<i64> = tx
+            .query(
+                "SELECT v.number FROM versions v JOIN models m ON m.id = v.model_id
+             WHERE m.name = $1 ORDER BY v.number",
+            )
+            .bind(name.as_str())
+            .scalar_all()
+            .await?;
+        // Aliases reference versions without cascading; drop them first.
+        tx.query("DELETE FROM aliases WHERE model_id = (SELECT id FROM models WHERE name = $1)")
+            .bind(name.as_str())
+            .execute()
+            .await?;
+        let deleted = tx
+            .query("DELETE FROM models WHERE name = $1")
+            .bind(name.as_str())
+            .execute()
+            .await?;
+        if deleted == 0 {
+            return Err(Error::ModelNotFound(name.to_string()));
+        }
+        audit::append(
+            &mut tx,
+            Change {
+                actor,
+                action: "model.delete".into(),
+                model: name.as_str(),
+                target: name.to_string(),
+                before: Some(json!({ "versions": versions })),
+                after: None,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn rename_model(
+        &self,
+        model: &ModelName,
+        new_name: &ModelName,
+        actor: &str,
+    ) -> Result<()> {
+        let now = now_ms();
+        let mut tx = self.write_tx().await?;
+        let id = lock_model(&mut tx, model)
+            .await?
+            .ok_or_else(|| Error::ModelNotFound(model.to_string()))?;
+        let renamed = tx
+            .query("UPDATE models SET name = $2, updated_at = $3 WHERE id = $1")
+            .bind(id)
+            .bind(new_name.as_str())
+            .bind(now)
+            .execute()
+            .await;
+        match renamed {
+            Err(e) if e.is_unique_violation() => {
+                return Err(Error::ModelExists(new_name.to_string()));
+            }
+            other => other?,
+        };
+        tx.query("UPDATE versions SET updated_at = $2 WHERE model_id = $1")
+            .bind(id)
+            .bind(now)
+            .execute()
+            .await?;
+        audit::append(
+            &mut tx,
+            Change {
+                actor,
+                action: "model.rename".into(),
+                model: new_name.as_str(),
+                target: model.to_string(),
+                before: Some(json!({ "name": model.as_str() })),
+                after: Some(json!({ "name": new_name.as_str() })),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,652 @@
+//! Versions: registration (numbering, manifest rows, lineage, audit), reads by number,
+//! alias or `latest`, listings and searches, MLflow stages, deletion.
+
+use std::collections::{BTreeMap, HashMap};
+
+use cairn_core::model::AliasAction;
+use cairn_core::search::{Comparison, OrderBy};
+use cairn_core::{FileEntry, ModelName, Sha256Digest, Version, VersionRef};
+use serde_json::json;
+
+use super::aliases::record_move;
+use super::filters::{push_order_and_page, push_version_condition};
+use super::rows::{
+    DetailRow, NamedVersionRow, VERSION_COLUMNS, VersionDetailRow, VersionDetails, VersionExtras,
+    VersionInsert, VersionRow, version_from_row,
+};
+use super::{
+    INSERT_CHUNK, MetadataStore, insert_key_values, lock_model, now_ms, parse_digest, time_of,
+    version_in,
+};
+use crate::audit::Change;
+use crate::gc::claim_blobs;
+use crate::sql::SqlBuilder;
+use crate::{Error, Result, audit, lineage};
+
+impl MetadataStore {
+    // ---- versions ----
+
+    /// Inserts a version, creating its model if needed, and returns its number. The
+    /// number comes from the model's `next_version` counter, bumped in the same
+    /// transaction: gap-free under concurrent writers and never reused after deletes.
+    pub(crate) async fn insert_version(&self, v: VersionInsert<'_>) -> Result<u64> {
+        self.with_retries(|| self.insert_version_once(&v)).await
+    }
+
+    pub(super) async fn insert_version_once(&self, v: &VersionInsert<'_>) -> Result<u64> {
+        let mut tx = self.write_tx().await?;
+        let mut digests: Vec<Sha256Digest> = v
+            .new
+            .files
+            .files()
+            .iter()
+            .map(|f| f.sha256)
+            .chain(lineage::blobs(&v.new.lineage))
+            .collect();
+        digests.sort_unstable();
+        digests.dedup();
+        claim_blobs(&mut tx, &digests, None).await?;
+        let now = now_ms();
+        // Creates the model with its counter past version 1, or bumps the counter of
+        // the existing one (locking its row until the transaction ends): one statement.
+        let (model_id, number): (i64, i64) = tx
+            .query(
+                "INSERT INTO models (name, created_by, created_at, updated_at, next_version)
+             VALUES ($1, $2, $3, $3, 2)
+             ON CONFLICT (name) DO UPDATE
+                SET next_version = models.next_version + 1, updated_at = excluded.updated_at
+             RETURNING id, next_version - 1",
+            )
+            .bind(v.model.as_str())
+            .bind(v.actor)
+            .bind(now)
+            .fetch_one()
+            .await?;
+        let files = v.new.files.files();
+        let version_id: i64 = tx.query(
+            "INSERT INTO versions (model_id, number, digest, description, file_count, size, created_by, created_at,
+                                   updated_at, source, run_id, run_link, logged_model_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10, $11, $12) RETURNING id",
+        )
+        .bind(model_id)
+        .bind(number)
+        .bind(v.digest.to_hex())
+        .bind(&v.new.description)
+        .bind(files.len() as i64)
+        .bind(v.new.files.total_size() as i64)
+        .bind(v.actor)
+        .bind(now)
+        .bind(&v.origin.source)
+        .bind(&v.origin.run_id)
+        .bind(&v.origin.run_link)
+        .bind(&v.origin.logged_model_id)
+        .scalar_one()
+        .await?;
+
+        for chunk in files.chunks(INSERT_CHUNK) {
+            let mut q = SqlBuilder::new(
+                tx.backend,
+                "INSERT INTO version_files (version_id, path, size, sha256) ",
+            );
+            q.push_values(chunk, |mut row, f| {
+                row.push_bind(version_id)
+                    .push_bind(f.path.as_str())
+                    .push_bind(f.size as i64)
+                    .push_bind(f.sha256.to_hex());
+            });
+            tx.sql(q).execute().await?;
+        }
+        lineage::insert(&mut tx, version_id, &v.new.lineage).await?;
+        insert_key_values(
+            &mut tx,
+            "version_tags",
+            "version_id",
+            version_id,
+            &v.new.tags,
+        )
+        .await?;
+        insert_key_values(
+            &mut tx,
+            "version_params",
+            "version_id",
+            version_id,
+            &v.new.params,
+        )
+        .await?;
+        for (k, value) in &v.new.metrics {
+            tx.query("INSERT INTO version_metrics (version_id, key, value) VALUES ($1, $2, $3)")
+                .bind(version_id)
+                .bind(k)
+                .bind(value)
+                .execute()
+                .await?;
+        }
+        audit::append(
+            &mut tx,
+            Change {
+                actor: v.actor,
+                action: "version.create".into(),
+                model: v.model.as_str(),
+                target: format!("{}@{number}", v.model),
+                before: None,
+                after: Some(json!({
+                    "digest": v.digest.to_hex(),
+                    "files": files.len(),
+                    "size": v.new.files.total_size(),
+                    "source": v.origin.source,
+                    "run_id": v.origin.run_id,
+                })),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(number as u64)
+    }
+
+    /// The version `reference` names with its tags, params, metrics and aliases, in one
+    /// query (a read's cost is mostly its round trips to the database); a second query
+    /// only on a miss, to tell a missing model from a missing version.
+    pub(super) async fn resolve_version(
+        &self,
+        model: &ModelName,
+        reference: &VersionRef,
+    ) -> Result<(VersionRow, VersionDetails)> {
+        const COLUMNS: &str = VERSION_COLUMNS;
+        let target = match reference {
+            VersionRef::Number(_) => format!(
+                "SELECT {COLUMNS} FROM versions v JOIN models m ON m.id = v.model_id
+                 WHERE m.name = $1 AND v.number = $2"
+            ),
+            VersionRef::Latest => format!(
+                "SELECT {COLUMNS} FROM versions v JOIN models m ON m.id = v.model_id
+                 WHERE m.name = $1 ORDER BY v.number DESC LIMIT 1"
+            ),
+            VersionRef::Alias(_) => format!(
+                "SELECT {COLUMNS} FROM aliases a JOIN versions v ON v.id = a.version_id
+                 JOIN models m ON m.id = a.model_id WHERE m.name = $1 AND a.alias = $2"
+            ),
+        };
+        // The version row once per detail row (once if it has none).
+        let sql = format!(
+            "WITH target AS ({target})
+             SELECT t.*, d.kind AS detail_kind, d.key AS detail_key, d.text AS detail_text,
+                    d.number AS detail_number
+             FROM target t LEFT JOIN (
+               SELECT version_id, 't' AS kind, key, value AS text, CAST(NULL AS DOUBLE PRECISION) AS number
+                 FROM version_tags WHERE version_id IN (SELECT id FROM target)
+               UNION ALL SELECT version_id, 'p', key, value, NULL
+                 FROM version_params WHERE version_id IN (SELECT id FROM target)
+               UNION ALL SELECT version_id, 'm', key, NULL, value
+                 FROM version_metrics WHERE version_id IN (SELECT id FROM target)
+               UNION ALL SELECT version_id, 'a', alias, NULL, NULL
+                 FROM aliases WHERE version_id IN (SELECT id FROM target)
+             ) d ON d.version_id = t.id"
+        );
+        let mut query = SqlBuilder::numbered(self.backend, &sql);
+        query.bind(model.as_str());
+        match reference {
+            VersionRef::Number(n) => query.bind(*n as i64),
+            VersionRef::Latest => &mut query,
+            VersionRef::Alias(alias) => query.bind(alias.as_str()),
+        };
+        let rows: Vec<VersionDetailRow> = self.read_rows(query).await?;
+        let mut details = VersionDetails::default();
+        let mut version = None;
+        for row in rows {
+            if let (Some(kind), Some(key)) = (row.detail_kind, row.detail_key) {
+                details.add(&kind, key, row.detail_text, row.detail_number);
+            }
+            version.get_or_insert(row.version);
+        }
+        details.aliases.sort();
+        if let Some(version) = version {
+            return Ok((version, details));
+        }
+        self.model_row(model).await?;
+        Err(match reference {
+            VersionRef::Alias(alias) => Error::AliasNotFound {
+                model: model.to_string(),
+                alias: alias.to_string(),
+            },
+            _ => Error::VersionNotFound(format!("{model}@{reference}")),
+        })
+    }
+
+    /// A version without its manifest (`files` is `None`).
+    pub async fn get_version_summary(
+        &self,
+        model: &ModelName,
+        reference: &VersionRef,
+    ) -> Result<Version> {
+        let (row, details) = self.resolve_version(model, reference).await?;
+        version_from_row(model.to_string(), row, details)
+    }
+
+    /// A version without its manifest, and its MLflow-only state.
+    pub async fn get_version_view(
+        &self,
+        model: &ModelName,
+        reference: &VersionRef,
+    ) -> Result<(Version, VersionExtras)> {
+        let (row, details) = self.resolve_version(model, reference).await?;
+        let extras = row.extras();
+        Ok((version_from_row(model.to_string(), row, details)?, extras))
+    }
+
+    /// A version with its manifest.
+    pub async fn get_version(&self, model: &ModelName, reference: &VersionRef) -> Result<Version> {
+        let (row, details) = self.resolve_version(model, reference).await?;
+        let version_id = row.id;
+        let mut version = version_from_row(model.to_string(), row, details)?;
+        let files: Vec<(String, i64, String)> = sqlx::query_as(
+            "SELECT path, size, sha256 FROM version_files WHERE version_id = $1 ORDER BY path",
+        )
+        .bind(version_id)
+        .fetch_all(&self.pool)
+        .await?;
+        version.files = Some(
+            files
+                .into_iter()
+                .map(|(path, size, sha)| {
+                    Ok(FileEntry {
+                        path,
+                        size: size as u64,
+                        sha256: parse_digest(&sha)?,
+                    })
+                })
+                .collect::<Result<_>>()?,
+        );
+        Ok(version)
+    }
+
+    /// The versions registered from each of the logged models `ids` (model name and
+    /// number), oldest first. The reference is the version row's own `logged_model_id`,
+    /// written in the version's transaction: nothing to keep in step elsewhere.
+    pub async fn versions_from_logged_models(
+        &self,
+        ids: &[&str],
+    ) -> Result<HashMap<String, Vec<(String, u64)>>> {
+        let mut out: HashMap<String, Vec<(String, u64)>> = HashMap::new();
+        if ids.is_empty() {
+            return Ok(out);
+        }
+        let mut q = SqlBuilder::new(
+            self.backend,
+            "SELECT v.logged_model_id, m.name, v.number FROM versions v
+             JOIN models m ON m.id = v.model_id WHERE v.logged_model_id IN (",
+        );
+        let mut list = q.separated(", ");
+        for id in ids {
+            list.push_bind(*id);
+        }
+        list.push_unseparated(") ORDER BY v.id");
+        let rows: Vec<(String, String, i64)> = self.read_rows(q).await?;
+        for (id, model, number) in rows {
+            out.entry(id).or_default().push((model, number as u64));
+        }
+        Ok(out)
+    }
+
+    pub async fn list_versions(&self, model: &ModelName) -> Result<Vec<Version>> {
+        Ok(self
+            .list_versions_view(model)
+            .await?
+            .into_iter()
+            .map(|(v, _)| v)
+            .collect())
+    }
+
+    /// Every version of a model (without manifests) with its MLflow-only state.
+    pub async fn list_versions_view(
+        &self,
+        model: &ModelName,
+    ) -> Result<Vec<(Version, VersionExtras)>> {
+        let model_id = self.model_row(model).await?.id;
+        let rows = sqlx::query_as::<_, VersionRow>(sqlx::AssertSqlSafe(format!(
+            "SELECT {VERSION_COLUMNS} FROM versions v WHERE v.model_id = $1 ORDER BY v.number"
+        )))
+        .bind(model_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let extras: Vec<VersionExtras> = rows.iter().map(VersionRow::extras).collect();
+        let versions = self.versions_from_rows(model, model_id, rows).await?;
+        Ok(versions.into_iter().zip(extras).collect())
+    }
+
+    /// Versions matching MLflow-style comparisons (`name`, `run_id`, `source_path`,
+    /// `version_number`, `tags.KEY`), in `order` (then name ascending, number
+    /// descending), from `offset`, at most `limit`: filtered, sorted and paged in SQL.
+    pub async fn search_versions(
+        &self,
+        filter: &[Comparison],
+        order: &[OrderBy],
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<(Version, VersionExtras)>> {
+        let mut q = SqlBuilder::new(
+            self.backend,
+            format!(
+                "SELECT m.name, {VERSION_COLUMNS} FROM versions v JOIN models m ON m.id = v.model_id WHERE 1 = 1"
+            ),
+        );
+        for c in filter {
+            q.push(" AND ");
+            push_version_condition(&mut q, self.backend, c)?;
+        }
+        push_order_and_page(
+            &mut q,
+            order,
+            |key| match key {
+                "name" => Some("m.name"),
+                "version_number" => Some("v.number"),
+                "creation_timestamp" => Some("v.created_at"),
+                "last_updated_timestamp" => Some("v.updated_at"),
+                _ => None,
+            },
+            "m.name ASC, v.number DESC",
+            offset,
+            limit,
+        )?;
+        let rows: Vec<NamedVersionRow> = q.build_query_as().fetch_all(&self.pool).await?;
+        let ids: Vec<i64> = rows.iter().map(|r| r.version.id).collect();
+        let mut details = self.version_details(&ids).await?;
+        rows.into_iter()
+            .map(|r| {
+                let extras = r.version.extras();
+                let model = r.name;
+                let d = details.remove(&r.version.id).unwrap_or_default();
+                Ok((version_from_row(model, r.version, d)?, extras))
+            })
+            .collect()
+    }
+
+    /// For each named model, its newest version in each MLflow stage, oldest first: what
+    /// a registered model's `latest_versions` shows. Two queries for the whole page.
+    pub async fn latest_versions_per_stage(
+        &self,
+        models: &[&str],
+    ) -> Result<HashMap<String, Vec<(Version, VersionExtras)>>> {
+        let mut out: HashMap<String, Vec<(Version, VersionExtras)>> = HashMap::new();
+        if models.is_empty() {
+            return Ok(out);
+        }
+        // Ids first: with a plain list of ids the planner reads the newest number per
+        // (model, stage) from the indexes (a join with the names may scan every version).
+        let mut q = SqlBuilder::new(self.backend, "SELECT id FROM models WHERE name IN (");
+        let mut list = q.separated(", ");
+        for name in models {
+            list.push_bind(*name);
+        }
+        list.push_unseparated(")");
+        let ids: Vec<i64> = q.build_query_scalar().fetch_all(&self.pool).await?;
+        if ids.is_empty() {
+            return Ok(out);
+        }
+        let mut q = SqlBuilder::new(
+            self.backend,
+            format!(
+                "SELECT m.name, {VERSION_COLUMNS} FROM
+               (SELECT s.model_id, MAX(s.number) AS number FROM versions s WHERE s.model_id IN ("
+            ),
+        );
+        let mut list = q.separated(", ");
+        for id in ids {
+            list.push_bind(id);
+        }
+        list.push_unseparated(
+            ") GROUP BY s.model_id, s.stage) newest
+             JOIN versions v ON v.model_id = newest.model_id AND v.number = newest.number
+             JOIN models m ON m.id = v.model_id ORDER BY m.name, v.number",
+        );
+        let rows: Vec<NamedVersionRow> = q.build_query_as().fetch_all(&self.pool).await?;
+        let ids: Vec<i64> = rows.iter().map(|r| r.version.id).collect();
+        let mut details = self.version_details(&ids).await?;
+        for r in rows {
+            let extras = r.version.extras();
+            let d = details.remove(&r.version.id).unwrap_or_default();
+            let version = version_from_row(r.name.clone(), r.version, d)?;
+            out.entry(r.name).or_default().push((version, extras));
+        }
+        Ok(out)
+    }
+
+    /// Tags, params, metrics and aliases of many versions: one query per chunk of ids.
+    pub(super) async fn version_details(
+        &self,
+        ids: &[i64],
+    ) -> Result<HashMap<i64, VersionDetails>> {
+        /// Ids per query: well under both engines' bound-parameter limits.
+        const IDS_PER_QUERY: usize = 5000;
+        let mut out: HashMap<i64, VersionDetails> = HashMap::new();
+        for chunk in ids.chunks(IDS_PER_QUERY) {
+            // One list of bound ids, used by all four branches.
+            let mut q = SqlBuilder::new(self.backend, "WITH ids (id) AS (");
+            q.push_values(chunk, |mut row, id| {
+                row.push_bind(*id);
+            });
+            q.push(
+                // Typed NULLs: PostgreSQL settles each column's type from the first branch.
+                ") SELECT version_id, 't', key, value, CAST(NULL AS DOUBLE PRECISION) FROM version_tags WHERE version_id IN (SELECT id FROM ids)
+                 UNION ALL SELECT version_id, 'p', key, value, NULL FROM version_params WHERE version_id IN (SELECT id FROM ids)
+                 UNION ALL SELECT version_id, 'm', key, NULL, value FROM version_metrics WHERE version_id IN (SELECT id FROM ids)
+                 UNION ALL SELECT version_id, 'a', alias, NULL, NULL FROM aliases WHERE version_id IN (SELECT id FROM ids)",
+            );
+            let rows: Vec<DetailRow> = q.build_query_as().fetch_all(&self.pool).await?;
+            for (id, kind, key, text, number) in rows {
+                out.entry(id).or_default().add(&kind, key, text, number);
+            }
+        }
+        for d in out.values_mut() {
+            d.aliases.sort();
+        }
+        Ok(out)
+    }
+
+    /// Completes all version rows of one model with aliases, metrics, params and tags.
+    pub(super) async fn versions_from_rows(
+        &self,
+        model: &ModelName,
+        model_id: i64,
+        rows: Vec<VersionRow>,
+    ) -> Result<Vec<Version>> {
+        let filter = "WHERE v.model_id = $1";
+        let key_values = |table: &str| {
+            sqlx::AssertSqlSafe(format!(
+                "SELECT t.version_id, t.key, t.value FROM {table} t JOIN versions v ON v.id = t.version_id {filter}"
+            ))
+        };
+        let tags: Vec<(i64, String, String)> = sqlx::query_as(key_values("version_tags"))
+            .bind(model_id)
+            .fetch_all(&self.pool)
+            .await?;
+        let params: Vec<(i64, String, String)> = sqlx::query_as(key_values("version_params"))
+            .bind(model_id)
+            .fetch_all(&self.pool)
+            .await?;
+        let metrics: Vec<(i64, String, f64)> = sqlx::query_as(key_values("version_metrics"))
+            .bind(model_id)
+            .fetch_all(&self.pool)
+            .await?;
+        let aliases: Vec<(i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT a.version_id, a.alias FROM aliases a JOIN versions v ON v.id = a.version_id {filter} ORDER BY a.alias"
+        )))
+        .bind(model_id)
+        .fetch_all(&self.pool)
+        .await?;
+
+        let mut tags_by: HashMap<i64, BTreeMap<String, String>> = HashMap::new();
+        for (id, k, v) in tags {
+            tags_by.entry(id).or_default().insert(k, v);
+        }
+        let mut params_by: HashMap<i64, BTreeMap<String, String>> = HashMap::new();
+        for (id, k, v) in params {
+            params_by.entry(id).or_default().insert(k, v);
+        }
+        let mut metrics_by: HashMap<i64, BTreeMap<String, f64>> = HashMap::new();
+        for (id, k, v) in metrics {
+            metrics_by.entry(id).or_default().insert(k, v);
+        }
+        let mut aliases_by: HashMap<i64, Vec<String>> = HashMap::new();
+        for (id, a) in aliases {
+            aliases_by.entry(id).or_default().push(a);
+        }
+        rows.into_iter()
+            .map(|r| {
+                Ok(Version {
+                    model: model.to_string(),
+                    version: r.number as u64,
+                    digest: parse_digest(&r.digest)?,
+                    description: r.description,
+                    file_count: r.file_count as u64,
+                    size: r.size as u64,
+                    files: None,
+                    aliases: aliases_by.remove(&r.id).unwrap_or_default(),
+                    metrics: metrics_by.remove(&r.id).unwrap_or_default(),
+                    params: params_by.remove(&r.id).unwrap_or_default(),
+                    tags: tags_by.remove(&r.id).unwrap_or_default(),
+                    created_by: r.created_by,
+                    created_at: time_of(r.created_at),
+                })
+            })
+            .collect()
+    }
+
+    /// Deletes a version; aliases pointing at it are removed and the removal is recorded
+    /// in their history.
+    pub async fn delete_version(&self, model: &ModelName, number: u64, actor: &str) -> Result<()> {
+        self.with_retries(|| self.delete_version_once(model, number, actor))
+            .await
+    }
+
+    pub(super) async fn delete_version_once(
+        &self,
+        model: &ModelName,
+        number: u64,
+        actor: &str,
+    ) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        let model_id = lock_model(&mut tx, model)
+            .await?
+            .ok_or_else(|| Error::ModelNotFound(model.to_string()))?;
+        let (version_id, digest): (i64, String) = tx
+            .query("SELECT id, digest FROM versions WHERE model_id = $1 AND number = $2")
+            .bind(model_id)
+            .bind(number as i64)
+            .fetch_optional()
+            .await?
+            .ok_or_else(|| Error::VersionNotFound(format!("{model}@{number}")))?;
+        let now = now_ms();
+        let aliases: Vec<String> = tx
+            .query("SELECT alias FROM aliases WHERE version_id = $1 ORDER BY alias")
+            .bind(version_id)
+            .scalar_all()
+            .await?;
+        let removed_aliases = aliases.clone();
+        for alias in aliases {
+            tx.query("DELETE FROM aliases WHERE model_id = $1 AND alias = $2")
+                .bind(model_id)
+                .bind(&alias)
+                .execute()
+                .await?;
+            record_move(
+                &mut tx,
+                model_id,
+                &alias,
+                Some(number as i64),
+                None,
+                AliasAction::VersionDeleted,
+                actor,
+                now,
+                None,
+            )
+            .await?;
+        }
+        tx.query("DELETE FROM versions WHERE id = $1")
+            .bind(version_id)
+            .execute()
+            .await?;
+        tx.query("UPDATE models SET updated_at = $2 WHERE id = $1")
+            .bind(model_id)
+            .bind(now)
+            .execute()
+            .await?;
+        audit::append(
+            &mut tx,
+            Change {
+                actor,
+                action: "version.delete".into(),
+                model: model.as_str(),
+                target: format!("{model}@{number}"),
+                before: Some(json!({ "digest": digest, "aliases": removed_aliases })),
+                after: None,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Moves a version to an MLflow stage; with `archive_others`, versions in that stage
+    /// move to Archived.
+    pub async fn set_stage(
+        &self,
+        model: &ModelName,
+        number: u64,
+        stage: &str,
+        archive_others: bool,
+        actor: &str,
+    ) -> Result<()> {
+        let now = now_ms();
+        let mut tx = self.write_tx().await?;
+        // Serializes stage changes of one model, so "archive the others" sees them all.
+        let model_id = lock_model(&mut tx, model)
+            .await?
+            .ok_or_else(|| Error::ModelNotFound(model.to_string()))?;
+        let version_id = version_in(&mut tx, model, model_id, number).await?;
+        let old: String = tx
+            .query("SELECT stage FROM versions WHERE id = $1")
+            .bind(version_id)
+            .scalar_one()
+            .await?;
+        let mut archived: Vec<i64> = Vec::new();
+        if archive_others && matches!(stage, "Staging" | "Production") {
+            archived = tx
+                .query(
+                    "UPDATE versions SET stage = 'Archived', updated_at = $3
+                 WHERE model_id = $1 AND stage = $2 AND id != $4 RETURNING number",
+                )
+                .bind(model_id)
+                .bind(stage)
+                .bind(now)
+                .bind(version_id)
+                .scalar_all()
+                .await?;
+            archived.sort_unstable();
+        }
+        tx.query("UPDATE versions SET stage = $2, updated_at = $3 WHERE id = $1")
+            .bind(version_id)
+            .bind(stage)
+            .bind(now)
+            .execute()
+            .await?;
+        tx.query("UPDATE models SET updated_at = $2 WHERE id = $1")
+            .bind(model_id)
+            .bind(now)
+            .execute()
+            .await?;
+        audit::append(
+            &mut tx,
+            Change {
+                actor,
+                action: "version.stage".into(),
+                model: model.as_str(),
+                target: format!("{model}@{number}"),
+                before: Some(json!({ "stage": old })),
+                after: Some(json!({ "stage": stage, "archived": archived })),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
