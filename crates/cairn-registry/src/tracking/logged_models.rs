@@ -1,0 +1,219 @@
+//! MLflow 3 logged models: create, read, finalize, tags, delete, search.
+
+use std::collections::{BTreeMap, HashMap};
+
+use cairn_core::search::Comparison;
+use cairn_core::tracking::LoggedModel;
+
+use super::matching::logged_model_matches;
+use super::rows::LoggedModelRow;
+use super::{Tracking, check_key, generated_run_name, invalid, not_found, push_in, random_hex32};
+use crate::Result;
+use crate::sql::SqlBuilder;
+use crate::store::now_ms;
+
+impl Tracking {
+    // ---- logged models ----
+
+    pub async fn create_logged_model(
+        &self,
+        experiment_id: i64,
+        name: Option<&str>,
+        source_run_id: Option<&str>,
+        model_type: Option<&str>,
+        tags: &BTreeMap<String, String>,
+        params: &BTreeMap<String, String>,
+    ) -> Result<LoggedModel> {
+        let exp = self.get_experiment(experiment_id).await?;
+        if let Some(run) = source_run_id {
+            self.run_info(run).await?;
+        }
+        let id = format!("m-{}", random_hex32());
+        let name = name
+            .filter(|n| !n.is_empty())
+            .map_or_else(generated_run_name, str::to_owned);
+        let artifact_uri = format!(
+            "{}/models/{id}/artifacts",
+            exp.artifact_location.trim_end_matches('/')
+        );
+        let now = now_ms();
+        let mut tx = self.meta.write_tx().await?;
+        tx.query(
+            "INSERT INTO logged_models (id, experiment_id, name, artifact_uri, status, model_type, source_run_id, creation_time, last_updated_time)
+             VALUES ($1, $2, $3, $4, 'LOGGED_MODEL_PENDING', $5, $6, $7, $7)",
+        )
+        .bind(&id)
+        .bind(experiment_id)
+        .bind(&name)
+        .bind(&artifact_uri)
+        .bind(model_type.unwrap_or(""))
+        .bind(source_run_id)
+        .bind(now)
+        .execute()
+        .await?;
+        for (k, v) in tags {
+            tx.query("INSERT INTO logged_model_tags (model_id, key, value) VALUES ($1, $2, $3)")
+                .bind(&id)
+                .bind(k)
+                .bind(v)
+                .execute()
+                .await?;
+        }
+        for (k, v) in params {
+            tx.query("INSERT INTO logged_model_params (model_id, key, value) VALUES ($1, $2, $3)")
+                .bind(&id)
+                .bind(k)
+                .bind(v)
+                .execute()
+                .await?;
+        }
+        tx.commit().await?;
+        self.get_logged_model(&id).await
+    }
+
+    pub async fn get_logged_model(&self, id: &str) -> Result<LoggedModel> {
+        self.logged_models("id = $1", id.to_owned())
+            .await?
+            .pop()
+            .ok_or_else(|| not_found(format!("Logged model with ID '{id}' not found.")))
+    }
+
+    /// Active logged models matching `condition` (one `$1` bound to `value`), newest
+    /// first, with their tags and params: three queries whatever their number.
+    pub(super) async fn logged_models(
+        &self,
+        condition: &str,
+        value: impl ToString,
+    ) -> Result<Vec<LoggedModel>> {
+        let value = value.to_string();
+        let rows = sqlx::query_as::<_, LoggedModelRow>(sqlx::AssertSqlSafe(format!(
+            "SELECT id, experiment_id, name, artifact_uri, status, model_type, source_run_id, creation_time, last_updated_time
+             FROM logged_models WHERE {condition} AND lifecycle_stage = 'active'
+             ORDER BY creation_time DESC, id ASC"
+        )))
+        .bind(value)
+        .fetch_all(self.pool())
+        .await?;
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        let mut by_model: [HashMap<String, BTreeMap<String, String>>; 2] = Default::default();
+        for (i, table) in ["logged_model_tags", "logged_model_params"]
+            .into_iter()
+            .enumerate()
+        {
+            let mut q = SqlBuilder::new(
+                self.meta.backend(),
+                format!("SELECT model_id, key, value FROM {table} WHERE "),
+            );
+            push_in(&mut q, "model_id", &ids);
+            let pairs: Vec<(String, String, String)> =
+                q.build_query_as().fetch_all(self.pool()).await?;
+            for (model, k, v) in pairs {
+                by_model[i].entry(model).or_default().insert(k, v);
+            }
+        }
+        let [mut tags, mut params] = by_model;
+        Ok(rows
+            .into_iter()
+            .map(|row| LoggedModel {
+                tags: tags.remove(&row.id).unwrap_or_default(),
+                params: params.remove(&row.id).unwrap_or_default(),
+                id: row.id,
+                experiment_id: row.experiment_id,
+                name: row.name,
+                artifact_uri: row.artifact_uri,
+                status: row.status,
+                model_type: row.model_type,
+                source_run_id: row.source_run_id,
+                creation_time: row.creation_time,
+                last_updated_time: row.last_updated_time,
+            })
+            .collect())
+    }
+
+    pub async fn set_logged_model_status(&self, id: &str, status: &str) -> Result<LoggedModel> {
+        if ![
+            "LOGGED_MODEL_PENDING",
+            "LOGGED_MODEL_READY",
+            "LOGGED_MODEL_UPLOAD_FAILED",
+        ]
+        .contains(&status)
+        {
+            return Err(invalid(format!("Invalid logged model status: {status}")));
+        }
+        self.get_logged_model(id).await?;
+        self.meta
+            .write("UPDATE logged_models SET status = $2, last_updated_time = $3 WHERE id = $1")
+            .bind(id)
+            .bind(status)
+            .bind(now_ms())
+            .execute()
+            .await?;
+        self.get_logged_model(id).await
+    }
+
+    /// Sets tags of a logged model, all or none.
+    pub async fn set_logged_model_tags(&self, id: &str, tags: &[(String, String)]) -> Result<()> {
+        self.get_logged_model(id).await?;
+        for (k, _) in tags {
+            check_key(k)?;
+        }
+        let mut tx = self.meta.write_tx().await?;
+        for (k, v) in tags {
+            tx.query(
+                "INSERT INTO logged_model_tags (model_id, key, value) VALUES ($1, $2, $3)
+                 ON CONFLICT (model_id, key) DO UPDATE SET value = excluded.value",
+            )
+            .bind(id)
+            .bind(k)
+            .bind(v)
+            .execute()
+            .await?;
+        }
+        tx.commit().await
+    }
+
+    pub async fn delete_logged_model_tag(&self, id: &str, key: &str) -> Result<()> {
+        self.get_logged_model(id).await?;
+        self.meta
+            .write("DELETE FROM logged_model_tags WHERE model_id = $1 AND key = $2")
+            .bind(id)
+            .bind(key)
+            .execute()
+            .await?;
+        Ok(())
+    }
+
+    pub async fn delete_logged_model(&self, id: &str) -> Result<()> {
+        self.get_logged_model(id).await?;
+        self.meta
+            .write("UPDATE logged_models SET lifecycle_stage = 'deleted' WHERE id = $1")
+            .bind(id)
+            .execute()
+            .await?;
+        Ok(())
+    }
+
+    /// Logged models of some experiments, newest first, filtered by name, status,
+    /// source run, tags and params.
+    pub async fn search_logged_models(
+        &self,
+        experiment_ids: &[i64],
+        filter: &[Comparison],
+    ) -> Result<Vec<LoggedModel>> {
+        let mut out = Vec::new();
+        for exp in experiment_ids {
+            let models = self
+                .logged_models("experiment_id = CAST($1 AS INTEGER)", exp)
+                .await?;
+            out.extend(
+                models
+                    .into_iter()
+                    .filter(|m| filter.iter().all(|c| logged_model_matches(m, c))),
+            );
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,151 @@
+//! Experiment tracking: experiments, runs, params, metric histories, tags, dataset
+//! inputs, logged models, and the artifact index (artifact path → blob). Artifacts are
+//! stored in the same content-addressed blob store as model versions, so a model logged
+//! through MLflow and then registered shares its bytes with the version.
+
+use cairn_core::MetaKey;
+use sqlx::AnyPool;
+
+use crate::blobs::BlobStore;
+use crate::metric_writer::MetricWriter;
+use crate::sql::SqlBuilder;
+use crate::store::MetadataStore;
+use crate::{Error, Result};
+
+mod artifacts;
+mod experiments;
+mod logged_models;
+mod matching;
+mod rows;
+mod runs;
+mod search_sql;
+
+pub use artifacts::{check_artifact_path, directory_children};
+pub(crate) use runs::push_metric_values;
+pub(crate) use search_sql::push_string_comparison;
+
+/// Longest param value kept; longer values are cut, as MLflow does.
+pub const PARAM_VALUE_MAX: usize = 6000;
+/// Longest tag value kept.
+pub const TAG_VALUE_MAX: usize = 8000;
+/// Most params, metrics and tags in one batch.
+pub const BATCH_PARAMS_MAX: usize = 100;
+pub const BATCH_METRICS_MAX: usize = 1000;
+pub const BATCH_TAGS_MAX: usize = 100;
+
+/// Which lifecycle stages a search returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ViewType {
+    ActiveOnly,
+    DeletedOnly,
+    All,
+}
+
+impl ViewType {
+    fn sql(self, column: &str) -> String {
+        match self {
+            Self::ActiveOnly => format!("{column} = 'active'"),
+            Self::DeletedOnly => format!("{column} = 'deleted'"),
+            Self::All => "1 = 1".into(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Tracking {
+    meta: MetadataStore,
+    blobs: BlobStore,
+    metrics: MetricWriter,
+}
+
+fn not_found(what: String) -> Error {
+    Error::NotFound(what)
+}
+
+fn invalid(msg: impl Into<String>) -> Error {
+    Error::InvalidArgument(msg.into())
+}
+
+/// A metric value to log.
+#[derive(Debug, Clone)]
+pub struct MetricValue {
+    pub key: String,
+    pub value: f64,
+    pub timestamp: i64,
+    pub step: i64,
+}
+
+fn random_hex32() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// A readable name for a run nobody named, like MLflow's.
+fn generated_run_name() -> String {
+    const ADJECTIVES: [&str; 16] = [
+        "amber", "brave", "calm", "deft", "eager", "fleet", "gentle", "hardy", "keen", "lucid",
+        "merry", "nimble", "quiet", "rapid", "steady", "vivid",
+    ];
+    const NOUNS: [&str; 16] = [
+        "otter", "heron", "lynx", "finch", "marten", "ibex", "crane", "wren", "bison", "gecko",
+        "koala", "raven", "panda", "tapir", "yak", "zebu",
+    ];
+    let bytes = uuid::Uuid::new_v4().into_bytes();
+    format!(
+        "{}-{}-{}",
+        ADJECTIVES[usize::from(bytes[0]) % 16],
+        NOUNS[usize::from(bytes[1]) % 16],
+        u16::from_le_bytes([bytes[2], bytes[3]]) % 1000
+    )
+}
+
+fn check_key(key: &str) -> Result<()> {
+    MetaKey::new(key)?;
+    Ok(())
+}
+
+fn truncate(value: &str, max: usize) -> &str {
+    if value.len() <= max {
+        return value;
+    }
+    let mut end = max;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    &value[..end]
+}
+
+/// Stored form of a metric value and its `is_nan` flag (an integer on every engine):
+/// SQLite cannot store NaN in a REAL column.
+fn metric_to_db(value: f64) -> (f64, i64) {
+    if value.is_nan() { (0.0, 1) } else { (value, 0) }
+}
+
+fn metric_from_db(value: f64, is_nan: i64) -> f64 {
+    if is_nan != 0 { f64::NAN } else { value }
+}
+
+impl Tracking {
+    /// Needs a Tokio runtime: it starts the metric writer task.
+    pub(crate) fn new(meta: MetadataStore, blobs: BlobStore) -> Self {
+        let metrics = MetricWriter::start(meta.clone());
+        Self {
+            meta,
+            blobs,
+            metrics,
+        }
+    }
+
+    fn pool(&self) -> &AnyPool {
+        self.meta.pool()
+    }
+}
+
+/// `column IN ($1, $2, …)` with every id bound.
+pub(crate) fn push_in(q: &mut SqlBuilder, column: &str, ids: &[&str]) {
+    q.push(column).push(" IN (");
+    let mut sep = q.separated(", ");
+    for id in ids {
+        sep.push_bind(*id);
+    }
+    sep.push_unseparated(")");
+}

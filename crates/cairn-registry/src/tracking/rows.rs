@@ -1,0 +1,186 @@
+//! Tracking rows, each decoded from either driver, and the queries that complete a
+//! page of runs with their details.
+
+use std::collections::{BTreeMap, HashMap};
+
+use cairn_core::tracking::{DatasetInput, Lifecycle, Metric, Run, RunInfo, RunStatus};
+
+use super::{metric_from_db, push_in};
+use crate::sql::SqlBuilder;
+use crate::store::Backend;
+
+#[derive(sqlx::FromRow)]
+pub(super) struct ExperimentRow {
+    pub(super) id: i64,
+    pub(super) name: String,
+    pub(super) artifact_location: String,
+    pub(super) lifecycle_stage: String,
+    pub(super) creation_time: i64,
+    pub(super) last_update_time: i64,
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct RunRow {
+    pub(super) id: String,
+    pub(super) experiment_id: i64,
+    pub(super) name: String,
+    pub(super) user_id: String,
+    pub(super) status: String,
+    pub(super) start_time: i64,
+    pub(super) end_time: Option<i64>,
+    pub(super) lifecycle_stage: String,
+    pub(super) artifact_uri: String,
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct LoggedModelRow {
+    pub(super) id: String,
+    pub(super) experiment_id: i64,
+    pub(super) name: String,
+    pub(super) artifact_uri: String,
+    pub(super) status: String,
+    pub(super) model_type: String,
+    pub(super) source_run_id: Option<String>,
+    pub(super) creation_time: i64,
+    pub(super) last_updated_time: i64,
+}
+
+pub(super) const RUN_COLUMNS: &str = "r.id, r.experiment_id, r.name, r.user_id, r.status, r.start_time, r.end_time, r.lifecycle_stage, r.artifact_uri";
+
+/// The statements that fetch the details of a set of runs.
+pub(super) struct RunDetailQueries {
+    pub(super) metrics: SqlBuilder,
+    pub(super) params: SqlBuilder,
+    pub(super) tags: SqlBuilder,
+    pub(super) inputs: SqlBuilder,
+    pub(super) outputs: SqlBuilder,
+}
+
+impl RunDetailQueries {
+    pub(super) fn new(backend: Backend, ids: &[&str]) -> Self {
+        let select = |sql: &str, order: &str| {
+            let mut q = SqlBuilder::new(backend, sql);
+            push_in(&mut q, "run_id", ids);
+            q.push(order);
+            q
+        };
+        Self {
+            metrics: select(
+                "SELECT run_id, key, value, is_nan, timestamp, step FROM run_latest_metrics WHERE ",
+                " ORDER BY key",
+            ),
+            params: select("SELECT run_id, key, value FROM run_params WHERE ", ""),
+            tags: select("SELECT run_id, key, value FROM run_tags WHERE ", ""),
+            inputs: select(
+                "SELECT run_id, name, digest, source_type, source, schema, profile, context FROM run_inputs WHERE ",
+                "",
+            ),
+            outputs: select("SELECT run_id, model_id, step FROM run_outputs WHERE ", ""),
+        }
+    }
+}
+
+pub(super) type InputRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+/// The rows [`RunDetailQueries`] return.
+pub(super) struct RunDetails {
+    pub(super) metrics: Vec<(String, String, f64, i64, i64, i64)>,
+    pub(super) params: Vec<(String, String, String)>,
+    pub(super) tags: Vec<(String, String, String)>,
+    pub(super) inputs: Vec<InputRow>,
+    pub(super) outputs: Vec<(String, String, i64)>,
+}
+
+impl RunDetails {
+    pub(super) fn attach_to(self, infos: Vec<RunInfo>) -> Vec<Run> {
+        let mut metrics: HashMap<String, Vec<Metric>> = HashMap::new();
+        for (run, key, value, is_nan, timestamp, step) in self.metrics {
+            metrics.entry(run).or_default().push(Metric {
+                key,
+                value: metric_from_db(value, is_nan),
+                timestamp,
+                step,
+            });
+        }
+        let key_values = |rows: Vec<(String, String, String)>| {
+            let mut by_run: HashMap<String, BTreeMap<String, String>> = HashMap::new();
+            for (run, k, v) in rows {
+                by_run.entry(run).or_default().insert(k, v);
+            }
+            by_run
+        };
+        let mut params = key_values(self.params);
+        let mut tags = key_values(self.tags);
+        let mut inputs: HashMap<String, Vec<DatasetInput>> = HashMap::new();
+        for (run, name, digest, source_type, source, schema, profile, context) in self.inputs {
+            inputs.entry(run).or_default().push(DatasetInput {
+                name,
+                digest,
+                source_type,
+                source,
+                schema,
+                profile,
+                context,
+            });
+        }
+        let mut outputs: HashMap<String, Vec<(String, i64)>> = HashMap::new();
+        for (run, model, step) in self.outputs {
+            outputs.entry(run).or_default().push((model, step));
+        }
+        infos
+            .into_iter()
+            .map(|info| Run {
+                metrics: metrics.remove(&info.id).unwrap_or_default(),
+                params: params.remove(&info.id).unwrap_or_default(),
+                tags: tags.remove(&info.id).unwrap_or_default(),
+                inputs: inputs.remove(&info.id).unwrap_or_default(),
+                outputs: outputs.remove(&info.id).unwrap_or_default(),
+                info,
+            })
+            .collect()
+    }
+}
+
+impl TryFrom<&rusqlite::Row<'_>> for RunRow {
+    type Error = rusqlite::Error;
+
+    /// A row of [`RUN_COLUMNS`], in their order.
+    fn try_from(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: row.get(0)?,
+            experiment_id: row.get(1)?,
+            name: row.get(2)?,
+            user_id: row.get(3)?,
+            status: row.get(4)?,
+            start_time: row.get(5)?,
+            end_time: row.get(6)?,
+            lifecycle_stage: row.get(7)?,
+            artifact_uri: row.get(8)?,
+        })
+    }
+}
+
+impl RunRow {
+    pub(super) fn into_info(self) -> RunInfo {
+        RunInfo {
+            id: self.id,
+            experiment_id: self.experiment_id,
+            name: self.name,
+            user_id: self.user_id,
+            status: RunStatus::parse(&self.status).unwrap_or(RunStatus::Running),
+            start_time: self.start_time,
+            end_time: self.end_time,
+            lifecycle: Lifecycle::parse(&self.lifecycle_stage).unwrap_or(Lifecycle::Active),
+            artifact_uri: self.artifact_uri,
+        }
+    }
+}

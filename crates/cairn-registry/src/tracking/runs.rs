@@ -1,0 +1,603 @@
+//! Runs: create, read with their details, update, search (compiled to SQL), params,
+//! tags, metric histories (batches through the metric writer), dataset inputs, outputs.
+
+use std::collections::BTreeMap;
+
+use cairn_core::lineage::{CodeRef, DataRef, LineageInput};
+use cairn_core::search::{Comparison, EntityKind, Op, OrderBy};
+use cairn_core::tracking::{DatasetInput, Lifecycle, Metric, Run, RunInfo, RunStatus};
+
+use super::rows::{RUN_COLUMNS, RunDetailQueries, RunDetails, RunRow};
+use super::search_sql::{push_matching_runs, push_run_condition, run_attribute_column};
+use super::{
+    BATCH_METRICS_MAX, BATCH_PARAMS_MAX, BATCH_TAGS_MAX, MetricValue, PARAM_VALUE_MAX,
+    TAG_VALUE_MAX, Tracking, ViewType, check_key, generated_run_name, invalid, metric_from_db,
+    metric_to_db, not_found, random_hex32, truncate,
+};
+use crate::metric_writer::Outcome;
+use crate::sql::SqlBuilder;
+use crate::store::Backend;
+use crate::{Result, metric_writer, sqlite_reads};
+
+impl Tracking {
+    // ---- runs ----
+
+    pub async fn create_run(
+        &self,
+        experiment_id: i64,
+        user_id: &str,
+        start_time: i64,
+        run_name: Option<&str>,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<Run> {
+        let exp = self.get_experiment(experiment_id).await?;
+        if exp.lifecycle != Lifecycle::Active {
+            return Err(invalid(format!(
+                "The experiment {experiment_id} must be in the 'active' state. Current state is deleted."
+            )));
+        }
+        for key in tags.keys() {
+            check_key(key)?;
+        }
+        let id = random_hex32();
+        let name = run_name
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned)
+            .or_else(|| tags.get("mlflow.runName").cloned())
+            .unwrap_or_else(generated_run_name);
+        let artifact_uri = format!(
+            "{}/{id}/artifacts",
+            exp.artifact_location.trim_end_matches('/')
+        );
+        let mut tx = self.meta.write_tx().await?;
+        tx.query(
+            "INSERT INTO runs (id, experiment_id, name, user_id, status, start_time, artifact_uri)
+             VALUES ($1, $2, $3, $4, 'RUNNING', $5, $6)",
+        )
+        .bind(&id)
+        .bind(experiment_id)
+        .bind(&name)
+        .bind(user_id)
+        .bind(start_time)
+        .bind(&artifact_uri)
+        .execute()
+        .await?;
+        let mut tags = tags.clone();
+        tags.insert("mlflow.runName".into(), name);
+        for (k, v) in &tags {
+            tx.query("INSERT INTO run_tags (run_id, key, value) VALUES ($1, $2, $3)")
+                .bind(&id)
+                .bind(k)
+                .bind(truncate(v, TAG_VALUE_MAX))
+                .execute()
+                .await?;
+        }
+        tx.commit().await?;
+        self.get_run(&id).await
+    }
+
+    /// A run's info alone (no metrics, params or tags): one query.
+    pub async fn run_info(&self, id: &str) -> Result<RunInfo> {
+        let mut q = SqlBuilder::new(
+            self.meta.backend(),
+            format!("SELECT {RUN_COLUMNS} FROM runs r WHERE r.id = "),
+        );
+        q.push_bind(id);
+        self.meta
+            .read_rows::<RunRow>(q)
+            .await?
+            .pop()
+            .map(RunRow::into_info)
+            .ok_or_else(|| not_found(format!("Run with id={id} not found")))
+    }
+
+    pub(super) async fn active_run(&self, id: &str) -> Result<RunInfo> {
+        let info = self.run_info(id).await?;
+        if info.lifecycle != Lifecycle::Active {
+            return Err(invalid(format!(
+                "The run {id} must be in the 'active' state. Current state is deleted."
+            )));
+        }
+        Ok(info)
+    }
+
+    /// The lineage a version registered from run `id` takes from it: the run, the git
+    /// state MLflow tags it with (`mlflow.source.git.*`) and the datasets logged as its
+    /// inputs. One query.
+    pub async fn run_lineage(&self, id: &str) -> Result<LineageInput> {
+        let mut q = SqlBuilder::new(
+            self.meta.backend(),
+            "SELECT 't', key, value FROM run_tags WHERE run_id = ",
+        );
+        q.push_bind(id).push(
+            " AND key IN ('mlflow.source.git.commit', 'mlflow.source.git.branch', 'mlflow.source.git.repoURL')
+             UNION ALL SELECT 'd', name, digest FROM run_inputs WHERE run_id = ",
+        );
+        q.push_bind(id);
+        let rows: Vec<(String, String, String)> = self.meta.read_rows(q).await?;
+        let mut git = BTreeMap::new();
+        let mut data = Vec::new();
+        for (kind, a, b) in rows {
+            if kind == "t" {
+                git.insert(a, b);
+            } else {
+                data.push(DataRef {
+                    kind: "mlflow".into(),
+                    path: a,
+                    digest: b,
+                    size: None,
+                    files: None,
+                });
+            }
+        }
+        data.sort_by(|x, y| (&x.path, &x.digest).cmp(&(&y.path, &y.digest)));
+        let tag = |key: &str| git.get(key).filter(|v| !v.is_empty()).cloned();
+        Ok(LineageInput {
+            run_id: Some(id.to_owned()),
+            code: tag("mlflow.source.git.commit").map(|commit| CodeRef {
+                commit,
+                branch: tag("mlflow.source.git.branch"),
+                remote: tag("mlflow.source.git.repoURL"),
+                // MLflow does not record whether the work tree had changes.
+                dirty: false,
+            }),
+            data,
+            parents: Vec::new(),
+            environment: Vec::new(),
+        })
+    }
+
+    pub async fn get_run(&self, id: &str) -> Result<Run> {
+        let mut q = SqlBuilder::new(
+            self.meta.backend(),
+            format!("SELECT {RUN_COLUMNS} FROM runs r WHERE r.id = "),
+        );
+        q.push_bind(id);
+        self.runs_with_details(q)
+            .await?
+            .pop()
+            .ok_or_else(|| not_found(format!("Run with id={id} not found")))
+    }
+
+    /// The runs `runs` selects (its columns: [`RUN_COLUMNS`]), each with its metrics,
+    /// params, tags, inputs and outputs: six statements. On SQLite they run in one
+    /// blocking call on one snapshot (see `sqlite_reads`); on PostgreSQL one after the
+    /// other.
+    pub(super) async fn runs_with_details(&self, mut runs: SqlBuilder) -> Result<Vec<Run>> {
+        let backend = self.meta.backend();
+        if let Some(reads) = self.meta.sqlite_reads() {
+            return reads
+                .read(move |conn| {
+                    let infos: Vec<RunInfo> = sqlite_reads::rows::<RunRow>(conn, &runs)?
+                        .into_iter()
+                        .map(RunRow::into_info)
+                        .collect();
+                    if infos.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    let ids: Vec<&str> = infos.iter().map(|i| i.id.as_str()).collect();
+                    let q = RunDetailQueries::new(backend, &ids);
+                    let details = RunDetails {
+                        metrics: sqlite_reads::rows(conn, &q.metrics)?,
+                        params: sqlite_reads::rows(conn, &q.params)?,
+                        tags: sqlite_reads::rows(conn, &q.tags)?,
+                        inputs: sqlite_reads::rows(conn, &q.inputs)?,
+                        outputs: sqlite_reads::rows(conn, &q.outputs)?,
+                    };
+                    Ok(details.attach_to(infos))
+                })
+                .await;
+        }
+        let infos: Vec<RunInfo> = runs
+            .build_query_as::<RunRow>()
+            .fetch_all(self.pool())
+            .await?
+            .into_iter()
+            .map(RunRow::into_info)
+            .collect();
+        if infos.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<&str> = infos.iter().map(|i| i.id.as_str()).collect();
+        let mut q = RunDetailQueries::new(backend, &ids);
+        let details = RunDetails {
+            metrics: q.metrics.build_query_as().fetch_all(self.pool()).await?,
+            params: q.params.build_query_as().fetch_all(self.pool()).await?,
+            tags: q.tags.build_query_as().fetch_all(self.pool()).await?,
+            inputs: q.inputs.build_query_as().fetch_all(self.pool()).await?,
+            outputs: q.outputs.build_query_as().fetch_all(self.pool()).await?,
+        };
+        Ok(details.attach_to(infos))
+    }
+
+    pub async fn update_run(
+        &self,
+        id: &str,
+        status: Option<RunStatus>,
+        end_time: Option<i64>,
+        run_name: Option<&str>,
+    ) -> Result<RunInfo> {
+        self.active_run(id).await?;
+        let mut tx = self.meta.write_tx().await?;
+        if let Some(status) = status {
+            tx.query("UPDATE runs SET status = $2 WHERE id = $1")
+                .bind(id)
+                .bind(status.as_str())
+                .execute()
+                .await?;
+        }
+        if let Some(end) = end_time {
+            tx.query("UPDATE runs SET end_time = $2 WHERE id = $1")
+                .bind(id)
+                .bind(end)
+                .execute()
+                .await?;
+        }
+        if let Some(name) = run_name.filter(|n| !n.is_empty()) {
+            tx.query("UPDATE runs SET name = $2 WHERE id = $1")
+                .bind(id)
+                .bind(name)
+                .execute()
+                .await?;
+            tx.query(
+                "INSERT INTO run_tags (run_id, key, value) VALUES ($1, 'mlflow.runName', $2)
+                 ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value",
+            )
+            .bind(id)
+            .bind(name)
+            .execute()
+            .await?;
+        }
+        tx.commit().await?;
+        self.run_info(id).await
+    }
+
+    pub async fn set_run_lifecycle(&self, id: &str, lifecycle: Lifecycle) -> Result<()> {
+        self.run_info(id).await?;
+        self.meta
+            .write("UPDATE runs SET lifecycle_stage = $2 WHERE id = $1")
+            .bind(id)
+            .bind(lifecycle.as_str())
+            .execute()
+            .await?;
+        Ok(())
+    }
+
+    /// Logs metrics, params and tags in one transaction. A param may be logged again
+    /// only with the same value.
+    pub async fn log_batch(
+        &self,
+        run_id: &str,
+        metrics: &[MetricValue],
+        params: &[(String, String)],
+        tags: &[(String, String)],
+    ) -> Result<()> {
+        if metrics.len() > BATCH_METRICS_MAX
+            || params.len() > BATCH_PARAMS_MAX
+            || tags.len() > BATCH_TAGS_MAX
+        {
+            return Err(invalid(format!(
+                "A batch logging request can contain at most {BATCH_METRICS_MAX} metrics, {BATCH_PARAMS_MAX} params and {BATCH_TAGS_MAX} tags"
+            )));
+        }
+        for m in metrics {
+            check_key(&m.key)?;
+        }
+        let mut seen = BTreeMap::new();
+        for (k, v) in params {
+            check_key(k)?;
+            if let Some(previous) = seen.insert(k.as_str(), v.as_str())
+                && previous != v
+            {
+                return Err(invalid(format!(
+                    "Duplicate parameter keys have been submitted: {k}"
+                )));
+            }
+        }
+        for (k, _) in tags {
+            check_key(k)?;
+        }
+        if params.is_empty() && tags.is_empty() {
+            return self.log_metrics(run_id, metrics).await;
+        }
+        self.active_run(run_id).await?;
+        let mut tx = self.meta.write_tx().await?;
+        for (k, v) in params {
+            let v = truncate(v, PARAM_VALUE_MAX);
+            let existing: Option<String> = tx
+                .query("SELECT value FROM run_params WHERE run_id = $1 AND key = $2")
+                .bind(run_id)
+                .bind(k)
+                .scalar_optional()
+                .await?;
+            match existing {
+                Some(old) if old != v => {
+                    return Err(invalid(format!(
+                        "Changing param values is not allowed. Param with key='{k}' was already logged with value='{old}' for run ID='{run_id}'. Attempted logging new value '{v}'."
+                    )));
+                }
+                Some(_) => {}
+                None => {
+                    tx.query("INSERT INTO run_params (run_id, key, value) VALUES ($1, $2, $3)")
+                        .bind(run_id)
+                        .bind(k)
+                        .bind(v)
+                        .execute()
+                        .await?;
+                }
+            }
+        }
+        for (k, v) in tags {
+            tx.query(
+                "INSERT INTO run_tags (run_id, key, value) VALUES ($1, $2, $3)
+                 ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value",
+            )
+            .bind(run_id)
+            .bind(k)
+            .bind(truncate(v, TAG_VALUE_MAX))
+            .execute()
+            .await?;
+            if k == "mlflow.runName" {
+                tx.query("UPDATE runs SET name = $2 WHERE id = $1")
+                    .bind(run_id)
+                    .bind(v)
+                    .execute()
+                    .await?;
+            }
+        }
+        let rows: Vec<(&str, &MetricValue)> = metrics.iter().map(|m| (run_id, m)).collect();
+        for chunk in rows.chunks(500) {
+            let mut q = SqlBuilder::new(
+                tx.backend,
+                "INSERT INTO run_metrics (run_id, key, value, is_nan, timestamp, step) ",
+            );
+            push_metric_values(&mut q, chunk);
+            q.push(" ON CONFLICT DO NOTHING");
+            tx.sql(q).execute().await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Metrics only, the hot path of training loops: one INSERT that checks the run is
+    /// active and (through a trigger) keeps the newest value per key, atomically.
+    pub(super) async fn log_metrics(&self, run_id: &str, metrics: &[MetricValue]) -> Result<()> {
+        if metrics.is_empty() {
+            self.active_run(run_id).await?;
+            return Ok(());
+        }
+        match self.metrics.write(run_id, metrics).await {
+            Outcome::Written => Ok(()),
+            Outcome::CheckRun => {
+                self.active_run(run_id).await?;
+                Ok(())
+            }
+            Outcome::WriteAlone => self.write_metrics_alone(run_id, metrics).await,
+        }
+    }
+
+    /// A request's metrics in a statement of their own.
+    pub(super) async fn write_metrics_alone(
+        &self,
+        run_id: &str,
+        metrics: &[MetricValue],
+    ) -> Result<()> {
+        let rows: Vec<(&str, &MetricValue)> = metrics.iter().map(|m| (run_id, m)).collect();
+        if metric_writer::insert_if_active(&self.meta, &rows).await? == 0 {
+            // Say why: no such run, or a deleted one.
+            self.active_run(run_id).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn delete_run_tag(&self, run_id: &str, key: &str) -> Result<()> {
+        self.active_run(run_id).await?;
+        let deleted = self
+            .meta
+            .write("DELETE FROM run_tags WHERE run_id = $1 AND key = $2")
+            .bind(run_id)
+            .bind(key)
+            .execute()
+            .await?;
+        if deleted == 0 {
+            return Err(not_found(format!(
+                "No tag with name: {key} in run with id {run_id}"
+            )));
+        }
+        Ok(())
+    }
+
+    pub async fn log_inputs(&self, run_id: &str, inputs: &[DatasetInput]) -> Result<()> {
+        self.active_run(run_id).await?;
+        let mut tx = self.meta.write_tx().await?;
+        for d in inputs {
+            tx.query(
+                "INSERT INTO run_inputs (run_id, name, digest, source_type, source, schema, profile, context)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                 ON CONFLICT (run_id, name, digest) DO UPDATE SET context = excluded.context",
+            )
+            .bind(run_id)
+            .bind(&d.name)
+            .bind(&d.digest)
+            .bind(&d.source_type)
+            .bind(&d.source)
+            .bind(&d.schema)
+            .bind(&d.profile)
+            .bind(&d.context)
+            .execute()
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records the models a run output, all or none.
+    pub async fn log_outputs(&self, run_id: &str, models: &[(String, i64)]) -> Result<()> {
+        self.active_run(run_id).await?;
+        for (model_id, _) in models {
+            self.get_logged_model(model_id).await?;
+        }
+        let mut tx = self.meta.write_tx().await?;
+        for (model_id, step) in models {
+            tx.query(
+                "INSERT INTO run_outputs (run_id, model_id, step) VALUES ($1, $2, $3)
+                 ON CONFLICT (run_id, model_id) DO UPDATE SET step = excluded.step",
+            )
+            .bind(run_id)
+            .bind(model_id)
+            .bind(step)
+            .execute()
+            .await?;
+        }
+        tx.commit().await
+    }
+
+    /// Every logged value of one metric, in (timestamp, step, value) order.
+    pub async fn metric_history(&self, run_id: &str, key: &str) -> Result<Vec<Metric>> {
+        self.run_info(run_id).await?;
+        let rows: Vec<(f64, i64, i64, i64)> = sqlx::query_as(
+            "SELECT value, is_nan, timestamp, step FROM run_metrics WHERE run_id = $1 AND key = $2
+             ORDER BY timestamp, step, value",
+        )
+        .bind(run_id)
+        .bind(key)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(value, is_nan, timestamp, step)| Metric {
+                key: key.to_owned(),
+                value: metric_from_db(value, is_nan),
+                timestamp,
+                step,
+            })
+            .collect())
+    }
+
+    /// Runs of `experiment_ids` matching `filter`, ordered; `limit` + 1 rows from
+    /// `offset` so the caller can tell whether another page exists.
+    pub async fn search_runs(
+        &self,
+        experiment_ids: &[i64],
+        filter: &[Comparison],
+        view: ViewType,
+        order_by: &[OrderBy],
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<Run>> {
+        if experiment_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let backend = self.meta.backend();
+        let mut q = SqlBuilder::new(backend, format!("SELECT {RUN_COLUMNS} FROM "));
+        // A selective metric, param or tag comparison drives the query: the runs it
+        // matches are found through its (key, value) index and only they are sorted,
+        // instead of walking every run of the experiments in start-time order.
+        let driver = filter.iter().find(|c| {
+            matches!(
+                c.kind,
+                EntityKind::Metric | EntityKind::Param | EntityKind::Tag
+            ) && matches!(
+                c.op,
+                Op::Eq | Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Like | Op::ILike | Op::In
+            )
+        });
+        match driver {
+            Some(c) => {
+                q.push("(");
+                push_matching_runs(&mut q, backend, c)?;
+                // SQLite keeps the order of a CROSS JOIN: the matches drive. PostgreSQL
+                // plans joins itself (and has no CROSS JOIN … ON).
+                q.push(match backend {
+                    Backend::Sqlite => ") d CROSS JOIN runs r ON r.id = d.run_id",
+                    Backend::Postgres => ") d JOIN runs r ON r.id = d.run_id",
+                });
+            }
+            None => {
+                q.push("runs r");
+            }
+        }
+        // One LEFT JOIN per ordering key that is not a column.
+        for (i, o) in order_by.iter().enumerate() {
+            let (table, value) = match o.kind {
+                EntityKind::Metric => ("run_latest_metrics", "value"),
+                EntityKind::Param => ("run_params", "value"),
+                EntityKind::Tag => ("run_tags", "value"),
+                EntityKind::Attribute => {
+                    run_attribute_column(&o.key).ok_or_else(|| {
+                        invalid(format!("Invalid order_by key: attribute.{}", o.key))
+                    })?;
+                    continue;
+                }
+                EntityKind::Dataset => return Err(invalid("Invalid order_by entity: dataset")),
+            };
+            q.push(format!(
+                " LEFT JOIN (SELECT run_id, {value} AS v FROM {table} WHERE key = "
+            ));
+            q.push_bind(o.key.clone());
+            q.push(format!(") o{i} ON o{i}.run_id = r.id"));
+        }
+        q.push(" WHERE r.experiment_id IN (");
+        let mut sep = q.separated(", ");
+        for id in experiment_ids {
+            sep.push_bind(*id);
+        }
+        q.push(") AND ").push(view.sql("r.lifecycle_stage"));
+        // The driving comparison already holds for every joined run: testing it again
+        // would build its whole set of matches a second time.
+        for c in filter
+            .iter()
+            .filter(|c| !driver.is_some_and(|d| std::ptr::eq(*c, d)))
+        {
+            q.push(" AND ");
+            push_run_condition(&mut q, backend, c)?;
+        }
+        q.push(" ORDER BY ");
+        let mut has_start_time = false;
+        for (i, o) in order_by.iter().enumerate() {
+            let expr = match o.kind {
+                EntityKind::Attribute => {
+                    let col = run_attribute_column(&o.key).expect("checked above");
+                    has_start_time |= col == "r.start_time";
+                    col.to_owned()
+                }
+                _ => format!("o{i}.v"),
+            };
+            // NULLs last whatever the direction, as MLflow does.
+            q.push(format!(
+                "({expr} IS NULL), {expr} {}, ",
+                if o.ascending { "ASC" } else { "DESC" }
+            ));
+        }
+        if !has_start_time {
+            q.push("r.start_time DESC, ");
+        }
+        q.push("r.id ASC")
+            .push_limit(limit as u64 + 1, offset as u64);
+        self.runs_with_details(q).await
+    }
+}
+
+/// `VALUES (…), (…)` of `run_metrics` rows (run_id, key, value, is_nan, timestamp, step):
+/// one per (run id, metric), in (run, key) order and each key's newest value first.
+pub(crate) fn push_metric_values(q: &mut SqlBuilder, rows: &[(&str, &MetricValue)]) {
+    // The latest-value trigger fires per row: with a key's newest value first it
+    // rewrites that key's latest row once per statement, and the older values after it
+    // only look it up (the trigger's WHERE refuses them). In key order, consecutive
+    // inserts also land on the same history page.
+    let mut rows = rows.to_vec();
+    rows.sort_unstable_by(|(run_a, a), (run_b, b)| {
+        (run_a, &a.key)
+            .cmp(&(run_b, &b.key))
+            .then_with(|| (b.step, b.timestamp).cmp(&(a.step, a.timestamp)))
+    });
+    q.push_values(rows, |mut row, (run_id, m)| {
+        let (value, is_nan) = metric_to_db(m.value);
+        row.push_bind(run_id.to_owned())
+            .push_bind(m.key.clone())
+            .push_bind(value)
+            .push_bind(is_nan)
+            .push_bind(m.timestamp)
+            .push_bind(m.step);
+    });
+}

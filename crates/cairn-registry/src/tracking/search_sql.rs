@@ -1,0 +1,215 @@
+//! MLflow run filters compiled to SQL, and the string comparisons every entity's
+//! filters share.
+
+use cairn_core::search::{Comparison, EntityKind, Op, Value};
+
+use super::invalid;
+use crate::Result;
+use crate::sql::SqlBuilder;
+use crate::store::Backend;
+
+pub(super) fn run_attribute_column(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "run_id" | "run_uuid" => "r.id",
+        "run_name" | "run name" | "Run name" | "Run Name" => "r.name",
+        "status" => "r.status",
+        "user_id" => "r.user_id",
+        "artifact_uri" => "r.artifact_uri",
+        "start_time" | "created" | "Created" => "r.start_time",
+        "end_time" => "r.end_time",
+        "experiment_id" => "r.experiment_id",
+        _ => return None,
+    })
+}
+
+pub(crate) fn push_string_comparison(
+    q: &mut SqlBuilder,
+    backend: Backend,
+    column: &str,
+    op: Op,
+    value: &Value,
+    what: &str,
+) -> Result<()> {
+    let text = |v: &Value| match v {
+        Value::Str(s) => Ok(s.clone()),
+        _ => Err(invalid(format!(
+            "Expected a quoted string value for {what}"
+        ))),
+    };
+    match op {
+        Op::Eq | Op::Ne => {
+            q.push(format!("{column} {} ", op.sql()))
+                .push_bind(text(value)?);
+        }
+        // MLflow's LIKE is case-sensitive: PostgreSQL's LIKE is, SQLite's is not (GLOB is).
+        Op::Like => match backend {
+            Backend::Sqlite => {
+                q.push(format!("{column} GLOB "))
+                    .push_bind(like_to_glob(&text(value)?));
+            }
+            Backend::Postgres => {
+                q.push(format!("{column} LIKE "))
+                    .push_bind(text(value)?)
+                    .push(" ESCAPE '\\'");
+            }
+        },
+        Op::ILike => {
+            q.push(format!("lower({column}) LIKE lower("))
+                .push_bind(text(value)?)
+                .push(") ESCAPE '\\'");
+        }
+        Op::In | Op::NotIn => {
+            let Value::List(items) = value else {
+                return Err(invalid(format!("Expected a list for {what}")));
+            };
+            q.push(format!("{column} {} (", op.sql()));
+            let mut sep = q.separated(", ");
+            for item in items {
+                sep.push_bind(item.clone());
+            }
+            q.push(")");
+        }
+        _ => {
+            return Err(invalid(format!(
+                "Invalid comparator '{}' for {what}",
+                op.sql()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// SQL LIKE (case-sensitive, `%` and `_`) as a GLOB pattern.
+pub(super) fn like_to_glob(pattern: &str) -> String {
+    let mut out = String::new();
+    for c in pattern.chars() {
+        match c {
+            '%' => out.push('*'),
+            '_' => out.push('?'),
+            '*' | '?' | '[' | ']' => {
+                out.push('[');
+                out.push(c);
+                out.push(']');
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `SELECT run_id FROM … WHERE …`: the runs a metric, param or tag comparison (other
+/// than IS NULL / IS NOT NULL) matches, found through the (key, value) indexes.
+pub(super) fn push_matching_runs(
+    q: &mut SqlBuilder,
+    backend: Backend,
+    c: &Comparison,
+) -> Result<()> {
+    match c.kind {
+        EntityKind::Metric => {
+            let Value::Num(n) = c.value else {
+                return Err(invalid(format!(
+                    "Expected numeric value type for metric '{}'",
+                    c.key
+                )));
+            };
+            if !matches!(c.op, Op::Eq | Op::Ne | Op::Lt | Op::Le | Op::Gt | Op::Ge) {
+                return Err(invalid(format!(
+                    "Invalid comparator '{}' for metric",
+                    c.op.sql()
+                )));
+            }
+            q.push("SELECT run_id FROM run_latest_metrics WHERE is_nan = 0 AND key = ")
+                .push_bind(c.key.clone())
+                .push(format!(" AND value {} ", c.op.sql()))
+                .push_bind(n);
+        }
+        EntityKind::Param | EntityKind::Tag => {
+            let table = if c.kind == EntityKind::Param {
+                "run_params"
+            } else {
+                "run_tags"
+            };
+            q.push(format!("SELECT run_id FROM {table} WHERE key = "))
+                .push_bind(c.key.clone())
+                .push(" AND ");
+            push_string_comparison(q, backend, "value", c.op, &c.value, &c.key)?;
+        }
+        _ => unreachable!("only metric, param and tag comparisons select runs by key"),
+    }
+    Ok(())
+}
+
+/// One filter comparison as a condition on `r`. Metric, param, tag and dataset tests are
+/// uncorrelated `r.id IN (…)` subqueries: SQLite evaluates each once, through the
+/// (key, value) indexes, instead of once per run.
+pub(super) fn push_run_condition(
+    q: &mut SqlBuilder,
+    backend: Backend,
+    c: &Comparison,
+) -> Result<()> {
+    match c.kind {
+        EntityKind::Metric => {
+            q.push("r.id IN (");
+            push_matching_runs(q, backend, c)?;
+            q.push(")");
+        }
+        EntityKind::Param | EntityKind::Tag => {
+            let table = if c.kind == EntityKind::Param {
+                "run_params"
+            } else {
+                "run_tags"
+            };
+            match c.op {
+                Op::IsNull | Op::IsNotNull => {
+                    q.push(if c.op == Op::IsNull {
+                        "r.id NOT IN"
+                    } else {
+                        "r.id IN"
+                    })
+                    .push(format!(" (SELECT run_id FROM {table} WHERE key = "))
+                    .push_bind(c.key.clone())
+                    .push(")");
+                }
+                _ => {
+                    q.push("r.id IN (");
+                    push_matching_runs(q, backend, c)?;
+                    q.push(")");
+                }
+            }
+        }
+        EntityKind::Attribute => {
+            let column = run_attribute_column(&c.key)
+                .ok_or_else(|| invalid(format!("Invalid attribute key '{}' specified.", c.key)))?;
+            if matches!(column, "r.start_time" | "r.end_time") {
+                let Value::Num(n) = c.value else {
+                    return Err(invalid(format!(
+                        "Expected numeric value for attribute '{}'",
+                        c.key
+                    )));
+                };
+                if !matches!(c.op, Op::Eq | Op::Ne | Op::Lt | Op::Le | Op::Gt | Op::Ge) {
+                    return Err(invalid(format!(
+                        "Invalid comparator '{}' for attribute",
+                        c.op.sql()
+                    )));
+                }
+                q.push(format!("{column} {} ", c.op.sql()))
+                    .push_bind(n as i64);
+            } else {
+                push_string_comparison(q, backend, column, c.op, &c.value, &c.key)?;
+            }
+        }
+        EntityKind::Dataset => {
+            let column = match c.key.as_str() {
+                "name" => "name",
+                "digest" => "digest",
+                "context" => "context",
+                _ => return Err(invalid(format!("Invalid dataset key '{}'", c.key))),
+            };
+            q.push("r.id IN (SELECT run_id FROM run_inputs WHERE ");
+            push_string_comparison(q, backend, column, c.op, &c.value, &c.key)?;
+            q.push(")");
+        }
+    }
+    Ok(())
+}
