@@ -17,9 +17,9 @@ use cairn_core::Sha256Digest;
 use cairn_core::model::{AuditBreak, AuditEntry, AuditHead, AuditReport};
 use futures::TryStreamExt;
 
-use crate::sql::SqlBuilder;
-use crate::store::{MetadataStore, now_ms, time_of};
-use crate::write::WriteTx;
+use crate::db::sql::SqlBuilder;
+use crate::db::write::WriteTx;
+use crate::db::{MetadataStore, now_ms, time_of};
 use crate::{Error, Result};
 
 /// The previous hash of the first entry.

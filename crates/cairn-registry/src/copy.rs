@@ -19,10 +19,10 @@ use futures::{StreamExt, TryStreamExt};
 use sqlx::any::{AnyRow, AnyTypeInfoKind};
 use sqlx::{Column, Row, ValueRef as _};
 
+use crate::db::Backend;
+use crate::db::sql::SqlBuilder;
+use crate::db::write::WriteTx;
 use crate::gc::claim_blobs;
-use crate::sql::SqlBuilder;
-use crate::store::Backend;
-use crate::write::WriteTx;
 use crate::{Error, Registry, Result};
 
 /// Each table in foreign-key order with its primary key (`run_metrics` is keyed by all
@@ -431,7 +431,7 @@ async fn check_identity(
 #[cfg(test)]
 mod tests {
     use super::{NOT_COPIED, TABLES};
-    use crate::store::Backend;
+    use crate::db::Backend;
     use crate::test_support::{conformance, registry};
 
     /// A table added by a migration must be copied, or listed with its reason.

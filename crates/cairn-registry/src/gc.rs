@@ -21,9 +21,9 @@ use std::time::Duration;
 use cairn_core::Sha256Digest;
 use cairn_core::model::{BlobUse, FileRef, GcReport};
 
-use crate::sql::SqlBuilder;
-use crate::store::{Backend, MetadataStore, corrupt_row, now_ms, time_of};
-use crate::write::WriteTx;
+use crate::db::sql::SqlBuilder;
+use crate::db::write::WriteTx;
+use crate::db::{Backend, MetadataStore, corrupt_row, now_ms, time_of};
 use crate::{Error, Registry, Result};
 
 /// Digests per statement.

@@ -6,25 +6,23 @@
 
 mod audit;
 pub mod blobs;
-mod checkpoint;
 pub mod copy;
+pub mod db;
 mod error;
 mod gc;
 mod lineage;
 mod metric_writer;
 mod read_cache;
 mod service;
-mod sql;
-mod sqlite_reads;
 pub mod store;
 pub mod tracking;
 mod verify;
-mod write;
 
 pub use blobs::BlobLocation;
+pub use db::{Backend, DbLocation, DbOptions, now_ms};
 pub use error::{Error, Result};
 pub use service::Registry;
-pub use store::{Backend, DbLocation, DbOptions, VersionExtras, VersionOrigin, now_ms};
+pub use store::{VersionExtras, VersionOrigin};
 
 #[cfg(test)]
 mod integrity_tests;

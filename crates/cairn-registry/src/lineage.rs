@@ -7,8 +7,8 @@ use std::collections::{BTreeSet, VecDeque};
 use cairn_core::lineage::{CodeRef, DataRef, EnvFile, Lineage, LineageInput, ParentRef};
 use cairn_core::{ModelName, Sha256Digest, VersionRef};
 
-use crate::store::MetadataStore;
-use crate::write::WriteTx;
+use crate::db::MetadataStore;
+use crate::db::write::WriteTx;
 use crate::{Error, Registry, Result};
 
 /// How far up `Registry::lineage` follows parents.

@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use crate::sql::SqlBuilder;
-use crate::store::{Backend, MetadataStore};
+use crate::db::sql::SqlBuilder;
+use crate::db::{Backend, MetadataStore};
 use crate::tracking::{MetricValue, push_in, push_metric_values};
 
 /// Rows one statement takes before it stops adding requests (a request of up to

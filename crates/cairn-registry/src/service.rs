@@ -16,10 +16,9 @@ use cairn_core::{
 };
 
 use crate::blobs::{BlobLocation, BlobRead, BlobStore};
+use crate::db::{DbLocation, DbOptions, MetadataStore};
 use crate::read_cache::{self, ReadCache};
-use crate::store::{
-    AliasTarget, DbLocation, DbOptions, MetadataStore, VersionExtras, VersionInsert, VersionOrigin,
-};
+use crate::store::{AliasTarget, VersionExtras, VersionInsert, VersionOrigin};
 use crate::tracking::Tracking;
 use crate::verify;
 use crate::{Error, Result};

@@ -12,7 +12,7 @@ use std::path::Path;
 
 use sqlx::Connection;
 
-use crate::store::{Backend, DbLocation, DbOptions};
+use crate::db::{Backend, DbLocation, DbOptions};
 use crate::{BlobLocation, Registry};
 
 tokio::task_local! {

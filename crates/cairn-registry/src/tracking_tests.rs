@@ -128,7 +128,7 @@ async fn a_metric_value_logged_twice_is_kept_once() {
 /// one of each when it upgrades, and still knows each key's latest value.
 async fn upgrading_keeps_one_of_each_logged_metric_value() {
     let storage = crate::test_support::empty_storage().await;
-    let mut conn = crate::store::connect_before_migration(storage.db(), "metric identity").await;
+    let mut conn = crate::db::connect_before_migration(storage.db(), "metric identity").await;
     sqlx::raw_sql(
         "INSERT INTO experiments (id, name, artifact_location, lifecycle_stage, creation_time, last_update_time)
            VALUES (7, 'old', 'mlflow-artifacts:/7', 'active', 0, 0);

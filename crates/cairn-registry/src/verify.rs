@@ -21,8 +21,8 @@ use futures::StreamExt;
 use sqlx::AssertSqlSafe;
 
 use crate::blobs::BlobStore;
-use crate::sql::SqlBuilder;
-use crate::store::{MetadataStore, corrupt_row};
+use crate::db::sql::SqlBuilder;
+use crate::db::{MetadataStore, corrupt_row};
 use crate::{Error, Result};
 
 /// Versions whose manifests are read and recomputed per round trip: bounds memory on a

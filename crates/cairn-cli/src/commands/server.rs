@@ -131,7 +131,7 @@ pub struct MigrateArgs {
 /// Applies pending schema migrations (the server also does on start).
 pub async fn migrate(args: MigrateArgs) -> Result<()> {
     let (db, _, options) = args.store.resolve(None)?;
-    let applied = cairn_registry::store::MetadataStore::open(&db, &options)
+    let applied = cairn_registry::db::MetadataStore::open(&db, &options)
         .await
         .with_context(|| format!("migrating {db}"))?
         .schema_version()

@@ -5,10 +5,11 @@ use cairn_core::model::AliasAction;
 use cairn_core::{AliasMove, AliasName, ModelName};
 use serde_json::json;
 
+use super::lock_model;
 use super::rows::MoveRow;
-use super::{MetadataStore, lock_model, now_ms, time_of};
 use crate::audit::Change;
-use crate::write::WriteTx;
+use crate::db::write::WriteTx;
+use crate::db::{MetadataStore, now_ms, time_of};
 use crate::{Error, Result, audit};
 
 impl MetadataStore {
@@ -175,7 +176,7 @@ impl MetadataStore {
         )
         .bind(model_id)
         .bind(alias.as_str())
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool())
         .await?;
         if rows.is_empty() {
             return Err(Error::AliasNotFound {

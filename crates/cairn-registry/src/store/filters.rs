@@ -2,8 +2,8 @@
 
 use cairn_core::search::{Comparison, EntityKind, Op, OrderBy};
 
-use super::Backend;
-use crate::sql::SqlBuilder;
+use crate::db::Backend;
+use crate::db::sql::SqlBuilder;
 use crate::{Error, Result};
 
 /// One MLflow registered-model filter comparison as SQL over `models m`.

@@ -8,9 +8,10 @@ use serde_json::json;
 
 use super::filters::{push_model_condition, push_order_and_page};
 use super::rows::ModelRow;
-use super::{MetadataStore, insert_key_values, lock_model, now_ms, time_of};
+use super::{insert_key_values, lock_model};
 use crate::audit::Change;
-use crate::sql::SqlBuilder;
+use crate::db::sql::SqlBuilder;
+use crate::db::{MetadataStore, now_ms, time_of};
 use crate::{Error, Result, audit};
 
 impl MetadataStore {
@@ -18,7 +19,7 @@ impl MetadataStore {
 
     pub(super) async fn model_row(&self, name: &ModelName) -> Result<ModelRow> {
         let mut q = SqlBuilder::new(
-            self.backend,
+            self.backend(),
             "SELECT id, name, description, created_by, created_at, updated_at FROM models WHERE name = ",
         );
         q.push_bind(name.as_str());
@@ -71,7 +72,7 @@ impl MetadataStore {
         let rows = sqlx::query_as::<_, ModelRow>(
             "SELECT id, name, description, created_by, created_at, updated_at FROM models ORDER BY name",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool())
         .await?;
         self.models_from_rows(rows, None).await
     }
@@ -87,12 +88,12 @@ impl MetadataStore {
         limit: usize,
     ) -> Result<Vec<Model>> {
         let mut q = SqlBuilder::new(
-            self.backend,
+            self.backend(),
             "SELECT m.id, m.name, m.description, m.created_by, m.created_at, m.updated_at FROM models m WHERE 1 = 1",
         );
         for c in filter {
             q.push(" AND ");
-            push_model_condition(&mut q, self.backend, c)?;
+            push_model_condition(&mut q, self.backend(), c)?;
         }
         push_order_and_page(
             &mut q,
@@ -107,7 +108,7 @@ impl MetadataStore {
             offset,
             limit,
         )?;
-        let rows: Vec<ModelRow> = q.build_query_as().fetch_all(&self.pool).await?;
+        let rows: Vec<ModelRow> = q.build_query_as().fetch_all(self.pool()).await?;
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
         self.models_from_rows(rows, Some(&ids)).await
     }
@@ -135,7 +136,7 @@ impl MetadataStore {
             return Ok(Vec::new());
         }
         let scoped = |sql: &str, column: &str| {
-            let mut q = SqlBuilder::new(self.backend, sql);
+            let mut q = SqlBuilder::new(self.backend(), sql);
             if let Some(ids) = only {
                 q.push(format!(" WHERE {column} IN ("));
                 let mut list = q.separated(", ");
@@ -151,14 +152,14 @@ impl MetadataStore {
             "t.model_id",
         )
         .build_query_as()
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool())
         .await?;
         let aliases: Vec<(i64, String, i64)> = scoped(
             "SELECT a.model_id, a.alias, v.number FROM aliases a JOIN versions v ON v.id = a.version_id",
             "a.model_id",
         )
         .build_query_as()
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool())
         .await?;
         let counts: Vec<(i64, i64, i64)> = scoped(
             "SELECT v.model_id, COUNT(*), MAX(v.number) FROM versions v",
@@ -166,7 +167,7 @@ impl MetadataStore {
         )
         .push(" GROUP BY v.model_id")
         .build_query_as()
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool())
         .await?;
 
         let mut tags_by: HashMap<i64, BTreeMap<String, String>> = HashMap::new();

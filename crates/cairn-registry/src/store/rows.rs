@@ -6,8 +6,9 @@ use cairn_core::api::NewVersion;
 use cairn_core::model::AliasAction;
 use cairn_core::{AliasMove, ModelName, Sha256Digest, Version};
 
-use super::{corrupt_row, parse_digest, time_of};
+use super::parse_digest;
 use crate::Result;
+use crate::db::{corrupt_row, time_of};
 
 #[derive(sqlx::FromRow)]
 pub(super) struct ModelRow {

@@ -4,8 +4,9 @@
 use cairn_core::ModelName;
 use serde_json::json;
 
-use super::{MetadataStore, lock_model, now_ms, version_in};
+use super::{lock_model, version_in};
 use crate::audit::Change;
+use crate::db::{MetadataStore, now_ms};
 use crate::{Error, Result, audit};
 
 impl MetadataStore {

@@ -14,13 +14,11 @@ use super::rows::{
     DetailRow, NamedVersionRow, VERSION_COLUMNS, VersionDetailRow, VersionDetails, VersionExtras,
     VersionInsert, VersionRow, version_from_row,
 };
-use super::{
-    INSERT_CHUNK, MetadataStore, insert_key_values, lock_model, now_ms, parse_digest, time_of,
-    version_in,
-};
+use super::{INSERT_CHUNK, insert_key_values, lock_model, parse_digest, version_in};
 use crate::audit::Change;
+use crate::db::sql::SqlBuilder;
+use crate::db::{MetadataStore, now_ms, time_of};
 use crate::gc::claim_blobs;
-use crate::sql::SqlBuilder;
 use crate::{Error, Result, audit, lineage};
 
 impl MetadataStore {
@@ -182,7 +180,7 @@ impl MetadataStore {
                  FROM aliases WHERE version_id IN (SELECT id FROM target)
              ) d ON d.version_id = t.id"
         );
-        let mut query = SqlBuilder::numbered(self.backend, &sql);
+        let mut query = SqlBuilder::numbered(self.backend(), &sql);
         query.bind(model.as_str());
         match reference {
             VersionRef::Number(n) => query.bind(*n as i64),
@@ -242,7 +240,7 @@ impl MetadataStore {
             "SELECT path, size, sha256 FROM version_files WHERE version_id = $1 ORDER BY path",
         )
         .bind(version_id)
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool())
         .await?;
         version.files = Some(
             files
@@ -271,7 +269,7 @@ impl MetadataStore {
             return Ok(out);
         }
         let mut q = SqlBuilder::new(
-            self.backend,
+            self.backend(),
             "SELECT v.logged_model_id, m.name, v.number FROM versions v
              JOIN models m ON m.id = v.model_id WHERE v.logged_model_id IN (",
         );
@@ -306,7 +304,7 @@ impl MetadataStore {
             "SELECT {VERSION_COLUMNS} FROM versions v WHERE v.model_id = $1 ORDER BY v.number"
         )))
         .bind(model_id)
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool())
         .await?;
         let extras: Vec<VersionExtras> = rows.iter().map(VersionRow::extras).collect();
         let versions = self.versions_from_rows(model, model_id, rows).await?;
@@ -324,14 +322,14 @@ impl MetadataStore {
         limit: usize,
     ) -> Result<Vec<(Version, VersionExtras)>> {
         let mut q = SqlBuilder::new(
-            self.backend,
+            self.backend(),
             format!(
                 "SELECT m.name, {VERSION_COLUMNS} FROM versions v JOIN models m ON m.id = v.model_id WHERE 1 = 1"
             ),
         );
         for c in filter {
             q.push(" AND ");
-            push_version_condition(&mut q, self.backend, c)?;
+            push_version_condition(&mut q, self.backend(), c)?;
         }
         push_order_and_page(
             &mut q,
@@ -347,7 +345,7 @@ impl MetadataStore {
             offset,
             limit,
         )?;
-        let rows: Vec<NamedVersionRow> = q.build_query_as().fetch_all(&self.pool).await?;
+        let rows: Vec<NamedVersionRow> = q.build_query_as().fetch_all(self.pool()).await?;
         let ids: Vec<i64> = rows.iter().map(|r| r.version.id).collect();
         let mut details = self.version_details(&ids).await?;
         rows.into_iter()
@@ -372,18 +370,18 @@ impl MetadataStore {
         }
         // Ids first: with a plain list of ids the planner reads the newest number per
         // (model, stage) from the indexes (a join with the names may scan every version).
-        let mut q = SqlBuilder::new(self.backend, "SELECT id FROM models WHERE name IN (");
+        let mut q = SqlBuilder::new(self.backend(), "SELECT id FROM models WHERE name IN (");
         let mut list = q.separated(", ");
         for name in models {
             list.push_bind(*name);
         }
         list.push_unseparated(")");
-        let ids: Vec<i64> = q.build_query_scalar().fetch_all(&self.pool).await?;
+        let ids: Vec<i64> = q.build_query_scalar().fetch_all(self.pool()).await?;
         if ids.is_empty() {
             return Ok(out);
         }
         let mut q = SqlBuilder::new(
-            self.backend,
+            self.backend(),
             format!(
                 "SELECT m.name, {VERSION_COLUMNS} FROM
                (SELECT s.model_id, MAX(s.number) AS number FROM versions s WHERE s.model_id IN ("
@@ -398,7 +396,7 @@ impl MetadataStore {
              JOIN versions v ON v.model_id = newest.model_id AND v.number = newest.number
              JOIN models m ON m.id = v.model_id ORDER BY m.name, v.number",
         );
-        let rows: Vec<NamedVersionRow> = q.build_query_as().fetch_all(&self.pool).await?;
+        let rows: Vec<NamedVersionRow> = q.build_query_as().fetch_all(self.pool()).await?;
         let ids: Vec<i64> = rows.iter().map(|r| r.version.id).collect();
         let mut details = self.version_details(&ids).await?;
         for r in rows {
@@ -420,7 +418,7 @@ impl MetadataStore {
         let mut out: HashMap<i64, VersionDetails> = HashMap::new();
         for chunk in ids.chunks(IDS_PER_QUERY) {
             // One list of bound ids, used by all four branches.
-            let mut q = SqlBuilder::new(self.backend, "WITH ids (id) AS (");
+            let mut q = SqlBuilder::new(self.backend(), "WITH ids (id) AS (");
             q.push_values(chunk, |mut row, id| {
                 row.push_bind(*id);
             });
@@ -431,7 +429,7 @@ impl MetadataStore {
                  UNION ALL SELECT version_id, 'm', key, NULL, value FROM version_metrics WHERE version_id IN (SELECT id FROM ids)
                  UNION ALL SELECT version_id, 'a', alias, NULL, NULL FROM aliases WHERE version_id IN (SELECT id FROM ids)",
             );
-            let rows: Vec<DetailRow> = q.build_query_as().fetch_all(&self.pool).await?;
+            let rows: Vec<DetailRow> = q.build_query_as().fetch_all(self.pool()).await?;
             for (id, kind, key, text, number) in rows {
                 out.entry(id).or_default().add(&kind, key, text, number);
             }
@@ -457,21 +455,21 @@ impl MetadataStore {
         };
         let tags: Vec<(i64, String, String)> = sqlx::query_as(key_values("version_tags"))
             .bind(model_id)
-            .fetch_all(&self.pool)
+            .fetch_all(self.pool())
             .await?;
         let params: Vec<(i64, String, String)> = sqlx::query_as(key_values("version_params"))
             .bind(model_id)
-            .fetch_all(&self.pool)
+            .fetch_all(self.pool())
             .await?;
         let metrics: Vec<(i64, String, f64)> = sqlx::query_as(key_values("version_metrics"))
             .bind(model_id)
-            .fetch_all(&self.pool)
+            .fetch_all(self.pool())
             .await?;
         let aliases: Vec<(i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT a.version_id, a.alias FROM aliases a JOIN versions v ON v.id = a.version_id {filter} ORDER BY a.alias"
         )))
         .bind(model_id)
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool())
         .await?;
 
         let mut tags_by: HashMap<i64, BTreeMap<String, String>> = HashMap::new();

@@ -9,10 +9,10 @@ use cairn_core::tracking::ArtifactEntry;
 
 use super::{Tracking, invalid, not_found, random_hex32};
 use crate::blobs::BlobRead;
+use crate::db::now_ms;
+use crate::db::sql::SqlBuilder;
+use crate::db::write::WriteTx;
 use crate::gc::claim_blobs;
-use crate::sql::SqlBuilder;
-use crate::store::now_ms;
-use crate::write::WriteTx;
 use crate::{Error, Result};
 
 impl Tracking {

@@ -9,8 +9,8 @@ use cairn_core::tracking::{Experiment, Lifecycle};
 use super::matching::experiment_matches;
 use super::rows::ExperimentRow;
 use super::{TAG_VALUE_MAX, Tracking, ViewType, check_key, invalid, not_found, truncate};
-use crate::sql::SqlBuilder;
-use crate::store::now_ms;
+use crate::db::now_ms;
+use crate::db::sql::SqlBuilder;
 use crate::{Error, Result};
 
 impl Tracking {

@@ -9,8 +9,8 @@ use super::matching::logged_model_matches;
 use super::rows::LoggedModelRow;
 use super::{Tracking, check_key, generated_run_name, invalid, not_found, push_in, random_hex32};
 use crate::Result;
-use crate::sql::SqlBuilder;
-use crate::store::now_ms;
+use crate::db::now_ms;
+use crate::db::sql::SqlBuilder;
 
 impl Tracking {
     // ---- logged models ----

@@ -7,9 +7,9 @@ use cairn_core::MetaKey;
 use sqlx::AnyPool;
 
 use crate::blobs::BlobStore;
+use crate::db::MetadataStore;
+use crate::db::sql::SqlBuilder;
 use crate::metric_writer::MetricWriter;
-use crate::sql::SqlBuilder;
-use crate::store::MetadataStore;
 use crate::{Error, Result};
 
 mod artifacts;

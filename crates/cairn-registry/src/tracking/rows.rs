@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 use cairn_core::tracking::{DatasetInput, Lifecycle, Metric, Run, RunInfo, RunStatus};
 
 use super::{metric_from_db, push_in};
-use crate::sql::SqlBuilder;
-use crate::store::Backend;
+use crate::db::Backend;
+use crate::db::sql::SqlBuilder;
 
 #[derive(sqlx::FromRow)]
 pub(super) struct ExperimentRow {

@@ -14,10 +14,11 @@ use super::{
     TAG_VALUE_MAX, Tracking, ViewType, check_key, generated_run_name, invalid, metric_from_db,
     metric_to_db, not_found, random_hex32, truncate,
 };
+use crate::db::Backend;
+use crate::db::sql::SqlBuilder;
+use crate::db::sqlite_reads;
 use crate::metric_writer::Outcome;
-use crate::sql::SqlBuilder;
-use crate::store::Backend;
-use crate::{Result, metric_writer, sqlite_reads};
+use crate::{Result, metric_writer};
 
 impl Tracking {
     // ---- runs ----

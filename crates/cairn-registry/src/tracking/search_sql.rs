@@ -5,8 +5,8 @@ use cairn_core::search::{Comparison, EntityKind, Op, Value};
 
 use super::invalid;
 use crate::Result;
-use crate::sql::SqlBuilder;
-use crate::store::Backend;
+use crate::db::Backend;
+use crate::db::sql::SqlBuilder;
 
 pub(super) fn run_attribute_column(key: &str) -> Option<&'static str> {
     Some(match key {

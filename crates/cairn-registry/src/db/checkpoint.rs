@@ -89,7 +89,7 @@ fn checkpoint(conn: &Connection) -> rusqlite::Result<i64> {
 mod tests {
     use std::time::{Duration, Instant};
 
-    use crate::store::{DbLocation, DbOptions, MetadataStore};
+    use crate::db::{DbLocation, DbOptions, MetadataStore};
 
     /// Commits change only the log; the database file grows when a checkpoint copies
     /// pages into it. The writer checkpoints itself only past thousands of pages, so

@@ -21,7 +21,7 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::Semaphore;
 
 use crate::Result;
-use crate::sql::SqlBuilder;
+use crate::db::sql::SqlBuilder;
 
 /// How long a reader waits for a lock (only a checkpoint truncating the WAL or a
 /// schema change takes one a reader must wait for).
@@ -151,7 +151,7 @@ where
 
 #[cfg(test)]
 mod tests {
-    use crate::store::{DbLocation, DbOptions, MetadataStore};
+    use crate::db::{DbLocation, DbOptions, MetadataStore};
 
     async fn store(dir: &tempfile::TempDir) -> MetadataStore {
         let options = DbOptions {
@@ -215,8 +215,8 @@ mod tests {
     /// LIMIT bound, SQLite would parse and plan the statement again at every run.
     #[tokio::test]
     async fn a_paged_read_is_planned_once() {
-        use crate::sql::SqlBuilder;
-        use crate::store::Backend;
+        use crate::db::Backend;
+        use crate::db::sql::SqlBuilder;
         use rusqlite::StatementStatus;
 
         let dir = tempfile::tempdir().unwrap();

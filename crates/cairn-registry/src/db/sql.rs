@@ -16,7 +16,7 @@ use sqlx::any::AnyArguments;
 use sqlx::query::{Query, QueryAs, QueryScalar};
 use sqlx::{Any, Arguments, AssertSqlSafe, Encode, FromRow, Type};
 
-use crate::store::Backend;
+use crate::db::Backend;
 
 /// A row read from either engine: decodable by sqlx and by rusqlite (tuples of column
 /// types are).
@@ -261,7 +261,7 @@ impl Separated<'_> {
 #[cfg(test)]
 mod tests {
     use super::SqlBuilder;
-    use crate::store::Backend;
+    use crate::db::Backend;
 
     fn sample(backend: Backend) -> String {
         let mut q = SqlBuilder::new(backend, "SELECT * FROM t WHERE a = ");

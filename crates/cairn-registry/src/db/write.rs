@@ -29,10 +29,10 @@ use rusqlite::{Connection, OpenFlags, ToSql};
 use sqlx::{Any, Encode, Type};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
-use crate::checkpoint::WRITER_CHECKPOINT_PAGES;
-use crate::sql::{Row, SqlBuilder};
-use crate::sqlite_reads::rows;
-use crate::store::{Backend, MetadataStore};
+use crate::db::checkpoint::WRITER_CHECKPOINT_PAGES;
+use crate::db::sql::{Row, SqlBuilder};
+use crate::db::sqlite_reads::rows;
+use crate::db::{Backend, MetadataStore};
 use crate::{Error, Result};
 
 /// How long a write waits for another process to release SQLite's write lock.
@@ -297,7 +297,7 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use crate::Result;
-    use crate::store::{DbLocation, DbOptions, MetadataStore};
+    use crate::db::{DbLocation, DbOptions, MetadataStore};
 
     async fn store(dir: &tempfile::TempDir) -> MetadataStore {
         let location = DbLocation::Sqlite(dir.path().join("cairn.db"));

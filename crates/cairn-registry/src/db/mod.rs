@@ -1,0 +1,356 @@
+//! The engine layer: opening a SQLite file (WAL; the embedded default) or a PostgreSQL
+//! database (many servers, one registry), migrating its schema, and running statements on
+//! it. One code path serves both: runtime queries with `$n` placeholders and only
+//! integer, real and text columns, so the SQL text is shared; where the engines differ
+//! (write locking, LIKE) callers ask [`Backend`]. PostgreSQL runs statements on sqlx's
+//! pool; SQLite runs writes and most reads on rusqlite connections (`write`,
+//! `sqlite_reads`), the rest on sqlx. Nothing here knows models, runs or any other
+//! aggregate: they live above, in `store`, `tracking`, `lineage`, `audit` and `gc`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::any::AnyPoolOptions;
+use sqlx::{AnyConnection, AnyPool, Executor};
+use time::OffsetDateTime;
+
+use crate::{Error, Result};
+
+pub(crate) mod checkpoint;
+pub(crate) mod sql;
+pub(crate) mod sqlite_reads;
+pub(crate) mod write;
+
+use sql::{Row, SqlBuilder};
+use sqlite_reads::SqliteReads;
+use write::{SqliteWriter, open_sqlite_writer};
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Which database engine holds the metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Where the metadata lives: a SQLite file or a PostgreSQL URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DbLocation {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl DbLocation {
+    /// `postgres://…` / `postgresql://…`, `sqlite://PATH`, or a plain file path.
+    pub fn parse(s: &str) -> Result<Self> {
+        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            Ok(Self::Postgres(s.to_owned()))
+        } else if let Some(path) = s.strip_prefix("sqlite://") {
+            Ok(Self::Sqlite(PathBuf::from(path)))
+        } else if s.contains("://") {
+            Err(Error::InvalidArgument(format!(
+                "unsupported database {s:?}: use postgres://…, sqlite://PATH or a file path"
+            )))
+        } else {
+            Ok(Self::Sqlite(PathBuf::from(s)))
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Self::Sqlite(_) => Backend::Sqlite,
+            Self::Postgres(_) => Backend::Postgres,
+        }
+    }
+}
+
+impl std::fmt::Display for DbLocation {
+    /// The location without credentials, for logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite(path) => write!(f, "sqlite://{}", path.display()),
+            Self::Postgres(url) => match url::Url::parse(url) {
+                Ok(mut u) => {
+                    let _ = u.set_password(None);
+                    write!(f, "{u}")
+                }
+                Err(_) => f.write_str("postgres://…"),
+            },
+        }
+    }
+}
+
+/// Connection-pool settings.
+#[derive(Debug, Clone)]
+pub struct DbOptions {
+    /// Most connections this process opens.
+    pub max_connections: u32,
+    /// How long a request waits for a free connection before failing.
+    pub acquire_timeout: Duration,
+    /// PostgreSQL only: statements running longer are cancelled (`statement_timeout`).
+    pub statement_timeout: Option<Duration>,
+    /// How often a write that failed on a transient error (serialization failure,
+    /// deadlock, lost connection) is retried.
+    pub retries: u32,
+}
+
+impl Default for DbOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 8,
+            acquire_timeout: Duration::from_secs(30),
+            statement_timeout: Some(Duration::from_secs(30)),
+            retries: 3,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct MetadataStore {
+    pool: AnyPool,
+    backend: Backend,
+    /// SQLite only: the one connection every write runs on (`write`).
+    sqlite_writer: Option<SqliteWriter>,
+    /// SQLite only: read-only connections for reads of several statements and for
+    /// [`Self::read_rows`] (`sqlite_reads`).
+    sqlite_reads: Option<Arc<SqliteReads>>,
+    retries: u32,
+}
+
+/// Now, in milliseconds since the Unix epoch: how every stored time is kept.
+pub fn now_ms() -> i64 {
+    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+pub(crate) fn time_of(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+pub(crate) fn corrupt_row(what: &str) -> Error {
+    Error::Database(sqlx::Error::Decode(
+        format!("unreadable {what} in the metadata store").into(),
+    ))
+}
+
+impl MetadataStore {
+    /// Opens (creating a SQLite file if needed) the database and brings its schema up to
+    /// date.
+    pub async fn open(location: &DbLocation, options: &DbOptions) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        let backend = location.backend();
+        let pool_options = AnyPoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.acquire_timeout);
+        let pool = match location {
+            DbLocation::Sqlite(path) => sqlite_pool(path, pool_options).await?,
+            DbLocation::Postgres(url) => {
+                // One direct connection first: a wrong address or password then fails
+                // at once with the server's own reason, not as a pool timeout.
+                use sqlx::Connection as _;
+                tokio::time::timeout(options.acquire_timeout, AnyConnection::connect(url))
+                    .await
+                    .map_err(|_| {
+                        Error::Database(sqlx::Error::Io(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            format!(
+                                "no answer from {location} within {:?}",
+                                options.acquire_timeout
+                            ),
+                        )))
+                    })??
+                    .close()
+                    .await?;
+                let timeout_ms = options.statement_timeout.map_or(0, |t| t.as_millis());
+                pool_options
+                    .after_connect(move |conn, _| {
+                        Box::pin(async move {
+                            conn.execute(sqlx::AssertSqlSafe(format!(
+                                "SET statement_timeout = {timeout_ms}"
+                            )))
+                            .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(url)
+                    .await?
+            }
+        };
+        let mut sqlite_reads = None;
+        let mut sqlite_writer = None;
+        match location {
+            DbLocation::Sqlite(path) => {
+                migrate_sqlite(&pool, path).await?;
+                sqlite_reads = Some(SqliteReads::open(path.clone(), options.max_connections)?);
+                let writer = open_sqlite_writer(path)?;
+                checkpoint::start(path, Arc::downgrade(&writer))?;
+                sqlite_writer = Some(writer);
+            }
+            // sqlx's migrator holds an advisory lock on PostgreSQL: servers starting
+            // together migrate once.
+            DbLocation::Postgres(_) => POSTGRES_MIGRATIONS.run(&pool).await?,
+        }
+        Ok(Self {
+            pool,
+            backend,
+            sqlite_writer,
+            sqlite_reads,
+            retries: options.retries,
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// How often a write failing on a transient error is retried.
+    pub fn retries(&self) -> u32 {
+        self.retries
+    }
+
+    /// Runs a write transaction again when it failed on a transient error
+    /// ([`Error::is_transient`]), up to the configured number of retries, backing off
+    /// a little more each time.
+    pub(crate) async fn with_retries<T, F, Fut>(&self, mut write: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let mut attempt = 0;
+        loop {
+            match write().await {
+                Err(e) if e.is_transient() && attempt < self.retries => {
+                    attempt += 1;
+                    tracing::warn!(error = %e, attempt, "transient database error; retrying");
+                    tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
+                }
+                done => return done,
+            }
+        }
+    }
+
+    /// The SQLite readers (`None` on PostgreSQL).
+    pub(crate) fn sqlite_reads(&self) -> Option<&Arc<SqliteReads>> {
+        self.sqlite_reads.as_ref()
+    }
+
+    /// The rows of one read statement. On SQLite it runs in place on a connection of
+    /// [`SqliteReads`], where a statement on sqlx's pool costs three trips to the
+    /// connection's thread (the statement, its rows, and the ping sqlx sends when the
+    /// connection goes back to the pool). On PostgreSQL it runs on the pool.
+    pub(crate) async fn read_rows<T: Row>(&self, mut q: SqlBuilder) -> Result<Vec<T>> {
+        match &self.sqlite_reads {
+            Some(reads) => {
+                reads
+                    .read_in_place(|conn| crate::db::sqlite_reads::rows(conn, &q))
+                    .await
+            }
+            None => Ok(q.build_query_as().fetch_all(&self.pool).await?),
+        }
+    }
+
+    /// SQLite's writer connection (`None` on PostgreSQL).
+    pub(crate) fn sqlite_writer(&self) -> Option<&SqliteWriter> {
+        self.sqlite_writer.as_ref()
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// The newest migration applied to this database.
+    pub async fn schema_version(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success",
+        )
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+/// A pool of connections to the SQLite file at `path`, created if missing.
+async fn sqlite_pool(path: &Path, options: AnyPoolOptions) -> Result<AnyPool> {
+    Ok(options
+        // sqlx pings a connection each time the pool hands it out, to catch a lost
+        // network peer; a SQLite connection has none, and the ping is one more round
+        // trip to the connection's thread before every statement run on the pool.
+        .test_before_acquire(false)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                // In WAL mode NORMAL keeps every commit across a process crash; only an
+                // OS crash can lose the last transactions, never corrupt the database.
+                conn.execute(
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
+                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 60000;",
+                )
+                .await?;
+                Ok(())
+            })
+        })
+        .connect(&sqlite_url(path))
+        .await?)
+}
+
+/// The `sqlite://` URL sqlx's `Any` driver opens (created if missing), with the file
+/// name percent-encoded by sqlx itself.
+fn sqlite_url(path: &Path) -> String {
+    use sqlx::ConnectOptions;
+    sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .to_url_lossy()
+        .to_string()
+}
+
+/// SQLite gives sqlx's migrator no lock: two processes opening a fresh registry at once
+/// would both create the tables. A lock file next to the database serializes them.
+async fn migrate_sqlite(pool: &AnyPool, path: &Path) -> Result<()> {
+    let lock_path = path.with_extension("db.migrate-lock");
+    let lock = tokio::task::spawn_blocking(move || {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)?;
+        file.lock()?;
+        Ok::<_, std::io::Error>(file)
+    })
+    .await
+    .map_err(|e| Error::Io(std::io::Error::other(e)))??;
+    let migrated = SQLITE_MIGRATIONS.run(pool).await;
+    drop(lock);
+    Ok(migrated?)
+}
+
+/// A connection to `location` with the migrations applied up to, not including, the one
+/// described as `description` (its file name without the number): for tests of what a
+/// migration does to data written under the schema before it.
+#[cfg(test)]
+pub(crate) async fn connect_before_migration(
+    location: &DbLocation,
+    description: &str,
+) -> sqlx::AnyConnection {
+    use sqlx::Connection as _;
+    sqlx::any::install_default_drivers();
+    let (url, migrator) = match location {
+        DbLocation::Sqlite(path) => (sqlite_url(path), &SQLITE_MIGRATIONS),
+        DbLocation::Postgres(url) => (url.clone(), &POSTGRES_MIGRATIONS),
+    };
+    let version = migrator
+        .iter()
+        .find(|m| m.description == description)
+        .unwrap_or_else(|| panic!("no migration {description:?}"))
+        .version;
+    let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+    migrator.run_to(version - 1, &mut conn).await.unwrap();
+    conn
+}
