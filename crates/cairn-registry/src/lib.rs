@@ -13,6 +13,7 @@ mod gc;
 mod lineage;
 mod metric_writer;
 mod read_cache;
+mod search_sql;
 mod service;
 pub mod store;
 pub mod tracking;

@@ -19,7 +19,6 @@ use crate::db::write::WriteTx;
 use crate::{Error, Result};
 
 mod aliases;
-mod filters;
 mod models;
 mod rows;
 mod tags;

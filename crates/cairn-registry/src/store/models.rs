@@ -6,12 +6,12 @@ use cairn_core::search::{Comparison, OrderBy};
 use cairn_core::{Model, ModelName};
 use serde_json::json;
 
-use super::filters::{push_model_condition, push_order_and_page};
 use super::rows::ModelRow;
 use super::{insert_key_values, lock_model};
 use crate::audit::Change;
 use crate::db::sql::SqlBuilder;
 use crate::db::{MetadataStore, now_ms, time_of};
+use crate::search_sql::{push_model_condition, push_order_and_page};
 use crate::{Error, Result, audit};
 
 impl MetadataStore {

@@ -9,7 +9,6 @@ use cairn_core::{FileEntry, ModelName, Sha256Digest, Version, VersionRef};
 use serde_json::json;
 
 use super::aliases::record_move;
-use super::filters::{push_order_and_page, push_version_condition};
 use super::rows::{
     DetailRow, NamedVersionRow, VERSION_COLUMNS, VersionDetailRow, VersionDetails, VersionExtras,
     VersionInsert, VersionRow, version_from_row,
@@ -19,6 +18,7 @@ use crate::audit::Change;
 use crate::db::sql::SqlBuilder;
 use crate::db::{MetadataStore, now_ms, time_of};
 use crate::gc::claim_blobs;
+use crate::search_sql::{push_order_and_page, push_version_condition};
 use crate::{Error, Result, audit, lineage};
 
 impl MetadataStore {

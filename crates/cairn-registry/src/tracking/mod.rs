@@ -18,11 +18,9 @@ mod logged_models;
 mod matching;
 mod rows;
 mod runs;
-mod search_sql;
 
 pub use artifacts::{check_artifact_path, directory_children};
 pub(crate) use runs::push_metric_values;
-pub(crate) use search_sql::push_string_comparison;
 
 /// Longest param value kept; longer values are cut, as MLflow does.
 pub const PARAM_VALUE_MAX: usize = 6000;

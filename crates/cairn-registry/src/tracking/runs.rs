@@ -8,7 +8,6 @@ use cairn_core::search::{Comparison, EntityKind, Op, OrderBy};
 use cairn_core::tracking::{DatasetInput, Lifecycle, Metric, Run, RunInfo, RunStatus};
 
 use super::rows::{RUN_COLUMNS, RunDetailQueries, RunDetails, RunRow};
-use super::search_sql::{push_matching_runs, push_run_condition, run_attribute_column};
 use super::{
     BATCH_METRICS_MAX, BATCH_PARAMS_MAX, BATCH_TAGS_MAX, MetricValue, PARAM_VALUE_MAX,
     TAG_VALUE_MAX, Tracking, ViewType, check_key, generated_run_name, invalid, metric_from_db,
@@ -18,6 +17,7 @@ use crate::db::Backend;
 use crate::db::sql::SqlBuilder;
 use crate::db::sqlite_reads;
 use crate::metric_writer::Outcome;
+use crate::search_sql::{push_matching_runs, push_run_condition, run_attribute_column};
 use crate::{Result, metric_writer};
 
 impl Tracking {
