@@ -14,7 +14,7 @@
 //! `after` as their stored JSON text, or null) — simple enough to recompute with any tool.
 
 use cairn_core::Sha256Digest;
-use cairn_core::model::{AuditBreak, AuditEntry, AuditHead, AuditReport};
+use cairn_core::model::{AliasAction, AuditBreak, AuditEntry, AuditHead, AuditReport};
 use futures::TryStreamExt;
 
 use crate::db::sql::SqlBuilder;
@@ -25,10 +25,71 @@ use crate::{Error, Result};
 /// The previous hash of the first entry.
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
+/// What a change did. Its text (`version.create`, `model.tag.set`, `alias.rollback`…) is
+/// written here only: entries are hashed and read by people and tools, so a name never
+/// changes once written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Action {
+    ModelCreate,
+    ModelRename,
+    ModelDelete,
+    VersionCreate,
+    VersionStage,
+    VersionDelete,
+    /// A tag of a model (`version` false) or version set or (`set` false) deleted.
+    Tag {
+        version: bool,
+        set: bool,
+    },
+    /// A model's (`version` false) or version's description set.
+    Description {
+        version: bool,
+    },
+    Alias(AliasAction),
+    BlobsCollect,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        use AliasAction as A;
+        match self {
+            Self::ModelCreate => "model.create",
+            Self::ModelRename => "model.rename",
+            Self::ModelDelete => "model.delete",
+            Self::VersionCreate => "version.create",
+            Self::VersionStage => "version.stage",
+            Self::VersionDelete => "version.delete",
+            Self::Tag {
+                version: false,
+                set: true,
+            } => "model.tag.set",
+            Self::Tag {
+                version: false,
+                set: false,
+            } => "model.tag.delete",
+            Self::Tag {
+                version: true,
+                set: true,
+            } => "version.tag.set",
+            Self::Tag {
+                version: true,
+                set: false,
+            } => "version.tag.delete",
+            Self::Description { version: false } => "model.description",
+            Self::Description { version: true } => "version.description",
+            Self::Alias(A::Set) => "alias.set",
+            Self::Alias(A::Rollback) => "alias.rollback",
+            Self::Alias(A::Delete) => "alias.delete",
+            Self::Alias(A::VersionDeleted) => "alias.version_deleted",
+            Self::BlobsCollect => "blobs.collect",
+        }
+    }
+}
+
 /// One mutation, as the log records it.
 pub(crate) struct Change<'a> {
     pub actor: &'a str,
-    pub action: String,
+    pub action: Action,
     pub model: &'a str,
     pub target: String,
     pub before: Option<serde_json::Value>,
@@ -50,7 +111,7 @@ pub(crate) async fn append(tx: &mut WriteTx, change: Change<'_>) -> Result<()> {
         seq,
         at,
         actor: change.actor.to_owned(),
-        action: change.action.clone(),
+        action: change.action.as_str().to_owned(),
         model: change.model.to_owned(),
         target: change.target.clone(),
         before: before.clone(),
@@ -65,7 +126,7 @@ pub(crate) async fn append(tx: &mut WriteTx, change: Change<'_>) -> Result<()> {
     .bind(seq)
     .bind(at)
     .bind(change.actor)
-    .bind(&change.action)
+    .bind(change.action.as_str())
     .bind(change.model)
     .bind(&change.target)
     .bind(&before)
@@ -273,5 +334,55 @@ impl MetadataStore {
             head,
             broken,
         })
+    }
+}
+
+#[cfg(test)]
+mod action_tests {
+    use super::{Action, AliasAction};
+
+    /// Written entries are hashed with these names: they never change.
+    #[test]
+    fn action_names_are_stable() {
+        let names: Vec<&str> = [
+            Action::ModelCreate,
+            Action::ModelRename,
+            Action::ModelDelete,
+            Action::VersionCreate,
+            Action::VersionStage,
+            Action::VersionDelete,
+            Action::Tag {
+                version: false,
+                set: true,
+            },
+            Action::Tag {
+                version: true,
+                set: false,
+            },
+            Action::Description { version: true },
+            Action::Alias(AliasAction::Rollback),
+            Action::Alias(AliasAction::VersionDeleted),
+            Action::BlobsCollect,
+        ]
+        .into_iter()
+        .map(Action::as_str)
+        .collect();
+        assert_eq!(
+            names,
+            [
+                "model.create",
+                "model.rename",
+                "model.delete",
+                "version.create",
+                "version.stage",
+                "version.delete",
+                "model.tag.set",
+                "version.tag.delete",
+                "version.description",
+                "alias.rollback",
+                "alias.version_deleted",
+                "blobs.collect"
+            ]
+        );
     }
 }

@@ -234,7 +234,7 @@ impl Registry {
             &mut tx,
             crate::audit::Change {
                 actor,
-                action: "blobs.collect".into(),
+                action: crate::audit::Action::BlobsCollect,
                 model: "",
                 target: "blobs".into(),
                 before: None,

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::lock_model;
 use super::rows::MoveRow;
-use crate::audit::Change;
+use crate::audit::{Action, Change};
 use crate::db::write::WriteTx;
 use crate::db::{MetadataStore, now_ms, time_of};
 use crate::{Error, Result, audit};
@@ -143,7 +143,7 @@ impl MetadataStore {
             &mut tx,
             Change {
                 actor,
-                action: format!("alias.{}", action.as_str()),
+                action: Action::Alias(action),
                 model: model.as_str(),
                 target: format!("{model}@{alias}"),
                 before: current.map(|n| json!({ "version": n })),

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::rows::ModelRow;
 use super::{insert_key_values, lock_model};
-use crate::audit::Change;
+use crate::audit::{Action, Change};
 use crate::db::sql::SqlBuilder;
 use crate::db::{MetadataStore, now_ms, time_of};
 use crate::search_sql::{push_model_condition, push_order_and_page};
@@ -56,7 +56,7 @@ impl MetadataStore {
             &mut tx,
             Change {
                 actor,
-                action: "model.create".into(),
+                action: Action::ModelCreate,
                 model: name.as_str(),
                 target: name.to_string(),
                 before: None,
@@ -229,7 +229,7 @@ impl MetadataStore {
             &mut tx,
             Change {
                 actor,
-                action: "model.delete".into(),
+                action: Action::ModelDelete,
                 model: name.as_str(),
                 target: name.to_string(),
                 before: Some(json!({ "versions": versions })),
@@ -274,7 +274,7 @@ impl MetadataStore {
             &mut tx,
             Change {
                 actor,
-                action: "model.rename".into(),
+                action: Action::ModelRename,
                 model: new_name.as_str(),
                 target: model.to_string(),
                 before: Some(json!({ "name": model.as_str() })),

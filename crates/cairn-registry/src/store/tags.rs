@@ -5,7 +5,7 @@ use cairn_core::ModelName;
 use serde_json::json;
 
 use super::{lock_model, version_in};
-use crate::audit::Change;
+use crate::audit::{Action, Change};
 use crate::db::{MetadataStore, now_ms};
 use crate::{Error, Result, audit};
 
@@ -24,21 +24,14 @@ impl MetadataStore {
         let model_id = lock_model(&mut tx, model)
             .await?
             .ok_or_else(|| Error::ModelNotFound(model.to_string()))?;
-        let (table, owner_column, owner, what, target) = match number {
+        let (table, owner_column, owner, target) = match number {
             Some(n) => (
                 "version_tags",
                 "version_id",
                 version_in(&mut tx, model, model_id, n).await?,
-                "version",
                 format!("{model}@{n}"),
             ),
-            None => (
-                "model_tags",
-                "model_id",
-                model_id,
-                "model",
-                model.to_string(),
-            ),
+            None => ("model_tags", "model_id", model_id, model.to_string()),
         };
         let old: Option<String> = tx
             .query(&format!(
@@ -66,12 +59,14 @@ impl MetadataStore {
             .bind(value)
             .execute()
             .await?;
-        let verb = if value.is_some() { "set" } else { "delete" };
         audit::append(
             &mut tx,
             Change {
                 actor,
-                action: format!("{what}.tag.{verb}"),
+                action: Action::Tag {
+                    version: number.is_some(),
+                    set: value.is_some(),
+                },
                 model: model.as_str(),
                 target,
                 before: old.map(|v| json!({ "key": key, "value": v })),
@@ -96,14 +91,13 @@ impl MetadataStore {
         let model_id = lock_model(&mut tx, model)
             .await?
             .ok_or_else(|| Error::ModelNotFound(model.to_string()))?;
-        let (table, id, what, target) = match number {
+        let (table, id, target) = match number {
             Some(n) => (
                 "versions",
                 version_in(&mut tx, model, model_id, n).await?,
-                "version",
                 format!("{model}@{n}"),
             ),
-            None => ("models", model_id, "model", model.to_string()),
+            None => ("models", model_id, model.to_string()),
         };
         let old: String = tx
             .query(&format!("SELECT description FROM {table} WHERE id = $1"))
@@ -127,7 +121,9 @@ impl MetadataStore {
             &mut tx,
             Change {
                 actor,
-                action: format!("{what}.description"),
+                action: Action::Description {
+                    version: number.is_some(),
+                },
                 model: model.as_str(),
                 target,
                 before: Some(json!({ "description": old })),

@@ -14,7 +14,7 @@ use super::rows::{
     VersionInsert, VersionRow, version_from_row,
 };
 use super::{INSERT_CHUNK, insert_key_values, lock_model, parse_digest, version_in};
-use crate::audit::Change;
+use crate::audit::{Action, Change};
 use crate::db::sql::SqlBuilder;
 use crate::db::{MetadataStore, now_ms, time_of};
 use crate::gc::claim_blobs;
@@ -123,7 +123,7 @@ impl MetadataStore {
             &mut tx,
             Change {
                 actor: v.actor,
-                action: "version.create".into(),
+                action: Action::VersionCreate,
                 model: v.model.as_str(),
                 target: format!("{}@{number}", v.model),
                 before: None,
@@ -572,7 +572,7 @@ impl MetadataStore {
             &mut tx,
             Change {
                 actor,
-                action: "version.delete".into(),
+                action: Action::VersionDelete,
                 model: model.as_str(),
                 target: format!("{model}@{number}"),
                 before: Some(json!({ "digest": digest, "aliases": removed_aliases })),
@@ -636,7 +636,7 @@ impl MetadataStore {
             &mut tx,
             Change {
                 actor,
-                action: "version.stage".into(),
+                action: Action::VersionStage,
                 model: model.as_str(),
                 target: format!("{model}@{number}"),
                 before: Some(json!({ "stage": old })),
