@@ -10,6 +10,7 @@ pub mod copy;
 pub mod db;
 mod error;
 mod gc;
+mod key_values;
 mod lineage;
 mod metric_writer;
 mod read_cache;

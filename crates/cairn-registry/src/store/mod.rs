@@ -8,13 +8,11 @@
 //! the model row's lock first ([`lock_model`]), so version numbers and alias moves stay
 //! serial per model across any number of servers.
 
-use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use cairn_core::{ModelName, Sha256Digest};
 
 use crate::db::corrupt_row;
-use crate::db::sql::SqlBuilder;
 use crate::db::write::WriteTx;
 use crate::{Error, Result};
 
@@ -34,29 +32,6 @@ const INSERT_CHUNK: usize = 1000;
 
 fn parse_digest(s: &str) -> Result<Sha256Digest> {
     Sha256Digest::from_str(s).map_err(|_| corrupt_row("digest"))
-}
-
-async fn insert_key_values(
-    tx: &mut WriteTx,
-    table: &'static str,
-    owner_column: &'static str,
-    owner: i64,
-    values: &BTreeMap<String, String>,
-) -> Result<()> {
-    let pairs: Vec<_> = values.iter().collect();
-    for chunk in pairs.chunks(INSERT_CHUNK) {
-        let mut q = SqlBuilder::new(
-            tx.backend,
-            format!("INSERT INTO {table} ({owner_column}, key, value) "),
-        );
-        q.push_values(chunk, |mut row, (k, v)| {
-            row.push_bind(owner)
-                .push_bind(k.as_str())
-                .push_bind(v.as_str());
-        });
-        tx.sql(q).execute().await?;
-    }
-    Ok(())
 }
 
 /// Locks the model's row until the transaction ends and returns its id (`None` if

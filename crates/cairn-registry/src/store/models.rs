@@ -6,11 +6,12 @@ use cairn_core::search::{Comparison, OrderBy};
 use cairn_core::{Model, ModelName};
 use serde_json::json;
 
+use super::lock_model;
 use super::rows::ModelRow;
-use super::{insert_key_values, lock_model};
 use crate::audit::{Action, Change};
 use crate::db::sql::SqlBuilder;
 use crate::db::{MetadataStore, now_ms, time_of};
+use crate::key_values::MODEL_TAGS;
 use crate::search_sql::{push_model_condition, push_order_and_page};
 use crate::{Error, Result, audit};
 
@@ -51,7 +52,7 @@ impl MetadataStore {
             .scalar_optional()
             .await?;
         let id = id.ok_or_else(|| Error::ModelExists(name.to_string()))?;
-        insert_key_values(&mut tx, "model_tags", "model_id", id, tags).await?;
+        MODEL_TAGS.insert_all(&mut tx, id, tags).await?;
         audit::append(
             &mut tx,
             Change {

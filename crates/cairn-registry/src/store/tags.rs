@@ -7,6 +7,7 @@ use serde_json::json;
 use super::{lock_model, version_in};
 use crate::audit::{Action, Change};
 use crate::db::{MetadataStore, now_ms};
+use crate::key_values::{MODEL_TAGS, VERSION_TAGS};
 use crate::{Error, Result, audit};
 
 impl MetadataStore {
@@ -24,15 +25,15 @@ impl MetadataStore {
         let model_id = lock_model(&mut tx, model)
             .await?
             .ok_or_else(|| Error::ModelNotFound(model.to_string()))?;
-        let (table, owner_column, owner, target) = match number {
+        let (tags, owner, target) = match number {
             Some(n) => (
-                "version_tags",
-                "version_id",
+                VERSION_TAGS,
                 version_in(&mut tx, model, model_id, n).await?,
                 format!("{model}@{n}"),
             ),
-            None => ("model_tags", "model_id", model_id, model.to_string()),
+            None => (MODEL_TAGS, model_id, model.to_string()),
         };
+        let (table, owner_column) = (tags.table(), tags.owner());
         let old: Option<String> = tx
             .query(&format!(
                 "SELECT value FROM {table} WHERE {owner_column} = $1 AND key = $2"
@@ -45,10 +46,7 @@ impl MetadataStore {
             return Ok(());
         }
         let sql = match value {
-            Some(_) => format!(
-                "INSERT INTO {table} ({owner_column}, key, value) VALUES ($1, $2, $3)
-                 ON CONFLICT ({owner_column}, key) DO UPDATE SET value = excluded.value"
-            ),
+            Some(_) => tags.upsert_sql(),
             None => {
                 format!("DELETE FROM {table} WHERE {owner_column} = $1 AND key = $2 AND $3 IS NULL")
             }

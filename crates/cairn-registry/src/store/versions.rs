@@ -13,11 +13,12 @@ use super::rows::{
     DetailRow, NamedVersionRow, VERSION_COLUMNS, VersionDetailRow, VersionDetails, VersionExtras,
     VersionInsert, VersionRow, version_from_row,
 };
-use super::{INSERT_CHUNK, insert_key_values, lock_model, parse_digest, version_in};
+use super::{INSERT_CHUNK, lock_model, parse_digest, version_in};
 use crate::audit::{Action, Change};
 use crate::db::sql::SqlBuilder;
 use crate::db::{MetadataStore, now_ms, time_of};
 use crate::gc::claim_blobs;
+use crate::key_values::{VERSION_PARAMS, VERSION_TAGS};
 use crate::search_sql::{push_order_and_page, push_version_condition};
 use crate::{Error, Result, audit, lineage};
 
@@ -95,22 +96,12 @@ impl MetadataStore {
             tx.sql(q).execute().await?;
         }
         lineage::insert(&mut tx, version_id, &v.new.lineage).await?;
-        insert_key_values(
-            &mut tx,
-            "version_tags",
-            "version_id",
-            version_id,
-            &v.new.tags,
-        )
-        .await?;
-        insert_key_values(
-            &mut tx,
-            "version_params",
-            "version_id",
-            version_id,
-            &v.new.params,
-        )
-        .await?;
+        VERSION_TAGS
+            .insert_all(&mut tx, version_id, &v.new.tags)
+            .await?;
+        VERSION_PARAMS
+            .insert_all(&mut tx, version_id, &v.new.params)
+            .await?;
         for (k, value) in &v.new.metrics {
             tx.query("INSERT INTO version_metrics (version_id, key, value) VALUES ($1, $2, $3)")
                 .bind(version_id)

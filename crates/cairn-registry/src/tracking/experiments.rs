@@ -11,6 +11,7 @@ use super::rows::ExperimentRow;
 use super::{TAG_VALUE_MAX, Tracking, ViewType, check_key, invalid, not_found, truncate};
 use crate::db::now_ms;
 use crate::db::sql::SqlBuilder;
+use crate::key_values::EXPERIMENT_TAGS;
 use crate::{Error, Result};
 
 impl Tracking {
@@ -50,7 +51,7 @@ impl Tracking {
             .execute()
             .await?;
         for (k, v) in tags {
-            tx.query("INSERT INTO experiment_tags (experiment_id, key, value) VALUES ($1, $2, $3)")
+            tx.query(&EXPERIMENT_TAGS.insert_sql())
                 .bind(id)
                 .bind(k)
                 .bind(truncate(v, TAG_VALUE_MAX))
@@ -217,10 +218,7 @@ impl Tracking {
             )));
         }
         self.meta
-            .write(
-                "INSERT INTO experiment_tags (experiment_id, key, value) VALUES ($1, $2, $3)
-             ON CONFLICT (experiment_id, key) DO UPDATE SET value = excluded.value",
-            )
+            .write(&EXPERIMENT_TAGS.upsert_sql())
             .bind(id)
             .bind(key)
             .bind(truncate(value, TAG_VALUE_MAX))

@@ -11,6 +11,7 @@ use super::{Tracking, check_key, generated_run_name, invalid, not_found, push_in
 use crate::Result;
 use crate::db::now_ms;
 use crate::db::sql::SqlBuilder;
+use crate::key_values::{LOGGED_MODEL_PARAMS, LOGGED_MODEL_TAGS};
 
 impl Tracking {
     // ---- logged models ----
@@ -52,7 +53,7 @@ impl Tracking {
         .execute()
         .await?;
         for (k, v) in tags {
-            tx.query("INSERT INTO logged_model_tags (model_id, key, value) VALUES ($1, $2, $3)")
+            tx.query(&LOGGED_MODEL_TAGS.insert_sql())
                 .bind(&id)
                 .bind(k)
                 .bind(v)
@@ -60,7 +61,7 @@ impl Tracking {
                 .await?;
         }
         for (k, v) in params {
-            tx.query("INSERT INTO logged_model_params (model_id, key, value) VALUES ($1, $2, $3)")
+            tx.query(&LOGGED_MODEL_PARAMS.insert_sql())
                 .bind(&id)
                 .bind(k)
                 .bind(v)
@@ -162,15 +163,12 @@ impl Tracking {
         }
         let mut tx = self.meta.write_tx().await?;
         for (k, v) in tags {
-            tx.query(
-                "INSERT INTO logged_model_tags (model_id, key, value) VALUES ($1, $2, $3)
-                 ON CONFLICT (model_id, key) DO UPDATE SET value = excluded.value",
-            )
-            .bind(id)
-            .bind(k)
-            .bind(v)
-            .execute()
-            .await?;
+            tx.query(&LOGGED_MODEL_TAGS.upsert_sql())
+                .bind(id)
+                .bind(k)
+                .bind(v)
+                .execute()
+                .await?;
         }
         tx.commit().await
     }

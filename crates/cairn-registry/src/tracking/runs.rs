@@ -16,6 +16,7 @@ use super::{
 use crate::db::Backend;
 use crate::db::sql::SqlBuilder;
 use crate::db::sqlite_reads;
+use crate::key_values::{RUN_PARAMS, RUN_TAGS};
 use crate::metric_writer::Outcome;
 use crate::search_sql::{push_matching_runs, push_run_condition, run_attribute_column};
 use crate::{Result, metric_writer};
@@ -66,7 +67,7 @@ impl Tracking {
         let mut tags = tags.clone();
         tags.insert("mlflow.runName".into(), name);
         for (k, v) in &tags {
-            tx.query("INSERT INTO run_tags (run_id, key, value) VALUES ($1, $2, $3)")
+            tx.query(&RUN_TAGS.insert_sql())
                 .bind(&id)
                 .bind(k)
                 .bind(truncate(v, TAG_VALUE_MAX))
@@ -240,14 +241,12 @@ impl Tracking {
                 .bind(name)
                 .execute()
                 .await?;
-            tx.query(
-                "INSERT INTO run_tags (run_id, key, value) VALUES ($1, 'mlflow.runName', $2)
-                 ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value",
-            )
-            .bind(id)
-            .bind(name)
-            .execute()
-            .await?;
+            tx.query(&RUN_TAGS.upsert_sql())
+                .bind(id)
+                .bind("mlflow.runName")
+                .bind(name)
+                .execute()
+                .await?;
         }
         tx.commit().await?;
         self.run_info(id).await
@@ -319,7 +318,7 @@ impl Tracking {
                 }
                 Some(_) => {}
                 None => {
-                    tx.query("INSERT INTO run_params (run_id, key, value) VALUES ($1, $2, $3)")
+                    tx.query(&RUN_PARAMS.insert_sql())
                         .bind(run_id)
                         .bind(k)
                         .bind(v)
@@ -329,15 +328,12 @@ impl Tracking {
             }
         }
         for (k, v) in tags {
-            tx.query(
-                "INSERT INTO run_tags (run_id, key, value) VALUES ($1, $2, $3)
-                 ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value",
-            )
-            .bind(run_id)
-            .bind(k)
-            .bind(truncate(v, TAG_VALUE_MAX))
-            .execute()
-            .await?;
+            tx.query(&RUN_TAGS.upsert_sql())
+                .bind(run_id)
+                .bind(k)
+                .bind(truncate(v, TAG_VALUE_MAX))
+                .execute()
+                .await?;
             if k == "mlflow.runName" {
                 tx.query("UPDATE runs SET name = $2 WHERE id = $1")
                     .bind(run_id)
