@@ -4,12 +4,8 @@
 use std::collections::BTreeMap;
 
 use crate::Result;
-use crate::db::sql::SqlBuilder;
+use crate::db::sql::{INSERT_CHUNK, SqlBuilder};
 use crate::db::write::WriteTx;
-
-/// Rows per multi-row INSERT: 3 binds each stays under SQLite's variable limit and
-/// PostgreSQL's 65,535 parameters.
-const INSERT_CHUNK: usize = 1000;
 
 /// One key-value table and the column naming its owner.
 #[derive(Debug, Clone, Copy)]

@@ -38,6 +38,10 @@ impl<T> Row for T where
 {
 }
 
+/// Rows per multi-row INSERT: at 4 bound values a row, under SQLite's limit of 32,766
+/// variables and PostgreSQL's 65,535 parameters a statement.
+pub(crate) const INSERT_CHUNK: usize = 1000;
+
 pub(crate) struct SqlBuilder {
     backend: Backend,
     sql: String,

@@ -26,10 +26,6 @@ pub use aliases::AliasTarget;
 pub(crate) use rows::VersionInsert;
 pub use rows::{VersionExtras, VersionOrigin};
 
-/// Rows per multi-row INSERT: 4 binds each stays under SQLite's variable limit and
-/// PostgreSQL's 65,535 parameters.
-const INSERT_CHUNK: usize = 1000;
-
 fn parse_digest(s: &str) -> Result<Sha256Digest> {
     Sha256Digest::from_str(s).map_err(|_| corrupt_row("digest"))
 }

@@ -13,9 +13,9 @@ use super::rows::{
     DetailRow, NamedVersionRow, VERSION_COLUMNS, VersionDetailRow, VersionDetails, VersionExtras,
     VersionInsert, VersionRow, version_from_row,
 };
-use super::{INSERT_CHUNK, lock_model, parse_digest, version_in};
+use super::{lock_model, parse_digest, version_in};
 use crate::audit::{Action, Change};
-use crate::db::sql::SqlBuilder;
+use crate::db::sql::{INSERT_CHUNK, SqlBuilder};
 use crate::db::{MetadataStore, now_ms, time_of};
 use crate::gc::claim_blobs;
 use crate::key_values::{VERSION_PARAMS, VERSION_TAGS};
