@@ -6,7 +6,6 @@
 
 mod audit;
 pub mod blobs;
-pub mod copy;
 pub mod db;
 mod error;
 mod gc;
@@ -18,7 +17,6 @@ mod search_sql;
 mod service;
 pub mod store;
 pub mod tracking;
-mod verify;
 
 pub use blobs::BlobLocation;
 pub use db::{Backend, DbLocation, DbOptions, now_ms};

@@ -20,8 +20,12 @@ use crate::db::{DbLocation, DbOptions, MetadataStore};
 use crate::read_cache::{self, ReadCache};
 use crate::store::{AliasTarget, VersionExtras, VersionInsert, VersionOrigin};
 use crate::tracking::Tracking;
-use crate::verify;
 use crate::{Error, Result};
+
+pub mod copy;
+mod gc;
+mod lineage;
+mod verify;
 
 /// Longest description, in bytes.
 const DESCRIPTION_MAX: usize = 64 * 1024;
