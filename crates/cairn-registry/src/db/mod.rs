@@ -19,6 +19,7 @@ use crate::{Error, Result};
 
 pub(crate) mod checkpoint;
 pub(crate) mod sql;
+mod sqlite_migrate;
 pub(crate) mod sqlite_reads;
 pub(crate) mod write;
 
@@ -184,7 +185,7 @@ impl MetadataStore {
         let mut sqlite_writer = None;
         match location {
             DbLocation::Sqlite(path) => {
-                migrate_sqlite(&pool, path).await?;
+                migrate_sqlite(path).await?;
                 sqlite_reads = Some(SqliteReads::open(path.clone(), options.max_connections)?);
                 let writer = open_sqlite_writer(path)?;
                 checkpoint::start(path, Arc::downgrade(&writer))?;
@@ -311,25 +312,28 @@ fn sqlite_url(path: &Path) -> String {
         .to_string()
 }
 
-/// SQLite gives sqlx's migrator no lock: two processes opening a fresh registry at once
-/// would both create the tables. A lock file next to the database serializes them.
-async fn migrate_sqlite(pool: &AnyPool, path: &Path) -> Result<()> {
-    let lock_path = path.with_extension("db.migrate-lock");
-    let lock = tokio::task::spawn_blocking(move || {
-        let file = std::fs::OpenOptions::new()
+/// Brings a SQLite file's schema up to date (`sqlite_migrate`, on rusqlite). SQLite has
+/// no advisory lock: two processes opening a fresh registry at once would both create
+/// the tables, so a lock file next to the database serializes them.
+async fn migrate_sqlite(path: &Path) -> Result<()> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let lock = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
-            .open(&lock_path)?;
-        file.lock()?;
-        Ok::<_, std::io::Error>(file)
+            .open(path.with_extension("db.migrate-lock"))?;
+        lock.lock()?;
+        let mut conn = rusqlite::Connection::open(&path)?;
+        conn.busy_timeout(MIGRATION_BUSY_TIMEOUT)?;
+        sqlite_migrate::run(&mut conn, &SQLITE_MIGRATIONS)
     })
     .await
-    .map_err(|e| Error::Io(std::io::Error::other(e)))??;
-    let migrated = SQLITE_MIGRATIONS.run(pool).await;
-    drop(lock);
-    Ok(migrated?)
+    .map_err(|e| Error::Io(std::io::Error::other(e)))?
 }
+
+/// How long a migration waits for another process's write to the database.
+const MIGRATION_BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A connection to `location` with the migrations applied up to, not including, the one
 /// described as `description` (its file name without the number): for tests of what a
