@@ -15,9 +15,8 @@
 
 use cairn_core::Sha256Digest;
 use cairn_core::model::{AliasAction, AuditBreak, AuditEntry, AuditHead, AuditReport};
-use futures::TryStreamExt;
 
-use crate::db::sql::SqlBuilder;
+use crate::db::sql::{Columns, Decode, DecodeError, SqlBuilder, decoded_row};
 use crate::db::write::WriteTx;
 use crate::db::{MetadataStore, now_ms, time_of};
 use crate::{Error, Result};
@@ -142,8 +141,7 @@ pub(crate) async fn append(tx: &mut WriteTx, change: Change<'_>) -> Result<()> {
     Ok(())
 }
 
-/// An audit row as stored.
-#[derive(sqlx::FromRow)]
+/// An audit row as stored: the columns of [`COLUMNS`], in its order.
 struct Stored {
     seq: i64,
     at: i64,
@@ -158,6 +156,28 @@ struct Stored {
 }
 
 const COLUMNS: &str = "seq, at, actor, action, model, target, before, after, prev_hash, hash";
+
+impl Decode for Stored {
+    fn decode(c: &mut Columns<'_>) -> std::result::Result<Self, DecodeError> {
+        Ok(Self {
+            seq: c.next()?,
+            at: c.next()?,
+            actor: c.next()?,
+            action: c.next()?,
+            model: c.next()?,
+            target: c.next()?,
+            before: c.next()?,
+            after: c.next()?,
+            prev_hash: c.next()?,
+            hash: c.next()?,
+        })
+    }
+}
+decoded_row!(Stored);
+
+/// Entries read per round trip while the chain is recomputed: memory stays flat
+/// whatever the log's length.
+const VERIFY_BATCH: i64 = 1000;
 
 fn entry_hash(e: &Stored) -> String {
     let canonical = serde_json::json!([
@@ -220,15 +240,15 @@ impl MetadataStore {
             q.push(" AND at >= ").push_bind(since);
         }
         q.push(" ORDER BY seq");
-        let rows: Vec<Stored> = q.build_query_as().fetch_all(self.pool()).await?;
+        let rows: Vec<Stored> = self.read_sql(q).fetch_all().await?;
         rows.into_iter().map(Stored::into_entry).collect()
     }
 
     pub async fn audit_head(&self) -> Result<AuditHead> {
-        let (seq, hash): (i64, String) =
-            sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
-                .fetch_one(self.pool())
-                .await?;
+        let (seq, hash): (i64, String) = self
+            .read("SELECT seq, hash FROM audit_head WHERE id = 1")
+            .fetch_one()
+            .await?;
         Ok(AuditHead {
             seq: seq as u64,
             hash,
@@ -239,10 +259,10 @@ impl MetadataStore {
     /// number still has its hash (nothing up to an exported head changed).
     pub async fn verify_audit(&self, exported: Option<&AuditHead>) -> Result<AuditReport> {
         let head = self.audit_head().await?;
-        let mut rows = sqlx::query_as::<_, Stored>(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM audit_log ORDER BY seq"
-        )))
-        .fetch(self.pool());
+        let batch_sql =
+            format!("SELECT {COLUMNS} FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2");
+        let mut rows = Vec::new().into_iter();
+        let mut read_up_to = i64::MIN;
         let mut expected_seq: i64 = 1;
         let mut prev = GENESIS.to_owned();
         let mut entries = 0;
@@ -253,7 +273,19 @@ impl MetadataStore {
                 reason,
             })
         };
-        while let Some(row) = rows.try_next().await? {
+        loop {
+            let Some(row) = rows.next() else {
+                let batch: Vec<Stored> = self
+                    .read(&batch_sql)
+                    .bind(read_up_to)
+                    .bind(VERIFY_BATCH)
+                    .fetch_all()
+                    .await?;
+                let Some(last) = batch.last() else { break };
+                read_up_to = last.seq;
+                rows = batch.into_iter();
+                continue;
+            };
             entries += 1;
             if row.seq != expected_seq {
                 broken = brk(
@@ -299,7 +331,6 @@ impl MetadataStore {
             prev = row.hash;
             expected_seq += 1;
         }
-        drop(rows);
         let last = expected_seq - 1;
         if broken.is_none() {
             if head.seq as i64 > last {

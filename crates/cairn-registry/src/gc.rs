@@ -137,7 +137,7 @@ impl MetadataStore {
                 list.push_bind(d.to_hex());
             }
             list.push_unseparated(")");
-            let hits: Vec<String> = q.build_query_scalar().fetch_all(self.pool()).await?;
+            let hits: Vec<String> = self.read_sql(q).scalar_all().await?;
             out.extend(hits.iter().filter_map(|h| h.parse::<Sha256Digest>().ok()));
         }
         Ok(out)
@@ -146,9 +146,9 @@ impl MetadataStore {
     /// How many collections have committed: read before writing blobs, to tell later
     /// whether a collection could have deleted what was written.
     pub(crate) async fn gc_epoch(&self) -> Result<i64> {
-        Ok(sqlx::query_scalar("SELECT runs FROM gc_state WHERE id = 1")
-            .fetch_one(self.pool())
-            .await?)
+        self.read("SELECT runs FROM gc_state WHERE id = 1")
+            .scalar_one()
+            .await
     }
 
     /// Records that blobs written after collection `epoch` are stored again.

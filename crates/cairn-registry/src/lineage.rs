@@ -6,6 +6,7 @@ use cairn_core::Sha256Digest;
 use cairn_core::lineage::{CodeRef, DataRef, EnvFile, Lineage, LineageInput, ParentRef};
 
 use crate::db::MetadataStore;
+use crate::db::sql::{Columns, Decode, DecodeError, decoded_row};
 use crate::db::write::WriteTx;
 use crate::{Error, Result};
 
@@ -66,7 +67,6 @@ pub(crate) async fn insert(tx: &mut WriteTx, version_id: i64, l: &LineageInput) 
     Ok(())
 }
 
-#[derive(sqlx::FromRow)]
 struct InputRow {
     kind: String,
     path: String,
@@ -75,35 +75,50 @@ struct InputRow {
     files: Option<i64>,
 }
 
+/// `kind, path, digest, size, files` of `version_inputs`.
+impl Decode for InputRow {
+    fn decode(c: &mut Columns<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            kind: c.next()?,
+            path: c.next()?,
+            digest: c.next()?,
+            size: c.next()?,
+            files: c.next()?,
+        })
+    }
+}
+decoded_row!(InputRow);
+
 impl MetadataStore {
     /// What was recorded for one version (by row id).
     async fn recorded_lineage(&self, version_id: i64, run_id: String) -> Result<LineageInput> {
-        let pool = self.pool();
-        let code: Option<(String, Option<String>, Option<String>, i64)> = sqlx::query_as(
+        let code: Option<(String, Option<String>, Option<String>, i64)> = self.read(
             "SELECT git_commit, git_branch, git_remote, git_dirty FROM version_code WHERE version_id = $1",
         )
         .bind(version_id)
-        .fetch_optional(pool)
+        .fetch_optional()
         .await?;
-        let data: Vec<InputRow> = sqlx::query_as(
-            "SELECT kind, path, digest, size, files FROM version_inputs WHERE version_id = $1
+        let data: Vec<InputRow> = self
+            .read(
+                "SELECT kind, path, digest, size, files FROM version_inputs WHERE version_id = $1
              ORDER BY kind, path",
-        )
-        .bind(version_id)
-        .fetch_all(pool)
-        .await?;
-        let parents: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT parent_model, parent_version FROM version_parents WHERE version_id = $1
+            )
+            .bind(version_id)
+            .fetch_all()
+            .await?;
+        let parents: Vec<(String, i64)> = self
+            .read(
+                "SELECT parent_model, parent_version FROM version_parents WHERE version_id = $1
              ORDER BY parent_model, parent_version",
-        )
-        .bind(version_id)
-        .fetch_all(pool)
-        .await?;
-        let environment: Vec<(String, String, i64)> = sqlx::query_as(
+            )
+            .bind(version_id)
+            .fetch_all()
+            .await?;
+        let environment: Vec<(String, String, i64)> = self.read(
             "SELECT path, sha256, size FROM version_environment WHERE version_id = $1 ORDER BY path",
         )
         .bind(version_id)
-        .fetch_all(pool)
+        .fetch_all()
         .await?;
         Ok(LineageInput {
             run_id: (!run_id.is_empty()).then_some(run_id),
@@ -147,26 +162,28 @@ impl MetadataStore {
 
     /// One version's lineage without ancestors: `None` if the version does not exist.
     pub(crate) async fn lineage_node(&self, model: &str, version: u64) -> Result<Option<Lineage>> {
-        let row: Option<(i64, String, String)> = sqlx::query_as(
-            "SELECT v.id, v.digest, v.run_id FROM versions v JOIN models m ON m.id = v.model_id
-             WHERE m.name = $1 AND v.number = $2",
-        )
-        .bind(model)
-        .bind(version as i64)
-        .fetch_optional(self.pool())
-        .await?;
+        let row: Option<(i64, String, String)> = self
+            .read(
+                "SELECT v.id, v.digest, v.run_id FROM versions v JOIN models m ON m.id = v.model_id
+                 WHERE m.name = $1 AND v.number = $2",
+            )
+            .bind(model)
+            .bind(version as i64)
+            .fetch_optional()
+            .await?;
         let Some((id, digest, run_id)) = row else {
             return Ok(None);
         };
-        let children: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT m.name, v.number FROM version_parents p
-             JOIN versions v ON v.id = p.version_id JOIN models m ON m.id = v.model_id
-             WHERE p.parent_model = $1 AND p.parent_version = $2 ORDER BY m.name, v.number",
-        )
-        .bind(model)
-        .bind(version as i64)
-        .fetch_all(self.pool())
-        .await?;
+        let children: Vec<(String, i64)> = self
+            .read(
+                "SELECT m.name, v.number FROM version_parents p
+                 JOIN versions v ON v.id = p.version_id JOIN models m ON m.id = v.model_id
+                 WHERE p.parent_model = $1 AND p.parent_version = $2 ORDER BY m.name, v.number",
+            )
+            .bind(model)
+            .bind(version as i64)
+            .fetch_all()
+            .await?;
         Ok(Some(Lineage {
             model: model.to_owned(),
             version,
@@ -191,10 +208,7 @@ impl MetadataStore {
         sql: &'static str,
         value: &str,
     ) -> Result<Vec<ParentRef>> {
-        let rows: Vec<(String, i64)> = sqlx::query_as(sql)
-            .bind(value)
-            .fetch_all(self.pool())
-            .await?;
+        let rows: Vec<(String, i64)> = self.read(sql).bind(value).fetch_all().await?;
         Ok(version_refs(rows))
     }
 }

@@ -143,11 +143,7 @@ async fn active_runs(meta: &MetadataStore, batch: &[Pending]) -> crate::Result<H
         "SELECT id FROM runs WHERE lifecycle_stage = 'active' AND ",
     );
     push_in(&mut q, "id", &runs);
-    Ok(q.build_query_scalar()
-        .fetch_all(meta.pool())
-        .await?
-        .into_iter()
-        .collect())
+    Ok(meta.read_sql(q).scalar_all().await?.into_iter().collect())
 }
 
 /// One INSERT of every (run id, metric) row whose run is active, checked row by row

@@ -13,13 +13,14 @@ use std::fmt::Write as _;
 use rusqlite::ToSql;
 use rusqlite::types::{ToSqlOutput, Value};
 use sqlx::any::AnyArguments;
-use sqlx::query::{Query, QueryAs, QueryScalar};
+use sqlx::query::{Query, QueryAs};
 use sqlx::{Any, Arguments, AssertSqlSafe, Encode, FromRow, Type};
 
 use crate::db::Backend;
 
-/// A row read from either engine: decodable by sqlx and by rusqlite (tuples of column
-/// types are).
+/// A row read from either engine: decodable by sqlx and by rusqlite. Tuples of column
+/// types are (positionally, by both libraries); a row type is through [`Decode`] and
+/// [`decoded_row!`], one piece of code for both drivers.
 pub(crate) trait Row:
     for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow>
     + for<'r> TryFrom<&'r rusqlite::Row<'r>, Error = rusqlite::Error>
@@ -36,6 +37,85 @@ impl<T> Row for T where
         + Unpin
         + 'static
 {
+}
+
+/// A row of either driver, read column after column.
+pub(crate) struct Columns<'r> {
+    row: RowOf<'r>,
+    next: usize,
+}
+
+enum RowOf<'r> {
+    Sqlite(&'r rusqlite::Row<'r>),
+    Any(&'r sqlx::any::AnyRow),
+}
+
+/// A column's value failed to decode, in the words of the driver that read it.
+pub(crate) enum DecodeError {
+    Sqlite(rusqlite::Error),
+    Any(sqlx::Error),
+}
+
+impl Columns<'_> {
+    /// The next column's value.
+    pub fn next<T>(&mut self) -> Result<T, DecodeError>
+    where
+        T: rusqlite::types::FromSql + for<'a> sqlx::Decode<'a, Any> + Type<Any>,
+    {
+        let index = self.next;
+        self.next += 1;
+        match self.row {
+            RowOf::Sqlite(row) => row.get(index).map_err(DecodeError::Sqlite),
+            RowOf::Any(row) => sqlx::Row::try_get(row, index).map_err(DecodeError::Any),
+        }
+    }
+}
+
+/// A row type decoded from its columns in the order its `COLUMNS` (written beside the
+/// decoder, and into every SELECT that reads it) lists them.
+pub(crate) trait Decode: Sized {
+    fn decode(columns: &mut Columns<'_>) -> Result<Self, DecodeError>;
+}
+
+/// Makes a [`Decode`] type readable by both drivers (a [`Row`]).
+macro_rules! decoded_row {
+    ($row:ty) => {
+        impl<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> for $row {
+            fn from_row(row: &'r sqlx::any::AnyRow) -> Result<Self, sqlx::Error> {
+                $crate::db::sql::decode_any(row)
+            }
+        }
+        impl<'r> TryFrom<&'r rusqlite::Row<'r>> for $row {
+            type Error = rusqlite::Error;
+            fn try_from(row: &'r rusqlite::Row<'r>) -> rusqlite::Result<Self> {
+                $crate::db::sql::decode_sqlite(row)
+            }
+        }
+    };
+}
+pub(crate) use decoded_row;
+
+pub(crate) fn decode_any<T: Decode>(row: &sqlx::any::AnyRow) -> Result<T, sqlx::Error> {
+    T::decode(&mut Columns {
+        row: RowOf::Any(row),
+        next: 0,
+    })
+    .map_err(|e| match e {
+        DecodeError::Any(e) => e,
+        DecodeError::Sqlite(e) => sqlx::Error::Decode(Box::new(e)),
+    })
+}
+
+pub(crate) fn decode_sqlite<T: Decode>(row: &rusqlite::Row<'_>) -> rusqlite::Result<T> {
+    // rusqlite's row borrows the statement for 'stmt; the columns only need it briefly.
+    T::decode(&mut Columns {
+        row: RowOf::Sqlite(row),
+        next: 0,
+    })
+    .map_err(|e| match e {
+        DecodeError::Sqlite(e) => e,
+        DecodeError::Any(e) => rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+    })
 }
 
 /// Rows per multi-row INSERT: at 4 bound values a row, under SQLite's limit of 32,766
@@ -205,14 +285,6 @@ impl SqlBuilder {
     {
         let (sql, args) = self.take();
         sqlx::query_as_with(AssertSqlSafe(sql), args)
-    }
-
-    pub fn build_query_scalar<T>(&mut self) -> QueryScalar<'static, Any, T, AnyArguments>
-    where
-        (T,): for<'r> FromRow<'r, sqlx::any::AnyRow>,
-    {
-        let (sql, args) = self.take();
-        sqlx::query_scalar_with(AssertSqlSafe(sql), args)
     }
 }
 

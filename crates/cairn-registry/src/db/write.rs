@@ -177,12 +177,72 @@ impl MetadataStore {
         self.write_sql(SqlBuilder::numbered(self.backend(), sql))
     }
 
+    /// One read statement; `sql` numbers its placeholders `$1`, `$2`…
+    pub(crate) fn read(&self, sql: &str) -> Read<'_> {
+        self.read_sql(SqlBuilder::numbered(self.backend(), sql))
+    }
+
+    /// One read statement built with [`SqlBuilder`].
+    pub(crate) fn read_sql(&self, q: SqlBuilder) -> Read<'_> {
+        Read(Stmt {
+            target: Target::Read(self),
+            q,
+        })
+    }
+
     /// One write statement built with [`SqlBuilder`], committed on its own.
     pub(crate) fn write_sql(&self, q: SqlBuilder) -> Stmt<'_> {
         Stmt {
             target: Target::Alone(self),
             q,
         }
+    }
+}
+
+/// A read statement outside any transaction, with its values bound in placeholder
+/// order: the one way the aggregates read, on either engine.
+pub(crate) struct Read<'a>(Stmt<'a>);
+
+impl Read<'_> {
+    /// Binds the value of the next `$n`.
+    pub fn bind<'t, T>(self, value: T) -> Self
+    where
+        T: Encode<'t, Any> + Type<Any> + ToSql + 't,
+    {
+        Self(self.0.bind(value))
+    }
+
+    pub async fn fetch_all<R: Row>(self) -> Result<Vec<R>> {
+        self.0.fetch_all().await
+    }
+
+    pub async fn fetch_optional<R: Row>(self) -> Result<Option<R>> {
+        self.0.fetch_optional().await
+    }
+
+    pub async fn fetch_one<R: Row>(self) -> Result<R> {
+        self.0.fetch_one().await
+    }
+
+    pub async fn scalar_optional<T>(self) -> Result<Option<T>>
+    where
+        (T,): Row,
+    {
+        self.0.scalar_optional().await
+    }
+
+    pub async fn scalar_one<T>(self) -> Result<T>
+    where
+        (T,): Row,
+    {
+        self.0.scalar_one().await
+    }
+
+    pub async fn scalar_all<T>(self) -> Result<Vec<T>>
+    where
+        (T,): Row,
+    {
+        self.0.scalar_all().await
     }
 }
 
@@ -196,6 +256,9 @@ enum Target<'a> {
     Tx(&'a mut WriteTx),
     /// Committed on its own.
     Alone(&'a MetadataStore),
+    /// A read outside any transaction: on SQLite a read-only connection
+    /// (`MetadataStore::read_rows`), on PostgreSQL the pool.
+    Read(&'a MetadataStore),
 }
 
 impl Stmt<'_> {
@@ -223,6 +286,7 @@ impl Stmt<'_> {
                 }
                 None => Ok(q.build().execute(store.pool()).await?.rows_affected()),
             },
+            Target::Read(_) => unreachable!("a Read exposes no execute"),
         }
     }
 
@@ -241,6 +305,7 @@ impl Stmt<'_> {
                 }
                 None => Ok(q.build_query_as().fetch_all(store.pool()).await?),
             },
+            Target::Read(store) => store.read_rows(q).await,
         }
     }
 

@@ -104,35 +104,38 @@ impl Registry {
     /// What keeps a blob alive, or why it is gone.
     pub async fn why_blob(&self, digest: &Sha256Digest) -> Result<BlobUse> {
         let hex = digest.to_hex();
-        let pool = self.meta.pool();
-        let versions: Vec<(String, i64, String)> = sqlx::query_as(
-            "SELECT m.name, v.number, f.path FROM version_files f
+        let versions: Vec<(String, i64, String)> = self
+            .meta
+            .read(
+                "SELECT m.name, v.number, f.path FROM version_files f
              JOIN versions v ON v.id = f.version_id JOIN models m ON m.id = v.model_id
              WHERE f.sha256 = $1
              UNION ALL SELECT m.name, v.number, 'environment: ' || e.path FROM version_environment e
              JOIN versions v ON v.id = e.version_id JOIN models m ON m.id = v.model_id
              WHERE e.sha256 = $1 ORDER BY 1, 2, 3",
-        )
-        .bind(&hex)
-        .fetch_all(pool)
-        .await?;
-        let artifacts: Vec<String> =
-            sqlx::query_scalar("SELECT path FROM artifacts WHERE sha256 = $1 ORDER BY path")
-                .bind(&hex)
-                .fetch_all(pool)
-                .await?;
-        let uploads: Vec<String> = sqlx::query_scalar(
+            )
+            .bind(&hex)
+            .fetch_all()
+            .await?;
+        let artifacts: Vec<String> = self
+            .meta
+            .read("SELECT path FROM artifacts WHERE sha256 = $1 ORDER BY path")
+            .bind(&hex)
+            .scalar_all()
+            .await?;
+        let uploads: Vec<String> = self.meta.read(
             "SELECT DISTINCT u.path FROM artifact_upload_parts p JOIN artifact_uploads u ON u.id = p.upload_id
              WHERE p.sha256 = $1 ORDER BY u.path",
         )
         .bind(&hex)
-        .fetch_all(pool)
+        .scalar_all()
         .await?;
-        let collected_at: Option<i64> =
-            sqlx::query_scalar("SELECT at FROM blob_tombstones WHERE sha256 = $1")
-                .bind(&hex)
-                .fetch_optional(pool)
-                .await?;
+        let collected_at: Option<i64> = self
+            .meta
+            .read("SELECT at FROM blob_tombstones WHERE sha256 = $1")
+            .bind(&hex)
+            .scalar_optional()
+            .await?;
         Ok(BlobUse {
             digest: *digest,
             stored: self.blobs.stored_size(digest).await?.is_some(),

@@ -85,15 +85,17 @@ impl Registry {
             )));
         }
         // A range on the indexed column finds every commit with this prefix.
-        let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT m.name, v.number FROM version_code c
+        let rows: Vec<(String, i64)> = self
+            .meta
+            .read(
+                "SELECT m.name, v.number FROM version_code c
              JOIN versions v ON v.id = c.version_id JOIN models m ON m.id = v.model_id
              WHERE c.git_commit >= $1 AND c.git_commit < $2 ORDER BY m.name, v.number",
-        )
-        .bind(&commit)
-        .bind(format!("{commit}g"))
-        .fetch_all(self.meta.pool())
-        .await?;
+            )
+            .bind(&commit)
+            .bind(format!("{commit}g"))
+            .fetch_all()
+            .await?;
         Ok(version_refs(rows))
     }
 
@@ -102,15 +104,17 @@ impl Registry {
         let mut found = BTreeSet::new();
         let mut queue = VecDeque::from([parent.clone()]);
         while let Some(p) = queue.pop_front() {
-            let rows: Vec<(String, i64)> = sqlx::query_as(
-                "SELECT m.name, v.number FROM version_parents p
+            let rows: Vec<(String, i64)> = self
+                .meta
+                .read(
+                    "SELECT m.name, v.number FROM version_parents p
                  JOIN versions v ON v.id = p.version_id JOIN models m ON m.id = v.model_id
                  WHERE p.parent_model = $1 AND p.parent_version = $2",
-            )
-            .bind(&p.model)
-            .bind(p.version as i64)
-            .fetch_all(self.meta.pool())
-            .await?;
+                )
+                .bind(&p.model)
+                .bind(p.version as i64)
+                .fetch_all()
+                .await?;
             for (model, version) in rows {
                 let child = ParentRef {
                     model,

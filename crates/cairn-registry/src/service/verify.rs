@@ -18,10 +18,9 @@ use cairn_core::{
     FileEntry, Manifest, ModelName, RecordProblem, Sha256Digest, VerifyProblem, VerifyReport,
 };
 use futures::StreamExt;
-use sqlx::AssertSqlSafe;
 
 use crate::blobs::BlobStore;
-use crate::db::sql::SqlBuilder;
+use crate::db::sql::{Columns, Decode, DecodeError, SqlBuilder, decoded_row};
 use crate::db::{MetadataStore, corrupt_row};
 use crate::{Error, Result};
 
@@ -36,8 +35,7 @@ pub(crate) enum Scope {
     All,
 }
 
-/// One version row, as recorded.
-#[derive(sqlx::FromRow)]
+/// One version row, as recorded: `id, name, number, digest, file_count, size`.
 struct RecordedVersion {
     id: i64,
     name: String,
@@ -77,24 +75,26 @@ async fn verify_records(
     let mut after = i64::MIN;
     loop {
         let versions: Vec<RecordedVersion> = match scope {
-            Scope::Version(id) => sqlx::query_as(VERSIONS_SQL_ONE).bind(*id),
-            Scope::All => sqlx::query_as(VERSIONS_SQL_ALL)
+            Scope::Version(id) => meta.read(VERSIONS_SQL_ONE).bind(*id),
+            Scope::All => meta
+                .read(VERSIONS_SQL_ALL)
                 .bind(after)
                 .bind(VERSIONS_PER_BATCH),
         }
-        .fetch_all(meta.pool())
+        .fetch_all()
         .await?;
         let (Some(first), Some(last)) = (versions.first(), versions.last()) else {
             return Ok(());
         };
-        let rows: Vec<(i64, String, i64, String)> = sqlx::query_as(
-            "SELECT version_id, path, size, sha256 FROM version_files
+        let rows: Vec<(i64, String, i64, String)> = meta
+            .read(
+                "SELECT version_id, path, size, sha256 FROM version_files
              WHERE version_id >= $1 AND version_id <= $2",
-        )
-        .bind(first.id)
-        .bind(last.id)
-        .fetch_all(meta.pool())
-        .await?;
+            )
+            .bind(first.id)
+            .bind(last.id)
+            .fetch_all()
+            .await?;
         let mut files: BTreeMap<i64, Vec<(String, i64, String)>> = BTreeMap::new();
         for (version_id, path, size, sha256) in rows {
             files
@@ -118,6 +118,20 @@ async fn verify_records(
         after = last.id;
     }
 }
+
+impl Decode for RecordedVersion {
+    fn decode(c: &mut Columns<'_>) -> std::result::Result<Self, DecodeError> {
+        Ok(Self {
+            id: c.next()?,
+            name: c.next()?,
+            number: c.next()?,
+            digest: c.next()?,
+            file_count: c.next()?,
+            size: c.next()?,
+        })
+    }
+}
+decoded_row!(RecordedVersion);
 
 const VERSIONS_SQL_ONE: &str = "SELECT v.id, m.name, v.number, v.digest, v.file_count, v.size
      FROM versions v JOIN models m ON m.id = v.model_id WHERE v.id = $1";
@@ -242,12 +256,12 @@ async fn verify_blobs(
 async fn referenced(meta: &MetadataStore, scope: &Scope) -> Result<Vec<(String, i64)>> {
     Ok(match scope {
         Scope::Version(id) => {
-            sqlx::query_as(
+            meta.read(
                 "SELECT sha256, size FROM version_files WHERE version_id = $1
                  UNION SELECT sha256, size FROM version_environment WHERE version_id = $1",
             )
             .bind(*id)
-            .fetch_all(meta.pool())
+            .fetch_all()
             .await?
         }
         Scope::All => {
@@ -256,9 +270,7 @@ async fn referenced(meta: &MetadataStore, scope: &Scope) -> Result<Vec<(String, 
                 .map(|(table, _)| format!("SELECT sha256, size FROM {table}"))
                 .collect::<Vec<_>>()
                 .join(" UNION ");
-            sqlx::query_as(AssertSqlSafe(sql))
-                .fetch_all(meta.pool())
-                .await?
+            meta.read(&sql).fetch_all().await?
         }
     })
 }
@@ -301,8 +313,7 @@ async fn holders(
         );
         filter(&mut q, true);
         q.push(" ORDER BY m.name, v.number, f.path");
-        let rows: Vec<(String, i64, String, i64)> =
-            q.build_query_as().fetch_all(meta.pool()).await?;
+        let rows: Vec<(String, i64, String, i64)> = meta.read_sql(q).fetch_all().await?;
         for (model, version, path, size) in rows {
             out.described
                 .push((format!("{model}@{version} {what} {path}"), size));
@@ -329,7 +340,7 @@ async fn holders(
             );
             filter(&mut q, false);
             q.push(" ORDER BY 1");
-            let rows: Vec<(String, i64)> = q.build_query_as().fetch_all(meta.pool()).await?;
+            let rows: Vec<(String, i64)> = meta.read_sql(q).fetch_all().await?;
             for (path, size) in rows {
                 out.described.push((format!("{what} {path}"), size));
                 out.artifacts.push(path);
@@ -345,13 +356,14 @@ pub(crate) async fn version_id(
     model: &ModelName,
     number: u64,
 ) -> Result<i64> {
-    let id: Option<i64> = sqlx::query_scalar(
-        "SELECT v.id FROM versions v JOIN models m ON m.id = v.model_id
+    let id: Option<i64> = meta
+        .read(
+            "SELECT v.id FROM versions v JOIN models m ON m.id = v.model_id
          WHERE m.name = $1 AND v.number = $2",
-    )
-    .bind(model.as_str())
-    .bind(number as i64)
-    .fetch_optional(meta.pool())
-    .await?;
+        )
+        .bind(model.as_str())
+        .bind(number as i64)
+        .scalar_optional()
+        .await?;
     id.ok_or_else(|| Error::VersionNotFound(format!("{model}@{number}")))
 }

@@ -170,14 +170,15 @@ impl MetadataStore {
         alias: &AliasName,
     ) -> Result<Vec<AliasMove>> {
         let model_id = self.model_row(model).await?.id;
-        let rows = sqlx::query_as::<_, MoveRow>(
-            "SELECT alias, from_version, to_version, action, actor, at, reason FROM alias_moves
+        let rows = self
+            .read(
+                "SELECT alias, from_version, to_version, action, actor, at, reason FROM alias_moves
              WHERE model_id = $1 AND alias = $2 ORDER BY id",
-        )
-        .bind(model_id)
-        .bind(alias.as_str())
-        .fetch_all(self.pool())
-        .await?;
+            )
+            .bind(model_id)
+            .bind(alias.as_str())
+            .fetch_all::<MoveRow>()
+            .await?;
         if rows.is_empty() {
             return Err(Error::AliasNotFound {
                 model: model.to_string(),

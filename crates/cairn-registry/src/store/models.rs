@@ -70,10 +70,7 @@ impl MetadataStore {
     }
 
     pub async fn list_models(&self) -> Result<Vec<Model>> {
-        let rows = sqlx::query_as::<_, ModelRow>(
-            "SELECT id, name, description, created_by, created_at, updated_at FROM models ORDER BY name",
-        )
-        .fetch_all(self.pool())
+        let rows = self.read("SELECT id, name, description, created_by, created_at, updated_at FROM models ORDER BY name",).fetch_all::<ModelRow>()
         .await?;
         self.models_from_rows(rows, None).await
     }
@@ -109,7 +106,7 @@ impl MetadataStore {
             offset,
             limit,
         )?;
-        let rows: Vec<ModelRow> = q.build_query_as().fetch_all(self.pool()).await?;
+        let rows: Vec<ModelRow> = self.read_sql(q).fetch_all().await?;
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
         self.models_from_rows(rows, Some(&ids)).await
     }
@@ -148,28 +145,26 @@ impl MetadataStore {
             }
             q
         };
-        let tags: Vec<(i64, String, String)> = scoped(
-            "SELECT t.model_id, t.key, t.value FROM model_tags t",
-            "t.model_id",
-        )
-        .build_query_as()
-        .fetch_all(self.pool())
-        .await?;
-        let aliases: Vec<(i64, String, i64)> = scoped(
-            "SELECT a.model_id, a.alias, v.number FROM aliases a JOIN versions v ON v.id = a.version_id",
-            "a.model_id",
-        )
-        .build_query_as()
-        .fetch_all(self.pool())
-        .await?;
-        let counts: Vec<(i64, i64, i64)> = scoped(
+        let tags: Vec<(i64, String, String)> = self
+            .read_sql(scoped(
+                "SELECT t.model_id, t.key, t.value FROM model_tags t",
+                "t.model_id",
+            ))
+            .fetch_all()
+            .await?;
+        let aliases: Vec<(i64, String, i64)> = self
+            .read_sql(scoped(
+                "SELECT a.model_id, a.alias, v.number FROM aliases a JOIN versions v ON v.id = a.version_id",
+                "a.model_id",
+            ))
+            .fetch_all()
+            .await?;
+        let mut counts = scoped(
             "SELECT v.model_id, COUNT(*), MAX(v.number) FROM versions v",
             "v.model_id",
-        )
-        .push(" GROUP BY v.model_id")
-        .build_query_as()
-        .fetch_all(self.pool())
-        .await?;
+        );
+        counts.push(" GROUP BY v.model_id");
+        let counts: Vec<(i64, i64, i64)> = self.read_sql(counts).fetch_all().await?;
 
         let mut tags_by: HashMap<i64, BTreeMap<String, String>> = HashMap::new();
         for (id, k, v) in tags {

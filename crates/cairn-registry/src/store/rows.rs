@@ -8,9 +8,9 @@ use cairn_core::{AliasMove, ModelName, Sha256Digest, Version};
 
 use super::parse_digest;
 use crate::Result;
+use crate::db::sql::{Columns, Decode, DecodeError, decoded_row};
 use crate::db::{corrupt_row, time_of};
 
-#[derive(sqlx::FromRow)]
 pub(super) struct ModelRow {
     pub(super) id: i64,
     pub(super) name: String,
@@ -20,23 +20,6 @@ pub(super) struct ModelRow {
     pub(super) updated_at: i64,
 }
 
-impl TryFrom<&rusqlite::Row<'_>> for ModelRow {
-    type Error = rusqlite::Error;
-
-    /// A row of `id, name, description, created_by, created_at, updated_at`.
-    fn try_from(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
-        Ok(Self {
-            id: row.get(0)?,
-            name: row.get(1)?,
-            description: row.get(2)?,
-            created_by: row.get(3)?,
-            created_at: row.get(4)?,
-            updated_at: row.get(5)?,
-        })
-    }
-}
-
-#[derive(sqlx::FromRow)]
 pub(super) struct VersionRow {
     pub(super) id: i64,
     pub(super) number: i64,
@@ -54,35 +37,9 @@ pub(super) struct VersionRow {
     pub(super) updated_at: i64,
 }
 
-impl TryFrom<&rusqlite::Row<'_>> for VersionRow {
-    type Error = rusqlite::Error;
-
-    /// A row of [`VERSION_COLUMNS`], from its first column on.
-    fn try_from(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
-        Ok(Self {
-            id: row.get(0)?,
-            number: row.get(1)?,
-            digest: row.get(2)?,
-            description: row.get(3)?,
-            file_count: row.get(4)?,
-            size: row.get(5)?,
-            created_by: row.get(6)?,
-            created_at: row.get(7)?,
-            source: row.get(8)?,
-            run_id: row.get(9)?,
-            run_link: row.get(10)?,
-            logged_model_id: row.get(11)?,
-            stage: row.get(12)?,
-            updated_at: row.get(13)?,
-        })
-    }
-}
-
 /// A version row with its model's name.
-#[derive(sqlx::FromRow)]
 pub(super) struct NamedVersionRow {
     pub(super) name: String,
-    #[sqlx(flatten)]
     pub(super) version: VersionRow,
 }
 
@@ -124,29 +81,12 @@ impl VersionDetails {
 }
 
 /// A version row with one of its details (all `None` for a version without any).
-#[derive(sqlx::FromRow)]
 pub(super) struct VersionDetailRow {
-    #[sqlx(flatten)]
     pub(super) version: VersionRow,
     pub(super) detail_kind: Option<String>,
     pub(super) detail_key: Option<String>,
     pub(super) detail_text: Option<String>,
     pub(super) detail_number: Option<f64>,
-}
-
-impl TryFrom<&rusqlite::Row<'_>> for VersionDetailRow {
-    type Error = rusqlite::Error;
-
-    /// A row of [`VERSION_COLUMNS`] then kind, key, text and number.
-    fn try_from(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
-        Ok(Self {
-            version: VersionRow::try_from(row)?,
-            detail_kind: row.get(14)?,
-            detail_key: row.get(15)?,
-            detail_text: row.get(16)?,
-            detail_number: row.get(17)?,
-        })
-    }
 }
 
 pub(super) fn version_from_row(model: String, r: VersionRow, d: VersionDetails) -> Result<Version> {
@@ -186,7 +126,6 @@ impl VersionRow {
     }
 }
 
-#[derive(sqlx::FromRow)]
 pub(super) struct MoveRow {
     pub(super) alias: String,
     pub(super) from_version: Option<i64>,
@@ -237,3 +176,82 @@ pub struct VersionExtras {
     pub stage: String,
     pub updated_at: i64,
 }
+
+/// `id, name, description, created_by, created_at, updated_at` of `models`.
+impl Decode for ModelRow {
+    fn decode(c: &mut Columns<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            id: c.next()?,
+            name: c.next()?,
+            description: c.next()?,
+            created_by: c.next()?,
+            created_at: c.next()?,
+            updated_at: c.next()?,
+        })
+    }
+}
+decoded_row!(ModelRow);
+
+/// The columns of [`VERSION_COLUMNS`], in its order.
+impl Decode for VersionRow {
+    fn decode(c: &mut Columns<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            id: c.next()?,
+            number: c.next()?,
+            digest: c.next()?,
+            description: c.next()?,
+            file_count: c.next()?,
+            size: c.next()?,
+            created_by: c.next()?,
+            created_at: c.next()?,
+            source: c.next()?,
+            run_id: c.next()?,
+            run_link: c.next()?,
+            logged_model_id: c.next()?,
+            stage: c.next()?,
+            updated_at: c.next()?,
+        })
+    }
+}
+decoded_row!(VersionRow);
+
+/// `m.name, {VERSION_COLUMNS}`.
+impl Decode for NamedVersionRow {
+    fn decode(c: &mut Columns<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            name: c.next()?,
+            version: VersionRow::decode(c)?,
+        })
+    }
+}
+decoded_row!(NamedVersionRow);
+
+/// `{VERSION_COLUMNS}`, then the detail's kind, key, text and number.
+impl Decode for VersionDetailRow {
+    fn decode(c: &mut Columns<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            version: VersionRow::decode(c)?,
+            detail_kind: c.next()?,
+            detail_key: c.next()?,
+            detail_text: c.next()?,
+            detail_number: c.next()?,
+        })
+    }
+}
+decoded_row!(VersionDetailRow);
+
+/// `alias, from_version, to_version, action, actor, at, reason` of `alias_moves`.
+impl Decode for MoveRow {
+    fn decode(c: &mut Columns<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            alias: c.next()?,
+            from_version: c.next()?,
+            to_version: c.next()?,
+            action: c.next()?,
+            actor: c.next()?,
+            at: c.next()?,
+            reason: c.next()?,
+        })
+    }
+}
+decoded_row!(MoveRow);

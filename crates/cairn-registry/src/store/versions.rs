@@ -227,12 +227,13 @@ impl MetadataStore {
         let (row, details) = self.resolve_version(model, reference).await?;
         let version_id = row.id;
         let mut version = version_from_row(model.to_string(), row, details)?;
-        let files: Vec<(String, i64, String)> = sqlx::query_as(
-            "SELECT path, size, sha256 FROM version_files WHERE version_id = $1 ORDER BY path",
-        )
-        .bind(version_id)
-        .fetch_all(self.pool())
-        .await?;
+        let files: Vec<(String, i64, String)> = self
+            .read(
+                "SELECT path, size, sha256 FROM version_files WHERE version_id = $1 ORDER BY path",
+            )
+            .bind(version_id)
+            .fetch_all()
+            .await?;
         version.files = Some(
             files
                 .into_iter()
@@ -291,12 +292,13 @@ impl MetadataStore {
         model: &ModelName,
     ) -> Result<Vec<(Version, VersionExtras)>> {
         let model_id = self.model_row(model).await?.id;
-        let rows = sqlx::query_as::<_, VersionRow>(sqlx::AssertSqlSafe(format!(
-            "SELECT {VERSION_COLUMNS} FROM versions v WHERE v.model_id = $1 ORDER BY v.number"
-        )))
-        .bind(model_id)
-        .fetch_all(self.pool())
-        .await?;
+        let rows = self
+            .read(&format!(
+                "SELECT {VERSION_COLUMNS} FROM versions v WHERE v.model_id = $1 ORDER BY v.number"
+            ))
+            .bind(model_id)
+            .fetch_all::<VersionRow>()
+            .await?;
         let extras: Vec<VersionExtras> = rows.iter().map(VersionRow::extras).collect();
         let versions = self.versions_from_rows(model, model_id, rows).await?;
         Ok(versions.into_iter().zip(extras).collect())
@@ -336,7 +338,7 @@ impl MetadataStore {
             offset,
             limit,
         )?;
-        let rows: Vec<NamedVersionRow> = q.build_query_as().fetch_all(self.pool()).await?;
+        let rows: Vec<NamedVersionRow> = self.read_sql(q).fetch_all().await?;
         let ids: Vec<i64> = rows.iter().map(|r| r.version.id).collect();
         let mut details = self.version_details(&ids).await?;
         rows.into_iter()
@@ -367,7 +369,7 @@ impl MetadataStore {
             list.push_bind(*name);
         }
         list.push_unseparated(")");
-        let ids: Vec<i64> = q.build_query_scalar().fetch_all(self.pool()).await?;
+        let ids: Vec<i64> = self.read_sql(q).scalar_all().await?;
         if ids.is_empty() {
             return Ok(out);
         }
@@ -387,7 +389,7 @@ impl MetadataStore {
              JOIN versions v ON v.model_id = newest.model_id AND v.number = newest.number
              JOIN models m ON m.id = v.model_id ORDER BY m.name, v.number",
         );
-        let rows: Vec<NamedVersionRow> = q.build_query_as().fetch_all(self.pool()).await?;
+        let rows: Vec<NamedVersionRow> = self.read_sql(q).fetch_all().await?;
         let ids: Vec<i64> = rows.iter().map(|r| r.version.id).collect();
         let mut details = self.version_details(&ids).await?;
         for r in rows {
@@ -420,7 +422,7 @@ impl MetadataStore {
                  UNION ALL SELECT version_id, 'm', key, NULL, value FROM version_metrics WHERE version_id IN (SELECT id FROM ids)
                  UNION ALL SELECT version_id, 'a', alias, NULL, NULL FROM aliases WHERE version_id IN (SELECT id FROM ids)",
             );
-            let rows: Vec<DetailRow> = q.build_query_as().fetch_all(self.pool()).await?;
+            let rows: Vec<DetailRow> = self.read_sql(q).fetch_all().await?;
             for (id, kind, key, text, number) in rows {
                 out.entry(id).or_default().add(&kind, key, text, number);
             }
@@ -440,27 +442,29 @@ impl MetadataStore {
     ) -> Result<Vec<Version>> {
         let filter = "WHERE v.model_id = $1";
         let key_values = |table: &str| {
-            sqlx::AssertSqlSafe(format!(
+            format!(
                 "SELECT t.version_id, t.key, t.value FROM {table} t JOIN versions v ON v.id = t.version_id {filter}"
-            ))
+            )
         };
-        let tags: Vec<(i64, String, String)> = sqlx::query_as(key_values("version_tags"))
+        let tags: Vec<(i64, String, String)> = self
+            .read(&key_values("version_tags"))
             .bind(model_id)
-            .fetch_all(self.pool())
+            .fetch_all()
             .await?;
-        let params: Vec<(i64, String, String)> = sqlx::query_as(key_values("version_params"))
+        let params: Vec<(i64, String, String)> = self
+            .read(&key_values("version_params"))
             .bind(model_id)
-            .fetch_all(self.pool())
+            .fetch_all()
             .await?;
-        let metrics: Vec<(i64, String, f64)> = sqlx::query_as(key_values("version_metrics"))
+        let metrics: Vec<(i64, String, f64)> = self
+            .read(&key_values("version_metrics"))
             .bind(model_id)
-            .fetch_all(self.pool())
+            .fetch_all()
             .await?;
-        let aliases: Vec<(i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let aliases: Vec<(i64, String)> = self.read(&format!(
             "SELECT a.version_id, a.alias FROM aliases a JOIN versions v ON v.id = a.version_id {filter} ORDER BY a.alias"
-        )))
-        .bind(model_id)
-        .fetch_all(self.pool())
+        ))
+        .bind(model_id).fetch_all()
         .await?;
 
         let mut tags_by: HashMap<i64, BTreeMap<String, String>> = HashMap::new();

@@ -54,9 +54,10 @@ impl Tracking {
     }
 
     pub(super) async fn upload_path(&self, upload_id: &str) -> Result<String> {
-        sqlx::query_scalar("SELECT path FROM artifact_uploads WHERE id = $1")
+        self.meta
+            .read("SELECT path FROM artifact_uploads WHERE id = $1")
             .bind(upload_id)
-            .fetch_optional(self.pool())
+            .scalar_optional()
             .await?
             .ok_or_else(|| not_found(format!("No multipart upload with id {upload_id}")))
     }
@@ -97,14 +98,14 @@ impl Tracking {
     /// be the digest the part upload answered.
     pub async fn complete_upload(&self, upload_id: &str, parts: &[(i64, String)]) -> Result<()> {
         let path = self.upload_path(upload_id).await?;
-        let stored: HashMap<i64, String> = sqlx::query_as::<_, (i64, String)>(
-            "SELECT part_number, sha256 FROM artifact_upload_parts WHERE upload_id = $1",
-        )
-        .bind(upload_id)
-        .fetch_all(self.pool())
-        .await?
-        .into_iter()
-        .collect();
+        let stored: HashMap<i64, String> = self
+            .meta
+            .read("SELECT part_number, sha256 FROM artifact_upload_parts WHERE upload_id = $1")
+            .bind(upload_id)
+            .fetch_all::<(i64, String)>()
+            .await?
+            .into_iter()
+            .collect();
         let mut digests = Vec::new();
         let mut sorted = parts.to_vec();
         sorted.sort_by_key(|(n, _)| *n);
@@ -188,11 +189,12 @@ impl Tracking {
     /// The blob of the artifact at `path`; `None` if no file is there.
     pub async fn artifact_blob(&self, path: &str) -> Result<Option<(Sha256Digest, u64)>> {
         check_artifact_path(path)?;
-        let row: Option<(String, i64)> =
-            sqlx::query_as("SELECT sha256, size FROM artifacts WHERE path = $1")
-                .bind(path)
-                .fetch_optional(self.pool())
-                .await?;
+        let row: Option<(String, i64)> = self
+            .meta
+            .read("SELECT sha256, size FROM artifacts WHERE path = $1")
+            .bind(path)
+            .fetch_optional()
+            .await?;
         row.map(|(d, size)| {
             Ok((
                 d.parse().map_err(|_| invalid("corrupt digest"))?,
@@ -237,10 +239,11 @@ impl Tracking {
             check_artifact_path(dir)?;
         }
         let files: Vec<(String, u64)> = if dir.is_empty() {
-            let rows: Vec<(String, i64)> =
-                sqlx::query_as("SELECT path, size FROM artifacts ORDER BY path")
-                    .fetch_all(self.pool())
-                    .await?;
+            let rows: Vec<(String, i64)> = self
+                .meta
+                .read("SELECT path, size FROM artifacts ORDER BY path")
+                .fetch_all()
+                .await?;
             rows.into_iter().map(|(p, s)| (p, s as u64)).collect()
         } else {
             // Paths relative to `dir`.

@@ -7,7 +7,7 @@ use cairn_core::search::{Comparison, OrderBy};
 use cairn_core::tracking::{Experiment, Lifecycle};
 
 use super::matching::experiment_matches;
-use super::rows::ExperimentRow;
+use super::rows::{EXPERIMENT_COLUMNS, ExperimentRow};
 use super::{TAG_VALUE_MAX, Tracking, ViewType, check_key, invalid, not_found, truncate};
 use crate::db::now_ms;
 use crate::db::sql::SqlBuilder;
@@ -83,7 +83,7 @@ impl Tracking {
         let tags: Vec<(i64, String, String)> = if rows.is_empty() {
             Vec::new()
         } else {
-            q.build_query_as().fetch_all(self.pool()).await?
+            self.meta.read_sql(q).fetch_all().await?
         };
         let mut tags_by: HashMap<i64, BTreeMap<String, String>> = HashMap::new();
         for (id, k, v) in tags {
@@ -104,18 +104,26 @@ impl Tracking {
     }
 
     pub async fn get_experiment(&self, id: i64) -> Result<Experiment> {
-        let row = sqlx::query_as::<_, ExperimentRow>("SELECT * FROM experiments WHERE id = $1")
+        let row: ExperimentRow = self
+            .meta
+            .read(&format!(
+                "SELECT {EXPERIMENT_COLUMNS} FROM experiments WHERE id = $1"
+            ))
             .bind(id)
-            .fetch_optional(self.pool())
+            .fetch_optional()
             .await?
             .ok_or_else(|| not_found(format!("No Experiment with id={id} exists")))?;
         self.experiment_from_row(row).await
     }
 
     pub async fn get_experiment_by_name(&self, name: &str) -> Result<Experiment> {
-        let row = sqlx::query_as::<_, ExperimentRow>("SELECT * FROM experiments WHERE name = $1")
+        let row: ExperimentRow = self
+            .meta
+            .read(&format!(
+                "SELECT {EXPERIMENT_COLUMNS} FROM experiments WHERE name = $1"
+            ))
             .bind(name)
-            .fetch_optional(self.pool())
+            .fetch_optional()
             .await?
             .ok_or_else(|| not_found(format!("Could not find experiment with name '{name}'")))?;
         self.experiment_from_row(row).await
@@ -128,12 +136,14 @@ impl Tracking {
         filter: &[Comparison],
         order_by: &[OrderBy],
     ) -> Result<Vec<Experiment>> {
-        let rows = sqlx::query_as::<_, ExperimentRow>(sqlx::AssertSqlSafe(format!(
-            "SELECT * FROM experiments WHERE {} ORDER BY creation_time DESC, id ASC",
-            view.sql("lifecycle_stage")
-        )))
-        .fetch_all(self.pool())
-        .await?;
+        let rows: Vec<ExperimentRow> = self
+            .meta
+            .read(&format!(
+                "SELECT {EXPERIMENT_COLUMNS} FROM experiments WHERE {} ORDER BY creation_time DESC, id ASC",
+                view.sql("lifecycle_stage")
+            ))
+            .fetch_all()
+            .await?;
         let mut out = Vec::new();
         for e in self.experiments_from_rows(rows).await? {
             if filter

@@ -6,7 +6,7 @@ use cairn_core::search::Comparison;
 use cairn_core::tracking::LoggedModel;
 
 use super::matching::logged_model_matches;
-use super::rows::LoggedModelRow;
+use super::rows::{LOGGED_MODEL_COLUMNS, LoggedModelRow};
 use super::{Tracking, check_key, generated_run_name, invalid, not_found, push_in, random_hex32};
 use crate::Result;
 use crate::db::now_ms;
@@ -87,14 +87,16 @@ impl Tracking {
         value: impl ToString,
     ) -> Result<Vec<LoggedModel>> {
         let value = value.to_string();
-        let rows = sqlx::query_as::<_, LoggedModelRow>(sqlx::AssertSqlSafe(format!(
-            "SELECT id, experiment_id, name, artifact_uri, status, model_type, source_run_id, creation_time, last_updated_time
-             FROM logged_models WHERE {condition} AND lifecycle_stage = 'active'
-             ORDER BY creation_time DESC, id ASC"
-        )))
-        .bind(value)
-        .fetch_all(self.pool())
-        .await?;
+        let rows: Vec<LoggedModelRow> = self
+            .meta
+            .read(&format!(
+                "SELECT {LOGGED_MODEL_COLUMNS} FROM logged_models
+                 WHERE {condition} AND lifecycle_stage = 'active'
+                 ORDER BY creation_time DESC, id ASC"
+            ))
+            .bind(value)
+            .fetch_all()
+            .await?;
         if rows.is_empty() {
             return Ok(Vec::new());
         }
@@ -109,8 +111,7 @@ impl Tracking {
                 format!("SELECT model_id, key, value FROM {table} WHERE "),
             );
             push_in(&mut q, "model_id", &ids);
-            let pairs: Vec<(String, String, String)> =
-                q.build_query_as().fetch_all(self.pool()).await?;
+            let pairs: Vec<(String, String, String)> = self.meta.read_sql(q).fetch_all().await?;
             for (model, k, v) in pairs {
                 by_model[i].entry(model).or_default().insert(k, v);
             }

@@ -7,9 +7,8 @@ use cairn_core::tracking::{DatasetInput, Lifecycle, Metric, Run, RunInfo, RunSta
 
 use super::{metric_from_db, push_in};
 use crate::db::Backend;
-use crate::db::sql::SqlBuilder;
+use crate::db::sql::{Columns, Decode, DecodeError, SqlBuilder, decoded_row};
 
-#[derive(sqlx::FromRow)]
 pub(super) struct ExperimentRow {
     pub(super) id: i64,
     pub(super) name: String,
@@ -19,7 +18,6 @@ pub(super) struct ExperimentRow {
     pub(super) last_update_time: i64,
 }
 
-#[derive(sqlx::FromRow)]
 pub(super) struct RunRow {
     pub(super) id: String,
     pub(super) experiment_id: i64,
@@ -32,7 +30,6 @@ pub(super) struct RunRow {
     pub(super) artifact_uri: String,
 }
 
-#[derive(sqlx::FromRow)]
 pub(super) struct LoggedModelRow {
     pub(super) id: String,
     pub(super) experiment_id: i64,
@@ -46,6 +43,65 @@ pub(super) struct LoggedModelRow {
 }
 
 pub(super) const RUN_COLUMNS: &str = "r.id, r.experiment_id, r.name, r.user_id, r.status, r.start_time, r.end_time, r.lifecycle_stage, r.artifact_uri";
+
+/// The columns of [`RUN_COLUMNS`], in its order.
+impl Decode for RunRow {
+    fn decode(c: &mut Columns<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            id: c.next()?,
+            experiment_id: c.next()?,
+            name: c.next()?,
+            user_id: c.next()?,
+            status: c.next()?,
+            start_time: c.next()?,
+            end_time: c.next()?,
+            lifecycle_stage: c.next()?,
+            artifact_uri: c.next()?,
+        })
+    }
+}
+decoded_row!(RunRow);
+
+/// Every column of [`ExperimentRow`], for queries over `experiments`.
+pub(super) const EXPERIMENT_COLUMNS: &str =
+    "id, name, artifact_location, lifecycle_stage, creation_time, last_update_time";
+
+/// The columns of [`EXPERIMENT_COLUMNS`], in its order.
+impl Decode for ExperimentRow {
+    fn decode(c: &mut Columns<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            id: c.next()?,
+            name: c.next()?,
+            artifact_location: c.next()?,
+            lifecycle_stage: c.next()?,
+            creation_time: c.next()?,
+            last_update_time: c.next()?,
+        })
+    }
+}
+decoded_row!(ExperimentRow);
+
+/// Every column of [`LoggedModelRow`], for queries over `logged_models`.
+pub(super) const LOGGED_MODEL_COLUMNS: &str = "id, experiment_id, name, artifact_uri, status, \
+     model_type, source_run_id, creation_time, last_updated_time";
+
+/// The columns of [`LOGGED_MODEL_COLUMNS`], in its order.
+impl Decode for LoggedModelRow {
+    fn decode(c: &mut Columns<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            id: c.next()?,
+            experiment_id: c.next()?,
+            name: c.next()?,
+            artifact_uri: c.next()?,
+            status: c.next()?,
+            model_type: c.next()?,
+            source_run_id: c.next()?,
+            creation_time: c.next()?,
+            last_updated_time: c.next()?,
+        })
+    }
+}
+decoded_row!(LoggedModelRow);
 
 /// The statements that fetch the details of a set of runs.
 pub(super) struct RunDetailQueries {
@@ -147,25 +203,6 @@ impl RunDetails {
                 info,
             })
             .collect()
-    }
-}
-
-impl TryFrom<&rusqlite::Row<'_>> for RunRow {
-    type Error = rusqlite::Error;
-
-    /// A row of [`RUN_COLUMNS`], in their order.
-    fn try_from(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
-        Ok(Self {
-            id: row.get(0)?,
-            experiment_id: row.get(1)?,
-            name: row.get(2)?,
-            user_id: row.get(3)?,
-            status: row.get(4)?,
-            start_time: row.get(5)?,
-            end_time: row.get(6)?,
-            lifecycle_stage: row.get(7)?,
-            artifact_uri: row.get(8)?,
-        })
     }
 }
 

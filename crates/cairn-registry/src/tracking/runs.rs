@@ -452,14 +452,16 @@ impl Tracking {
     /// Every logged value of one metric, in (timestamp, step, value) order.
     pub async fn metric_history(&self, run_id: &str, key: &str) -> Result<Vec<Metric>> {
         self.run_info(run_id).await?;
-        let rows: Vec<(f64, i64, i64, i64)> = sqlx::query_as(
-            "SELECT value, is_nan, timestamp, step FROM run_metrics WHERE run_id = $1 AND key = $2
-             ORDER BY timestamp, step, value",
-        )
-        .bind(run_id)
-        .bind(key)
-        .fetch_all(self.pool())
-        .await?;
+        let rows: Vec<(f64, i64, i64, i64)> = self
+            .meta
+            .read(
+                "SELECT value, is_nan, timestamp, step FROM run_metrics WHERE run_id = $1 AND key = $2
+                 ORDER BY timestamp, step, value",
+            )
+            .bind(run_id)
+            .bind(key)
+            .fetch_all()
+            .await?;
         Ok(rows
             .into_iter()
             .map(|(value, is_nan, timestamp, step)| Metric {
