@@ -71,6 +71,108 @@ impl Columns<'_> {
     }
 }
 
+/// One column value of whatever type (a generic row, as `copy` reads them), typed so
+/// that a NULL binds with its column's type.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Cell {
+    Int(Option<i64>),
+    Real(Option<f64>),
+    Text(Option<String>),
+}
+
+impl Columns<'_> {
+    /// How many columns the row has.
+    pub fn count(&self) -> usize {
+        match self.row {
+            RowOf::Sqlite(row) => row.as_ref().column_count(),
+            RowOf::Any(row) => sqlx::Row::len(row),
+        }
+    }
+
+    /// The name of column `index`.
+    pub fn name(&self, index: usize) -> String {
+        match self.row {
+            RowOf::Sqlite(row) => row
+                .as_ref()
+                .column_name(index)
+                .unwrap_or_default()
+                .to_owned(),
+            RowOf::Any(row) => sqlx::Column::name(&sqlx::Row::columns(row)[index]).to_owned(),
+        }
+    }
+
+    /// The next column's value, typed as stored (SQLite types values, not columns).
+    pub fn next_cell(&mut self) -> Result<Cell, DecodeError> {
+        use rusqlite::types::ValueRef;
+        use sqlx::any::AnyTypeInfoKind as Kind;
+        use sqlx::{Row as _, ValueRef as _};
+        let index = self.next;
+        self.next += 1;
+        match self.row {
+            RowOf::Sqlite(row) => {
+                let value = row.get_ref(index).map_err(DecodeError::Sqlite)?;
+                Ok(match value {
+                    ValueRef::Integer(n) => Cell::Int(Some(n)),
+                    ValueRef::Real(x) => Cell::Real(Some(x)),
+                    ValueRef::Text(_) => {
+                        Cell::Text(Some(row.get(index).map_err(DecodeError::Sqlite)?))
+                    }
+                    // A NULL takes its column's declared type (SQLite's type affinity
+                    // rules), so that it binds as that type elsewhere.
+                    ValueRef::Null => {
+                        let declared = row.as_ref().columns()[index]
+                            .decl_type()
+                            .unwrap_or_default()
+                            .to_ascii_uppercase();
+                        if declared.contains("INT") {
+                            Cell::Int(None)
+                        } else if ["REAL", "FLOA", "DOUB"]
+                            .iter()
+                            .any(|t| declared.contains(t))
+                        {
+                            Cell::Real(None)
+                        } else {
+                            Cell::Text(None)
+                        }
+                    }
+                    ValueRef::Blob(_) => {
+                        return Err(DecodeError::Sqlite(rusqlite::Error::InvalidColumnType(
+                            index,
+                            self.name(index),
+                            rusqlite::types::Type::Blob,
+                        )));
+                    }
+                })
+            }
+            RowOf::Any(row) => {
+                let any = |e| DecodeError::Any(e);
+                let declared = sqlx::Column::type_info(&row.columns()[index]).kind();
+                let kind = match declared {
+                    Kind::Null => row.try_get_raw(index).map_err(any)?.type_info().kind(),
+                    k => k,
+                };
+                Ok(match kind {
+                    k if k.is_integer() || k == Kind::Bool => {
+                        Cell::Int(row.try_get(index).map_err(any)?)
+                    }
+                    Kind::Real | Kind::Double => Cell::Real(row.try_get(index).map_err(any)?),
+                    Kind::Text => Cell::Text(row.try_get(index).map_err(any)?),
+                    Kind::Null => Cell::Text(None),
+                    other => {
+                        return Err(DecodeError::Any(sqlx::Error::Decode(
+                            format!(
+                                "column {} has a type a generic row does not hold: {other:?}",
+                                self.name(index)
+                            )
+                            .into(),
+                        )));
+                    }
+                })
+            }
+        }
+    }
+}
+
 /// A row type decoded from its columns in the order its `COLUMNS` (written beside the
 /// decoder, and into every SELECT that reads it) lists them.
 pub(crate) trait Decode: Sized {

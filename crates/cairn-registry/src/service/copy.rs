@@ -16,11 +16,9 @@ use std::collections::BTreeMap;
 
 use cairn_core::Sha256Digest;
 use futures::{StreamExt, TryStreamExt};
-use sqlx::any::{AnyRow, AnyTypeInfoKind};
-use sqlx::{Column, Row, ValueRef as _};
 
 use crate::db::Backend;
-use crate::db::sql::SqlBuilder;
+use crate::db::sql::{Cell, Columns, Decode, DecodeError, SqlBuilder, decoded_row};
 use crate::db::write::WriteTx;
 use crate::gc::claim_blobs;
 use crate::{Error, Registry, Result};
@@ -103,6 +101,9 @@ const GENERATED_IDS: &[&str] = &["models", "versions", "alias_moves", "experimen
 
 /// Bound values per INSERT: under SQLite's 32,766 and PostgreSQL's 65,535.
 const BINDS_PER_INSERT: usize = 30_000;
+/// Rows read from the source per round trip (a few in tests, so that they page through
+/// every table).
+const COPY_PAGE: u64 = if cfg!(test) { 3 } else { 5_000 };
 /// Blobs copied at once.
 const BLOB_CONCURRENCY: usize = 4;
 
@@ -122,86 +123,39 @@ impl CopyReport {
     }
 }
 
-/// One column value, typed so that NULLs bind with the column's type.
-#[derive(Debug, Clone, PartialEq)]
-enum Cell {
-    Int(Option<i64>),
-    Real(Option<f64>),
-    Text(Option<String>),
-}
-
-fn cell(row: &AnyRow, i: usize) -> sqlx::Result<Cell> {
-    let declared = row.column(i).type_info().kind();
-    // SQLite types values, not columns: fall back to the value's own type.
-    let kind = match declared {
-        AnyTypeInfoKind::Null => row.try_get_raw(i)?.type_info().kind(),
-        k => k,
-    };
-    Ok(match kind {
-        k if k.is_integer() || k == AnyTypeInfoKind::Bool => Cell::Int(row.try_get(i)?),
-        AnyTypeInfoKind::Real | AnyTypeInfoKind::Double => Cell::Real(row.try_get(i)?),
-        AnyTypeInfoKind::Text => Cell::Text(row.try_get(i)?),
-        AnyTypeInfoKind::Null => Cell::Text(None),
-        other => {
-            return Err(sqlx::Error::Decode(
-                format!(
-                    "column {} has a type copy does not handle: {other:?}",
-                    row.column(i).name()
-                )
-                .into(),
-            ));
-        }
-    })
-}
-
 /// A target row's id and identity columns, as `check_identity` selects them.
 struct IdentityRow {
     id: i64,
     cells: Vec<Cell>,
 }
 
-impl sqlx::FromRow<'_, AnyRow> for IdentityRow {
-    fn from_row(row: &AnyRow) -> sqlx::Result<Self> {
-        Ok(Self {
-            id: row.try_get(0)?,
-            cells: (1..row.len())
-                .map(|i| cell(row, i))
-                .collect::<sqlx::Result<_>>()?,
-        })
+impl Decode for IdentityRow {
+    fn decode(c: &mut Columns<'_>) -> std::result::Result<Self, DecodeError> {
+        let id = c.next()?;
+        let cells = (1..c.count())
+            .map(|_| c.next_cell())
+            .collect::<std::result::Result<_, _>>()?;
+        Ok(Self { id, cells })
     }
 }
+decoded_row!(IdentityRow);
 
-impl TryFrom<&rusqlite::Row<'_>> for IdentityRow {
-    type Error = rusqlite::Error;
+/// A row of any table: its column names and values.
+struct GenericRow {
+    columns: Vec<String>,
+    cells: Vec<Cell>,
+}
 
-    /// SQLite types values, not columns: each cell as its value is typed (identity
-    /// columns are never NULL).
-    fn try_from(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
-        use rusqlite::types::ValueRef;
-        let cells = (1..row.as_ref().column_count())
-            .map(|i| {
-                Ok(match row.get_ref(i)? {
-                    ValueRef::Integer(n) => Cell::Int(Some(n)),
-                    ValueRef::Real(x) => Cell::Real(Some(x)),
-                    ValueRef::Text(_) => Cell::Text(Some(row.get(i)?)),
-                    ValueRef::Null => Cell::Text(None),
-                    ValueRef::Blob(_) => {
-                        let name = row.as_ref().column_name(i)?.to_owned();
-                        return Err(rusqlite::Error::InvalidColumnType(
-                            i,
-                            name,
-                            rusqlite::types::Type::Blob,
-                        ));
-                    }
-                })
-            })
-            .collect::<rusqlite::Result<_>>()?;
-        Ok(Self {
-            id: row.get(0)?,
-            cells,
-        })
+impl Decode for GenericRow {
+    fn decode(c: &mut Columns<'_>) -> std::result::Result<Self, DecodeError> {
+        let columns = (0..c.count()).map(|i| c.name(i)).collect();
+        let cells = (0..c.count())
+            .map(|_| c.next_cell())
+            .collect::<std::result::Result<_, _>>()?;
+        Ok(Self { columns, cells })
     }
 }
+decoded_row!(GenericRow);
 
 impl Registry {
     /// Copies this registry into `target` (see the module documentation).
@@ -241,12 +195,14 @@ impl Registry {
         target: &Registry,
         report: &mut CopyReport,
     ) -> Result<Vec<Sha256Digest>> {
-        let referenced: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT sha256, size FROM version_files UNION SELECT sha256, size FROM version_environment
-             UNION SELECT sha256, size FROM artifacts",
-        )
-        .fetch_all(self.meta.pool())
-        .await?;
+        let referenced: Vec<(String, i64)> = self
+            .meta
+            .read(
+                "SELECT sha256, size FROM version_files UNION SELECT sha256, size FROM version_environment
+                 UNION SELECT sha256, size FROM artifacts",
+            )
+            .fetch_all()
+            .await?;
         let mut sizes = BTreeMap::new();
         for (hex, size) in referenced {
             let digest: Sha256Digest = hex.parse().map_err(|_| {
@@ -281,31 +237,60 @@ impl Registry {
     }
 }
 
-/// Copies one table's rows into the target transaction; returns how many it wrote.
+/// Copies one table's rows into the target transaction, a page at a time in key order
+/// (memory stays within a page whatever the table's size); returns how many it wrote.
 async fn copy_table(source: &Registry, tx: &mut WriteTx, table: &str, key: &[&str]) -> Result<u64> {
-    let mut rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT * FROM {table} ORDER BY {}",
-        key.join(", ")
-    )))
-    .fetch(source.meta.pool());
     let mut written = 0;
-    let mut batch: Vec<Vec<Cell>> = Vec::new();
-    let mut columns: Vec<String> = Vec::new();
-    while let Some(row) = rows.try_next().await? {
-        if columns.is_empty() {
-            columns = row.columns().iter().map(|c| c.name().to_owned()).collect();
+    // The key of the last row read: the next page starts after it.
+    let mut after: Option<Vec<Cell>> = None;
+    loop {
+        let mut q = SqlBuilder::new(source.meta.backend(), format!("SELECT * FROM {table}"));
+        if let Some(last) = &after {
+            q.push(format!(" WHERE ({}) > (", key.join(", ")));
+            let mut values = q.separated(", ");
+            for cell in last {
+                match cell {
+                    Cell::Int(v) => values.push_bind(*v),
+                    Cell::Real(v) => values.push_bind(*v),
+                    Cell::Text(v) => values.push_bind(v.clone()),
+                };
+            }
+            values.push_unseparated(")");
         }
-        batch.push(
-            (0..columns.len())
-                .map(|i| cell(&row, i))
-                .collect::<sqlx::Result<_>>()?,
-        );
-        if batch.len() * columns.len() >= BINDS_PER_INSERT {
-            written += write_rows(tx, table, key, &columns, std::mem::take(&mut batch)).await?;
+        q.push(format!(" ORDER BY {}", key.join(", ")));
+        q.push_limit(COPY_PAGE, 0);
+        let rows: Vec<GenericRow> = source.meta.read_sql(q).fetch_all().await?;
+        let Some(last) = rows.last() else {
+            break;
+        };
+        let columns = last.columns.clone();
+        let key_at: Vec<usize> = key
+            .iter()
+            .map(|k| {
+                columns
+                    .iter()
+                    .position(|c| c == k)
+                    .expect("a table's key columns are its columns")
+            })
+            .collect();
+        after = Some(key_at.iter().map(|&i| last.cells[i].clone()).collect());
+        let full = rows.len() as u64 == COPY_PAGE;
+        let per_insert = (BINDS_PER_INSERT / columns.len()).max(1);
+        let mut cells: Vec<Vec<Cell>> = rows.into_iter().map(|r| r.cells).collect();
+        while !cells.is_empty() {
+            let rest = cells.split_off(per_insert.min(cells.len()));
+            written += write_rows(
+                tx,
+                table,
+                key,
+                &columns,
+                std::mem::replace(&mut cells, rest),
+            )
+            .await?;
         }
-    }
-    if !batch.is_empty() {
-        written += write_rows(tx, table, key, &columns, batch).await?;
+        if !full {
+            break;
+        }
     }
     Ok(written)
 }
