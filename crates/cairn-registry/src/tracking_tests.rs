@@ -128,8 +128,9 @@ async fn a_metric_value_logged_twice_is_kept_once() {
 /// one of each when it upgrades, and still knows each key's latest value.
 async fn upgrading_keeps_one_of_each_logged_metric_value() {
     let storage = crate::test_support::empty_storage().await;
-    let mut conn = crate::db::connect_before_migration(storage.db(), "metric identity").await;
-    sqlx::raw_sql(
+    crate::db::seed_before_migration(
+        storage.db(),
+        "metric identity",
         "INSERT INTO experiments (id, name, artifact_location, lifecycle_stage, creation_time, last_update_time)
            VALUES (7, 'old', 'mlflow-artifacts:/7', 'active', 0, 0);
          INSERT INTO runs (id, experiment_id, name, user_id, status, start_time, lifecycle_stage, artifact_uri)
@@ -138,11 +139,7 @@ async fn upgrading_keeps_one_of_each_logged_metric_value() {
            ('r1', 'loss', 0.5, 0, 10, 1), ('r1', 'loss', 0.5, 0, 10, 1),
            ('r1', 'loss', 0.0, 1, 20, 2), ('r1', 'loss', 0.0, 1, 20, 2), ('r1', 'loss', 0.3, 0, 20, 2)",
     )
-    .execute(&mut conn)
-    .await
-    .unwrap();
-    use sqlx::Connection as _;
-    conn.close().await.unwrap();
+    .await;
 
     let t = storage.open_again().await;
     let t = t.tracking();

@@ -112,7 +112,9 @@ impl Default for DbOptions {
 
 #[derive(Clone)]
 pub struct MetadataStore {
-    pool: AnyPool,
+    /// PostgreSQL only: sqlx's pool. SQLite runs on rusqlite (`sqlite_writer`,
+    /// `sqlite_reads`).
+    pool: Option<AnyPool>,
     backend: Backend,
     /// SQLite only: the one connection every write runs on (`write`).
     sqlite_writer: Option<SqliteWriter>,
@@ -142,62 +144,22 @@ impl MetadataStore {
     /// Opens (creating a SQLite file if needed) the database and brings its schema up to
     /// date.
     pub async fn open(location: &DbLocation, options: &DbOptions) -> Result<Self> {
-        sqlx::any::install_default_drivers();
-        let backend = location.backend();
-        let pool_options = AnyPoolOptions::new()
-            .max_connections(options.max_connections)
-            .acquire_timeout(options.acquire_timeout);
-        let pool = match location {
-            DbLocation::Sqlite(path) => sqlite_pool(path, pool_options).await?,
-            DbLocation::Postgres(url) => {
-                // One direct connection first: a wrong address or password then fails
-                // at once with the server's own reason, not as a pool timeout.
-                use sqlx::Connection as _;
-                tokio::time::timeout(options.acquire_timeout, AnyConnection::connect(url))
-                    .await
-                    .map_err(|_| {
-                        Error::Database(sqlx::Error::Io(std::io::Error::new(
-                            std::io::ErrorKind::TimedOut,
-                            format!(
-                                "no answer from {location} within {:?}",
-                                options.acquire_timeout
-                            ),
-                        )))
-                    })??
-                    .close()
-                    .await?;
-                let timeout_ms = options.statement_timeout.map_or(0, |t| t.as_millis());
-                pool_options
-                    .after_connect(move |conn, _| {
-                        Box::pin(async move {
-                            conn.execute(sqlx::AssertSqlSafe(format!(
-                                "SET statement_timeout = {timeout_ms}"
-                            )))
-                            .await?;
-                            Ok(())
-                        })
-                    })
-                    .connect(url)
-                    .await?
-            }
-        };
-        let mut sqlite_reads = None;
-        let mut sqlite_writer = None;
-        match location {
+        let (pool, sqlite_writer, sqlite_reads) = match location {
             DbLocation::Sqlite(path) => {
                 migrate_sqlite(path).await?;
-                sqlite_reads = Some(SqliteReads::open(path.clone(), options.max_connections)?);
+                let reads = SqliteReads::open(path.clone(), options.max_connections)?;
                 let writer = open_sqlite_writer(path)?;
                 checkpoint::start(path, Arc::downgrade(&writer))?;
-                sqlite_writer = Some(writer);
+                (None, Some(writer), Some(reads))
             }
-            // sqlx's migrator holds an advisory lock on PostgreSQL: servers starting
-            // together migrate once.
-            DbLocation::Postgres(_) => POSTGRES_MIGRATIONS.run(&pool).await?,
-        }
+            DbLocation::Postgres(url) => {
+                let pool = postgres_pool(location, url, options).await?;
+                (Some(pool), None, None)
+            }
+        };
         Ok(Self {
             pool,
-            backend,
+            backend: location.backend(),
             sqlite_writer,
             sqlite_reads,
             retries: options.retries,
@@ -250,7 +212,7 @@ impl MetadataStore {
                     .read_in_place(|conn| crate::db::sqlite_reads::rows(conn, &q))
                     .await
             }
-            None => Ok(q.build_query_as().fetch_all(&self.pool).await?),
+            None => Ok(q.build_query_as().fetch_all(self.pool()).await?),
         }
     }
 
@@ -259,57 +221,64 @@ impl MetadataStore {
         self.sqlite_writer.as_ref()
     }
 
+    /// sqlx's pool, which only PostgreSQL has: callers reach it in the branches where
+    /// no SQLite connection exists.
     pub(crate) fn pool(&self) -> &AnyPool {
-        &self.pool
+        self.pool
+            .as_ref()
+            .expect("the pool of a PostgreSQL store (SQLite runs on rusqlite)")
     }
 
     /// The newest migration applied to this database.
     pub async fn schema_version(&self) -> Result<i64> {
-        Ok(sqlx::query_scalar(
-            "SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success",
-        )
-        .fetch_one(&self.pool)
-        .await?)
+        self.read("SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success")
+            .scalar_one()
+            .await
     }
 
     pub async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+        self.read("SELECT 1").scalar_one::<i64>().await.map(drop)
     }
 }
 
-/// A pool of connections to the SQLite file at `path`, created if missing.
-async fn sqlite_pool(path: &Path, options: AnyPoolOptions) -> Result<AnyPool> {
-    Ok(options
-        // sqlx pings a connection each time the pool hands it out, to catch a lost
-        // network peer; a SQLite connection has none, and the ping is one more round
-        // trip to the connection's thread before every statement run on the pool.
-        .test_before_acquire(false)
-        .after_connect(|conn, _| {
+/// sqlx's pool on PostgreSQL, its schema brought up to date.
+async fn postgres_pool(location: &DbLocation, url: &str, options: &DbOptions) -> Result<AnyPool> {
+    use sqlx::Connection as _;
+    sqlx::any::install_default_drivers();
+    // One direct connection first: a wrong address or password then fails at once with
+    // the server's own reason, not as a pool timeout.
+    tokio::time::timeout(options.acquire_timeout, AnyConnection::connect(url))
+        .await
+        .map_err(|_| {
+            Error::Database(sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!(
+                    "no answer from {location} within {:?}",
+                    options.acquire_timeout
+                ),
+            )))
+        })??
+        .close()
+        .await?;
+    let timeout_ms = options.statement_timeout.map_or(0, |t| t.as_millis());
+    let pool = AnyPoolOptions::new()
+        .max_connections(options.max_connections)
+        .acquire_timeout(options.acquire_timeout)
+        .after_connect(move |conn, _| {
             Box::pin(async move {
-                // In WAL mode NORMAL keeps every commit across a process crash; only an
-                // OS crash can lose the last transactions, never corrupt the database.
-                conn.execute(
-                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
-                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 60000;",
-                )
+                conn.execute(sqlx::AssertSqlSafe(format!(
+                    "SET statement_timeout = {timeout_ms}"
+                )))
                 .await?;
                 Ok(())
             })
         })
-        .connect(&sqlite_url(path))
-        .await?)
-}
-
-/// The `sqlite://` URL sqlx's `Any` driver opens (created if missing), with the file
-/// name percent-encoded by sqlx itself.
-fn sqlite_url(path: &Path) -> String {
-    use sqlx::ConnectOptions;
-    sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(path)
-        .create_if_missing(true)
-        .to_url_lossy()
-        .to_string()
+        .connect(url)
+        .await?;
+    // sqlx's migrator holds an advisory lock on PostgreSQL: servers starting together
+    // migrate once.
+    POSTGRES_MIGRATIONS.run(&pool).await?;
+    Ok(pool)
 }
 
 /// Brings a SQLite file's schema up to date (`sqlite_migrate`, on rusqlite). SQLite has
@@ -324,9 +293,11 @@ async fn migrate_sqlite(path: &Path) -> Result<()> {
             .write(true)
             .open(path.with_extension("db.migrate-lock"))?;
         lock.lock()?;
+        // Creates the file if missing; WAL mode is a property of the file, kept from here.
         let mut conn = rusqlite::Connection::open(&path)?;
         conn.busy_timeout(MIGRATION_BUSY_TIMEOUT)?;
-        sqlite_migrate::run(&mut conn, &SQLITE_MIGRATIONS)
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        sqlite_migrate::run(&mut conn, &SQLITE_MIGRATIONS, None)
     })
     .await
     .map_err(|e| Error::Io(std::io::Error::other(e)))?
@@ -335,26 +306,36 @@ async fn migrate_sqlite(path: &Path) -> Result<()> {
 /// How long a migration waits for another process's write to the database.
 const MIGRATION_BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// A connection to `location` with the migrations applied up to, not including, the one
-/// described as `description` (its file name without the number): for tests of what a
+/// Brings `location` up to, not including, the migration described as `description`
+/// (its file name without the number) and runs `sql` there: for tests of what a
 /// migration does to data written under the schema before it.
 #[cfg(test)]
-pub(crate) async fn connect_before_migration(
-    location: &DbLocation,
-    description: &str,
-) -> sqlx::AnyConnection {
-    use sqlx::Connection as _;
-    sqlx::any::install_default_drivers();
-    let (url, migrator) = match location {
-        DbLocation::Sqlite(path) => (sqlite_url(path), &SQLITE_MIGRATIONS),
-        DbLocation::Postgres(url) => (url.clone(), &POSTGRES_MIGRATIONS),
+pub(crate) async fn seed_before_migration(location: &DbLocation, description: &str, sql: &str) {
+    let migrator = match location {
+        DbLocation::Sqlite(_) => &SQLITE_MIGRATIONS,
+        DbLocation::Postgres(_) => &POSTGRES_MIGRATIONS,
     };
     let version = migrator
         .iter()
         .find(|m| m.description == description)
         .unwrap_or_else(|| panic!("no migration {description:?}"))
         .version;
-    let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
-    migrator.run_to(version - 1, &mut conn).await.unwrap();
-    conn
+    match location {
+        DbLocation::Sqlite(path) => {
+            let mut conn = rusqlite::Connection::open(path).unwrap();
+            sqlite_migrate::run(&mut conn, migrator, Some(version - 1)).unwrap();
+            conn.execute_batch(sql).unwrap();
+        }
+        DbLocation::Postgres(url) => {
+            use sqlx::Connection as _;
+            sqlx::any::install_default_drivers();
+            let mut conn = AnyConnection::connect(url).await.unwrap();
+            migrator.run_to(version - 1, &mut conn).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            conn.close().await.unwrap();
+        }
+    }
 }

@@ -17,8 +17,9 @@ use crate::Result;
 
 const TABLE: &str = "_sqlx_migrations";
 
-/// Brings the database behind `conn` up to date with `migrator`'s migrations.
-pub(crate) fn run(conn: &mut Connection, migrator: &Migrator) -> Result<()> {
+/// Brings the database behind `conn` up to date with `migrator`'s migrations (with
+/// `target`, up to that version only).
+pub(crate) fn run(conn: &mut Connection, migrator: &Migrator, target: Option<i64>) -> Result<()> {
     conn.execute_batch(&format!(
         "CREATE TABLE IF NOT EXISTS {TABLE} (
             version BIGINT PRIMARY KEY,
@@ -53,6 +54,9 @@ pub(crate) fn run(conn: &mut Connection, migrator: &Migrator) -> Result<()> {
         return Err(MigrateError::VersionMissing(*version).into());
     }
     for migration in migrator.iter() {
+        if target.is_some_and(|target| migration.version > target) {
+            break;
+        }
         if migration.migration_type.is_down_migration() {
             continue;
         }
@@ -87,8 +91,6 @@ pub(crate) fn run(conn: &mut Connection, migrator: &Migrator) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use sqlx::Connection as _;
-
     use crate::db::{DbLocation, DbOptions, MetadataStore, SQLITE_MIGRATIONS};
 
     async fn migrations_table(path: &std::path::Path) -> Vec<(i64, Vec<u8>)> {
@@ -102,19 +104,22 @@ mod tests {
             .unwrap()
     }
 
-    /// A database sqlx's own migrator brought part of the way (as every build before this
-    /// runner did) is finished by it, and sqlx reads the result as its own bookkeeping.
+    /// A registry made by the build of 458684e (sqlx's SQLite migrator, migrations 1 to
+    /// 10; two versions of `fixture`, `production` moved twice: `cairn push` and
+    /// `cairn promote` of that build, then checkpointed into one file) opens and
+    /// migrates here, its bookkeeping continued, its rows and audit chain intact.
     #[tokio::test]
-    async fn takes_over_from_sqlx_and_keeps_its_bookkeeping() {
+    async fn opens_a_registry_an_earlier_build_made() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("cairn.db");
-        let location = DbLocation::Sqlite(path.clone());
-        let last = SQLITE_MIGRATIONS.iter().last().unwrap();
-        let conn = crate::db::connect_before_migration(&location, &last.description).await;
-        conn.close().await.unwrap();
-        assert_eq!(migrations_table(&path).await.len() as i64, last.version - 1);
-
-        MetadataStore::open(&location, &DbOptions::default())
+        std::fs::copy(
+            concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/registry-458684e.db"),
+            &path,
+        )
+        .unwrap();
+        let before = migrations_table(&path).await;
+        assert_eq!(before.len(), 10);
+        let store = MetadataStore::open(&DbLocation::Sqlite(path.clone()), &DbOptions::default())
             .await
             .unwrap();
         let applied = migrations_table(&path).await;
@@ -122,17 +127,12 @@ mod tests {
             .iter()
             .map(|m| (m.version, m.checksum.to_vec()))
             .collect();
-        assert_eq!(applied, expected);
-
-        // sqlx's migrator finds nothing to do and no checksum it disagrees with.
-        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-            .await
-            .unwrap();
-        SQLITE_MIGRATIONS
-            .run_direct(None, &mut conn, false)
-            .await
-            .unwrap();
-        assert_eq!(migrations_table(&path).await, expected);
+        assert_eq!(applied, expected, "sqlx's rows kept, the new ones alike");
+        let model = cairn_core::ModelName::new("fixture").unwrap();
+        let versions = store.list_versions(&model).await.unwrap();
+        assert_eq!(versions.len(), 2);
+        assert_eq!(versions[1].aliases, ["production"]);
+        assert!(store.verify_audit(None).await.unwrap().ok());
     }
 
     /// A changed migration file, or a database a newer build migrated, is refused.

@@ -164,13 +164,12 @@ mod tests {
     }
 
     async fn add_model(store: &MetadataStore, name: &str) {
-        sqlx::query(
-            "INSERT INTO models (name, created_by, created_at, updated_at) VALUES ($1, 't', 0, 0)",
-        )
-        .bind(name)
-        .execute(store.pool())
-        .await
-        .expect("insert a model");
+        store
+            .write("INSERT INTO models (name, created_by, created_at, updated_at) VALUES ($1, 't', 0, 0)")
+            .bind(name)
+            .execute()
+            .await
+            .expect("insert a model");
     }
 
     fn count_models(conn: &rusqlite::Connection) -> rusqlite::Result<i64> {

@@ -383,8 +383,9 @@ mod tests {
     }
 
     async fn models(store: &MetadataStore) -> Vec<String> {
-        sqlx::query_scalar("SELECT name FROM models ORDER BY name")
-            .fetch_all(store.pool())
+        store
+            .read("SELECT name FROM models ORDER BY name")
+            .scalar_all()
             .await
             .expect("read the models")
     }
@@ -433,8 +434,9 @@ mod tests {
             tx.commit().await
         })
         .await;
-        let description: String = sqlx::query_scalar("SELECT description FROM models")
-            .fetch_one(store.pool())
+        let description: String = store
+            .read("SELECT description FROM models")
+            .scalar_one()
             .await
             .unwrap();
         assert_eq!(description, "b");

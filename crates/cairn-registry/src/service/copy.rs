@@ -431,10 +431,7 @@ mod tests {
                  WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'"
             }
         };
-        let mut schema: Vec<String> = sqlx::query_scalar(sql)
-            .fetch_all(r.meta.pool())
-            .await
-            .unwrap();
+        let mut schema: Vec<String> = r.meta.read(sql).scalar_all().await.unwrap();
         schema.sort();
         let mut listed: Vec<String> = TABLES
             .iter()
