@@ -18,6 +18,7 @@ directory, and a build without that migration then refuses to open it.
 
 import argparse
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -45,44 +46,43 @@ def main():
     ap.add_argument("--seconds", type=float, default=5)
     ap.add_argument("--runs", type=int, default=10000)
     ap.add_argument("--versions", type=int, default=1000)
-    ap.add_argument("--separate-data", action="store_true",
-                    help="set the data up once per binary (for builds whose schemas differ: "
-                         "one with a newer migration upgrades a data directory the other "
-                         "then refuses)")
+    ap.add_argument("--copy-data", action="store_true",
+                    help="give the second binary a copy of the data directory the first set "
+                         "up (for builds whose schemas differ: one with a newer migration "
+                         "upgrades a directory the other then refuses; the copy keeps the "
+                         "rows and their layout identical)")
     args = ap.parse_args()
     binaries = [str(Path(b).resolve()) for b in args.binaries]
-    works = {}
-    for binary in binaries if args.separate_data else binaries[:1]:
-        work = Path(tempfile.mkdtemp(prefix="cairn-ab-"))
-        proc, url = serve(binary, work)
-        try:
-            # The same calls in the same order: the same data shape (ids differ).
-            ctx = bench.setup(bench.Api(url), args.runs, args.versions)
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
-        works[binary] = (work, ctx)
-    if not args.separate_data:
-        works[binaries[1]] = works[binaries[0]]
-    def workload(binary):
+    work = Path(tempfile.mkdtemp(prefix="cairn-ab-"))
+    proc, url = serve(binaries[0], work)
+    try:
+        ctx = bench.setup(bench.Api(url), args.runs, args.versions)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    works = {binaries[0]: work, binaries[1]: work}
+    if args.copy_data:
+        works[binaries[1]] = Path(tempfile.mkdtemp(prefix="cairn-ab-"))
+        shutil.copytree(work, works[binaries[1]], dirs_exist_ok=True)
+
+    def workload():
         # Built anew for every wrk run: the metric templates carry the current time, so
         # each run logs new values (wrk's counter starts over every time, and a value
         # logged again is only a lookup).
-        ctx = works[binary][1]
         return next((n, c) for n, c in bench.wrk_workloads(ctx).items() if args.call in n)
 
-    name, _ = workload(binaries[0])
+    name, _ = workload()
 
     results = {b: [] for b in binaries}
     for round_ in range(args.rounds):
         for binary in binaries if round_ % 2 == 0 else binaries[::-1]:
-            work = works[binary][0]
+            work = works[binary]
             proc, url = serve(binary, work)
             try:
-                bench.wrk_measure(url, *workload(binary)[1], 2, work)
+                bench.wrk_measure(url, *workload()[1], 2, work)
                 time.sleep(0.01)
                 before = cpu_seconds(proc.pid)
-                rate, _, _, failed = bench.wrk_measure(url, *workload(binary)[1], args.seconds, work)
+                rate, _, _, failed = bench.wrk_measure(url, *workload()[1], args.seconds, work)
                 if failed:
                     raise RuntimeError(f"{binary}: {failed} failed requests of {name}")
                 used = cpu_seconds(proc.pid) - before
