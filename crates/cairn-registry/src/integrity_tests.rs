@@ -9,8 +9,8 @@ use cairn_core::lineage::{EnvFile, LineageInput};
 use cairn_core::model::BlobProblem;
 use cairn_core::{FileEntry, Manifest, ModelName, Sha256Digest};
 
-use crate::Error;
 use crate::test_support::{conformance, registry};
+use crate::{Error, VersionOrigin};
 
 const ACTOR: &str = "tester";
 
@@ -79,7 +79,7 @@ async fn environment_files_sizes_are_checked() {
     let m = ModelName::new("m").unwrap();
     for size in [1, u64::MAX] {
         let err = r
-            .create_version(ACTOR, &m, &version(size))
+            .register_version(ACTOR, &m, &version(size), &VersionOrigin::default())
             .await
             .unwrap_err();
         assert!(
@@ -87,9 +87,14 @@ async fn environment_files_sizes_are_checked() {
             "{err}"
         );
     }
-    r.create_version(ACTOR, &m, &version(9)).await.unwrap();
+    r.register_version(ACTOR, &m, &version(9), &VersionOrigin::default())
+        .await
+        .unwrap();
     // Once referenced, the recorded size stands for the check, and still refuses.
-    let err = r.create_version(ACTOR, &m, &version(10)).await.unwrap_err();
+    let err = r
+        .register_version(ACTOR, &m, &version(10), &VersionOrigin::default())
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::SizeMismatch { .. }), "{err}");
     assert!(r.verify_all().await.unwrap().ok());
 }

@@ -10,7 +10,7 @@ use cairn_core::{AliasName, FileEntry, Manifest, ModelName, Sha256Digest, Versio
 use futures::TryStreamExt;
 
 use crate::test_support::{conformance, registry};
-use crate::{Error, Registry};
+use crate::{Error, Registry, VersionOrigin};
 
 const ACTOR: &str = "tester";
 
@@ -72,13 +72,22 @@ async fn versions_are_numbered_from_one_and_never_reused() {
     for expected in 1..=3 {
         let new = stage(&r, &[("w.bin", format!("v{expected}").as_bytes())]).await;
         assert_eq!(
-            r.create_version(ACTOR, &m, &new).await.unwrap().version,
+            r.register_version(ACTOR, &m, &new, &VersionOrigin::default())
+                .await
+                .unwrap()
+                .version,
             expected
         );
     }
     r.delete_version(ACTOR, &m, 3).await.unwrap();
     let new = stage(&r, &[("w.bin", b"v4")]).await;
-    assert_eq!(r.create_version(ACTOR, &m, &new).await.unwrap().version, 4);
+    assert_eq!(
+        r.register_version(ACTOR, &m, &new, &VersionOrigin::default())
+            .await
+            .unwrap()
+            .version,
+        4
+    );
     let numbers: Vec<u64> = r
         .list_versions(&m)
         .await
@@ -109,7 +118,10 @@ async fn concurrent_registrations_get_distinct_gap_free_numbers() {
         let m = m.clone();
         tasks.push(tokio::spawn(async move {
             let new = stage(&r, &[("f", format!("content {i}").as_bytes())]).await;
-            r.create_version(ACTOR, &m, &new).await.unwrap().version
+            r.register_version(ACTOR, &m, &new, &VersionOrigin::default())
+                .await
+                .unwrap()
+                .version
         }));
     }
     let mut numbers = Vec::new();
@@ -128,7 +140,10 @@ async fn version_records_manifest_digest_and_metadata() {
     new.tags.insert("team".into(), "vision".into());
     new.description = "first".into();
     let expected_digest = new.files.digest();
-    let v = r.create_version(ACTOR, &name("m"), &new).await.unwrap();
+    let v = r
+        .register_version(ACTOR, &name("m"), &new, &VersionOrigin::default())
+        .await
+        .unwrap();
     assert_eq!(v.digest, expected_digest);
     let shown = r
         .get_version(&name("m"), &VersionRef::Number(1))
@@ -149,11 +164,17 @@ async fn version_records_manifest_digest_and_metadata() {
 async fn identical_files_are_stored_once() {
     let (dir, r) = registry().await;
     let v1 = stage(&r, &[("a", b"same"), ("b", b"one"), ("c", b"two")]).await;
-    r.create_version(ACTOR, &name("m1"), &v1).await.unwrap();
+    r.register_version(ACTOR, &name("m1"), &v1, &VersionOrigin::default())
+        .await
+        .unwrap();
     let v2 = stage(&r, &[("a", b"same"), ("b", b"one"), ("c", b"changed")]).await;
-    r.create_version(ACTOR, &name("m1"), &v2).await.unwrap();
+    r.register_version(ACTOR, &name("m1"), &v2, &VersionOrigin::default())
+        .await
+        .unwrap();
     let other = stage(&r, &[("copy", b"same")]).await;
-    r.create_version(ACTOR, &name("m2"), &other).await.unwrap();
+    r.register_version(ACTOR, &name("m2"), &other, &VersionOrigin::default())
+        .await
+        .unwrap();
     assert_eq!(blob_files(dir.path()).len(), 4);
 }
 
@@ -170,7 +191,9 @@ async fn only_unreferenced_blobs_are_checked_at_registration() {
     let recorded = r.meta.recorded_sizes(&asked).await.unwrap();
     assert!(recorded.is_empty(), "staged blobs are not referenced yet");
 
-    r.create_version(ACTOR, &m, &new).await.unwrap();
+    r.register_version(ACTOR, &m, &new, &VersionOrigin::default())
+        .await
+        .unwrap();
     let recorded = r.meta.recorded_sizes(&asked).await.unwrap();
     assert_eq!(recorded.len(), 2);
     assert_eq!(
@@ -179,7 +202,9 @@ async fn only_unreferenced_blobs_are_checked_at_registration() {
         "\"first\" is 5 bytes, recorded once"
     );
     assert!(!recorded.contains_key(&never));
-    r.create_version(ACTOR, &m, &new).await.unwrap();
+    r.register_version(ACTOR, &m, &new, &VersionOrigin::default())
+        .await
+        .unwrap();
 
     for number in [1, 2] {
         r.delete_version(ACTOR, &m, number).await.unwrap();
@@ -187,7 +212,10 @@ async fn only_unreferenced_blobs_are_checked_at_registration() {
     r.collect_garbage(ACTOR, std::time::Duration::ZERO, false)
         .await
         .unwrap();
-    match r.create_version(ACTOR, &m, &new).await {
+    match r
+        .register_version(ACTOR, &m, &new, &VersionOrigin::default())
+        .await
+    {
         Err(Error::MissingBlobs(mut missing)) => {
             missing.sort();
             let mut expected = staged.clone();
@@ -209,7 +237,10 @@ async fn registration_refuses_unstored_blobs_and_bad_metadata() {
         sha256: ghost,
     });
     new.files = Manifest::new(files).unwrap();
-    match r.create_version(ACTOR, &name("m"), &new).await {
+    match r
+        .register_version(ACTOR, &name("m"), &new, &VersionOrigin::default())
+        .await
+    {
         Err(Error::MissingBlobs(missing)) => assert_eq!(missing, [ghost]),
         other => panic!("expected MissingBlobs, got {other:?}"),
     }
@@ -217,12 +248,17 @@ async fn registration_refuses_unstored_blobs_and_bad_metadata() {
     let mut bad_metric = stage(&r, &[("a", b"stored")]).await;
     bad_metric.metrics.insert("loss".into(), f64::NAN);
     assert!(matches!(
-        r.create_version(ACTOR, &name("m"), &bad_metric).await,
+        r.register_version(ACTOR, &name("m"), &bad_metric, &VersionOrigin::default())
+            .await,
         Err(Error::Invalid(_))
     ));
     let mut bad_key = stage(&r, &[("a", b"stored")]).await;
     bad_key.tags.insert("no=pe".into(), "x".into());
-    assert!(r.create_version(ACTOR, &name("m"), &bad_key).await.is_err());
+    assert!(
+        r.register_version(ACTOR, &name("m"), &bad_key, &VersionOrigin::default())
+            .await
+            .is_err()
+    );
     // Nothing was registered by the refused requests.
     assert!(matches!(
         r.get_model(&name("m")).await,
@@ -236,7 +272,9 @@ async fn alias_moves_are_recorded_and_rollback_returns_to_the_previous_version()
     let prod = alias("production");
     for i in 1..=2 {
         let new = stage(&r, &[("w", format!("{i}").as_bytes())]).await;
-        r.create_version(ACTOR, &m, &new).await.unwrap();
+        r.register_version(ACTOR, &m, &new, &VersionOrigin::default())
+            .await
+            .unwrap();
     }
     assert!(matches!(
         r.rollback_alias(ACTOR, &m, &prod, None).await,
@@ -313,7 +351,9 @@ async fn deleting_a_version_removes_its_aliases_and_records_why() {
     let m = name("demo");
     for i in 1..=2 {
         let new = stage(&r, &[("w", format!("{i}").as_bytes())]).await;
-        r.create_version(ACTOR, &m, &new).await.unwrap();
+        r.register_version(ACTOR, &m, &new, &VersionOrigin::default())
+            .await
+            .unwrap();
     }
     r.move_alias(ACTOR, &m, &alias("champion"), 2, None)
         .await
@@ -359,7 +399,9 @@ async fn model_lifecycle() {
         Err(Error::Invalid(_))
     ));
     let new = stage(&r, &[("w", b"x")]).await;
-    r.create_version(ACTOR, &name("fraud"), &new).await.unwrap();
+    r.register_version(ACTOR, &name("fraud"), &new, &VersionOrigin::default())
+        .await
+        .unwrap();
     let shown = r.get_model(&name("fraud")).await.unwrap();
     assert_eq!((shown.version_count, shown.latest_version), (1, Some(1)));
     assert_eq!(shown.tags["owner"], "risk");
@@ -454,9 +496,13 @@ async fn verify_names_corrupt_and_missing_blobs_and_the_versions_they_break() {
     let (dir, r) = registry().await;
     let m = name("demo");
     let v1 = stage(&r, &[("shared.bin", b"shared"), ("own.bin", b"own")]).await;
-    r.create_version(ACTOR, &m, &v1).await.unwrap();
+    r.register_version(ACTOR, &m, &v1, &VersionOrigin::default())
+        .await
+        .unwrap();
     let v2 = stage(&r, &[("shared.bin", b"shared"), ("other.bin", b"other")]).await;
-    r.create_version(ACTOR, &m, &v2).await.unwrap();
+    r.register_version(ACTOR, &m, &v2, &VersionOrigin::default())
+        .await
+        .unwrap();
     assert!(r.verify_all().await.unwrap().ok());
 
     let shared = r.blobs().local_path(&Sha256Digest::of(b"shared")).unwrap();
@@ -524,7 +570,10 @@ async fn two_registries_on_one_database_stay_consistent() {
         let m = m.clone();
         tasks.push(tokio::spawn(async move {
             let new = stage(&r, &[("f", format!("content {i}").as_bytes())]).await;
-            r.create_version(ACTOR, &m, &new).await.unwrap().version
+            r.register_version(ACTOR, &m, &new, &VersionOrigin::default())
+                .await
+                .unwrap()
+                .version
         }));
     }
     let mut numbers = Vec::new();
@@ -592,7 +641,10 @@ async fn copy_moves_a_whole_registry_and_a_second_copy_writes_nothing() {
         .await;
         new.tags.insert("i".into(), i.to_string());
         new.metrics.insert("auc".into(), 0.9 + f64::from(i) / 100.0);
-        source.create_version(ACTOR, &m, &new).await.unwrap();
+        source
+            .register_version(ACTOR, &m, &new, &VersionOrigin::default())
+            .await
+            .unwrap();
     }
     let prod = alias("production");
     source
@@ -704,7 +756,7 @@ async fn copy_moves_a_whole_registry_and_a_second_copy_writes_nothing() {
     let new = stage(&target, &[("model.bin", b"fresh")]).await;
     assert_eq!(
         target
-            .create_version(ACTOR, &m, &new)
+            .register_version(ACTOR, &m, &new, &VersionOrigin::default())
             .await
             .unwrap()
             .version,
@@ -714,7 +766,7 @@ async fn copy_moves_a_whole_registry_and_a_second_copy_writes_nothing() {
     let new = stage(&target, &[("model.bin", b"other")]).await;
     assert_eq!(
         target
-            .create_version(ACTOR, &model, &new)
+            .register_version(ACTOR, &model, &new, &VersionOrigin::default())
             .await
             .unwrap()
             .version,
@@ -745,11 +797,17 @@ async fn copy_refuses_a_diverged_target() {
     let (_fixture, target) = registry().await;
     let other = name("other");
     let new = stage(&target, &[("x", b"target's own")]).await;
-    target.create_version(ACTOR, &other, &new).await.unwrap();
+    target
+        .register_version(ACTOR, &other, &new, &VersionOrigin::default())
+        .await
+        .unwrap();
     let m = name("m");
     // The source's first model gets the id the target's model already has.
     let new = stage(&source, &[("x", b"source")]).await;
-    source.create_version(ACTOR, &m, &new).await.unwrap();
+    source
+        .register_version(ACTOR, &m, &new, &VersionOrigin::default())
+        .await
+        .unwrap();
     assert!(matches!(
         source.copy_into(&target).await,
         Err(Error::Conflict(_))
@@ -842,7 +900,9 @@ async fn version_search_filters_orders_and_pages_in_sql() {
                 "parity".into(),
                 if i % 2 == 0 { "even" } else { "odd" }.into(),
             );
-            r.create_version(ACTOR, &name(model), &new).await.unwrap();
+            r.register_version(ACTOR, &name(model), &new, &VersionOrigin::default())
+                .await
+                .unwrap();
         }
     }
     r.move_alias(ACTOR, &name("alpha"), &alias("prod"), 2, None)
@@ -926,7 +986,9 @@ async fn every_mutation_leaves_one_audit_entry() {
     r.create_model("alice", &req).await.unwrap();
     for i in 0..2 {
         let new = stage(&r, &[("w", format!("{i}").as_bytes())]).await;
-        r.create_version("alice", &m, &new).await.unwrap();
+        r.register_version("alice", &m, &new, &VersionOrigin::default())
+            .await
+            .unwrap();
     }
     let prod = alias("prod");
     r.move_alias("bob", &m, &prod, 1, None).await.unwrap();
@@ -1009,7 +1071,9 @@ async fn tampering_with_the_audit_log_is_detected() {
     let m = name("t");
     for i in 0..5 {
         let new = stage(&r, &[("w", format!("{i}").as_bytes())]).await;
-        r.create_version(ACTOR, &m, &new).await.unwrap();
+        r.register_version(ACTOR, &m, &new, &VersionOrigin::default())
+            .await
+            .unwrap();
     }
     // Behind the registry's back, on its database (through its own connection: what
     // someone with write access to the database could run).
@@ -1106,7 +1170,9 @@ async fn gc_frees_exactly_what_only_deleted_versions_used() {
             .map(|(p, c)| (p.as_str(), c.as_slice()))
             .collect();
         let new = stage(&r, &refs).await;
-        r.create_version(ACTOR, &m, &new).await.unwrap();
+        r.register_version(ACTOR, &m, &new, &VersionOrigin::default())
+            .await
+            .unwrap();
     }
     for n in [2, 3, 4] {
         r.delete_version(ACTOR, &m, n).await.unwrap();
@@ -1218,7 +1284,8 @@ async fn pushes_racing_gc_lose_nothing() {
         lineage: Default::default(),
     };
     assert!(matches!(
-        r.create_version(ACTOR, &m, &new).await,
+        r.register_version(ACTOR, &m, &new, &VersionOrigin::default())
+            .await,
         Err(Error::MissingBlobs(_))
     ));
     assert_eq!(r.missing_blobs(&[d]).await.unwrap(), [d]);
@@ -1226,7 +1293,13 @@ async fn pushes_racing_gc_lose_nothing() {
         .await
         .unwrap();
     assert!(r.missing_blobs(&[d]).await.unwrap().is_empty());
-    assert_eq!(r.create_version(ACTOR, &m, &new).await.unwrap().version, 1);
+    assert_eq!(
+        r.register_version(ACTOR, &m, &new, &VersionOrigin::default())
+            .await
+            .unwrap()
+            .version,
+        1
+    );
 
     // Pushers (upload, then register; on "upload it first", push again) against a
     // collector running with no grace at all.
@@ -1270,7 +1343,10 @@ async fn pushes_racing_gc_lose_nothing() {
                         Err(Error::UploadInterrupted(_)) => continue,
                         Err(e) => panic!("upload failed: {e}"),
                     }
-                    match r.create_version(ACTOR, &m, &new).await {
+                    match r
+                        .register_version(ACTOR, &m, &new, &VersionOrigin::default())
+                        .await
+                    {
                         Ok(_) => break,
                         Err(Error::MissingBlobs(_)) => continue,
                         Err(e) => panic!("push failed: {e}"),
@@ -1331,33 +1407,41 @@ async fn lineage_is_recorded_and_queried_both_ways() {
     };
     // The environment file is a blob like any other: it must be stored first.
     assert!(matches!(
-        r.create_version(ACTOR, &m, &base).await,
+        r.register_version(ACTOR, &m, &base, &VersionOrigin::default())
+            .await,
         Err(Error::MissingBlobs(_))
     ));
     r.put_blob_bytes(&env_digest, Bytes::from_static(env))
         .await
         .unwrap();
-    r.create_version(ACTOR, &m, &base).await.unwrap();
+    r.register_version(ACTOR, &m, &base, &VersionOrigin::default())
+        .await
+        .unwrap();
 
     let mut child = stage(&r, &[("w", b"fine-tuned")]).await;
     child.lineage.parents = vec![ParentRef {
         model: "ft".into(),
         version: 1,
     }];
-    r.create_version(ACTOR, &m, &child).await.unwrap();
+    r.register_version(ACTOR, &m, &child, &VersionOrigin::default())
+        .await
+        .unwrap();
     let mut grandchild = stage(&r, &[("w", b"fine-tuned again")]).await;
     grandchild.lineage.parents = vec![ParentRef {
         model: "ft".into(),
         version: 2,
     }];
-    r.create_version(ACTOR, &m, &grandchild).await.unwrap();
+    r.register_version(ACTOR, &m, &grandchild, &VersionOrigin::default())
+        .await
+        .unwrap();
     let mut orphan = stage(&r, &[("w", b"x")]).await;
     orphan.lineage.parents = vec![ParentRef {
         model: "ft".into(),
         version: 9,
     }];
     assert!(matches!(
-        r.create_version(ACTOR, &m, &orphan).await,
+        r.register_version(ACTOR, &m, &orphan, &VersionOrigin::default())
+            .await,
         Err(Error::VersionNotFound(_))
     ));
 
@@ -1475,7 +1559,9 @@ async fn cached_reads_follow_every_registry_change() {
     let r2 = fixture.open_again().await;
     let m = name("cached");
     let new = stage(&r1, &[("w", b"1")]).await;
-    r1.create_version(ACTOR, &m, &new).await.unwrap();
+    r1.register_version(ACTOR, &m, &new, &VersionOrigin::default())
+        .await
+        .unwrap();
     let computed = AtomicUsize::new(0);
     let mut seen = cached_versions(&r1, &computed).await;
     assert_eq!(cached_versions(&r1, &computed).await, seen);
@@ -1499,7 +1585,9 @@ async fn cached_reads_follow_every_registry_change() {
             3 => w.set_stage(ACTOR, &m, 1, "Staging", false).await.unwrap(),
             4 => {
                 let new = stage(w, &[("w", b"2")]).await;
-                w.create_version(ACTOR, &m, &new).await.unwrap();
+                w.register_version(ACTOR, &m, &new, &VersionOrigin::default())
+                    .await
+                    .unwrap();
             }
             5 => drop(w.delete_alias(ACTOR, &m, &prod, None).await.unwrap()),
             6 => w.delete_version(ACTOR, &m, 1).await.unwrap(),

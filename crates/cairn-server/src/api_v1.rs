@@ -17,7 +17,7 @@ use cairn_core::{
     AliasMove, AliasName, AuditEntry, AuditHead, AuditReport, Model, ModelName, Sha256Digest,
     ValidationError, VerifyReport, Version, VersionRef,
 };
-use cairn_registry::Registry;
+use cairn_registry::{Registry, VersionOrigin};
 use futures::TryStreamExt;
 
 use crate::error::ApiError;
@@ -144,7 +144,9 @@ pub async fn create_version(
     Path(name): Path<String>,
     ApiJson(new): ApiJson<NewVersion>,
 ) -> ApiResult<(StatusCode, Json<Version>)> {
-    let version = r.create_version(&actor, &model_name(&name)?, &new).await?;
+    let version = r
+        .register_version(&actor, &model_name(&name)?, &new, &VersionOrigin::default())
+        .await?;
     Ok((StatusCode::CREATED, Json(version)))
 }
 

@@ -61,7 +61,7 @@ impl RegistryClient for Embedded {
     async fn create_version(&self, model: &ModelName, new: &NewVersion) -> Result<Version> {
         Ok(self
             .registry
-            .create_version(&self.actor, model, new)
+            .register_version(&self.actor, model, new, &Default::default())
             .await?)
     }
 

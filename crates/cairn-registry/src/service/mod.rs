@@ -16,7 +16,7 @@ use cairn_core::{
 };
 
 use crate::blobs::{BlobLocation, BlobRead, BlobStore};
-use crate::db::{DbLocation, DbOptions, MetadataStore};
+use crate::db::{DbLocation, DbOptions, MetadataStore, time_of};
 use crate::read_cache::{self, ReadCache};
 use crate::store::{AliasTarget, VersionExtras, VersionInsert, VersionOrigin};
 use crate::tracking::Tracking;
@@ -186,41 +186,16 @@ impl Registry {
     // ---- versions ----
 
     /// Registers a new version of `model` (created if needed) from blobs already in the
-    /// store. The blobs are made durable before the metadata commits. The answer leaves
-    /// out the manifest, which the caller just sent.
-    pub async fn create_version(
-        &self,
-        actor: &str,
-        model: &ModelName,
-        new: &NewVersion,
-    ) -> Result<Version> {
-        self.create_version_from(actor, model, new, &VersionOrigin::default())
-            .await
-    }
-
-    /// [`Registry::create_version`], recording where the version came from.
-    pub async fn create_version_from(
-        &self,
-        actor: &str,
-        model: &ModelName,
-        new: &NewVersion,
-        origin: &VersionOrigin,
-    ) -> Result<Version> {
-        let number = self.register_version(actor, model, new, origin).await?;
-        self.meta
-            .get_version_summary(model, &VersionRef::Number(number))
-            .await
-    }
-
-    /// [`Registry::create_version_from`] answering only the new version's number, for a
-    /// caller that reads the version in its own shape.
+    /// store, recording where it came from (`origin`; MLflow's source, run and logged
+    /// model). The blobs are made durable before the metadata commits. The answer is the
+    /// version as registered, without its manifest (which the caller just sent).
     pub async fn register_version(
         &self,
         actor: &str,
         model: &ModelName,
         new: &NewVersion,
         origin: &VersionOrigin,
-    ) -> Result<u64> {
+    ) -> Result<Version> {
         let actor = check_actor(actor)?;
         check_text("description", &new.description, DESCRIPTION_MAX)?;
         check_key_values(&new.tags)?;
@@ -249,15 +224,34 @@ impl Registry {
             }
             _ => origin,
         };
-        self.meta
+        let digest = new.files.digest();
+        let (number, created_at) = self
+            .meta
             .insert_version(VersionInsert {
                 model,
-                digest: new.files.digest(),
+                digest,
                 new,
                 actor,
                 origin,
             })
-            .await
+            .await?;
+        // What was just committed, as committed: no read back (a new version has no
+        // alias yet).
+        Ok(Version {
+            model: model.to_string(),
+            version: number,
+            digest,
+            description: new.description.clone(),
+            file_count: new.files.files().len() as u64,
+            size: new.files.total_size(),
+            files: None,
+            aliases: Vec::new(),
+            metrics: new.metrics.clone(),
+            params: new.params.clone(),
+            tags: new.tags.clone(),
+            created_by: actor.to_owned(),
+            created_at: time_of(created_at),
+        })
     }
 
     /// Fails unless every blob a registration names is stored with the size it

@@ -28,11 +28,12 @@ impl MetadataStore {
     /// Inserts a version, creating its model if needed, and returns its number. The
     /// number comes from the model's `next_version` counter, bumped in the same
     /// transaction: gap-free under concurrent writers and never reused after deletes.
-    pub(crate) async fn insert_version(&self, v: VersionInsert<'_>) -> Result<u64> {
+    /// Answers its number and its creation time (ms).
+    pub(crate) async fn insert_version(&self, v: VersionInsert<'_>) -> Result<(u64, i64)> {
         self.with_retries(|| self.insert_version_once(&v)).await
     }
 
-    pub(super) async fn insert_version_once(&self, v: &VersionInsert<'_>) -> Result<u64> {
+    pub(super) async fn insert_version_once(&self, v: &VersionInsert<'_>) -> Result<(u64, i64)> {
         let mut tx = self.write_tx().await?;
         let mut digests: Vec<Sha256Digest> = v
             .new
@@ -129,7 +130,7 @@ impl MetadataStore {
         )
         .await?;
         tx.commit().await?;
-        Ok(number as u64)
+        Ok((number as u64, now))
     }
 
     /// The version `reference` names with its tags, params, metrics and aliases, in one

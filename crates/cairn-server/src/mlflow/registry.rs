@@ -472,7 +472,8 @@ pub async fn create_model_version(State(r): State<Registry>, f: Fields) -> Reply
     };
     let number = r
         .register_version(MLFLOW_ACTOR, &model, &new, &origin)
-        .await?;
+        .await?
+        .version;
     Ok(Json(
         json!({"model_version": version_json(&r, &model, number, true).await?}),
     ))
