@@ -3,8 +3,8 @@
 //! it. One code path serves both: runtime queries with `$n` placeholders and only
 //! integer, real and text columns, so the SQL text is shared; where the engines differ
 //! (write locking, LIKE) callers ask [`Backend`]. PostgreSQL runs statements on sqlx's
-//! pool; SQLite runs writes and most reads on rusqlite connections (`write`,
-//! `sqlite_reads`), the rest on sqlx. Nothing here knows models, runs or any other
+//! pool; SQLite runs every statement on rusqlite connections (`write`, `sqlite_reads`;
+//! migrations in `sqlite_migrate`). Nothing here knows models, runs or any other
 //! aggregate: they live above, in `store`, `tracking`, `lineage`, `audit` and `gc`.
 
 use std::path::{Path, PathBuf};
@@ -201,10 +201,9 @@ impl MetadataStore {
         self.sqlite_reads.as_ref()
     }
 
-    /// The rows of one read statement. On SQLite it runs in place on a connection of
-    /// [`SqliteReads`], where a statement on sqlx's pool costs three trips to the
-    /// connection's thread (the statement, its rows, and the ping sqlx sends when the
-    /// connection goes back to the pool). On PostgreSQL it runs on the pool.
+    /// The rows of one read statement (callers use [`Self::read`]). On SQLite it runs in
+    /// place on a connection of [`SqliteReads`]: no thread handoff at all. On PostgreSQL
+    /// it runs on the pool.
     pub(crate) async fn read_rows<T: Row>(&self, mut q: SqlBuilder) -> Result<Vec<T>> {
         match &self.sqlite_reads {
             Some(reads) => {

@@ -4,9 +4,9 @@
 //! `?`, which it rejects). SQLite gets anonymous `?`: it understands `$n` too, but
 //! resolves a named parameter by scanning the statement's list of names, so a statement
 //! with n bound values costs O(n²) to prepare and to bind (a 100-metric batch binds 600).
-//! Values are always bound, never spliced into the text. On SQLite the builder keeps
-//! them as rusqlite values: a read on `sqlite_reads` binds them as they are, and they
-//! are converted for sqlx when a query is built for it.
+//! Values are always bound, never spliced into the text: on SQLite kept as rusqlite
+//! values, on PostgreSQL as sqlx's arguments. Rows come back through [`Row`]: tuples
+//! as the libraries decode them, row types through one [`Decode`] each.
 
 use std::fmt::Write as _;
 

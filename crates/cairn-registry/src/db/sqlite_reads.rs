@@ -1,13 +1,12 @@
-//! SQLite reads on rusqlite connections, without sqlx's thread.
+//! SQLite reads, on a small pool of read-only rusqlite connections.
 //!
-//! sqlx runs each SQLite connection on a thread of its own and hands it every statement
-//! and every result row through channels: two thread switches or more per statement.
-//! On a small machine those switches cost more than the statements themselves (a run
-//! search is six statements; profiles in docs/BENCHMARKS.md). Reads run here instead,
-//! on a connection of this small pool. A read made of several statements runs inside
+//! No thread of the connection's own (sqlx, which Cairn used for SQLite before, hands
+//! every statement and result row to one through channels: two thread switches or more
+//! per statement, on a small machine more than the statements cost; profiles in
+//! docs/BENCHMARKS.md). A read made of several statements runs inside
 //! one `spawn_blocking` call — one handoff per request — and inside one read
 //! transaction, so its statements also see one snapshot of the database. A read of one
-//! statement (`MetadataStore::read_rows`, mostly lookups by key) runs in place on the
+//! statement (`MetadataStore::read`, every aggregate's reads) runs in place on the
 //! calling task: no handoff at all.
 //!
 //! The connections are `query_only`: writes go to the store's one writer connection

@@ -6,9 +6,9 @@
 //! rusqlite connection, synchronously, on the task that holds it. SQLite takes one
 //! writer at a time anyway, so one connection loses nothing, and it keeps its page
 //! cache (in WAL mode a connection drops its cache whenever another one wrote). A
-//! statement of a write takes microseconds, while sqlx hands each statement, its rows
-//! and a ping at release to the connection's own thread and back: on a small machine
-//! those thread switches cost more than the writes (a registration was 14 of them).
+//! statement of a write takes microseconds; through sqlx, which Cairn used for SQLite
+//! before, each statement, its rows and a ping went to the connection's own thread and
+//! back, and on a small machine those switches cost more than the writes.
 //!
 //! The connection never sleeps in SQLite's busy handler, which would block a runtime
 //! thread: its busy timeout is zero, and when another process holds the write lock, a
