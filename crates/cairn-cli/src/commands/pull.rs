@@ -86,6 +86,9 @@ async fn pull_into(
 ) -> Result<Vec<FileEntry>> {
     let root = ConfinedDir::open(&args.output)?;
     let to_write = files_to_write(&root, files, args)?;
+    if to_write.is_empty() {
+        return Ok(to_write);
+    }
     let staging_name = format!(".cairn-pull-{}", uuid::Uuid::new_v4());
     let staging = root
         .create_dir(&staging_name)
