@@ -50,6 +50,10 @@ def test_http_statuses(tracking_uri, unique):
     api = f"{tracking_uri}/api/2.0/mlflow"
     r = requests.get(f"{api}/experiments/get-by-name", params={"experiment_name": f"none-{unique}"})
     assert r.status_code == 404 and r.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+    assert r.json()["message"] == f"Could not find experiment with name 'none-{unique}'"
+    # MLflow's own words for what is missing (Cairn's native API words them its way).
+    r = requests.get(f"{api}/runs/get", params={"run_id": "0" * 32})
+    assert r.status_code == 404 and r.json()["message"] == f"Run with id={'0' * 32} not found"
     r = requests.post(f"{api}/registered-models/create", json={})
     assert r.status_code == 400 and r.json()["error_code"] == "INVALID_PARAMETER_VALUE"
     assert "name" in r.json()["message"]

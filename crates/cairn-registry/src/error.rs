@@ -19,9 +19,9 @@ pub enum Error {
     VersionNotFound(String),
     #[error("model {model:?} has no alias {alias:?}")]
     AliasNotFound { model: String, alias: String },
-    /// An experiment, run, logged model or artifact that does not exist.
+    /// An experiment, run, logged model or another tracked thing that does not exist.
     #[error("{0}")]
-    NotFound(String),
+    NotFound(Missing),
     /// An experiment or other uniquely named thing that exists already.
     #[error("{0}")]
     AlreadyExists(String),
@@ -123,3 +123,32 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What a lookup did not find. Displayed in Cairn's words; each API surface may word it
+/// its own way (the MLflow adapter words it as MLflow does).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Missing {
+    Experiment(i64),
+    ExperimentNamed(String),
+    Run(String),
+    /// A tag `key` of run `run`.
+    RunTag {
+        run: String,
+        key: String,
+    },
+    LoggedModel(String),
+    Upload(String),
+}
+
+impl std::fmt::Display for Missing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Experiment(id) => write!(f, "experiment {id} does not exist"),
+            Self::ExperimentNamed(name) => write!(f, "experiment {name:?} does not exist"),
+            Self::Run(id) => write!(f, "run {id:?} does not exist"),
+            Self::RunTag { run, key } => write!(f, "run {run:?} has no tag {key:?}"),
+            Self::LoggedModel(id) => write!(f, "logged model {id:?} does not exist"),
+            Self::Upload(id) => write!(f, "multipart upload {id:?} does not exist"),
+        }
+    }
+}

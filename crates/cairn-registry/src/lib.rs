@@ -20,7 +20,7 @@ pub mod tracking;
 
 pub use blobs::BlobLocation;
 pub use db::{Backend, DbLocation, DbOptions, now_ms};
-pub use error::{Error, Result};
+pub use error::{Error, Missing, Result};
 pub use service::Registry;
 pub use store::{VersionExtras, VersionOrigin};
 

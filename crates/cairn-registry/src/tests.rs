@@ -1633,10 +1633,10 @@ async fn concurrent_identical_reads_compute_the_answer_once() {
     // A computation that fails keeps nothing: the next read computes again.
     let failed = r
         .cached_read("failing".into(), async {
-            Err::<Bytes, _>(Error::NotFound("nothing".into()))
+            Err::<Bytes, _>(Error::InvalidArgument("nothing".into()))
         })
         .await;
-    assert!(matches!(failed, Err(Error::NotFound(_))));
+    assert!(matches!(failed, Err(Error::InvalidArgument(_))));
     let again = r
         .cached_read("failing".into(), async {
             Ok::<_, Error>(Bytes::from_static(b"now"))

@@ -7,13 +7,13 @@ use bytes::Bytes;
 use cairn_core::Sha256Digest;
 use cairn_core::tracking::ArtifactEntry;
 
-use super::{Tracking, invalid, not_found, random_hex32};
+use super::{Tracking, invalid, random_hex32};
 use crate::blobs::BlobRead;
 use crate::db::now_ms;
 use crate::db::sql::SqlBuilder;
 use crate::db::write::WriteTx;
 use crate::gc::claim_blobs;
-use crate::{Error, Result};
+use crate::{Error, Missing, Result};
 
 impl Tracking {
     // ---- artifacts ----
@@ -59,7 +59,7 @@ impl Tracking {
             .bind(upload_id)
             .scalar_optional()
             .await?
-            .ok_or_else(|| not_found(format!("No multipart upload with id {upload_id}")))
+            .ok_or_else(|| Error::NotFound(Missing::Upload(upload_id.to_owned())))
     }
 
     /// Stores one part (a blob of its own); returns its digest, the part's ETag.

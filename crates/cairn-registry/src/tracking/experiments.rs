@@ -8,11 +8,11 @@ use cairn_core::tracking::{Experiment, Lifecycle};
 
 use super::matching::experiment_matches;
 use super::rows::{EXPERIMENT_COLUMNS, ExperimentRow};
-use super::{TAG_VALUE_MAX, Tracking, ViewType, check_key, invalid, not_found, truncate};
+use super::{TAG_VALUE_MAX, Tracking, ViewType, check_key, invalid, truncate};
 use crate::db::now_ms;
 use crate::db::sql::SqlBuilder;
 use crate::key_values::EXPERIMENT_TAGS;
-use crate::{Error, Result};
+use crate::{Error, Missing, Result};
 
 impl Tracking {
     // ---- experiments ----
@@ -112,7 +112,7 @@ impl Tracking {
             .bind(id)
             .fetch_optional()
             .await?
-            .ok_or_else(|| not_found(format!("No Experiment with id={id} exists")))?;
+            .ok_or_else(|| Error::NotFound(Missing::Experiment(id)))?;
         self.experiment_from_row(row).await
     }
 
@@ -125,7 +125,7 @@ impl Tracking {
             .bind(name)
             .fetch_optional()
             .await?
-            .ok_or_else(|| not_found(format!("Could not find experiment with name '{name}'")))?;
+            .ok_or_else(|| Error::NotFound(Missing::ExperimentNamed(name.to_owned())))?;
         self.experiment_from_row(row).await
     }
 

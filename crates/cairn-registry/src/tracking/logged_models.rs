@@ -7,11 +7,11 @@ use cairn_core::tracking::LoggedModel;
 
 use super::matching::logged_model_matches;
 use super::rows::{LOGGED_MODEL_COLUMNS, LoggedModelRow};
-use super::{Tracking, check_key, generated_run_name, invalid, not_found, push_in, random_hex32};
-use crate::Result;
+use super::{Tracking, check_key, generated_run_name, invalid, push_in, random_hex32};
 use crate::db::now_ms;
 use crate::db::sql::SqlBuilder;
 use crate::key_values::{LOGGED_MODEL_PARAMS, LOGGED_MODEL_TAGS};
+use crate::{Error, Missing, Result};
 
 impl Tracking {
     // ---- logged models ----
@@ -76,7 +76,7 @@ impl Tracking {
         self.logged_models("id = $1", id.to_owned())
             .await?
             .pop()
-            .ok_or_else(|| not_found(format!("Logged model with ID '{id}' not found.")))
+            .ok_or_else(|| Error::NotFound(Missing::LoggedModel(id.to_owned())))
     }
 
     /// Active logged models matching `condition` (one `$1` bound to `value`), newest

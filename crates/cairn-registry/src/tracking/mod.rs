@@ -56,10 +56,6 @@ pub struct Tracking {
     metrics: MetricWriter,
 }
 
-fn not_found(what: String) -> Error {
-    Error::NotFound(what)
-}
-
 fn invalid(msg: impl Into<String>) -> Error {
     Error::InvalidArgument(msg.into())
 }

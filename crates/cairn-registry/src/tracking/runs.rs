@@ -11,7 +11,7 @@ use super::rows::{RUN_COLUMNS, RunDetailQueries, RunDetails, RunRow};
 use super::{
     BATCH_METRICS_MAX, BATCH_PARAMS_MAX, BATCH_TAGS_MAX, MetricValue, PARAM_VALUE_MAX,
     TAG_VALUE_MAX, Tracking, ViewType, check_key, generated_run_name, invalid, metric_from_db,
-    metric_to_db, not_found, random_hex32, truncate,
+    metric_to_db, random_hex32, truncate,
 };
 use crate::db::Backend;
 use crate::db::sql::SqlBuilder;
@@ -19,7 +19,7 @@ use crate::db::sqlite_reads;
 use crate::key_values::{RUN_PARAMS, RUN_TAGS};
 use crate::metric_writer::Outcome;
 use crate::search_sql::{push_matching_runs, push_run_condition, run_attribute_column};
-use crate::{Result, metric_writer};
+use crate::{Error, Missing, Result, metric_writer};
 
 impl Tracking {
     // ---- runs ----
@@ -90,7 +90,7 @@ impl Tracking {
             .await?
             .pop()
             .map(RunRow::into_info)
-            .ok_or_else(|| not_found(format!("Run with id={id} not found")))
+            .ok_or_else(|| Error::NotFound(Missing::Run(id.to_owned())))
     }
 
     pub(super) async fn active_run(&self, id: &str) -> Result<RunInfo> {
@@ -158,7 +158,7 @@ impl Tracking {
         self.runs_with_details(q)
             .await?
             .pop()
-            .ok_or_else(|| not_found(format!("Run with id={id} not found")))
+            .ok_or_else(|| Error::NotFound(Missing::Run(id.to_owned())))
     }
 
     /// The runs `runs` selects (its columns: [`RUN_COLUMNS`]), each with its metrics,
@@ -397,9 +397,10 @@ impl Tracking {
             .execute()
             .await?;
         if deleted == 0 {
-            return Err(not_found(format!(
-                "No tag with name: {key} in run with id {run_id}"
-            )));
+            return Err(Error::NotFound(Missing::RunTag {
+                run: run_id.to_owned(),
+                key: key.to_owned(),
+            }));
         }
         Ok(())
     }

@@ -5,7 +5,7 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use cairn_registry::Error;
+use cairn_registry::{Error, Missing};
 use serde_json::json;
 
 #[derive(Debug)]
@@ -90,6 +90,7 @@ impl From<Error> for MlflowError {
             }
         };
         let message = match &e {
+            Error::NotFound(missing) => mlflow_words(missing),
             Error::ModelNotFound(name) => format!("Registered Model with name={name} not found"),
             Error::ModelExists(name) => format!("Registered Model (name={name}) already exists."),
             Error::AliasNotFound { alias, .. } => {
@@ -98,6 +99,18 @@ impl From<Error> for MlflowError {
             _ => e.to_string(),
         };
         Self { code, message }
+    }
+}
+
+/// What was not found, in `mlflow server`'s own words (its clients show them as is).
+fn mlflow_words(missing: &Missing) -> String {
+    match missing {
+        Missing::Experiment(id) => format!("No Experiment with id={id} exists"),
+        Missing::ExperimentNamed(name) => format!("Could not find experiment with name '{name}'"),
+        Missing::Run(id) => format!("Run with id={id} not found"),
+        Missing::RunTag { run, key } => format!("No tag with name: {key} in run with id {run}"),
+        Missing::LoggedModel(id) => format!("Logged model with ID '{id}' not found."),
+        Missing::Upload(id) => format!("No multipart upload with id {id}"),
     }
 }
 
