@@ -273,6 +273,20 @@ fn keyword(tokens: &[Token], i: usize, word: &str) -> bool {
     matches!(tokens.get(i), Some(Token::Word(w)) if w.eq_ignore_ascii_case(word))
 }
 
+/// Text as an error message quotes it (`{:?}`): whole when short, else its first 200
+/// characters and an ellipsis, so that an error never echoes a hostile megabyte back.
+pub struct Excerpt<'a>(pub &'a str);
+
+impl fmt::Debug for Excerpt<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const SHOWN: usize = 200;
+        match self.0.char_indices().nth(SHOWN) {
+            Some((end, _)) => write!(f, "{:?}…", &self.0[..end]),
+            None => write!(f, "{:?}", self.0),
+        }
+    }
+}
+
 /// Most comparisons one filter may AND together. Each becomes a condition of one SQL
 /// statement, whose expression depth the engines bound (SQLite: 1000); a person or a UI
 /// writes a handful.
@@ -281,6 +295,7 @@ pub const FILTER_COMPARISONS_MAX: usize = 200;
 /// Parses a filter string; empty means no filter.
 pub fn parse_filter(filter: &str) -> Result<Vec<Comparison>, SearchError> {
     let tokens = tokenize(filter)?;
+    let filter = Excerpt(filter);
     let mut out = Vec::new();
     let mut i = 0;
     while i < tokens.len() {

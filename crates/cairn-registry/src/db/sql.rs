@@ -229,8 +229,7 @@ pub(crate) struct SqlBuilder {
     sql: String,
     /// PostgreSQL: the bound values.
     args: AnyArguments,
-    /// SQLite: the bound values, as rusqlite holds them: `sqlite_reads` binds them as
-    /// they are, sqlx gets them converted when the query is built.
+    /// SQLite: the bound values, as rusqlite holds them.
     values: Vec<Value>,
     count: usize,
 }
@@ -351,19 +350,19 @@ impl SqlBuilder {
         &self.sql
     }
 
+    /// The SQL and its arguments, for sqlx (PostgreSQL builders only: SQLite runs on
+    /// rusqlite, see [`Self::sqlite_statement`]).
     fn take(&mut self) -> (String, AnyArguments) {
+        debug_assert_eq!(
+            self.backend,
+            Backend::Postgres,
+            "SQLite SQL run through sqlx"
+        );
         self.count = 0;
-        let mut args = std::mem::take(&mut self.args);
-        for value in self.values.drain(..) {
-            match value {
-                Value::Null => add_arg(&mut args, None::<i64>),
-                Value::Integer(n) => add_arg(&mut args, n),
-                Value::Real(x) => add_arg(&mut args, x),
-                Value::Text(text) => add_arg(&mut args, text),
-                Value::Blob(bytes) => add_arg(&mut args, bytes),
-            }
-        }
-        (std::mem::take(&mut self.sql), args)
+        (
+            std::mem::take(&mut self.sql),
+            std::mem::take(&mut self.args),
+        )
     }
 
     /// The SQL and its values, for rusqlite (SQLite builders only).

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use cairn_core::search::{parse_filter, parse_order_by};
+use cairn_core::search::{Excerpt, parse_filter, parse_order_by};
 use cairn_core::tracking::{DatasetInput, Lifecycle, RunStatus};
 use cairn_registry::tracking::{MetricValue, ViewType};
 use cairn_registry::{Registry, now_ms};
@@ -57,15 +57,8 @@ fn view_type(f: &Fields, field: &str) -> MlflowResult<ViewType> {
 
 fn filter(f: &Fields) -> MlflowResult<Vec<cairn_core::search::Comparison>> {
     let text = f.opt_str("filter")?.unwrap_or_default();
-    parse_filter(&text).map_err(|e| {
-        // An error quotes the filter, not a whole hostile megabyte of it.
-        const SHOWN: usize = 200;
-        let shown = match text.char_indices().nth(SHOWN) {
-            Some((end, _)) => format!("{:?}…", &text[..end]),
-            None => format!("{text:?}"),
-        };
-        MlflowError::invalid(format!("Invalid filter {shown}: {e}"))
-    })
+    parse_filter(&text)
+        .map_err(|e| MlflowError::invalid(format!("Invalid filter {:?}: {e}", Excerpt(&text))))
 }
 
 /// The `order_by` clauses of a search request.
