@@ -11,6 +11,7 @@ pub mod model;
 pub mod name;
 pub mod reference;
 pub mod search;
+pub mod source;
 pub mod tracking;
 
 pub use digest::{Sha256Digest, Sha256Hasher, hash_reader};

@@ -3,6 +3,7 @@
 //! Messages of client errors are written for the user; internal errors (database,
 //! storage, I/O) are logged by the server and not sent to clients in detail.
 
+use cairn_core::source::SourceProblem;
 use cairn_core::{Sha256Digest, ValidationError};
 
 #[derive(Debug, thiserror::Error)]
@@ -11,6 +12,9 @@ pub enum Error {
     Invalid(#[from] ValidationError),
     #[error("{0}")]
     InvalidArgument(String),
+    /// A version source the registry cannot register from.
+    #[error("invalid version source {uri:?}: {problem}")]
+    InvalidSource { uri: String, problem: SourceProblem },
     #[error("model {0:?} does not exist")]
     ModelNotFound(String),
     #[error("model {0:?} already exists")]
@@ -95,6 +99,7 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Invalid(_) | Self::InvalidArgument(_) => "invalid_argument",
+            Self::InvalidSource { .. } => "invalid_source",
             Self::ModelNotFound(_) => "model_not_found",
             Self::ModelExists(_) => "model_exists",
             Self::NotFound(_) => "not_found",

@@ -22,7 +22,8 @@ pub use blobs::BlobLocation;
 pub use db::{Backend, DbLocation, DbOptions, now_ms};
 pub use error::{Error, Missing, Result};
 pub use service::Registry;
-pub use store::{VersionExtras, VersionOrigin};
+pub use service::sources::SourcedVersion;
+pub use store::{FileList, VersionExtras, VersionOrigin};
 
 #[cfg(test)]
 mod integrity_tests;

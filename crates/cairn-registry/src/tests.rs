@@ -9,6 +9,7 @@ use cairn_core::model::{AliasAction, BlobProblem};
 use cairn_core::{AliasName, FileEntry, Manifest, ModelName, Sha256Digest, VersionRef};
 use futures::TryStreamExt;
 
+use crate::FileList;
 use crate::test_support::{conformance, registry};
 use crate::{Error, Registry, VersionOrigin};
 
@@ -97,14 +98,15 @@ async fn versions_are_numbered_from_one_and_never_reused() {
         .collect();
     assert_eq!(numbers, [1, 2, 4]);
     assert_eq!(
-        r.get_version(&m, &VersionRef::Latest)
+        r.get_version(&m, &VersionRef::Latest, FileList::Included)
             .await
             .unwrap()
             .version,
         4
     );
     assert!(matches!(
-        r.get_version(&m, &VersionRef::Number(3)).await,
+        r.get_version(&m, &VersionRef::Number(3), FileList::Included)
+            .await,
         Err(Error::VersionNotFound(_))
     ));
 }
@@ -146,7 +148,7 @@ async fn version_records_manifest_digest_and_metadata() {
         .unwrap();
     assert_eq!(v.digest, expected_digest);
     let shown = r
-        .get_version(&name("m"), &VersionRef::Number(1))
+        .get_version(&name("m"), &VersionRef::Number(1), FileList::Included)
         .await
         .unwrap();
     let files = shown.files.unwrap();
@@ -306,7 +308,7 @@ async fn alias_moves_are_recorded_and_rollback_returns_to_the_previous_version()
         .unwrap();
     assert_eq!((back.from, back.to), (Some(2), Some(1)));
     assert_eq!(
-        r.get_version(&m, &VersionRef::Alias(prod.clone()))
+        r.get_version(&m, &VersionRef::Alias(prod.clone()), FileList::Included)
             .await
             .unwrap()
             .version,
@@ -613,7 +615,10 @@ async fn two_registries_on_one_database_stay_consistent() {
             "history is not a chain: {history:?}"
         );
     }
-    let now = r1.get_version(&m, &VersionRef::Alias(prod)).await.unwrap();
+    let now = r1
+        .get_version(&m, &VersionRef::Alias(prod), FileList::Included)
+        .await
+        .unwrap();
     assert_eq!(Some(now.version), history.last().unwrap().to);
     // One audit chain for both writers, numbered without gaps.
     let report = r1.verify_audit(None).await.unwrap();
@@ -706,8 +711,14 @@ async fn copy_moves_a_whole_registry_and_a_second_copy_writes_nothing() {
     for n in 1..=4 {
         let (a, b) = (VersionRef::Number(n), VersionRef::Number(n));
         assert_eq!(
-            target.get_version(&m, &a).await.unwrap(),
-            source.get_version(&m, &b).await.unwrap()
+            target
+                .get_version(&m, &a, FileList::Included)
+                .await
+                .unwrap(),
+            source
+                .get_version(&m, &b, FileList::Included)
+                .await
+                .unwrap()
         );
     }
     assert!(target.verify_all().await.unwrap().ok());
@@ -747,7 +758,7 @@ async fn copy_moves_a_whole_registry_and_a_second_copy_writes_nothing() {
     assert_eq!(update.rows.get("alias_moves"), Some(&1), "{update:?}");
     assert_eq!(
         target
-            .get_version(&m, &VersionRef::Alias(prod.clone()))
+            .get_version(&m, &VersionRef::Alias(prod.clone()), FileList::Included)
             .await
             .unwrap()
             .version,
@@ -1488,7 +1499,7 @@ async fn lineage_is_recorded_and_queried_both_ways() {
     assert_eq!(r.descendants(&v(1)).await.unwrap(), [v(2), v(3)]);
     // The run named at registration is the version's run.
     let (_, extras) = r
-        .get_version_view(&m, &VersionRef::Number(1))
+        .get_version_with_origin(&m, &VersionRef::Number(1))
         .await
         .unwrap();
     assert_eq!(extras.origin.run_id, "0123456789abcdef0123456789abcdef");

@@ -17,7 +17,7 @@ use cairn_core::{
     AliasMove, AliasName, AuditEntry, AuditHead, AuditReport, Model, ModelName, Sha256Digest,
     ValidationError, VerifyReport, Version, VersionRef,
 };
-use cairn_registry::{Registry, VersionOrigin};
+use cairn_registry::{FileList, Registry, VersionOrigin};
 use futures::TryStreamExt;
 
 use crate::error::ApiError;
@@ -164,7 +164,7 @@ pub async fn get_version(
     // while the registry is unchanged (`Registry::cached_read`).
     let body = r
         .cached_read(format!("v1 version {model}@{reference}"), async {
-            let version = r.get_version(&model, &parsed).await?;
+            let version = r.get_version(&model, &parsed, FileList::Included).await?;
             Ok::<_, ApiError>(axum::body::Bytes::from(
                 serde_json::to_vec(&version).expect("a version encodes as JSON"),
             ))

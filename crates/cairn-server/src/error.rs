@@ -30,6 +30,7 @@ fn status_of(e: &Error) -> StatusCode {
     match e {
         Error::Invalid(_)
         | Error::InvalidArgument(_)
+        | Error::InvalidSource { .. }
         | Error::DigestMismatch { .. }
         | Error::SizeMismatch { .. }
         | Error::UploadInterrupted(_)

@@ -11,7 +11,7 @@ use cairn_core::{
     AliasMove, AliasName, AuditEntry, AuditHead, AuditReport, Model, ModelName, Sha256Digest,
     VerifyReport, Version, VersionRef,
 };
-use cairn_registry::{BlobLocation, DbLocation, DbOptions, Registry};
+use cairn_registry::{BlobLocation, DbLocation, DbOptions, FileList, Registry};
 use futures::{StreamExt, TryStreamExt};
 
 use super::{BlobSource, Download, LineageQuery, RegistryClient};
@@ -55,7 +55,10 @@ impl RegistryClient for Embedded {
     }
 
     async fn get_version(&self, model: &ModelName, reference: &VersionRef) -> Result<Version> {
-        Ok(self.registry.get_version(model, reference).await?)
+        Ok(self
+            .registry
+            .get_version(model, reference, FileList::Included)
+            .await?)
     }
 
     async fn create_version(&self, model: &ModelName, new: &NewVersion) -> Result<Version> {

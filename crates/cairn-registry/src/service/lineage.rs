@@ -8,6 +8,7 @@ use cairn_core::{ModelName, VersionRef};
 
 use crate::db::MetadataStore;
 use crate::lineage::{MAX_ANCESTRY, version_refs};
+use crate::store::FileList;
 use crate::{Error, Registry, Result};
 
 impl Registry {
@@ -16,7 +17,7 @@ impl Registry {
     pub async fn lineage(&self, model: &ModelName, reference: &VersionRef) -> Result<Lineage> {
         let version = self
             .meta
-            .get_version_summary(model, reference)
+            .get_version(model, reference, FileList::Omitted)
             .await?
             .version;
         let meta = &self.meta;
@@ -133,7 +134,7 @@ impl Registry {
         for p in parents {
             let model = ModelName::new(&p.model)?;
             self.meta
-                .get_version_summary(&model, &VersionRef::Number(p.version))
+                .get_version(&model, &VersionRef::Number(p.version), FileList::Omitted)
                 .await?;
         }
         Ok(())

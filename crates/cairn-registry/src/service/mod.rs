@@ -9,22 +9,23 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use cairn_core::api::{CreateModel, NewVersion};
-use cairn_core::model::AliasAction;
 use cairn_core::{
-    AliasMove, AliasName, MetaKey, Model, ModelName, Sha256Digest, ValidationError, VerifyReport,
-    Version, VersionRef,
+    MetaKey, Model, ModelName, Sha256Digest, ValidationError, VerifyReport, Version, VersionRef,
 };
 
 use crate::blobs::{BlobLocation, BlobRead, BlobStore};
 use crate::db::{DbLocation, DbOptions, MetadataStore, time_of};
 use crate::read_cache::{self, ReadCache};
-use crate::store::{AliasTarget, VersionExtras, VersionInsert, VersionOrigin};
+use crate::store::{FileList, VersionExtras, VersionInsert, VersionOrigin};
 use crate::tracking::Tracking;
 use crate::{Error, Result};
 
+mod aliases;
 pub mod copy;
 mod gc;
 mod lineage;
+mod metadata;
+pub mod sources;
 mod verify;
 
 /// Longest description, in bytes.
@@ -327,19 +328,15 @@ impl Registry {
         self.meta.list_versions(model).await
     }
 
-    /// A version without its manifest (`files` is `None`): cheaper when only metadata
-    /// is needed.
-    pub async fn get_version_summary(
+    /// A version, with its manifest (`files`) when `files` says so; without, it is
+    /// one read less.
+    pub async fn get_version(
         &self,
         model: &ModelName,
         reference: &VersionRef,
+        files: FileList,
     ) -> Result<Version> {
-        self.meta.get_version_summary(model, reference).await
-    }
-
-    /// A version with its manifest.
-    pub async fn get_version(&self, model: &ModelName, reference: &VersionRef) -> Result<Version> {
-        self.meta.get_version(model, reference).await
+        self.meta.get_version(model, reference, files).await
     }
 
     pub async fn delete_version(&self, actor: &str, model: &ModelName, number: u64) -> Result<()> {
@@ -350,58 +347,20 @@ impl Registry {
     }
 
     /// A version without its manifest, with its MLflow-only state (origin, stage).
-    pub async fn get_version_view(
+    pub async fn get_version_with_origin(
         &self,
         model: &ModelName,
         reference: &VersionRef,
     ) -> Result<(Version, VersionExtras)> {
-        self.meta.get_version_view(model, reference).await
+        self.meta.get_version_with_origin(model, reference).await
     }
 
     /// Every version of a model (without manifests) with its MLflow-only state.
-    pub async fn list_versions_view(
+    pub async fn list_versions_with_origin(
         &self,
         model: &ModelName,
     ) -> Result<Vec<(Version, VersionExtras)>> {
-        self.meta.list_versions_view(model).await
-    }
-
-    /// Sets or (with `None`) removes a tag of a model or, with `number`, of a version.
-    /// Tags and descriptions are metadata: a version's files never change.
-    pub async fn set_tag(
-        &self,
-        actor: &str,
-        model: &ModelName,
-        number: Option<u64>,
-        key: &str,
-        value: Option<&str>,
-    ) -> Result<()> {
-        MetaKey::new(key)?;
-        if let Some(v) = value {
-            check_text(&format!("value of {key:?}"), v, VALUE_MAX)?;
-        }
-        if let Some(number) = number {
-            existing_number(model, number)?;
-        }
-        self.meta
-            .set_tag(model, number, key, value, check_actor(actor)?)
-            .await
-    }
-
-    pub async fn set_description(
-        &self,
-        actor: &str,
-        model: &ModelName,
-        number: Option<u64>,
-        description: &str,
-    ) -> Result<()> {
-        check_text("description", description, DESCRIPTION_MAX)?;
-        if let Some(number) = number {
-            existing_number(model, number)?;
-        }
-        self.meta
-            .set_description(model, number, description, check_actor(actor)?)
-            .await
+        self.meta.list_versions_with_origin(model).await
     }
 
     pub async fn rename_model(
@@ -455,91 +414,6 @@ impl Registry {
     }
 
     // ---- aliases ----
-
-    /// Points `alias` at version `number` (`alias set` / `promote`). `None` when it
-    /// already pointed there: nothing moved, nothing recorded.
-    pub async fn move_alias(
-        &self,
-        actor: &str,
-        model: &ModelName,
-        alias: &AliasName,
-        number: u64,
-        reason: Option<&str>,
-    ) -> Result<Option<AliasMove>> {
-        existing_number(model, number)?;
-        self.alias_move(
-            actor,
-            model,
-            alias,
-            AliasTarget::Version(number),
-            AliasAction::Set,
-            reason,
-        )
-        .await
-    }
-
-    /// Moves `alias` back to the version it pointed at before its last move.
-    pub async fn rollback_alias(
-        &self,
-        actor: &str,
-        model: &ModelName,
-        alias: &AliasName,
-        reason: Option<&str>,
-    ) -> Result<Option<AliasMove>> {
-        self.alias_move(
-            actor,
-            model,
-            alias,
-            AliasTarget::PreviousVersion,
-            AliasAction::Rollback,
-            reason,
-        )
-        .await
-    }
-
-    pub async fn delete_alias(
-        &self,
-        actor: &str,
-        model: &ModelName,
-        alias: &AliasName,
-        reason: Option<&str>,
-    ) -> Result<Option<AliasMove>> {
-        self.alias_move(
-            actor,
-            model,
-            alias,
-            AliasTarget::Remove,
-            AliasAction::Delete,
-            reason,
-        )
-        .await
-    }
-
-    async fn alias_move(
-        &self,
-        actor: &str,
-        model: &ModelName,
-        alias: &AliasName,
-        target: AliasTarget,
-        action: AliasAction,
-        reason: Option<&str>,
-    ) -> Result<Option<AliasMove>> {
-        let actor = check_actor(actor)?;
-        if let Some(reason) = reason {
-            check_text("reason", reason, REASON_MAX)?;
-        }
-        self.meta
-            .move_alias(model, alias, target, action, actor, reason)
-            .await
-    }
-
-    pub async fn alias_history(
-        &self,
-        model: &ModelName,
-        alias: &AliasName,
-    ) -> Result<Vec<AliasMove>> {
-        self.meta.alias_history(model, alias).await
-    }
 
     // ---- blobs ----
 
@@ -613,7 +487,7 @@ impl Registry {
     ) -> Result<VerifyReport> {
         let number = self
             .meta
-            .get_version_summary(model, reference)
+            .get_version(model, reference, FileList::Omitted)
             .await?
             .version;
         let id = verify::version_id(&self.meta, model, number).await?;

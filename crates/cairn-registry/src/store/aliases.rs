@@ -1,5 +1,7 @@
-//! Aliases and their history: every move recorded with the alias, in one transaction,
-//! and rollback to where an alias pointed before its last move.
+//! Aliases and their history, as stored: where an alias points and where it pointed
+//! before, a move written with its history row and audit entry in the caller's
+//! transaction. Which move to make (rollback targets, moves that change nothing) is
+//! the service's rule (`service::aliases`).
 
 use cairn_core::model::AliasAction;
 use cairn_core::{AliasMove, AliasName, ModelName};
@@ -12,157 +14,128 @@ use crate::db::write::WriteTx;
 use crate::db::{MetadataStore, now_ms, time_of};
 use crate::{Error, Result, audit};
 
-impl MetadataStore {
-    // ---- aliases ----
+/// An alias as a move finds it, read under the model's lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AliasState {
+    pub model_id: i64,
+    /// The version it points at now.
+    pub current: Option<u64>,
+    /// Where its last move came from: `None` if it never moved, `Some(None)` if the
+    /// last move was its first (it pointed nowhere before).
+    pub last_from: Option<Option<u64>>,
+}
 
-    /// Points `alias` at `target` (or removes it when `None`) and records the move, in
-    /// one transaction. Returns `None` when the alias already points there.
-    pub async fn move_alias(
-        &self,
-        model: &ModelName,
-        alias: &AliasName,
-        target: AliasTarget,
-        action: AliasAction,
-        actor: &str,
-        reason: Option<&str>,
-    ) -> Result<Option<AliasMove>> {
-        self.with_retries(|| self.move_alias_once(model, alias, target, action, actor, reason))
-            .await
-    }
-
-    pub(super) async fn move_alias_once(
-        &self,
-        model: &ModelName,
-        alias: &AliasName,
-        target: AliasTarget,
-        action: AliasAction,
-        actor: &str,
-        reason: Option<&str>,
-    ) -> Result<Option<AliasMove>> {
-        let mut tx = self.write_tx().await?;
-        let model_id = lock_model(&mut tx, model)
-            .await?
-            .ok_or_else(|| Error::ModelNotFound(model.to_string()))?;
-        let current: Option<i64> = tx
-            .query(
-                "SELECT v.number FROM aliases a JOIN versions v ON v.id = a.version_id
+/// Locks `model` and reads `alias`'s state. `ModelNotFound` when there is no model.
+pub async fn alias_state(
+    tx: &mut WriteTx,
+    model: &ModelName,
+    alias: &AliasName,
+) -> Result<AliasState> {
+    let model_id = lock_model(tx, model)
+        .await?
+        .ok_or_else(|| Error::ModelNotFound(model.to_string()))?;
+    let current: Option<i64> = tx
+        .query(
+            "SELECT v.number FROM aliases a JOIN versions v ON v.id = a.version_id
              WHERE a.model_id = $1 AND a.alias = $2",
+        )
+        .bind(model_id)
+        .bind(alias.as_str())
+        .scalar_optional()
+        .await?;
+    let last: Option<(Option<i64>,)> = tx
+        .query(
+            "SELECT from_version FROM alias_moves WHERE model_id = $1 AND alias = $2
+             ORDER BY id DESC LIMIT 1",
+        )
+        .bind(model_id)
+        .bind(alias.as_str())
+        .fetch_optional()
+        .await?;
+    Ok(AliasState {
+        model_id,
+        current: current.map(|n| n as u64),
+        last_from: last.map(|(from,)| from.map(|n| n as u64)),
+    })
+}
+
+/// One alias move to write.
+pub struct AliasWrite<'a> {
+    pub model: &'a ModelName,
+    pub alias: &'a AliasName,
+    pub from: Option<u64>,
+    /// `None` removes the alias.
+    pub to: Option<u64>,
+    pub action: AliasAction,
+    pub actor: &'a str,
+    pub reason: Option<&'a str>,
+}
+
+/// Points the alias at `to` (or removes it), records the move in its history and the
+/// audit log, in `tx`. `VersionNotFound` when version `to` does not exist.
+pub async fn write_alias_move(
+    tx: &mut WriteTx,
+    model_id: i64,
+    m: &AliasWrite<'_>,
+) -> Result<AliasMove> {
+    let (model, alias) = (m.model, m.alias.as_str());
+    match m.to {
+        Some(number) => {
+            let version_id: i64 = tx
+                .query("SELECT id FROM versions WHERE model_id = $1 AND number = $2")
+                .bind(model_id)
+                .bind(number as i64)
+                .scalar_optional()
+                .await?
+                .ok_or_else(|| Error::VersionNotFound(format!("{model}@{number}")))?;
+            tx.query(
+                "INSERT INTO aliases (model_id, alias, version_id) VALUES ($1, $2, $3)
+                 ON CONFLICT (model_id, alias) DO UPDATE SET version_id = excluded.version_id",
             )
             .bind(model_id)
-            .bind(alias.as_str())
-            .scalar_optional()
+            .bind(alias)
+            .bind(version_id)
+            .execute()
             .await?;
-
-        let to = match target {
-            AliasTarget::Version(n) => Some(n as i64),
-            AliasTarget::Remove => {
-                if current.is_none() {
-                    return Err(Error::AliasNotFound {
-                        model: model.to_string(),
-                        alias: alias.to_string(),
-                    });
-                }
-                None
-            }
-            AliasTarget::PreviousVersion => {
-                let last: Option<(Option<i64>,)> = tx
-                    .query(
-                        "SELECT from_version FROM alias_moves WHERE model_id = $1 AND alias = $2
-                     ORDER BY id DESC LIMIT 1",
-                    )
-                    .bind(model_id)
-                    .bind(alias.as_str())
-                    .fetch_optional()
-                    .await?;
-                match last {
-                    None => {
-                        return Err(Error::AliasNotFound {
-                            model: model.to_string(),
-                            alias: alias.to_string(),
-                        });
-                    }
-                    Some((None,)) => {
-                        return Err(Error::Conflict(format!(
-                            "alias {alias:?} of model {model:?} has no earlier version to roll back to"
-                        )));
-                    }
-                    Some((Some(previous),)) => Some(previous),
-                }
-            }
-        };
-        if to == current {
-            return Ok(None);
         }
-
-        let now = now_ms();
-        match to {
-            Some(number) => {
-                let version_id: i64 = tx
-                    .query("SELECT id FROM versions WHERE model_id = $1 AND number = $2")
-                    .bind(model_id)
-                    .bind(number)
-                    .scalar_optional()
-                    .await?
-                    .ok_or_else(|| match target {
-                        AliasTarget::PreviousVersion => Error::Conflict(format!(
-                            "alias {alias:?} pointed at {model}@{number} before, which was deleted"
-                        )),
-                        _ => Error::VersionNotFound(format!("{model}@{number}")),
-                    })?;
-                tx.query(
-                    "INSERT INTO aliases (model_id, alias, version_id) VALUES ($1, $2, $3)
-                     ON CONFLICT (model_id, alias) DO UPDATE SET version_id = excluded.version_id",
-                )
+        None => {
+            tx.query("DELETE FROM aliases WHERE model_id = $1 AND alias = $2")
                 .bind(model_id)
-                .bind(alias.as_str())
-                .bind(version_id)
+                .bind(alias)
                 .execute()
                 .await?;
-            }
-            None => {
-                tx.query("DELETE FROM aliases WHERE model_id = $1 AND alias = $2")
-                    .bind(model_id)
-                    .bind(alias.as_str())
-                    .execute()
-                    .await?;
-            }
         }
-        record_move(
-            &mut tx,
-            model_id,
-            alias.as_str(),
-            current,
-            to,
-            action,
-            actor,
-            now,
-            reason,
-        )
-        .await?;
-        audit::append(
-            &mut tx,
-            Change {
-                actor,
-                action: Action::Alias(action),
-                model: model.as_str(),
-                target: format!("{model}@{alias}"),
-                before: current.map(|n| json!({ "version": n })),
-                after: to.map(|n| json!({ "version": n, "reason": reason })),
-            },
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(Some(AliasMove {
-            alias: alias.to_string(),
-            from: current.map(|n| n as u64),
-            to: to.map(|n| n as u64),
-            action,
-            actor: actor.to_owned(),
-            at: time_of(now),
-            reason: reason.map(str::to_owned),
-        }))
     }
+    let now = now_ms();
+    let (from, to) = (m.from.map(|n| n as i64), m.to.map(|n| n as i64));
+    record_move(
+        tx, model_id, alias, from, to, m.action, m.actor, now, m.reason,
+    )
+    .await?;
+    audit::append(
+        tx,
+        Change {
+            actor: m.actor,
+            action: Action::Alias(m.action),
+            model: model.as_str(),
+            target: format!("{model}@{alias}"),
+            before: from.map(|n| json!({ "version": n })),
+            after: to.map(|n| json!({ "version": n, "reason": m.reason })),
+        },
+    )
+    .await?;
+    Ok(AliasMove {
+        alias: alias.to_owned(),
+        from: m.from,
+        to: m.to,
+        action: m.action,
+        actor: m.actor.to_owned(),
+        at: time_of(now),
+        reason: m.reason.map(str::to_owned),
+    })
+}
 
+impl MetadataStore {
     /// Every move of an alias, oldest first. `AliasNotFound` if it never existed.
     pub async fn alias_history(
         &self,
@@ -187,15 +160,6 @@ impl MetadataStore {
         }
         rows.into_iter().map(MoveRow::into_move).collect()
     }
-}
-
-/// Where an alias move goes.
-#[derive(Debug, Clone, Copy)]
-pub enum AliasTarget {
-    Version(u64),
-    /// Where the alias pointed before its last move (rollback).
-    PreviousVersion,
-    Remove,
 }
 
 #[allow(clippy::too_many_arguments)]

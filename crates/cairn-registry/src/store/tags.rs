@@ -1,135 +1,160 @@
-//! Tags and descriptions of models and versions: metadata a version may change while
-//! its files never do. Writing what is already there changes nothing and records nothing.
+//! Tags and descriptions of models and versions, as stored: metadata a version may
+//! change while its files never do. Each write records its audit entry in the caller's
+//! transaction; whether a write is needed at all is the service's rule
+//! (`service::metadata`).
 
 use cairn_core::ModelName;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::{lock_model, version_in};
 use crate::audit::{Action, Change};
-use crate::db::{MetadataStore, now_ms};
-use crate::key_values::{MODEL_TAGS, VERSION_TAGS};
+use crate::db::now_ms;
+use crate::db::write::WriteTx;
+use crate::key_values::{KeyValues, MODEL_TAGS, VERSION_TAGS};
 use crate::{Error, Result, audit};
 
-impl MetadataStore {
-    /// Sets (`Some`) or removes (`None`) a tag of a model (`number` `None`) or version.
-    /// Writing what is already there changes nothing and records nothing.
-    pub async fn set_tag(
+/// A model (`number` `None`) or one of its versions, locked for a metadata write.
+pub struct Described<'a> {
+    model: &'a ModelName,
+    number: Option<u64>,
+    /// The row id of the model or version.
+    id: i64,
+}
+
+impl<'a> Described<'a> {
+    /// Locks `model` and finds the model or its version `number`.
+    pub async fn lock(tx: &mut WriteTx, model: &'a ModelName, number: Option<u64>) -> Result<Self> {
+        let model_id = lock_model(tx, model)
+            .await?
+            .ok_or_else(|| Error::ModelNotFound(model.to_string()))?;
+        let id = match number {
+            Some(n) => version_in(tx, model, model_id, n).await?,
+            None => model_id,
+        };
+        Ok(Self { model, number, id })
+    }
+
+    fn tags(&self) -> KeyValues {
+        if self.number.is_some() {
+            VERSION_TAGS
+        } else {
+            MODEL_TAGS
+        }
+    }
+
+    fn table(&self) -> &'static str {
+        if self.number.is_some() {
+            "versions"
+        } else {
+            "models"
+        }
+    }
+
+    /// `NAME` or `NAME@N`, as the audit log names it.
+    fn target(&self) -> String {
+        match self.number {
+            Some(n) => format!("{}@{n}", self.model),
+            None => self.model.to_string(),
+        }
+    }
+
+    pub async fn tag(&self, tx: &mut WriteTx, key: &str) -> Result<Option<String>> {
+        let tags = self.tags();
+        tx.query(&format!(
+            "SELECT value FROM {} WHERE {} = $1 AND key = $2",
+            tags.table(),
+            tags.owner()
+        ))
+        .bind(self.id)
+        .bind(key)
+        .scalar_optional()
+        .await
+    }
+
+    /// Sets (`Some`) or removes (`None`) tag `key`, which was `old`.
+    pub async fn write_tag(
         &self,
-        model: &ModelName,
-        number: Option<u64>,
+        tx: &mut WriteTx,
         key: &str,
+        old: Option<String>,
         value: Option<&str>,
         actor: &str,
     ) -> Result<()> {
-        let mut tx = self.write_tx().await?;
-        let model_id = lock_model(&mut tx, model)
-            .await?
-            .ok_or_else(|| Error::ModelNotFound(model.to_string()))?;
-        let (tags, owner, target) = match number {
-            Some(n) => (
-                VERSION_TAGS,
-                version_in(&mut tx, model, model_id, n).await?,
-                format!("{model}@{n}"),
-            ),
-            None => (MODEL_TAGS, model_id, model.to_string()),
-        };
-        let (table, owner_column) = (tags.table(), tags.owner());
-        let old: Option<String> = tx
-            .query(&format!(
-                "SELECT value FROM {table} WHERE {owner_column} = $1 AND key = $2"
-            ))
-            .bind(owner)
-            .bind(key)
-            .scalar_optional()
-            .await?;
-        if old.as_deref() == value {
-            return Ok(());
-        }
+        let tags = self.tags();
         let sql = match value {
             Some(_) => tags.upsert_sql(),
-            None => {
-                format!("DELETE FROM {table} WHERE {owner_column} = $1 AND key = $2 AND $3 IS NULL")
-            }
+            None => format!(
+                "DELETE FROM {} WHERE {} = $1 AND key = $2 AND $3 IS NULL",
+                tags.table(),
+                tags.owner()
+            ),
         };
         tx.query(&sql)
-            .bind(owner)
+            .bind(self.id)
             .bind(key)
             .bind(value)
             .execute()
             .await?;
-        audit::append(
-            &mut tx,
-            Change {
-                actor,
-                action: Action::Tag {
-                    version: number.is_some(),
-                    set: value.is_some(),
-                },
-                model: model.as_str(),
-                target,
-                before: old.map(|v| json!({ "key": key, "value": v })),
-                after: value.map(|v| json!({ "key": key, "value": v })),
-            },
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        let action = Action::Tag {
+            version: self.number.is_some(),
+            set: value.is_some(),
+        };
+        let before = old.map(|v| json!({ "key": key, "value": v }));
+        let after = value.map(|v| json!({ "key": key, "value": v }));
+        self.audit(tx, action, actor, before, after).await
     }
 
-    /// Sets the description of a model (`number` `None`) or version.
-    pub async fn set_description(
+    pub async fn description(&self, tx: &mut WriteTx) -> Result<String> {
+        tx.query(&format!(
+            "SELECT description FROM {} WHERE id = $1",
+            self.table()
+        ))
+        .bind(self.id)
+        .scalar_one()
+        .await
+    }
+
+    /// Sets the description, which was `old`.
+    pub async fn write_description(
         &self,
-        model: &ModelName,
-        number: Option<u64>,
+        tx: &mut WriteTx,
+        old: &str,
         description: &str,
         actor: &str,
     ) -> Result<()> {
-        let now = now_ms();
-        let mut tx = self.write_tx().await?;
-        let model_id = lock_model(&mut tx, model)
-            .await?
-            .ok_or_else(|| Error::ModelNotFound(model.to_string()))?;
-        let (table, id, target) = match number {
-            Some(n) => (
-                "versions",
-                version_in(&mut tx, model, model_id, n).await?,
-                format!("{model}@{n}"),
-            ),
-            None => ("models", model_id, model.to_string()),
-        };
-        let old: String = tx
-            .query(&format!("SELECT description FROM {table} WHERE id = $1"))
-            .bind(id)
-            .scalar_one()
-            .await?;
-        // No change, no write: every registry write is in the audit log, whose head
-        // names the registry's state (cached reads rely on it).
-        if old == description {
-            return Ok(());
-        }
         tx.query(&format!(
-            "UPDATE {table} SET description = $2, updated_at = $3 WHERE id = $1"
+            "UPDATE {} SET description = $2, updated_at = $3 WHERE id = $1",
+            self.table()
         ))
-        .bind(id)
+        .bind(self.id)
         .bind(description)
-        .bind(now)
+        .bind(now_ms())
         .execute()
         .await?;
-        audit::append(
-            &mut tx,
-            Change {
-                actor,
-                action: Action::Description {
-                    version: number.is_some(),
-                },
-                model: model.as_str(),
-                target,
-                before: Some(json!({ "description": old })),
-                after: Some(json!({ "description": description })),
-            },
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        let action = Action::Description {
+            version: self.number.is_some(),
+        };
+        let before = Some(json!({ "description": old }));
+        let after = Some(json!({ "description": description }));
+        self.audit(tx, action, actor, before, after).await
+    }
+
+    async fn audit(
+        &self,
+        tx: &mut WriteTx,
+        action: Action,
+        actor: &str,
+        before: Option<Value>,
+        after: Option<Value>,
+    ) -> Result<()> {
+        let change = Change {
+            actor,
+            action,
+            model: self.model.as_str(),
+            target: self.target(),
+            before,
+            after,
+        };
+        audit::append(tx, change).await
     }
 }

@@ -22,6 +22,13 @@ use crate::key_values::{VERSION_PARAMS, VERSION_TAGS};
 use crate::search_sql::{push_order_and_page, push_version_condition};
 use crate::{Error, Result, audit, lineage};
 
+/// Whether a version read lists the version's files (its manifest): one read more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileList {
+    Included,
+    Omitted,
+}
+
 impl MetadataStore {
     // ---- versions ----
 
@@ -202,18 +209,8 @@ impl MetadataStore {
         })
     }
 
-    /// A version without its manifest (`files` is `None`).
-    pub async fn get_version_summary(
-        &self,
-        model: &ModelName,
-        reference: &VersionRef,
-    ) -> Result<Version> {
-        let (row, details) = self.resolve_version(model, reference).await?;
-        version_from_row(model.to_string(), row, details)
-    }
-
     /// A version without its manifest, and its MLflow-only state.
-    pub async fn get_version_view(
+    pub async fn get_version_with_origin(
         &self,
         model: &ModelName,
         reference: &VersionRef,
@@ -223,11 +220,20 @@ impl MetadataStore {
         Ok((version_from_row(model.to_string(), row, details)?, extras))
     }
 
-    /// A version with its manifest.
-    pub async fn get_version(&self, model: &ModelName, reference: &VersionRef) -> Result<Version> {
+    /// A version, with its manifest when `files` is `Included` (`files` is `None`
+    /// otherwise).
+    pub async fn get_version(
+        &self,
+        model: &ModelName,
+        reference: &VersionRef,
+        files: FileList,
+    ) -> Result<Version> {
         let (row, details) = self.resolve_version(model, reference).await?;
         let version_id = row.id;
         let mut version = version_from_row(model.to_string(), row, details)?;
+        if files == FileList::Omitted {
+            return Ok(version);
+        }
         let files: Vec<(String, i64, String)> = self
             .read(
                 "SELECT path, size, sha256 FROM version_files WHERE version_id = $1 ORDER BY path",
@@ -280,7 +286,7 @@ impl MetadataStore {
 
     pub async fn list_versions(&self, model: &ModelName) -> Result<Vec<Version>> {
         Ok(self
-            .list_versions_view(model)
+            .list_versions_with_origin(model)
             .await?
             .into_iter()
             .map(|(v, _)| v)
@@ -288,7 +294,7 @@ impl MetadataStore {
     }
 
     /// Every version of a model (without manifests) with its MLflow-only state.
-    pub async fn list_versions_view(
+    pub async fn list_versions_with_origin(
         &self,
         model: &ModelName,
     ) -> Result<Vec<(Version, VersionExtras)>> {

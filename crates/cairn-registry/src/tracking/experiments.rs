@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use cairn_core::search::{Comparison, OrderBy};
+use cairn_core::source::artifact_uri;
 use cairn_core::tracking::{Experiment, Lifecycle};
 
 use super::matching::experiment_matches;
@@ -44,7 +45,7 @@ impl Tracking {
             id.ok_or_else(|| Error::AlreadyExists(format!("Experiment '{name}' already exists.")))?;
         let location = artifact_location
             .filter(|l| !l.is_empty())
-            .map_or_else(|| format!("mlflow-artifacts:/{id}"), str::to_owned);
+            .map_or_else(|| artifact_uri(&id.to_string()), str::to_owned);
         tx.query("UPDATE experiments SET artifact_location = $2 WHERE id = $1")
             .bind(id)
             .bind(&location)

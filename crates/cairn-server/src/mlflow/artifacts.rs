@@ -10,8 +10,8 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use cairn_core::tracking::ArtifactEntry;
 use cairn_core::{FileEntry, ModelName, Sha256Digest, VersionRef};
-use cairn_registry::Registry;
 use cairn_registry::tracking::directory_children;
+use cairn_registry::{FileList, Registry};
 use futures::TryStreamExt;
 use serde_json::{Value, json};
 
@@ -32,7 +32,9 @@ async fn version_files(r: &Registry, model: &str, number: &str) -> MlflowResult<
     let number: u64 = number
         .parse()
         .map_err(|_| MlflowError::not_found(format!("no such version: {model}@{number}")))?;
-    let v = r.get_version(&model, &VersionRef::Number(number)).await?;
+    let v = r
+        .get_version(&model, &VersionRef::Number(number), FileList::Included)
+        .await?;
     Ok(v.files.unwrap_or_default())
 }
 
@@ -162,7 +164,7 @@ pub async fn list_run_artifacts(State(r): State<Registry>, f: Fields) -> MlflowR
         None => f.str("run_uuid")?,
     };
     let run = r.tracking().run_info(&run_id).await?;
-    let root = super::registry::artifact_path(&run.artifact_uri).unwrap_or_default();
+    let root = cairn_core::source::artifact_path(&run.artifact_uri).unwrap_or_default();
     let sub = f.opt_str("path")?.unwrap_or_default();
     let sub = sub.trim_matches('/');
     let dir = if sub.is_empty() {
@@ -183,7 +185,7 @@ pub async fn get_run_artifact(State(r): State<Registry>, f: Fields) -> MlflowRes
         None => f.str("run_uuid")?,
     };
     let run = r.tracking().run_info(&run_id).await?;
-    let root = super::registry::artifact_path(&run.artifact_uri).unwrap_or_default();
+    let root = cairn_core::source::artifact_path(&run.artifact_uri).unwrap_or_default();
     let path = format!("{root}/{}", f.str("path")?.trim_matches('/'));
     download(State(r), Path(path)).await
 }

@@ -5,6 +5,7 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use cairn_core::source::SourceProblem;
 use cairn_registry::{Error, Missing};
 use serde_json::json;
 
@@ -65,6 +66,7 @@ impl From<Error> for MlflowError {
             Error::AliasNotFound { .. }
             | Error::Invalid(_)
             | Error::InvalidArgument(_)
+            | Error::InvalidSource { .. }
             | Error::DigestMismatch { .. }
             | Error::SizeMismatch { .. }
             | Error::UploadInterrupted(_)
@@ -91,6 +93,7 @@ impl From<Error> for MlflowError {
         };
         let message = match &e {
             Error::NotFound(missing) => mlflow_words(missing),
+            Error::InvalidSource { uri, problem } => source_words(uri, problem),
             Error::ModelNotFound(name) => format!("Registered Model with name={name} not found"),
             Error::ModelExists(name) => format!("Registered Model (name={name}) already exists."),
             Error::AliasNotFound { alias, .. } => {
@@ -112,6 +115,31 @@ fn mlflow_words(missing: &Missing) -> String {
         Missing::LoggedModel(id) => format!("Logged model with ID '{id}' not found."),
         Missing::Upload(id) => format!("No multipart upload with id {id}"),
     }
+}
+
+/// Why a version source was refused, worded as `mlflow server` words its refusals.
+fn source_words(source: &str, problem: &SourceProblem) -> String {
+    let why = match problem {
+        SourceProblem::RelativeReference => {
+            "To use a local path as a model version source, an absolute path must be provided without relative path references."
+                .to_owned()
+        }
+        SourceProblem::Malformed | SourceProblem::NotStoredHere => {
+            "Cairn registers versions from artifacts it stores: use a models:/, runs:/ or mlflow-artifacts:/ source.".to_owned()
+        }
+        SourceProblem::OtherRun { run_id } => return format!(
+            "The run_id request parameter ('{run_id}') must identify the run in the source ('{source}')."
+        ),
+        SourceProblem::NoOwner => {
+            "A run_id or model_id must identify the resource that contains the source.".to_owned()
+        }
+        SourceProblem::OutsideRun => {
+            "The run_id request parameter must identify the resource that contains the source."
+                .to_owned()
+        }
+        SourceProblem::NoFiles => return format!("Invalid model version source: '{source}': no artifacts are stored there."),
+    };
+    format!("Invalid model version source: '{source}'. {why}")
 }
 
 impl From<cairn_core::ValidationError> for MlflowError {

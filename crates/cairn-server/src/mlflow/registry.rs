@@ -9,11 +9,10 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use cairn_core::api::{CreateModel, NewVersion};
+use cairn_core::api::CreateModel;
 use cairn_core::search::{Comparison, OrderBy};
-use cairn_core::tracking::RunInfo;
-use cairn_core::{AliasName, FileEntry, Manifest, Model, ModelName, Version, VersionRef};
-use cairn_registry::{Registry, VersionExtras, VersionOrigin};
+use cairn_core::{AliasName, Model, ModelName, Version, VersionRef};
+use cairn_registry::{FileList, Registry, SourcedVersion, VersionExtras};
 use serde_json::{Value, json};
 
 use super::convert;
@@ -123,7 +122,7 @@ async fn version_json(
     with_aliases: bool,
 ) -> MlflowResult<Value> {
     let (v, extras) = r
-        .get_version_view(model, &VersionRef::Number(number))
+        .get_version_with_origin(model, &VersionRef::Number(number))
         .await?;
     Ok(convert::model_version(&v, &extras, with_aliases))
 }
@@ -267,7 +266,7 @@ pub async fn get_latest_versions(State(r): State<Registry>, f: Fields) -> Cached
             .iter()
             .map(|s| stage(s))
             .collect::<MlflowResult<Vec<_>>>()?;
-        let versions = r.list_versions_view(&model).await?;
+        let versions = r.list_versions_with_origin(&model).await?;
         let out = latest_per_stage(&versions, (!stages.is_empty()).then_some(&stages[..]), true);
         Ok(json!({ "model_versions": out }))
     })
@@ -299,7 +298,7 @@ pub async fn get_by_alias(State(r): State<Registry>, f: Fields) -> CachedReply {
     cached_reply(&r, "registered-models/alias", &f, async {
         let model = name(&f, "name")?;
         let (v, extras) = r
-            .get_version_view(&model, &VersionRef::Alias(alias(&f)?))
+            .get_version_with_origin(&model, &VersionRef::Alias(alias(&f)?))
             .await?;
         Ok(json!({"model_version": convert::model_version(&v, &extras, true)}))
     })
@@ -308,170 +307,19 @@ pub async fn get_by_alias(State(r): State<Registry>, f: Fields) -> CachedReply {
 
 // ---- model versions ----
 
-/// Strips `mlflow-artifacts:` (and an optional authority) from an artifact URI.
-pub fn artifact_path(uri: &str) -> Option<String> {
-    let rest = uri.strip_prefix("mlflow-artifacts:")?;
-    let rest = match rest.strip_prefix("//") {
-        Some(with_host) => with_host.split_once('/').map_or("", |(_, p)| p),
-        None => rest,
-    };
-    Some(
-        rest.trim_start_matches('/')
-            .trim_end_matches('/')
-            .to_owned(),
-    )
-}
-
-/// Resolves a version's `source` to the files it names.
-async fn source_files(
-    r: &Registry,
-    source: &str,
-    named_run: Option<&RunInfo>,
-    model_id: Option<&str>,
-) -> MlflowResult<Vec<FileEntry>> {
-    let run_id = named_run.map_or("", |info| info.id.as_str());
-    let invalid_source = || {
-        MlflowError::invalid(format!(
-            "Invalid model version source: '{source}'. Cairn registers versions from artifacts it stores: use a models:/, runs:/ or mlflow-artifacts:/ source."
-        ))
-    };
-    if source.contains("..")
-        || source.contains('\0')
-        || source.to_ascii_lowercase().contains("%2e%2e")
-    {
-        return Err(MlflowError::invalid(format!(
-            "Invalid model version source: '{source}'. To use a local path as a model version source, an absolute path must be provided without relative path references."
-        )));
-    }
-    // A version of another registered model: the same files.
-    if let Some(rest) = source.strip_prefix("models:/")
-        && !rest.starts_with("m-")
-    {
-        let (n, v) = rest.split_once('/').ok_or_else(invalid_source)?;
-        let other = ModelName::new(n)?;
-        let number: u64 = v.parse().map_err(|_| invalid_source())?;
-        let version = r.get_version(&other, &VersionRef::Number(number)).await?;
-        return Ok(version.files.unwrap_or_default());
-    }
-    let path = if let Some(id) = source
-        .strip_prefix("models:/m-")
-        .map(|id| format!("m-{id}"))
-        .or(model_id.map(str::to_owned))
-    {
-        let m = r
-            .tracking()
-            .get_logged_model(id.trim_end_matches('/'))
-            .await?;
-        artifact_path(&m.artifact_uri).ok_or_else(invalid_source)?
-    } else if let Some(rest) = source.strip_prefix("runs:/") {
-        let (run, sub) = rest.split_once('/').unwrap_or((rest, ""));
-        if !run_id.is_empty() && run != run_id {
-            return Err(MlflowError::invalid(format!(
-                "The run_id request parameter ('{run_id}') must identify the run in the source ('{source}')."
-            )));
-        }
-        let artifact_uri = match named_run {
-            // The run_id parameter's run, read already.
-            Some(info) if info.id == run => info.artifact_uri.clone(),
-            _ => r.tracking().run_info(run).await?.artifact_uri,
-        };
-        let root = artifact_path(&artifact_uri).ok_or_else(invalid_source)?;
-        if sub.is_empty() {
-            root
-        } else {
-            format!("{root}/{}", sub.trim_matches('/'))
-        }
-    } else if let Some(path) = artifact_path(source) {
-        let Some(run) = named_run else {
-            return Err(MlflowError::invalid(format!(
-                "Invalid model version source: '{source}'. A run_id or model_id must identify the resource that contains the source."
-            )));
-        };
-        let root = artifact_path(&run.artifact_uri).ok_or_else(invalid_source)?;
-        if path != root && !path.starts_with(&format!("{root}/")) {
-            return Err(MlflowError::invalid(format!(
-                "Invalid model version source: '{source}'. The run_id request parameter must identify the resource that contains the source."
-            )));
-        }
-        path
-    } else {
-        return Err(invalid_source());
-    };
-    let mut files: Vec<FileEntry> = r
-        .tracking()
-        .artifact_files(&path)
-        .await?
-        .into_iter()
-        .map(|(p, sha256, size)| FileEntry {
-            path: p,
-            size,
-            sha256,
-        })
-        .collect();
-    if files.is_empty()
-        && let Some((sha256, size)) = r.tracking().artifact_blob(&path).await?
-    {
-        let name = path.rsplit('/').next().unwrap_or(&path).to_owned();
-        files.push(FileEntry {
-            path: name,
-            size,
-            sha256,
-        });
-    }
-    if files.is_empty() {
-        return Err(MlflowError::invalid(format!(
-            "Invalid model version source: '{source}': no artifacts are stored there."
-        )));
-    }
-    Ok(files)
-}
-
 pub async fn create_model_version(State(r): State<Registry>, f: Fields) -> Reply {
     let model = name(&f, "name")?;
-    r.model_exists(&model).await?;
-    let source = f.str("source")?;
-    let run_id = f.opt_str("run_id")?.unwrap_or_default();
-    let model_id = f.opt_str("model_id")?.filter(|s| !s.is_empty());
-    let run = match run_id.is_empty() {
-        true => None,
-        false => Some(r.tracking().run_info(&run_id).await?),
-    };
-    let files = source_files(&r, &source, run.as_ref(), model_id.as_deref()).await?;
-    let logged_model_id = model_id.or_else(|| {
-        source
-            .strip_prefix("models:/m-")
-            .map(|id| format!("m-{}", id.trim_end_matches('/')))
-    });
-    let run_id = match (&logged_model_id, run_id.is_empty()) {
-        (Some(id), true) => r
-            .tracking()
-            .get_logged_model(id)
-            .await?
-            .source_run_id
-            .unwrap_or_default(),
-        _ => run_id,
-    };
-    let lineage = if run_id.is_empty() {
-        Default::default()
-    } else {
-        r.tracking().run_lineage(&run_id).await?
-    };
-    let new = NewVersion {
-        files: Manifest::new(files)?,
+    let nonempty = |s: Option<String>| s.filter(|s| !s.is_empty());
+    let req = SourcedVersion {
+        source: f.str("source")?,
+        run_id: nonempty(f.opt_str("run_id")?),
+        model_id: nonempty(f.opt_str("model_id")?),
+        run_link: f.opt_str("run_link")?.unwrap_or_default(),
         description: f.opt_str("description")?.unwrap_or_default(),
         tags: f.key_values("tags")?.into_iter().collect(),
-        metrics: Default::default(),
-        params: Default::default(),
-        lineage,
-    };
-    let origin = VersionOrigin {
-        source,
-        run_id,
-        run_link: f.opt_str("run_link")?.unwrap_or_default(),
-        logged_model_id,
     };
     let number = r
-        .register_version(MLFLOW_ACTOR, &model, &new, &origin)
+        .register_from_source(MLFLOW_ACTOR, &model, &req)
         .await?
         .version;
     Ok(Json(
@@ -544,7 +392,8 @@ pub async fn transition_stage(State(r): State<Registry>, f: Fields) -> Reply {
 pub async fn get_download_uri(State(r): State<Registry>, f: Fields) -> Reply {
     let model = name(&f, "name")?;
     let n = version(&f)?;
-    r.get_version(&model, &VersionRef::Number(n)).await?;
+    r.get_version(&model, &VersionRef::Number(n), FileList::Included)
+        .await?;
     Ok(Json(
         json!({"artifact_uri": format!("mlflow-artifacts:/{VERSION_ARTIFACTS}/{model}/{n}")}),
     ))

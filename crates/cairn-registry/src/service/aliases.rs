@@ -1,0 +1,195 @@
+//! Alias moves: `alias set` / `promote`, `rollback`, `alias delete`. The rules of a
+//! move — where a rollback goes, which moves change nothing — are decided here, on the
+//! alias's state read under the model's lock, and the move is written in that same
+//! transaction: two concurrent moves of one alias never both see the old state.
+
+use cairn_core::model::AliasAction;
+use cairn_core::{AliasMove, AliasName, ModelName};
+
+use super::{REASON_MAX, Registry, check_actor, check_text, existing_number};
+use crate::store::{AliasState, AliasWrite, alias_state, write_alias_move};
+use crate::{Error, Result};
+
+/// Where an alias move goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AliasTarget {
+    Version(u64),
+    /// Where the alias pointed before its last move (rollback).
+    PreviousVersion,
+    Remove,
+}
+
+impl Registry {
+    /// Points `alias` at version `number` (`alias set` / `promote`). `None` when it
+    /// already pointed there: nothing moved, nothing recorded.
+    pub async fn move_alias(
+        &self,
+        actor: &str,
+        model: &ModelName,
+        alias: &AliasName,
+        number: u64,
+        reason: Option<&str>,
+    ) -> Result<Option<AliasMove>> {
+        existing_number(model, number)?;
+        let target = AliasTarget::Version(number);
+        self.alias_move(actor, model, alias, target, AliasAction::Set, reason)
+            .await
+    }
+
+    /// Moves `alias` back to the version it pointed at before its last move.
+    pub async fn rollback_alias(
+        &self,
+        actor: &str,
+        model: &ModelName,
+        alias: &AliasName,
+        reason: Option<&str>,
+    ) -> Result<Option<AliasMove>> {
+        let target = AliasTarget::PreviousVersion;
+        self.alias_move(actor, model, alias, target, AliasAction::Rollback, reason)
+            .await
+    }
+
+    pub async fn delete_alias(
+        &self,
+        actor: &str,
+        model: &ModelName,
+        alias: &AliasName,
+        reason: Option<&str>,
+    ) -> Result<Option<AliasMove>> {
+        let target = AliasTarget::Remove;
+        self.alias_move(actor, model, alias, target, AliasAction::Delete, reason)
+            .await
+    }
+
+    /// Every move of an alias, oldest first. `AliasNotFound` if it never existed.
+    pub async fn alias_history(
+        &self,
+        model: &ModelName,
+        alias: &AliasName,
+    ) -> Result<Vec<AliasMove>> {
+        self.meta.alias_history(model, alias).await
+    }
+
+    async fn alias_move(
+        &self,
+        actor: &str,
+        model: &ModelName,
+        alias: &AliasName,
+        target: AliasTarget,
+        action: AliasAction,
+        reason: Option<&str>,
+    ) -> Result<Option<AliasMove>> {
+        let actor = check_actor(actor)?;
+        if let Some(reason) = reason {
+            check_text("reason", reason, REASON_MAX)?;
+        }
+        self.meta
+            .with_retries(|| async {
+                let mut tx = self.meta.write_tx().await?;
+                let state = alias_state(&mut tx, model, alias).await?;
+                let Some(to) = destination(&state, target, model, alias)? else {
+                    return Ok(None);
+                };
+                let write = AliasWrite {
+                    model,
+                    alias,
+                    from: state.current,
+                    to,
+                    action,
+                    actor,
+                    reason,
+                };
+                let moved = write_alias_move(&mut tx, state.model_id, &write)
+                    .await
+                    .map_err(|e| match (e, target, to) {
+                        (Error::VersionNotFound(_), AliasTarget::PreviousVersion, Some(n)) => {
+                            Error::Conflict(format!(
+                                "alias {alias:?} pointed at {model}@{n} before, which was deleted"
+                            ))
+                        }
+                        (e, ..) => e,
+                    })?;
+                tx.commit().await?;
+                Ok(Some(moved))
+            })
+            .await
+    }
+}
+
+/// Where a move takes the alias: `Some(Some(n))` to version `n`, `Some(None)` nowhere
+/// (removed), `None` when the move changes nothing (the alias is there already).
+fn destination(
+    state: &AliasState,
+    target: AliasTarget,
+    model: &ModelName,
+    alias: &AliasName,
+) -> Result<Option<Option<u64>>> {
+    let not_found = || Error::AliasNotFound {
+        model: model.to_string(),
+        alias: alias.to_string(),
+    };
+    let to = match target {
+        AliasTarget::Version(n) => Some(n),
+        AliasTarget::Remove if state.current.is_none() => return Err(not_found()),
+        AliasTarget::Remove => None,
+        AliasTarget::PreviousVersion => match state.last_from {
+            None => return Err(not_found()),
+            Some(None) => {
+                return Err(Error::Conflict(format!(
+                    "alias {alias:?} of model {model:?} has no earlier version to roll back to"
+                )));
+            }
+            Some(Some(previous)) => Some(previous),
+        },
+    };
+    Ok((to != state.current).then_some(to))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(current: Option<u64>, last_from: Option<Option<u64>>) -> AliasState {
+        AliasState {
+            model_id: 1,
+            current,
+            last_from,
+        }
+    }
+
+    #[test]
+    fn a_move_goes_where_the_rules_say() {
+        let (m, a) = (
+            ModelName::new("m").unwrap(),
+            AliasName::new("prod").unwrap(),
+        );
+        let dest = |s: &AliasState, t| destination(s, t, &m, &a);
+        // Setting where it is already changes nothing; elsewhere moves it.
+        let at_2 = state(Some(2), Some(Some(1)));
+        assert_eq!(dest(&at_2, AliasTarget::Version(2)).unwrap(), None);
+        assert_eq!(dest(&at_2, AliasTarget::Version(3)).unwrap(), Some(Some(3)));
+        // A rollback goes where the last move came from.
+        assert_eq!(
+            dest(&at_2, AliasTarget::PreviousVersion).unwrap(),
+            Some(Some(1))
+        );
+        // ... and is a conflict when the alias pointed nowhere before.
+        let first = state(Some(2), Some(None));
+        assert!(matches!(
+            dest(&first, AliasTarget::PreviousVersion),
+            Err(Error::Conflict(_))
+        ));
+        // An alias that never existed has nothing to roll back or remove.
+        let never = state(None, None);
+        for t in [AliasTarget::PreviousVersion, AliasTarget::Remove] {
+            assert!(matches!(dest(&never, t), Err(Error::AliasNotFound { .. })));
+        }
+        assert_eq!(dest(&at_2, AliasTarget::Remove).unwrap(), Some(None));
+        // A removed alias rolled back returns to where it was.
+        let removed = state(None, Some(Some(2)));
+        assert_eq!(
+            dest(&removed, AliasTarget::PreviousVersion).unwrap(),
+            Some(Some(2))
+        );
+    }
+}
