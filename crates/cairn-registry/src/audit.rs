@@ -95,6 +95,38 @@ pub(crate) struct Change<'a> {
     pub after: Option<serde_json::Value>,
 }
 
+impl<'a> Change<'a> {
+    /// A change by `actor` of `target` (`NAME`, `NAME@N`, `NAME@ALIAS`, …) of model
+    /// `model` (empty when it is of no model).
+    pub fn new(actor: &'a str, action: Action, model: &'a str, target: impl Into<String>) -> Self {
+        Self {
+            actor,
+            action,
+            model,
+            target: target.into(),
+            before: None,
+            after: None,
+        }
+    }
+
+    /// What was there before (`None`: nothing).
+    pub fn before(mut self, state: impl Into<Option<serde_json::Value>>) -> Self {
+        self.before = state.into();
+        self
+    }
+
+    /// What is there after (`None`: nothing).
+    pub fn after(mut self, state: impl Into<Option<serde_json::Value>>) -> Self {
+        self.after = state.into();
+        self
+    }
+
+    /// Appends the change to the log inside `tx` (see [`append`]).
+    pub async fn append(self, tx: &mut WriteTx) -> Result<()> {
+        append(tx, self).await
+    }
+}
+
 /// Appends `change` to the log inside `tx`. Call it last before committing: it locks
 /// the log's head row until the transaction ends, which is what numbers entries
 /// without gaps and keeps the chain linear across servers.

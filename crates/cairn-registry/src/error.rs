@@ -26,6 +26,9 @@ pub enum Error {
     /// An experiment, run, logged model or another tracked thing that does not exist.
     #[error("{0}")]
     NotFound(Missing),
+    /// A tracking write its target's state or the request's own content forbids.
+    #[error("{0}")]
+    Refused(Refusal),
     /// An experiment or other uniquely named thing that exists already.
     #[error("{0}")]
     AlreadyExists(String),
@@ -98,7 +101,7 @@ impl Error {
 
     pub fn code(&self) -> &'static str {
         match self {
-            Self::Invalid(_) | Self::InvalidArgument(_) => "invalid_argument",
+            Self::Invalid(_) | Self::InvalidArgument(_) | Self::Refused(_) => "invalid_argument",
             Self::InvalidSource { .. } => "invalid_source",
             Self::ModelNotFound(_) => "model_not_found",
             Self::ModelExists(_) => "model_exists",
@@ -154,6 +157,48 @@ impl std::fmt::Display for Missing {
             Self::RunTag { run, key } => write!(f, "run {run:?} has no tag {key:?}"),
             Self::LoggedModel(id) => write!(f, "logged model {id:?} does not exist"),
             Self::Upload(id) => write!(f, "multipart upload {id:?} does not exist"),
+        }
+    }
+}
+
+/// Why a tracking write was refused. Displayed in Cairn's words; the MLflow adapter
+/// words it as MLflow does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// A write to a deleted experiment (`for_run`: creating a run in it).
+    ExperimentDeleted { id: i64, for_run: bool },
+    /// A write to a deleted run.
+    RunDeleted(String),
+    /// More metrics, params or tags in one batch than a batch may hold.
+    BatchTooLarge,
+    /// One batch gives a param two values.
+    DuplicateParam(String),
+    /// A param logged again with another value (params never change).
+    ParamChanged {
+        run: String,
+        key: String,
+        old: String,
+        new: String,
+    },
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::tracking::{BATCH_METRICS_MAX, BATCH_PARAMS_MAX, BATCH_TAGS_MAX};
+        match self {
+            Self::ExperimentDeleted { id, .. } => write!(f, "experiment {id} is deleted"),
+            Self::RunDeleted(id) => write!(f, "run {id:?} is deleted"),
+            Self::BatchTooLarge => write!(
+                f,
+                "a batch holds at most {BATCH_METRICS_MAX} metrics, {BATCH_PARAMS_MAX} params and {BATCH_TAGS_MAX} tags"
+            ),
+            Self::DuplicateParam(key) => write!(f, "param {key:?} is given twice"),
+            Self::ParamChanged { run, key, old, .. } => {
+                write!(
+                    f,
+                    "param {key:?} of run {run:?} is {old:?} already; params never change"
+                )
+            }
         }
     }
 }

@@ -20,8 +20,9 @@ pub mod tracking;
 
 pub use blobs::BlobLocation;
 pub use db::{Backend, DbLocation, DbOptions, now_ms};
-pub use error::{Error, Missing, Result};
+pub use error::{Error, Missing, Refusal, Result};
 pub use service::Registry;
+pub use service::aliases::AliasTarget;
 pub use service::sources::SourcedVersion;
 pub use store::{FileList, VersionExtras, VersionOrigin};
 

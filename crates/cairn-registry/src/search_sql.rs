@@ -247,6 +247,24 @@ pub(crate) fn like_to_glob(pattern: &str) -> String {
 
 /// `SELECT run_id FROM … WHERE …`: the runs a metric, param or tag comparison (other
 /// than IS NULL / IS NOT NULL) matches, found through the (key, value) indexes.
+/// The number a numeric comparison (of a metric, a time) compares with; other values
+/// and operators are refused, in the words MLflow uses for each `entity`.
+fn numeric_operand(c: &Comparison, expected: &str, entity: &str) -> Result<f64> {
+    let Value::Num(n) = c.value else {
+        return Err(invalid(format!(
+            "Expected {expected} for {entity} '{}'",
+            c.key
+        )));
+    };
+    if !matches!(c.op, Op::Eq | Op::Ne | Op::Lt | Op::Le | Op::Gt | Op::Ge) {
+        return Err(invalid(format!(
+            "Invalid comparator '{}' for {entity}",
+            c.op.sql()
+        )));
+    }
+    Ok(n)
+}
+
 pub(crate) fn push_matching_runs(
     q: &mut SqlBuilder,
     backend: Backend,
@@ -254,18 +272,7 @@ pub(crate) fn push_matching_runs(
 ) -> Result<()> {
     match c.kind {
         EntityKind::Metric => {
-            let Value::Num(n) = c.value else {
-                return Err(invalid(format!(
-                    "Expected numeric value type for metric '{}'",
-                    c.key
-                )));
-            };
-            if !matches!(c.op, Op::Eq | Op::Ne | Op::Lt | Op::Le | Op::Gt | Op::Ge) {
-                return Err(invalid(format!(
-                    "Invalid comparator '{}' for metric",
-                    c.op.sql()
-                )));
-            }
+            let n = numeric_operand(c, "numeric value type", "metric")?;
             q.push("SELECT run_id FROM run_latest_metrics WHERE is_nan = 0 AND key = ")
                 .push_bind(c.key.clone())
                 .push(format!(" AND value {} ", c.op.sql()))
@@ -329,18 +336,7 @@ pub(crate) fn push_run_condition(
             let column = run_attribute_column(&c.key)
                 .ok_or_else(|| invalid(format!("Invalid attribute key '{}' specified.", c.key)))?;
             if matches!(column, "r.start_time" | "r.end_time") {
-                let Value::Num(n) = c.value else {
-                    return Err(invalid(format!(
-                        "Expected numeric value for attribute '{}'",
-                        c.key
-                    )));
-                };
-                if !matches!(c.op, Op::Eq | Op::Ne | Op::Lt | Op::Le | Op::Gt | Op::Ge) {
-                    return Err(invalid(format!(
-                        "Invalid comparator '{}' for attribute",
-                        c.op.sql()
-                    )));
-                }
+                let n = numeric_operand(c, "numeric value", "attribute")?;
                 q.push(format!("{column} {} ", c.op.sql()))
                     .push_bind(n as i64);
             } else {

@@ -9,8 +9,8 @@ use cairn_core::model::{AliasAction, BlobProblem};
 use cairn_core::{AliasName, FileEntry, Manifest, ModelName, Sha256Digest, VersionRef};
 use futures::TryStreamExt;
 
-use crate::FileList;
 use crate::test_support::{conformance, registry};
+use crate::{AliasTarget, FileList};
 use crate::{Error, Registry, VersionOrigin};
 
 const ACTOR: &str = "tester";
@@ -279,30 +279,38 @@ async fn alias_moves_are_recorded_and_rollback_returns_to_the_previous_version()
             .unwrap();
     }
     assert!(matches!(
-        r.rollback_alias(ACTOR, &m, &prod, None).await,
+        r.move_alias(ACTOR, &m, &prod, AliasTarget::PreviousVersion, None)
+            .await,
         Err(Error::AliasNotFound { .. })
     ));
-    r.move_alias("alice", &m, &prod, 1, None)
+    r.move_alias("alice", &m, &prod, AliasTarget::Version(1), None)
         .await
         .unwrap()
         .unwrap();
     assert!(matches!(
-        r.rollback_alias(ACTOR, &m, &prod, None).await,
+        r.move_alias(ACTOR, &m, &prod, AliasTarget::PreviousVersion, None)
+            .await,
         Err(Error::Conflict(_))
     ));
-    r.move_alias("bob", &m, &prod, 2, Some("better"))
+    r.move_alias("bob", &m, &prod, AliasTarget::Version(2), Some("better"))
         .await
         .unwrap()
         .unwrap();
     // Moving to where it already points records nothing.
     assert!(
-        r.move_alias("bob", &m, &prod, 2, None)
+        r.move_alias("bob", &m, &prod, AliasTarget::Version(2), None)
             .await
             .unwrap()
             .is_none()
     );
     let back = r
-        .rollback_alias("carol", &m, &prod, Some("regression"))
+        .move_alias(
+            "carol",
+            &m,
+            &prod,
+            AliasTarget::PreviousVersion,
+            Some("regression"),
+        )
         .await
         .unwrap()
         .unwrap();
@@ -343,7 +351,8 @@ async fn alias_moves_are_recorded_and_rollback_returns_to_the_previous_version()
         ]
     );
     assert!(matches!(
-        r.move_alias(ACTOR, &m, &prod, 9, None).await,
+        r.move_alias(ACTOR, &m, &prod, AliasTarget::Version(9), None)
+            .await,
         Err(Error::VersionNotFound(_))
     ));
 }
@@ -357,7 +366,7 @@ async fn deleting_a_version_removes_its_aliases_and_records_why() {
             .await
             .unwrap();
     }
-    r.move_alias(ACTOR, &m, &alias("champion"), 2, None)
+    r.move_alias(ACTOR, &m, &alias("champion"), AliasTarget::Version(2), None)
         .await
         .unwrap();
     r.delete_version(ACTOR, &m, 2).await.unwrap();
@@ -374,7 +383,14 @@ async fn deleting_a_version_removes_its_aliases_and_records_why() {
     );
     // Rolling back would point at the deleted version: refused, nothing moves.
     assert!(matches!(
-        r.rollback_alias(ACTOR, &m, &alias("champion"), None).await,
+        r.move_alias(
+            ACTOR,
+            &m,
+            &alias("champion"),
+            AliasTarget::PreviousVersion,
+            None
+        )
+        .await,
         Err(Error::Conflict(_))
     ));
 }
@@ -592,9 +608,11 @@ async fn two_registries_on_one_database_stay_consistent() {
         let (m, prod) = (m.clone(), prod.clone());
         tasks.push(tokio::spawn(async move {
             let moved = if i % 3 == 2 {
-                r.rollback_alias(ACTOR, &m, &prod, None).await
+                r.move_alias(ACTOR, &m, &prod, AliasTarget::PreviousVersion, None)
+                    .await
             } else {
-                r.move_alias(ACTOR, &m, &prod, i % 40 + 1, None).await
+                r.move_alias(ACTOR, &m, &prod, AliasTarget::Version(i % 40 + 1), None)
+                    .await
             };
             match moved {
                 // A rollback before any move, or to before the first one.
@@ -653,12 +671,21 @@ async fn copy_moves_a_whole_registry_and_a_second_copy_writes_nothing() {
     }
     let prod = alias("production");
     source
-        .move_alias("alice", &m, &prod, 2, Some("first"))
+        .move_alias("alice", &m, &prod, AliasTarget::Version(2), Some("first"))
         .await
         .unwrap();
-    source.move_alias("bob", &m, &prod, 4, None).await.unwrap();
     source
-        .rollback_alias("carol", &m, &prod, Some("regression"))
+        .move_alias("bob", &m, &prod, AliasTarget::Version(4), None)
+        .await
+        .unwrap();
+    source
+        .move_alias(
+            "carol",
+            &m,
+            &prod,
+            AliasTarget::PreviousVersion,
+            Some("regression"),
+        )
         .await
         .unwrap();
     source.delete_version(ACTOR, &m, 5).await.unwrap();
@@ -753,7 +780,10 @@ async fn copy_moves_a_whole_registry_and_a_second_copy_writes_nothing() {
 
     // A change in the source travels; the target numbers on after the copied versions
     // (5 was deleted, and numbers are never reused).
-    source.move_alias("dave", &m, &prod, 3, None).await.unwrap();
+    source
+        .move_alias("dave", &m, &prod, AliasTarget::Version(3), None)
+        .await
+        .unwrap();
     let update = source.copy_into(&target).await.unwrap();
     assert_eq!(update.rows.get("alias_moves"), Some(&1), "{update:?}");
     assert_eq!(
@@ -916,9 +946,15 @@ async fn version_search_filters_orders_and_pages_in_sql() {
                 .unwrap();
         }
     }
-    r.move_alias(ACTOR, &name("alpha"), &alias("prod"), 2, None)
-        .await
-        .unwrap();
+    r.move_alias(
+        ACTOR,
+        &name("alpha"),
+        &alias("prod"),
+        AliasTarget::Version(2),
+        None,
+    )
+    .await
+    .unwrap();
     let search = |filter: &str, order: &[&str], offset, limit| {
         let filter = parse_filter(filter).unwrap();
         let order: Vec<_> = order.iter().map(|o| parse_order_by(o).unwrap()).collect();
@@ -1002,12 +1038,18 @@ async fn every_mutation_leaves_one_audit_entry() {
             .unwrap();
     }
     let prod = alias("prod");
-    r.move_alias("bob", &m, &prod, 1, None).await.unwrap();
-    r.move_alias("bob", &m, &prod, 1, None).await.unwrap(); // no-op
-    r.move_alias("bob", &m, &prod, 2, Some("better"))
+    r.move_alias("bob", &m, &prod, AliasTarget::Version(1), None)
         .await
         .unwrap();
-    r.rollback_alias("carol", &m, &prod, None).await.unwrap();
+    r.move_alias("bob", &m, &prod, AliasTarget::Version(1), None)
+        .await
+        .unwrap(); // no-op
+    r.move_alias("bob", &m, &prod, AliasTarget::Version(2), Some("better"))
+        .await
+        .unwrap();
+    r.move_alias("carol", &m, &prod, AliasTarget::PreviousVersion, None)
+        .await
+        .unwrap();
     r.set_tag("bob", &m, None, "team", Some("risk"))
         .await
         .unwrap();
@@ -1588,7 +1630,11 @@ async fn cached_reads_follow_every_registry_change() {
         let w = if step % 2 == 0 { &r2 } else { &r1 };
         match step {
             0 => w.set_tag(ACTOR, &m, Some(1), "k", Some("v")).await.unwrap(),
-            1 => drop(w.move_alias(ACTOR, &m, &prod, 1, None).await.unwrap()),
+            1 => drop(
+                w.move_alias(ACTOR, &m, &prod, AliasTarget::Version(1), None)
+                    .await
+                    .unwrap(),
+            ),
             2 => w
                 .set_description(ACTOR, &m, Some(1), "described")
                 .await
@@ -1600,7 +1646,11 @@ async fn cached_reads_follow_every_registry_change() {
                     .await
                     .unwrap();
             }
-            5 => drop(w.delete_alias(ACTOR, &m, &prod, None).await.unwrap()),
+            5 => drop(
+                w.move_alias(ACTOR, &m, &prod, AliasTarget::Remove, None)
+                    .await
+                    .unwrap(),
+            ),
             6 => w.delete_version(ACTOR, &m, 1).await.unwrap(),
             _ => drop(w.rename_model(ACTOR, &m, &name("cached-2")).await.unwrap()),
         }

@@ -6,9 +6,9 @@ use bytes::Bytes;
 use cairn_core::search::{parse_filter, parse_order_by};
 use cairn_core::tracking::Lifecycle;
 
-use crate::Error;
 use crate::test_support::{conformance, registry};
 use crate::tracking::{MetricValue, ViewType};
+use crate::{Error, Refusal};
 
 fn metric(key: &str, value: f64, step: i64) -> MetricValue {
     MetricValue {
@@ -187,14 +187,13 @@ async fn params_are_write_once_and_deleted_runs_refuse_writes() {
     t.log_batch(&run, &[], &p("0.1"), &[]).await.unwrap();
     assert!(matches!(
         t.log_batch(&run, &[], &p("0.2"), &[]).await,
-        Err(Error::InvalidArgument(_))
+        Err(Error::Refused(Refusal::ParamChanged { old, new, .. })) if old == "0.1" && new == "0.2"
     ));
     t.set_run_lifecycle(&run, Lifecycle::Deleted).await.unwrap();
-    assert!(
-        t.log_batch(&run, &[metric("m", 1.0, 0)], &[], &[])
-            .await
-            .is_err()
-    );
+    assert!(matches!(
+        t.log_batch(&run, &[metric("m", 1.0, 0)], &[], &[]).await,
+        Err(Error::Refused(Refusal::RunDeleted(id))) if id == run
+    ));
     assert_eq!(
         t.get_run(&run).await.unwrap().info.lifecycle,
         Lifecycle::Deleted
@@ -242,7 +241,7 @@ async fn concurrent_metric_writes_each_get_their_own_answer() {
     for (run, answer) in futures::future::join_all(writes).await {
         match answer {
             Ok(()) => assert!(active.iter().any(|a| a == run), "{run} accepted a metric"),
-            Err(Error::InvalidArgument(_)) => assert_eq!(run, deleted),
+            Err(Error::Refused(Refusal::RunDeleted(_))) => assert_eq!(run, deleted),
             Err(Error::NotFound(_)) => assert_eq!(run, unknown),
             Err(e) => panic!("{run}: {e}"),
         }

@@ -17,7 +17,7 @@ use cairn_core::{
     AliasMove, AliasName, AuditEntry, AuditHead, AuditReport, Model, ModelName, Sha256Digest,
     ValidationError, VerifyReport, Version, VersionRef,
 };
-use cairn_registry::{FileList, Registry, VersionOrigin};
+use cairn_registry::{AliasTarget, FileList, Registry, VersionOrigin};
 use futures::TryStreamExt;
 
 use crate::error::ApiError;
@@ -389,7 +389,7 @@ pub async fn move_alias(
             &actor,
             &model_name(&name)?,
             &alias_name(&alias)?,
-            req.version,
+            AliasTarget::Version(req.version),
             req.reason.as_deref(),
         )
         .await?;
@@ -407,10 +407,11 @@ pub async fn delete_alias(
     Query(reason): Query<Reason>,
 ) -> ApiResult<Json<AliasMoveResponse>> {
     let recorded = r
-        .delete_alias(
+        .move_alias(
             &actor,
             &model_name(&name)?,
             &alias_name(&alias)?,
+            AliasTarget::Remove,
             reason.reason.as_deref(),
         )
         .await?;
@@ -428,10 +429,11 @@ pub async fn rollback_alias(
     ApiJson(req): ApiJson<Reason>,
 ) -> ApiResult<Json<AliasMoveResponse>> {
     let recorded = r
-        .rollback_alias(
+        .move_alias(
             &actor,
             &model_name(&name)?,
             &alias_name(&alias)?,
+            AliasTarget::PreviousVersion,
             req.reason.as_deref(),
         )
         .await?;

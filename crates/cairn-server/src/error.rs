@@ -31,6 +31,7 @@ fn status_of(e: &Error) -> StatusCode {
         Error::Invalid(_)
         | Error::InvalidArgument(_)
         | Error::InvalidSource { .. }
+        | Error::Refused(_)
         | Error::DigestMismatch { .. }
         | Error::SizeMismatch { .. }
         | Error::UploadInterrupted(_)

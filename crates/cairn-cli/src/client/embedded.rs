@@ -11,7 +11,7 @@ use cairn_core::{
     AliasMove, AliasName, AuditEntry, AuditHead, AuditReport, Model, ModelName, Sha256Digest,
     VerifyReport, Version, VersionRef,
 };
-use cairn_registry::{BlobLocation, DbLocation, DbOptions, FileList, Registry};
+use cairn_registry::{AliasTarget, BlobLocation, DbLocation, DbOptions, FileList, Registry};
 use futures::{StreamExt, TryStreamExt};
 
 use super::{BlobSource, Download, LineageQuery, RegistryClient};
@@ -84,7 +84,13 @@ impl RegistryClient for Embedded {
     ) -> Result<Option<AliasMove>> {
         Ok(self
             .registry
-            .move_alias(&self.actor, model, alias, number, reason)
+            .move_alias(
+                &self.actor,
+                model,
+                alias,
+                AliasTarget::Version(number),
+                reason,
+            )
             .await?)
     }
 
@@ -96,7 +102,7 @@ impl RegistryClient for Embedded {
     ) -> Result<Option<AliasMove>> {
         Ok(self
             .registry
-            .delete_alias(&self.actor, model, alias, reason)
+            .move_alias(&self.actor, model, alias, AliasTarget::Remove, reason)
             .await?)
     }
 
@@ -108,7 +114,13 @@ impl RegistryClient for Embedded {
     ) -> Result<Option<AliasMove>> {
         Ok(self
             .registry
-            .rollback_alias(&self.actor, model, alias, reason)
+            .move_alias(
+                &self.actor,
+                model,
+                alias,
+                AliasTarget::PreviousVersion,
+                reason,
+            )
             .await?)
     }
 

@@ -12,77 +12,45 @@ use crate::{Error, Result};
 
 /// Where an alias move goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum AliasTarget {
+pub enum AliasTarget {
+    /// To version `n` (`alias set`, `promote`).
     Version(u64),
-    /// Where the alias pointed before its last move (rollback).
+    /// Back to where the alias pointed before its last move (`rollback`).
     PreviousVersion,
+    /// Nowhere: the alias is removed (`alias delete`).
     Remove,
 }
 
+impl AliasTarget {
+    /// How the move is recorded in the alias's history.
+    fn action(self) -> AliasAction {
+        match self {
+            Self::Version(_) => AliasAction::Set,
+            Self::PreviousVersion => AliasAction::Rollback,
+            Self::Remove => AliasAction::Delete,
+        }
+    }
+}
+
 impl Registry {
-    /// Points `alias` at version `number` (`alias set` / `promote`). `None` when it
-    /// already pointed there: nothing moved, nothing recorded.
+    /// Moves `alias` to `target`, recording the move with `reason`. `None` when the
+    /// move changes nothing (the alias is there already): nothing is recorded.
     pub async fn move_alias(
         &self,
         actor: &str,
         model: &ModelName,
         alias: &AliasName,
-        number: u64,
-        reason: Option<&str>,
-    ) -> Result<Option<AliasMove>> {
-        existing_number(model, number)?;
-        let target = AliasTarget::Version(number);
-        self.alias_move(actor, model, alias, target, AliasAction::Set, reason)
-            .await
-    }
-
-    /// Moves `alias` back to the version it pointed at before its last move.
-    pub async fn rollback_alias(
-        &self,
-        actor: &str,
-        model: &ModelName,
-        alias: &AliasName,
-        reason: Option<&str>,
-    ) -> Result<Option<AliasMove>> {
-        let target = AliasTarget::PreviousVersion;
-        self.alias_move(actor, model, alias, target, AliasAction::Rollback, reason)
-            .await
-    }
-
-    pub async fn delete_alias(
-        &self,
-        actor: &str,
-        model: &ModelName,
-        alias: &AliasName,
-        reason: Option<&str>,
-    ) -> Result<Option<AliasMove>> {
-        let target = AliasTarget::Remove;
-        self.alias_move(actor, model, alias, target, AliasAction::Delete, reason)
-            .await
-    }
-
-    /// Every move of an alias, oldest first. `AliasNotFound` if it never existed.
-    pub async fn alias_history(
-        &self,
-        model: &ModelName,
-        alias: &AliasName,
-    ) -> Result<Vec<AliasMove>> {
-        self.meta.alias_history(model, alias).await
-    }
-
-    async fn alias_move(
-        &self,
-        actor: &str,
-        model: &ModelName,
-        alias: &AliasName,
         target: AliasTarget,
-        action: AliasAction,
         reason: Option<&str>,
     ) -> Result<Option<AliasMove>> {
         let actor = check_actor(actor)?;
+        if let AliasTarget::Version(number) = target {
+            existing_number(model, number)?;
+        }
         if let Some(reason) = reason {
             check_text("reason", reason, REASON_MAX)?;
         }
+        let action = target.action();
         self.meta
             .with_retries(|| async {
                 let mut tx = self.meta.write_tx().await?;
@@ -113,6 +81,15 @@ impl Registry {
                 Ok(Some(moved))
             })
             .await
+    }
+
+    /// Every move of an alias, oldest first. `AliasNotFound` if it never existed.
+    pub async fn alias_history(
+        &self,
+        model: &ModelName,
+        alias: &AliasName,
+    ) -> Result<Vec<AliasMove>> {
+        self.meta.alias_history(model, alias).await
     }
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 use cairn_core::Sha256Digest;
 use cairn_core::model::{BlobUse, FileRef, GcReport};
 
+use crate::audit::{Action, Change};
 use crate::db::sql::SqlBuilder;
 use crate::db::{now_ms, time_of};
 use crate::gc::CHUNK;
@@ -81,22 +82,15 @@ impl Registry {
         // Deleted while the fence is held: no writer can reference them meanwhile, and
         // the tombstones commit only once the bytes are gone.
         self.blobs.delete(&report.freed).await?;
-        crate::audit::append(
-            &mut tx,
-            crate::audit::Change {
-                actor,
-                action: crate::audit::Action::BlobsCollect,
-                model: "",
-                target: "blobs".into(),
-                before: None,
-                after: Some(serde_json::json!({
-                    "freed": report.freed.len(),
-                    "bytes": report.freed_bytes,
-                    "grace_seconds": grace.as_secs(),
-                })),
-            },
-        )
-        .await?;
+        let collected = serde_json::json!({
+            "freed": report.freed.len(),
+            "bytes": report.freed_bytes,
+            "grace_seconds": grace.as_secs(),
+        });
+        Change::new(actor, Action::BlobsCollect, "", "blobs")
+            .after(collected)
+            .append(&mut tx)
+            .await?;
         tx.commit().await?;
         Ok(report)
     }

@@ -20,7 +20,7 @@ use crate::store::{FileList, VersionExtras, VersionInsert, VersionOrigin};
 use crate::tracking::Tracking;
 use crate::{Error, Result};
 
-mod aliases;
+pub mod aliases;
 pub mod copy;
 mod gc;
 mod lineage;

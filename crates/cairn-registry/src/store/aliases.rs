@@ -12,7 +12,7 @@ use super::rows::MoveRow;
 use crate::audit::{Action, Change};
 use crate::db::write::WriteTx;
 use crate::db::{MetadataStore, now_ms, time_of};
-use crate::{Error, Result, audit};
+use crate::{Error, Result};
 
 /// An alias as a move finds it, read under the model's lock.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,17 +112,15 @@ pub async fn write_alias_move(
         tx, model_id, alias, from, to, m.action, m.actor, now, m.reason,
     )
     .await?;
-    audit::append(
-        tx,
-        Change {
-            actor: m.actor,
-            action: Action::Alias(m.action),
-            model: model.as_str(),
-            target: format!("{model}@{alias}"),
-            before: from.map(|n| json!({ "version": n })),
-            after: to.map(|n| json!({ "version": n, "reason": m.reason })),
-        },
+    Change::new(
+        m.actor,
+        Action::Alias(m.action),
+        model.as_str(),
+        format!("{model}@{alias}"),
     )
+    .before(from.map(|n| json!({ "version": n })))
+    .after(to.map(|n| json!({ "version": n, "reason": m.reason })))
+    .append(tx)
     .await?;
     Ok(AliasMove {
         alias: alias.to_owned(),

@@ -43,6 +43,16 @@ pub(crate) async fn lock_model(tx: &mut WriteTx, name: &ModelName) -> Result<Opt
         .await
 }
 
+/// Marks the model changed at `now` (MLflow shows it as the model's last update).
+async fn touch_model(tx: &mut WriteTx, model_id: i64, now: i64) -> Result<()> {
+    tx.query("UPDATE models SET updated_at = $2 WHERE id = $1")
+        .bind(model_id)
+        .bind(now)
+        .execute()
+        .await?;
+    Ok(())
+}
+
 /// The id of version `number` of the (locked) model `model_id`.
 async fn version_in(
     tx: &mut WriteTx,

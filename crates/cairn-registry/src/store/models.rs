@@ -13,7 +13,7 @@ use crate::db::sql::SqlBuilder;
 use crate::db::{MetadataStore, now_ms, time_of};
 use crate::key_values::MODEL_TAGS;
 use crate::search_sql::{push_model_condition, push_order_and_page};
-use crate::{Error, Result, audit};
+use crate::{Error, Result};
 
 impl MetadataStore {
     // ---- models ----
@@ -53,18 +53,10 @@ impl MetadataStore {
             .await?;
         let id = id.ok_or_else(|| Error::ModelExists(name.to_string()))?;
         MODEL_TAGS.insert_all(&mut tx, id, tags).await?;
-        audit::append(
-            &mut tx,
-            Change {
-                actor,
-                action: Action::ModelCreate,
-                model: name.as_str(),
-                target: name.to_string(),
-                before: None,
-                after: Some(json!({ "description": description, "tags": tags })),
-            },
-        )
-        .await?;
+        Change::new(actor, Action::ModelCreate, name.as_str(), name.to_string())
+            .after(json!({ "description": description, "tags": tags }))
+            .append(&mut tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -221,18 +213,10 @@ impl MetadataStore {
         if deleted == 0 {
             return Err(Error::ModelNotFound(name.to_string()));
         }
-        audit::append(
-            &mut tx,
-            Change {
-                actor,
-                action: Action::ModelDelete,
-                model: name.as_str(),
-                target: name.to_string(),
-                before: Some(json!({ "versions": versions })),
-                after: None,
-            },
-        )
-        .await?;
+        Change::new(actor, Action::ModelDelete, name.as_str(), name.to_string())
+            .before(json!({ "versions": versions }))
+            .append(&mut tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -266,17 +250,15 @@ impl MetadataStore {
             .bind(now)
             .execute()
             .await?;
-        audit::append(
-            &mut tx,
-            Change {
-                actor,
-                action: Action::ModelRename,
-                model: new_name.as_str(),
-                target: model.to_string(),
-                before: Some(json!({ "name": model.as_str() })),
-                after: Some(json!({ "name": new_name.as_str() })),
-            },
+        Change::new(
+            actor,
+            Action::ModelRename,
+            new_name.as_str(),
+            model.to_string(),
         )
+        .before(json!({ "name": model.as_str() }))
+        .after(json!({ "name": new_name.as_str() }))
+        .append(&mut tx)
         .await?;
         tx.commit().await?;
         Ok(())

@@ -64,7 +64,7 @@ impl VersionDetails {
         key: String,
         text: Option<String>,
         number: Option<f64>,
-    ) {
+    ) -> Result<()> {
         match kind {
             "t" => {
                 self.tags.insert(key, text.unwrap_or_default());
@@ -75,8 +75,10 @@ impl VersionDetails {
             "m" => {
                 self.metrics.insert(key, number.unwrap_or(f64::NAN));
             }
-            _ => self.aliases.push(key),
+            "a" => self.aliases.push(key),
+            _ => return Err(corrupt_row("version detail kind")),
         }
+        Ok(())
     }
 }
 

@@ -11,7 +11,7 @@ use crate::audit::{Action, Change};
 use crate::db::now_ms;
 use crate::db::write::WriteTx;
 use crate::key_values::{KeyValues, MODEL_TAGS, VERSION_TAGS};
-use crate::{Error, Result, audit};
+use crate::{Error, Result};
 
 /// A model (`number` `None`) or one of its versions, locked for a metadata write.
 pub struct Described<'a> {
@@ -147,14 +147,10 @@ impl<'a> Described<'a> {
         before: Option<Value>,
         after: Option<Value>,
     ) -> Result<()> {
-        let change = Change {
-            actor,
-            action,
-            model: self.model.as_str(),
-            target: self.target(),
-            before,
-            after,
-        };
-        audit::append(tx, change).await
+        Change::new(actor, action, self.model.as_str(), self.target())
+            .before(before)
+            .after(after)
+            .append(tx)
+            .await
     }
 }

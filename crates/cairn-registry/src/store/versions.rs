@@ -1,7 +1,7 @@
 //! Versions: registration (numbering, manifest rows, lineage, audit), reads by number,
 //! alias or `latest`, listings and searches, MLflow stages, deletion.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use cairn_core::model::AliasAction;
 use cairn_core::search::{Comparison, OrderBy};
@@ -13,14 +13,14 @@ use super::rows::{
     DetailRow, NamedVersionRow, VERSION_COLUMNS, VersionDetailRow, VersionDetails, VersionExtras,
     VersionInsert, VersionRow, version_from_row,
 };
-use super::{lock_model, parse_digest, version_in};
+use super::{lock_model, parse_digest, touch_model, version_in};
 use crate::audit::{Action, Change};
 use crate::db::sql::{INSERT_CHUNK, SqlBuilder};
-use crate::db::{MetadataStore, now_ms, time_of};
+use crate::db::{MetadataStore, now_ms};
 use crate::gc::claim_blobs;
 use crate::key_values::{VERSION_PARAMS, VERSION_TAGS};
 use crate::search_sql::{push_order_and_page, push_version_condition};
-use crate::{Error, Result, audit, lineage};
+use crate::{Error, Result, lineage};
 
 /// Whether a version read lists the version's files (its manifest): one read more.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,23 +118,20 @@ impl MetadataStore {
                 .execute()
                 .await?;
         }
-        audit::append(
-            &mut tx,
-            Change {
-                actor: v.actor,
-                action: Action::VersionCreate,
-                model: v.model.as_str(),
-                target: format!("{}@{number}", v.model),
-                before: None,
-                after: Some(json!({
-                    "digest": v.digest.to_hex(),
-                    "files": files.len(),
-                    "size": v.new.files.total_size(),
-                    "source": v.origin.source,
-                    "run_id": v.origin.run_id,
-                })),
-            },
+        Change::new(
+            v.actor,
+            Action::VersionCreate,
+            v.model.as_str(),
+            format!("{}@{number}", v.model),
         )
+        .after(json!({
+            "digest": v.digest.to_hex(),
+            "files": files.len(),
+            "size": v.new.files.total_size(),
+            "source": v.origin.source,
+            "run_id": v.origin.run_id,
+        }))
+        .append(&mut tx)
         .await?;
         tx.commit().await?;
         Ok((number as u64, now))
@@ -191,7 +188,7 @@ impl MetadataStore {
         let mut version = None;
         for row in rows {
             if let (Some(kind), Some(key)) = (row.detail_kind, row.detail_key) {
-                details.add(&kind, key, row.detail_text, row.detail_number);
+                details.add(&kind, key, row.detail_text, row.detail_number)?;
             }
             version.get_or_insert(row.version);
         }
@@ -431,7 +428,7 @@ impl MetadataStore {
             );
             let rows: Vec<DetailRow> = self.read_sql(q).fetch_all().await?;
             for (id, kind, key, text, number) in rows {
-                out.entry(id).or_default().add(&kind, key, text, number);
+                out.entry(id).or_default().add(&kind, key, text, number)?;
             }
         }
         for d in out.values_mut() {
@@ -474,39 +471,23 @@ impl MetadataStore {
         .bind(model_id).fetch_all()
         .await?;
 
-        let mut tags_by: HashMap<i64, BTreeMap<String, String>> = HashMap::new();
+        let mut details: HashMap<i64, VersionDetails> = HashMap::new();
         for (id, k, v) in tags {
-            tags_by.entry(id).or_default().insert(k, v);
+            details.entry(id).or_default().tags.insert(k, v);
         }
-        let mut params_by: HashMap<i64, BTreeMap<String, String>> = HashMap::new();
         for (id, k, v) in params {
-            params_by.entry(id).or_default().insert(k, v);
+            details.entry(id).or_default().params.insert(k, v);
         }
-        let mut metrics_by: HashMap<i64, BTreeMap<String, f64>> = HashMap::new();
         for (id, k, v) in metrics {
-            metrics_by.entry(id).or_default().insert(k, v);
+            details.entry(id).or_default().metrics.insert(k, v);
         }
-        let mut aliases_by: HashMap<i64, Vec<String>> = HashMap::new();
         for (id, a) in aliases {
-            aliases_by.entry(id).or_default().push(a);
+            details.entry(id).or_default().aliases.push(a);
         }
         rows.into_iter()
             .map(|r| {
-                Ok(Version {
-                    model: model.to_string(),
-                    version: r.number as u64,
-                    digest: parse_digest(&r.digest)?,
-                    description: r.description,
-                    file_count: r.file_count as u64,
-                    size: r.size as u64,
-                    files: None,
-                    aliases: aliases_by.remove(&r.id).unwrap_or_default(),
-                    metrics: metrics_by.remove(&r.id).unwrap_or_default(),
-                    params: params_by.remove(&r.id).unwrap_or_default(),
-                    tags: tags_by.remove(&r.id).unwrap_or_default(),
-                    created_by: r.created_by,
-                    created_at: time_of(r.created_at),
-                })
+                let d = details.remove(&r.id).unwrap_or_default();
+                version_from_row(model.to_string(), r, d)
             })
             .collect()
     }
@@ -565,22 +546,15 @@ impl MetadataStore {
             .bind(version_id)
             .execute()
             .await?;
-        tx.query("UPDATE models SET updated_at = $2 WHERE id = $1")
-            .bind(model_id)
-            .bind(now)
-            .execute()
-            .await?;
-        audit::append(
-            &mut tx,
-            Change {
-                actor,
-                action: Action::VersionDelete,
-                model: model.as_str(),
-                target: format!("{model}@{number}"),
-                before: Some(json!({ "digest": digest, "aliases": removed_aliases })),
-                after: None,
-            },
+        touch_model(&mut tx, model_id, now).await?;
+        Change::new(
+            actor,
+            Action::VersionDelete,
+            model.as_str(),
+            format!("{model}@{number}"),
         )
+        .before(json!({ "digest": digest, "aliases": removed_aliases }))
+        .append(&mut tx)
         .await?;
         tx.commit().await?;
         Ok(())
@@ -629,22 +603,16 @@ impl MetadataStore {
             .bind(now)
             .execute()
             .await?;
-        tx.query("UPDATE models SET updated_at = $2 WHERE id = $1")
-            .bind(model_id)
-            .bind(now)
-            .execute()
-            .await?;
-        audit::append(
-            &mut tx,
-            Change {
-                actor,
-                action: Action::VersionStage,
-                model: model.as_str(),
-                target: format!("{model}@{number}"),
-                before: Some(json!({ "stage": old })),
-                after: Some(json!({ "stage": stage, "archived": archived })),
-            },
+        touch_model(&mut tx, model_id, now).await?;
+        Change::new(
+            actor,
+            Action::VersionStage,
+            model.as_str(),
+            format!("{model}@{number}"),
         )
+        .before(json!({ "stage": old }))
+        .after(json!({ "stage": stage, "archived": archived }))
+        .append(&mut tx)
         .await?;
         tx.commit().await?;
         Ok(())

@@ -13,7 +13,7 @@ use super::{TAG_VALUE_MAX, Tracking, ViewType, check_key, invalid, truncate};
 use crate::db::now_ms;
 use crate::db::sql::SqlBuilder;
 use crate::key_values::EXPERIMENT_TAGS;
-use crate::{Error, Missing, Result};
+use crate::{Error, Missing, Refusal, Result};
 
 impl Tracking {
     // ---- experiments ----
@@ -224,9 +224,10 @@ impl Tracking {
         check_key(key)?;
         let exp = self.get_experiment(id).await?;
         if exp.lifecycle == Lifecycle::Deleted {
-            return Err(invalid(format!(
-                "The experiment {id} must be in the 'active' state."
-            )));
+            return Err(Error::Refused(Refusal::ExperimentDeleted {
+                id,
+                for_run: false,
+            }));
         }
         self.meta
             .write(&EXPERIMENT_TAGS.upsert_sql())

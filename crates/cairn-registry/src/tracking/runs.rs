@@ -19,7 +19,7 @@ use crate::db::sqlite_reads;
 use crate::key_values::{RUN_PARAMS, RUN_TAGS};
 use crate::metric_writer::Outcome;
 use crate::search_sql::{push_matching_runs, push_run_condition, run_attribute_column};
-use crate::{Error, Missing, Result, metric_writer};
+use crate::{Error, Missing, Refusal, Result, metric_writer};
 
 impl Tracking {
     // ---- runs ----
@@ -34,9 +34,10 @@ impl Tracking {
     ) -> Result<Run> {
         let exp = self.get_experiment(experiment_id).await?;
         if exp.lifecycle != Lifecycle::Active {
-            return Err(invalid(format!(
-                "The experiment {experiment_id} must be in the 'active' state. Current state is deleted."
-            )));
+            return Err(Error::Refused(Refusal::ExperimentDeleted {
+                id: experiment_id,
+                for_run: true,
+            }));
         }
         for key in tags.keys() {
             check_key(key)?;
@@ -96,9 +97,7 @@ impl Tracking {
     pub(super) async fn active_run(&self, id: &str) -> Result<RunInfo> {
         let info = self.run_info(id).await?;
         if info.lifecycle != Lifecycle::Active {
-            return Err(invalid(format!(
-                "The run {id} must be in the 'active' state. Current state is deleted."
-            )));
+            return Err(Error::Refused(Refusal::RunDeleted(id.to_owned())));
         }
         Ok(info)
     }
@@ -276,9 +275,7 @@ impl Tracking {
             || params.len() > BATCH_PARAMS_MAX
             || tags.len() > BATCH_TAGS_MAX
         {
-            return Err(invalid(format!(
-                "A batch logging request can contain at most {BATCH_METRICS_MAX} metrics, {BATCH_PARAMS_MAX} params and {BATCH_TAGS_MAX} tags"
-            )));
+            return Err(Error::Refused(Refusal::BatchTooLarge));
         }
         for m in metrics {
             check_key(&m.key)?;
@@ -289,9 +286,7 @@ impl Tracking {
             if let Some(previous) = seen.insert(k.as_str(), v.as_str())
                 && previous != v
             {
-                return Err(invalid(format!(
-                    "Duplicate parameter keys have been submitted: {k}"
-                )));
+                return Err(Error::Refused(Refusal::DuplicateParam(k.clone())));
             }
         }
         for (k, _) in tags {
@@ -312,9 +307,12 @@ impl Tracking {
                 .await?;
             match existing {
                 Some(old) if old != v => {
-                    return Err(invalid(format!(
-                        "Changing param values is not allowed. Param with key='{k}' was already logged with value='{old}' for run ID='{run_id}'. Attempted logging new value '{v}'."
-                    )));
+                    return Err(Error::Refused(Refusal::ParamChanged {
+                        run: run_id.to_owned(),
+                        key: k.clone(),
+                        old,
+                        new: v.to_string(),
+                    }));
                 }
                 Some(_) => {}
                 None => {

@@ -6,7 +6,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use cairn_core::source::SourceProblem;
-use cairn_registry::{Error, Missing};
+use cairn_registry::{Error, Missing, Refusal};
 use serde_json::json;
 
 #[derive(Debug)]
@@ -67,6 +67,7 @@ impl From<Error> for MlflowError {
             | Error::Invalid(_)
             | Error::InvalidArgument(_)
             | Error::InvalidSource { .. }
+            | Error::Refused(_)
             | Error::DigestMismatch { .. }
             | Error::SizeMismatch { .. }
             | Error::UploadInterrupted(_)
@@ -94,6 +95,7 @@ impl From<Error> for MlflowError {
         let message = match &e {
             Error::NotFound(missing) => mlflow_words(missing),
             Error::InvalidSource { uri, problem } => source_words(uri, problem),
+            Error::Refused(refusal) => refusal_words(refusal),
             Error::ModelNotFound(name) => format!("Registered Model with name={name} not found"),
             Error::ModelExists(name) => format!("Registered Model (name={name}) already exists."),
             Error::AliasNotFound { alias, .. } => {
@@ -114,6 +116,31 @@ fn mlflow_words(missing: &Missing) -> String {
         Missing::RunTag { run, key } => format!("No tag with name: {key} in run with id {run}"),
         Missing::LoggedModel(id) => format!("Logged model with ID '{id}' not found."),
         Missing::Upload(id) => format!("No multipart upload with id {id}"),
+    }
+}
+
+/// A refused tracking write, in `mlflow server`'s words.
+fn refusal_words(refusal: &Refusal) -> String {
+    use cairn_registry::tracking::{BATCH_METRICS_MAX, BATCH_PARAMS_MAX, BATCH_TAGS_MAX};
+    match refusal {
+        Refusal::ExperimentDeleted { id, for_run: true } => {
+            format!("The experiment {id} must be in the 'active' state. Current state is deleted.")
+        }
+        Refusal::ExperimentDeleted { id, for_run: false } => {
+            format!("The experiment {id} must be in the 'active' state.")
+        }
+        Refusal::RunDeleted(id) => {
+            format!("The run {id} must be in the 'active' state. Current state is deleted.")
+        }
+        Refusal::BatchTooLarge => format!(
+            "A batch logging request can contain at most {BATCH_METRICS_MAX} metrics, {BATCH_PARAMS_MAX} params and {BATCH_TAGS_MAX} tags"
+        ),
+        Refusal::DuplicateParam(key) => {
+            format!("Duplicate parameter keys have been submitted: {key}")
+        }
+        Refusal::ParamChanged { run, key, old, new } => format!(
+            "Changing param values is not allowed. Param with key='{key}' was already logged with value='{old}' for run ID='{run}'. Attempted logging new value '{new}'."
+        ),
     }
 }
 

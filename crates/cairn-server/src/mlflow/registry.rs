@@ -12,7 +12,7 @@ use bytes::Bytes;
 use cairn_core::api::CreateModel;
 use cairn_core::search::{Comparison, OrderBy};
 use cairn_core::{AliasName, Model, ModelName, Version, VersionRef};
-use cairn_registry::{FileList, Registry, SourcedVersion, VersionExtras};
+use cairn_registry::{AliasTarget, FileList, Registry, SourcedVersion, VersionExtras};
 use serde_json::{Value, json};
 
 use super::convert;
@@ -276,15 +276,21 @@ pub async fn get_latest_versions(State(r): State<Registry>, f: Fields) -> Cached
 pub async fn set_alias(State(r): State<Registry>, f: Fields) -> Reply {
     let model = name(&f, "name")?;
     r.model_exists(&model).await?;
-    r.move_alias(MLFLOW_ACTOR, &model, &alias(&f)?, version(&f)?, None)
-        .await?;
+    r.move_alias(
+        MLFLOW_ACTOR,
+        &model,
+        &alias(&f)?,
+        AliasTarget::Version(version(&f)?),
+        None,
+    )
+    .await?;
     Ok(Json(json!({})))
 }
 
 pub async fn delete_alias(State(r): State<Registry>, f: Fields) -> Reply {
     let model = name(&f, "name")?;
     match r
-        .delete_alias(MLFLOW_ACTOR, &model, &alias(&f)?, None)
+        .move_alias(MLFLOW_ACTOR, &model, &alias(&f)?, AliasTarget::Remove, None)
         .await
     {
         // MLflow answers 200 for an alias that was not set.
