@@ -97,6 +97,132 @@ def script(url):
     return shapes
 
 
+def answers(url):
+    """Runs calls whose *answers* must be MLflow's: refusals (status, the error code the
+    client sees, the message) and the types artifact downloads are served as. Ids and
+    names that differ between servers are replaced by placeholders in messages."""
+    api = f"{url}/api/2.0/mlflow"
+    art = f"{url}/api/2.0/mlflow-artifacts/artifacts"
+    s = requests.Session()
+    tag = uuid.uuid4().hex[:8]
+    out = {}
+    placeholders = {}
+
+    def normalized(text):
+        for value, name in sorted(placeholders.items(), key=lambda kv: -len(kv[0])):
+            text = text.replace(value, name)
+        return text
+
+    def answer(label, method, path, base=api, typed=False, **kw):
+        from mlflow.exceptions import get_error_code
+        from mlflow.protos.databricks_pb2 import ErrorCode
+
+        r = s.request(method, f"{base}/{path}", **kw)
+        try:
+            body = r.json()
+        except ValueError:
+            body = None
+        entry = {"status": r.status_code}
+        if typed:
+            entry["content_type"] = r.headers.get("Content-Type", "").split(";")[0]
+        if not r.ok:
+            # What the client reports: the body's code, or one derived from the status
+            # when the body is not MLflow's error JSON.
+            if isinstance(body, dict) and "error_code" in body:
+                entry["error_code"] = body["error_code"]
+                entry["message"] = normalized(body.get("message", ""))
+            else:
+                entry["error_code"] = ErrorCode.Name(get_error_code(r.status_code))
+        out[label] = entry
+        return body
+
+    def ok(method, path, **kw):
+        r = s.request(method, f"{api}/{path}", **kw)
+        assert r.ok, f"{path}: {r.status_code} {r.text}"
+        return r.json()
+
+    exp = ok("POST", "experiments/create", json={"name": f"answers-{tag}"})["experiment_id"]
+    run = ok("POST", "runs/create", json={"experiment_id": exp, "start_time": 1})["run"]["info"]
+    other = ok("POST", "runs/create", json={"experiment_id": exp, "start_time": 1})["run"]["info"]
+    rid, oid = run["run_id"], other["run_id"]
+    placeholders.update({rid: "<run>", oid: "<other-run>", tag: "<tag>"})
+    placeholders[f"/{exp}/"] = "/<exp>/"
+    root = run["artifact_uri"].split("mlflow-artifacts:/", 1)[1]
+    for path, data in [("model/MLmodel", b"flavors: {}\n"), ("report.pdf", b"%PDF-1.4\n"), ("MLproject", b"name: p\n"),
+                       ("plot.png", b"\x89PNG"), ("page.html", b"<p>x</p>"), ("weights.bin", b"\0")]:
+        s.put(f"{art}/{root}/{path}", data=data).raise_for_status()
+    for name in ["report.pdf", "MLproject", "plot.png", "page.html", "weights.bin"]:
+        r = s.get(f"{art}/{root}/{name}")
+        out[f"download {name}"] = {"status": r.status_code, "content_type": r.headers.get("Content-Type", "").split(";")[0]}
+
+    spaced = f"Fraud Model {tag}"
+    answer("registered-models/create, a name with spaces", "POST", "registered-models/create", json={"name": spaced})
+    answer("registered-models/create, a name with '/'", "POST", "registered-models/create", json={"name": f"a/{tag}"})
+    answer("registered-models/create, a name with ':'", "POST", "registered-models/create", json={"name": f"a:{tag}"})
+    answer("registered-models/create, a blank name", "POST", "registered-models/create", json={"name": "   "})
+    sources = [
+        ("an s3 location", {"source": f"s3://bucket/{tag}/model"}),
+        ("a run path with nothing logged", {"source": f"runs:/{rid}/nothing-here", "run_id": rid}),
+        ("a run path of files", {"source": f"runs:/{rid}/model", "run_id": rid}),
+        ("a run path without run_id", {"source": f"runs:/{rid}/model"}),
+        ("a run path of another run_id", {"source": f"runs:/{rid}/model", "run_id": oid}),
+        ("an http location", {"source": "http://example.com/model"}),
+        ("an mlflow-artifacts location with a host", {"source": f"mlflow-artifacts://example.com/{root}/model", "run_id": rid}),
+        ("a local path", {"source": "/etc/passwd"}),
+        ("a file: URI", {"source": "file:///etc/passwd", "run_id": rid}),
+        ("a relative reference", {"source": f"mlflow-artifacts:/{root}/../../etc", "run_id": rid}),
+        ("an encoded relative reference", {"source": f"s3://bucket/%2e%2e/{tag}"}),
+        ("an artifact path of another run", {"source": f"mlflow-artifacts:/{root}/model", "run_id": oid}),
+        ("an artifact path without run_id", {"source": f"mlflow-artifacts:/{root}/model"}),
+        ("an artifact path of its run", {"source": f"mlflow-artifacts:/{root}/model", "run_id": rid}),
+        ("an artifact path with nothing there", {"source": f"mlflow-artifacts:/{root}/empty", "run_id": rid}),
+        ("a registered version", {"source": f"models:/{spaced}/1"}),
+        ("a registered version with another run_id", {"source": f"models:/{spaced}/1", "run_id": oid}),
+        ("a version of another registry", {"source": f"models://other/{spaced}/1"}),
+        ("a version that does not exist", {"source": f"models:/{spaced}/99"}),
+    ]
+    for label, fields in sources:
+        answer(f"model-versions/create, {label}", "POST", "model-versions/create", json={"name": spaced, **fields})
+    answer("model-versions/get-download-uri, an s3 version", "GET", "model-versions/get-download-uri",
+           params={"name": spaced, "version": "1"})
+    answer("get-artifact (the UI's file viewer)", "GET", "get-artifact", base=url, typed=True,
+           params={"run_uuid": rid, "path": "report.pdf"})
+    # Fields of the wrong type, or missing: checked against the request's schema first.
+    now = 1_700_000_000_000
+    invalid = [
+        ("experiments/create, a number for name", "POST", "experiments/create", {"json": {"name": 123}}),
+        ("experiments/create, a float artifact_location", "POST", "experiments/create",
+         {"json": {"name": f"typed-{tag}", "artifact_location": 9.0}}),
+        ("experiments/create, no name", "POST", "experiments/create", {"json": {}}),
+        ("experiments/get, no id", "GET", "experiments/get", {}),
+        ("runs/log-metric, a number for key", "POST", "runs/log-metric",
+         {"json": {"run_id": rid, "key": 31, "value": 1.0, "timestamp": now}}),
+        ("runs/log-metric, no timestamp", "POST", "runs/log-metric", {"json": {"run_id": rid, "key": "k", "value": 1.0}}),
+        ("runs/log-metric, no run_id", "POST", "runs/log-metric", {"json": {"key": "k", "value": 1.0, "timestamp": now}}),
+        ("runs/log-metric, a word for value", "POST", "runs/log-metric",
+         {"json": {"run_id": rid, "key": "k", "value": "high", "timestamp": now}}),
+        ("runs/set-tag, a number for value", "POST", "runs/set-tag", {"json": {"run_id": rid, "key": "k", "value": 41}}),
+        ("runs/get, a number for run_id", "GET", "runs/get", {"params": {"run_id": 123}}),
+        ("runs/update, a number for run_id", "POST", "runs/update", {"json": {"run_id": 123, "status": "FINISHED"}}),
+        ("runs/log-batch, tags as a string", "POST", "runs/log-batch", {"json": {"run_id": rid, "tags": "x"}}),
+        ("runs/log-batch, a metric without timestamp", "POST", "runs/log-batch",
+         {"json": {"run_id": rid, "metrics": [{"key": "k", "value": 1.0}]}}),
+        ("runs/log-batch, a param without key", "POST", "runs/log-batch", {"json": {"run_id": rid, "params": [{"value": "1"}]}}),
+        ("runs/search, max_results over the limit", "POST", "runs/search",
+         {"json": {"experiment_ids": [exp], "max_results": 60000}}),
+        ("registered-models/search, max_results over the limit", "GET", "registered-models/search",
+         {"params": {"max_results": 2000}}),
+        ("model-versions/transition-stage, a number for version", "POST", "model-versions/transition-stage",
+         {"json": {"name": spaced, "version": 1, "stage": "Staging"}}),
+        ("registered-models/alias, no alias", "POST", "registered-models/alias", {"json": {"name": spaced, "version": "1"}}),
+    ]
+    for label, method, path, kw in invalid:
+        answer(label, method, path, **kw)
+    answer("an unknown endpoint", "POST", "no-such-endpoint", json={})
+    answer("an unknown endpoint (ajax)", "GET", "no-such-endpoint", base=f"{url}/ajax-api/2.0/mlflow")
+    return out
+
+
 def start_mlflow():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -129,7 +255,8 @@ if __name__ == "__main__":
     try:
         import mlflow
 
-        print(json.dumps({"mlflow": mlflow.__version__, "shapes": script(url)}, indent=1, sort_keys=True))
+        snapshot = {"mlflow": mlflow.__version__, "shapes": script(url), "answers": answers(url)}
+        print(json.dumps(snapshot, indent=1, sort_keys=True))
     finally:
         if proc:
             proc.terminate()

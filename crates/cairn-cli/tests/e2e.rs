@@ -467,7 +467,7 @@ fn bad_input_gets_clear_errors(mode: Mode) {
     let model = model_dir(&env);
     env.ok(&["push", "model", "--model", "demo"]);
     // Usage errors: exit 2.
-    env.fails(2, &["push", "model", "--model", "bad name"]);
+    env.fails(2, &["push", "model", "--model", "bad/name"]);
     env.fails(2, &["show", "demo@0"]);
     env.fails(2, &["alias", "set", "demo", "latest", "1"]);
     env.fails(

@@ -33,6 +33,12 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// The manifest of an external version: no files. A content-addressed version
+    /// never has it (`new` refuses an empty list), so its digest names nothing verified.
+    pub fn external() -> Self {
+        Self { files: Vec::new() }
+    }
+
     pub fn new(mut files: Vec<FileEntry>) -> Result<Self, ValidationError> {
         if files.is_empty() {
             return Err(ValidationError::Manifest(

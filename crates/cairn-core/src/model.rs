@@ -35,8 +35,13 @@ pub struct Model {
 pub struct Version {
     pub model: String,
     pub version: u64,
-    /// SHA-256 of the canonical manifest (see `Manifest::canonical_text`).
-    pub digest: Sha256Digest,
+    /// SHA-256 of the canonical manifest (see `Manifest::canonical_text`); `None` for
+    /// an external version, whose bytes the registry does not hold.
+    pub digest: Option<Sha256Digest>,
+    /// Where an external version's bytes are (its source), never read nor verified by
+    /// the registry; absent for a content-addressed version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_source: Option<String>,
     pub description: String,
     pub file_count: u64,
     /// Sum of the files' sizes, in bytes.
@@ -148,6 +153,9 @@ pub struct RecordProblem {
 pub struct VerifyReport {
     /// Versions whose manifests were recomputed.
     pub versions: u64,
+    /// External versions: their bytes are elsewhere, so they were not verified.
+    #[serde(default)]
+    pub external: u64,
     /// Distinct blobs re-hashed.
     pub blobs: u64,
     pub bytes: u64,

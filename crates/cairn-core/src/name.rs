@@ -1,5 +1,5 @@
-//! Validated names. The rules are documented in docs/NAMES.md; every refusal says
-//! which rule was broken.
+//! Validated names. The rules are in the README ("Names"); every refusal says which
+//! rule was broken.
 
 use std::fmt;
 use std::str::FromStr;
@@ -8,15 +8,20 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::ValidationError;
 
-/// Longest model name, in bytes.
-pub const MODEL_NAME_MAX: usize = 128;
+/// Longest model name, in characters (MLflow's registry column holds 256).
+pub const MODEL_NAME_MAX: usize = 256;
 /// Longest alias, in bytes.
 pub const ALIAS_MAX: usize = 64;
 /// Longest tag, metric or param key, in bytes.
 pub const KEY_MAX: usize = 250;
 
-/// A model name: `[A-Za-z0-9][A-Za-z0-9._-]{0,127}`. The charset keeps names safe in
-/// URLs, file names and shells without quoting.
+/// A model name, as MLflow's registry allows them: 1–256 characters, not blank, without
+/// `/` or `:`, not `.` and not starting with `..` (a name never reads as a path that
+/// leaves its place), and — Cairn's addition — without control characters. Spaces,
+/// `@` and any other Unicode are fine: `Fraud Model v2` is a name. In `NAME@REF` the
+/// REF follows the *last* `@` (a REF never holds one), so `team@fraud@1` is version 1
+/// of `team@fraud`; a name holding `@` needs its REF spelled out (`team@fraud@latest`).
+/// URLs carry names percent-encoded.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ModelName(String);
 
@@ -35,18 +40,20 @@ pub struct MetaKey(String);
 impl ModelName {
     pub fn new(s: &str) -> Result<Self, ValidationError> {
         let err = |why| ValidationError::ModelName(s.to_owned(), why);
-        let first = s.bytes().next().ok_or_else(|| err("must not be empty"))?;
-        if s.len() > MODEL_NAME_MAX {
-            return Err(err("longer than 128 bytes"));
+        if s.trim().is_empty() {
+            return Err(err("must not be empty or blank"));
         }
-        if !first.is_ascii_alphanumeric() {
-            return Err(err("must start with a letter or digit"));
+        if s.chars().count() > MODEL_NAME_MAX {
+            return Err(err("longer than 256 characters"));
         }
-        if !s
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-        {
-            return Err(err("only letters, digits, '.', '_' and '-' are allowed"));
+        if s.contains(['/', ':']) {
+            return Err(err("names cannot contain '/' or ':'"));
+        }
+        if s == "." || s.starts_with("..") {
+            return Err(err("names must not be '.' or start with '..'"));
+        }
+        if s.chars().any(char::is_control) {
+            return Err(err("names cannot contain control characters"));
         }
         Ok(Self(s.to_owned()))
     }
@@ -152,20 +159,28 @@ mod tests {
             "demo",
             "a",
             "Fraud-Detector_v2.1",
-            &"x".repeat(128),
+            "Fraud Model v2",
+            "-x",
+            ".hidden",
+            "ünï",
+            "team@fraud",
+            "50% off",
+            &"ü".repeat(256),
             "9lives",
         ] {
             assert!(ModelName::new(ok).is_ok(), "{ok}");
         }
         for bad in [
             "",
-            "-x",
-            ".hidden",
-            "a b",
+            "   ",
             "a/b",
-            "ünï",
-            "a@1",
-            &"x".repeat(129),
+            "s3:model",
+            ".",
+            "..",
+            "..x",
+            "tab\there",
+            "nul\0",
+            &"x".repeat(257),
         ] {
             assert!(ModelName::new(bad).is_err(), "{bad}");
         }
@@ -212,7 +227,7 @@ mod tests {
     #[test]
     fn deserialization_validates() {
         assert!(serde_json::from_str::<ModelName>("\"ok\"").is_ok());
-        let err = serde_json::from_str::<ModelName>("\"no way\"").unwrap_err();
+        let err = serde_json::from_str::<ModelName>("\"no/way\"").unwrap_err();
         assert!(err.to_string().contains("invalid model name"));
     }
 }

@@ -48,7 +48,7 @@ impl fmt::Display for VersionRef {
     }
 }
 
-/// `NAME@REF`; a bare `NAME` means `NAME@latest`.
+/// `NAME@REF`; a bare `NAME` means `NAME@latest`. REF follows the last `@`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelVersionRef {
     pub model: ModelName,
@@ -59,7 +59,8 @@ impl FromStr for ModelVersionRef {
     type Err = ValidationError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (name, reference) = match s.split_once('@') {
+        // A REF never holds '@'; a name may.
+        let (name, reference) = match s.rsplit_once('@') {
             Some((name, reference)) => (name, reference.parse()?),
             None => (s, VersionRef::Latest),
         };
@@ -92,12 +93,23 @@ mod tests {
         let r: ModelVersionRef = "demo".parse().unwrap();
         assert_eq!(r.version, VersionRef::Latest);
         assert_eq!(r.to_string(), "demo@latest");
+        // Names may hold spaces and '@'; the REF follows the last '@'.
+        let r: ModelVersionRef = "Fraud Model v2@1".parse().unwrap();
+        assert_eq!(
+            (r.model.as_str(), r.version),
+            ("Fraud Model v2", VersionRef::Number(1))
+        );
+        let r: ModelVersionRef = "team@fraud@latest".parse().unwrap();
+        assert_eq!(
+            (r.model.as_str(), r.version),
+            ("team@fraud", VersionRef::Latest)
+        );
         for bad in [
             "demo@0",
             "demo@",
             "demo@a.b",
             "@1",
-            "bad name@1",
+            "bad/name@1",
             "demo@99999999999999999999",
         ] {
             assert!(bad.parse::<ModelVersionRef>().is_err(), "{bad}");

@@ -19,8 +19,8 @@ pub enum Error {
     ModelNotFound(String),
     #[error("model {0:?} already exists")]
     ModelExists(String),
-    #[error("version {0} does not exist")]
-    VersionNotFound(String),
+    #[error("version {model}@{reference} does not exist")]
+    VersionNotFound { model: String, reference: String },
     #[error("model {model:?} has no alias {alias:?}")]
     AliasNotFound { model: String, alias: String },
     /// An experiment, run, logged model or another tracked thing that does not exist.
@@ -107,7 +107,7 @@ impl Error {
             Self::ModelExists(_) => "model_exists",
             Self::NotFound(_) => "not_found",
             Self::AlreadyExists(_) => "already_exists",
-            Self::VersionNotFound(_) => "version_not_found",
+            Self::VersionNotFound { .. } => "version_not_found",
             Self::AliasNotFound { .. } => "alias_not_found",
             Self::BlobNotFound(_) => "blob_not_found",
             Self::DigestMismatch { .. } => "digest_mismatch",

@@ -29,6 +29,8 @@ pub use store::{FileList, VersionExtras, VersionOrigin};
 #[cfg(test)]
 mod integrity_tests;
 #[cfg(test)]
+mod sources_tests;
+#[cfg(test)]
 mod test_support;
 #[cfg(test)]
 mod tests;

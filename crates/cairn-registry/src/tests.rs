@@ -107,7 +107,7 @@ async fn versions_are_numbered_from_one_and_never_reused() {
     assert!(matches!(
         r.get_version(&m, &VersionRef::Number(3), FileList::Included)
             .await,
-        Err(Error::VersionNotFound(_))
+        Err(Error::VersionNotFound { .. })
     ));
 }
 
@@ -146,7 +146,7 @@ async fn version_records_manifest_digest_and_metadata() {
         .register_version(ACTOR, &name("m"), &new, &VersionOrigin::default())
         .await
         .unwrap();
-    assert_eq!(v.digest, expected_digest);
+    assert_eq!(v.digest, Some(expected_digest));
     let shown = r
         .get_version(&name("m"), &VersionRef::Number(1), FileList::Included)
         .await
@@ -353,7 +353,7 @@ async fn alias_moves_are_recorded_and_rollback_returns_to_the_previous_version()
     assert!(matches!(
         r.move_alias(ACTOR, &m, &prod, AliasTarget::Version(9), None)
             .await,
-        Err(Error::VersionNotFound(_))
+        Err(Error::VersionNotFound { .. })
     ));
 }
 
@@ -1495,7 +1495,7 @@ async fn lineage_is_recorded_and_queried_both_ways() {
     assert!(matches!(
         r.register_version(ACTOR, &m, &orphan, &VersionOrigin::default())
             .await,
-        Err(Error::VersionNotFound(_))
+        Err(Error::VersionNotFound { .. })
     ));
 
     let first = r.lineage(&m, &VersionRef::Number(1)).await.unwrap();

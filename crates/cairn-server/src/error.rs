@@ -37,7 +37,7 @@ fn status_of(e: &Error) -> StatusCode {
         | Error::UploadInterrupted(_)
         | Error::MissingBlobs(_) => StatusCode::BAD_REQUEST,
         Error::ModelNotFound(_)
-        | Error::VersionNotFound(_)
+        | Error::VersionNotFound { .. }
         | Error::AliasNotFound { .. }
         | Error::BlobNotFound(_)
         | Error::NotFound(_) => StatusCode::NOT_FOUND,

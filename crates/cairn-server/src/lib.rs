@@ -10,7 +10,8 @@ mod openapi;
 use std::net::SocketAddr;
 
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use cairn_registry::Registry;
@@ -57,8 +58,11 @@ async fn readyz(State(r): State<Registry>) -> Result<&'static str, ApiError> {
     Ok("ready")
 }
 
-async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "no_such_route", "no such endpoint")
+async fn not_found(uri: Uri) -> Response {
+    if mlflow::is_mlflow_path(uri.path()) {
+        return mlflow::endpoint_not_found(uri.path());
+    }
+    ApiError::new(StatusCode::NOT_FOUND, "no_such_route", "no such endpoint").into_response()
 }
 
 /// Serves until `shutdown` completes, then finishes in-flight requests.

@@ -15,12 +15,26 @@ use cairn_core::{
     VerifyReport, Version, VersionRef,
 };
 use futures::{StreamExt, TryStreamExt};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::{Method, RequestBuilder, Response, header};
 use serde::de::DeserializeOwned;
 
 use super::{Download, LineageQuery, RegistryClient};
 
 const UPLOAD_CHUNK: usize = 256 * 1024;
+
+/// Characters a path segment carries as they are (RFC 3986's unreserved); every other
+/// byte of a name is percent-encoded.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// One path segment (a model name, an alias, a reference), percent-encoded.
+fn seg(value: impl std::fmt::Display) -> String {
+    utf8_percent_encode(&value.to_string(), SEGMENT).to_string()
+}
 
 pub struct Remote {
     base: String,
@@ -79,32 +93,32 @@ impl RegistryClient for Remote {
     }
 
     async fn get_model(&self, model: &ModelName) -> Result<Model> {
-        self.json(self.request(Method::GET, &format!("/models/{model}")))
+        self.json(self.request(Method::GET, &format!("/models/{}", seg(model))))
             .await
     }
 
     async fn delete_model(&self, model: &ModelName) -> Result<()> {
-        self.send(self.request(Method::DELETE, &format!("/models/{model}")))
+        self.send(self.request(Method::DELETE, &format!("/models/{}", seg(model))))
             .await?;
         Ok(())
     }
 
     async fn list_versions(&self, model: &ModelName) -> Result<Vec<Version>> {
-        self.json(self.request(Method::GET, &format!("/models/{model}/versions")))
+        self.json(self.request(Method::GET, &format!("/models/{}/versions", seg(model))))
             .await
     }
 
     async fn get_version(&self, model: &ModelName, reference: &VersionRef) -> Result<Version> {
         self.json(self.request(
             Method::GET,
-            &format!("/models/{model}/versions/{reference}"),
+            &format!("/models/{}/versions/{}", seg(model), seg(reference)),
         ))
         .await
     }
 
     async fn create_version(&self, model: &ModelName, new: &NewVersion) -> Result<Version> {
         self.json(
-            self.request(Method::POST, &format!("/models/{model}/versions"))
+            self.request(Method::POST, &format!("/models/{}/versions", seg(model)))
                 .json(new),
         )
         .await
@@ -113,7 +127,7 @@ impl RegistryClient for Remote {
     async fn delete_version(&self, model: &ModelName, number: u64) -> Result<()> {
         self.send(self.request(
             Method::DELETE,
-            &format!("/models/{model}/versions/{number}"),
+            &format!("/models/{}/versions/{}", seg(model), number),
         ))
         .await?;
         Ok(())
@@ -132,8 +146,11 @@ impl RegistryClient for Remote {
         };
         let answer: AliasMoveResponse = self
             .json(
-                self.request(Method::PUT, &format!("/models/{model}/aliases/{alias}"))
-                    .json(&body),
+                self.request(
+                    Method::PUT,
+                    &format!("/models/{}/aliases/{}", seg(model), seg(alias)),
+                )
+                .json(&body),
             )
             .await?;
         Ok(answer.recorded)
@@ -150,8 +167,11 @@ impl RegistryClient for Remote {
         };
         let answer: AliasMoveResponse = self
             .json(
-                self.request(Method::DELETE, &format!("/models/{model}/aliases/{alias}"))
-                    .query(&query),
+                self.request(
+                    Method::DELETE,
+                    &format!("/models/{}/aliases/{}", seg(model), seg(alias)),
+                )
+                .query(&query),
             )
             .await?;
         Ok(answer.recorded)
@@ -170,7 +190,7 @@ impl RegistryClient for Remote {
             .json(
                 self.request(
                     Method::POST,
-                    &format!("/models/{model}/aliases/{alias}/rollback"),
+                    &format!("/models/{}/aliases/{}/rollback", seg(model), seg(alias)),
                 )
                 .json(&body),
             )
@@ -181,7 +201,7 @@ impl RegistryClient for Remote {
     async fn alias_history(&self, model: &ModelName, alias: &AliasName) -> Result<Vec<AliasMove>> {
         self.json(self.request(
             Method::GET,
-            &format!("/models/{model}/aliases/{alias}/history"),
+            &format!("/models/{}/aliases/{}/history", seg(model), seg(alias)),
         ))
         .await
     }
@@ -193,7 +213,7 @@ impl RegistryClient for Remote {
     ) -> Result<VerifyReport> {
         self.json(self.request(
             Method::POST,
-            &format!("/models/{model}/versions/{reference}/verify"),
+            &format!("/models/{}/versions/{}/verify", seg(model), seg(reference)),
         ))
         .await
     }
@@ -217,7 +237,7 @@ impl RegistryClient for Remote {
     async fn lineage(&self, model: &ModelName, reference: &VersionRef) -> Result<Lineage> {
         self.json(self.request(
             Method::GET,
-            &format!("/models/{model}/versions/{reference}/lineage"),
+            &format!("/models/{}/versions/{}/lineage", seg(model), seg(reference)),
         ))
         .await
     }

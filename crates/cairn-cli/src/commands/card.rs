@@ -82,7 +82,13 @@ fn markdown(card: &Card) -> String {
     };
     line(format!("# Model card: {}@{}\n", v.model, v.version));
     line("| | |\n|---|---|".into());
-    line(format!("| digest | `{}` |", v.digest.prefixed()));
+    match (&v.digest, &v.external_source) {
+        (Some(digest), _) => line(format!("| digest | `{}` |", digest.prefixed())),
+        (None, source) => line(format!(
+            "| external | `{}` (files not held nor verified by the registry) |",
+            source.as_deref().unwrap_or("-")
+        )),
+    }
     line(format!(
         "| created | {} by {} |",
         time(&v.created_at),

@@ -35,6 +35,18 @@ pub async fn run(registry: &dyn RegistryClient, args: Args) -> Result<ExitCode> 
     let version = registry
         .get_version(&args.reference.model, &args.reference.version)
         .await?;
+    // An external version's bytes are elsewhere: nothing here could verify them.
+    let Some(digest) = version.digest else {
+        bail!(
+            "{}@{} is an external version: its files are at {}, which the registry does not hold or verify; nothing was written",
+            version.model,
+            version.version,
+            version
+                .external_source
+                .as_deref()
+                .unwrap_or("an unrecorded source")
+        );
+    };
     // Nothing the registry sends is trusted: its paths are checked as any manifest's
     // (relative, no `..`, no duplicates), and they must hash to the version's digest.
     let manifest = Manifest::new(version.files.clone().unwrap_or_default()).with_context(|| {
@@ -43,12 +55,12 @@ pub async fn run(registry: &dyn RegistryClient, args: Args) -> Result<ExitCode> 
             version.model, version.version
         )
     })?;
-    if manifest.digest() != version.digest {
+    if manifest.digest() != digest {
         bail!(
             "the registry sent a manifest for {}@{} that does not hash to its digest (sha256:{}, manifest: sha256:{}); nothing was written",
             version.model,
             version.version,
-            version.digest,
+            digest,
             manifest.digest()
         );
     }
@@ -64,7 +76,7 @@ pub async fn run(registry: &dyn RegistryClient, args: Args) -> Result<ExitCode> 
         "{}@{} {}",
         version.model,
         version.version,
-        version.digest.prefixed()
+        digest.prefixed()
     );
     eprintln!(
         "wrote {} file(s), {} into {} ({} already there)",

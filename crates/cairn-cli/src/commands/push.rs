@@ -122,11 +122,14 @@ pub async fn run(registry: &dyn RegistryClient, args: Args) -> Result<ExitCode> 
     };
     let version = registry.create_version(&args.model, &new).await?;
     tracing::debug!(elapsed = ?started.elapsed(), "registered");
+    let digest = version
+        .digest
+        .context("the registry answered a push with an external version")?;
     println!(
         "{}@{} {}",
         version.model,
         version.version,
-        version.digest.prefixed()
+        digest.prefixed()
     );
     eprintln!(
         "{} file(s), {}; uploaded {} new blob(s), {}",

@@ -57,6 +57,24 @@ pub async fn run(registry: &dyn RegistryClient, args: Args) -> Result<ExitCode> 
             println!("tampered: {}: {}", r.record, r.reason);
         }
     }
+    // One external version asked for by name has nothing that could be verified: say so,
+    // and do not answer "ok".
+    if let Some(r) = &args.reference
+        && report.external > 0
+        && report.ok()
+    {
+        eprintln!(
+            "error: {}@{} is an external version: the registry does not hold its files, so nothing was verified",
+            r.model, r.version
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    if report.external > 0 {
+        eprintln!(
+            "{} external version(s) skipped: their files are not held by the registry",
+            report.external
+        );
+    }
     if report.ok() {
         eprintln!(
             "ok: {} version(s), {} blob(s), {} verified",

@@ -57,7 +57,8 @@ pub async fn list(registry: &dyn RegistryClient, args: ListArgs) -> Result<ExitC
         .map(|v| {
             vec![
                 v.version.to_string(),
-                v.digest.to_hex()[..12].to_owned(),
+                v.digest
+                    .map_or_else(|| "external".to_owned(), |d| d.to_hex()[..12].to_owned()),
                 v.file_count.to_string(),
                 output::bytes(v.size),
                 if v.aliases.is_empty() {
@@ -88,7 +89,13 @@ pub async fn show(registry: &dyn RegistryClient, args: ShowArgs) -> Result<ExitC
         return Ok(ExitCode::SUCCESS);
     }
     println!("{}@{}", v.model, v.version);
-    println!("digest:      {}", v.digest.prefixed());
+    match (&v.digest, &v.external_source) {
+        (Some(digest), _) => println!("digest:      {}", digest.prefixed()),
+        (None, source) => println!(
+            "external:    {} (not held nor verified by the registry)",
+            source.as_deref().unwrap_or("-")
+        ),
+    }
     println!(
         "created:     {} by {}",
         output::time(&v.created_at),

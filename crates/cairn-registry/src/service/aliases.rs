@@ -70,7 +70,7 @@ impl Registry {
                 let moved = write_alias_move(&mut tx, state.model_id, &write)
                     .await
                     .map_err(|e| match (e, target, to) {
-                        (Error::VersionNotFound(_), AliasTarget::PreviousVersion, Some(n)) => {
+                        (Error::VersionNotFound { .. }, AliasTarget::PreviousVersion, Some(n)) => {
                             Error::Conflict(format!(
                                 "alias {alias:?} pointed at {model}@{n} before, which was deleted"
                             ))

@@ -24,7 +24,10 @@ impl Registry {
         let mut root = meta
             .lineage_node(model.as_str(), version)
             .await?
-            .ok_or_else(|| Error::VersionNotFound(format!("{model}@{version}")))?;
+            .ok_or_else(|| Error::VersionNotFound {
+                model: model.to_string(),
+                reference: version.to_string(),
+            })?;
         // Breadth-first up the parents; each node is completed in place.
         fn fill<'a>(
             meta: &'a MetadataStore,

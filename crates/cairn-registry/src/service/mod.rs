@@ -197,7 +197,26 @@ impl Registry {
         new: &NewVersion,
         origin: &VersionOrigin,
     ) -> Result<Version> {
+        self.register(actor, model, new, origin, false).await
+    }
+
+    /// Registers a version: content-addressed by `new.files`, or (`external`) one
+    /// whose bytes live at `origin.source`, which the registry neither holds nor
+    /// verifies (its manifest is empty and it has no digest).
+    async fn register(
+        &self,
+        actor: &str,
+        model: &ModelName,
+        new: &NewVersion,
+        origin: &VersionOrigin,
+        external: bool,
+    ) -> Result<Version> {
         let actor = check_actor(actor)?;
+        if external && !new.files.files().is_empty() {
+            return Err(Error::InvalidArgument(
+                "an external version has no files".into(),
+            ));
+        }
         check_text("description", &new.description, DESCRIPTION_MAX)?;
         check_key_values(&new.tags)?;
         check_key_values(&new.params)?;
@@ -225,7 +244,7 @@ impl Registry {
             }
             _ => origin,
         };
-        let digest = new.files.digest();
+        let digest = (!external).then(|| new.files.digest());
         let (number, created_at) = self
             .meta
             .insert_version(VersionInsert {
@@ -242,6 +261,7 @@ impl Registry {
             model: model.to_string(),
             version: number,
             digest,
+            external_source: external.then(|| origin.source.clone()),
             description: new.description.clone(),
             file_count: new.files.files().len() as u64,
             size: new.files.total_size(),
@@ -505,7 +525,10 @@ impl Registry {
 /// so a larger one names no version (and must not wrap on its way to SQL).
 fn existing_number(model: &ModelName, number: u64) -> Result<()> {
     if number == 0 || number > i64::MAX as u64 {
-        return Err(Error::VersionNotFound(format!("{model}@{number}")));
+        return Err(Error::VersionNotFound {
+            model: model.to_string(),
+            reference: number.to_string(),
+        });
     }
     Ok(())
 }

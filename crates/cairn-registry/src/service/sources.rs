@@ -1,14 +1,16 @@
-//! Registering a version from a source URI (MLflow's `model-versions/create`): the
-//! source resolved to the files the registry stores there, checked against the run or
-//! logged model the request names, and registered through `register_version` like any
-//! other version — content-addressed and verifiable.
+//! Registering a version from a source URI (MLflow's `model-versions/create`). The
+//! source is checked as `mlflow server` checks it — no host named by the client, no path
+//! on the server's disk, no relative references, and it must lie in the run or logged
+//! model the request names — then resolved: a source whose files the registry stores
+//! becomes a content-addressed version like any `cairn push`; any other (an `s3://…`
+//! location, a run with nothing logged there) is recorded as an **external** version,
+//! without files or digest, never presented as verified.
 
 use std::collections::BTreeMap;
 
 use cairn_core::api::NewVersion;
-use cairn_core::source::{SourceProblem, VersionSource, artifact_path};
-use cairn_core::tracking::RunInfo;
-use cairn_core::{FileEntry, Manifest, ModelName, Version, VersionRef};
+use cairn_core::source::{SourceOwner, SourceProblem, VersionSource, artifact_path};
+use cairn_core::{FileEntry, Manifest, ModelName, Version};
 
 use super::Registry;
 use crate::store::{FileList, VersionOrigin};
@@ -18,151 +20,223 @@ use crate::{Error, Result};
 #[derive(Debug, Clone, Default)]
 pub struct SourcedVersion {
     pub source: String,
-    /// The run the source belongs to (its artifacts must hold an artifact-store source).
+    /// The request's run; `Some("")` when the field was sent empty (MLflow tells a field
+    /// sent from one left out).
     pub run_id: Option<String>,
-    /// The logged model whose artifacts are the version's files.
+    /// The request's logged model, likewise.
     pub model_id: Option<String>,
     pub run_link: String,
     pub description: String,
     pub tags: BTreeMap<String, String>,
 }
 
+/// What a source resolves to.
+enum Content {
+    Files(Vec<FileEntry>),
+    External,
+}
+
 impl Registry {
-    /// Registers a version of the existing `model` from the files stored at
-    /// `req.source`. The version's lineage is its run's (the request's run, or the
-    /// logged model's source run).
+    /// Registers a version of the existing `model` from `req.source`: content-addressed
+    /// when the registry stores the files there, external otherwise. Its lineage is its
+    /// run's (the request's run, the logged model's source run, or the registered
+    /// version's it names).
     pub async fn register_from_source(
         &self,
         actor: &str,
         model: &ModelName,
         req: &SourcedVersion,
     ) -> Result<Version> {
+        let mut run_id = req.run_id.clone().unwrap_or_default();
+        let mut model_id = req.model_id.clone().unwrap_or_default();
+        let owner = match model_id.is_empty() {
+            true => SourceOwner::RunId,
+            false => SourceOwner::ModelId,
+        };
+        let source = VersionSource::parse(&req.source, owner).map_err(|p| invalid(req, p))?;
+        let mut uri = req.source.clone();
+        let content = match &source {
+            VersionSource::RegisteredVersion {
+                model: other,
+                reference,
+            } => {
+                let (version, extras) = self.get_version_with_origin(other, reference).await?;
+                let (theirs_run, theirs_model) = (
+                    extras.origin.run_id,
+                    extras.origin.logged_model_id.unwrap_or_default(),
+                );
+                if (req.run_id.is_some() && run_id != theirs_run)
+                    || (req.model_id.is_some() && model_id != theirs_model)
+                {
+                    return Err(invalid(req, SourceProblem::VersionOwnerMismatch));
+                }
+                (run_id, model_id) = (theirs_run, theirs_model);
+                uri = format!("models:/{other}/{}", version.version);
+                match version.digest {
+                    Some(_) => {
+                        let files = self
+                            .get_version(other, reference, FileList::Included)
+                            .await?
+                            .files;
+                        Content::Files(files.unwrap_or_default())
+                    }
+                    None => Content::External,
+                }
+            }
+            _ => {
+                self.check_owner(req, &source, owner, &run_id, &model_id)
+                    .await?;
+                self.stored_content(&source).await?
+            }
+        };
         self.model_exists(model).await?;
-        let source = VersionSource::parse(&req.source).map_err(|p| invalid(&req.source, p))?;
-        let run = match &req.run_id {
-            Some(id) => Some(self.tracking.run_info(id).await?),
-            None => None,
-        };
-        let files = self.source_files(&req.source, &source, run.as_ref(), req.model_id.as_deref());
-        let files = files.await?;
-        let logged_model_id = req.model_id.clone().or(match source {
-            VersionSource::LoggedModel(id) => Some(id),
-            _ => None,
-        });
-        let run_id = match (&logged_model_id, &req.run_id) {
-            (_, Some(run)) => run.clone(),
-            (Some(id), None) => self
-                .tracking
-                .get_logged_model(id)
-                .await?
-                .source_run_id
-                .unwrap_or_default(),
-            (None, None) => String::new(),
-        };
+
+        if let VersionSource::LoggedModel(id) = &source {
+            model_id = id.clone();
+        }
+        if run_id.is_empty()
+            && !model_id.is_empty()
+            && let Some(logged) = found(self.tracking.get_logged_model(&model_id).await)?
+        {
+            run_id = logged.source_run_id.unwrap_or_default();
+        }
         let lineage = match run_id.is_empty() {
-            true => Default::default(),
-            false => self.tracking.run_lineage(&run_id).await?,
+            true => None,
+            false => found(self.tracking.run_lineage(&run_id).await)?,
+        };
+        let origin = VersionOrigin {
+            source: uri,
+            run_id,
+            run_link: req.run_link.clone(),
+            logged_model_id: Some(model_id).filter(|id| !id.is_empty()),
+        };
+        let (files, external) = match content {
+            Content::Files(files) => (Manifest::new(files)?, false),
+            Content::External => (Manifest::external(), true),
         };
         let new = NewVersion {
-            files: Manifest::new(files)?,
+            files,
             description: req.description.clone(),
             tags: req.tags.clone(),
             metrics: Default::default(),
             params: Default::default(),
-            lineage,
+            lineage: lineage.unwrap_or_default(),
         };
-        let origin = VersionOrigin {
-            source: req.source.clone(),
-            run_id,
-            run_link: req.run_link.clone(),
-            logged_model_id,
-        };
-        self.register_version(actor, model, &new, &origin).await
+        self.register(actor, model, &new, &origin, external).await
     }
 
-    /// The files a source names: another version's manifest, or the artifacts stored
-    /// under the source's path (a directory's files, or the one file at that path).
-    async fn source_files(
+    /// Fails unless the source lies in the run (`run_id`) or logged model (`model_id`)
+    /// the request names, as `mlflow server` requires; sources elsewhere need no owner.
+    async fn check_owner(
         &self,
-        uri: &str,
+        req: &SourcedVersion,
         source: &VersionSource,
-        named_run: Option<&RunInfo>,
-        model_id: Option<&str>,
-    ) -> Result<Vec<FileEntry>> {
-        let root_of = |artifact_uri: &str| {
-            artifact_path(artifact_uri).ok_or_else(|| invalid(uri, SourceProblem::NotStoredHere))
-        };
-        // A logged model in the source wins over the request's `model_id`.
-        let logged_model = match source {
-            VersionSource::LoggedModel(id) => Some(id.as_str()),
-            _ => model_id,
-        };
-        let path = match (source, logged_model) {
-            (VersionSource::RegisteredVersion { model, number }, _) => {
-                let version = self
-                    .get_version(model, &VersionRef::Number(*number), FileList::Included)
-                    .await?;
-                return Ok(version.files.unwrap_or_default());
-            }
-            (_, Some(id)) => root_of(&self.tracking.get_logged_model(id).await?.artifact_uri)?,
-            (VersionSource::RunArtifacts { run, path }, None) => {
-                let artifact_uri = match named_run {
-                    Some(info) if info.id == *run => info.artifact_uri.clone(),
-                    Some(info) => {
-                        return Err(invalid(
-                            uri,
-                            SourceProblem::OtherRun {
-                                run_id: info.id.clone(),
-                            },
-                        ));
-                    }
-                    None => self.tracking.run_info(run).await?.artifact_uri,
+        owner: SourceOwner,
+        run_id: &str,
+        model_id: &str,
+    ) -> Result<()> {
+        let mismatch = |field| Err(invalid(req, SourceProblem::OwnerMismatch(field)));
+        let root = match (source, owner) {
+            (VersionSource::RunArtifacts { run, .. }, SourceOwner::RunId) => {
+                return match !run_id.is_empty() && run == run_id {
+                    true => Ok(()),
+                    false => mismatch(SourceOwner::RunId),
                 };
-                let root = root_of(&artifact_uri)?;
-                match path.is_empty() {
+            }
+            (VersionSource::LoggedModel(id), SourceOwner::ModelId) if id == model_id => {
+                return Ok(());
+            }
+            (VersionSource::RunArtifacts { .. } | VersionSource::LoggedModel(_), _) => {
+                return mismatch(SourceOwner::ModelId);
+            }
+            (VersionSource::ArtifactStore(_), SourceOwner::RunId) if run_id.is_empty() => {
+                return mismatch(SourceOwner::RunId);
+            }
+            (VersionSource::ArtifactStore(_), SourceOwner::RunId) => {
+                found(self.tracking.run_info(run_id).await)?.map(|run| run.artifact_uri)
+            }
+            (VersionSource::ArtifactStore(_), SourceOwner::ModelId) => {
+                found(self.tracking.get_logged_model(model_id).await)?.map(|m| m.artifact_uri)
+            }
+            (VersionSource::Elsewhere | VersionSource::RegisteredVersion { .. }, _) => {
+                return Ok(());
+            }
+        };
+        let VersionSource::ArtifactStore(path) = source else {
+            unreachable!("only artifact-store sources are checked against a root")
+        };
+        match root.as_deref().and_then(artifact_path) {
+            Some(root) if is_within(path, &root) => Ok(()),
+            _ => mismatch(owner),
+        }
+    }
+
+    /// The files the registry stores where `source` points: a directory's files, or the
+    /// one file at that path; `External` when it stores none there (or the run or
+    /// logged model named does not exist).
+    async fn stored_content(&self, source: &VersionSource) -> Result<Content> {
+        let location = match source {
+            VersionSource::RunArtifacts { run, path } => found(self.tracking.run_info(run).await)?
+                .and_then(|run| artifact_path(&run.artifact_uri))
+                .map(|root| match path.is_empty() {
                     true => root,
                     false => format!("{root}/{path}"),
-                }
-            }
-            (VersionSource::ArtifactStore(path), None) => {
-                let run = named_run.ok_or_else(|| invalid(uri, SourceProblem::NoOwner))?;
-                let root = root_of(&run.artifact_uri)?;
-                if *path != root && !path.starts_with(&format!("{root}/")) {
-                    return Err(invalid(uri, SourceProblem::OutsideRun));
-                }
-                path.clone()
-            }
-            (VersionSource::Elsewhere | VersionSource::LoggedModel(_), None) => {
-                return Err(invalid(uri, SourceProblem::NotStoredHere));
-            }
+                }),
+            VersionSource::LoggedModel(id) => found(self.tracking.get_logged_model(id).await)?
+                .and_then(|m| artifact_path(&m.artifact_uri)),
+            VersionSource::ArtifactStore(path) => Some(path.clone()),
+            VersionSource::Elsewhere | VersionSource::RegisteredVersion { .. } => None,
+        };
+        let Some(location) = location else {
+            return Ok(Content::External);
         };
         let mut files: Vec<FileEntry> = self
             .tracking
-            .artifact_files(&path)
+            .artifact_files(&location)
             .await?
             .into_iter()
             .map(|(path, sha256, size)| FileEntry { path, size, sha256 })
             .collect();
         if files.is_empty()
-            && let Some((sha256, size)) = self.tracking.artifact_blob(&path).await?
+            && let Some((sha256, size)) = self.tracking.artifact_blob(&location).await?
         {
-            let name = path.rsplit('/').next().unwrap_or(&path).to_owned();
+            let name = location.rsplit('/').next().unwrap_or(&location).to_owned();
             files.push(FileEntry {
                 path: name,
                 size,
                 sha256,
             });
         }
-        if files.is_empty() {
-            return Err(invalid(uri, SourceProblem::NoFiles));
-        }
-        Ok(files)
+        Ok(match files.is_empty() {
+            true => Content::External,
+            false => Content::Files(files),
+        })
     }
 }
 
-fn invalid(uri: &str, problem: SourceProblem) -> Error {
+/// Whether artifact path `path` is `root` or under it, segment by segment.
+fn is_within(path: &str, root: &str) -> bool {
+    let parts = |p: &str| {
+        p.split('/')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    parts(path).starts_with(&parts(root))
+}
+
+/// `Ok(None)` for what does not exist, the error for any other failure.
+fn found<T>(result: Result<T>) -> Result<Option<T>> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(Error::NotFound(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn invalid(req: &SourcedVersion, problem: SourceProblem) -> Error {
     Error::InvalidSource {
-        uri: uri.to_owned(),
+        uri: req.source.clone(),
         problem,
     }
 }

@@ -87,7 +87,10 @@ pub async fn write_alias_move(
                 .bind(number as i64)
                 .scalar_optional()
                 .await?
-                .ok_or_else(|| Error::VersionNotFound(format!("{model}@{number}")))?;
+                .ok_or_else(|| Error::VersionNotFound {
+                    model: model.to_string(),
+                    reference: number.to_string(),
+                })?;
             tx.query(
                 "INSERT INTO aliases (model_id, alias, version_id) VALUES ($1, $2, $3)
                  ON CONFLICT (model_id, alias) DO UPDATE SET version_id = excluded.version_id",

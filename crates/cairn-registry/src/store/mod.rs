@@ -65,5 +65,8 @@ async fn version_in(
         .bind(number as i64)
         .scalar_optional()
         .await?
-        .ok_or_else(|| Error::VersionNotFound(format!("{model}@{number}")))
+        .ok_or_else(|| Error::VersionNotFound {
+            model: model.to_string(),
+            reference: number.to_string(),
+        })
 }

@@ -35,6 +35,8 @@ pub(super) struct VersionRow {
     pub(super) logged_model_id: Option<String>,
     pub(super) stage: String,
     pub(super) updated_at: i64,
+    /// 1 for an external version (no files, `digest` '').
+    pub(super) external: i64,
 }
 
 /// A version row with its model's name.
@@ -92,10 +94,17 @@ pub(super) struct VersionDetailRow {
 }
 
 pub(super) fn version_from_row(model: String, r: VersionRow, d: VersionDetails) -> Result<Version> {
+    // An external version's row holds no digest; any other must hold a valid one.
+    let (digest, external_source) = match r.external {
+        0 => (Some(parse_digest(&r.digest)?), None),
+        1 if r.digest.is_empty() && r.file_count == 0 => (None, Some(r.source)),
+        _ => return Err(corrupt_row("external version")),
+    };
     Ok(Version {
         model,
         version: r.number as u64,
-        digest: parse_digest(&r.digest)?,
+        digest,
+        external_source,
         description: r.description,
         file_count: r.file_count as u64,
         size: r.size as u64,
@@ -111,7 +120,7 @@ pub(super) fn version_from_row(model: String, r: VersionRow, d: VersionDetails) 
 
 /// Every column of [`VersionRow`], for queries over `versions v`.
 pub(super) const VERSION_COLUMNS: &str = "v.id, v.number, v.digest, v.description, v.file_count, v.size, \
-     v.created_by, v.created_at, v.source, v.run_id, v.run_link, v.logged_model_id, v.stage, v.updated_at";
+     v.created_by, v.created_at, v.source, v.run_id, v.run_link, v.logged_model_id, v.stage, v.updated_at, v.external";
 
 impl VersionRow {
     pub(super) fn extras(&self) -> VersionExtras {
@@ -155,7 +164,8 @@ impl MoveRow {
 /// A version to insert, validated by the service.
 pub(crate) struct VersionInsert<'a> {
     pub model: &'a ModelName,
-    pub digest: Sha256Digest,
+    /// `None` for an external version (whose manifest is empty).
+    pub digest: Option<Sha256Digest>,
     pub new: &'a NewVersion,
     pub actor: &'a str,
     pub origin: &'a VersionOrigin,
@@ -212,6 +222,7 @@ impl Decode for VersionRow {
             logged_model_id: c.next()?,
             stage: c.next()?,
             updated_at: c.next()?,
+            external: c.next()?,
         })
     }
 }

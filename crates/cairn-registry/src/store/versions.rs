@@ -72,12 +72,12 @@ impl MetadataStore {
         let files = v.new.files.files();
         let version_id: i64 = tx.query(
             "INSERT INTO versions (model_id, number, digest, description, file_count, size, created_by, created_at,
-                                   updated_at, source, run_id, run_link, logged_model_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10, $11, $12) RETURNING id",
+                                   updated_at, source, run_id, run_link, logged_model_id, external)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10, $11, $12, $13) RETURNING id",
         )
         .bind(model_id)
         .bind(number)
-        .bind(v.digest.to_hex())
+        .bind(v.digest.map(|d| d.to_hex()).unwrap_or_default())
         .bind(&v.new.description)
         .bind(files.len() as i64)
         .bind(v.new.files.total_size() as i64)
@@ -87,6 +87,7 @@ impl MetadataStore {
         .bind(&v.origin.run_id)
         .bind(&v.origin.run_link)
         .bind(&v.origin.logged_model_id)
+        .bind(i64::from(v.digest.is_none()))
         .scalar_one()
         .await?;
 
@@ -125,7 +126,8 @@ impl MetadataStore {
             format!("{}@{number}", v.model),
         )
         .after(json!({
-            "digest": v.digest.to_hex(),
+            "digest": v.digest.map(|d| d.to_hex()),
+            "external": v.digest.is_none(),
             "files": files.len(),
             "size": v.new.files.total_size(),
             "source": v.origin.source,
@@ -202,7 +204,10 @@ impl MetadataStore {
                 model: model.to_string(),
                 alias: alias.to_string(),
             },
-            _ => Error::VersionNotFound(format!("{model}@{reference}")),
+            _ => Error::VersionNotFound {
+                model: model.to_string(),
+                reference: reference.to_string(),
+            },
         })
     }
 
@@ -515,7 +520,10 @@ impl MetadataStore {
             .bind(number as i64)
             .fetch_optional()
             .await?
-            .ok_or_else(|| Error::VersionNotFound(format!("{model}@{number}")))?;
+            .ok_or_else(|| Error::VersionNotFound {
+                model: model.to_string(),
+                reference: number.to_string(),
+            })?;
         let now = now_ms();
         let aliases: Vec<String> = tx
             .query("SELECT alias FROM aliases WHERE version_id = $1 ORDER BY alias")

@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use super::error::{MlflowError, MlflowResult};
 use super::registry::VERSION_ARTIFACTS;
 use super::request::Fields;
+use super::schema;
 
 /// A path under the registered-versions prefix: the version and the rest.
 fn version_path(path: &str) -> Option<(&str, &str, &str)> {
@@ -74,31 +75,106 @@ pub async fn list(State(r): State<Registry>, f: Fields) -> MlflowResult<Json<Val
     Ok(Json(listing(entries, None)))
 }
 
-fn content_type(path: &str) -> &'static str {
-    let ext = path.rsplit('.').next().unwrap_or("");
-    let name = path.rsplit('/').next().unwrap_or(path);
-    match ext {
-        "txt" | "yaml" | "yml" | "md" | "log" | "py" | "csv" => "text/plain",
-        "json" => "application/json",
-        "html" | "htm" => "text/html",
-        "png" => "image/png",
-        "jpg" | "jpeg" => "image/jpeg",
-        "svg" => "image/svg+xml",
-        _ if name == "MLmodel" => "text/plain",
-        _ => "application/octet-stream",
+/// Extensions (and extension-less names) MLflow serves as `text/plain`.
+const TEXT_EXTENSIONS: [&str; 26] = [
+    "txt",
+    "log",
+    "err",
+    "cfg",
+    "conf",
+    "cnf",
+    "cf",
+    "ini",
+    "properties",
+    "prop",
+    "hocon",
+    "toml",
+    "yaml",
+    "yml",
+    "xml",
+    "json",
+    "js",
+    "py",
+    "py3",
+    "csv",
+    "tsv",
+    "md",
+    "rst",
+    "ipynb",
+    "MLmodel",
+    "mlproject",
+];
+
+/// The type a file is served as, guessed from its name as `mlflow server` does: its
+/// text formats as `text/plain`, others by extension, unknown ones as bytes. The
+/// response is an attachment with `nosniff`, so no type renders in the server's origin.
+fn content_type(name: &str) -> String {
+    let extension = match name.rsplit_once('.') {
+        Some((_, ext)) => ext,
+        None => name,
+    };
+    if TEXT_EXTENSIONS.contains(&extension) {
+        return "text/plain".to_owned();
     }
+    mime_guess::from_path(name)
+        .first_raw()
+        .unwrap_or("application/octet-stream")
+        .to_owned()
+}
+
+/// `Content-Disposition: attachment` naming `name`: as a token or quoted string when it
+/// is ASCII; otherwise an ASCII fallback and the UTF-8 name percent-encoded (RFC 6266,
+/// RFC 5987), as `mlflow server` sends it.
+fn attachment(name: &str) -> String {
+    fn header_value(value: &str) -> String {
+        let token = !value.is_empty()
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        match token {
+            true => value.to_owned(),
+            false => format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\"")),
+        }
+    }
+    if name.is_ascii() && !name.bytes().any(|b| b.is_ascii_control()) {
+        return format!("attachment; filename={}", header_value(name));
+    }
+    const ATTR_CHAR: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'!')
+        .remove(b'#')
+        .remove(b'$')
+        .remove(b'&')
+        .remove(b'+')
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'^')
+        .remove(b'_')
+        .remove(b'`')
+        .remove(b'|')
+        .remove(b'~');
+    let fallback: String = name
+        .chars()
+        .filter(|c| c.is_ascii() && !c.is_ascii_control())
+        .collect();
+    let fallback = if fallback.is_empty() {
+        "download".to_owned()
+    } else {
+        fallback
+    };
+    let encoded = percent_encoding::utf8_percent_encode(name, ATTR_CHAR);
+    format!(
+        "attachment; filename={}; filename*=UTF-8''{encoded}",
+        header_value(&fallback)
+    )
 }
 
 async fn serve_blob(r: &Registry, digest: &Sha256Digest, path: &str) -> MlflowResult<Response> {
     let blob = r.tracking().read_blob(digest).await?;
     let name = path.rsplit('/').next().unwrap_or(path);
     let headers = [
-        (header::CONTENT_TYPE, content_type(path).to_owned()),
+        (header::CONTENT_TYPE, content_type(name)),
         (header::CONTENT_LENGTH, blob.size.to_string()),
-        (
-            header::CONTENT_DISPOSITION,
-            format!("attachment; filename=\"{}\"", name.replace('"', "")),
-        ),
+        (header::CONTENT_DISPOSITION, attachment(name)),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
     ];
     Ok((
@@ -159,6 +235,7 @@ pub async fn delete(
 
 /// `artifacts/list` of the tracking API: paths relative to the run's artifact root.
 pub async fn list_run_artifacts(State(r): State<Registry>, f: Fields) -> MlflowResult<Json<Value>> {
+    f.check(schema::LIST_ARTIFACTS)?;
     let run_id = match f.opt_str("run_id")?.filter(|s| !s.is_empty()) {
         Some(id) => id,
         None => f.str("run_uuid")?,
@@ -291,4 +368,48 @@ pub async fn complete_multipart(State(r): State<Registry>, f: Fields) -> MlflowR
 pub async fn abort_multipart(State(r): State<Registry>, f: Fields) -> MlflowResult<Json<Value>> {
     r.tracking().abort_upload(&f.str("upload_id")?).await?;
     Ok(Json(json!({})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_are_typed_as_mlflow_types_them() {
+        for (name, expected) in [
+            ("report.pdf", "application/pdf"),
+            ("MLmodel", "text/plain"),
+            ("MLproject", "application/octet-stream"),
+            ("mlproject", "text/plain"),
+            ("conda.yaml", "text/plain"),
+            ("metrics.json", "text/plain"),
+            ("plot.png", "image/png"),
+            ("page.html", "text/html"),
+            ("model.pkl", "application/octet-stream"),
+            ("weights", "application/octet-stream"),
+        ] {
+            assert_eq!(content_type(name), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn attachments_name_any_file_in_ascii_headers() {
+        assert_eq!(attachment("model.pkl"), "attachment; filename=model.pkl");
+        assert_eq!(
+            attachment("my \"best\" model.pkl"),
+            "attachment; filename=\"my \\\"best\\\" model.pkl\""
+        );
+        assert_eq!(
+            attachment("modèle.bin"),
+            "attachment; filename=modle.bin; filename*=UTF-8''mod%C3%A8le.bin"
+        );
+        assert_eq!(
+            attachment("日本"),
+            "attachment; filename=download; filename*=UTF-8''%E6%97%A5%E6%9C%AC"
+        );
+        for name in ["a\r\nSet-Cookie: x", "日本\n"] {
+            let value = attachment(name);
+            assert!(value.is_ascii() && !value.contains(['\r', '\n']), "{value}");
+        }
+    }
 }

@@ -19,6 +19,8 @@ pub const RESOURCE_DOES_NOT_EXIST: &str = "RESOURCE_DOES_NOT_EXIST";
 pub const INVALID_PARAMETER_VALUE: &str = "INVALID_PARAMETER_VALUE";
 pub const RESOURCE_ALREADY_EXISTS: &str = "RESOURCE_ALREADY_EXISTS";
 pub const INTERNAL_ERROR: &str = "INTERNAL_ERROR";
+/// A route the server does not have: clients fall back to older endpoints on it.
+pub const ENDPOINT_NOT_FOUND: &str = "ENDPOINT_NOT_FOUND";
 /// A request body over the server's limit (MLflow names the code; its own server sets
 /// no limit, so no status goes with it there: 413 is HTTP's).
 pub const RESOURCE_LIMIT_EXCEEDED: &str = "RESOURCE_LIMIT_EXCEEDED";
@@ -47,7 +49,7 @@ impl MlflowError {
 
     fn status(&self) -> StatusCode {
         match self.code {
-            RESOURCE_DOES_NOT_EXIST => StatusCode::NOT_FOUND,
+            RESOURCE_DOES_NOT_EXIST | ENDPOINT_NOT_FOUND => StatusCode::NOT_FOUND,
             INVALID_PARAMETER_VALUE | RESOURCE_ALREADY_EXISTS => StatusCode::BAD_REQUEST,
             RESOURCE_LIMIT_EXCEEDED => StatusCode::PAYLOAD_TOO_LARGE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
@@ -59,7 +61,7 @@ impl From<Error> for MlflowError {
     fn from(e: Error) -> Self {
         let code = match &e {
             Error::ModelNotFound(_)
-            | Error::VersionNotFound(_)
+            | Error::VersionNotFound { .. }
             | Error::BlobNotFound(_)
             | Error::NotFound(_) => RESOURCE_DOES_NOT_EXIST,
             // MLflow answers an unknown alias with 400.
@@ -97,6 +99,9 @@ impl From<Error> for MlflowError {
             Error::InvalidSource { uri, problem } => source_words(uri, problem),
             Error::Refused(refusal) => refusal_words(refusal),
             Error::ModelNotFound(name) => format!("Registered Model with name={name} not found"),
+            Error::VersionNotFound { model, reference } => {
+                format!("Model Version (name={model}, version={reference}) not found")
+            }
             Error::ModelExists(name) => format!("Registered Model (name={name}) already exists."),
             Error::AliasNotFound { alias, .. } => {
                 format!("Registered model alias {alias} not found.")
@@ -147,24 +152,33 @@ fn refusal_words(refusal: &Refusal) -> String {
 /// Why a version source was refused, worded as `mlflow server` words its refusals.
 fn source_words(source: &str, problem: &SourceProblem) -> String {
     let why = match problem {
-        SourceProblem::RelativeReference => {
-            "To use a local path as a model version source, an absolute path must be provided without relative path references."
+        SourceProblem::HostAddressed { scheme } => {
+            return format!(
+                "'source' cannot use the '{scheme}' scheme: the '{scheme}' scheme addresses a host other than the tracking server's configured artifact storage, so the server would connect to the host named in the URI."
+            );
+        }
+        SourceProblem::LocalPath(owner) => {
+            let field = owner.field();
+            format!(
+                "To use a local path as a model version source, the {field} request parameter has to be specified and the local path has to be contained within the artifact directory of the run specified by the {field}."
+            )
+        }
+        SourceProblem::RelativeReference => "If supplying a source as an http, https, local file path, ftp, objectstore, or mlflow-artifacts uri, an absolute path must be provided without relative path references present. Please provide an absolute path.".to_owned(),
+        SourceProblem::OtherRegistry => {
+            "Registered model sources must use the active model registry.".to_owned()
+        }
+        SourceProblem::Malformed => {
+            "The model_id request parameter must identify the resource that contains the source."
                 .to_owned()
         }
-        SourceProblem::Malformed | SourceProblem::NotStoredHere => {
-            "Cairn registers versions from artifacts it stores: use a models:/, runs:/ or mlflow-artifacts:/ source.".to_owned()
-        }
-        SourceProblem::OtherRun { run_id } => return format!(
-            "The run_id request parameter ('{run_id}') must identify the run in the source ('{source}')."
+        SourceProblem::OwnerMismatch(owner) => format!(
+            "The {} request parameter must identify the resource that contains the source.",
+            owner.field()
         ),
-        SourceProblem::NoOwner => {
-            "A run_id or model_id must identify the resource that contains the source.".to_owned()
-        }
-        SourceProblem::OutsideRun => {
-            "The run_id request parameter must identify the resource that contains the source."
+        SourceProblem::VersionOwnerMismatch => {
+            "The run_id and model_id request parameters must match the referenced model version."
                 .to_owned()
         }
-        SourceProblem::NoFiles => return format!("Invalid model version source: '{source}': no artifacts are stored there."),
     };
     format!("Invalid model version source: '{source}'. {why}")
 }

@@ -9,9 +9,11 @@ mod error;
 mod paging;
 mod registry;
 mod request;
+mod schema;
 mod tracking;
 
 use axum::Router;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post};
 use cairn_registry::Registry;
 
@@ -152,17 +154,39 @@ fn artifact_api() -> Router<Registry> {
         )
 }
 
+/// Whether `path` is under one of the MLflow API's prefixes.
+pub fn is_mlflow_path(path: &str) -> bool {
+    [
+        "/api/2.0/mlflow",
+        "/ajax-api/2.0/mlflow",
+        "/api/3.0/mlflow",
+        "/ajax-api/3.0/mlflow",
+    ]
+    .iter()
+    .any(|prefix| path.starts_with(prefix))
+}
+
+/// An unknown route under the MLflow prefixes, answered as MLflow's clients expect:
+/// `ENDPOINT_NOT_FOUND` (on which they fall back to older endpoints).
+pub fn endpoint_not_found(path: &str) -> Response {
+    error::MlflowError {
+        code: error::ENDPOINT_NOT_FOUND,
+        message: format!("No endpoint {path} on this server"),
+    }
+    .into_response()
+}
+
 pub fn routes() -> Router<Registry> {
-    let ui_helpers = Router::new()
+    let v3 = api().route("/server-info", get(tracking::server_info));
+    Router::new()
+        // The UI's file viewers, at the server's root as `mlflow server` serves them.
         .route("/get-artifact", get(artifacts::get_run_artifact))
         .route(
             "/model-versions/get-artifact",
             get(artifacts::get_version_artifact),
-        );
-    let v3 = api().route("/server-info", get(tracking::server_info));
-    Router::new()
+        )
         .nest("/api/2.0/mlflow", api())
-        .nest("/ajax-api/2.0/mlflow", api().merge(ui_helpers))
+        .nest("/ajax-api/2.0/mlflow", api())
         .nest("/api/3.0/mlflow", v3.clone())
         .nest("/ajax-api/3.0/mlflow", v3)
         .nest("/api/2.0/mlflow-artifacts", artifact_api())

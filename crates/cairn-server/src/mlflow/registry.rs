@@ -19,6 +19,7 @@ use super::convert;
 use super::error::{MlflowError, MlflowResult};
 use super::paging;
 use super::request::Fields;
+use super::schema;
 
 type Reply = MlflowResult<Json<Value>>;
 type CachedReply = MlflowResult<Response>;
@@ -33,7 +34,7 @@ async fn cached_reply(
     f: &Fields,
     compute: impl Future<Output = MlflowResult<Value>>,
 ) -> CachedReply {
-    let key = format!("{endpoint} {}", Value::Object(f.0.clone()));
+    let key = format!("{endpoint} {}", Value::Object(f.map.clone()));
     let body = r
         .cached_read(key, async {
             let answer = compute.await?;
@@ -71,9 +72,18 @@ const MLFLOW_ACTOR: &str = "mlflow";
 /// paths start with an experiment id, so this prefix cannot collide with them.
 pub const VERSION_ARTIFACTS: &str = "_cairn/versions";
 
+/// A registered model's name from `field`, refused in `mlflow server`'s words.
 fn name(f: &Fields, field: &str) -> MlflowResult<ModelName> {
     let raw = f.str(field)?;
-    ModelName::new(&raw).map_err(|e| MlflowError::invalid(e.to_string()))
+    ModelName::new(&raw).map_err(|e| {
+        MlflowError::invalid(if raw.trim().is_empty() {
+            format!("Missing value for required parameter '{field}'.")
+        } else if raw.contains(['/', ':']) {
+            format!("Invalid model name '{raw}'. Names cannot contain '/' or ':'.")
+        } else {
+            e.to_string()
+        })
+    })
 }
 
 fn version(f: &Fields) -> MlflowResult<u64> {
@@ -179,6 +189,7 @@ async fn registered_models_json(r: &Registry, models: &[Model]) -> MlflowResult<
 // ---- registered models ----
 
 pub async fn create_registered_model(State(r): State<Registry>, f: Fields) -> Reply {
+    f.check(schema::CREATE_REGISTERED_MODEL)?;
     let model = name(&f, "name")?;
     let req = CreateModel {
         name: model.to_string(),
@@ -192,6 +203,7 @@ pub async fn create_registered_model(State(r): State<Registry>, f: Fields) -> Re
 }
 
 pub async fn get_registered_model(State(r): State<Registry>, f: Fields) -> CachedReply {
+    f.check(schema::NAME)?;
     cached_reply(&r, "registered-models/get", &f, async {
         let m = r.get_model(&name(&f, "name")?).await?;
         Ok(json!({"registered_model": registered_model_json(&r, &m).await?}))
@@ -200,6 +212,7 @@ pub async fn get_registered_model(State(r): State<Registry>, f: Fields) -> Cache
 }
 
 pub async fn update_registered_model(State(r): State<Registry>, f: Fields) -> Reply {
+    f.check(schema::UPDATE_REGISTERED_MODEL)?;
     let model = name(&f, "name")?;
     if let Some(d) = f.opt_str("description")? {
         r.set_description(MLFLOW_ACTOR, &model, None, &d).await?;
@@ -211,6 +224,7 @@ pub async fn update_registered_model(State(r): State<Registry>, f: Fields) -> Re
 }
 
 pub async fn rename_registered_model(State(r): State<Registry>, f: Fields) -> Reply {
+    f.check(schema::RENAME_REGISTERED_MODEL)?;
     let m = r
         .rename_model(MLFLOW_ACTOR, &name(&f, "name")?, &name(&f, "new_name")?)
         .await?;
@@ -220,11 +234,13 @@ pub async fn rename_registered_model(State(r): State<Registry>, f: Fields) -> Re
 }
 
 pub async fn delete_registered_model(State(r): State<Registry>, f: Fields) -> Reply {
+    f.check(schema::NAME)?;
     r.delete_model(MLFLOW_ACTOR, &name(&f, "name")?).await?;
     Ok(Json(json!({})))
 }
 
 pub async fn set_registered_model_tag(State(r): State<Registry>, f: Fields) -> Reply {
+    f.check(schema::SET_REGISTERED_MODEL_TAG)?;
     let value = f.opt_str("value")?.unwrap_or_default();
     r.set_tag(
         MLFLOW_ACTOR,
@@ -238,12 +254,14 @@ pub async fn set_registered_model_tag(State(r): State<Registry>, f: Fields) -> R
 }
 
 pub async fn delete_registered_model_tag(State(r): State<Registry>, f: Fields) -> Reply {
+    f.check(schema::DELETE_REGISTERED_MODEL_TAG)?;
     r.set_tag(MLFLOW_ACTOR, &name(&f, "name")?, None, &f.str("key")?, None)
         .await?;
     Ok(Json(json!({})))
 }
 
 pub async fn search_registered_models(State(r): State<Registry>, f: Fields) -> CachedReply {
+    f.check(schema::SEARCH_REGISTERED_MODELS)?;
     cached_reply(&r, "registered-models/search", &f, async {
         let q = search_page(&f, 100, 1000)?;
         // One more than a page tells whether there is a next one.
@@ -258,6 +276,7 @@ pub async fn search_registered_models(State(r): State<Registry>, f: Fields) -> C
 }
 
 pub async fn get_latest_versions(State(r): State<Registry>, f: Fields) -> CachedReply {
+    f.check(schema::GET_LATEST_VERSIONS)?;
     cached_reply(&r, "registered-models/get-latest-versions", &f, async {
         let model = name(&f, "name")?;
         r.model_exists(&model).await?;
@@ -274,6 +293,7 @@ pub async fn get_latest_versions(State(r): State<Registry>, f: Fields) -> Cached
 }
 
 pub async fn set_alias(State(r): State<Registry>, f: Fields) -> Reply {
+    f.check(schema::SET_ALIAS)?;
     let model = name(&f, "name")?;
     r.model_exists(&model).await?;
     r.move_alias(
@@ -288,6 +308,7 @@ pub async fn set_alias(State(r): State<Registry>, f: Fields) -> Reply {
 }
 
 pub async fn delete_alias(State(r): State<Registry>, f: Fields) -> Reply {
+    f.check(schema::ALIAS)?;
     let model = name(&f, "name")?;
     match r
         .move_alias(MLFLOW_ACTOR, &model, &alias(&f)?, AliasTarget::Remove, None)
@@ -300,6 +321,7 @@ pub async fn delete_alias(State(r): State<Registry>, f: Fields) -> Reply {
 }
 
 pub async fn get_by_alias(State(r): State<Registry>, f: Fields) -> CachedReply {
+    f.check(schema::ALIAS)?;
     // What a model server asks at every load of `models:/NAME@ALIAS`: cached.
     cached_reply(&r, "registered-models/alias", &f, async {
         let model = name(&f, "name")?;
@@ -314,12 +336,12 @@ pub async fn get_by_alias(State(r): State<Registry>, f: Fields) -> CachedReply {
 // ---- model versions ----
 
 pub async fn create_model_version(State(r): State<Registry>, f: Fields) -> Reply {
+    f.check(schema::CREATE_MODEL_VERSION)?;
     let model = name(&f, "name")?;
-    let nonempty = |s: Option<String>| s.filter(|s| !s.is_empty());
     let req = SourcedVersion {
         source: f.str("source")?,
-        run_id: nonempty(f.opt_str("run_id")?),
-        model_id: nonempty(f.opt_str("model_id")?),
+        run_id: f.opt_str("run_id")?,
+        model_id: f.opt_str("model_id")?,
         run_link: f.opt_str("run_link")?.unwrap_or_default(),
         description: f.opt_str("description")?.unwrap_or_default(),
         tags: f.key_values("tags")?.into_iter().collect(),
@@ -334,6 +356,7 @@ pub async fn create_model_version(State(r): State<Registry>, f: Fields) -> Reply
 }
 
 pub async fn get_model_version(State(r): State<Registry>, f: Fields) -> CachedReply {
+    f.check(schema::MODEL_VERSION)?;
     cached_reply(&r, "model-versions/get", &f, async {
         let model = name(&f, "name")?;
         Ok(json!({"model_version": version_json(&r, &model, version(&f)?, true).await?}))
@@ -342,6 +365,7 @@ pub async fn get_model_version(State(r): State<Registry>, f: Fields) -> CachedRe
 }
 
 pub async fn update_model_version(State(r): State<Registry>, f: Fields) -> Reply {
+    f.check(schema::UPDATE_MODEL_VERSION)?;
     let model = name(&f, "name")?;
     let n = version(&f)?;
     if let Some(d) = f.opt_str("description")? {
@@ -353,12 +377,14 @@ pub async fn update_model_version(State(r): State<Registry>, f: Fields) -> Reply
 }
 
 pub async fn delete_model_version(State(r): State<Registry>, f: Fields) -> Reply {
+    f.check(schema::MODEL_VERSION)?;
     r.delete_version(MLFLOW_ACTOR, &name(&f, "name")?, version(&f)?)
         .await?;
     Ok(Json(json!({})))
 }
 
 pub async fn set_model_version_tag(State(r): State<Registry>, f: Fields) -> Reply {
+    f.check(schema::SET_MODEL_VERSION_TAG)?;
     let value = f.opt_str("value")?.unwrap_or_default();
     r.set_tag(
         MLFLOW_ACTOR,
@@ -372,6 +398,7 @@ pub async fn set_model_version_tag(State(r): State<Registry>, f: Fields) -> Repl
 }
 
 pub async fn delete_model_version_tag(State(r): State<Registry>, f: Fields) -> Reply {
+    f.check(schema::DELETE_MODEL_VERSION_TAG)?;
     r.set_tag(
         MLFLOW_ACTOR,
         &name(&f, "name")?,
@@ -384,6 +411,7 @@ pub async fn delete_model_version_tag(State(r): State<Registry>, f: Fields) -> R
 }
 
 pub async fn transition_stage(State(r): State<Registry>, f: Fields) -> Reply {
+    f.check(schema::TRANSITION_STAGE)?;
     let model = name(&f, "name")?;
     let n = version(&f)?;
     let target = stage(&f.str("stage")?)?;
@@ -396,16 +424,23 @@ pub async fn transition_stage(State(r): State<Registry>, f: Fields) -> Reply {
 }
 
 pub async fn get_download_uri(State(r): State<Registry>, f: Fields) -> Reply {
+    f.check(schema::MODEL_VERSION)?;
     let model = name(&f, "name")?;
     let n = version(&f)?;
-    r.get_version(&model, &VersionRef::Number(n), FileList::Included)
+    let v = r
+        .get_version(&model, &VersionRef::Number(n), FileList::Omitted)
         .await?;
-    Ok(Json(
-        json!({"artifact_uri": format!("mlflow-artifacts:/{VERSION_ARTIFACTS}/{model}/{n}")}),
-    ))
+    // An external version is downloaded from where it is, as MLflow hands out a
+    // version's storage location.
+    let uri = match v.external_source {
+        Some(source) => source,
+        None => format!("mlflow-artifacts:/{VERSION_ARTIFACTS}/{model}/{n}"),
+    };
+    Ok(Json(json!({"artifact_uri": uri})))
 }
 
 pub async fn search_model_versions(State(r): State<Registry>, f: Fields) -> CachedReply {
+    f.check(schema::SEARCH_MODEL_VERSIONS)?;
     cached_reply(&r, "model-versions/search", &f, async {
         let q = search_page(&f, 10000, 200000)?;
         // One more than a page tells whether there is a next one.

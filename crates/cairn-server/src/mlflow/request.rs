@@ -11,13 +11,19 @@ use serde_json::{Map, Value};
 use super::error::{MlflowError, MlflowResult};
 use crate::extract::{declared_too_large, too_large_message};
 
-pub struct Fields(pub Map<String, Value>);
+pub struct Fields {
+    pub map: Map<String, Value>,
+    /// The fields came from a query string (a GET): every value is a string, and a
+    /// repeated field given once is one string.
+    pub from_query: bool,
+}
 
 impl<S: Send + Sync> FromRequest<S> for Fields {
     type Rejection = MlflowError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let mut map = Map::new();
+        let from_query = req.method() == Method::GET;
         if let Some(query) = req.uri().query() {
             for (k, v) in form_urlencoded_pairs(query) {
                 match map.get_mut(&k) {
@@ -57,43 +63,14 @@ impl<S: Send + Sync> FromRequest<S> for Fields {
                 }
             }
         }
-        Ok(Self(map))
+        Ok(Self { map, from_query })
     }
 }
 
 fn form_urlencoded_pairs(query: &str) -> Vec<(String, String)> {
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(k), percent_decode(v))
-        })
+    url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
         .collect()
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = |b: u8| char::from(b).to_digit(16);
-                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                    (Some(high), Some(low)) => {
-                        out.push((high * 16 + low) as u8);
-                        i += 2;
-                    }
-                    _ => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn camel_case(snake: &str) -> String {
@@ -114,9 +91,9 @@ fn camel_case(snake: &str) -> String {
 
 impl Fields {
     pub fn get(&self, name: &str) -> Option<&Value> {
-        self.0
+        self.map
             .get(name)
-            .or_else(|| self.0.get(&camel_case(name)))
+            .or_else(|| self.map.get(&camel_case(name)))
             .filter(|v| !v.is_null())
     }
 
@@ -262,14 +239,16 @@ mod tests {
         assert_eq!(pairs[0], ("filter".into(), "name = 'a'".into()));
         assert_eq!(pairs[1], ("x".into(), "1 2".into()));
         assert_eq!(pairs.len(), 4);
-        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+        assert_eq!(form_urlencoded_pairs("a=%zz%4")[0].1, "%zz%4");
     }
 
     #[test]
     fn reads_numbers_leniently() {
-        let f = Fields(
-            serde_json::from_str(r#"{"a": "12", "b": 3, "c": "NaN", "stepCount": 4}"#).unwrap(),
-        );
+        let f = Fields {
+            map: serde_json::from_str(r#"{"a": "12", "b": 3, "c": "NaN", "stepCount": 4}"#)
+                .unwrap(),
+            from_query: false,
+        };
         assert_eq!(f.i64("a").unwrap(), 12);
         assert_eq!(f.i64("b").unwrap(), 3);
         assert!(f.f64("c").unwrap().is_nan());

@@ -15,6 +15,7 @@ use super::convert;
 use super::error::{MlflowError, MlflowResult};
 use super::paging;
 use super::request::{Fields, value_to_f64};
+use super::schema;
 
 type Reply = MlflowResult<Json<Value>>;
 
@@ -72,6 +73,7 @@ pub(super) fn order_by(f: &Fields) -> MlflowResult<Vec<cairn_core::search::Order
 // ---- experiments ----
 
 pub async fn create_experiment(State(r): State<Registry>, f: Fields) -> Reply {
+    f.check(schema::CREATE_EXPERIMENT)?;
     let name = f.str("name")?;
     let tags: BTreeMap<String, String> = f.key_values("tags")?.into_iter().collect();
     let location = f.opt_str("artifact_location")?;
@@ -83,6 +85,7 @@ pub async fn create_experiment(State(r): State<Registry>, f: Fields) -> Reply {
 }
 
 pub async fn get_experiment(State(r): State<Registry>, f: Fields) -> Reply {
+    f.check(schema::EXPERIMENT_ID)?;
     let e = r
         .tracking()
         .get_experiment(experiment_id(&f, "experiment_id")?)
@@ -91,6 +94,7 @@ pub async fn get_experiment(State(r): State<Registry>, f: Fields) -> Reply {
 }
 
 pub async fn get_experiment_by_name(State(r): State<Registry>, f: Fields) -> Reply {
+    f.check(schema::GET_EXPERIMENT_BY_NAME)?;
     let e = r
         .tracking()
         .get_experiment_by_name(&f.str("experiment_name")?)
@@ -99,6 +103,7 @@ pub async fn get_experiment_by_name(State(r): State<Registry>, f: Fields) -> Rep
 }
 
 pub async fn search_experiments(State(r): State<Registry>, f: Fields) -> Reply {
+    f.check(schema::SEARCH_EXPERIMENTS)?;
     let limit = paging::max_results(&f, 1000, 50000)?;
     let offset = paging::offset(&f)?;
     let all = r
@@ -114,6 +119,7 @@ pub async fn search_experiments(State(r): State<Registry>, f: Fields) -> Reply {
 }
 
 pub async fn update_experiment(State(r): State<Registry>, f: Fields) -> Reply {
+    f.check(schema::UPDATE_EXPERIMENT)?;
     let id = experiment_id(&f, "experiment_id")?;
     if let Some(name) = f.opt_str("new_name")? {
         r.tracking().rename_experiment(id, &name).await?;
@@ -122,6 +128,7 @@ pub async fn update_experiment(State(r): State<Registry>, f: Fields) -> Reply {
 }
 
 pub async fn delete_experiment(State(r): State<Registry>, f: Fields) -> Reply {
+    f.check(schema::EXPERIMENT_ID)?;
     r.tracking()
         .set_experiment_lifecycle(experiment_id(&f, "experiment_id")?, Lifecycle::Deleted)
         .await?;
@@ -129,6 +136,7 @@ pub async fn delete_experiment(State(r): State<Registry>, f: Fields) -> Reply {
 }
 
 pub async fn restore_experiment(State(r): State<Registry>, f: Fields) -> Reply {
+    f.check(schema::EXPERIMENT_ID)?;
     r.tracking()
         .set_experiment_lifecycle(experiment_id(&f, "experiment_id")?, Lifecycle::Active)
         .await?;
@@ -136,6 +144,7 @@ pub async fn restore_experiment(State(r): State<Registry>, f: Fields) -> Reply {
 }
 
 pub async fn set_experiment_tag(State(r): State<Registry>, f: Fields) -> Reply {
+    f.check(schema::SET_EXPERIMENT_TAG)?;
     r.tracking()
         .set_experiment_tag(
             experiment_id(&f, "experiment_id")?,
@@ -147,6 +156,7 @@ pub async fn set_experiment_tag(State(r): State<Registry>, f: Fields) -> Reply {
 }
 
 pub async fn delete_experiment_tag(State(r): State<Registry>, f: Fields) -> Reply {
+    f.check(schema::DELETE_EXPERIMENT_TAG)?;
     r.tracking()
         .delete_experiment_tag(experiment_id(&f, "experiment_id")?, &f.str("key")?)
         .await?;
@@ -156,6 +166,7 @@ pub async fn delete_experiment_tag(State(r): State<Registry>, f: Fields) -> Repl
 // ---- runs ----
 
 pub async fn create_run(State(r): State<Registry>, f: Fields) -> Reply {
+    f.check(schema::CREATE_RUN)?;
     let exp = match f.opt_str("experiment_id")?.filter(|s| !s.is_empty()) {
         Some(_) => experiment_id(&f, "experiment_id")?,
         None => 0,
@@ -173,11 +184,13 @@ pub async fn create_run(State(r): State<Registry>, f: Fields) -> Reply {
 }
 
 pub async fn get_run(State(r): State<Registry>, f: Fields) -> Reply {
+    f.check(schema::RUN_ID)?;
     let run = r.tracking().get_run(&run_id(&f)?).await?;
     Ok(Json(json!({"run": convert::run(&run)})))
 }
 
 pub async fn update_run(State(r): State<Registry>, f: Fields) -> Reply {
+    f.check(schema::UPDATE_RUN)?;
     let status = match f.opt_str("status")? {
         Some(s) => Some(
             RunStatus::parse(&s)
@@ -198,6 +211,7 @@ pub async fn update_run(State(r): State<Registry>, f: Fields) -> Reply {
 }
 
 pub async fn delete_run(State(r): State<Registry>, f: Fields) -> Reply {
+    f.check(schema::RUN_ID)?;
     r.tracking()
         .set_run_lifecycle(&run_id(&f)?, Lifecycle::Deleted)
         .await?;
@@ -205,6 +219,7 @@ pub async fn delete_run(State(r): State<Registry>, f: Fields) -> Reply {
 }
 
 pub async fn restore_run(State(r): State<Registry>, f: Fields) -> Reply {
+    f.check(schema::RUN_ID)?;
     r.tracking()
         .set_run_lifecycle(&run_id(&f)?, Lifecycle::Active)
         .await?;
@@ -241,6 +256,7 @@ fn metric_from(v: &Value, fallback_ts: i64) -> MlflowResult<MetricValue> {
 }
 
 pub async fn log_metric(State(r): State<Registry>, f: Fields) -> Reply {
+    f.check(schema::LOG_METRIC)?;
     let m = MetricValue {
         key: f.str("key")?,
         value: f.f64("value")?,
@@ -252,6 +268,7 @@ pub async fn log_metric(State(r): State<Registry>, f: Fields) -> Reply {
 }
 
 pub async fn log_param(State(r): State<Registry>, f: Fields) -> Reply {
+    f.check(schema::LOG_PARAM)?;
     let param = (f.str("key")?, f.opt_str("value")?.unwrap_or_default());
     r.tracking()
         .log_batch(&run_id(&f)?, &[], &[param], &[])
@@ -260,6 +277,7 @@ pub async fn log_param(State(r): State<Registry>, f: Fields) -> Reply {
 }
 
 pub async fn set_tag(State(r): State<Registry>, f: Fields) -> Reply {
+    f.check(schema::SET_TAG)?;
     let tag = (f.str("key")?, f.opt_str("value")?.unwrap_or_default());
     r.tracking()
         .log_batch(&run_id(&f)?, &[], &[], &[tag])
@@ -268,6 +286,7 @@ pub async fn set_tag(State(r): State<Registry>, f: Fields) -> Reply {
 }
 
 pub async fn delete_tag(State(r): State<Registry>, f: Fields) -> Reply {
+    f.check(schema::DELETE_TAG)?;
     r.tracking()
         .delete_run_tag(&run_id(&f)?, &f.str("key")?)
         .await?;
@@ -275,6 +294,7 @@ pub async fn delete_tag(State(r): State<Registry>, f: Fields) -> Reply {
 }
 
 pub async fn log_batch(State(r): State<Registry>, f: Fields) -> Reply {
+    f.check(schema::LOG_BATCH)?;
     let now = now_ms();
     let metrics = f
         .list("metrics")
@@ -290,6 +310,7 @@ pub async fn log_batch(State(r): State<Registry>, f: Fields) -> Reply {
 }
 
 pub async fn log_inputs(State(r): State<Registry>, f: Fields) -> Reply {
+    f.check(schema::LOG_INPUTS)?;
     let mut inputs = Vec::new();
     for input in f.list("datasets") {
         let d = input.get("dataset").cloned().unwrap_or(Value::Null);
@@ -322,6 +343,7 @@ pub async fn log_inputs(State(r): State<Registry>, f: Fields) -> Reply {
 }
 
 pub async fn log_outputs(State(r): State<Registry>, f: Fields) -> Reply {
+    f.check(schema::LOG_OUTPUTS)?;
     let models = f
         .list("models")
         .iter()
@@ -342,6 +364,7 @@ pub async fn log_outputs(State(r): State<Registry>, f: Fields) -> Reply {
 
 /// MLflow 2.x records logged models by appending the MLmodel JSON to a run tag.
 pub async fn log_model(State(r): State<Registry>, f: Fields) -> Reply {
+    f.check(schema::LOG_MODEL)?;
     let run = run_id(&f)?;
     let model_json = f.str("model_json")?;
     let model: Value = serde_json::from_str(&model_json)
@@ -362,6 +385,7 @@ pub async fn log_model(State(r): State<Registry>, f: Fields) -> Reply {
 }
 
 pub async fn search_runs(State(r): State<Registry>, f: Fields) -> MlflowResult<Response> {
+    f.check(schema::SEARCH_RUNS)?;
     let ids = experiment_ids(&f)?;
     let limit = paging::max_results(&f, 1000, 50000)?;
     let offset = paging::offset(&f)?;
@@ -394,6 +418,7 @@ struct RunsPage<'a> {
 }
 
 pub async fn metric_history(State(r): State<Registry>, f: Fields) -> Reply {
+    f.check(schema::GET_METRIC_HISTORY)?;
     let key = f.str("metric_key")?;
     let limit = paging::max_results(&f, 25000, 25000)?;
     let offset = paging::offset(&f)?;
@@ -444,6 +469,7 @@ pub async fn server_info() -> Json<Value> {
 // ---- logged models ----
 
 pub async fn create_logged_model(State(r): State<Registry>, f: Fields) -> Reply {
+    f.check(schema::CREATE_LOGGED_MODEL)?;
     let exp = experiment_id(&f, "experiment_id")?;
     let tags: BTreeMap<String, String> = f.key_values("tags")?.into_iter().collect();
     let params: BTreeMap<String, String> = f.key_values("params")?.into_iter().collect();
@@ -500,6 +526,7 @@ pub async fn finalize_logged_model(
     Path(id): Path<String>,
     f: Fields,
 ) -> Reply {
+    f.check(schema::FINALIZE_LOGGED_MODEL)?;
     let status = f.str("status")?;
     let mut m = [r.tracking().set_logged_model_status(&id, &status).await?];
     with_version_links(&r, &mut m).await?;
@@ -516,6 +543,7 @@ pub async fn set_logged_model_tags(
     Path(id): Path<String>,
     f: Fields,
 ) -> Reply {
+    f.check(schema::SET_LOGGED_MODEL_TAGS)?;
     r.tracking()
         .set_logged_model_tags(&id, &f.key_values("tags")?)
         .await?;
@@ -531,6 +559,7 @@ pub async fn delete_logged_model_tag(
 }
 
 pub async fn search_logged_models(State(r): State<Registry>, f: Fields) -> Reply {
+    f.check(schema::SEARCH_LOGGED_MODELS)?;
     let ids = experiment_ids(&f)?;
     if ids.is_empty() {
         return Err(MlflowError::invalid(
