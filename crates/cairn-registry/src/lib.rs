@@ -1,7 +1,9 @@
-//! The Cairn registry service and its stores.
+//! The Cairn registry service and its stores, in three layers (docs/ARCHITECTURE.md):
 //!
-//! - [`Registry`] (service.rs): validation, domain rules, write ordering.
-//! - [`store::MetadataStore`]: models, versions, manifests, aliases in SQLite.
+//! - [`Registry`] (`service`): validation, domain rules, write ordering; the tracking
+//!   service ([`tracking::Tracking`]) beside it.
+//! - the aggregates (`store`, `tracking`, `lineage`, `audit`, `gc`) on the engine layer
+//!   ([`db::MetadataStore`]: SQLite or PostgreSQL);
 //! - [`blobs::BlobStore`]: content-addressed file contents through `object_store`.
 
 mod audit;

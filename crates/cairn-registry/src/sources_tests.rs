@@ -29,6 +29,14 @@ async fn model(r: &Registry, name: &str) -> cairn_core::ModelName {
     cairn_core::ModelName::new(name).unwrap()
 }
 
+async fn new_run(r: &Registry) -> cairn_core::tracking::RunInfo {
+    let t = r.tracking();
+    t.create_run(0, "u", 1, None, &BTreeMap::new())
+        .await
+        .unwrap()
+        .info
+}
+
 fn sourced(source: &str, run_id: Option<&str>) -> SourcedVersion {
     SourcedVersion {
         source: source.into(),
@@ -39,14 +47,10 @@ fn sourced(source: &str, run_id: Option<&str>) -> SourcedVersion {
 
 async fn sources_resolve_to_stored_files_or_external_versions() {
     let (_dir, r) = registry().await;
-    let t = r.tracking();
-    let run = t
-        .create_run(0, "u", 1, None, &BTreeMap::new())
-        .await
-        .unwrap()
-        .info;
+    let run = new_run(&r).await;
     let root = cairn_core::source::artifact_path(&run.artifact_uri).unwrap();
-    t.put_artifact(&format!("{root}/model/MLmodel"), body(b"flavors: {}\n"))
+    r.tracking()
+        .put_artifact(&format!("{root}/model/MLmodel"), body(b"flavors: {}\n"))
         .await
         .unwrap();
     let m = model(&r, "Fraud Model").await;
@@ -98,17 +102,7 @@ async fn sources_resolve_to_stored_files_or_external_versions() {
 
 async fn sources_the_registry_must_not_read_are_refused() {
     let (_dir, r) = registry().await;
-    let t = r.tracking();
-    let run = t
-        .create_run(0, "u", 1, None, &BTreeMap::new())
-        .await
-        .unwrap()
-        .info;
-    let other = t
-        .create_run(0, "u", 1, None, &BTreeMap::new())
-        .await
-        .unwrap()
-        .info;
+    let (run, other) = (new_run(&r).await, new_run(&r).await);
     let root = cairn_core::source::artifact_path(&run.artifact_uri).unwrap();
     let m = model(&r, "m").await;
     let refused = |source: &str, run_id: Option<&str>| {

@@ -7,8 +7,8 @@ use cairn_core::model::AliasAction;
 use cairn_core::{AliasMove, AliasName, ModelName};
 use serde_json::json;
 
-use super::lock_model;
 use super::rows::MoveRow;
+use super::{lock_model, version_in};
 use crate::audit::{Action, Change};
 use crate::db::write::WriteTx;
 use crate::db::{MetadataStore, now_ms, time_of};
@@ -81,16 +81,7 @@ pub async fn write_alias_move(
     let (model, alias) = (m.model, m.alias.as_str());
     match m.to {
         Some(number) => {
-            let version_id: i64 = tx
-                .query("SELECT id FROM versions WHERE model_id = $1 AND number = $2")
-                .bind(model_id)
-                .bind(number as i64)
-                .scalar_optional()
-                .await?
-                .ok_or_else(|| Error::VersionNotFound {
-                    model: model.to_string(),
-                    reference: number.to_string(),
-                })?;
+            let version_id = version_in(tx, model, model_id, number).await?;
             tx.query(
                 "INSERT INTO aliases (model_id, alias, version_id) VALUES ($1, $2, $3)
                  ON CONFLICT (model_id, alias) DO UPDATE SET version_id = excluded.version_id",

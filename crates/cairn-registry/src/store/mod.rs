@@ -54,7 +54,7 @@ async fn touch_model(tx: &mut WriteTx, model_id: i64, now: i64) -> Result<()> {
 }
 
 /// The id of version `number` of the (locked) model `model_id`.
-async fn version_in(
+pub(super) async fn version_in(
     tx: &mut WriteTx,
     model: &ModelName,
     model_id: i64,
