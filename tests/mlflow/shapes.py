@@ -113,7 +113,7 @@ def answers(url):
             text = text.replace(value, name)
         return text
 
-    def answer(label, method, path, base=api, typed=False, **kw):
+    def answer(label, method, path, base=api, typed=False, keep=None, **kw):
         from mlflow.exceptions import get_error_code
         from mlflow.protos.databricks_pb2 import ErrorCode
 
@@ -125,6 +125,8 @@ def answers(url):
         entry = {"status": r.status_code}
         if typed:
             entry["content_type"] = r.headers.get("Content-Type", "").split(";")[0]
+        if keep and r.ok:
+            entry["kept"] = json.loads(normalized(json.dumps(keep(body))))
         if not r.ok:
             # What the client reports: the body's code, or one derived from the status
             # when the body is not MLflow's error JSON.
@@ -147,6 +149,7 @@ def answers(url):
     rid, oid = run["run_id"], other["run_id"]
     placeholders.update({rid: "<run>", oid: "<other-run>", tag: "<tag>"})
     placeholders[f"/{exp}/"] = "/<exp>/"
+    placeholders[f"'{exp}/"] = "'<exp>/"
     root = run["artifact_uri"].split("mlflow-artifacts:/", 1)[1]
     for path, data in [("model/MLmodel", b"flavors: {}\n"), ("report.pdf", b"%PDF-1.4\n"), ("MLproject", b"name: p\n"),
                        ("plot.png", b"\x89PNG"), ("page.html", b"<p>x</p>"), ("weights.bin", b"\0")]:
@@ -218,6 +221,70 @@ def answers(url):
     ]
     for label, method, path, kw in invalid:
         answer(label, method, path, **kw)
+    # The UI's endpoints.
+    ajax = f"{url}/ajax-api/2.0/mlflow"
+    for step in range(10):
+        ok("POST", "runs/log-metric", json={"run_id": rid, "key": "curve", "value": step / 10, "timestamp": now + step, "step": step})
+    steps = lambda body: [(m["run_id"], m["step"]) for m in body.get("metrics", [])]
+    interval = "metrics/get-history-bulk-interval"
+    answer("get-history-bulk-interval, sampled to 4", "GET", interval, keep=steps,
+           params={"run_ids": [rid, oid], "metric_key": "curve", "max_results": 4})
+    answer("get-history-bulk-interval, sampled to 3 within steps 2 to 8", "GET", interval, keep=steps,
+           params={"run_ids": rid, "metric_key": "curve", "max_results": 3, "start_step": 2, "end_step": 8})
+    answer("get-history-bulk-interval, no run_ids", "GET", interval, params={"metric_key": "curve"})
+    answer("get-history-bulk-interval, 101 run_ids", "GET", interval,
+           params={"run_ids": [rid] * 101, "metric_key": "curve"})
+    answer("get-history-bulk-interval, max_results 0", "GET", interval,
+           params={"run_ids": rid, "metric_key": "curve", "max_results": 0})
+    answer("get-history-bulk-interval, a start without an end", "GET", interval,
+           params={"run_ids": rid, "metric_key": "curve", "start_step": 2})
+    answer("get-history-bulk-interval, a start after the end", "GET", interval,
+           params={"run_ids": rid, "metric_key": "curve", "start_step": 5, "end_step": 2})
+    bulk = "metrics/get-history-bulk"
+    answer("get-history-bulk", "GET", bulk, base=ajax, keep=steps,
+           params={"run_id": [rid, oid], "metric_key": "curve", "max_results": 5})
+    answer("get-history-bulk, no run_id", "GET", bulk, base=ajax, params={"metric_key": "curve"})
+    answer("get-history-bulk, no metric_key", "GET", bulk, base=ajax, params={"run_id": rid})
+    ok("POST", "runs/log-inputs", json={"run_id": rid, "datasets": [{
+        "tags": [{"key": "mlflow.data.context", "value": "train"}],
+        "dataset": {"name": "iris", "digest": "d1", "source_type": "local", "source": "{}"}}]})
+    answer("experiments/search-datasets", "POST", "experiments/search-datasets", base=ajax,
+           keep=lambda body: [{**d, "experiment_id": "<exp>" if d["experiment_id"] == exp else d["experiment_id"]}
+                              for d in body.get("dataset_summaries", [])],
+           json={"experiment_ids": [exp]})
+    answer("experiments/search-datasets, no ids", "POST", "experiments/search-datasets", base=ajax,
+           json={"experiment_ids": []})
+    answer("experiments/search-datasets, 21 ids", "POST", "experiments/search-datasets", base=ajax,
+           json={"experiment_ids": [exp] * 21})
+    up = "upload-artifact"
+    answer("upload-artifact", "POST", up, base=ajax, params={"run_uuid": rid, "path": "ui/notes.txt"}, data=b"hello")
+    answer("upload-artifact, no run_uuid", "POST", up, base=ajax, params={"path": "x.txt"}, data=b"x")
+    answer("upload-artifact, no path", "POST", up, base=ajax, params={"run_uuid": rid}, data=b"x")
+    answer("upload-artifact, a path with ..", "POST", up, base=ajax, params={"run_uuid": rid, "path": "../x.txt"}, data=b"x")
+    answer("upload-artifact, no data", "POST", up, base=ajax, params={"run_uuid": rid, "path": "x.txt"}, data=b"")
+    answer("upload-artifact, an unknown run", "POST", up, base=ajax, params={"run_uuid": "0" * 32, "path": "x.txt"}, data=b"x")
+    answer("download of a file uploaded by the UI", "GET", f"{root}/ui/notes.txt", base=art, typed=True)
+    lm = ok("POST", "logged-models", json={"experiment_id": exp, "name": "lm", "source_run_id": "0" * 32})["model"]["info"]
+    placeholders[lm["model_id"]] = "<model>"
+    model_root = lm["artifact_uri"].split("mlflow-artifacts:/", 1)[1]
+    s.put(f"{art}/{model_root}/MLmodel", data=b"flavors: {}\n").raise_for_status()
+    s.put(f"{art}/{model_root}/data/w.bin", data=b"\0\1").raise_for_status()
+    mid = lm["model_id"]
+    answer("logged-models/params", "POST", f"logged-models/{mid}/params",
+           json={"model_id": mid, "params": [{"key": "alpha", "value": "0.5"}]})
+    answer("logged-models/params, no model_id in the body", "POST", f"logged-models/{mid}/params",
+           json={"params": [{"key": "beta", "value": "1"}]})
+    answer("logged-models/get after params", "GET", f"logged-models/{mid}",
+           keep=lambda body: body["model"]["data"].get("params"))
+    answer("logged-models/tags delete, no such tag", "DELETE", f"logged-models/{mid}/tags/nokey")
+    listed = lambda body: sorted((f["path"], f["is_dir"], f.get("file_size")) for f in body.get("files", []))
+    answer("logged-models artifacts/directories", "GET", f"logged-models/{mid}/artifacts/directories", keep=listed)
+    answer("logged-models artifacts/directories, data", "GET", f"logged-models/{mid}/artifacts/directories",
+           keep=listed, params={"artifact_directory_path": "data"})
+    files = f"logged-models/{mid}/artifacts/files"
+    answer("logged-models artifacts/files", "GET", files, base=ajax, typed=True, params={"artifact_file_path": "MLmodel"})
+    answer("logged-models artifacts/files, no path", "GET", files, base=ajax)
+    answer("logged-models artifacts/files, no such file", "GET", files, base=ajax, params={"artifact_file_path": "nope"})
     answer("an unknown endpoint", "POST", "no-such-endpoint", json={})
     answer("an unknown endpoint (ajax)", "GET", "no-such-endpoint", base=f"{url}/ajax-api/2.0/mlflow")
     return out

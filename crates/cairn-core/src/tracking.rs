@@ -93,6 +93,15 @@ pub struct Metric {
     pub step: i64,
 }
 
+/// A dataset some run of an experiment used, and the context it was used in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatasetSummary {
+    pub experiment_id: i64,
+    pub name: String,
+    pub digest: String,
+    pub context: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct DatasetInput {
     pub name: String,

@@ -145,6 +145,11 @@ pub enum Missing {
         key: String,
     },
     LoggedModel(String),
+    /// A tag `key` of logged model `model`.
+    LoggedModelTag {
+        model: String,
+        key: String,
+    },
     Upload(String),
 }
 
@@ -156,6 +161,9 @@ impl std::fmt::Display for Missing {
             Self::Run(id) => write!(f, "run {id:?} does not exist"),
             Self::RunTag { run, key } => write!(f, "run {run:?} has no tag {key:?}"),
             Self::LoggedModel(id) => write!(f, "logged model {id:?} does not exist"),
+            Self::LoggedModelTag { model, key } => {
+                write!(f, "logged model {model:?} has no tag {key:?}")
+            }
             Self::Upload(id) => write!(f, "multipart upload {id:?} does not exist"),
         }
     }

@@ -236,8 +236,9 @@ async fn unknown_things_are_404_with_a_code() {
 async fn invalid_names_and_references_are_400() {
     let app = TestApp::new().await;
     for uri in [
-        "/api/v1/models/-bad",
-        "/api/v1/models/bad%20name",
+        "/api/v1/models/bad%2Fname",
+        "/api/v1/models/bad%3Aname",
+        "/api/v1/models/..x",
         "/api/v1/models/demo/versions/0",
         "/api/v1/models/demo/versions/a.b",
         "/api/v1/models/demo/aliases/latest/history",

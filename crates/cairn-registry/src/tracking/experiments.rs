@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use cairn_core::search::{Comparison, OrderBy};
 use cairn_core::source::artifact_uri;
-use cairn_core::tracking::{Experiment, Lifecycle};
+use cairn_core::tracking::{DatasetSummary, Experiment, Lifecycle};
 
 use super::matching::experiment_matches;
 use super::rows::{EXPERIMENT_COLUMNS, ExperimentRow};
@@ -248,5 +248,37 @@ impl Tracking {
             .execute()
             .await?;
         Ok(())
+    }
+}
+
+impl Tracking {
+    /// The distinct datasets the runs of `experiment_ids` used, with their context (at
+    /// most 1,000, as MLflow answers).
+    pub async fn dataset_summaries(&self, experiment_ids: &[i64]) -> Result<Vec<DatasetSummary>> {
+        if experiment_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut q = SqlBuilder::new(
+            self.meta.backend(),
+            "SELECT DISTINCT r.experiment_id, i.name, i.digest, i.context
+             FROM run_inputs i JOIN runs r ON r.id = i.run_id WHERE r.experiment_id IN (",
+        );
+        let mut list = q.separated(", ");
+        for id in experiment_ids {
+            list.push_bind(*id);
+        }
+        list.push_unseparated(") ORDER BY r.experiment_id, i.name, i.digest");
+        q.push_limit(1000, 0);
+        let rows: Vec<(i64, String, String, Option<String>)> =
+            self.meta.read_sql(q).fetch_all().await?;
+        Ok(rows
+            .into_iter()
+            .map(|(experiment_id, name, digest, context)| DatasetSummary {
+                experiment_id,
+                name,
+                digest,
+                context,
+            })
+            .collect())
     }
 }

@@ -25,10 +25,9 @@ impl Tracking {
         tags: &BTreeMap<String, String>,
         params: &BTreeMap<String, String>,
     ) -> Result<LoggedModel> {
+        // The source run is recorded as given, as MLflow records it: a logged model may
+        // name a run of another tracking server.
         let exp = self.get_experiment(experiment_id).await?;
-        if let Some(run) = source_run_id {
-            self.run_info(run).await?;
-        }
         let id = format!("m-{}", random_hex32());
         let name = name
             .filter(|n| !n.is_empty())
@@ -174,15 +173,59 @@ impl Tracking {
         tx.commit().await
     }
 
+    /// Deletes tag `key` of a logged model; `NotFound` when it has no such tag.
     pub async fn delete_logged_model_tag(&self, id: &str, key: &str) -> Result<()> {
         self.get_logged_model(id).await?;
-        self.meta
+        let deleted = self
+            .meta
             .write("DELETE FROM logged_model_tags WHERE model_id = $1 AND key = $2")
             .bind(id)
             .bind(key)
             .execute()
             .await?;
-        Ok(())
+        match deleted {
+            0 => Err(Error::NotFound(Missing::LoggedModelTag {
+                model: id.to_owned(),
+                key: key.to_owned(),
+            })),
+            _ => Ok(()),
+        }
+    }
+
+    /// Logs params of a logged model, all in one transaction. Params never change: a
+    /// key logged before (or twice here) is refused, and nothing is written.
+    pub async fn log_logged_model_params(
+        &self,
+        id: &str,
+        params: &[(String, String)],
+    ) -> Result<()> {
+        self.get_logged_model(id).await?;
+        let mut seen = std::collections::BTreeSet::new();
+        for (key, _) in params {
+            check_key(key)?;
+            if !seen.insert(key.as_str()) {
+                return Err(Error::Refused(crate::Refusal::DuplicateParam(key.clone())));
+            }
+        }
+        let mut tx = self.meta.write_tx().await?;
+        for (key, value) in params {
+            let inserted = tx
+                .query(&format!(
+                    "{} ON CONFLICT DO NOTHING",
+                    LOGGED_MODEL_PARAMS.insert_sql()
+                ))
+                .bind(id)
+                .bind(key)
+                .bind(value)
+                .execute()
+                .await?;
+            if inserted == 0 {
+                return Err(invalid(format!(
+                    "param {key:?} of logged model {id} is logged already; params never change"
+                )));
+            }
+        }
+        tx.commit().await
     }
 
     pub async fn delete_logged_model(&self, id: &str) -> Result<()> {

@@ -472,6 +472,77 @@ impl Tracking {
             .collect())
     }
 
+    /// The values of metric `key` of run `run_id` (none for a run that does not exist),
+    /// within `steps` (inclusive) when given, ordered by step, then timestamp and value:
+    /// what a chart of it samples.
+    pub async fn metric_values_by_step(
+        &self,
+        run_id: &str,
+        key: &str,
+        steps: Option<(i64, i64)>,
+    ) -> Result<Vec<Metric>> {
+        let (first, last) = steps.unwrap_or((i64::MIN, i64::MAX));
+        let rows: Vec<(f64, i64, i64, i64)> = self
+            .meta
+            .read(
+                "SELECT value, is_nan, timestamp, step FROM run_metrics
+                 WHERE run_id = $1 AND key = $2 AND step >= $3 AND step <= $4
+                 ORDER BY step, timestamp, value, is_nan",
+            )
+            .bind(run_id)
+            .bind(key)
+            .bind(first)
+            .bind(last)
+            .fetch_all()
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(value, is_nan, timestamp, step)| Metric {
+                key: key.to_owned(),
+                value: metric_from_db(value, is_nan),
+                timestamp,
+                step,
+            })
+            .collect())
+    }
+
+    /// The values of metric `key` of every run of `run_ids` (runs that do not exist have
+    /// none), by run, then timestamp, step and value; at most `limit` in all.
+    pub async fn metric_values_of_runs(
+        &self,
+        run_ids: &[String],
+        key: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Metric)>> {
+        if run_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut q = SqlBuilder::new(
+            self.meta.backend(),
+            "SELECT run_id, value, is_nan, timestamp, step FROM run_metrics WHERE key = ",
+        );
+        q.push_bind(key.to_owned()).push(" AND run_id IN (");
+        let mut list = q.separated(", ");
+        for id in run_ids {
+            list.push_bind(id.clone());
+        }
+        list.push_unseparated(") ORDER BY run_id, timestamp, step, value");
+        q.push_limit(limit as u64, 0);
+        let rows: Vec<(String, f64, i64, i64, i64)> = self.meta.read_sql(q).fetch_all().await?;
+        Ok(rows
+            .into_iter()
+            .map(|(run, value, is_nan, timestamp, step)| {
+                let metric = Metric {
+                    key: key.to_owned(),
+                    value: metric_from_db(value, is_nan),
+                    timestamp,
+                    step,
+                };
+                (run, metric)
+            })
+            .collect())
+    }
+
     /// Runs of `experiment_ids` matching `filter`, ordered; `limit` + 1 rows from
     /// `offset` so the caller can tell whether another page exists.
     pub async fn search_runs(

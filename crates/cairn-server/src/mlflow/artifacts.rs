@@ -39,7 +39,7 @@ async fn version_files(r: &Registry, model: &str, number: &str) -> MlflowResult<
     Ok(v.files.unwrap_or_default())
 }
 
-fn listing(entries: Vec<ArtifactEntry>, parent: Option<&str>) -> Value {
+pub(super) fn listing(entries: Vec<ArtifactEntry>, parent: Option<&str>) -> Value {
     if entries.is_empty() {
         return json!({});
     }
@@ -168,7 +168,11 @@ fn attachment(name: &str) -> String {
     )
 }
 
-async fn serve_blob(r: &Registry, digest: &Sha256Digest, path: &str) -> MlflowResult<Response> {
+pub(super) async fn serve_blob(
+    r: &Registry,
+    digest: &Sha256Digest,
+    path: &str,
+) -> MlflowResult<Response> {
     let blob = r.tracking().read_blob(digest).await?;
     let name = path.rsplit('/').next().unwrap_or(path);
     let headers = [

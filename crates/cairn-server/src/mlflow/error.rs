@@ -21,6 +21,8 @@ pub const RESOURCE_ALREADY_EXISTS: &str = "RESOURCE_ALREADY_EXISTS";
 pub const INTERNAL_ERROR: &str = "INTERNAL_ERROR";
 /// A route the server does not have: clients fall back to older endpoints on it.
 pub const ENDPOINT_NOT_FOUND: &str = "ENDPOINT_NOT_FOUND";
+/// A malformed request some of MLflow's UI endpoints refuse with this code (400).
+pub const BAD_REQUEST: &str = "BAD_REQUEST";
 /// A request body over the server's limit (MLflow names the code; its own server sets
 /// no limit, so no status goes with it there: 413 is HTTP's).
 pub const RESOURCE_LIMIT_EXCEEDED: &str = "RESOURCE_LIMIT_EXCEEDED";
@@ -50,7 +52,9 @@ impl MlflowError {
     fn status(&self) -> StatusCode {
         match self.code {
             RESOURCE_DOES_NOT_EXIST | ENDPOINT_NOT_FOUND => StatusCode::NOT_FOUND,
-            INVALID_PARAMETER_VALUE | RESOURCE_ALREADY_EXISTS => StatusCode::BAD_REQUEST,
+            INVALID_PARAMETER_VALUE | RESOURCE_ALREADY_EXISTS | BAD_REQUEST => {
+                StatusCode::BAD_REQUEST
+            }
             RESOURCE_LIMIT_EXCEEDED => StatusCode::PAYLOAD_TOO_LARGE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -120,8 +124,22 @@ fn mlflow_words(missing: &Missing) -> String {
         Missing::Run(id) => format!("Run with id={id} not found"),
         Missing::RunTag { run, key } => format!("No tag with name: {key} in run with id {run}"),
         Missing::LoggedModel(id) => format!("Logged model with ID '{id}' not found."),
+        Missing::LoggedModelTag { model, key } => format!(
+            "No tag with key {} found for model with ID {}.",
+            python_repr(key),
+            python_repr(model)
+        ),
         Missing::Upload(id) => format!("No multipart upload with id {id}"),
     }
+}
+
+/// A string as Python's `repr` writes it: in single quotes, or in double quotes when it
+/// holds a single quote and no double one.
+fn python_repr(s: &str) -> String {
+    if s.contains('\'') && !s.contains('"') {
+        return format!("\"{s}\"");
+    }
+    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
 /// A refused tracking write, in `mlflow server`'s words.

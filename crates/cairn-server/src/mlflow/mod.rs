@@ -11,6 +11,7 @@ mod registry;
 mod request;
 mod schema;
 mod tracking;
+mod ui;
 
 use axum::Router;
 use axum::response::{IntoResponse, Response};
@@ -72,6 +73,14 @@ fn api() -> Router<Registry> {
         .route(
             "/logged-models/{model_id}/tags",
             patch(t::set_logged_model_tags),
+        )
+        .route(
+            "/logged-models/{model_id}/params",
+            post(t::log_logged_model_params),
+        )
+        .route(
+            "/logged-models/{model_id}/artifacts/directories",
+            get(ui::list_logged_model_artifacts),
         )
         .route(
             "/logged-models/{model_id}/tags/{key}",
@@ -154,6 +163,21 @@ fn artifact_api() -> Router<Registry> {
         )
 }
 
+/// What `mlflow server` serves for its UI under `/ajax-api/2.0/mlflow` only.
+fn ui_only() -> Router<Registry> {
+    Router::new()
+        .route(
+            "/metrics/get-history-bulk",
+            get(tracking::metric_history_bulk),
+        )
+        .route("/experiments/search-datasets", post(ui::search_datasets))
+        .route("/upload-artifact", post(ui::upload_artifact))
+        .route(
+            "/logged-models/{model_id}/artifacts/files",
+            get(ui::get_logged_model_artifact),
+        )
+}
+
 /// Whether `path` is under one of the MLflow API's prefixes.
 pub fn is_mlflow_path(path: &str) -> bool {
     [
@@ -186,7 +210,7 @@ pub fn routes() -> Router<Registry> {
             get(artifacts::get_version_artifact),
         )
         .nest("/api/2.0/mlflow", api())
-        .nest("/ajax-api/2.0/mlflow", api())
+        .nest("/ajax-api/2.0/mlflow", api().merge(ui_only()))
         .nest("/api/3.0/mlflow", v3.clone())
         .nest("/ajax-api/3.0/mlflow", v3)
         .nest("/api/2.0/mlflow-artifacts", artifact_api())

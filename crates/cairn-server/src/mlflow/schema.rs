@@ -36,6 +36,10 @@ pub enum Check {
     StrEnum(&'static [&'static str]),
     /// Every item of an array of objects has these keys (`metrics[0].key` when not).
     KeysPresent(&'static [&'static str]),
+    /// At most this many items; the message names the request (MLflow's proto name).
+    MaxItems(usize, &'static str),
+    /// A whole number in this range, inclusive.
+    Between(i64, i64),
 }
 
 use Check::*;
@@ -59,7 +63,7 @@ impl Check {
             };
         }
         match self {
-            Required | ItemsStr | AtMost(_) | KeysPresent(_) => true,
+            Required | ItemsStr | AtMost(_) | KeysPresent(_) | MaxItems(..) | Between(..) => true,
             Str => value.is_string(),
             IntLike => match value {
                 Value::Number(n) => n.as_f64().is_some_and(|f| f.fract() == 0.0),
@@ -105,7 +109,8 @@ impl Check {
                 .as_array()
                 .is_some_and(|items| items.iter().all(Value::is_string)),
             AtMost(max) => python_int(value).is_some_and(|n| n <= max),
-            KeysPresent(_) => true,
+            Between(low, high) => python_int(value).is_some_and(|n| (low..=high).contains(&n)),
+            KeysPresent(_) | MaxItems(..) => true,
         }
     }
 
@@ -218,6 +223,27 @@ impl Fields {
                     self.from_query && matches!(check, Str | Array | ItemsStr | Bool);
                 if check.is_type() && (parses || typed_by_query) {
                     continue;
+                }
+                if let MaxItems(max, request) = check {
+                    let count = match value {
+                        Some(Value::Array(items)) => items.len(),
+                        Some(_) => 1,
+                        None => 0,
+                    };
+                    if count > max {
+                        return Err(MlflowError::invalid(format!(
+                            "{request} request must specify at most {max} {name}. Received {count} {name}.{SEE_DOCS}"
+                        )));
+                    }
+                    continue;
+                }
+                if let (Between(low, high), Some(_)) = (check, value)
+                    && !check.holds(value)
+                    && value.and_then(python_int).is_some()
+                {
+                    return Err(MlflowError::invalid(format!(
+                        "{name} must be between {low} and {high}.{SEE_DOCS}"
+                    )));
                 }
                 if let (KeysPresent(keys), Some(Value::Array(items))) = (check, value) {
                     if let Some(path) = first_missing_key(name, items, keys) {
@@ -347,6 +373,21 @@ pub const SEARCH_RUNS: Schema = &[
     ("max_results", &[IntLike, AtMost(50_000)]),
     ("order_by", &[Array, ItemsStr]),
 ];
+pub const GET_METRIC_HISTORY_BULK_INTERVAL: Schema = &[
+    (
+        "run_ids",
+        &[
+            Required,
+            Array,
+            ItemsStr,
+            MaxItems(100, "GetMetricHistoryBulkInterval"),
+        ],
+    ),
+    ("metric_key", &[Required, Str]),
+    ("start_step", &[IntLike]),
+    ("end_step", &[IntLike]),
+    ("max_results", &[IntLike, Between(1, 2500)]),
+];
 pub const GET_METRIC_HISTORY: Schema = &[
     ("run_id", &[Str, Required]),
     ("metric_key", &[Str, Required]),
@@ -378,6 +419,7 @@ pub const FINALIZE_LOGGED_MODEL: Schema = &[
     ("status", &[LOGGED_MODEL_STATUSES, Required]),
 ];
 pub const SET_LOGGED_MODEL_TAGS: Schema = &[("tags", &[Array])];
+pub const LOG_LOGGED_MODEL_PARAMS: Schema = &[("model_id", &[Str, Required]), ("params", &[Array])];
 pub const CREATE_REGISTERED_MODEL: Schema = &[
     ("name", &[Str, Required]),
     ("tags", &[Array]),

@@ -431,26 +431,93 @@ pub async fn metric_history(State(r): State<Registry>, f: Fields) -> Reply {
     )))
 }
 
-/// The UI's metric charts: history of one metric over several runs, within a step range.
+/// The UI's metric charts: one metric of several runs, within a step range, each run's
+/// values sampled to at most `max_results` as `mlflow server` samples them.
 pub async fn metric_history_bulk_interval(State(r): State<Registry>, f: Fields) -> Reply {
+    f.check(schema::GET_METRIC_HISTORY_BULK_INTERVAL)?;
     let key = f.str("metric_key")?;
-    let start = f.opt_i64("start_step")?;
-    let end = f.opt_i64("end_step")?;
-    let limit = f.opt_i64("max_results")?.unwrap_or(320).clamp(1, 1000) as usize;
+    let steps = match (f.opt_i64("start_step")?, f.opt_i64("end_step")?) {
+        (Some(start), Some(end)) if start > end => {
+            return Err(MlflowError::invalid(format!(
+                "end_step must be greater than start_step. Found start_step={start} and end_step={end}."
+            )));
+        }
+        (Some(start), Some(end)) => Some((start, end)),
+        (None, None) => None,
+        _ => {
+            return Err(MlflowError::invalid(
+                "If either start step or end step are specified, both must be specified.",
+            ));
+        }
+    };
+    let most = f.opt_i64("max_results")?.unwrap_or(2500).max(1) as usize;
     let mut metrics = Vec::new();
     for run in f.str_list("run_ids")? {
-        let history = r.tracking().metric_history(&run, &key).await?;
-        for m in history
-            .iter()
-            .filter(|m| start.is_none_or(|s| m.step >= s) && end.is_none_or(|e| m.step <= e))
-            .take(limit)
-        {
+        let values = r
+            .tracking()
+            .metric_values_by_step(&run, &key, steps)
+            .await?;
+        for m in sampled(&values, most) {
             let mut v = convert::metric(m);
             v["run_id"] = json!(run);
             metrics.push(v);
         }
     }
-    Ok(Json(json!({ "metrics": metrics })))
+    Ok(Json(paging::reply("metrics", metrics, None)))
+}
+
+/// At most `most` of `rows` (sorted by step), as MLflow's SQL store picks them: the rows
+/// split into `most` buckets of near-equal size (the first ones one larger), the first
+/// row of each, and the last row always — in place of the last pick when it was not it.
+fn sampled<T>(rows: &[T], most: usize) -> Vec<&T> {
+    let (n, most) = (rows.len(), most.max(1));
+    if n <= most {
+        return rows.iter().collect();
+    }
+    let (size, larger) = (n / most, n % most);
+    let mut picked: Vec<&T> = (0..most)
+        .map(|bucket| &rows[bucket * size + bucket.min(larger)])
+        .collect();
+    if let Some(last) = picked.last_mut() {
+        *last = &rows[n - 1];
+    }
+    picked
+}
+
+/// The UI's comparison charts: one metric of up to 100 runs, every value, in one list
+/// (`run_id` repeated in the query string).
+pub async fn metric_history_bulk(State(r): State<Registry>, f: Fields) -> MlflowResult<Response> {
+    let runs = f.str_list("run_id")?;
+    if runs.is_empty() {
+        return Err(MlflowError::invalid(
+            "GetMetricHistoryBulk request must specify at least one run_id.",
+        ));
+    }
+    if runs.len() > 100 {
+        return Err(MlflowError::invalid(format!(
+            "GetMetricHistoryBulk request cannot specify more than 100 run_ids. Received {} run_ids.",
+            runs.len()
+        )));
+    }
+    let Some(key) = f.opt_str("metric_key")? else {
+        return Err(MlflowError::invalid(
+            "GetMetricHistoryBulk request must specify a metric_key.",
+        ));
+    };
+    let most = f.opt_i64("max_results")?.unwrap_or(25000).clamp(0, 25000) as usize;
+    let values = r
+        .tracking()
+        .metric_values_of_runs(&runs, &key, most)
+        .await?;
+    let metrics: Vec<Value> = values
+        .iter()
+        .map(|(run, m)| {
+            let mut v = convert::metric(m);
+            v["run_id"] = json!(run);
+            v
+        })
+        .collect();
+    Ok(Json(json!({ "metrics": metrics })).into_response())
 }
 
 pub async fn server_info() -> Json<Value> {
@@ -550,6 +617,20 @@ pub async fn set_logged_model_tags(
     ok()
 }
 
+/// `POST logged-models/{id}/params`. MLflow requires the body to repeat `model_id`;
+/// the path names the model.
+pub async fn log_logged_model_params(
+    State(r): State<Registry>,
+    Path(id): Path<String>,
+    f: Fields,
+) -> Reply {
+    f.check(schema::LOG_LOGGED_MODEL_PARAMS)?;
+    r.tracking()
+        .log_logged_model_params(&id, &f.key_values("params")?)
+        .await?;
+    ok()
+}
+
 pub async fn delete_logged_model_tag(
     State(r): State<Registry>,
     Path((id, key)): Path<(String, String)>,
@@ -611,4 +692,32 @@ pub async fn search_logged_models(State(r): State<Registry>, f: Fields) -> Reply
         page.iter().map(convert::logged_model).collect(),
         token,
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sampled;
+
+    #[test]
+    fn samples_as_mlflow_server_does() {
+        let steps: Vec<i64> = (0..10).collect();
+        let picks = |most| {
+            sampled(&steps, most)
+                .into_iter()
+                .copied()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(picks(4), [0, 3, 6, 9]);
+        assert_eq!(picks(3), [0, 4, 9]);
+        assert_eq!(picks(1), [9]);
+        assert_eq!(picks(10), steps);
+        assert_eq!(picks(25), steps);
+        assert_eq!(
+            sampled(&steps[2..7], 2)
+                .into_iter()
+                .copied()
+                .collect::<Vec<_>>(),
+            [2, 6]
+        );
+    }
 }
