@@ -276,6 +276,17 @@ def answers(url):
            json={"params": [{"key": "beta", "value": "1"}]})
     answer("logged-models/get after params", "GET", f"logged-models/{mid}",
            keep=lambda body: body["model"]["data"].get("params"))
+    ok("POST", "runs/log-inputs", json={"run_id": rid, "models": [{"model_id": mid}], "datasets": [{
+        "tags": [{"key": "mlflow.data.context", "value": "eval"}, {"key": "split", "value": "holdout"}],
+        "dataset": {"name": "wine", "digest": "d2", "source_type": "local", "source": "{}"}}]})
+    # Logged again: what was recorded first stays.
+    ok("POST", "runs/log-inputs", json={"run_id": rid, "datasets": [{
+        "tags": [{"key": "mlflow.data.context", "value": "test"}],
+        "dataset": {"name": "wine", "digest": "d2", "source_type": "local", "source": "{}"}}]})
+    answer("runs/get, inputs", "GET", "runs/get", params={"run_id": rid}, keep=lambda body: {
+        "datasets": sorted((i["dataset"]["name"], sorted((t["key"], t["value"]) for t in i.get("tags", [])))
+                           for i in body["run"]["inputs"].get("dataset_inputs", [])),
+        "models": body["run"]["inputs"].get("model_inputs", [])})
     answer("logged-models/tags delete, no such tag", "DELETE", f"logged-models/{mid}/tags/nokey")
     listed = lambda body: sorted((f["path"], f["is_dir"], f.get("file_size")) for f in body.get("files", []))
     answer("logged-models artifacts/directories", "GET", f"logged-models/{mid}/artifacts/directories", keep=listed)

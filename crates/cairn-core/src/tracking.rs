@@ -110,8 +110,17 @@ pub struct DatasetInput {
     pub source: String,
     pub schema: Option<String>,
     pub profile: Option<String>,
-    /// The `mlflow.data.context` input tag (train, eval…).
-    pub context: Option<String>,
+    /// The input's tags (`mlflow.data.context`: train, eval…).
+    pub tags: BTreeMap<String, String>,
+}
+
+impl DatasetInput {
+    /// The tag naming what the dataset was used for (train, eval…).
+    pub const CONTEXT_TAG: &str = "mlflow.data.context";
+
+    pub fn context(&self) -> Option<&str> {
+        self.tags.get(Self::CONTEXT_TAG).map(String::as_str)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -122,6 +131,8 @@ pub struct Run {
     pub params: BTreeMap<String, String>,
     pub tags: BTreeMap<String, String>,
     pub inputs: Vec<DatasetInput>,
+    /// Logged models this run used.
+    pub model_inputs: Vec<String>,
     /// Logged models this run produced: (model id, step).
     pub outputs: Vec<(String, i64)>,
 }

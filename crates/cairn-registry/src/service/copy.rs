@@ -58,6 +58,7 @@ const TABLES: &[(&str, &[&str])] = &[
     ("logged_model_tags", &["model_id", "key"]),
     ("logged_model_params", &["model_id", "key"]),
     ("run_outputs", &["run_id", "model_id"]),
+    ("run_model_inputs", &["run_id", "model_id"]),
     ("artifacts", &["path"]),
     ("audit_log", &["seq"]),
     ("audit_head", &["id"]),

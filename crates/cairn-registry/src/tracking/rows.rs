@@ -128,10 +128,18 @@ impl RunDetailQueries {
             params: select("SELECT run_id, key, value FROM run_params WHERE ", ""),
             tags: select("SELECT run_id, key, value FROM run_tags WHERE ", ""),
             inputs: select(
-                "SELECT run_id, name, digest, source_type, source, schema, profile, context FROM run_inputs WHERE ",
+                "SELECT run_id, name, digest, source_type, source, schema, profile, context, tags FROM run_inputs WHERE ",
                 "",
             ),
-            outputs: select("SELECT run_id, model_id, step FROM run_outputs WHERE ", ""),
+            // Models the runs produced (with a step) and used (without), in one trip.
+            outputs: {
+                let mut q = select(
+                    "SELECT run_id, model_id, step FROM run_outputs WHERE ",
+                    " UNION ALL SELECT run_id, model_id, NULL FROM run_model_inputs WHERE ",
+                );
+                push_in(&mut q, "run_id", ids);
+                q
+            },
         }
     }
 }
@@ -145,6 +153,7 @@ pub(super) type InputRow = (
     Option<String>,
     Option<String>,
     Option<String>,
+    Option<String>,
 );
 
 /// The rows [`RunDetailQueries`] return.
@@ -153,7 +162,8 @@ pub(super) struct RunDetails {
     pub(super) params: Vec<(String, String, String)>,
     pub(super) tags: Vec<(String, String, String)>,
     pub(super) inputs: Vec<InputRow>,
-    pub(super) outputs: Vec<(String, String, i64)>,
+    /// Models produced (`Some(step)`) and used (`None`).
+    pub(super) outputs: Vec<(String, String, Option<i64>)>,
 }
 
 impl RunDetails {
@@ -177,7 +187,15 @@ impl RunDetails {
         let mut params = key_values(self.params);
         let mut tags = key_values(self.tags);
         let mut inputs: HashMap<String, Vec<DatasetInput>> = HashMap::new();
-        for (run, name, digest, source_type, source, schema, profile, context) in self.inputs {
+        for (run, name, digest, source_type, source, schema, profile, context, tags) in self.inputs
+        {
+            // Inputs recorded before tags were kept have their context alone.
+            let tags = match tags {
+                Some(json) => serde_json::from_str(&json).unwrap_or_default(),
+                None => context
+                    .map(|c| BTreeMap::from([(DatasetInput::CONTEXT_TAG.to_owned(), c)]))
+                    .unwrap_or_default(),
+            };
             inputs.entry(run).or_default().push(DatasetInput {
                 name,
                 digest,
@@ -185,12 +203,16 @@ impl RunDetails {
                 source,
                 schema,
                 profile,
-                context,
+                tags,
             });
         }
         let mut outputs: HashMap<String, Vec<(String, i64)>> = HashMap::new();
+        let mut model_inputs: HashMap<String, Vec<String>> = HashMap::new();
         for (run, model, step) in self.outputs {
-            outputs.entry(run).or_default().push((model, step));
+            match step {
+                Some(step) => outputs.entry(run).or_default().push((model, step)),
+                None => model_inputs.entry(run).or_default().push(model),
+            }
         }
         infos
             .into_iter()
@@ -199,6 +221,7 @@ impl RunDetails {
                 params: params.remove(&info.id).unwrap_or_default(),
                 tags: tags.remove(&info.id).unwrap_or_default(),
                 inputs: inputs.remove(&info.id).unwrap_or_default(),
+                model_inputs: model_inputs.remove(&info.id).unwrap_or_default(),
                 outputs: outputs.remove(&info.id).unwrap_or_default(),
                 info,
             })

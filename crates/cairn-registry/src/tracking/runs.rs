@@ -403,14 +403,23 @@ impl Tracking {
         Ok(())
     }
 
-    pub async fn log_inputs(&self, run_id: &str, inputs: &[DatasetInput]) -> Result<()> {
+    /// Records the datasets and logged models a run used, all or none. A dataset the
+    /// run used already keeps what was recorded first (its tags included), as MLflow
+    /// keeps it.
+    pub async fn log_inputs(
+        &self,
+        run_id: &str,
+        inputs: &[DatasetInput],
+        models: &[String],
+    ) -> Result<()> {
         self.active_run(run_id).await?;
         let mut tx = self.meta.write_tx().await?;
         for d in inputs {
+            let tags = serde_json::to_string(&d.tags).map_err(|e| invalid(e.to_string()))?;
             tx.query(
-                "INSERT INTO run_inputs (run_id, name, digest, source_type, source, schema, profile, context)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                 ON CONFLICT (run_id, name, digest) DO UPDATE SET context = excluded.context",
+                "INSERT INTO run_inputs (run_id, name, digest, source_type, source, schema, profile, context, tags)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                 ON CONFLICT (run_id, name, digest) DO NOTHING",
             )
             .bind(run_id)
             .bind(&d.name)
@@ -419,7 +428,18 @@ impl Tracking {
             .bind(&d.source)
             .bind(&d.schema)
             .bind(&d.profile)
-            .bind(&d.context)
+            .bind(d.context())
+            .bind(&tags)
+            .execute()
+            .await?;
+        }
+        for model_id in models {
+            tx.query(
+                "INSERT INTO run_model_inputs (run_id, model_id) VALUES ($1, $2)
+                 ON CONFLICT (run_id, model_id) DO NOTHING",
+            )
+            .bind(run_id)
+            .bind(model_id)
             .execute()
             .await?;
         }

@@ -87,16 +87,7 @@ impl<'a> From<&'a Run> for RunJson<'a> {
                     .inputs
                     .iter()
                     .map(|d| DatasetInputJson {
-                        tags: d
-                            .context
-                            .as_deref()
-                            .map(|context| {
-                                [KeyValueJson {
-                                    key: "mlflow.data.context",
-                                    value: context,
-                                }]
-                            })
-                            .map_or_else(Vec::new, Vec::from),
+                        tags: key_value_list(&d.tags),
                         dataset: DatasetJson {
                             name: &d.name,
                             digest: &d.digest,
@@ -106,6 +97,11 @@ impl<'a> From<&'a Run> for RunJson<'a> {
                             profile: d.profile.as_deref(),
                         },
                     })
+                    .collect(),
+                model_inputs: r
+                    .model_inputs
+                    .iter()
+                    .map(|model_id| ModelInputJson { model_id })
                     .collect(),
             },
             outputs: RunOutputsJson {
@@ -214,6 +210,13 @@ fn key_value_list(map: &BTreeMap<String, String>) -> Vec<KeyValueJson<'_>> {
 struct RunInputsJson<'a> {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     dataset_inputs: Vec<DatasetInputJson<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    model_inputs: Vec<ModelInputJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct ModelInputJson<'a> {
+    model_id: &'a str,
 }
 
 #[derive(Serialize)]

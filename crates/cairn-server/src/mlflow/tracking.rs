@@ -315,15 +315,18 @@ pub async fn log_inputs(State(r): State<Registry>, f: Fields) -> Reply {
     for input in f.list("datasets") {
         let d = input.get("dataset").cloned().unwrap_or(Value::Null);
         let s = |k: &str| d.get(k).and_then(Value::as_str).map(str::to_owned);
-        let context = input
+        // Every tag of the input is kept (its context is one of them).
+        let tags: BTreeMap<String, String> = input
             .get("tags")
             .and_then(Value::as_array)
-            .and_then(|tags| {
-                tags.iter()
-                    .find(|t| t.get("key").and_then(Value::as_str) == Some("mlflow.data.context"))
+            .into_iter()
+            .flatten()
+            .filter_map(|t| {
+                let key = t.get("key").and_then(Value::as_str)?;
+                let value = t.get("value").and_then(Value::as_str).unwrap_or_default();
+                Some((key.to_owned(), value.to_owned()))
             })
-            .and_then(|t| t.get("value").and_then(Value::as_str))
-            .map(str::to_owned);
+            .collect();
         inputs.push(DatasetInput {
             name: s("name").ok_or_else(|| {
                 MlflowError::invalid("Missing value for required parameter 'dataset.name'")
@@ -335,10 +338,17 @@ pub async fn log_inputs(State(r): State<Registry>, f: Fields) -> Reply {
             source: s("source").unwrap_or_default(),
             schema: s("schema"),
             profile: s("profile"),
-            context,
+            tags,
         });
     }
-    r.tracking().log_inputs(&run_id(&f)?, &inputs).await?;
+    let models: Vec<String> = f
+        .list("models")
+        .iter()
+        .filter_map(|m| m.get("model_id").and_then(Value::as_str).map(str::to_owned))
+        .collect();
+    r.tracking()
+        .log_inputs(&run_id(&f)?, &inputs, &models)
+        .await?;
     ok()
 }
 
