@@ -296,6 +296,44 @@ def answers(url):
     answer("logged-models artifacts/files", "GET", files, base=ajax, typed=True, params={"artifact_file_path": "MLmodel"})
     answer("logged-models artifacts/files, no path", "GET", files, base=ajax)
     answer("logged-models artifacts/files, no such file", "GET", files, base=ajax, params={"artifact_file_path": "nope"})
+    # Metrics of logged models: linked by log-metric and log-batch, searched and ordered.
+    exp2 = ok("POST", "experiments/create", json={"name": f"answers-models-{tag}"})["experiment_id"]
+    placeholders[f"'{exp2}'"] = "'<exp2>'"
+    runm = ok("POST", "runs/create", json={"experiment_id": exp2, "start_time": 1})["run"]["info"]["run_id"]
+    placeholders[runm] = "<model-run>"
+    models = {}
+    for name in ["ma", "mb", "mc"]:
+        info = ok("POST", "logged-models", json={"experiment_id": exp2, "name": name})["model"]["info"]
+        models[name] = info["model_id"]
+        placeholders[info["model_id"]] = f"<{name}>"
+    for i, value in enumerate([0.4, 0.9, 0.3]):
+        answer(f"runs/log-metric with a model_id ({i})", "POST", "runs/log-metric", json={
+            "run_id": runm, "key": "acc", "value": value, "timestamp": now + i, "step": i,
+            "model_id": models["ma"], "dataset_name": "ds1", "dataset_digest": "g1"})
+    answer("runs/log-batch with model_ids", "POST", "runs/log-batch", json={"run_id": runm, "metrics": [
+        {"key": "acc", "value": 0.7, "timestamp": now, "step": 0, "model_id": models["mb"], "dataset_name": "ds2", "dataset_digest": "g2"},
+        {"key": "loss", "value": 0.2, "timestamp": now, "step": 0, "model_id": models["mb"]}]})
+    answer("runs/log-metric, a dataset name without its digest", "POST", "runs/log-metric", json={
+        "run_id": runm, "key": "acc", "value": 1.0, "timestamp": now, "model_id": models["mc"], "dataset_name": "ds1"})
+    answer("logged-models/get, metrics", "GET", f"logged-models/{models['ma']}", keep=lambda body: sorted(
+        (m["key"], m["value"], m["step"], m.get("dataset_name"), m.get("dataset_digest"), m["run_id"])
+        for m in body["model"]["data"].get("metrics", [])))
+    names = lambda body: [m["info"]["name"] for m in body.get("models", [])]
+    search = lambda label, **fields: answer(f"logged-models/search, {label}", "POST", "logged-models/search",
+                                            keep=names, json={"experiment_ids": [exp2], **fields})
+    search("a metric once above 0.5", filter="metrics.acc > 0.5")
+    search("a metric once below 0.35", filter="metrics.acc < 0.35")
+    search("a metric in a dataset", filter="metrics.acc > 0.5", datasets=[{"dataset_name": "ds2", "dataset_digest": "g2"}])
+    search("a dataset with its digest", datasets=[{"dataset_name": "ds1", "dataset_digest": "g1"}])
+    search("a dataset without its digest", datasets=[{"dataset_name": "ds1"}])
+    search("ordered by a metric", order_by=[{"field_name": "metrics.acc", "ascending": True}])
+    search("ordered by a metric, descending", order_by=[{"field_name": "metrics.acc", "ascending": False}])
+    search("ordered by a metric in a dataset",
+           order_by=[{"field_name": "metrics.acc", "ascending": False, "dataset_name": "ds1"}])
+    search("ordered by name", order_by=[{"field_name": "name", "ascending": False}])
+    search("ordered by a param", order_by=[{"field_name": "params.p"}])
+    search("ordered by an unknown field", order_by=[{"field_name": "foo"}])
+    search("a dataset without a name", datasets=[{"dataset_digest": "g1"}])
     answer("an unknown endpoint", "POST", "no-such-endpoint", json={})
     answer("an unknown endpoint (ajax)", "GET", "no-such-endpoint", base=f"{url}/ajax-api/2.0/mlflow")
     return out

@@ -150,6 +150,20 @@ pub struct LoggedModel {
     pub last_updated_time: i64,
     pub tags: BTreeMap<String, String>,
     pub params: BTreeMap<String, String>,
+    /// Every metric value logged for it, in the order logged.
+    pub metrics: Vec<LoggedModelMetric>,
+}
+
+/// A metric value logged for a logged model (by a run, for a dataset when named).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoggedModelMetric {
+    pub key: String,
+    pub value: f64,
+    pub timestamp: i64,
+    pub step: i64,
+    pub run_id: String,
+    /// The dataset it was measured on: name and digest.
+    pub dataset: Option<(String, String)>,
 }
 
 /// One entry of an artifact directory listing.

@@ -57,6 +57,10 @@ const TABLES: &[(&str, &[&str])] = &[
     ("logged_models", &["id"]),
     ("logged_model_tags", &["model_id", "key"]),
     ("logged_model_params", &["model_id", "key"]),
+    (
+        "logged_model_metrics",
+        &["model_id", "key", "timestamp", "step", "run_id"],
+    ),
     ("run_outputs", &["run_id", "model_id"]),
     ("run_model_inputs", &["run_id", "model_id"]),
     ("artifacts", &["path"]),

@@ -2,12 +2,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use cairn_core::search::Comparison;
-use cairn_core::tracking::LoggedModel;
+use cairn_core::search::{Comparison, EntityKind};
+use cairn_core::tracking::{LoggedModel, LoggedModelMetric};
 
-use super::matching::logged_model_matches;
+use super::matching::{DatasetFilter, has_metrics_in, logged_model_matches};
 use super::rows::{LOGGED_MODEL_COLUMNS, LoggedModelRow};
-use super::{Tracking, check_key, generated_run_name, invalid, push_in, random_hex32};
+use super::{
+    ModelMetricValue, Tracking, check_key, generated_run_name, invalid, metric_from_db,
+    metric_to_db, push_in, random_hex32,
+};
 use crate::db::now_ms;
 use crate::db::sql::SqlBuilder;
 use crate::key_values::{LOGGED_MODEL_PARAMS, LOGGED_MODEL_TAGS};
@@ -116,11 +119,13 @@ impl Tracking {
             }
         }
         let [mut tags, mut params] = by_model;
+        let mut metrics = self.logged_model_metrics(&ids).await?;
         Ok(rows
             .into_iter()
             .map(|row| LoggedModel {
                 tags: tags.remove(&row.id).unwrap_or_default(),
                 params: params.remove(&row.id).unwrap_or_default(),
+                metrics: metrics.remove(&row.id).unwrap_or_default(),
                 id: row.id,
                 experiment_id: row.experiment_id,
                 name: row.name,
@@ -169,6 +174,100 @@ impl Tracking {
                 .bind(v)
                 .execute()
                 .await?;
+        }
+        tx.commit().await
+    }
+
+    /// Every metric value of each of the logged models `ids`, in the order logged.
+    async fn logged_model_metrics(
+        &self,
+        ids: &[&str],
+    ) -> Result<HashMap<String, Vec<LoggedModelMetric>>> {
+        let mut q = SqlBuilder::new(
+            self.meta.backend(),
+            "SELECT model_id, key, value, is_nan, timestamp, step, run_id, dataset_name, dataset_digest
+             FROM logged_model_metrics WHERE ",
+        );
+        push_in(&mut q, "model_id", ids);
+        type Row = (
+            String,
+            String,
+            f64,
+            i64,
+            i64,
+            i64,
+            String,
+            Option<String>,
+            Option<String>,
+        );
+        let rows: Vec<Row> = self.meta.read_sql(q).fetch_all().await?;
+        let mut out: HashMap<String, Vec<LoggedModelMetric>> = HashMap::new();
+        for (model, key, value, is_nan, timestamp, step, run_id, name, digest) in rows {
+            out.entry(model).or_default().push(LoggedModelMetric {
+                key,
+                value: metric_from_db(value, is_nan),
+                timestamp,
+                step,
+                run_id,
+                dataset: name.zip(digest),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Records metric values of logged model `model_id` measured by run `run_id` (active),
+    /// all or none. The same key, time and step logged again by the run is kept once;
+    /// with another value it is refused.
+    pub async fn log_model_metrics(
+        &self,
+        run_id: &str,
+        model_id: &str,
+        metrics: &[ModelMetricValue],
+    ) -> Result<()> {
+        self.active_run(run_id).await?;
+        self.get_logged_model(model_id).await?;
+        let mut tx = self.meta.write_tx().await?;
+        for ModelMetricValue { metric: m, dataset } in metrics {
+            check_key(&m.key)?;
+            let (value, is_nan) = metric_to_db(m.value);
+            let (name, digest) = dataset.clone().unzip();
+            let inserted = tx
+                .query(
+                    "INSERT INTO logged_model_metrics
+                        (model_id, key, value, is_nan, timestamp, step, run_id, dataset_name, dataset_digest)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+                )
+                .bind(model_id)
+                .bind(&m.key)
+                .bind(value)
+                .bind(is_nan)
+                .bind(m.timestamp)
+                .bind(m.step)
+                .bind(run_id)
+                .bind(&name)
+                .bind(&digest)
+                .execute()
+                .await?;
+            if inserted == 0 {
+                let stored: (f64, i64) = tx
+                    .query(
+                        "SELECT value, is_nan FROM logged_model_metrics
+                         WHERE model_id = $1 AND key = $2 AND timestamp = $3 AND step = $4 AND run_id = $5",
+                    )
+                    .bind(model_id)
+                    .bind(&m.key)
+                    .bind(m.timestamp)
+                    .bind(m.step)
+                    .bind(run_id)
+                    .fetch_one()
+                    .await?;
+                if stored != (value, is_nan) {
+                    return Err(invalid(format!(
+                        "metric {:?} of logged model {model_id} at step {} and time {} was logged with another value",
+                        m.key, m.step, m.timestamp
+                    )));
+                }
+            }
         }
         tx.commit().await
     }
@@ -239,22 +338,24 @@ impl Tracking {
     }
 
     /// Logged models of some experiments, newest first, filtered by name, status,
-    /// source run, tags and params.
+    /// source run, tags, params and metrics (values in `datasets` when any is named;
+    /// without a metric comparison, `datasets` keeps the models with values in them).
     pub async fn search_logged_models(
         &self,
         experiment_ids: &[i64],
         filter: &[Comparison],
+        datasets: &[DatasetFilter],
     ) -> Result<Vec<LoggedModel>> {
+        let by_metric = filter.iter().any(|c| c.kind == EntityKind::Metric);
         let mut out = Vec::new();
         for exp in experiment_ids {
             let models = self
                 .logged_models("experiment_id = CAST($1 AS INTEGER)", exp)
                 .await?;
-            out.extend(
-                models
-                    .into_iter()
-                    .filter(|m| filter.iter().all(|c| logged_model_matches(m, c))),
-            );
+            out.extend(models.into_iter().filter(|m| {
+                (by_metric || has_metrics_in(m, datasets))
+                    && filter.iter().all(|c| logged_model_matches(m, c, datasets))
+            }));
         }
         Ok(out)
     }

@@ -2,7 +2,7 @@
 //! search reads.
 
 use cairn_core::search::{Comparison, EntityKind, Op, Value};
-use cairn_core::tracking::{Experiment, LoggedModel};
+use cairn_core::tracking::{Experiment, LoggedModel, LoggedModelMetric};
 
 use super::invalid;
 use crate::Result;
@@ -84,8 +84,63 @@ pub(super) fn compare_numbers(actual: f64, op: Op, n: f64) -> bool {
     }
 }
 
-pub(super) fn logged_model_matches(m: &LoggedModel, c: &Comparison) -> bool {
+/// A dataset a logged-model search restricts metrics to: a name, and a digest (a filter
+/// without a digest matches no metric, as `mlflow server`'s does).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatasetFilter {
+    pub name: String,
+    pub digest: Option<String>,
+}
+
+impl DatasetFilter {
+    fn admits(filters: &[DatasetFilter], metric: &LoggedModelMetric) -> bool {
+        filters.is_empty()
+            || filters.iter().any(|f| match (&metric.dataset, &f.digest) {
+                (Some((name, digest)), Some(want)) => *name == f.name && digest == want,
+                _ => false,
+            })
+    }
+}
+
+/// Whether a logged model has metric values in `datasets` (any, when none is named).
+pub(super) fn has_metrics_in(m: &LoggedModel, datasets: &[DatasetFilter]) -> bool {
+    datasets.is_empty() || m.metrics.iter().any(|v| DatasetFilter::admits(datasets, v))
+}
+
+/// The newest value of metric `key` (by time, then step; the first run breaks ties)
+/// among those `counted`: what a search orders logged models by.
+pub fn latest_metric(
+    m: &LoggedModel,
+    key: &str,
+    counted: impl Fn(&LoggedModelMetric) -> bool,
+) -> Option<f64> {
+    m.metrics
+        .iter()
+        .filter(|v| v.key == key && counted(v))
+        .max_by(|a, b| {
+            (a.timestamp, a.step)
+                .cmp(&(b.timestamp, b.step))
+                .then_with(|| b.run_id.cmp(&a.run_id))
+        })
+        .map(|v| v.value)
+}
+
+pub(super) fn logged_model_matches(
+    m: &LoggedModel,
+    c: &Comparison,
+    datasets: &[DatasetFilter],
+) -> bool {
     match (c.kind, c.key.as_str()) {
+        // Any value ever logged (in the datasets named) that satisfies it, as MLflow
+        // matches metrics of logged models.
+        (EntityKind::Metric, key) => match c.value {
+            Value::Num(n) => m.metrics.iter().any(|v| {
+                v.key == key
+                    && DatasetFilter::admits(datasets, v)
+                    && compare_numbers(v.value, c.op, n)
+            }),
+            _ => false,
+        },
         (EntityKind::Attribute, "name") => string_matches(Some(&m.name), c.op, &c.value),
         (EntityKind::Attribute, "model_id") => string_matches(Some(&m.id), c.op, &c.value),
         (EntityKind::Attribute, "status") => string_matches(Some(&m.status), c.op, &c.value),

@@ -20,6 +20,7 @@ mod rows;
 mod runs;
 
 pub use artifacts::{check_artifact_path, directory_children};
+pub use matching::{DatasetFilter, latest_metric};
 pub(crate) use runs::push_metric_values;
 
 /// Longest param value kept; longer values are cut, as MLflow does.
@@ -58,6 +59,14 @@ pub struct Tracking {
 
 fn invalid(msg: impl Into<String>) -> Error {
     Error::InvalidArgument(msg.into())
+}
+
+/// A metric value to log for a logged model, with the dataset (name, digest) it was
+/// measured on.
+#[derive(Debug, Clone)]
+pub struct ModelMetricValue {
+    pub metric: MetricValue,
+    pub dataset: Option<(String, String)>,
 }
 
 /// A metric value to log.

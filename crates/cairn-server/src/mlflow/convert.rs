@@ -269,6 +269,26 @@ pub fn logged_model(m: &LoggedModel) -> Value {
     put_nonempty(&mut info, "tags", key_values(&m.tags));
     let mut data = Map::new();
     put_nonempty(&mut data, "params", key_values(&m.params));
+    let metrics: Vec<Value> = m
+        .metrics
+        .iter()
+        .map(|metric| {
+            let mut v = json!({
+                "key": metric.key,
+                "value": MlflowDouble(metric.value),
+                "timestamp": metric.timestamp,
+                "step": metric.step,
+                "model_id": m.id,
+                "run_id": metric.run_id,
+            });
+            if let Some((name, digest)) = &metric.dataset {
+                v["dataset_name"] = json!(name);
+                v["dataset_digest"] = json!(digest);
+            }
+            v
+        })
+        .collect();
+    put_nonempty(&mut data, "metrics", Value::Array(metrics));
     json!({"info": info, "data": data})
 }
 

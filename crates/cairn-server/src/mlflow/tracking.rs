@@ -6,8 +6,10 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use cairn_core::search::{Excerpt, parse_filter, parse_order_by};
-use cairn_core::tracking::{DatasetInput, Lifecycle, RunStatus};
-use cairn_registry::tracking::{MetricValue, ViewType};
+use cairn_core::tracking::{DatasetInput, Lifecycle, LoggedModel, LoggedModelMetric, RunStatus};
+use cairn_registry::tracking::{
+    DatasetFilter, MetricValue, ModelMetricValue, ViewType, latest_metric,
+};
 use cairn_registry::{Registry, now_ms};
 use serde_json::{Value, json};
 
@@ -263,8 +265,37 @@ pub async fn log_metric(State(r): State<Registry>, f: Fields) -> Reply {
         timestamp: f.i64("timestamp")?,
         step: f.opt_i64("step")?.unwrap_or(0),
     };
-    r.tracking().log_batch(&run_id(&f)?, &[m], &[], &[]).await?;
+    let run = run_id(&f)?;
+    let nonempty = |field| f.opt_str(field).map(|v| v.filter(|s| !s.is_empty()));
+    let dataset = dataset_of(nonempty("dataset_name")?, nonempty("dataset_digest")?)?;
+    if let Some(model) = nonempty("model_id")? {
+        r.tracking()
+            .log_model_metrics(
+                &run,
+                &model,
+                &[ModelMetricValue {
+                    metric: m.clone(),
+                    dataset,
+                }],
+            )
+            .await?;
+    }
+    r.tracking().log_batch(&run, &[m], &[], &[]).await?;
     ok()
+}
+
+/// A metric's dataset: both its name and digest, or neither.
+fn dataset_of(
+    name: Option<String>,
+    digest: Option<String>,
+) -> MlflowResult<Option<(String, String)>> {
+    match (name, digest) {
+        (Some(name), Some(digest)) => Ok(Some((name, digest))),
+        (None, None) => Ok(None),
+        _ => Err(MlflowError::invalid(
+            "Both dataset_name and dataset_digest must be provided if one is provided",
+        )),
+    }
 }
 
 pub async fn log_param(State(r): State<Registry>, f: Fields) -> Reply {
@@ -303,8 +334,29 @@ pub async fn log_batch(State(r): State<Registry>, f: Fields) -> Reply {
         .collect::<MlflowResult<Vec<_>>>()?;
     let params = f.key_values("params")?;
     let tags = f.key_values("tags")?;
+    let run = run_id(&f)?;
+    // Metrics of logged models, by model, recorded before the run's own.
+    let mut by_model: BTreeMap<String, Vec<ModelMetricValue>> = BTreeMap::new();
+    for (item, metric) in f.list("metrics").iter().zip(&metrics) {
+        let text = |k: &str| {
+            item.get(k)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        };
+        let dataset = dataset_of(text("dataset_name"), text("dataset_digest"))?;
+        if let Some(model) = text("model_id") {
+            by_model.entry(model).or_default().push(ModelMetricValue {
+                metric: metric.clone(),
+                dataset,
+            });
+        }
+    }
+    for (model, values) in &by_model {
+        r.tracking().log_model_metrics(&run, model, values).await?;
+    }
     r.tracking()
-        .log_batch(&run_id(&f)?, &metrics, &params, &tags)
+        .log_batch(&run, &metrics, &params, &tags)
         .await?;
     ok()
 }
@@ -649,6 +701,101 @@ pub async fn delete_logged_model_tag(
     ok()
 }
 
+/// The `datasets` of a logged-model search or of one of its `order_by` entries.
+fn dataset_filters(items: &[Value]) -> MlflowResult<Vec<DatasetFilter>> {
+    items
+        .iter()
+        .map(|d| {
+            let text = |k: &str| d.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
+            let name = text("dataset_name").ok_or_else(|| {
+                MlflowError::invalid("`dataset_name` in the `datasets` clause must be specified.")
+            })?;
+            Ok(DatasetFilter {
+                name: name.to_owned(),
+                digest: text("dataset_digest").map(str::to_owned),
+            })
+        })
+        .collect()
+}
+
+/// How one `order_by` entry of a logged-model search orders two models.
+enum ModelOrder {
+    Name,
+    Id,
+    Created,
+    Updated,
+    /// The newest value of a metric (in some datasets); models without one go last.
+    Metric(String, Vec<DatasetFilter>),
+}
+
+impl ModelOrder {
+    fn parse(item: &Value) -> MlflowResult<(Self, bool)> {
+        let field = item
+            .get("field_name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let ascending = item
+            .get("ascending")
+            .and_then(Value::as_bool)
+            .unwrap_or(true);
+        let order = match field {
+            "name" => Self::Name,
+            "model_id" => Self::Id,
+            "creation_timestamp" | "creation_time" | "creation_timestamp_ms" => Self::Created,
+            "last_updated_timestamp" | "last_updated_timestamp_ms" => Self::Updated,
+            other => match other.split_once('.') {
+                Some(("metrics", key)) => {
+                    let datasets = match item.get("dataset_name") {
+                        Some(_) => dataset_filters(std::slice::from_ref(item))?,
+                        None => Vec::new(),
+                    };
+                    Self::Metric(key.to_owned(), datasets)
+                }
+                Some(_) => {
+                    return Err(MlflowError::invalid(format!(
+                        "Invalid order by field name: {other}. Only metrics are supported."
+                    )));
+                }
+                None => {
+                    return Err(MlflowError::invalid(format!(
+                        "Invalid order by field name: {other}"
+                    )));
+                }
+            },
+        };
+        Ok((order, ascending))
+    }
+
+    fn compare(&self, a: &LoggedModel, b: &LoggedModel, ascending: bool) -> std::cmp::Ordering {
+        let directed = |o: std::cmp::Ordering| if ascending { o } else { o.reverse() };
+        match self {
+            Self::Name => directed(a.name.cmp(&b.name)),
+            Self::Id => directed(a.id.cmp(&b.id)),
+            Self::Created => directed(a.creation_time.cmp(&b.creation_time)),
+            Self::Updated => directed(a.last_updated_time.cmp(&b.last_updated_time)),
+            Self::Metric(key, datasets) => {
+                // Here a dataset without a digest means any digest of that name.
+                let counted = |v: &LoggedModelMetric| {
+                    datasets.is_empty()
+                        || datasets.iter().any(|d| match &v.dataset {
+                            Some((name, digest)) => {
+                                *name == d.name && d.digest.as_ref().is_none_or(|w| w == digest)
+                            }
+                            None => false,
+                        })
+                };
+                let value = |m: &LoggedModel| latest_metric(m, key, counted);
+                match (value(a), value(b)) {
+                    (Some(x), Some(y)) => directed(x.total_cmp(&y)),
+                    (Some(_), None) => std::cmp::Ordering::Less,
+                    (None, Some(_)) => std::cmp::Ordering::Greater,
+                    (None, None) => std::cmp::Ordering::Equal,
+                }
+            }
+        }
+    }
+}
+
 pub async fn search_logged_models(State(r): State<Registry>, f: Fields) -> Reply {
     f.check(schema::SEARCH_LOGGED_MODELS)?;
     let ids = experiment_ids(&f)?;
@@ -657,40 +804,27 @@ pub async fn search_logged_models(State(r): State<Registry>, f: Fields) -> Reply
             "Missing value for required parameter 'experiment_ids'",
         ));
     }
-    let limit = paging::max_results(&f, 100, 1000)?;
+    let limit = paging::max_results(&f, 50, 1000)?;
     let offset = paging::offset(&f)?;
+    let datasets = dataset_filters(&f.list("datasets"))?;
+    let orders = f
+        .list("order_by")
+        .iter()
+        .map(ModelOrder::parse)
+        .collect::<MlflowResult<Vec<_>>>()?;
     let mut models = r
         .tracking()
-        .search_logged_models(&ids, &filter(&f)?)
+        .search_logged_models(&ids, &filter(&f)?, &datasets)
         .await?;
-    // Structured order_by: [{field_name, ascending}], applied last key first so the first
-    // key wins (the store's order, newest first, breaks remaining ties).
-    for item in f.list("order_by").iter().rev() {
-        let field = item
-            .get("field_name")
-            .and_then(Value::as_str)
-            .ok_or_else(|| MlflowError::invalid("order_by entries need a field_name"))?;
-        let ascending = item
-            .get("ascending")
-            .and_then(Value::as_bool)
-            .unwrap_or(true);
-        match field {
-            "name" => models.sort_by(|a, b| a.name.cmp(&b.name)),
-            "model_id" => models.sort_by(|a, b| a.id.cmp(&b.id)),
-            "creation_timestamp" | "creation_time" => models.sort_by_key(|m| m.creation_time),
-            "last_updated_timestamp" | "last_updated_time" => {
-                models.sort_by_key(|m| m.last_updated_time)
-            }
-            other => {
-                return Err(MlflowError::invalid(format!(
-                    "Invalid order_by field for logged models: '{other}'"
-                )));
-            }
-        }
-        if !ascending {
-            models.reverse();
-        }
-    }
+    // The store's order (newest first, then id) breaks the remaining ties: the sort is
+    // stable.
+    models.sort_by(|a, b| {
+        orders
+            .iter()
+            .map(|(order, ascending)| order.compare(a, b, *ascending))
+            .find(|o| o.is_ne())
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
     let (mut page, token) = paging::page(
         models.into_iter().skip(offset).collect::<Vec<_>>(),
         offset,
