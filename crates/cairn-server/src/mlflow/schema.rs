@@ -72,7 +72,7 @@ impl Check {
             },
             FloatLike => match value {
                 Value::Number(_) => true,
-                Value::String(s) => python_float(s).is_some(),
+                Value::String(s) => is_python_float(s),
                 _ => false,
             },
             Bool => value.is_boolean(),
@@ -100,7 +100,7 @@ impl Check {
             },
             FloatLike => match value {
                 Value::Number(_) | Value::Bool(_) => true,
-                Value::String(s) => python_float(s).is_some(),
+                Value::String(s) => is_python_float(s),
                 _ => false,
             },
             Bool => value.is_boolean(),
@@ -146,16 +146,13 @@ fn first_missing_key(name: &str, items: &[Value], keys: &[&str]) -> Option<Strin
     })
 }
 
-/// What Python's `float(s)` reads: decimal numbers, `inf`, `nan`, with signs and
-/// surrounding spaces.
-fn python_float(s: &str) -> Option<f64> {
+/// Whether Python's `float(s)` reads `s`: decimal numbers, `inf`, `nan`, with a sign
+/// and surrounding spaces.
+fn is_python_float(s: &str) -> bool {
     let t = s.trim();
     let lower = t.to_ascii_lowercase();
     let unsigned = lower.trim_start_matches(['+', '-']);
-    if matches!(unsigned, "inf" | "infinity" | "nan") {
-        return Some(0.0);
-    }
-    t.parse::<f64>().ok()
+    matches!(unsigned, "inf" | "infinity" | "nan") || t.parse::<f64>().is_ok()
 }
 
 /// Python's name for a JSON value's type, as MLflow's hint names it.
@@ -488,3 +485,59 @@ pub const TRANSITION_STAGE: Schema = &[
     ("stage", &[Str, Required]),
     ("archive_existing_versions", &[Bool]),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(body: serde_json::Value, from_query: bool) -> Fields {
+        Fields {
+            map: body.as_object().unwrap().clone(),
+            from_query,
+        }
+    }
+
+    fn refusal(body: serde_json::Value, schema: Schema) -> String {
+        fields(body, false).check(schema).unwrap_err().message
+    }
+
+    #[test]
+    fn refusals_read_as_mlflow_server_words_them() {
+        assert_eq!(
+            refusal(serde_json::json!({"name": 123}), CREATE_EXPERIMENT),
+            "Invalid value 123 for parameter 'name' supplied:  Hint: Value was of type 'int'. See the API docs for more information about request parameters."
+        );
+        assert_eq!(
+            refusal(
+                serde_json::json!({"run_id": "r", "key": "k", "value": 1.0}),
+                LOG_METRIC
+            ),
+            "Missing value for required parameter 'timestamp'. See the API docs for more information about request parameters."
+        );
+        assert_eq!(
+            refusal(
+                serde_json::json!({"run_id": "r", "metrics": [{"key": "k", "value": 1}]}),
+                LOG_BATCH
+            ),
+            "Missing value for required parameter 'metrics[0].timestamp'. See the API docs for more information about request parameters."
+        );
+        // A missing run_id is read from run_uuid, as MLflow reads it.
+        let uuid = serde_json::json!({"run_uuid": "r", "key": "k", "value": 1, "timestamp": 2});
+        assert!(fields(uuid, false).check(LOG_METRIC).is_ok());
+    }
+
+    #[test]
+    fn types_are_checked_only_when_the_body_would_not_parse() {
+        // "12" parses as an int64 field: no type check runs, as in MLflow.
+        let ok = serde_json::json!({"experiment_id": "1", "start_time": "12"});
+        assert!(fields(ok, false).check(CREATE_RUN).is_ok());
+        // A query string's values are strings of the field's type.
+        let query = serde_json::json!({"max_results": "10", "order_by": "name"});
+        assert!(fields(query, true).check(SEARCH_REGISTERED_MODELS).is_ok());
+        let over = serde_json::json!({"max_results": "2000"});
+        assert!(fields(over, true).check(SEARCH_REGISTERED_MODELS).is_err());
+        // A protobuf enum given by name parses.
+        let status = serde_json::json!({"model_id": "m", "status": "LOGGED_MODEL_READY"});
+        assert!(fields(status, false).check(FINALIZE_LOGGED_MODEL).is_ok());
+    }
+}
