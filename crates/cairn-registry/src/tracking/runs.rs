@@ -483,12 +483,7 @@ impl Tracking {
             .await?;
         Ok(rows
             .into_iter()
-            .map(|(value, is_nan, timestamp, step)| Metric {
-                key: key.to_owned(),
-                value: metric_from_db(value, is_nan),
-                timestamp,
-                step,
-            })
+            .map(|row| stored_metric(key, row))
             .collect())
     }
 
@@ -517,12 +512,7 @@ impl Tracking {
             .await?;
         Ok(rows
             .into_iter()
-            .map(|(value, is_nan, timestamp, step)| Metric {
-                key: key.to_owned(),
-                value: metric_from_db(value, is_nan),
-                timestamp,
-                step,
-            })
+            .map(|row| stored_metric(key, row))
             .collect())
     }
 
@@ -552,13 +542,7 @@ impl Tracking {
         Ok(rows
             .into_iter()
             .map(|(run, value, is_nan, timestamp, step)| {
-                let metric = Metric {
-                    key: key.to_owned(),
-                    value: metric_from_db(value, is_nan),
-                    timestamp,
-                    step,
-                };
-                (run, metric)
+                (run, stored_metric(key, (value, is_nan, timestamp, step)))
             })
             .collect())
     }
@@ -689,4 +673,14 @@ pub(crate) fn push_metric_values(q: &mut SqlBuilder, rows: &[(&str, &MetricValue
             .push_bind(m.timestamp)
             .push_bind(m.step);
     });
+}
+
+/// A value of metric `key` as stored: `(value, is_nan, timestamp, step)`.
+fn stored_metric(key: &str, (value, is_nan, timestamp, step): (f64, i64, i64, i64)) -> Metric {
+    Metric {
+        key: key.to_owned(),
+        value: metric_from_db(value, is_nan),
+        timestamp,
+        step,
+    }
 }
