@@ -90,6 +90,9 @@ enum Command {
     Migrate(commands::server::MigrateArgs),
     /// Copy a whole registry into another (e.g. embedded to PostgreSQL + S3).
     Copy(commands::copy::Args),
+    /// API tokens: create (prints the secret once), list, revoke.
+    #[command(subcommand)]
+    Token(commands::token::TokenCommand),
 }
 
 fn main() -> ExitCode {
@@ -159,9 +162,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .transpose()?,
         ),
     };
+    let command = match cli.command {
+        Command::Token(cmd) => return commands::token::run(&location, cmd).await,
+        other => other,
+    };
     let registry = location.connect().await?;
     let registry = registry.as_ref();
-    match cli.command {
+    match command {
         Command::Push(args) => commands::push::run(registry, args).await,
         Command::Pull(args) => commands::pull::run(registry, args).await,
         Command::Models(cmd) => commands::models::run(registry, cmd).await,
@@ -177,7 +184,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Gc(args) => commands::gc::run(registry, args).await,
         Command::Lineage(args) => commands::lineage::run(registry, args).await,
         Command::Card(args) => commands::card::run(registry, args).await,
-        Command::Server(_) | Command::Migrate(_) | Command::Copy(_) => {
+        Command::Server(_) | Command::Migrate(_) | Command::Copy(_) | Command::Token(_) => {
             unreachable!("handled above")
         }
     }

@@ -1008,3 +1008,48 @@ fn an_unreachable_database_fails_at_once_with_its_reason() {
         "not a pool timeout"
     );
 }
+
+/// Tokens are managed against the data directory: the secret is stdout's only line,
+/// never listed again, and a revoked token says so.
+#[test]
+fn tokens_are_created_listed_and_revoked() {
+    let env = Env::new(Mode::Embedded);
+    let out = env.ok(&[
+        "token",
+        "create",
+        "--user",
+        "ci",
+        "--role",
+        "writer",
+        "--models",
+        "fraud-*",
+        "--expires",
+        "30d",
+        "--name",
+        "nightly",
+    ]);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    let secret = out.trim_end();
+    assert!(
+        secret.starts_with("cairn_") && secret.len() == 6 + 12 + 1 + 64,
+        "{secret}"
+    );
+    let listed = env.ok(&["token", "list"]);
+    assert!(listed.contains("writer") && listed.contains("fraud-*") && listed.contains("nightly"));
+    assert!(!listed.contains(&secret[19..]), "a listing shows a secret");
+    let tokens = env.json(&["token", "list", "--json"]);
+    let id = tokens[0]["id"].as_str().unwrap().to_owned();
+    assert!(secret.contains(&id) && tokens[0]["revoked_at"].is_null());
+    env.ok(&["token", "revoke", &id]);
+    assert!(!env.json(&["token", "list", "--json"])[0]["revoked_at"].is_null());
+    let audit = env.ok(&["audit", "log"]);
+    assert!(
+        audit.contains("token.create") && audit.contains("token.revoke"),
+        "{audit}"
+    );
+    // Bad input is a usage error; a server location is refused with one line.
+    env.fails(2, &["token", "create", "--user", "ci", "--role", "root"]);
+    env.fails(2, &["token", "create", "--user", "ci", "--models", r"a\b"]);
+    let err = env.fails(1, &["--registry", "http://127.0.0.1:9", "token", "list"]);
+    assert!(err.contains("data directory"), "{err}");
+}

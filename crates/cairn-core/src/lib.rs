@@ -4,6 +4,7 @@
 //! (registry service, server, CLI) can share it without pulling in tokio or sqlx.
 
 pub mod api;
+pub mod auth;
 pub mod digest;
 pub mod lineage;
 pub mod manifest;

@@ -46,6 +46,8 @@ pub(crate) enum Action {
     },
     Alias(AliasAction),
     BlobsCollect,
+    TokenCreate,
+    TokenRevoke,
 }
 
 impl Action {
@@ -76,6 +78,8 @@ impl Action {
             } => "version.tag.delete",
             Self::Description { version: false } => "model.description",
             Self::Description { version: true } => "version.description",
+            Self::TokenCreate => "token.create",
+            Self::TokenRevoke => "token.revoke",
             Self::Alias(A::Set) => "alias.set",
             Self::Alias(A::Rollback) => "alias.rollback",
             Self::Alias(A::Delete) => "alias.delete",

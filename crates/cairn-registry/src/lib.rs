@@ -26,6 +26,7 @@ pub use error::{Error, Missing, Refusal, Result};
 pub use service::Registry;
 pub use service::aliases::AliasTarget;
 pub use service::sources::SourcedVersion;
+pub use service::tokens::{NewToken, Principal};
 pub use store::{FileList, VersionExtras, VersionOrigin};
 
 #[cfg(test)]
@@ -36,5 +37,7 @@ mod sources_tests;
 mod test_support;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tokens_tests;
 #[cfg(test)]
 mod tracking_tests;

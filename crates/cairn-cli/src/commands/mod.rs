@@ -10,6 +10,7 @@ pub mod models;
 pub mod pull;
 pub mod push;
 pub mod server;
+pub mod token;
 pub mod verify;
 pub mod versions;
 

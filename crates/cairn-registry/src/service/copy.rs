@@ -28,6 +28,8 @@ use crate::{Error, Registry, Result};
 /// is not copied (the target's trigger derives it from `run_metrics`), nor are uploads
 /// in flight.
 const TABLES: &[(&str, &[&str])] = &[
+    ("principals", &["name"]),
+    ("tokens", &["id"]),
     ("models", &["id"]),
     ("model_tags", &["model_id", "key"]),
     ("versions", &["id"]),

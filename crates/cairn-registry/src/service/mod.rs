@@ -26,6 +26,7 @@ mod gc;
 mod lineage;
 mod metadata;
 pub mod sources;
+pub mod tokens;
 mod verify;
 
 /// Longest description, in bytes.
