@@ -135,11 +135,7 @@ fn one_line(e: &anyhow::Error) -> String {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let artifacts = cli.artifacts.as_deref();
     match cli.command {
-        Command::Server(args) => {
-            return commands::server::run(args, artifacts)
-                .await
-                .map(|()| ExitCode::SUCCESS);
-        }
+        Command::Server(args) => return commands::server::run(args, artifacts).await,
         Command::Migrate(args) => {
             init_cli_logging();
             return commands::server::migrate(args)

@@ -1053,3 +1053,22 @@ fn tokens_are_created_listed_and_revoked() {
     let err = env.fails(1, &["--registry", "http://127.0.0.1:9", "token", "list"]);
     assert!(err.contains("data directory"), "{err}");
 }
+
+/// Without authentication the server serves this machine only: a network address is
+/// refused (exit 2, one line saying how to serve it anyway) before anything is opened.
+#[test]
+fn a_network_address_without_authentication_is_refused() {
+    let env = Env::new(Mode::Embedded);
+    let data = env.path("elsewhere");
+    let data = data.to_str().unwrap();
+    let err = env.fails(
+        2,
+        &["server", "--host", "0.0.0.0", "--port", "0", "--data", data],
+    );
+    assert!(err.contains("--insecure-no-auth"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        !std::path::Path::new(data).exists(),
+        "the refused server opened its data"
+    );
+}

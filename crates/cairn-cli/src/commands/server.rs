@@ -3,6 +3,7 @@
 //! registry. `cairn migrate` brings a database's schema up to date without serving.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -70,8 +71,14 @@ const STALE_UPLOAD_AGE: Duration = Duration::from_secs(24 * 60 * 60);
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// The address to listen on. Anything but a loopback address serves everyone who
+    /// can reach it: that needs --insecure-no-auth until authentication is available.
     #[arg(long, env = "CAIRN_HOST", default_value = "127.0.0.1")]
     host: String,
+    /// Serve a non-loopback address without authentication: anyone who can reach it
+    /// may read, write and delete.
+    #[arg(long, env = "CAIRN_INSECURE_NO_AUTH")]
+    insecure_no_auth: bool,
     /// 0 picks a free port; the address is printed on stdout.
     #[arg(long, env = "CAIRN_PORT", default_value_t = 5000)]
     port: u16,
@@ -88,8 +95,27 @@ enum LogFormat {
     Json,
 }
 
-pub async fn run(args: Args, artifacts: Option<&str>) -> Result<()> {
+/// Whether `host` names this machine only (127.0.0.0/8, ::1, localhost).
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+pub async fn run(args: Args, artifacts: Option<&str>) -> Result<ExitCode> {
+    if !is_loopback(&args.host) && !args.insecure_no_auth {
+        eprintln!(
+            "error: --host {} would serve everyone who can reach it without authentication, which this server does not have yet; listen on a loopback address, or pass --insecure-no-auth to serve the network anyway",
+            args.host
+        );
+        return Ok(ExitCode::from(2));
+    }
     init_logging(args.log_format);
+    if !is_loopback(&args.host) {
+        tracing::warn!(host = %args.host, "serving a network address without authentication (--insecure-no-auth)");
+    }
     let (db, blobs, options) = args.store.resolve(artifacts)?;
     let registry = Registry::open(&db, &blobs, &options)
         .await
@@ -119,7 +145,7 @@ pub async fn run(args: Args, artifacts: Option<&str>) -> Result<()> {
     cairn_server::serve(registry, listener, shutdown)
         .await
         .context("serving")?;
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 #[derive(clap::Args)]
@@ -151,4 +177,32 @@ fn init_logging(format: LogFormat) {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback;
+
+    #[test]
+    fn only_this_machine_is_loopback() {
+        for host in [
+            "127.0.0.1",
+            "127.1.2.3",
+            "::1",
+            "[::1]",
+            "localhost",
+            "LOCALHOST",
+        ] {
+            assert!(is_loopback(host), "{host}");
+        }
+        for host in [
+            "0.0.0.0",
+            "::",
+            "10.0.0.5",
+            "example.com",
+            "localhost.evil.com",
+        ] {
+            assert!(!is_loopback(host), "{host}");
+        }
+    }
 }
