@@ -221,6 +221,12 @@ def answers(url):
     ]
     for label, method, path, kw in invalid:
         answer(label, method, path, **kw)
+    # A body that does not say it is JSON (what a cross-site form or text/plain POST sends).
+    answer("registered-models/create, a text/plain body", "POST", "registered-models/create",
+           data=json.dumps({"name": f"csrf-{tag}"}), headers={"Content-Type": "text/plain"})
+    answer("registered-models/create, no Content-Type", "POST", "registered-models/create",
+           data=json.dumps({"name": f"csrf-{tag}"}))
+    answer("registered-models/get after them", "GET", "registered-models/get", params={"name": f"csrf-{tag}"})
     # The UI's endpoints.
     ajax = f"{url}/ajax-api/2.0/mlflow"
     for step in range(10):

@@ -38,6 +38,27 @@ impl<S: Send + Sync> FromRequest<S> for Fields {
                 }
             }
         }
+        // A JSON body must say it is one, as MLflow requires: a browser sends a
+        // cross-site form or `text/plain` POST without asking first, a JSON one never.
+        if matches!(*req.method(), Method::POST | Method::PUT) {
+            let content_type = req
+                .headers()
+                .get(axum::http::header::CONTENT_TYPE)
+                .map(|v| v.to_str().unwrap_or_default());
+            match content_type.map(|t| t.split(';').next().unwrap_or_default().trim()) {
+                None => {
+                    return Err(MlflowError::invalid(
+                        "Bad Request. Content-Type header is missing.",
+                    ));
+                }
+                Some(t) if !t.eq_ignore_ascii_case("application/json") => {
+                    return Err(MlflowError::invalid(
+                        "Bad Request. Content-Type must be one of ['application/json'].",
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
         if req.method() != Method::GET {
             if let Some(declared) = declared_too_large(&req) {
                 return Err(MlflowError::too_large(too_large_message(Some(declared))));
