@@ -31,7 +31,8 @@ MOUNTS = {
     (SOURCES / "api_v1.rs", "routes"): "/api/v1",
     (SOURCES / "mlflow" / "mod.rs", "api"): "/api/2.0/mlflow",
     (SOURCES / "mlflow" / "mod.rs", "artifact_api"): "/api/2.0/mlflow-artifacts",
-    (SOURCES / "mlflow" / "mod.rs", "routes"): "/ajax-api/2.0/mlflow",
+    (SOURCES / "mlflow" / "mod.rs", "routes"): "",
+    (SOURCES / "mlflow" / "mod.rs", "ui_only"): "/ajax-api/2.0/mlflow",
     (SOURCES / "lib.rs", "router"): "",
 }
 

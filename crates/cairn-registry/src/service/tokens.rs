@@ -189,11 +189,19 @@ impl Registry {
                 .await?;
             tx.commit().await?;
         }
-        self.list_tokens()
+        self.token(id)
             .await?
-            .into_iter()
-            .find(|t| t.id == id)
-            .ok_or_else(|| Error::InvalidArgument(format!("no token {id:?}")))
+            .ok_or_else(|| Error::InvalidArgument(format!("no token {id:?}")))?
+            .info()
+    }
+
+    /// The record of token `id`.
+    async fn token(&self, id: &str) -> Result<Option<TokenRow>> {
+        self.meta
+            .read(&format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = $1"))
+            .bind(id)
+            .fetch_optional()
+            .await
     }
 
     /// Who `secret` speaks for; `None` for a secret that is malformed, unknown,
@@ -202,13 +210,7 @@ impl Registry {
         let Some(id) = token_id(secret) else {
             return Ok(None);
         };
-        let row: Option<TokenRow> = self
-            .meta
-            .read(&format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = $1"))
-            .bind(id)
-            .fetch_optional()
-            .await?;
-        let Some(row) = row else {
+        let Some(row) = self.token(id).await? else {
             return Ok(None);
         };
         let hash = sha256_hex(secret);

@@ -6,6 +6,7 @@
 mod artifacts;
 mod convert;
 mod error;
+mod logged_models;
 mod paging;
 mod registry;
 mod request;
@@ -21,6 +22,7 @@ use cairn_registry::Registry;
 /// The endpoints under `/api/2.0/mlflow` (also served under `/ajax-api/2.0/mlflow` and
 /// `/api/3.0/mlflow`).
 fn api() -> Router<Registry> {
+    use logged_models as lm;
     use registry as reg;
     use tracking as t;
     Router::new()
@@ -62,21 +64,21 @@ fn api() -> Router<Registry> {
             get(t::metric_history_bulk_interval),
         )
         .route("/artifacts/list", get(artifacts::list_run_artifacts))
-        .route("/logged-models", post(t::create_logged_model))
-        .route("/logged-models/search", post(t::search_logged_models))
+        .route("/logged-models", post(lm::create_logged_model))
+        .route("/logged-models/search", post(lm::search_logged_models))
         .route(
             "/logged-models/{model_id}",
-            get(t::get_logged_model)
-                .patch(t::finalize_logged_model)
-                .delete(t::delete_logged_model),
+            get(lm::get_logged_model)
+                .patch(lm::finalize_logged_model)
+                .delete(lm::delete_logged_model),
         )
         .route(
             "/logged-models/{model_id}/tags",
-            patch(t::set_logged_model_tags),
+            patch(lm::set_logged_model_tags),
         )
         .route(
             "/logged-models/{model_id}/params",
-            post(t::log_logged_model_params),
+            post(lm::log_logged_model_params),
         )
         .route(
             "/logged-models/{model_id}/artifacts/directories",
@@ -84,7 +86,7 @@ fn api() -> Router<Registry> {
         )
         .route(
             "/logged-models/{model_id}/tags/{key}",
-            delete(t::delete_logged_model_tag),
+            delete(lm::delete_logged_model_tag),
         )
         .route(
             "/registered-models/create",

@@ -88,7 +88,7 @@ impl<S: Send + Sync> FromRequest<S> for Fields {
     }
 }
 
-fn form_urlencoded_pairs(query: &str) -> Vec<(String, String)> {
+pub(super) fn form_urlencoded_pairs(query: &str) -> Vec<(String, String)> {
     url::form_urlencoded::parse(query.as_bytes())
         .into_owned()
         .collect()

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::artifacts::{listing, serve_blob};
 use super::error::{BAD_REQUEST, MlflowError, MlflowResult};
-use super::request::Fields;
+use super::request::{Fields, form_urlencoded_pairs};
 
 /// The largest file the UI may upload in one request (MLflow's limit).
 const UPLOAD_MAX: usize = 10 * 1024 * 1024;
@@ -35,11 +35,12 @@ pub async fn upload_artifact(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> MlflowResult<Json<Value>> {
-    let query = query.unwrap_or_default();
+    let pairs = form_urlencoded_pairs(&query.unwrap_or_default());
     let param = |name: &str| {
-        url::form_urlencoded::parse(query.as_bytes())
+        pairs
+            .iter()
             .find(|(k, v)| k == name && !v.is_empty())
-            .map(|(_, v)| v.into_owned())
+            .map(|(_, v)| v.clone())
     };
     let run_id =
         param("run_uuid").ok_or_else(|| MlflowError::invalid("Request must specify run_uuid."))?;
