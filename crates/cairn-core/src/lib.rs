@@ -3,6 +3,7 @@
 //! native API. Everything here is pure and synchronous so that every other crate
 //! (registry service, server, CLI) can share it without pulling in tokio or sqlx.
 
+pub mod access;
 pub mod api;
 pub mod auth;
 pub mod digest;

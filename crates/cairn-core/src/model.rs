@@ -176,11 +176,18 @@ impl VerifyReport {
 /// the entry before it by its hash.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AuditEntry {
+    /// How the entry is hashed (1: before authentication existed; 2: also its token).
+    pub format: u32,
     /// 1, 2, 3… with no gap.
     pub seq: u64,
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
+    /// Who made the change: the authenticated user when the server enforces
+    /// authentication, otherwise the name the client declared.
     pub actor: String,
+    /// The id of the API token the change was made with (never its secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
     /// E.g. `version.create`, `alias.set`, `model.tag.delete`.
     pub action: String,
     /// The model concerned (empty when none).

@@ -9,11 +9,17 @@
 //! also names the registry's state: `read_cache` serves a read again while it holds.
 //! A write that would change nothing returns before writing, so it needs no entry.
 //!
-//! The hash of an entry is the hex SHA-256 of the JSON array
-//! `[seq, at_ms, actor, action, model, target, before, after, prev_hash]` (`before` and
-//! `after` as their stored JSON text, or null) — simple enough to recompute with any tool.
+//! The hash of an entry is the hex SHA-256 of a JSON array, simple enough to recompute
+//! with any tool (`before` and `after` as their stored JSON text, or null). Its shape
+//! depends on the entry's format, stored with it, so that entries written before a new
+//! format keep verifying:
+//! - format 1: `[seq, at_ms, actor, action, model, target, before, after, prev_hash]`;
+//! - format 2 (since authentication): `[2, seq, at_ms, actor, token, action, model,
+//!   target, before, after, prev_hash]`, `token` being the id of the API token the
+//!   change was made with, or null.
 
 use cairn_core::Sha256Digest;
+use cairn_core::access::Actor;
 use cairn_core::model::{AliasAction, AuditBreak, AuditEntry, AuditHead, AuditReport};
 
 use crate::db::sql::{Columns, Decode, DecodeError, SqlBuilder, decoded_row};
@@ -45,6 +51,8 @@ pub(crate) enum Action {
         version: bool,
     },
     Alias(AliasAction),
+    AliasProtect,
+    AliasUnprotect,
     BlobsCollect,
     TokenCreate,
     TokenRevoke,
@@ -84,6 +92,8 @@ impl Action {
             Self::Alias(A::Rollback) => "alias.rollback",
             Self::Alias(A::Delete) => "alias.delete",
             Self::Alias(A::VersionDeleted) => "alias.version_deleted",
+            Self::AliasProtect => "alias.protect",
+            Self::AliasUnprotect => "alias.unprotect",
             Self::BlobsCollect => "blobs.collect",
         }
     }
@@ -91,7 +101,7 @@ impl Action {
 
 /// One mutation, as the log records it.
 pub(crate) struct Change<'a> {
-    pub actor: &'a str,
+    pub actor: &'a Actor,
     pub action: Action,
     pub model: &'a str,
     pub target: String,
@@ -102,7 +112,12 @@ pub(crate) struct Change<'a> {
 impl<'a> Change<'a> {
     /// A change by `actor` of `target` (`NAME`, `NAME@N`, `NAME@ALIAS`, …) of model
     /// `model` (empty when it is of no model).
-    pub fn new(actor: &'a str, action: Action, model: &'a str, target: impl Into<String>) -> Self {
+    pub fn new(
+        actor: &'a Actor,
+        action: Action,
+        model: &'a str,
+        target: impl Into<String>,
+    ) -> Self {
         Self {
             actor,
             action,
@@ -143,9 +158,11 @@ pub(crate) async fn append(tx: &mut WriteTx, change: Change<'_>) -> Result<()> {
     let before = change.before.map(|v| v.to_string());
     let after = change.after.map(|v| v.to_string());
     let hash = entry_hash(&Stored {
+        format: FORMAT,
         seq,
         at,
-        actor: change.actor.to_owned(),
+        actor: change.actor.name.clone(),
+        token: change.actor.token.clone(),
         action: change.action.as_str().to_owned(),
         model: change.model.to_owned(),
         target: change.target.clone(),
@@ -153,14 +170,16 @@ pub(crate) async fn append(tx: &mut WriteTx, change: Change<'_>) -> Result<()> {
         after: after.clone(),
         prev_hash: prev.clone(),
         hash: String::new(),
-    });
+    })
+    .expect("the current format has a hash");
     tx.query(
-        "INSERT INTO audit_log (seq, at, actor, action, model, target, before, after, prev_hash, hash)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        "INSERT INTO audit_log (seq, at, actor, action, model, target, before, after, prev_hash, hash,
+                                format, token)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(seq)
     .bind(at)
-    .bind(change.actor)
+    .bind(&change.actor.name)
     .bind(change.action.as_str())
     .bind(change.model)
     .bind(&change.target)
@@ -168,6 +187,8 @@ pub(crate) async fn append(tx: &mut WriteTx, change: Change<'_>) -> Result<()> {
     .bind(&after)
     .bind(&prev)
     .bind(&hash)
+    .bind(FORMAT)
+    .bind(&change.actor.token)
     .execute()
     .await?;
     tx.query("UPDATE audit_head SET hash = $1 WHERE id = 1")
@@ -179,9 +200,11 @@ pub(crate) async fn append(tx: &mut WriteTx, change: Change<'_>) -> Result<()> {
 
 /// An audit row as stored: the columns of [`COLUMNS`], in its order.
 struct Stored {
+    format: i64,
     seq: i64,
     at: i64,
     actor: String,
+    token: Option<String>,
     action: String,
     model: String,
     target: String,
@@ -191,14 +214,20 @@ struct Stored {
     hash: String,
 }
 
-const COLUMNS: &str = "seq, at, actor, action, model, target, before, after, prev_hash, hash";
+const COLUMNS: &str =
+    "format, seq, at, actor, token, action, model, target, before, after, prev_hash, hash";
+
+/// The format new entries are written in (see the module's documentation).
+const FORMAT: i64 = 2;
 
 impl Decode for Stored {
     fn decode(c: &mut Columns<'_>) -> std::result::Result<Self, DecodeError> {
         Ok(Self {
+            format: c.next()?,
             seq: c.next()?,
             at: c.next()?,
             actor: c.next()?,
+            token: c.next()?,
             action: c.next()?,
             model: c.next()?,
             target: c.next()?,
@@ -215,20 +244,37 @@ decoded_row!(Stored);
 /// whatever the log's length.
 const VERIFY_BATCH: i64 = 1000;
 
-fn entry_hash(e: &Stored) -> String {
-    let canonical = serde_json::json!([
-        e.seq,
-        e.at,
-        e.actor,
-        e.action,
-        e.model,
-        e.target,
-        e.before,
-        e.after,
-        e.prev_hash
-    ])
-    .to_string();
-    Sha256Digest::of(canonical.as_bytes()).to_hex()
+/// The hash an entry must have, by its format; `None` for a format this build does not
+/// know (an entry written by a newer Cairn, or a forged format).
+fn entry_hash(e: &Stored) -> Option<String> {
+    let canonical = match e.format {
+        1 => serde_json::json!([
+            e.seq,
+            e.at,
+            e.actor,
+            e.action,
+            e.model,
+            e.target,
+            e.before,
+            e.after,
+            e.prev_hash
+        ]),
+        2 => serde_json::json!([
+            2,
+            e.seq,
+            e.at,
+            e.actor,
+            e.token,
+            e.action,
+            e.model,
+            e.target,
+            e.before,
+            e.after,
+            e.prev_hash
+        ]),
+        _ => return None,
+    };
+    Some(Sha256Digest::of(canonical.to_string().as_bytes()).to_hex())
 }
 
 impl Stored {
@@ -244,9 +290,11 @@ impl Stored {
             .transpose()
         };
         Ok(AuditEntry {
+            format: self.format as u32,
             seq: self.seq as u64,
             at: time_of(self.at),
             actor: self.actor.clone(),
+            token: self.token.clone(),
             action: self.action.clone(),
             model: self.model.clone(),
             target: self.target.clone(),
@@ -300,6 +348,7 @@ impl MetadataStore {
         let mut rows = Vec::new().into_iter();
         let mut read_up_to = i64::MIN;
         let mut expected_seq: i64 = 1;
+        let mut format_before = 1;
         let mut prev = GENESIS.to_owned();
         let mut entries = 0;
         let mut broken = None;
@@ -333,7 +382,20 @@ impl MetadataStore {
                 );
                 break;
             }
-            if entry_hash(&row) != row.hash {
+            // Formats only ever move forward: an older format after a newer one is an
+            // entry rewritten to drop what the newer format records.
+            if row.format < format_before {
+                broken = brk(
+                    row.seq,
+                    format!(
+                        "entry {} is in format {} after an entry in format {format_before}",
+                        row.seq, row.format
+                    ),
+                );
+                break;
+            }
+            format_before = row.format;
+            if entry_hash(&row).as_deref() != Some(row.hash.as_str()) {
                 broken = brk(
                     row.seq,
                     format!(

@@ -29,6 +29,10 @@ pub enum Error {
     /// A tracking write its target's state or the request's own content forbids.
     #[error("{0}")]
     Refused(Refusal),
+    /// The actor lacks the role the change needs (a protected alias moved by a
+    /// non-admin).
+    #[error(transparent)]
+    Forbidden(#[from] cairn_core::access::Denied),
     /// An experiment or other uniquely named thing that exists already.
     #[error("{0}")]
     AlreadyExists(String),
@@ -115,6 +119,7 @@ impl Error {
             Self::UploadInterrupted(_) => "upload_interrupted",
             Self::MissingBlobs(_) => "missing_blobs",
             Self::Conflict(_) => "conflict",
+            Self::Forbidden(_) => "forbidden",
             Self::CorruptBlob(_) => "corrupt_blob",
             Self::Database(_)
             | Self::Sqlite(_)

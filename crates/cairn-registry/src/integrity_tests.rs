@@ -1,6 +1,7 @@
 //! The registry against a damaged store, run on both engines: what `verify` covers,
 //! what a registration checks, what garbage collection sweeps.
 
+use cairn_core::access::Actor;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -12,7 +13,8 @@ use cairn_core::{FileEntry, Manifest, ModelName, Sha256Digest};
 use crate::test_support::{conformance, registry};
 use crate::{Error, VersionOrigin};
 
-const ACTOR: &str = "tester";
+static ACTOR: std::sync::LazyLock<Actor> =
+    std::sync::LazyLock::new(|| Actor::unrestricted("tester"));
 
 fn one_chunk(
     data: &[u8],
@@ -79,7 +81,7 @@ async fn environment_files_sizes_are_checked() {
     let m = ModelName::new("m").unwrap();
     for size in [1, u64::MAX] {
         let err = r
-            .register_version(ACTOR, &m, &version(size), &VersionOrigin::default())
+            .register_version(&ACTOR, &m, &version(size), &VersionOrigin::default())
             .await
             .unwrap_err();
         assert!(
@@ -87,12 +89,12 @@ async fn environment_files_sizes_are_checked() {
             "{err}"
         );
     }
-    r.register_version(ACTOR, &m, &version(9), &VersionOrigin::default())
+    r.register_version(&ACTOR, &m, &version(9), &VersionOrigin::default())
         .await
         .unwrap();
     // Once referenced, the recorded size stands for the check, and still refuses.
     let err = r
-        .register_version(ACTOR, &m, &version(10), &VersionOrigin::default())
+        .register_version(&ACTOR, &m, &version(10), &VersionOrigin::default())
         .await
         .unwrap_err();
     assert!(matches!(err, Error::SizeMismatch { .. }), "{err}");
@@ -117,13 +119,13 @@ async fn gc_sweeps_staged_files_older_than_the_grace() {
     std::fs::write(&young, b"part").unwrap();
 
     let dry = r
-        .collect_garbage(ACTOR, Duration::from_secs(3600), true)
+        .collect_garbage(&ACTOR, Duration::from_secs(3600), true)
         .await
         .unwrap();
     assert_eq!(dry.stale_uploads, 2);
     assert!(old_multipart.exists() && old_small.exists());
     let done = r
-        .collect_garbage(ACTOR, Duration::from_secs(3600), false)
+        .collect_garbage(&ACTOR, Duration::from_secs(3600), false)
         .await
         .unwrap();
     assert_eq!(done.stale_uploads, 2);

@@ -26,9 +26,11 @@ pub use error::{Error, Missing, Refusal, Result};
 pub use service::Registry;
 pub use service::aliases::AliasTarget;
 pub use service::sources::SourcedVersion;
-pub use service::tokens::{NewToken, Principal};
+pub use service::tokens::NewToken;
 pub use store::{FileList, VersionExtras, VersionOrigin};
 
+#[cfg(test)]
+mod access_tests;
 #[cfg(test)]
 mod integrity_tests;
 #[cfg(test)]

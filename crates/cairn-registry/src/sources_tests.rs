@@ -1,6 +1,7 @@
 //! Versions registered from sources: content-addressed where the registry holds the
 //! files, external where it does not, refused where the source must not be read.
 
+use cairn_core::access::Actor;
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
@@ -11,7 +12,8 @@ use cairn_core::source::{SourceOwner, SourceProblem};
 use crate::test_support::{conformance, registry};
 use crate::{Error, FileList, Registry, SourcedVersion};
 
-const ACTOR: &str = "tester";
+static ACTOR: std::sync::LazyLock<Actor> =
+    std::sync::LazyLock::new(|| Actor::unrestricted("tester"));
 
 fn body(
     data: &'static [u8],
@@ -25,7 +27,7 @@ async fn model(r: &Registry, name: &str) -> cairn_core::ModelName {
         description: String::new(),
         tags: BTreeMap::new(),
     };
-    r.create_model(ACTOR, &req).await.unwrap();
+    r.create_model(&ACTOR, &req).await.unwrap();
     cairn_core::ModelName::new(name).unwrap()
 }
 
@@ -58,7 +60,7 @@ async fn sources_resolve_to_stored_files_or_external_versions() {
     // Files the registry holds: content-addressed.
     let held = r
         .register_from_source(
-            ACTOR,
+            &ACTOR,
             &m,
             &sourced(&format!("runs:/{}/model", run.id), Some(&run.id)),
         )
@@ -73,7 +75,7 @@ async fn sources_resolve_to_stored_files_or_external_versions() {
         format!("runs:/{}/nothing-here", run.id),
     ] {
         let v = r
-            .register_from_source(ACTOR, &m, &sourced(&source, Some(&run.id)))
+            .register_from_source(&ACTOR, &m, &sourced(&source, Some(&run.id)))
             .await
             .unwrap();
         assert_eq!(
@@ -89,7 +91,7 @@ async fn sources_resolve_to_stored_files_or_external_versions() {
     }
     // A version of an external version is external too.
     let copy = r
-        .register_from_source(ACTOR, &m, &sourced("models:/Fraud Model/2", None))
+        .register_from_source(&ACTOR, &m, &sourced("models:/Fraud Model/2", None))
         .await
         .unwrap();
     assert_eq!(copy.digest, None);
@@ -109,7 +111,7 @@ async fn sources_the_registry_must_not_read_are_refused() {
         let req = sourced(source, run_id);
         let (r, m) = (r.clone(), m.clone());
         async move {
-            match r.register_from_source(ACTOR, &m, &req).await {
+            match r.register_from_source(&ACTOR, &m, &req).await {
                 Err(Error::InvalidSource { problem, .. }) => problem,
                 other => panic!("{}: {other:?}", req.source),
             }

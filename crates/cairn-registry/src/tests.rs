@@ -1,5 +1,6 @@
 //! Service-level tests on a real SQLite database and a real local blob store.
 
+use cairn_core::access::Actor;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -13,7 +14,8 @@ use crate::test_support::{conformance, registry};
 use crate::{AliasTarget, FileList};
 use crate::{Error, Registry, VersionOrigin};
 
-const ACTOR: &str = "tester";
+static ACTOR: std::sync::LazyLock<Actor> =
+    std::sync::LazyLock::new(|| Actor::unrestricted("tester"));
 
 fn name(s: &str) -> ModelName {
     ModelName::new(s).unwrap()
@@ -24,7 +26,7 @@ fn alias(s: &str) -> AliasName {
 }
 
 /// Stores `files` as blobs and returns the version request for them.
-async fn stage(registry: &Registry, files: &[(&str, &[u8])]) -> NewVersion {
+pub(crate) async fn stage(registry: &Registry, files: &[(&str, &[u8])]) -> NewVersion {
     let mut entries = Vec::new();
     for (path, content) in files {
         let digest = Sha256Digest::of(content);
@@ -73,17 +75,17 @@ async fn versions_are_numbered_from_one_and_never_reused() {
     for expected in 1..=3 {
         let new = stage(&r, &[("w.bin", format!("v{expected}").as_bytes())]).await;
         assert_eq!(
-            r.register_version(ACTOR, &m, &new, &VersionOrigin::default())
+            r.register_version(&ACTOR, &m, &new, &VersionOrigin::default())
                 .await
                 .unwrap()
                 .version,
             expected
         );
     }
-    r.delete_version(ACTOR, &m, 3).await.unwrap();
+    r.delete_version(&ACTOR, &m, 3).await.unwrap();
     let new = stage(&r, &[("w.bin", b"v4")]).await;
     assert_eq!(
-        r.register_version(ACTOR, &m, &new, &VersionOrigin::default())
+        r.register_version(&ACTOR, &m, &new, &VersionOrigin::default())
             .await
             .unwrap()
             .version,
@@ -120,7 +122,7 @@ async fn concurrent_registrations_get_distinct_gap_free_numbers() {
         let m = m.clone();
         tasks.push(tokio::spawn(async move {
             let new = stage(&r, &[("f", format!("content {i}").as_bytes())]).await;
-            r.register_version(ACTOR, &m, &new, &VersionOrigin::default())
+            r.register_version(&ACTOR, &m, &new, &VersionOrigin::default())
                 .await
                 .unwrap()
                 .version
@@ -143,7 +145,7 @@ async fn version_records_manifest_digest_and_metadata() {
     new.description = "first".into();
     let expected_digest = new.files.digest();
     let v = r
-        .register_version(ACTOR, &name("m"), &new, &VersionOrigin::default())
+        .register_version(&ACTOR, &name("m"), &new, &VersionOrigin::default())
         .await
         .unwrap();
     assert_eq!(v.digest, Some(expected_digest));
@@ -159,22 +161,22 @@ async fn version_records_manifest_digest_and_metadata() {
     assert_eq!(shown.params["lr"], "0.01");
     assert_eq!(shown.tags["team"], "vision");
     assert_eq!(shown.description, "first");
-    assert_eq!(shown.created_by, ACTOR);
+    assert_eq!(shown.created_by, ACTOR.name);
     assert_eq!((shown.file_count, shown.size), (2, 6));
 }
 
 async fn identical_files_are_stored_once() {
     let (dir, r) = registry().await;
     let v1 = stage(&r, &[("a", b"same"), ("b", b"one"), ("c", b"two")]).await;
-    r.register_version(ACTOR, &name("m1"), &v1, &VersionOrigin::default())
+    r.register_version(&ACTOR, &name("m1"), &v1, &VersionOrigin::default())
         .await
         .unwrap();
     let v2 = stage(&r, &[("a", b"same"), ("b", b"one"), ("c", b"changed")]).await;
-    r.register_version(ACTOR, &name("m1"), &v2, &VersionOrigin::default())
+    r.register_version(&ACTOR, &name("m1"), &v2, &VersionOrigin::default())
         .await
         .unwrap();
     let other = stage(&r, &[("copy", b"same")]).await;
-    r.register_version(ACTOR, &name("m2"), &other, &VersionOrigin::default())
+    r.register_version(&ACTOR, &name("m2"), &other, &VersionOrigin::default())
         .await
         .unwrap();
     assert_eq!(blob_files(dir.path()).len(), 4);
@@ -193,7 +195,7 @@ async fn only_unreferenced_blobs_are_checked_at_registration() {
     let recorded = r.meta.recorded_sizes(&asked).await.unwrap();
     assert!(recorded.is_empty(), "staged blobs are not referenced yet");
 
-    r.register_version(ACTOR, &m, &new, &VersionOrigin::default())
+    r.register_version(&ACTOR, &m, &new, &VersionOrigin::default())
         .await
         .unwrap();
     let recorded = r.meta.recorded_sizes(&asked).await.unwrap();
@@ -204,18 +206,18 @@ async fn only_unreferenced_blobs_are_checked_at_registration() {
         "\"first\" is 5 bytes, recorded once"
     );
     assert!(!recorded.contains_key(&never));
-    r.register_version(ACTOR, &m, &new, &VersionOrigin::default())
+    r.register_version(&ACTOR, &m, &new, &VersionOrigin::default())
         .await
         .unwrap();
 
     for number in [1, 2] {
-        r.delete_version(ACTOR, &m, number).await.unwrap();
+        r.delete_version(&ACTOR, &m, number).await.unwrap();
     }
-    r.collect_garbage(ACTOR, std::time::Duration::ZERO, false)
+    r.collect_garbage(&ACTOR, std::time::Duration::ZERO, false)
         .await
         .unwrap();
     match r
-        .register_version(ACTOR, &m, &new, &VersionOrigin::default())
+        .register_version(&ACTOR, &m, &new, &VersionOrigin::default())
         .await
     {
         Err(Error::MissingBlobs(mut missing)) => {
@@ -240,7 +242,7 @@ async fn registration_refuses_unstored_blobs_and_bad_metadata() {
     });
     new.files = Manifest::new(files).unwrap();
     match r
-        .register_version(ACTOR, &name("m"), &new, &VersionOrigin::default())
+        .register_version(&ACTOR, &name("m"), &new, &VersionOrigin::default())
         .await
     {
         Err(Error::MissingBlobs(missing)) => assert_eq!(missing, [ghost]),
@@ -250,14 +252,14 @@ async fn registration_refuses_unstored_blobs_and_bad_metadata() {
     let mut bad_metric = stage(&r, &[("a", b"stored")]).await;
     bad_metric.metrics.insert("loss".into(), f64::NAN);
     assert!(matches!(
-        r.register_version(ACTOR, &name("m"), &bad_metric, &VersionOrigin::default())
+        r.register_version(&ACTOR, &name("m"), &bad_metric, &VersionOrigin::default())
             .await,
         Err(Error::Invalid(_))
     ));
     let mut bad_key = stage(&r, &[("a", b"stored")]).await;
     bad_key.tags.insert("no=pe".into(), "x".into());
     assert!(
-        r.register_version(ACTOR, &name("m"), &bad_key, &VersionOrigin::default())
+        r.register_version(&ACTOR, &name("m"), &bad_key, &VersionOrigin::default())
             .await
             .is_err()
     );
@@ -274,38 +276,56 @@ async fn alias_moves_are_recorded_and_rollback_returns_to_the_previous_version()
     let prod = alias("production");
     for i in 1..=2 {
         let new = stage(&r, &[("w", format!("{i}").as_bytes())]).await;
-        r.register_version(ACTOR, &m, &new, &VersionOrigin::default())
+        r.register_version(&ACTOR, &m, &new, &VersionOrigin::default())
             .await
             .unwrap();
     }
     assert!(matches!(
-        r.move_alias(ACTOR, &m, &prod, AliasTarget::PreviousVersion, None)
+        r.move_alias(&ACTOR, &m, &prod, AliasTarget::PreviousVersion, None)
             .await,
         Err(Error::AliasNotFound { .. })
     ));
-    r.move_alias("alice", &m, &prod, AliasTarget::Version(1), None)
-        .await
-        .unwrap()
-        .unwrap();
+    r.move_alias(
+        &Actor::unrestricted("alice"),
+        &m,
+        &prod,
+        AliasTarget::Version(1),
+        None,
+    )
+    .await
+    .unwrap()
+    .unwrap();
     assert!(matches!(
-        r.move_alias(ACTOR, &m, &prod, AliasTarget::PreviousVersion, None)
+        r.move_alias(&ACTOR, &m, &prod, AliasTarget::PreviousVersion, None)
             .await,
         Err(Error::Conflict(_))
     ));
-    r.move_alias("bob", &m, &prod, AliasTarget::Version(2), Some("better"))
-        .await
-        .unwrap()
-        .unwrap();
+    r.move_alias(
+        &Actor::unrestricted("bob"),
+        &m,
+        &prod,
+        AliasTarget::Version(2),
+        Some("better"),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     // Moving to where it already points records nothing.
     assert!(
-        r.move_alias("bob", &m, &prod, AliasTarget::Version(2), None)
-            .await
-            .unwrap()
-            .is_none()
+        r.move_alias(
+            &Actor::unrestricted("bob"),
+            &m,
+            &prod,
+            AliasTarget::Version(2),
+            None
+        )
+        .await
+        .unwrap()
+        .is_none()
     );
     let back = r
         .move_alias(
-            "carol",
+            &Actor::unrestricted("carol"),
             &m,
             &prod,
             AliasTarget::PreviousVersion,
@@ -351,7 +371,7 @@ async fn alias_moves_are_recorded_and_rollback_returns_to_the_previous_version()
         ]
     );
     assert!(matches!(
-        r.move_alias(ACTOR, &m, &prod, AliasTarget::Version(9), None)
+        r.move_alias(&ACTOR, &m, &prod, AliasTarget::Version(9), None)
             .await,
         Err(Error::VersionNotFound { .. })
     ));
@@ -362,14 +382,20 @@ async fn deleting_a_version_removes_its_aliases_and_records_why() {
     let m = name("demo");
     for i in 1..=2 {
         let new = stage(&r, &[("w", format!("{i}").as_bytes())]).await;
-        r.register_version(ACTOR, &m, &new, &VersionOrigin::default())
+        r.register_version(&ACTOR, &m, &new, &VersionOrigin::default())
             .await
             .unwrap();
     }
-    r.move_alias(ACTOR, &m, &alias("champion"), AliasTarget::Version(2), None)
-        .await
-        .unwrap();
-    r.delete_version(ACTOR, &m, 2).await.unwrap();
+    r.move_alias(
+        &ACTOR,
+        &m,
+        &alias("champion"),
+        AliasTarget::Version(2),
+        None,
+    )
+    .await
+    .unwrap();
+    r.delete_version(&ACTOR, &m, 2).await.unwrap();
     assert!(r.get_model(&m).await.unwrap().aliases.is_empty());
     let last = r
         .alias_history(&m, &alias("champion"))
@@ -384,7 +410,7 @@ async fn deleting_a_version_removes_its_aliases_and_records_why() {
     // Rolling back would point at the deleted version: refused, nothing moves.
     assert!(matches!(
         r.move_alias(
-            ACTOR,
+            &ACTOR,
             &m,
             &alias("champion"),
             AliasTarget::PreviousVersion,
@@ -402,10 +428,10 @@ async fn model_lifecycle() {
         description: "card fraud".into(),
         tags: [("owner".to_string(), "risk".to_string())].into(),
     };
-    let m = r.create_model(ACTOR, &req).await.unwrap();
+    let m = r.create_model(&ACTOR, &req).await.unwrap();
     assert_eq!((m.version_count, m.latest_version), (0, None));
     assert!(matches!(
-        r.create_model(ACTOR, &req).await,
+        r.create_model(&ACTOR, &req).await,
         Err(Error::ModelExists(_))
     ));
     let bad = CreateModel {
@@ -413,20 +439,20 @@ async fn model_lifecycle() {
         ..Default::default()
     };
     assert!(matches!(
-        r.create_model(ACTOR, &bad).await,
+        r.create_model(&ACTOR, &bad).await,
         Err(Error::Invalid(_))
     ));
     let new = stage(&r, &[("w", b"x")]).await;
-    r.register_version(ACTOR, &name("fraud"), &new, &VersionOrigin::default())
+    r.register_version(&ACTOR, &name("fraud"), &new, &VersionOrigin::default())
         .await
         .unwrap();
     let shown = r.get_model(&name("fraud")).await.unwrap();
     assert_eq!((shown.version_count, shown.latest_version), (1, Some(1)));
     assert_eq!(shown.tags["owner"], "risk");
-    r.delete_model(ACTOR, &name("fraud")).await.unwrap();
+    r.delete_model(&ACTOR, &name("fraud")).await.unwrap();
     assert!(r.list_models().await.unwrap().is_empty());
     assert!(matches!(
-        r.delete_model(ACTOR, &name("fraud")).await,
+        r.delete_model(&ACTOR, &name("fraud")).await,
         Err(Error::ModelNotFound(_))
     ));
 }
@@ -514,11 +540,11 @@ async fn verify_names_corrupt_and_missing_blobs_and_the_versions_they_break() {
     let (dir, r) = registry().await;
     let m = name("demo");
     let v1 = stage(&r, &[("shared.bin", b"shared"), ("own.bin", b"own")]).await;
-    r.register_version(ACTOR, &m, &v1, &VersionOrigin::default())
+    r.register_version(&ACTOR, &m, &v1, &VersionOrigin::default())
         .await
         .unwrap();
     let v2 = stage(&r, &[("shared.bin", b"shared"), ("other.bin", b"other")]).await;
-    r.register_version(ACTOR, &m, &v2, &VersionOrigin::default())
+    r.register_version(&ACTOR, &m, &v2, &VersionOrigin::default())
         .await
         .unwrap();
     assert!(r.verify_all().await.unwrap().ok());
@@ -588,7 +614,7 @@ async fn two_registries_on_one_database_stay_consistent() {
         let m = m.clone();
         tasks.push(tokio::spawn(async move {
             let new = stage(&r, &[("f", format!("content {i}").as_bytes())]).await;
-            r.register_version(ACTOR, &m, &new, &VersionOrigin::default())
+            r.register_version(&ACTOR, &m, &new, &VersionOrigin::default())
                 .await
                 .unwrap()
                 .version
@@ -608,10 +634,10 @@ async fn two_registries_on_one_database_stay_consistent() {
         let (m, prod) = (m.clone(), prod.clone());
         tasks.push(tokio::spawn(async move {
             let moved = if i % 3 == 2 {
-                r.move_alias(ACTOR, &m, &prod, AliasTarget::PreviousVersion, None)
+                r.move_alias(&ACTOR, &m, &prod, AliasTarget::PreviousVersion, None)
                     .await
             } else {
-                r.move_alias(ACTOR, &m, &prod, AliasTarget::Version(i % 40 + 1), None)
+                r.move_alias(&ACTOR, &m, &prod, AliasTarget::Version(i % 40 + 1), None)
                     .await
             };
             match moved {
@@ -665,22 +691,34 @@ async fn copy_moves_a_whole_registry_and_a_second_copy_writes_nothing() {
         new.tags.insert("i".into(), i.to_string());
         new.metrics.insert("auc".into(), 0.9 + f64::from(i) / 100.0);
         source
-            .register_version(ACTOR, &m, &new, &VersionOrigin::default())
+            .register_version(&ACTOR, &m, &new, &VersionOrigin::default())
             .await
             .unwrap();
     }
     let prod = alias("production");
     source
-        .move_alias("alice", &m, &prod, AliasTarget::Version(2), Some("first"))
-        .await
-        .unwrap();
-    source
-        .move_alias("bob", &m, &prod, AliasTarget::Version(4), None)
+        .move_alias(
+            &Actor::unrestricted("alice"),
+            &m,
+            &prod,
+            AliasTarget::Version(2),
+            Some("first"),
+        )
         .await
         .unwrap();
     source
         .move_alias(
-            "carol",
+            &Actor::unrestricted("bob"),
+            &m,
+            &prod,
+            AliasTarget::Version(4),
+            None,
+        )
+        .await
+        .unwrap();
+    source
+        .move_alias(
+            &Actor::unrestricted("carol"),
             &m,
             &prod,
             AliasTarget::PreviousVersion,
@@ -688,7 +726,7 @@ async fn copy_moves_a_whole_registry_and_a_second_copy_writes_nothing() {
         )
         .await
         .unwrap();
-    source.delete_version(ACTOR, &m, 5).await.unwrap();
+    source.delete_version(&ACTOR, &m, 5).await.unwrap();
     let t = source.tracking();
     let exp = t
         .create_experiment("copy-exp", None, &Default::default())
@@ -781,7 +819,13 @@ async fn copy_moves_a_whole_registry_and_a_second_copy_writes_nothing() {
     // A change in the source travels; the target numbers on after the copied versions
     // (5 was deleted, and numbers are never reused).
     source
-        .move_alias("dave", &m, &prod, AliasTarget::Version(3), None)
+        .move_alias(
+            &Actor::unrestricted("dave"),
+            &m,
+            &prod,
+            AliasTarget::Version(3),
+            None,
+        )
         .await
         .unwrap();
     let update = source.copy_into(&target).await.unwrap();
@@ -797,7 +841,7 @@ async fn copy_moves_a_whole_registry_and_a_second_copy_writes_nothing() {
     let new = stage(&target, &[("model.bin", b"fresh")]).await;
     assert_eq!(
         target
-            .register_version(ACTOR, &m, &new, &VersionOrigin::default())
+            .register_version(&ACTOR, &m, &new, &VersionOrigin::default())
             .await
             .unwrap()
             .version,
@@ -807,7 +851,7 @@ async fn copy_moves_a_whole_registry_and_a_second_copy_writes_nothing() {
     let new = stage(&target, &[("model.bin", b"other")]).await;
     assert_eq!(
         target
-            .register_version(ACTOR, &model, &new, &VersionOrigin::default())
+            .register_version(&ACTOR, &model, &new, &VersionOrigin::default())
             .await
             .unwrap()
             .version,
@@ -839,14 +883,14 @@ async fn copy_refuses_a_diverged_target() {
     let other = name("other");
     let new = stage(&target, &[("x", b"target's own")]).await;
     target
-        .register_version(ACTOR, &other, &new, &VersionOrigin::default())
+        .register_version(&ACTOR, &other, &new, &VersionOrigin::default())
         .await
         .unwrap();
     let m = name("m");
     // The source's first model gets the id the target's model already has.
     let new = stage(&source, &[("x", b"source")]).await;
     source
-        .register_version(ACTOR, &m, &new, &VersionOrigin::default())
+        .register_version(&ACTOR, &m, &new, &VersionOrigin::default())
         .await
         .unwrap();
     assert!(matches!(
@@ -876,7 +920,7 @@ async fn model_search_filters_orders_and_pages_in_sql() {
             tags.insert("team".to_owned(), team.to_owned());
         }
         r.create_model(
-            ACTOR,
+            &ACTOR,
             &CreateModel {
                 name: n.into(),
                 description: String::new(),
@@ -941,13 +985,13 @@ async fn version_search_filters_orders_and_pages_in_sql() {
                 "parity".into(),
                 if i % 2 == 0 { "even" } else { "odd" }.into(),
             );
-            r.register_version(ACTOR, &name(model), &new, &VersionOrigin::default())
+            r.register_version(&ACTOR, &name(model), &new, &VersionOrigin::default())
                 .await
                 .unwrap();
         }
     }
     r.move_alias(
-        ACTOR,
+        &ACTOR,
         &name("alpha"),
         &alias("prod"),
         AliasTarget::Version(2),
@@ -1030,47 +1074,94 @@ async fn every_mutation_leaves_one_audit_entry() {
         description: "first".into(),
         tags: Default::default(),
     };
-    r.create_model("alice", &req).await.unwrap();
+    r.create_model(&Actor::unrestricted("alice"), &req)
+        .await
+        .unwrap();
     for i in 0..2 {
         let new = stage(&r, &[("w", format!("{i}").as_bytes())]).await;
-        r.register_version("alice", &m, &new, &VersionOrigin::default())
-            .await
-            .unwrap();
+        r.register_version(
+            &Actor::unrestricted("alice"),
+            &m,
+            &new,
+            &VersionOrigin::default(),
+        )
+        .await
+        .unwrap();
     }
     let prod = alias("prod");
-    r.move_alias("bob", &m, &prod, AliasTarget::Version(1), None)
+    r.move_alias(
+        &Actor::unrestricted("bob"),
+        &m,
+        &prod,
+        AliasTarget::Version(1),
+        None,
+    )
+    .await
+    .unwrap();
+    r.move_alias(
+        &Actor::unrestricted("bob"),
+        &m,
+        &prod,
+        AliasTarget::Version(1),
+        None,
+    )
+    .await
+    .unwrap(); // no-op
+    r.move_alias(
+        &Actor::unrestricted("bob"),
+        &m,
+        &prod,
+        AliasTarget::Version(2),
+        Some("better"),
+    )
+    .await
+    .unwrap();
+    r.move_alias(
+        &Actor::unrestricted("carol"),
+        &m,
+        &prod,
+        AliasTarget::PreviousVersion,
+        None,
+    )
+    .await
+    .unwrap();
+    r.set_tag(&Actor::unrestricted("bob"), &m, None, "team", Some("risk"))
         .await
         .unwrap();
-    r.move_alias("bob", &m, &prod, AliasTarget::Version(1), None)
+    r.set_tag(&Actor::unrestricted("bob"), &m, None, "team", Some("risk"))
         .await
         .unwrap(); // no-op
-    r.move_alias("bob", &m, &prod, AliasTarget::Version(2), Some("better"))
+    r.set_tag(
+        &Actor::unrestricted("bob"),
+        &m,
+        Some(2),
+        "reviewed",
+        Some("yes"),
+    )
+    .await
+    .unwrap();
+    r.set_tag(&Actor::unrestricted("bob"), &m, Some(2), "reviewed", None)
         .await
         .unwrap();
-    r.move_alias("carol", &m, &prod, AliasTarget::PreviousVersion, None)
+    r.set_description(&Actor::unrestricted("bob"), &m, None, "second")
         .await
         .unwrap();
-    r.set_tag("bob", &m, None, "team", Some("risk"))
-        .await
-        .unwrap();
-    r.set_tag("bob", &m, None, "team", Some("risk"))
+    r.set_description(&Actor::unrestricted("bob"), &m, None, "second")
         .await
         .unwrap(); // no-op
-    r.set_tag("bob", &m, Some(2), "reviewed", Some("yes"))
-        .await
-        .unwrap();
-    r.set_tag("bob", &m, Some(2), "reviewed", None)
-        .await
-        .unwrap();
-    r.set_description("bob", &m, None, "second").await.unwrap();
-    r.set_description("bob", &m, None, "second").await.unwrap(); // no-op
-    r.set_stage("mlflow", &m, 2, "Production", true)
+    r.set_stage(&Actor::unrestricted("mlflow"), &m, 2, "Production", true)
         .await
         .unwrap();
     let renamed = name("audited-2");
-    r.rename_model("bob", &m, &renamed).await.unwrap();
-    r.delete_version("bob", &renamed, 1).await.unwrap();
-    r.delete_model("bob", &renamed).await.unwrap();
+    r.rename_model(&Actor::unrestricted("bob"), &m, &renamed)
+        .await
+        .unwrap();
+    r.delete_version(&Actor::unrestricted("bob"), &renamed, 1)
+        .await
+        .unwrap();
+    r.delete_model(&Actor::unrestricted("bob"), &renamed)
+        .await
+        .unwrap();
 
     let log = r.audit_log(None, None).await.unwrap();
     let actions: Vec<(&str, &str, &str)> = log
@@ -1124,7 +1215,7 @@ async fn tampering_with_the_audit_log_is_detected() {
     let m = name("t");
     for i in 0..5 {
         let new = stage(&r, &[("w", format!("{i}").as_bytes())]).await;
-        r.register_version(ACTOR, &m, &new, &VersionOrigin::default())
+        r.register_version(&ACTOR, &m, &new, &VersionOrigin::default())
             .await
             .unwrap();
     }
@@ -1223,12 +1314,12 @@ async fn gc_frees_exactly_what_only_deleted_versions_used() {
             .map(|(p, c)| (p.as_str(), c.as_slice()))
             .collect();
         let new = stage(&r, &refs).await;
-        r.register_version(ACTOR, &m, &new, &VersionOrigin::default())
+        r.register_version(&ACTOR, &m, &new, &VersionOrigin::default())
             .await
             .unwrap();
     }
     for n in [2, 3, 4] {
-        r.delete_version(ACTOR, &m, n).await.unwrap();
+        r.delete_version(&ACTOR, &m, n).await.unwrap();
     }
     let mut expected: Vec<Sha256Digest> = [
         "only version 2",
@@ -1242,7 +1333,7 @@ async fn gc_frees_exactly_what_only_deleted_versions_used() {
     expected.sort_unstable();
 
     let dry = r
-        .collect_garbage(ACTOR, std::time::Duration::ZERO, true)
+        .collect_garbage(&ACTOR, std::time::Duration::ZERO, true)
         .await
         .unwrap();
     assert_eq!(dry.freed, expected);
@@ -1259,7 +1350,7 @@ async fn gc_frees_exactly_what_only_deleted_versions_used() {
         .await
         .unwrap();
     let report = r
-        .collect_garbage(ACTOR, std::time::Duration::from_secs(3600), false)
+        .collect_garbage(&ACTOR, std::time::Duration::from_secs(3600), false)
         .await
         .unwrap();
     assert!(
@@ -1268,7 +1359,7 @@ async fn gc_frees_exactly_what_only_deleted_versions_used() {
     );
 
     let report = r
-        .collect_garbage(ACTOR, std::time::Duration::ZERO, false)
+        .collect_garbage(&ACTOR, std::time::Duration::ZERO, false)
         .await
         .unwrap();
     let mut freed_expected = expected.clone();
@@ -1287,7 +1378,7 @@ async fn gc_frees_exactly_what_only_deleted_versions_used() {
     let verified = r.verify_all().await.unwrap();
     assert!(verified.ok() && verified.versions == 2, "{verified:?}");
     assert!(
-        r.collect_garbage(ACTOR, std::time::Duration::ZERO, false)
+        r.collect_garbage(&ACTOR, std::time::Duration::ZERO, false)
             .await
             .unwrap()
             .freed
@@ -1320,7 +1411,7 @@ async fn pushes_racing_gc_lose_nothing() {
     r.put_blob_bytes(&d, Bytes::from(content.clone()))
         .await
         .unwrap();
-    r.collect_garbage(ACTOR, std::time::Duration::ZERO, false)
+    r.collect_garbage(&ACTOR, std::time::Duration::ZERO, false)
         .await
         .unwrap();
     let new = NewVersion {
@@ -1337,7 +1428,7 @@ async fn pushes_racing_gc_lose_nothing() {
         lineage: Default::default(),
     };
     assert!(matches!(
-        r.register_version(ACTOR, &m, &new, &VersionOrigin::default())
+        r.register_version(&ACTOR, &m, &new, &VersionOrigin::default())
             .await,
         Err(Error::MissingBlobs(_))
     ));
@@ -1347,7 +1438,7 @@ async fn pushes_racing_gc_lose_nothing() {
         .unwrap();
     assert!(r.missing_blobs(&[d]).await.unwrap().is_empty());
     assert_eq!(
-        r.register_version(ACTOR, &m, &new, &VersionOrigin::default())
+        r.register_version(&ACTOR, &m, &new, &VersionOrigin::default())
             .await
             .unwrap()
             .version,
@@ -1360,7 +1451,7 @@ async fn pushes_racing_gc_lose_nothing() {
         let r = r.clone();
         tokio::spawn(async move {
             for _ in 0..30 {
-                r.collect_garbage(ACTOR, std::time::Duration::ZERO, false)
+                r.collect_garbage(&ACTOR, std::time::Duration::ZERO, false)
                     .await
                     .unwrap();
                 tokio::task::yield_now().await;
@@ -1397,7 +1488,7 @@ async fn pushes_racing_gc_lose_nothing() {
                         Err(e) => panic!("upload failed: {e}"),
                     }
                     match r
-                        .register_version(ACTOR, &m, &new, &VersionOrigin::default())
+                        .register_version(&ACTOR, &m, &new, &VersionOrigin::default())
                         .await
                     {
                         Ok(_) => break,
@@ -1460,14 +1551,14 @@ async fn lineage_is_recorded_and_queried_both_ways() {
     };
     // The environment file is a blob like any other: it must be stored first.
     assert!(matches!(
-        r.register_version(ACTOR, &m, &base, &VersionOrigin::default())
+        r.register_version(&ACTOR, &m, &base, &VersionOrigin::default())
             .await,
         Err(Error::MissingBlobs(_))
     ));
     r.put_blob_bytes(&env_digest, Bytes::from_static(env))
         .await
         .unwrap();
-    r.register_version(ACTOR, &m, &base, &VersionOrigin::default())
+    r.register_version(&ACTOR, &m, &base, &VersionOrigin::default())
         .await
         .unwrap();
 
@@ -1476,7 +1567,7 @@ async fn lineage_is_recorded_and_queried_both_ways() {
         model: "ft".into(),
         version: 1,
     }];
-    r.register_version(ACTOR, &m, &child, &VersionOrigin::default())
+    r.register_version(&ACTOR, &m, &child, &VersionOrigin::default())
         .await
         .unwrap();
     let mut grandchild = stage(&r, &[("w", b"fine-tuned again")]).await;
@@ -1484,7 +1575,7 @@ async fn lineage_is_recorded_and_queried_both_ways() {
         model: "ft".into(),
         version: 2,
     }];
-    r.register_version(ACTOR, &m, &grandchild, &VersionOrigin::default())
+    r.register_version(&ACTOR, &m, &grandchild, &VersionOrigin::default())
         .await
         .unwrap();
     let mut orphan = stage(&r, &[("w", b"x")]).await;
@@ -1493,7 +1584,7 @@ async fn lineage_is_recorded_and_queried_both_ways() {
         version: 9,
     }];
     assert!(matches!(
-        r.register_version(ACTOR, &m, &orphan, &VersionOrigin::default())
+        r.register_version(&ACTOR, &m, &orphan, &VersionOrigin::default())
             .await,
         Err(Error::VersionNotFound { .. })
     ));
@@ -1549,12 +1640,12 @@ async fn lineage_is_recorded_and_queried_both_ways() {
     // The environment blob is verified and kept alive like version files.
     assert!(r.verify_all().await.unwrap().ok());
     let kept = r
-        .collect_garbage(ACTOR, std::time::Duration::ZERO, false)
+        .collect_garbage(&ACTOR, std::time::Duration::ZERO, false)
         .await
         .unwrap();
     assert!(!kept.freed.contains(&env_digest));
     // A deleted ancestor stays named; its lineage is gone with it.
-    r.delete_version(ACTOR, &m, 1).await.unwrap();
+    r.delete_version(&ACTOR, &m, 1).await.unwrap();
     let second = r.lineage(&m, &VersionRef::Number(2)).await.unwrap();
     assert_eq!(second.recorded.parents, [v(1)]);
     assert!(second.ancestors.is_empty());
@@ -1612,7 +1703,7 @@ async fn cached_reads_follow_every_registry_change() {
     let r2 = fixture.open_again().await;
     let m = name("cached");
     let new = stage(&r1, &[("w", b"1")]).await;
-    r1.register_version(ACTOR, &m, &new, &VersionOrigin::default())
+    r1.register_version(&ACTOR, &m, &new, &VersionOrigin::default())
         .await
         .unwrap();
     let computed = AtomicUsize::new(0);
@@ -1629,30 +1720,33 @@ async fn cached_reads_follow_every_registry_change() {
         // Alternate the writer: the reader's cache must notice the other server's writes.
         let w = if step % 2 == 0 { &r2 } else { &r1 };
         match step {
-            0 => w.set_tag(ACTOR, &m, Some(1), "k", Some("v")).await.unwrap(),
+            0 => w
+                .set_tag(&ACTOR, &m, Some(1), "k", Some("v"))
+                .await
+                .unwrap(),
             1 => drop(
-                w.move_alias(ACTOR, &m, &prod, AliasTarget::Version(1), None)
+                w.move_alias(&ACTOR, &m, &prod, AliasTarget::Version(1), None)
                     .await
                     .unwrap(),
             ),
             2 => w
-                .set_description(ACTOR, &m, Some(1), "described")
+                .set_description(&ACTOR, &m, Some(1), "described")
                 .await
                 .unwrap(),
-            3 => w.set_stage(ACTOR, &m, 1, "Staging", false).await.unwrap(),
+            3 => w.set_stage(&ACTOR, &m, 1, "Staging", false).await.unwrap(),
             4 => {
                 let new = stage(w, &[("w", b"2")]).await;
-                w.register_version(ACTOR, &m, &new, &VersionOrigin::default())
+                w.register_version(&ACTOR, &m, &new, &VersionOrigin::default())
                     .await
                     .unwrap();
             }
             5 => drop(
-                w.move_alias(ACTOR, &m, &prod, AliasTarget::Remove, None)
+                w.move_alias(&ACTOR, &m, &prod, AliasTarget::Remove, None)
                     .await
                     .unwrap(),
             ),
-            6 => w.delete_version(ACTOR, &m, 1).await.unwrap(),
-            _ => drop(w.rename_model(ACTOR, &m, &name("cached-2")).await.unwrap()),
+            6 => w.delete_version(&ACTOR, &m, 1).await.unwrap(),
+            _ => drop(w.rename_model(&ACTOR, &m, &name("cached-2")).await.unwrap()),
         }
         let before = computed.load(Ordering::SeqCst);
         let now = cached_versions(&r1, &computed).await;
@@ -1666,7 +1760,7 @@ async fn cached_reads_follow_every_registry_change() {
     }
     // A write that changes nothing leaves the registry's state, and the cached answer.
     let m = name("cached-2");
-    r2.set_description(ACTOR, &m, Some(2), "").await.unwrap();
+    r2.set_description(&ACTOR, &m, Some(2), "").await.unwrap();
     let before = computed.load(Ordering::SeqCst);
     assert_eq!(cached_versions(&r1, &computed).await, seen);
     assert_eq!(computed.load(Ordering::SeqCst), before);

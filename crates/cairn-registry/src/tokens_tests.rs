@@ -1,10 +1,11 @@
 //! API tokens on both engines: a secret authenticates until revoked or expired, only
 //! its hash is stored, and creating and revoking are audited.
 
+use cairn_core::access::{Actor, Scope};
 use cairn_core::auth::{ModelPattern, Role};
 
+use crate::NewToken;
 use crate::test_support::{conformance, registry};
-use crate::{NewToken, Principal};
 
 fn new_token(user: &str, role: Role, models: Option<&str>, lifetime: Option<i64>) -> NewToken {
     NewToken {
@@ -19,16 +20,17 @@ fn new_token(user: &str, role: Role, models: Option<&str>, lifetime: Option<i64>
 async fn a_token_authenticates_until_revoked() {
     let (_dir, r) = registry().await;
     let (info, secret) = r
-        .create_token("bootstrap", &new_token("alice", Role::Admin, None, None))
+        .create_token(
+            &Actor::unrestricted("bootstrap"),
+            &new_token("alice", Role::Admin, None, None),
+        )
         .await
         .unwrap();
     assert!(secret.starts_with("cairn_") && secret.contains(&info.id));
-    let principal: Principal = r.authenticate(&secret).await.unwrap().unwrap();
-    assert_eq!(
-        (principal.user.as_str(), principal.role),
-        ("alice", Role::Admin)
-    );
-    assert_eq!(principal.token_id, info.id);
+    let actor: Actor = r.authenticate(&secret).await.unwrap().unwrap();
+    assert_eq!(actor.name, "alice");
+    assert_eq!(actor.token.as_deref(), Some(info.id.as_str()));
+    assert!(actor.may(Role::Admin, Scope::Registry));
 
     // A secret with one character changed, or of another shape, authenticates nothing.
     let mut forged = secret.clone();
@@ -48,7 +50,10 @@ async fn a_token_authenticates_until_revoked() {
         .unwrap();
     assert!(!stored[0].0.contains(&secret[20..]));
 
-    let revoked = r.revoke_token("alice", &info.id).await.unwrap();
+    let revoked = r
+        .revoke_token(&Actor::unrestricted("alice"), &info.id)
+        .await
+        .unwrap();
     assert!(revoked.revoked_at.is_some());
     assert_eq!(r.authenticate(&secret).await.unwrap(), None);
     let actions: Vec<String> = r
@@ -65,13 +70,15 @@ async fn an_expired_token_authenticates_nothing() {
     let (_dir, r) = registry().await;
     let (_, secret) = r
         .create_token(
-            "bootstrap",
+            &Actor::unrestricted("bootstrap"),
             &new_token("bob", Role::Reader, Some("fraud-*"), Some(3600)),
         )
         .await
         .unwrap();
     let principal = r.authenticate(&secret).await.unwrap().unwrap();
-    assert!(principal.models.as_ref().unwrap().matches("fraud-x"));
+    assert!(principal.may(Role::Reader, Scope::Model("fraud-x")));
+    assert!(!principal.may(Role::Reader, Scope::Model("churn")));
+    assert!(!principal.may(Role::Writer, Scope::Model("fraud-x")));
     r.meta
         .write("UPDATE tokens SET expires_at = 1")
         .execute()

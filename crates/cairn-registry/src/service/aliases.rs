@@ -2,12 +2,20 @@
 //! move — where a rollback goes, which moves change nothing — are decided here, on the
 //! alias's state read under the model's lock, and the move is written in that same
 //! transaction: two concurrent moves of one alias never both see the old state.
+//!
+//! A protected alias is moved only by an admin of its model: checked here, on the state
+//! read under the lock, so that every door (CLI, native API, MLflow alias calls) obeys
+//! it and a protection that lands first is never missed.
 
+use cairn_core::access::{Actor, Need, Scope, authorize};
+use cairn_core::auth::Role;
 use cairn_core::model::AliasAction;
 use cairn_core::{AliasMove, AliasName, ModelName};
 
 use super::{REASON_MAX, Registry, check_actor, check_text, existing_number};
-use crate::store::{AliasState, AliasWrite, alias_state, write_alias_move};
+use crate::store::{
+    AliasState, AliasWrite, alias_state, lock_model, write_alias_move, write_protection,
+};
 use crate::{Error, Result};
 
 /// Where an alias move goes.
@@ -37,7 +45,7 @@ impl Registry {
     /// move changes nothing (the alias is there already): nothing is recorded.
     pub async fn move_alias(
         &self,
-        actor: &str,
+        actor: &Actor,
         model: &ModelName,
         alias: &AliasName,
         target: AliasTarget,
@@ -58,6 +66,9 @@ impl Registry {
                 let Some(to) = destination(&state, target, model, alias)? else {
                     return Ok(None);
                 };
+                if state.protected {
+                    authorize(actor, Need::new(Role::Admin, Scope::Model(model.as_str())))?;
+                }
                 let write = AliasWrite {
                     model,
                     alias,
@@ -80,6 +91,44 @@ impl Registry {
                 tx.commit().await?;
                 Ok(Some(moved))
             })
+            .await
+    }
+
+    /// Protects `alias` of `model` (or, with `protect` false, lifts its protection): from
+    /// then on only admins of the model move, roll back or delete it. The alias need not
+    /// point anywhere yet. `false` when it already was as asked.
+    pub async fn protect_alias(
+        &self,
+        actor: &Actor,
+        model: &ModelName,
+        alias: &AliasName,
+        protect: bool,
+    ) -> Result<bool> {
+        let actor = check_actor(actor)?;
+        authorize(actor, Need::new(Role::Admin, Scope::Model(model.as_str())))?;
+        self.meta
+            .with_retries(|| async {
+                let mut tx = self.meta.write_tx().await?;
+                let model_id = lock_model(&mut tx, model)
+                    .await?
+                    .ok_or_else(|| Error::ModelNotFound(model.to_string()))?;
+                let changed =
+                    write_protection(&mut tx, model_id, model, alias, protect, actor).await?;
+                tx.commit().await?;
+                Ok(changed)
+            })
+            .await
+    }
+
+    /// The protected aliases of `model`, by name.
+    pub async fn protected_aliases(&self, model: &ModelName) -> Result<Vec<String>> {
+        self.meta
+            .read(
+                "SELECT p.alias FROM protected_aliases p JOIN models m ON m.id = p.model_id
+                 WHERE m.name = $1 ORDER BY p.alias",
+            )
+            .bind(model.as_str())
+            .scalar_all()
             .await
     }
 
@@ -129,6 +178,7 @@ mod tests {
     fn state(current: Option<u64>, last_from: Option<Option<u64>>) -> AliasState {
         AliasState {
             model_id: 1,
+            protected: false,
             current,
             last_from,
         }

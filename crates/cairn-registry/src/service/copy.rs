@@ -46,6 +46,7 @@ const TABLES: &[(&str, &[&str])] = &[
     ("version_environment", &["version_id", "path"]),
     ("aliases", &["model_id", "alias"]),
     ("alias_moves", &["id"]),
+    ("protected_aliases", &["model_id", "alias"]),
     ("experiments", &["id"]),
     ("experiment_tags", &["experiment_id", "key"]),
     ("runs", &["id"]),

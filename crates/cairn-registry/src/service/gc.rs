@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use cairn_core::Sha256Digest;
+use cairn_core::access::Actor;
 use cairn_core::model::{BlobUse, FileRef, GcReport};
 
 use crate::audit::{Action, Change};
@@ -19,7 +20,7 @@ impl Registry {
     /// than `grace`. With `dry_run`, only says what it would delete.
     pub async fn collect_garbage(
         &self,
-        actor: &str,
+        actor: &Actor,
         grace: Duration,
         dry_run: bool,
     ) -> Result<GcReport> {

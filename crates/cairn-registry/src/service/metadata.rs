@@ -4,6 +4,7 @@
 //! registry's state (cached reads rely on it) — so the value is compared under the
 //! model's lock, in the transaction that would write it.
 
+use cairn_core::access::Actor;
 use cairn_core::{MetaKey, ModelName};
 
 use super::{DESCRIPTION_MAX, Registry, VALUE_MAX, check_actor, check_text, existing_number};
@@ -14,7 +15,7 @@ impl Registry {
     /// Sets or (with `None`) removes a tag of a model or, with `number`, of a version.
     pub async fn set_tag(
         &self,
-        actor: &str,
+        actor: &Actor,
         model: &ModelName,
         number: Option<u64>,
         key: &str,
@@ -45,7 +46,7 @@ impl Registry {
     /// Sets the description of a model or, with `number`, of a version.
     pub async fn set_description(
         &self,
-        actor: &str,
+        actor: &Actor,
         model: &ModelName,
         number: Option<u64>,
         description: &str,

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use cairn_core::access::Actor;
 use cairn_core::api::{CreateModel, NewVersion};
 use cairn_core::{
     MetaKey, Model, ModelName, Sha256Digest, ValidationError, VerifyReport, Version, VersionRef,
@@ -98,7 +99,7 @@ impl Registry {
 
     // ---- models ----
 
-    pub async fn create_model(&self, actor: &str, req: &CreateModel) -> Result<Model> {
+    pub async fn create_model(&self, actor: &Actor, req: &CreateModel) -> Result<Model> {
         let name = ModelName::new(&req.name)?;
         check_text("description", &req.description, DESCRIPTION_MAX)?;
         check_key_values(&req.tags)?;
@@ -181,7 +182,7 @@ impl Registry {
 
     /// Deletes a model with all its versions and aliases. Blobs stay until garbage
     /// collection, since other versions may share them.
-    pub async fn delete_model(&self, actor: &str, name: &ModelName) -> Result<()> {
+    pub async fn delete_model(&self, actor: &Actor, name: &ModelName) -> Result<()> {
         self.meta.delete_model(name, check_actor(actor)?).await
     }
 
@@ -193,7 +194,7 @@ impl Registry {
     /// version as registered, without its manifest (which the caller just sent).
     pub async fn register_version(
         &self,
-        actor: &str,
+        actor: &Actor,
         model: &ModelName,
         new: &NewVersion,
         origin: &VersionOrigin,
@@ -206,7 +207,7 @@ impl Registry {
     /// verifies (its manifest is empty and it has no digest).
     async fn register(
         &self,
-        actor: &str,
+        actor: &Actor,
         model: &ModelName,
         new: &NewVersion,
         origin: &VersionOrigin,
@@ -271,7 +272,7 @@ impl Registry {
             metrics: new.metrics.clone(),
             params: new.params.clone(),
             tags: new.tags.clone(),
-            created_by: actor.to_owned(),
+            created_by: actor.name.clone(),
             created_at: time_of(created_at),
         })
     }
@@ -360,7 +361,12 @@ impl Registry {
         self.meta.get_version(model, reference, files).await
     }
 
-    pub async fn delete_version(&self, actor: &str, model: &ModelName, number: u64) -> Result<()> {
+    pub async fn delete_version(
+        &self,
+        actor: &Actor,
+        model: &ModelName,
+        number: u64,
+    ) -> Result<()> {
         existing_number(model, number)?;
         self.meta
             .delete_version(model, number, check_actor(actor)?)
@@ -386,7 +392,7 @@ impl Registry {
 
     pub async fn rename_model(
         &self,
-        actor: &str,
+        actor: &Actor,
         model: &ModelName,
         new_name: &ModelName,
     ) -> Result<Model> {
@@ -399,7 +405,7 @@ impl Registry {
     /// MLflow's legacy stages: None, Staging, Production, Archived.
     pub async fn set_stage(
         &self,
-        actor: &str,
+        actor: &Actor,
         model: &ModelName,
         number: u64,
         stage: &str,
@@ -534,13 +540,19 @@ fn existing_number(model: &ModelName, number: u64) -> Result<()> {
     Ok(())
 }
 
-fn check_actor(actor: &str) -> Result<&str> {
-    if actor.is_empty() || actor.len() > ACTOR_MAX || actor.chars().any(char::is_control) {
+fn check_actor(actor: &Actor) -> Result<&Actor> {
+    check_user_name(&actor.name)?;
+    Ok(actor)
+}
+
+/// A user's or actor's name: 1–256 bytes, no control characters.
+fn check_user_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > ACTOR_MAX || name.chars().any(char::is_control) {
         return Err(Error::InvalidArgument(format!(
-            "invalid actor {actor:?}: 1-{ACTOR_MAX} bytes without control characters"
+            "invalid actor {name:?}: 1-{ACTOR_MAX} bytes without control characters"
         )));
     }
-    Ok(actor)
+    Ok(())
 }
 
 fn check_text(what: &str, text: &str, max: usize) -> Result<()> {

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 
+use cairn_core::access::Actor;
 use cairn_core::api::NewVersion;
 use cairn_core::source::{SourceOwner, SourceProblem, VersionSource, artifact_path};
 use cairn_core::{FileEntry, Manifest, ModelName, Version};
@@ -43,7 +44,7 @@ impl Registry {
     /// version's it names).
     pub async fn register_from_source(
         &self,
-        actor: &str,
+        actor: &Actor,
         model: &ModelName,
         req: &SourcedVersion,
     ) -> Result<Version> {

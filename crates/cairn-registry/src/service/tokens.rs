@@ -5,10 +5,11 @@
 use aws_lc_rs::constant_time::verify_slices_are_equal;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use cairn_core::Sha256Digest;
+use cairn_core::access::{Actor, Authority, Grant};
 use cairn_core::auth::{ModelPattern, Role, TOKEN_PREFIX, TokenInfo, token_id};
 use serde_json::json;
 
-use super::{Registry, check_actor};
+use super::{Registry, check_actor, check_user_name};
 use crate::audit::{Action, Change};
 use crate::db::sql::{Columns, Decode, DecodeError, decoded_row};
 use crate::db::{corrupt_row, now_ms, time_of};
@@ -23,15 +24,6 @@ pub struct NewToken {
     pub models: Option<ModelPattern>,
     /// Seconds from now; `None`: it does not expire.
     pub lifetime: Option<i64>,
-}
-
-/// Who a valid token speaks for.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Principal {
-    pub user: String,
-    pub token_id: String,
-    pub role: Role,
-    pub models: Option<ModelPattern>,
 }
 
 /// `id, principal, name, role, models, created_at, expires_at, revoked_at, secret_sha256`.
@@ -89,9 +81,9 @@ fn sha256_hex(secret: &str) -> String {
 impl Registry {
     /// Creates a token for `new.user` (creating the user if it does not exist) and
     /// answers it with its secret — the only time the secret is ever seen.
-    pub async fn create_token(&self, actor: &str, new: &NewToken) -> Result<(TokenInfo, String)> {
+    pub async fn create_token(&self, actor: &Actor, new: &NewToken) -> Result<(TokenInfo, String)> {
         let actor = check_actor(actor)?;
-        check_actor(&new.user)?;
+        check_user_name(&new.user)?;
         if new.name.len() > 256 {
             return Err(Error::InvalidArgument(
                 "a token name is at most 256 bytes".into(),
@@ -173,7 +165,7 @@ impl Registry {
 
     /// Revokes token `id`: it authenticates nothing from then on. Revoking a revoked
     /// token changes nothing.
-    pub async fn revoke_token(&self, actor: &str, id: &str) -> Result<TokenInfo> {
+    pub async fn revoke_token(&self, actor: &Actor, id: &str) -> Result<TokenInfo> {
         let actor = check_actor(actor)?;
         let now = now_ms();
         let mut tx = self.meta.write_tx().await?;
@@ -204,9 +196,10 @@ impl Registry {
             .await
     }
 
-    /// Who `secret` speaks for; `None` for a secret that is malformed, unknown,
-    /// revoked or expired. The stored hash is compared in constant time.
-    pub async fn authenticate(&self, secret: &str) -> Result<Option<Principal>> {
+    /// Who `secret` speaks for, with what the token grants; `None` for a secret that is
+    /// malformed, unknown, revoked or expired. The stored hash is compared in constant
+    /// time.
+    pub async fn authenticate(&self, secret: &str) -> Result<Option<Actor>> {
         let Some(id) = token_id(secret) else {
             return Ok(None);
         };
@@ -225,11 +218,13 @@ impl Registry {
             Some(p) => Some(ModelPattern::new(p).map_err(|_| corrupt_row("token models"))?),
             None => None,
         };
-        Ok(Some(Principal {
-            user: info.user,
-            token_id: info.id,
-            role: info.role,
-            models,
+        Ok(Some(Actor {
+            name: info.user,
+            token: Some(info.id),
+            authority: Authority::Grants(vec![Grant {
+                models,
+                role: Some(info.role),
+            }]),
         }))
     }
 }

@@ -3,6 +3,7 @@
 //! transaction. Which move to make (rollback targets, moves that change nothing) is
 //! the service's rule (`service::aliases`).
 
+use cairn_core::access::Actor;
 use cairn_core::model::AliasAction;
 use cairn_core::{AliasMove, AliasName, ModelName};
 use serde_json::json;
@@ -23,6 +24,8 @@ pub struct AliasState {
     /// Where its last move came from: `None` if it never moved, `Some(None)` if the
     /// last move was its first (it pointed nowhere before).
     pub last_from: Option<Option<u64>>,
+    /// Whether only the model's admins may move it.
+    pub protected: bool,
 }
 
 /// Locks `model` and reads `alias`'s state. `ModelNotFound` when there is no model.
@@ -52,11 +55,68 @@ pub async fn alias_state(
         .bind(alias.as_str())
         .fetch_optional()
         .await?;
+    let protected = is_protected(tx, model_id, alias.as_str()).await?;
     Ok(AliasState {
         model_id,
+        protected,
         current: current.map(|n| n as u64),
         last_from: last.map(|(from,)| from.map(|n| n as u64)),
     })
+}
+
+/// Whether alias `alias` of model `model_id` is protected.
+pub async fn is_protected(tx: &mut WriteTx, model_id: i64, alias: &str) -> Result<bool> {
+    let found: Option<i64> = tx
+        .query("SELECT 1 FROM protected_aliases WHERE model_id = $1 AND alias = $2")
+        .bind(model_id)
+        .bind(alias)
+        .scalar_optional()
+        .await?;
+    Ok(found.is_some())
+}
+
+/// Protects (`protect`) or unprotects alias `alias` of model `model_id` in `tx`, with its
+/// audit entry. `false` when it already was as asked (nothing is written).
+pub async fn write_protection(
+    tx: &mut WriteTx,
+    model_id: i64,
+    model: &ModelName,
+    alias: &AliasName,
+    protect: bool,
+    actor: &Actor,
+) -> Result<bool> {
+    let changed = if protect {
+        tx.query(
+            "INSERT INTO protected_aliases (model_id, alias, protected_by, protected_at)
+             VALUES ($1, $2, $3, $4) ON CONFLICT (model_id, alias) DO NOTHING",
+        )
+        .bind(model_id)
+        .bind(alias.as_str())
+        .bind(&actor.name)
+        .bind(now_ms())
+        .execute()
+        .await?
+    } else {
+        tx.query("DELETE FROM protected_aliases WHERE model_id = $1 AND alias = $2")
+            .bind(model_id)
+            .bind(alias.as_str())
+            .execute()
+            .await?
+    };
+    if changed == 0 {
+        return Ok(false);
+    }
+    let action = if protect {
+        Action::AliasProtect
+    } else {
+        Action::AliasUnprotect
+    };
+    Change::new(actor, action, model.as_str(), format!("{model}@{alias}"))
+        .before(json!({ "protected": !protect }))
+        .after(json!({ "protected": protect }))
+        .append(tx)
+        .await?;
+    Ok(true)
 }
 
 /// One alias move to write.
@@ -67,7 +127,7 @@ pub struct AliasWrite<'a> {
     /// `None` removes the alias.
     pub to: Option<u64>,
     pub action: AliasAction,
-    pub actor: &'a str,
+    pub actor: &'a Actor,
     pub reason: Option<&'a str>,
 }
 
@@ -121,7 +181,7 @@ pub async fn write_alias_move(
         from: m.from,
         to: m.to,
         action: m.action,
-        actor: m.actor.to_owned(),
+        actor: m.actor.name.clone(),
         at: time_of(now),
         reason: m.reason.map(str::to_owned),
     })
@@ -162,7 +222,7 @@ pub(super) async fn record_move(
     from: Option<i64>,
     to: Option<i64>,
     action: AliasAction,
-    actor: &str,
+    actor: &Actor,
     at: i64,
     reason: Option<&str>,
 ) -> Result<()> {
@@ -175,7 +235,7 @@ pub(super) async fn record_move(
     .bind(from)
     .bind(to)
     .bind(action.as_str())
-    .bind(actor)
+    .bind(&actor.name)
     .bind(at)
     .bind(reason)
     .execute()

@@ -22,10 +22,11 @@ mod rows;
 mod tags;
 mod versions;
 
-pub(crate) use aliases::{AliasState, AliasWrite, alias_state, write_alias_move};
+pub(crate) use aliases::{AliasState, AliasWrite, alias_state, write_alias_move, write_protection};
 pub(crate) use rows::VersionInsert;
 pub use rows::{VersionExtras, VersionOrigin};
 pub(crate) use tags::Described;
+
 pub use versions::FileList;
 
 fn parse_digest(s: &str) -> Result<Sha256Digest> {

@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use cairn_core::access::Actor;
 use cairn_core::search::{Comparison, OrderBy};
 use cairn_core::{Model, ModelName};
 use serde_json::json;
@@ -36,7 +37,7 @@ impl MetadataStore {
         name: &ModelName,
         description: &str,
         tags: &BTreeMap<String, String>,
-        actor: &str,
+        actor: &Actor,
     ) -> Result<()> {
         let mut tx = self.write_tx().await?;
         let now = now_ms();
@@ -47,7 +48,7 @@ impl MetadataStore {
             )
             .bind(name.as_str())
             .bind(description)
-            .bind(actor)
+            .bind(&actor.name)
             .bind(now)
             .scalar_optional()
             .await?;
@@ -190,7 +191,7 @@ impl MetadataStore {
             .collect())
     }
 
-    pub async fn delete_model(&self, name: &ModelName, actor: &str) -> Result<()> {
+    pub async fn delete_model(&self, name: &ModelName, actor: &Actor) -> Result<()> {
         let mut tx = self.write_tx().await?;
         let versions: Vec<i64> = tx
             .query(
@@ -225,7 +226,7 @@ impl MetadataStore {
         &self,
         model: &ModelName,
         new_name: &ModelName,
-        actor: &str,
+        actor: &Actor,
     ) -> Result<()> {
         let now = now_ms();
         let mut tx = self.write_tx().await?;

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use cairn_core::access::Actor;
 use cairn_core::api::NewVersion;
 use cairn_core::model::AliasAction;
 use cairn_core::{AliasMove, ModelName, Sha256Digest, Version};
@@ -167,7 +168,7 @@ pub(crate) struct VersionInsert<'a> {
     /// `None` for an external version (whose manifest is empty).
     pub digest: Option<Sha256Digest>,
     pub new: &'a NewVersion,
-    pub actor: &'a str,
+    pub actor: &'a Actor,
     pub origin: &'a VersionOrigin,
 }
 

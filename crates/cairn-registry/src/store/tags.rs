@@ -4,6 +4,7 @@
 //! (`service::metadata`).
 
 use cairn_core::ModelName;
+use cairn_core::access::Actor;
 use serde_json::{Value, json};
 
 use super::{lock_model, version_in};
@@ -78,7 +79,7 @@ impl<'a> Described<'a> {
         key: &str,
         old: Option<String>,
         value: Option<&str>,
-        actor: &str,
+        actor: &Actor,
     ) -> Result<()> {
         let tags = self.tags();
         let sql = match value {
@@ -120,7 +121,7 @@ impl<'a> Described<'a> {
         tx: &mut WriteTx,
         old: &str,
         description: &str,
-        actor: &str,
+        actor: &Actor,
     ) -> Result<()> {
         tx.query(&format!(
             "UPDATE {} SET description = $2, updated_at = $3 WHERE id = $1",
@@ -143,7 +144,7 @@ impl<'a> Described<'a> {
         &self,
         tx: &mut WriteTx,
         action: Action,
-        actor: &str,
+        actor: &Actor,
         before: Option<Value>,
         after: Option<Value>,
     ) -> Result<()> {

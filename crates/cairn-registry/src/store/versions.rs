@@ -3,12 +3,14 @@
 
 use std::collections::HashMap;
 
+use cairn_core::access::{Actor, Need, Scope, authorize};
+use cairn_core::auth::Role;
 use cairn_core::model::AliasAction;
 use cairn_core::search::{Comparison, OrderBy};
 use cairn_core::{FileEntry, ModelName, Sha256Digest, Version, VersionRef};
 use serde_json::json;
 
-use super::aliases::record_move;
+use super::aliases::{is_protected, record_move};
 use super::rows::{
     DetailRow, NamedVersionRow, VERSION_COLUMNS, VersionDetailRow, VersionDetails, VersionExtras,
     VersionInsert, VersionRow, version_from_row,
@@ -65,7 +67,7 @@ impl MetadataStore {
              RETURNING id, next_version - 1",
             )
             .bind(v.model.as_str())
-            .bind(v.actor)
+            .bind(&v.actor.name)
             .bind(now)
             .fetch_one()
             .await?;
@@ -81,7 +83,7 @@ impl MetadataStore {
         .bind(&v.new.description)
         .bind(files.len() as i64)
         .bind(v.new.files.total_size() as i64)
-        .bind(v.actor)
+        .bind(&v.actor.name)
         .bind(now)
         .bind(&v.origin.source)
         .bind(&v.origin.run_id)
@@ -499,7 +501,12 @@ impl MetadataStore {
 
     /// Deletes a version; aliases pointing at it are removed and the removal is recorded
     /// in their history.
-    pub async fn delete_version(&self, model: &ModelName, number: u64, actor: &str) -> Result<()> {
+    pub async fn delete_version(
+        &self,
+        model: &ModelName,
+        number: u64,
+        actor: &Actor,
+    ) -> Result<()> {
         self.with_retries(|| self.delete_version_once(model, number, actor))
             .await
     }
@@ -508,7 +515,7 @@ impl MetadataStore {
         &self,
         model: &ModelName,
         number: u64,
-        actor: &str,
+        actor: &Actor,
     ) -> Result<()> {
         let mut tx = self.write_tx().await?;
         let model_id = lock_model(&mut tx, model)
@@ -576,7 +583,7 @@ impl MetadataStore {
         number: u64,
         stage: &str,
         archive_others: bool,
-        actor: &str,
+        actor: &Actor,
     ) -> Result<()> {
         let now = now_ms();
         let mut tx = self.write_tx().await?;
@@ -590,6 +597,14 @@ impl MetadataStore {
             .bind(version_id)
             .scalar_one()
             .await?;
+        // A stage is the legacy form of an alias: moving a version into or out of stage
+        // `Production` is a move of alias `production`, and obeys its protection.
+        for touched in [old.as_str(), stage] {
+            let alias = touched.to_ascii_lowercase();
+            if old != stage && is_protected(&mut tx, model_id, &alias).await? {
+                authorize(actor, Need::new(Role::Admin, Scope::Model(model.as_str())))?;
+            }
+        }
         let mut archived: Vec<i64> = Vec::new();
         if archive_others && matches!(stage, "Staging" | "Production") {
             archived = tx

@@ -1,0 +1,170 @@
+//! Authorization inside the registry, on both engines: a protected alias moves only for
+//! an admin of its model, through every door (alias moves, rollbacks, deletes, MLflow
+//! stages); changes record the actor's token; entries of the first audit format keep
+//! verifying next to the current one.
+
+use cairn_core::access::{Actor, Authority, Grant};
+use cairn_core::auth::{ModelPattern, Role};
+use cairn_core::{AliasName, ModelName, Sha256Digest};
+
+use crate::test_support::{conformance, registry};
+use crate::tests::stage;
+use crate::{AliasTarget, Error, Registry, VersionOrigin};
+
+fn holder(name: &str, role: Role, models: Option<&str>) -> Actor {
+    Actor {
+        name: name.into(),
+        token: Some(format!("{name}-token")),
+        authority: Authority::Grants(vec![Grant {
+            models: models.map(|p| ModelPattern::new(p).unwrap()),
+            role: Some(role),
+        }]),
+    }
+}
+
+async fn two_versions(r: &Registry, model: &ModelName, by: &Actor) {
+    for content in ["one", "two"] {
+        let new = stage(r, &[("w.bin", content.as_bytes())]).await;
+        r.register_version(by, model, &new, &VersionOrigin::default())
+            .await
+            .unwrap();
+    }
+}
+
+async fn a_protected_alias_moves_only_for_admins_of_its_model() {
+    let (_dir, r) = registry().await;
+    let m = ModelName::new("fraud-detector").unwrap();
+    let prod = AliasName::new("production").unwrap();
+    let writer = holder("wendy", Role::Writer, None);
+    let model_admin = holder("ada", Role::Admin, Some("fraud-*"));
+    two_versions(&r, &m, &writer).await;
+
+    // Protecting is for admins; it works before the alias points anywhere.
+    let refused = r.protect_alias(&writer, &m, &prod, true).await.unwrap_err();
+    assert!(matches!(refused, Error::Forbidden(_)), "{refused}");
+    assert!(
+        r.protect_alias(&model_admin, &m, &prod, true)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !r.protect_alias(&model_admin, &m, &prod, true)
+            .await
+            .unwrap()
+    );
+    assert_eq!(r.protected_aliases(&m).await.unwrap(), ["production"]);
+
+    let set = |who, n| r.move_alias(who, &m, &prod, AliasTarget::Version(n), None);
+    let refused = set(&writer, 1).await.unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("needs the admin role on model \"fraud-detector\""),
+        "{refused}"
+    );
+    set(&model_admin, 1).await.unwrap().unwrap();
+    set(&model_admin, 2).await.unwrap().unwrap();
+    for target in [AliasTarget::PreviousVersion, AliasTarget::Remove] {
+        let refused = r.move_alias(&writer, &m, &prod, target, None).await;
+        assert!(matches!(refused, Err(Error::Forbidden(_))), "{target:?}");
+    }
+    // The legacy stage is the same alias: a writer cannot move a version into or out
+    // of stage Production, but may use other stages.
+    let refused = r.set_stage(&writer, &m, 1, "Production", false).await;
+    assert!(matches!(refused, Err(Error::Forbidden(_))));
+    r.set_stage(&model_admin, &m, 2, "Production", true)
+        .await
+        .unwrap();
+    r.set_stage(&writer, &m, 1, "Staging", false).await.unwrap();
+    for stage in ["Archived", "Staging"] {
+        let refused = r.set_stage(&writer, &m, 2, stage, false).await;
+        assert!(matches!(refused, Err(Error::Forbidden(_))), "{stage}");
+    }
+
+    // Other aliases stay the writer's to move; unprotected, production is too.
+    r.move_alias(
+        &writer,
+        &m,
+        &AliasName::new("candidate").unwrap(),
+        AliasTarget::Version(2),
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(
+        r.protect_alias(&model_admin, &m, &prod, false)
+            .await
+            .unwrap()
+    );
+    set(&writer, 1).await.unwrap().unwrap();
+
+    // The log names who did each change and with which token.
+    let log = r.audit_log(Some("fraud-detector"), None).await.unwrap();
+    let protect = log.iter().find(|e| e.action == "alias.protect").unwrap();
+    assert_eq!(
+        (protect.actor.as_str(), protect.token.as_deref()),
+        ("ada", Some("ada-token"))
+    );
+    assert!(log.iter().all(|e| e.format == 2 && e.token.is_some()));
+    assert!(r.verify_audit(None).await.unwrap().broken.is_none());
+}
+
+/// Entries written in format 1 (before tokens were recorded) keep verifying, and an
+/// entry rewritten into an older format than the one before it does not.
+async fn entries_of_both_formats_verify() {
+    let (_dir, r) = registry().await;
+    let genesis = "0".repeat(64);
+    let canonical = serde_json::json!([
+        1,
+        1000,
+        "old-actor",
+        "model.create",
+        "legacy",
+        "legacy",
+        null,
+        null,
+        genesis
+    ]);
+    let hash = Sha256Digest::of(canonical.to_string().as_bytes()).to_hex();
+    r.meta
+        .write(
+            "INSERT INTO audit_log (seq, at, actor, action, model, target, before, after,
+                                    prev_hash, hash)
+             VALUES (1, 1000, 'old-actor', 'model.create', 'legacy', 'legacy', NULL, NULL, $1, $2)",
+        )
+        .bind(&genesis)
+        .bind(&hash)
+        .execute()
+        .await
+        .unwrap();
+    r.meta
+        .write("UPDATE audit_head SET seq = 1, hash = $1 WHERE id = 1")
+        .bind(&hash)
+        .execute()
+        .await
+        .unwrap();
+    two_versions(
+        &r,
+        &ModelName::new("m").unwrap(),
+        &Actor::unrestricted("new-actor"),
+    )
+    .await;
+    let report = r.verify_audit(None).await.unwrap();
+    assert!(report.broken.is_none(), "{:?}", report.broken);
+    let log = r.audit_log(None, None).await.unwrap();
+    assert_eq!(log.iter().map(|e| e.format).collect::<Vec<_>>(), [1, 2, 2]);
+
+    // Downgrading the last entry's format (to drop its token) breaks the chain there.
+    r.meta
+        .write("UPDATE audit_log SET format = 1 WHERE seq = 3")
+        .execute()
+        .await
+        .unwrap();
+    let broken = r.verify_audit(None).await.unwrap().broken.unwrap();
+    assert_eq!(broken.seq, 3, "{}", broken.reason);
+}
+
+conformance!(
+    a_protected_alias_moves_only_for_admins_of_its_model,
+    entries_of_both_formats_verify,
+);
