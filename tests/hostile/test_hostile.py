@@ -29,6 +29,7 @@ SOURCES = ROOT / "crates" / "cairn-server" / "src"
 # serve the same handlers).
 MOUNTS = {
     (SOURCES / "api_v1.rs", "routes"): "/api/v1",
+    (SOURCES / "api_access.rs", "routes"): "/api/v1",
     (SOURCES / "mlflow" / "mod.rs", "api"): "/api/2.0/mlflow",
     (SOURCES / "mlflow" / "mod.rs", "artifact_api"): "/api/2.0/mlflow-artifacts",
     (SOURCES / "mlflow" / "mod.rs", "routes"): "",

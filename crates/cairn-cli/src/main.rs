@@ -158,10 +158,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .transpose()?,
         ),
     };
-    let command = match cli.command {
-        Command::Token(cmd) => return commands::token::run(&location, cmd).await,
-        other => other,
-    };
+    let command = cli.command;
     let registry = location.connect().await?;
     let registry = registry.as_ref();
     match command {
@@ -180,7 +177,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Gc(args) => commands::gc::run(registry, args).await,
         Command::Lineage(args) => commands::lineage::run(registry, args).await,
         Command::Card(args) => commands::card::run(registry, args).await,
-        Command::Server(_) | Command::Migrate(_) | Command::Copy(_) | Command::Token(_) => {
+        Command::Token(cmd) => commands::token::run(registry, cmd).await,
+        Command::Server(_) | Command::Migrate(_) | Command::Copy(_) => {
             unreachable!("handled above")
         }
     }

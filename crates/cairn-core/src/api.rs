@@ -94,3 +94,26 @@ pub struct ErrorBody {
 /// Header carrying who makes a change. Until authentication lands, the actor is
 /// declared by the client (the CLI sends the OS user name).
 pub const ACTOR_HEADER: &str = "x-cairn-actor";
+
+/// `POST /api/v1/tokens`: a token for `user` (created if new).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateToken {
+    pub user: String,
+    pub role: crate::auth::Role,
+    /// A model-name pattern the token is limited to; every model when absent.
+    #[serde(default)]
+    pub models: Option<String>,
+    /// Seconds until it expires; never when absent.
+    #[serde(default)]
+    pub expires_in_seconds: Option<i64>,
+    #[serde(default)]
+    pub name: String,
+}
+
+/// The answer to `POST /api/v1/tokens`: the only time the secret is ever shown.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CreatedToken {
+    pub token: crate::auth::TokenInfo,
+    pub secret: String,
+}

@@ -7,10 +7,12 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
+use cairn_core::access::Scope;
 use cairn_core::api::{
     AliasMoveResponse, BlobStored, CreateModel, ErrorBody, MissingBlobsRequest,
     MissingBlobsResponse, MoveAlias, NewVersion, Reason,
 };
+use cairn_core::auth::Role;
 use cairn_core::lineage::{Lineage, ParentRef};
 use cairn_core::model::{BlobUse, GcReport};
 use cairn_core::{
@@ -20,8 +22,9 @@ use cairn_core::{
 use cairn_registry::{AliasTarget, FileList, Registry, VersionOrigin};
 use futures::TryStreamExt;
 
+use crate::access::Caller;
 use crate::error::ApiError;
-use crate::extract::{Actor, ApiJson, RawBody};
+use crate::extract::{ApiJson, RawBody};
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -86,15 +89,20 @@ fn version_number(model: &ModelName, reference: &str) -> ApiResult<u64> {
 
 #[utoipa::path(get, path = "/api/v1/models", tag = "models",
     responses((status = 200, description = "Every model, by name", body = Vec<Model>)))]
-pub async fn list_models(State(r): State<Registry>) -> ApiResult<Json<Vec<Model>>> {
-    Ok(Json(r.list_models().await?))
+pub async fn list_models(
+    State(r): State<Registry>,
+    Caller(actor): Caller,
+) -> ApiResult<Json<Vec<Model>>> {
+    let mut models = r.list_models().await?;
+    models.retain(|m| actor.may(Role::Reader, Scope::Model(&m.name)));
+    Ok(Json(models))
 }
 
 #[utoipa::path(post, path = "/api/v1/models", tag = "models", request_body = CreateModel,
     responses((status = 201, body = Model), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn create_model(
     State(r): State<Registry>,
-    Actor(actor): Actor,
+    Caller(actor): Caller,
     ApiJson(req): ApiJson<CreateModel>,
 ) -> ApiResult<(StatusCode, Json<Model>)> {
     Ok((
@@ -118,7 +126,7 @@ pub async fn get_model(
     responses((status = 204, description = "Deleted with its versions and aliases"), (status = 404, body = ErrorBody)))]
 pub async fn delete_model(
     State(r): State<Registry>,
-    Actor(actor): Actor,
+    Caller(actor): Caller,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
     r.delete_model(&actor, &model_name(&name)?).await?;
@@ -140,7 +148,7 @@ pub async fn list_versions(
     responses((status = 201, body = Version), (status = 400, description = "Invalid manifest or metadata, or blobs not uploaded", body = ErrorBody)))]
 pub async fn create_version(
     State(r): State<Registry>,
-    Actor(actor): Actor,
+    Caller(actor): Caller,
     Path(name): Path<String>,
     ApiJson(new): ApiJson<NewVersion>,
 ) -> ApiResult<(StatusCode, Json<Version>)> {
@@ -179,7 +187,7 @@ pub async fn get_version(
     responses((status = 204, description = "Deleted; aliases pointing at it are removed"), (status = 404, body = ErrorBody)))]
 pub async fn delete_version(
     State(r): State<Registry>,
-    Actor(actor): Actor,
+    Caller(actor): Caller,
     Path((name, reference)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let model = model_name(&name)?;
@@ -279,12 +287,12 @@ fn default_grace_seconds() -> u64 {
     responses((status = 200, description = "What was (or would be) freed", body = GcReport)))]
 pub async fn collect_garbage(
     State(r): State<Registry>,
-    actor: Actor,
+    Caller(actor): Caller,
     ApiJson(req): ApiJson<CollectGarbage>,
 ) -> ApiResult<Json<GcReport>> {
     Ok(Json(
         r.collect_garbage(
-            &actor.0,
+            &actor,
             std::time::Duration::from_secs(req.grace_seconds),
             req.dry_run,
         )
@@ -380,7 +388,7 @@ pub async fn verify_all(State(r): State<Registry>) -> ApiResult<Json<VerifyRepor
     responses((status = 200, body = AliasMoveResponse), (status = 404, body = ErrorBody)))]
 pub async fn move_alias(
     State(r): State<Registry>,
-    Actor(actor): Actor,
+    Caller(actor): Caller,
     Path((name, alias)): Path<(String, String)>,
     ApiJson(req): ApiJson<MoveAlias>,
 ) -> ApiResult<Json<AliasMoveResponse>> {
@@ -402,7 +410,7 @@ pub async fn move_alias(
     responses((status = 200, body = AliasMoveResponse), (status = 404, body = ErrorBody)))]
 pub async fn delete_alias(
     State(r): State<Registry>,
-    Actor(actor): Actor,
+    Caller(actor): Caller,
     Path((name, alias)): Path<(String, String)>,
     Query(reason): Query<Reason>,
 ) -> ApiResult<Json<AliasMoveResponse>> {
@@ -424,7 +432,7 @@ pub async fn delete_alias(
               (status = 404, body = ErrorBody), (status = 409, description = "No earlier version", body = ErrorBody)))]
 pub async fn rollback_alias(
     State(r): State<Registry>,
-    Actor(actor): Actor,
+    Caller(actor): Caller,
     Path((name, alias)): Path<(String, String)>,
     ApiJson(req): ApiJson<Reason>,
 ) -> ApiResult<Json<AliasMoveResponse>> {

@@ -41,6 +41,7 @@ fn status_of(e: &Error) -> StatusCode {
         | Error::AliasNotFound { .. }
         | Error::BlobNotFound(_)
         | Error::NotFound(_) => StatusCode::NOT_FOUND,
+        Error::Forbidden(_) => StatusCode::FORBIDDEN,
         Error::ModelExists(_) | Error::AlreadyExists(_) | Error::Conflict(_) => {
             StatusCode::CONFLICT
         }

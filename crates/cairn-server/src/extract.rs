@@ -1,10 +1,8 @@
 //! Request extractors whose failures answer in the API's error format.
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
-use axum::http::request::Parts;
-use cairn_core::api::ACTOR_HEADER;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -89,31 +87,10 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
     }
 }
 
-fn too_large(declared: Option<u64>) -> ApiError {
+pub(crate) fn too_large(declared: Option<u64>) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         "payload_too_large",
         too_large_message(declared),
     )
-}
-
-/// Who makes a change: the `x-cairn-actor` header, self-declared until authentication
-/// exists; `anonymous` when absent.
-pub struct Actor(pub String);
-
-impl<S: Send + Sync> FromRequestParts<S> for Actor {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        match parts.headers.get(ACTOR_HEADER) {
-            None => Ok(Self("anonymous".into())),
-            Some(value) => value.to_str().map(|s| Self(s.to_owned())).map_err(|_| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_argument",
-                    format!("the {ACTOR_HEADER} header must be visible ASCII"),
-                )
-            }),
-        }
-    }
 }

@@ -1,6 +1,8 @@
 //! Cairn's HTTP server: the native REST API (`/api/v1/`), its OpenAPI document, and the
 //! health endpoints, over one [`Registry`]. The server keeps no state of its own.
 
+mod access;
+mod api_access;
 mod api_v1;
 mod error;
 mod extract;
@@ -20,16 +22,26 @@ use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 use utoipa::OpenApi;
 
+pub use access::{AccessOptions, CACHE_TTL};
 pub use error::ApiError;
 pub use openapi::ApiDoc;
 
-pub fn router(registry: Registry) -> Router {
+/// How a server behaves beyond its stores.
+#[derive(Debug, Clone, Default)]
+pub struct ServerOptions {
+    pub access: AccessOptions,
+}
+
+pub fn router(registry: Registry, options: &ServerOptions) -> Router {
+    let gate = access::Gate::new(registry.clone(), options.access.clone());
     Router::new()
-        .nest("/api/v1", api_v1::routes())
+        .nest("/api/v1", api_v1::routes().merge(api_access::routes()))
         .merge(mlflow::routes())
         .route("/api/v1/openapi.json", get(openapi_json))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        // Every route, before its handler: who is calling, and may they.
+        .route_layer(axum::middleware::from_fn_with_state(gate, access::guard))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(extract::JSON_BODY_LIMIT))
         .layer(
@@ -68,12 +80,13 @@ async fn not_found(uri: Uri) -> Response {
 /// Serves until `shutdown` completes, then finishes in-flight requests.
 pub async fn serve(
     registry: Registry,
+    options: &ServerOptions,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let addr: SocketAddr = listener.local_addr()?;
     tracing::info!(%addr, "serving");
-    axum::serve(listener, router(registry))
+    axum::serve(listener, router(registry, options))
         .with_graceful_shutdown(shutdown)
         .await
 }

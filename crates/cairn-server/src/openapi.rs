@@ -2,13 +2,13 @@
 
 use utoipa::OpenApi;
 
-use crate::api_v1;
+use crate::{api_access, api_v1};
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "Cairn native API",
-        description = "Versioned, content-addressed model registry. Errors are `{\"code\", \"message\"}` with a 4xx/5xx status. Mutating requests may name their actor in the `x-cairn-actor` header."
+        description = "Versioned, content-addressed model registry. Errors are `{\"code\", \"message\"}` with a 4xx/5xx status. A server started with `--auth` needs `Authorization: Bearer TOKEN` on every request but `/healthz` and `/readyz` (401 without, 403 without the role the request needs); without `--auth`, mutating requests may name their actor in the `x-cairn-actor` header."
     ),
     paths(
         api_v1::list_models,
@@ -35,6 +35,12 @@ use crate::api_v1;
         api_v1::missing_blobs,
         api_v1::put_blob,
         api_v1::get_blob,
+        api_access::create_token,
+        api_access::list_tokens,
+        api_access::revoke_token,
+        api_access::protected_aliases,
+        api_access::protect_alias,
+        api_access::unprotect_alias,
     )
 )]
 pub struct ApiDoc;

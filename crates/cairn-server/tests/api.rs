@@ -21,7 +21,7 @@ impl TestApp {
         let dir = tempfile::tempdir().unwrap();
         let registry = Registry::open_local(dir.path()).await.unwrap();
         Self {
-            router: cairn_server::router(registry),
+            router: cairn_server::router(registry, &Default::default()),
             dir,
         }
     }

@@ -4,14 +4,18 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use async_trait::async_trait;
-use cairn_core::api::NewVersion;
+use cairn_core::access::Actor;
+use cairn_core::api::{CreateToken, CreatedToken, NewVersion};
+use cairn_core::auth::{ModelPattern, TokenInfo};
 use cairn_core::lineage::{Lineage, ParentRef};
 use cairn_core::model::{BlobUse, GcReport};
 use cairn_core::{
     AliasMove, AliasName, AuditEntry, AuditHead, AuditReport, Model, ModelName, Sha256Digest,
     VerifyReport, Version, VersionRef,
 };
-use cairn_registry::{AliasTarget, BlobLocation, DbLocation, DbOptions, FileList, Registry};
+use cairn_registry::{
+    AliasTarget, BlobLocation, DbLocation, DbOptions, FileList, NewToken, Registry,
+};
 use futures::{StreamExt, TryStreamExt};
 
 use super::{BlobSource, Download, LineageQuery, RegistryClient};
@@ -24,7 +28,8 @@ const BATCH_FILES: usize = 256;
 
 pub struct Embedded {
     registry: Registry,
-    actor: String,
+    /// Whoever can open the data directory or database may do everything there.
+    actor: Actor,
 }
 
 impl Embedded {
@@ -32,7 +37,10 @@ impl Embedded {
         let registry = Registry::open(db, blobs, &DbOptions::default())
             .await
             .with_context(|| format!("opening the registry at {db} (artifacts: {blobs})"))?;
-        Ok(Self { registry, actor })
+        Ok(Self {
+            registry,
+            actor: Actor::unrestricted(actor),
+        })
     }
 }
 
@@ -126,6 +134,48 @@ impl RegistryClient for Embedded {
 
     async fn alias_history(&self, model: &ModelName, alias: &AliasName) -> Result<Vec<AliasMove>> {
         Ok(self.registry.alias_history(model, alias).await?)
+    }
+
+    async fn protect_alias(
+        &self,
+        model: &ModelName,
+        alias: &AliasName,
+        protect: bool,
+    ) -> Result<()> {
+        self.registry
+            .protect_alias(&self.actor, model, alias, protect)
+            .await?;
+        Ok(())
+    }
+
+    async fn protected_aliases(&self, model: &ModelName) -> Result<Vec<String>> {
+        self.registry.get_model(model).await?;
+        Ok(self.registry.protected_aliases(model).await?)
+    }
+
+    async fn create_token(&self, request: &CreateToken) -> Result<CreatedToken> {
+        let models = request
+            .models
+            .as_deref()
+            .map(ModelPattern::new)
+            .transpose()?;
+        let new = NewToken {
+            user: request.user.clone(),
+            name: request.name.clone(),
+            role: request.role,
+            models,
+            lifetime: request.expires_in_seconds,
+        };
+        let (token, secret) = self.registry.create_token(&self.actor, &new).await?;
+        Ok(CreatedToken { token, secret })
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<TokenInfo>> {
+        Ok(self.registry.list_tokens().await?)
+    }
+
+    async fn revoke_token(&self, id: &str) -> Result<TokenInfo> {
+        Ok(self.registry.revoke_token(&self.actor, id).await?)
     }
 
     async fn verify_version(

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use async_trait::async_trait;
 use bytes::Bytes;
-use cairn_core::api::NewVersion;
+use cairn_core::api::{CreateToken, CreatedToken, NewVersion};
+use cairn_core::auth::TokenInfo;
 use cairn_core::lineage::{Lineage, ParentRef};
 use cairn_core::model::{BlobUse, GcReport};
 use cairn_core::{
@@ -57,6 +58,19 @@ pub trait RegistryClient: Send + Sync {
         reason: Option<&str>,
     ) -> Result<Option<AliasMove>>;
     async fn alias_history(&self, model: &ModelName, alias: &AliasName) -> Result<Vec<AliasMove>>;
+    /// Protects an alias (or lifts its protection); `false` when it already was so.
+    async fn protect_alias(
+        &self,
+        model: &ModelName,
+        alias: &AliasName,
+        protect: bool,
+    ) -> Result<()>;
+    async fn protected_aliases(&self, model: &ModelName) -> Result<Vec<String>>;
+
+    /// API tokens: create (answering the secret), list (never a secret), revoke.
+    async fn create_token(&self, request: &CreateToken) -> Result<CreatedToken>;
+    async fn list_tokens(&self) -> Result<Vec<TokenInfo>>;
+    async fn revoke_token(&self, id: &str) -> Result<TokenInfo>;
 
     async fn verify_version(
         &self,
@@ -207,9 +221,40 @@ impl Location {
             Self::Embedded { db, blobs } => {
                 Box::new(embedded::Embedded::open(db, blobs, actor()).await?)
             }
-            Self::Remote(url) => Box::new(remote::Remote::new(url, actor())?),
+            Self::Remote(url) => Box::new(remote::Remote::new(url, actor(), token()?)?),
         })
     }
+}
+
+/// The token sent to a server: `CAIRN_TOKEN`, else the file `cairn/token` in the user's
+/// configuration directory (e.g. `~/.config/cairn/token`), which must be readable by its
+/// owner only (mode 0600): a token anyone on the machine can read is refused.
+pub fn token() -> Result<Option<String>> {
+    if let Some(token) = std::env::var("CAIRN_TOKEN").ok().filter(|t| !t.is_empty()) {
+        return Ok(Some(token));
+    }
+    let Some(path) = dirs::config_dir().map(|d| d.join("cairn").join("token")) else {
+        return Ok(None);
+    };
+    let Ok(metadata) = std::fs::metadata(&path) else {
+        return Ok(None);
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = metadata.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            anyhow::bail!(
+                "{} is readable by others (mode {mode:o}): run chmod 600 on it",
+                path.display()
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = metadata;
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading the token in {}", path.display()))?;
+    Ok(Some(text.trim().to_owned()).filter(|t| !t.is_empty()))
 }
 
 /// Who the CLI acts as: `CAIRN_ACTOR`, else the OS user.

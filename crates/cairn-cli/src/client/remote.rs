@@ -5,9 +5,10 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use async_trait::async_trait;
 use cairn_core::api::{
-    ACTOR_HEADER, AliasMoveResponse, ErrorBody, MissingBlobsRequest, MissingBlobsResponse,
-    MoveAlias, NewVersion, Reason,
+    ACTOR_HEADER, AliasMoveResponse, CreateToken, CreatedToken, ErrorBody, MissingBlobsRequest,
+    MissingBlobsResponse, MoveAlias, NewVersion, Reason,
 };
+use cairn_core::auth::TokenInfo;
 use cairn_core::lineage::{Lineage, ParentRef};
 use cairn_core::model::{BlobUse, GcReport};
 use cairn_core::{
@@ -40,10 +41,13 @@ pub struct Remote {
     base: String,
     http: reqwest::Client,
     actor: String,
+    /// Sent as `Authorization: Bearer`; a server enforcing authentication records
+    /// changes under the token's user, not `actor`.
+    token: Option<String>,
 }
 
 impl Remote {
-    pub fn new(base: &str, actor: String) -> Result<Self> {
+    pub fn new(base: &str, actor: String, token: Option<String>) -> Result<Self> {
         let http = reqwest::Client::builder()
             .user_agent(concat!("cairn/", env!("CARGO_PKG_VERSION")))
             .build()?;
@@ -51,13 +55,19 @@ impl Remote {
             base: base.to_owned(),
             http,
             actor,
+            token,
         })
     }
 
     fn request(&self, method: Method, path: &str) -> RequestBuilder {
-        self.http
+        let request = self
+            .http
             .request(method, format!("{}/api/v1{path}", self.base))
-            .header(ACTOR_HEADER, &self.actor)
+            .header(ACTOR_HEADER, &self.actor);
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
     }
 
     /// Sends a request; a non-2xx answer becomes an error carrying the server's message.
@@ -204,6 +214,37 @@ impl RegistryClient for Remote {
             &format!("/models/{}/aliases/{}/history", seg(model), seg(alias)),
         ))
         .await
+    }
+
+    async fn protect_alias(
+        &self,
+        model: &ModelName,
+        alias: &AliasName,
+        protect: bool,
+    ) -> Result<()> {
+        let method = if protect { Method::PUT } else { Method::DELETE };
+        let path = format!("/models/{}/protected-aliases/{}", seg(model), seg(alias));
+        self.send(self.request(method, &path)).await?;
+        Ok(())
+    }
+
+    async fn protected_aliases(&self, model: &ModelName) -> Result<Vec<String>> {
+        let path = format!("/models/{}/protected-aliases", seg(model));
+        self.json(self.request(Method::GET, &path)).await
+    }
+
+    async fn create_token(&self, request: &CreateToken) -> Result<CreatedToken> {
+        self.json(self.request(Method::POST, "/tokens").json(request))
+            .await
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<TokenInfo>> {
+        self.json(self.request(Method::GET, "/tokens")).await
+    }
+
+    async fn revoke_token(&self, id: &str) -> Result<TokenInfo> {
+        self.json(self.request(Method::DELETE, &format!("/tokens/{}", seg(id))))
+            .await
     }
 
     async fn verify_version(

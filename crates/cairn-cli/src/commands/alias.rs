@@ -1,4 +1,5 @@
-//! Aliases: `cairn alias set|delete`, `cairn promote`, `cairn rollback`, `cairn history`.
+//! Aliases: `cairn alias set|delete|protect|unprotect|protected`, `cairn promote`,
+//! `cairn rollback`, `cairn history`.
 
 use std::process::ExitCode;
 
@@ -25,6 +26,14 @@ pub enum AliasCommand {
         #[arg(long)]
         reason: Option<String>,
     },
+    /// Let only admins of the model move, roll back or delete ALIAS (also its MLflow
+    /// stage: protecting `production` protects stage Production). The alias need not
+    /// point anywhere yet.
+    Protect { model: ModelName, alias: AliasName },
+    /// Lift ALIAS's protection.
+    Unprotect { model: ModelName, alias: AliasName },
+    /// The model's protected aliases, one per line.
+    Protected { model: ModelName },
 }
 
 #[derive(clap::Args)]
@@ -79,6 +88,19 @@ pub async fn run(registry: &dyn RegistryClient, cmd: AliasCommand) -> Result<Exi
                 .delete_alias(&model, &alias, reason.as_deref())
                 .await?;
             report(&model, &alias, moved, None);
+        }
+        AliasCommand::Protect { model, alias } => {
+            registry.protect_alias(&model, &alias, true).await?;
+            eprintln!("{model}@{alias} is protected: only admins of {model} move it");
+        }
+        AliasCommand::Unprotect { model, alias } => {
+            registry.protect_alias(&model, &alias, false).await?;
+            eprintln!("{model}@{alias} is no longer protected");
+        }
+        AliasCommand::Protected { model } => {
+            for alias in registry.protected_aliases(&model).await? {
+                println!("{alias}");
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -72,12 +72,16 @@ const STALE_UPLOAD_AGE: Duration = Duration::from_secs(24 * 60 * 60);
 #[derive(clap::Args)]
 pub struct Args {
     /// The address to listen on. Anything but a loopback address serves everyone who
-    /// can reach it: that needs --insecure-no-auth until authentication is available.
+    /// can reach it: that needs --auth (or --insecure-no-auth).
     #[arg(long, env = "CAIRN_HOST", default_value = "127.0.0.1")]
     host: String,
+    /// Enforce authentication: every request but /healthz and /readyz needs a token
+    /// (`cairn token create`), and may do what the token's role allows.
+    #[arg(long, env = "CAIRN_AUTH")]
+    auth: bool,
     /// Serve a non-loopback address without authentication: anyone who can reach it
     /// may read, write and delete.
-    #[arg(long, env = "CAIRN_INSECURE_NO_AUTH")]
+    #[arg(long, env = "CAIRN_INSECURE_NO_AUTH", conflicts_with = "auth")]
     insecure_no_auth: bool,
     /// 0 picks a free port; the address is printed on stdout.
     #[arg(long, env = "CAIRN_PORT", default_value_t = 5000)]
@@ -105,15 +109,15 @@ fn is_loopback(host: &str) -> bool {
 }
 
 pub async fn run(args: Args, artifacts: Option<&str>) -> Result<ExitCode> {
-    if !is_loopback(&args.host) && !args.insecure_no_auth {
+    if !is_loopback(&args.host) && !args.auth && !args.insecure_no_auth {
         eprintln!(
-            "error: --host {} would serve everyone who can reach it without authentication, which this server does not have yet; listen on a loopback address, or pass --insecure-no-auth to serve the network anyway",
+            "error: --host {} would serve everyone who can reach it without authentication; pass --auth (and create a token with `cairn token create`), listen on a loopback address, or pass --insecure-no-auth to serve the network anyway",
             args.host
         );
         return Ok(ExitCode::from(2));
     }
     init_logging(args.log_format);
-    if !is_loopback(&args.host) {
+    if !is_loopback(&args.host) && !args.auth {
         tracing::warn!(host = %args.host, "serving a network address without authentication (--insecure-no-auth)");
     }
     let (db, blobs, options) = args.store.resolve(artifacts)?;
@@ -134,6 +138,9 @@ pub async fn run(args: Args, artifacts: Option<&str>) -> Result<ExitCode> {
             Err(e) => tracing::warn!(error = %e, "could not sweep abandoned uploads"),
         }
     });
+    if args.auth {
+        warn_without_admin(&registry).await?;
+    }
     let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
         .await
         .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;
@@ -142,7 +149,10 @@ pub async fn run(args: Args, artifacts: Option<&str>) -> Result<ExitCode> {
     // Scripts and tests read the bound address (port 0 picks one) from this line.
     println!("cairn server listening on http://{addr} (metadata: {db}, artifacts: {blobs})");
     tracing::info!(%addr, metadata = %db, artifacts = %blobs, "cairn server started");
-    cairn_server::serve(registry, listener, shutdown)
+    let server_options = cairn_server::ServerOptions {
+        access: cairn_server::AccessOptions { enforce: args.auth },
+    };
+    cairn_server::serve(registry, &server_options, listener, shutdown)
         .await
         .context("serving")?;
     Ok(ExitCode::SUCCESS)
@@ -177,6 +187,21 @@ fn init_logging(format: LogFormat) {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+}
+
+/// With authentication on and no admin token, nobody can manage the server: say how
+/// to make the first one.
+async fn warn_without_admin(registry: &Registry) -> Result<()> {
+    let tokens = registry.list_tokens().await?;
+    let admin = tokens.iter().any(|t| {
+        t.role == cairn_core::auth::Role::Admin && t.models.is_none() && t.revoked_at.is_none()
+    });
+    if !admin {
+        tracing::warn!(
+            "no admin token exists: create one against the data directory or database with `cairn --registry DIR token create --user NAME --role admin`"
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]

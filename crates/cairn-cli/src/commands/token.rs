@@ -1,16 +1,17 @@
-//! `cairn token create|list|revoke`: API tokens, managed against the registry's own
-//! data directory or database — the way the first admin token of a fresh server is
-//! made. `create` prints the secret alone on stdout (details on stderr), so
-//! `T=$(cairn token create --user ci)` works; nothing ever prints it again.
+//! `cairn token create|list|revoke`: API tokens. Against the registry's own data
+//! directory or database (embedded), which is how the first admin token of a fresh
+//! server is made; against a server, as one of its admins. `create` prints the secret
+//! alone on stdout (details on stderr), so `T=$(cairn token create --user ci)` works;
+//! nothing ever prints it again.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
+use cairn_core::api::CreateToken;
 use cairn_core::auth::{ModelPattern, Role};
-use cairn_registry::{NewToken, Registry};
 
-use crate::client::{Location, actor};
+use crate::client::RegistryClient;
 use crate::output::{print_json, print_table, time};
 
 #[derive(clap::Subcommand)]
@@ -49,13 +50,7 @@ pub struct CreateArgs {
     name: String,
 }
 
-pub async fn run(location: &Location, cmd: TokenCommand) -> Result<ExitCode> {
-    let Location::Embedded { db, blobs } = location else {
-        bail!(
-            "tokens are managed against the registry's data directory or database (--registry DIR or postgres://…), not through a server"
-        );
-    };
-    let registry = Registry::open(db, blobs, &cairn_registry::DbOptions::default()).await?;
+pub async fn run(registry: &dyn RegistryClient, cmd: TokenCommand) -> Result<ExitCode> {
     match cmd {
         TokenCommand::Create(args) => {
             let lifetime = match args.expires {
@@ -63,14 +58,15 @@ pub async fn run(location: &Location, cmd: TokenCommand) -> Result<ExitCode> {
                 Some(d) => Some(i64::try_from(d.as_secs())?),
                 None => None,
             };
-            let new = NewToken {
+            let request = CreateToken {
                 user: args.user,
                 name: args.name,
                 role: args.role,
-                models: args.models,
-                lifetime,
+                models: args.models.map(|m| m.as_str().to_owned()),
+                expires_in_seconds: lifetime,
             };
-            let (info, secret) = registry.create_token(&actor(), &new).await?;
+            let created = registry.create_token(&request).await?;
+            let (info, secret) = (created.token, created.secret);
             println!("{secret}");
             eprintln!(
                 "token {} for {} ({}{}{})",
@@ -114,7 +110,7 @@ pub async fn run(location: &Location, cmd: TokenCommand) -> Result<ExitCode> {
             );
         }
         TokenCommand::Revoke { id } => {
-            let token = registry.revoke_token(&actor(), &id).await?;
+            let token = registry.revoke_token(&id).await?;
             eprintln!("token {} of {} revoked", token.id, token.user);
         }
     }

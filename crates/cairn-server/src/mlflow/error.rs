@@ -26,6 +26,10 @@ pub const BAD_REQUEST: &str = "BAD_REQUEST";
 /// A request body over the server's limit (MLflow names the code; its own server sets
 /// no limit, so no status goes with it there: 413 is HTTP's).
 pub const RESOURCE_LIMIT_EXCEEDED: &str = "RESOURCE_LIMIT_EXCEEDED";
+/// No valid credentials (401).
+pub const UNAUTHENTICATED: &str = "UNAUTHENTICATED";
+/// Valid credentials without the role the request needs (403).
+pub const PERMISSION_DENIED: &str = "PERMISSION_DENIED";
 
 impl MlflowError {
     pub fn invalid(message: impl Into<String>) -> Self {
@@ -56,6 +60,8 @@ impl MlflowError {
                 StatusCode::BAD_REQUEST
             }
             RESOURCE_LIMIT_EXCEEDED => StatusCode::PAYLOAD_TOO_LARGE,
+            UNAUTHENTICATED => StatusCode::UNAUTHORIZED,
+            PERMISSION_DENIED => StatusCode::FORBIDDEN,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -80,6 +86,7 @@ impl From<Error> for MlflowError {
             | Error::MissingBlobs(_)
             | Error::Conflict(_) => INVALID_PARAMETER_VALUE,
             Error::ModelExists(_) | Error::AlreadyExists(_) => RESOURCE_ALREADY_EXISTS,
+            Error::Forbidden(_) => PERMISSION_DENIED,
             Error::CorruptBlob(_) => {
                 return Self {
                     code: INTERNAL_ERROR,

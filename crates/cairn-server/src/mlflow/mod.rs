@@ -19,6 +19,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post};
 use cairn_registry::Registry;
 
+pub(crate) use error::{MlflowError, PERMISSION_DENIED, UNAUTHENTICATED};
+pub(crate) use request::Fields;
+
 /// The endpoints under `/api/2.0/mlflow` (also served under `/ajax-api/2.0/mlflow` and
 /// `/api/3.0/mlflow`).
 fn api() -> Router<Registry> {

@@ -15,11 +15,15 @@ use cairn_core::{AliasName, Model, ModelName, Version, VersionRef};
 use cairn_registry::{AliasTarget, FileList, Registry, SourcedVersion, VersionExtras};
 use serde_json::{Value, json};
 
+use cairn_core::access::{Actor, Scope};
+use cairn_core::auth::Role;
+
 use super::convert;
 use super::error::{MlflowError, MlflowResult};
 use super::paging;
 use super::request::Fields;
 use super::schema;
+use crate::access::Caller;
 
 type Reply = MlflowResult<Json<Value>>;
 type CachedReply = MlflowResult<Response>;
@@ -44,6 +48,23 @@ async fn cached_reply(
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
+/// Whether `actor` may see model `name` in a listing. A page keeps its place in the
+/// whole listing (its token counts every entry), so a caller limited to some models
+/// may get pages shorter than asked for, as from `mlflow server` with authentication.
+fn readable(actor: &Actor, name: &str) -> bool {
+    actor.may(Role::Reader, Scope::Model(name))
+}
+
+/// The cache key of a listing: what a caller limited to some models sees is kept apart
+/// from what everyone else sees.
+fn listing_key(endpoint: &str, actor: &Actor) -> String {
+    if actor.may(Role::Reader, Scope::Registry) {
+        endpoint.to_owned()
+    } else {
+        format!("{endpoint} for {:?}", actor.authority)
+    }
+}
+
 /// What a registry search asks for: `filter`, `order_by`, and the page (`max_results`
 /// up to `max`, `default` when absent; `page_token`).
 struct SearchPage {
@@ -64,9 +85,6 @@ fn search_page(f: &Fields, default: i64, max: i64) -> MlflowResult<SearchPage> {
         order: super::tracking::order_by(f)?,
     })
 }
-
-/// MLflow has no actor field; changes made through it are recorded as this actor.
-const MLFLOW_ACTOR: &str = "mlflow";
 
 /// Where registered versions are served from in the artifact API. Experiment artifact
 /// paths start with an experiment id, so this prefix cannot collide with them.
@@ -188,7 +206,11 @@ async fn registered_models_json(r: &Registry, models: &[Model]) -> MlflowResult<
 
 // ---- registered models ----
 
-pub async fn create_registered_model(State(r): State<Registry>, f: Fields) -> Reply {
+pub async fn create_registered_model(
+    State(r): State<Registry>,
+    Caller(actor): Caller,
+    f: Fields,
+) -> Reply {
     f.check(schema::CREATE_REGISTERED_MODEL)?;
     let model = name(&f, "name")?;
     let req = CreateModel {
@@ -196,7 +218,7 @@ pub async fn create_registered_model(State(r): State<Registry>, f: Fields) -> Re
         description: f.opt_str("description")?.unwrap_or_default(),
         tags: f.key_values("tags")?.into_iter().collect(),
     };
-    let m = r.create_model(MLFLOW_ACTOR, &req).await?;
+    let m = r.create_model(&actor, &req).await?;
     Ok(Json(
         json!({"registered_model": registered_model_json(&r, &m).await?}),
     ))
@@ -211,11 +233,15 @@ pub async fn get_registered_model(State(r): State<Registry>, f: Fields) -> Cache
     .await
 }
 
-pub async fn update_registered_model(State(r): State<Registry>, f: Fields) -> Reply {
+pub async fn update_registered_model(
+    State(r): State<Registry>,
+    Caller(actor): Caller,
+    f: Fields,
+) -> Reply {
     f.check(schema::UPDATE_REGISTERED_MODEL)?;
     let model = name(&f, "name")?;
     if let Some(d) = f.opt_str("description")? {
-        r.set_description(MLFLOW_ACTOR, &model, None, &d).await?;
+        r.set_description(&actor, &model, None, &d).await?;
     }
     let m = r.get_model(&model).await?;
     Ok(Json(
@@ -223,27 +249,39 @@ pub async fn update_registered_model(State(r): State<Registry>, f: Fields) -> Re
     ))
 }
 
-pub async fn rename_registered_model(State(r): State<Registry>, f: Fields) -> Reply {
+pub async fn rename_registered_model(
+    State(r): State<Registry>,
+    Caller(actor): Caller,
+    f: Fields,
+) -> Reply {
     f.check(schema::RENAME_REGISTERED_MODEL)?;
     let m = r
-        .rename_model(MLFLOW_ACTOR, &name(&f, "name")?, &name(&f, "new_name")?)
+        .rename_model(&actor, &name(&f, "name")?, &name(&f, "new_name")?)
         .await?;
     Ok(Json(
         json!({"registered_model": registered_model_json(&r, &m).await?}),
     ))
 }
 
-pub async fn delete_registered_model(State(r): State<Registry>, f: Fields) -> Reply {
+pub async fn delete_registered_model(
+    State(r): State<Registry>,
+    Caller(actor): Caller,
+    f: Fields,
+) -> Reply {
     f.check(schema::NAME)?;
-    r.delete_model(MLFLOW_ACTOR, &name(&f, "name")?).await?;
+    r.delete_model(&actor, &name(&f, "name")?).await?;
     Ok(Json(json!({})))
 }
 
-pub async fn set_registered_model_tag(State(r): State<Registry>, f: Fields) -> Reply {
+pub async fn set_registered_model_tag(
+    State(r): State<Registry>,
+    Caller(actor): Caller,
+    f: Fields,
+) -> Reply {
     f.check(schema::SET_REGISTERED_MODEL_TAG)?;
     let value = f.opt_str("value")?.unwrap_or_default();
     r.set_tag(
-        MLFLOW_ACTOR,
+        &actor,
         &name(&f, "name")?,
         None,
         &f.str("key")?,
@@ -253,22 +291,32 @@ pub async fn set_registered_model_tag(State(r): State<Registry>, f: Fields) -> R
     Ok(Json(json!({})))
 }
 
-pub async fn delete_registered_model_tag(State(r): State<Registry>, f: Fields) -> Reply {
+pub async fn delete_registered_model_tag(
+    State(r): State<Registry>,
+    Caller(actor): Caller,
+    f: Fields,
+) -> Reply {
     f.check(schema::DELETE_REGISTERED_MODEL_TAG)?;
-    r.set_tag(MLFLOW_ACTOR, &name(&f, "name")?, None, &f.str("key")?, None)
+    r.set_tag(&actor, &name(&f, "name")?, None, &f.str("key")?, None)
         .await?;
     Ok(Json(json!({})))
 }
 
-pub async fn search_registered_models(State(r): State<Registry>, f: Fields) -> CachedReply {
+pub async fn search_registered_models(
+    State(r): State<Registry>,
+    Caller(actor): Caller,
+    f: Fields,
+) -> CachedReply {
     f.check(schema::SEARCH_REGISTERED_MODELS)?;
-    cached_reply(&r, "registered-models/search", &f, async {
+    let endpoint = listing_key("registered-models/search", &actor);
+    cached_reply(&r, &endpoint, &f, async {
         let q = search_page(&f, 100, 1000)?;
         // One more than a page tells whether there is a next one.
         let models = r
             .search_models(&q.filter, &q.order, q.offset, q.limit + 1)
             .await?;
-        let (page, token) = paging::page(models, q.offset, q.limit);
+        let (mut page, token) = paging::page(models, q.offset, q.limit);
+        page.retain(|m| readable(&actor, &m.name));
         let items = registered_models_json(&r, &page).await?;
         Ok(paging::reply("registered_models", items, token))
     })
@@ -292,12 +340,12 @@ pub async fn get_latest_versions(State(r): State<Registry>, f: Fields) -> Cached
     .await
 }
 
-pub async fn set_alias(State(r): State<Registry>, f: Fields) -> Reply {
+pub async fn set_alias(State(r): State<Registry>, Caller(actor): Caller, f: Fields) -> Reply {
     f.check(schema::SET_ALIAS)?;
     let model = name(&f, "name")?;
     r.model_exists(&model).await?;
     r.move_alias(
-        MLFLOW_ACTOR,
+        &actor,
         &model,
         &alias(&f)?,
         AliasTarget::Version(version(&f)?),
@@ -307,11 +355,11 @@ pub async fn set_alias(State(r): State<Registry>, f: Fields) -> Reply {
     Ok(Json(json!({})))
 }
 
-pub async fn delete_alias(State(r): State<Registry>, f: Fields) -> Reply {
+pub async fn delete_alias(State(r): State<Registry>, Caller(actor): Caller, f: Fields) -> Reply {
     f.check(schema::ALIAS)?;
     let model = name(&f, "name")?;
     match r
-        .move_alias(MLFLOW_ACTOR, &model, &alias(&f)?, AliasTarget::Remove, None)
+        .move_alias(&actor, &model, &alias(&f)?, AliasTarget::Remove, None)
         .await
     {
         // MLflow answers 200 for an alias that was not set.
@@ -335,7 +383,11 @@ pub async fn get_by_alias(State(r): State<Registry>, f: Fields) -> CachedReply {
 
 // ---- model versions ----
 
-pub async fn create_model_version(State(r): State<Registry>, f: Fields) -> Reply {
+pub async fn create_model_version(
+    State(r): State<Registry>,
+    Caller(actor): Caller,
+    f: Fields,
+) -> Reply {
     f.check(schema::CREATE_MODEL_VERSION)?;
     let model = name(&f, "name")?;
     let req = SourcedVersion {
@@ -346,10 +398,7 @@ pub async fn create_model_version(State(r): State<Registry>, f: Fields) -> Reply
         description: f.opt_str("description")?.unwrap_or_default(),
         tags: f.key_values("tags")?.into_iter().collect(),
     };
-    let number = r
-        .register_from_source(MLFLOW_ACTOR, &model, &req)
-        .await?
-        .version;
+    let number = r.register_from_source(&actor, &model, &req).await?.version;
     Ok(Json(
         json!({"model_version": version_json(&r, &model, number, true).await?}),
     ))
@@ -364,30 +413,42 @@ pub async fn get_model_version(State(r): State<Registry>, f: Fields) -> CachedRe
     .await
 }
 
-pub async fn update_model_version(State(r): State<Registry>, f: Fields) -> Reply {
+pub async fn update_model_version(
+    State(r): State<Registry>,
+    Caller(actor): Caller,
+    f: Fields,
+) -> Reply {
     f.check(schema::UPDATE_MODEL_VERSION)?;
     let model = name(&f, "name")?;
     let n = version(&f)?;
     if let Some(d) = f.opt_str("description")? {
-        r.set_description(MLFLOW_ACTOR, &model, Some(n), &d).await?;
+        r.set_description(&actor, &model, Some(n), &d).await?;
     }
     Ok(Json(
         json!({"model_version": version_json(&r, &model, n, true).await?}),
     ))
 }
 
-pub async fn delete_model_version(State(r): State<Registry>, f: Fields) -> Reply {
+pub async fn delete_model_version(
+    State(r): State<Registry>,
+    Caller(actor): Caller,
+    f: Fields,
+) -> Reply {
     f.check(schema::MODEL_VERSION)?;
-    r.delete_version(MLFLOW_ACTOR, &name(&f, "name")?, version(&f)?)
+    r.delete_version(&actor, &name(&f, "name")?, version(&f)?)
         .await?;
     Ok(Json(json!({})))
 }
 
-pub async fn set_model_version_tag(State(r): State<Registry>, f: Fields) -> Reply {
+pub async fn set_model_version_tag(
+    State(r): State<Registry>,
+    Caller(actor): Caller,
+    f: Fields,
+) -> Reply {
     f.check(schema::SET_MODEL_VERSION_TAG)?;
     let value = f.opt_str("value")?.unwrap_or_default();
     r.set_tag(
-        MLFLOW_ACTOR,
+        &actor,
         &name(&f, "name")?,
         Some(version(&f)?),
         &f.str("key")?,
@@ -397,10 +458,14 @@ pub async fn set_model_version_tag(State(r): State<Registry>, f: Fields) -> Repl
     Ok(Json(json!({})))
 }
 
-pub async fn delete_model_version_tag(State(r): State<Registry>, f: Fields) -> Reply {
+pub async fn delete_model_version_tag(
+    State(r): State<Registry>,
+    Caller(actor): Caller,
+    f: Fields,
+) -> Reply {
     f.check(schema::DELETE_MODEL_VERSION_TAG)?;
     r.set_tag(
-        MLFLOW_ACTOR,
+        &actor,
         &name(&f, "name")?,
         Some(version(&f)?),
         &f.str("key")?,
@@ -410,14 +475,17 @@ pub async fn delete_model_version_tag(State(r): State<Registry>, f: Fields) -> R
     Ok(Json(json!({})))
 }
 
-pub async fn transition_stage(State(r): State<Registry>, f: Fields) -> Reply {
+pub async fn transition_stage(
+    State(r): State<Registry>,
+    Caller(actor): Caller,
+    f: Fields,
+) -> Reply {
     f.check(schema::TRANSITION_STAGE)?;
     let model = name(&f, "name")?;
     let n = version(&f)?;
     let target = stage(&f.str("stage")?)?;
     let archive = f.opt_bool("archive_existing_versions")?.unwrap_or(false);
-    r.set_stage(MLFLOW_ACTOR, &model, n, target, archive)
-        .await?;
+    r.set_stage(&actor, &model, n, target, archive).await?;
     Ok(Json(
         json!({"model_version": version_json(&r, &model, n, true).await?}),
     ))
@@ -439,15 +507,21 @@ pub async fn get_download_uri(State(r): State<Registry>, f: Fields) -> Reply {
     Ok(Json(json!({"artifact_uri": uri})))
 }
 
-pub async fn search_model_versions(State(r): State<Registry>, f: Fields) -> CachedReply {
+pub async fn search_model_versions(
+    State(r): State<Registry>,
+    Caller(actor): Caller,
+    f: Fields,
+) -> CachedReply {
     f.check(schema::SEARCH_MODEL_VERSIONS)?;
-    cached_reply(&r, "model-versions/search", &f, async {
+    let endpoint = listing_key("model-versions/search", &actor);
+    cached_reply(&r, &endpoint, &f, async {
         let q = search_page(&f, 10000, 200000)?;
         // One more than a page tells whether there is a next one.
         let found = r
             .search_versions(&q.filter, &q.order, q.offset, q.limit + 1)
             .await?;
-        let (page, token) = paging::page(found, q.offset, q.limit);
+        let (mut page, token) = paging::page(found, q.offset, q.limit);
+        page.retain(|(v, _)| readable(&actor, &v.model));
         let items = page
             .iter()
             .map(|(v, x)| convert::model_version(v, x, false))

@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 use super::error::{MlflowError, MlflowResult};
 use crate::extract::{declared_too_large, too_large_message};
 
+#[derive(Clone)]
 pub struct Fields {
     pub map: Map<String, Value>,
     /// The fields came from a query string (a GET): every value is a string, and a
@@ -21,7 +22,11 @@ pub struct Fields {
 impl<S: Send + Sync> FromRequest<S> for Fields {
     type Rejection = MlflowError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(mut req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        // Already read by the access guard (it needed the model's name).
+        if let Some(parsed) = req.extensions_mut().remove::<Fields>() {
+            return Ok(parsed);
+        }
         let mut map = Map::new();
         let from_query = req.method() == Method::GET;
         if let Some(query) = req.uri().query() {

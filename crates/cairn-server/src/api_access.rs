@@ -1,0 +1,119 @@
+//! The native API's access management, under `/api/v1/`: API tokens (for admins of the
+//! whole registry) and protected aliases (for admins of the model). What each route
+//! needs is in `access::rules`, like every other route's.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get, put};
+use axum::{Json, Router};
+use cairn_core::api::{CreateToken, CreatedToken, ErrorBody};
+use cairn_core::auth::{ModelPattern, TokenInfo};
+use cairn_core::{AliasName, ModelName};
+use cairn_registry::{NewToken, Registry};
+
+use crate::access::Caller;
+use crate::error::ApiError;
+use crate::extract::ApiJson;
+
+type ApiResult<T> = Result<T, ApiError>;
+
+pub fn routes() -> Router<Registry> {
+    Router::new()
+        .route("/tokens", get(list_tokens).post(create_token))
+        .route("/tokens/{id}", delete(revoke_token))
+        .route("/models/{name}/protected-aliases", get(protected_aliases))
+        .route(
+            "/models/{name}/protected-aliases/{alias}",
+            put(protect_alias).delete(unprotect_alias),
+        )
+}
+
+#[utoipa::path(post, path = "/api/v1/tokens", tag = "access", request_body = CreateToken,
+    responses((status = 201, body = CreatedToken), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn create_token(
+    State(r): State<Registry>,
+    Caller(actor): Caller,
+    ApiJson(req): ApiJson<CreateToken>,
+) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
+    let models = req.models.as_deref().map(ModelPattern::new).transpose()?;
+    if req.expires_in_seconds.is_some_and(|s| s <= 0) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_argument",
+            "expires_in_seconds must be at least 1",
+        ));
+    }
+    let new = NewToken {
+        user: req.user,
+        name: req.name,
+        role: req.role,
+        models,
+        lifetime: req.expires_in_seconds,
+    };
+    let (token, secret) = r.create_token(&actor, &new).await?;
+    Ok((StatusCode::CREATED, Json(CreatedToken { token, secret })))
+}
+
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "access",
+    responses((status = 200, description = "Every token, never a secret", body = Vec<TokenInfo>)))]
+pub async fn list_tokens(State(r): State<Registry>) -> ApiResult<Json<Vec<TokenInfo>>> {
+    Ok(Json(r.list_tokens().await?))
+}
+
+#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "access",
+    params(("id" = String, Path, description = "The token's id")),
+    responses((status = 200, body = TokenInfo), (status = 400, body = ErrorBody)))]
+pub async fn revoke_token(
+    State(r): State<Registry>,
+    Caller(actor): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<TokenInfo>> {
+    Ok(Json(r.revoke_token(&actor, &id).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/models/{name}/protected-aliases", tag = "access",
+    params(("name" = String, Path, description = "Model name")),
+    responses((status = 200, description = "The model's protected aliases", body = Vec<String>)))]
+pub async fn protected_aliases(
+    State(r): State<Registry>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Vec<String>>> {
+    let model = ModelName::new(&name)?;
+    // An unknown model is a 404, not an empty list.
+    r.get_model(&model).await?;
+    Ok(Json(r.protected_aliases(&model).await?))
+}
+
+#[utoipa::path(put, path = "/api/v1/models/{name}/protected-aliases/{alias}", tag = "access",
+    params(("name" = String, Path, description = "Model name"), ("alias" = String, Path, description = "Alias")),
+    responses((status = 204, description = "Protected: only admins of the model move it"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn protect_alias(
+    State(r): State<Registry>,
+    Caller(actor): Caller,
+    Path((name, alias)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    set_protection(&r, &actor, &name, &alias, true).await
+}
+
+#[utoipa::path(delete, path = "/api/v1/models/{name}/protected-aliases/{alias}", tag = "access",
+    params(("name" = String, Path, description = "Model name"), ("alias" = String, Path, description = "Alias")),
+    responses((status = 204, description = "No longer protected"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn unprotect_alias(
+    State(r): State<Registry>,
+    Caller(actor): Caller,
+    Path((name, alias)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    set_protection(&r, &actor, &name, &alias, false).await
+}
+
+async fn set_protection(
+    r: &Registry,
+    actor: &cairn_core::access::Actor,
+    name: &str,
+    alias: &str,
+    protect: bool,
+) -> ApiResult<StatusCode> {
+    let (model, alias) = (ModelName::new(name)?, AliasName::new(alias)?);
+    r.protect_alias(actor, &model, &alias, protect).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
