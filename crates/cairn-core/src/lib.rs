@@ -19,7 +19,7 @@ pub mod tracking;
 pub use digest::{Sha256Digest, Sha256Hasher, hash_reader};
 pub use manifest::{FileEntry, Manifest};
 pub use model::{
-    AliasMove, AuditEntry, AuditHead, AuditReport, Model, RecordProblem, VerifyProblem,
+    AliasMove, AuditEntry, AuditHead, AuditReport, Denial, Model, RecordProblem, VerifyProblem,
     VerifyReport, Version,
 };
 pub use name::{AliasName, MetaKey, ModelName};

@@ -204,6 +204,24 @@ pub struct AuditEntry {
     pub hash: String,
 }
 
+/// A refused request, from the security log (`cairn audit denied`): never part of the
+/// hash-chained audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Denial {
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// The authenticated user; absent when the request had no valid credentials.
+    pub user: Option<String>,
+    /// The id of the token it came with.
+    pub token: Option<String>,
+    pub method: String,
+    pub path: String,
+    /// 401 (not authenticated) or 403 (not allowed).
+    pub status: u16,
+    /// Why, as the caller was told.
+    pub reason: String,
+}
+
 /// The newest entry of the audit log: export it, and a later `cairn audit verify
 /// --head SEQ:HASH` proves nothing up to it changed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -2,13 +2,13 @@
 //! whole registry) and protected aliases (for admins of the model). What each route
 //! needs is in `access::rules`, like every other route's.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, put};
 use axum::{Json, Router};
 use cairn_core::api::{CreateToken, CreatedToken, ErrorBody};
 use cairn_core::auth::{ModelPattern, TokenInfo};
-use cairn_core::{AliasName, ModelName};
+use cairn_core::{AliasName, Denial, ModelName};
 use cairn_registry::{NewToken, Registry};
 
 use crate::access::Caller;
@@ -21,6 +21,7 @@ pub fn routes() -> Router<Registry> {
     Router::new()
         .route("/tokens", get(list_tokens).post(create_token))
         .route("/tokens/{id}", delete(revoke_token))
+        .route("/audit/denied", get(denials))
         .route("/models/{name}/protected-aliases", get(protected_aliases))
         .route(
             "/models/{name}/protected-aliases/{alias}",
@@ -69,6 +70,22 @@ pub async fn revoke_token(
     Path(id): Path<String>,
 ) -> ApiResult<Json<TokenInfo>> {
     Ok(Json(r.revoke_token(&actor, &id).await?))
+}
+
+/// `?limit=N`: how many of the newest refusals (default 100, at most 10,000).
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+pub struct DenialsQuery {
+    limit: Option<u32>,
+}
+
+#[utoipa::path(get, path = "/api/v1/audit/denied", tag = "access", params(DenialsQuery),
+    responses((status = 200, description = "The newest refused writes, oldest first", body = Vec<Denial>)))]
+pub async fn denials(
+    State(r): State<Registry>,
+    Query(q): Query<DenialsQuery>,
+) -> ApiResult<Json<Vec<Denial>>> {
+    let limit = q.limit.unwrap_or(100).min(10_000);
+    Ok(Json(r.denials(limit).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/models/{name}/protected-aliases", tag = "access",

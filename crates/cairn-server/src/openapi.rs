@@ -38,6 +38,7 @@ use crate::{api_access, api_v1};
         api_access::create_token,
         api_access::list_tokens,
         api_access::revoke_token,
+        api_access::denials,
         api_access::protected_aliases,
         api_access::protect_alias,
         api_access::unprotect_alias,

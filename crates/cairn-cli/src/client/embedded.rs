@@ -10,8 +10,8 @@ use cairn_core::auth::{ModelPattern, TokenInfo};
 use cairn_core::lineage::{Lineage, ParentRef};
 use cairn_core::model::{BlobUse, GcReport};
 use cairn_core::{
-    AliasMove, AliasName, AuditEntry, AuditHead, AuditReport, Model, ModelName, Sha256Digest,
-    VerifyReport, Version, VersionRef,
+    AliasMove, AliasName, AuditEntry, AuditHead, AuditReport, Denial, Model, ModelName,
+    Sha256Digest, VerifyReport, Version, VersionRef,
 };
 use cairn_registry::{
     AliasTarget, BlobLocation, DbLocation, DbOptions, FileList, NewToken, Registry,
@@ -134,6 +134,10 @@ impl RegistryClient for Embedded {
 
     async fn alias_history(&self, model: &ModelName, alias: &AliasName) -> Result<Vec<AliasMove>> {
         Ok(self.registry.alias_history(model, alias).await?)
+    }
+
+    async fn denials(&self, limit: u32) -> Result<Vec<Denial>> {
+        Ok(self.registry.denials(limit).await?)
     }
 
     async fn protect_alias(

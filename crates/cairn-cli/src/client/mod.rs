@@ -15,8 +15,8 @@ use cairn_core::auth::TokenInfo;
 use cairn_core::lineage::{Lineage, ParentRef};
 use cairn_core::model::{BlobUse, GcReport};
 use cairn_core::{
-    AliasMove, AliasName, AuditEntry, AuditHead, AuditReport, Model, ModelName, Sha256Digest,
-    VerifyReport, Version, VersionRef,
+    AliasMove, AliasName, AuditEntry, AuditHead, AuditReport, Denial, Model, ModelName,
+    Sha256Digest, VerifyReport, Version, VersionRef,
 };
 use cairn_registry::{BlobLocation, DbLocation};
 use futures::stream::BoxStream;
@@ -83,6 +83,8 @@ pub trait RegistryClient: Send + Sync {
     async fn audit_log(&self, model: Option<&str>, since: Option<&str>) -> Result<Vec<AuditEntry>>;
     async fn audit_head(&self) -> Result<AuditHead>;
     async fn verify_audit(&self, exported: Option<&AuditHead>) -> Result<AuditReport>;
+    /// The newest `limit` refused writes (the security log), oldest first.
+    async fn denials(&self, limit: u32) -> Result<Vec<Denial>>;
 
     /// A version's lineage, with its ancestors' and its direct descendants.
     async fn lineage(&self, model: &ModelName, reference: &VersionRef) -> Result<Lineage>;

@@ -12,8 +12,8 @@ use cairn_core::auth::TokenInfo;
 use cairn_core::lineage::{Lineage, ParentRef};
 use cairn_core::model::{BlobUse, GcReport};
 use cairn_core::{
-    AliasMove, AliasName, AuditEntry, AuditHead, AuditReport, Model, ModelName, Sha256Digest,
-    VerifyReport, Version, VersionRef,
+    AliasMove, AliasName, AuditEntry, AuditHead, AuditReport, Denial, Model, ModelName,
+    Sha256Digest, VerifyReport, Version, VersionRef,
 };
 use futures::{StreamExt, TryStreamExt};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -214,6 +214,11 @@ impl RegistryClient for Remote {
             &format!("/models/{}/aliases/{}/history", seg(model), seg(alias)),
         ))
         .await
+    }
+
+    async fn denials(&self, limit: u32) -> Result<Vec<Denial>> {
+        self.json(self.request(Method::GET, &format!("/audit/denied?limit={limit}")))
+            .await
     }
 
     async fn protect_alias(

@@ -1,4 +1,5 @@
-//! `cairn audit log|verify|head`: the tamper-evident log of every registry change.
+//! `cairn audit log|verify|head`: the tamper-evident log of every registry change;
+//! `cairn audit denied`: the security log of refused writes, kept apart from it.
 //!
 //! `verify` recomputes the hash chain and exits 1 naming the first entry that does not
 //! verify; `head` prints the newest entry as `SEQ:HASH`, which `verify --head` later
@@ -39,6 +40,15 @@ pub enum AuditCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Refused writes (401, 403), newest last: when, who, request, why. Kept apart from
+    /// the audit log, at a bounded rate.
+    Denied {
+        /// How many of the newest.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn parse_head(s: &str) -> Result<AuditHead, String> {
@@ -74,7 +84,7 @@ pub async fn run(registry: &dyn RegistryClient, cmd: AuditCommand) -> Result<Exi
                 println!(
                     "{:>6}  {at}  {}  {}  {}  {} -> {}",
                     e.seq,
-                    e.actor,
+                    actor(e),
                     e.action,
                     e.target,
                     show(&e.before),
@@ -99,6 +109,28 @@ pub async fn run(registry: &dyn RegistryClient, cmd: AuditCommand) -> Result<Exi
                 Some(b) => bail!("audit log broken at entry {}: {}", b.seq, b.reason),
             }
         }
+        AuditCommand::Denied { limit, json } => {
+            let denials = registry.denials(limit).await?;
+            if json {
+                print_json(&denials)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            for d in &denials {
+                let at =
+                    d.at.format(&time::format_description::well_known::Rfc3339)
+                        .unwrap_or_default();
+                let who = match (&d.user, &d.token) {
+                    (Some(user), Some(token)) => format!("{user} (token {token})"),
+                    (Some(user), None) => user.clone(),
+                    (None, _) => "anonymous".to_owned(),
+                };
+                println!(
+                    "{at}  {}  {who}  {} {}  {}",
+                    d.status, d.method, d.path, d.reason
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         AuditCommand::Head { json } => {
             let head = registry.audit_head().await?;
             if json {
@@ -108,6 +140,14 @@ pub async fn run(registry: &dyn RegistryClient, cmd: AuditCommand) -> Result<Exi
             }
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// Who made a change: the user, and the token it came with.
+fn actor(e: &cairn_core::AuditEntry) -> String {
+    match &e.token {
+        Some(token) => format!("{} (token {token})", e.actor),
+        None => e.actor.clone(),
     }
 }
 

@@ -118,7 +118,7 @@ fn roles_tokens_and_protected_aliases_as_a_new_user_meets_them() {
         as_(
             &env,
             &server,
-            Some(token),
+            Some(token).filter(|t| !t.is_empty()),
             &["push", model.to_str().unwrap(), "--model", name],
         )
     };
@@ -254,8 +254,45 @@ fn roles_tokens_and_protected_aliases_as_a_new_user_meets_them() {
             "{expected:?} not in {by:?}"
         );
     }
+    // Refused writes are in the security log, not in the audit log.
+    refused(push("", "churn"), "authentication required");
+    // (Recorded by the server's log writer a moment after the refusal.)
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let denied = ok(as_(
+            &env,
+            &server,
+            Some(admin),
+            &["audit", "denied", "--json"],
+        ));
+        let denied: Vec<Value> = serde_json::from_str(&denied).unwrap();
+        let seen = |user: Option<&str>, status: u64| {
+            denied
+                .iter()
+                .any(|d| d["user"].as_str() == user && d["status"] == status)
+        };
+        let all = seen(Some("rita"), 403) && seen(Some("fred"), 403);
+        if all && seen(Some("wendy"), 403) && seen(None, 401) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{denied:?}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let text = ok(as_(&env, &server, Some(admin), &["audit", "denied"]));
+    assert!(
+        text.contains("anonymous") && text.contains("rita (token "),
+        "{text}"
+    );
+    refused(
+        as_(&env, &server, Some(&reader), &["audit", "denied"]),
+        "admin role",
+    );
+
     // Only the bootstrap, made against the data directory, carries the local name.
-    assert!(by.iter().skip(1).all(|(actor, _)| actor != "tester"), "{by:?}");
+    assert!(
+        by.iter().skip(1).all(|(actor, _)| actor != "tester"),
+        "{by:?}"
+    );
     assert!(
         log.as_array()
             .unwrap()

@@ -14,3 +14,17 @@ CREATE TABLE protected_aliases (
     protected_at INTEGER NOT NULL,
     PRIMARY KEY (model_id, alias)
 );
+
+-- Refused requests (401, 403): a security log apart from the hash-chained audit log,
+-- which is the registry's state and must not move for anonymous traffic. Written at a
+-- bounded rate by the servers; read with `cairn audit denied`.
+CREATE TABLE access_denials (
+    id     INTEGER PRIMARY KEY AUTOINCREMENT,
+    at     INTEGER NOT NULL,
+    principal TEXT,               -- NULL: no valid credentials
+    token  TEXT,
+    method TEXT    NOT NULL,
+    path   TEXT    NOT NULL,
+    status INTEGER NOT NULL,
+    reason TEXT    NOT NULL
+);

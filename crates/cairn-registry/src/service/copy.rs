@@ -73,8 +73,8 @@ const TABLES: &[(&str, &[&str])] = &[
 
 /// Tables `copy` leaves out, each for a reason: the schema's own bookkeeping
 /// (`_sqlx_migrations`), what the target derives (`run_latest_metrics`), uploads in
-/// flight, and each registry's own garbage-collection state (its tombstones describe its
-/// own blob store). A test checks that every table of the schema is in one list or the
+/// flight, each registry's own garbage-collection state (its tombstones describe its
+/// own blob store), and its own security log of refused requests. A test checks that every table of the schema is in one list or the
 /// other.
 #[cfg(test)]
 const NOT_COPIED: &[&str] = &[
@@ -84,6 +84,7 @@ const NOT_COPIED: &[&str] = &[
     "artifact_upload_parts",
     "blob_tombstones",
     "gc_state",
+    "access_denials",
 ];
 
 /// Columns that never change once a row with a generated id exists. The same id with

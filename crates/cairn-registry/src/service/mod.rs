@@ -23,6 +23,7 @@ use crate::{Error, Result};
 
 pub mod aliases;
 pub mod copy;
+mod denials;
 mod gc;
 mod lineage;
 mod metadata;

@@ -46,6 +46,23 @@ pub enum Unauthenticated {
     Invalid,
 }
 
+impl Unauthenticated {
+    /// What the caller is told.
+    pub fn message(&self) -> &'static str {
+        match self {
+            Self::Missing => {
+                "authentication required: send a token as 'Authorization: Bearer TOKEN' \
+                 (CAIRN_TOKEN for the CLI, MLFLOW_TRACKING_TOKEN for mlflow)"
+            }
+            Self::Malformed => {
+                "unreadable credentials: send 'Authorization: Bearer TOKEN', or Basic with \
+                 a user name and one of its tokens as the password"
+            }
+            Self::Invalid => "the token is unknown, revoked or expired",
+        }
+    }
+}
+
 /// Reads the `Authorization` header.
 pub fn credential(headers: &HeaderMap) -> Result<Credential, Unauthenticated> {
     let value = headers

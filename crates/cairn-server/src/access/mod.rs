@@ -6,6 +6,7 @@
 //! only drop the entries their caller may not read, asking the same function).
 
 mod credentials;
+mod denials;
 pub(crate) mod rules;
 
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::{FromRequest, FromRequestParts, MatchedPath, RawPathParams, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use cairn_core::Sha256Digest;
@@ -27,6 +28,7 @@ use crate::extract::{JSON_BODY_LIMIT, declared_too_large};
 use crate::mlflow::{self, Fields, MlflowError};
 pub use credentials::CACHE_TTL;
 use credentials::{CredentialCache, Unauthenticated, credential};
+use denials::{DenialLog, denial};
 use rules::{On, Rule};
 
 /// How the server admits requests.
@@ -44,15 +46,32 @@ pub(crate) struct Gate {
     registry: Registry,
     options: AccessOptions,
     cache: Arc<CredentialCache>,
+    denials: DenialLog,
 }
 
 impl Gate {
     pub fn new(registry: Registry, options: AccessOptions) -> Self {
         Self {
+            denials: DenialLog::start(registry.clone()),
             registry,
             options,
             cache: Arc::default(),
         }
+    }
+
+    /// Records a refused write in the security log (refused reads are not recorded).
+    fn refused(&self, request: &Request, actor: Option<&Actor>, status: StatusCode, why: &str) {
+        if matches!(*request.method(), Method::GET | Method::HEAD) {
+            return;
+        }
+        self.denials.record(denial(
+            actor.map(|a| a.name.as_str()),
+            actor.and_then(|a| a.token.as_deref()),
+            request.method().as_str(),
+            request.uri().path(),
+            status.as_u16(),
+            why,
+        ));
     }
 }
 
@@ -81,18 +100,8 @@ impl Api {
         }
     }
 
-    fn unauthenticated(self, why: Unauthenticated) -> Response {
-        let message = match why {
-            Unauthenticated::Missing => {
-                "authentication required: send a token as 'Authorization: Bearer TOKEN' \
-                 (CAIRN_TOKEN for the CLI, MLFLOW_TRACKING_TOKEN for mlflow)"
-            }
-            Unauthenticated::Malformed => {
-                "unreadable credentials: send 'Authorization: Bearer TOKEN', or Basic with \
-                 a user name and one of its tokens as the password"
-            }
-            Unauthenticated::Invalid => "the token is unknown, revoked or expired",
-        };
+    fn unauthenticated(self, why: &Unauthenticated) -> Response {
+        let message = why.message();
         let mut response = match self {
             Self::Native => {
                 ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message).into_response()
@@ -163,7 +172,10 @@ pub(crate) async fn guard(State(gate): State<Gate>, request: Request, next: Next
         };
         match found {
             Ok(actor) => actor,
-            Err(why) => return api.unauthenticated(why),
+            Err(why) => {
+                gate.refused(&request, None, StatusCode::UNAUTHORIZED, why.message());
+                return api.unauthenticated(&why);
+            }
         }
     } else {
         match declared_actor(&request, api) {
@@ -178,6 +190,12 @@ pub(crate) async fn guard(State(gate): State<Gate>, request: Request, next: Next
     let path = request.uri().path().to_owned();
     if let Err(denied) = admit(&gate, &actor, rule, &path, &models).await {
         tracing::info!(user = %actor.name, token = ?actor.token, %route, %denied, "refused");
+        gate.refused(
+            &request,
+            Some(&actor),
+            StatusCode::FORBIDDEN,
+            &denied.to_string(),
+        );
         return api.forbidden(&denied);
     }
     request.extensions_mut().insert(actor);

@@ -1,0 +1,136 @@
+"""The real `mlflow` client against `cairn server --auth`, with what it sends unchanged:
+MLFLOW_TRACKING_TOKEN (Bearer) and MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD
+(Basic, the password being one of the user's tokens)."""
+
+import json
+import tempfile
+import time
+
+import pytest
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+import infra
+
+
+@pytest.fixture(scope="module")
+def secured():
+    data = tempfile.mkdtemp(prefix="cairn-auth-")
+    admin = infra.cairn("--registry", data, "token", "create", "--user", "ada", "--role", "admin").stdout.strip()
+    server = infra.CairnServer("--auth", "--host", "0.0.0.0", "--data", data)
+    url = server.url.replace("0.0.0.0", "127.0.0.1")
+
+    def token(user, role, *extra):
+        done = infra.cairn("--registry", url, "token", "create", "--user", user, "--role", role, *extra,
+                           env={"CAIRN_TOKEN": admin})
+        return done.stdout.strip()
+
+    yield {
+        "url": url,
+        "admin": admin,
+        "reader": token("rita", "reader"),
+        "writer": token("wendy", "writer"),
+        "fraud": token("fred", "writer", "--models", "fraud-*"),
+    }
+    server.stop()
+
+
+class Identity:
+    """An MlflowClient whose calls run with one identity's credentials in the
+    environment, where the mlflow client reads them on every request."""
+
+    VARS = ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+
+    def __init__(self, url, monkeypatch, token, user):
+        self.client = MlflowClient(tracking_uri=url, registry_uri=url)
+        self.monkeypatch, self.token, self.user = monkeypatch, token, user
+
+    def __getattr__(self, name):
+        method = getattr(self.client, name)
+
+        def call(*args, **kwargs):
+            for var in self.VARS:
+                self.monkeypatch.delenv(var, raising=False)
+            if self.user:
+                self.monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", self.user)
+                self.monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", self.token)
+            elif self.token:
+                self.monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", self.token)
+            return method(*args, **kwargs)
+
+        return call
+
+
+@pytest.fixture
+def as_(secured, monkeypatch):
+    """A client that authenticates as the mlflow client would, from its environment."""
+    return lambda token=None, user=None: Identity(secured["url"], monkeypatch, token, user)
+
+
+def refused(call, code):
+    with pytest.raises(MlflowException) as e:
+        call()
+    assert e.value.error_code == code, str(e.value)
+    return str(e.value)
+
+
+def test_each_identity_does_what_its_role_allows(secured, as_, unique):
+    anonymous = as_()
+    refused(anonymous.search_registered_models, "UNAUTHENTICATED")
+    refused(lambda: anonymous.search_experiments(), "UNAUTHENTICATED")
+    refused(as_("cairn_000000000000_" + "0" * 64).search_registered_models, "UNAUTHENTICATED")
+
+    writer = as_(secured["writer"])
+    name = f"{unique}-churn"
+    writer.create_registered_model(name)
+    run = writer.create_run(writer.create_experiment(unique))
+    writer.log_metric(run.info.run_id, "auc", 0.9)
+    writer.create_model_version(name, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
+    writer.create_model_version(name, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
+    writer.set_registered_model_alias(name, "candidate", "1")
+
+    reader = as_(secured["reader"])
+    assert reader.get_registered_model(name).name == name
+    message = refused(lambda: reader.create_registered_model(f"{unique}-other"), "PERMISSION_DENIED")
+    assert "writer role" in message
+    refused(lambda: reader.log_metric(run.info.run_id, "auc", 0.1), "PERMISSION_DENIED")
+
+    # A token limited to fraud-* neither reads nor lists other models.
+    fraud = as_(secured["fraud"])
+    refused(lambda: fraud.get_registered_model(name), "PERMISSION_DENIED")
+    fraud.create_registered_model(f"fraud-{unique}")
+    listed = [m.name for m in fraud.search_registered_models()]
+    assert f"fraud-{unique}" in listed and name not in listed
+
+    # production is protected: a writer cannot move it by alias or by stage; the admin
+    # can, with a token or with Basic (user + token as the password).
+    infra.cairn("--registry", secured["url"], "alias", "protect", name, "production",
+                env={"CAIRN_TOKEN": secured["admin"]})
+    message = refused(lambda: writer.set_registered_model_alias(name, "production", "1"), "PERMISSION_DENIED")
+    assert "admin role" in message
+    refused(lambda: writer.transition_model_version_stage(name, "1", "Production"), "PERMISSION_DENIED")
+    as_(secured["admin"]).set_registered_model_alias(name, "production", "1")
+    basic = as_(secured["admin"], user="ada")
+    basic.set_registered_model_alias(name, "production", "2")
+    assert basic.get_model_version_by_alias(name, "production").version == "2"
+    # Basic auth with another user's name is no authentication at all.
+    refused(as_(secured["admin"], user="mallory").search_registered_models, "UNAUTHENTICATED")
+
+    log = json.loads(infra.cairn("--registry", secured["url"], "audit", "log", "--json",
+                                 env={"CAIRN_TOKEN": secured["admin"]}).stdout)
+    mine = [(e["actor"], e["action"]) for e in log if e["model"] == name]
+    assert ("wendy", "model.create") in mine and ("wendy", "version.create") in mine
+    assert mine[-1] == ("ada", "alias.set") and mine[-3] == ("ada", "alias.protect")
+
+
+def test_a_revoked_token_stops_working_within_a_second(secured, as_, unique):
+    token = infra.cairn("--registry", secured["url"], "token", "create", "--user", "temp", "--role", "reader",
+                        env={"CAIRN_TOKEN": secured["admin"]}).stdout.strip()
+    client = as_(token)
+    client.search_registered_models()
+    tokens = json.loads(infra.cairn("--registry", secured["url"], "token", "list", "--json",
+                                    env={"CAIRN_TOKEN": secured["admin"]}).stdout)
+    token_id = next(t["id"] for t in tokens if t["user"] == "temp")
+    infra.cairn("--registry", secured["url"], "token", "revoke", token_id, env={"CAIRN_TOKEN": secured["admin"]})
+    time.sleep(1.1)
+    refused(client.search_registered_models, "UNAUTHENTICATED")
