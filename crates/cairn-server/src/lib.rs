@@ -4,6 +4,7 @@
 mod access;
 mod api_access;
 mod api_v1;
+mod browsers;
 mod error;
 mod extract;
 mod mlflow;
@@ -23,6 +24,7 @@ use tracing::Level;
 use utoipa::OpenApi;
 
 pub use access::{AccessOptions, CACHE_TTL};
+pub use browsers::BrowserOptions;
 pub use error::ApiError;
 pub use openapi::ApiDoc;
 
@@ -30,10 +32,23 @@ pub use openapi::ApiDoc;
 #[derive(Debug, Clone, Default)]
 pub struct ServerOptions {
     pub access: AccessOptions,
+    pub browsers: BrowserOptions,
 }
 
+impl ServerOptions {
+    /// Whether the options hold together (patterns that parse, a known frame option):
+    /// check before [`router`], which assumes they do.
+    pub fn check(&self) -> Result<(), String> {
+        browsers::Policy::new(&self.browsers).map(|_| ())
+    }
+}
+
+/// The whole server. Panics on options [`ServerOptions::check`] refuses.
 pub fn router(registry: Registry, options: &ServerOptions) -> Router {
     let gate = access::Gate::new(registry.clone(), options.access.clone());
+    let policy = std::sync::Arc::new(
+        browsers::Policy::new(&options.browsers).unwrap_or_else(|e| panic!("{e}")),
+    );
     Router::new()
         .nest("/api/v1", api_v1::routes().merge(api_access::routes()))
         .merge(mlflow::routes())
@@ -44,6 +59,11 @@ pub fn router(registry: Registry, options: &ServerOptions) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(gate, access::guard))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(extract::JSON_BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(
+            policy.clone(),
+            browsers::guard,
+        ))
+        .layer(policy.cors())
         .layer(
             // One INFO line per request: method, path, status, latency.
             TraceLayer::new_for_http()

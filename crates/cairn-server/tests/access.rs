@@ -24,6 +24,7 @@ impl App {
         let registry = Registry::open_local(dir.path()).await.unwrap();
         let options = cairn_server::ServerOptions {
             access: cairn_server::AccessOptions { enforce: true },
+            ..Default::default()
         };
         Self {
             router: cairn_server::router(registry.clone(), &options),
@@ -55,7 +56,10 @@ impl App {
         auth: Option<String>,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut builder = Request::builder().method(method).uri(uri);
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::HOST, "localhost");
         if let Some(auth) = auth {
             builder = builder.header(header::AUTHORIZATION, auth);
         }

@@ -26,7 +26,12 @@ impl TestApp {
         }
     }
 
-    async fn send(&self, request: Request<Body>) -> (StatusCode, Bytes) {
+    async fn send(&self, mut request: Request<Body>) -> (StatusCode, Bytes) {
+        // What every HTTP/1.1 client sends; the server refuses requests for other hosts.
+        request
+            .headers_mut()
+            .entry(header::HOST)
+            .or_insert(header::HeaderValue::from_static("localhost"));
         let response = self.router.clone().oneshot(request).await.unwrap();
         let status = response.status();
         (

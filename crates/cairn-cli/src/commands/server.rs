@@ -88,6 +88,19 @@ pub struct Args {
     port: u16,
     #[command(flatten)]
     store: StoreArgs,
+    /// Host headers the server answers, comma-separated globs (e.g.
+    /// registry.example.com,*.internal:5000; `*` for any). Default: localhost, loopback
+    /// and private network addresses. A server behind a load balancer or reached by
+    /// name needs its names here.
+    #[arg(long, env = "CAIRN_ALLOWED_HOSTS", value_delimiter = ',')]
+    allowed_hosts: Option<Vec<String>>,
+    /// Origins (besides local pages) whose pages may change things and read answers,
+    /// comma-separated globs (e.g. https://ui.example.com); `*` for any.
+    #[arg(long, env = "CAIRN_CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
+    cors_allowed_origins: Vec<String>,
+    /// The X-Frame-Options header: SAMEORIGIN, DENY, or NONE for none.
+    #[arg(long, env = "CAIRN_X_FRAME_OPTIONS", default_value = "SAMEORIGIN")]
+    x_frame_options: String,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -109,6 +122,10 @@ fn is_loopback(host: &str) -> bool {
 }
 
 pub async fn run(args: Args, artifacts: Option<&str>) -> Result<ExitCode> {
+    if let Err(e) = server_options(&args).check() {
+        eprintln!("error: {e}");
+        return Ok(ExitCode::from(2));
+    }
     if !is_loopback(&args.host) && !args.auth && !args.insecure_no_auth {
         eprintln!(
             "error: --host {} would serve everyone who can reach it without authentication; pass --auth (and create a token with `cairn token create`), listen on a loopback address, or pass --insecure-no-auth to serve the network anyway",
@@ -149,10 +166,7 @@ pub async fn run(args: Args, artifacts: Option<&str>) -> Result<ExitCode> {
     // Scripts and tests read the bound address (port 0 picks one) from this line.
     println!("cairn server listening on http://{addr} (metadata: {db}, artifacts: {blobs})");
     tracing::info!(%addr, metadata = %db, artifacts = %blobs, "cairn server started");
-    let server_options = cairn_server::ServerOptions {
-        access: cairn_server::AccessOptions { enforce: args.auth },
-    };
-    cairn_server::serve(registry, &server_options, listener, shutdown)
+    cairn_server::serve(registry, &server_options(&args), listener, shutdown)
         .await
         .context("serving")?;
     Ok(ExitCode::SUCCESS)
@@ -187,6 +201,18 @@ fn init_logging(format: LogFormat) {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+}
+
+/// The server's behaviour from its flags.
+fn server_options(args: &Args) -> cairn_server::ServerOptions {
+    cairn_server::ServerOptions {
+        access: cairn_server::AccessOptions { enforce: args.auth },
+        browsers: cairn_server::BrowserOptions {
+            allowed_hosts: args.allowed_hosts.clone(),
+            cors_allowed_origins: args.cors_allowed_origins.clone(),
+            x_frame_options: args.x_frame_options.clone(),
+        },
+    }
 }
 
 /// With authentication on and no admin token, nobody can manage the server: say how

@@ -74,7 +74,12 @@ async fn fetch_both(app: &TestApp, content: &[u8]) -> Vec<(StatusCode, Result<By
         let response = app
             .router
             .clone()
-            .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+            .oneshot(
+                Request::get(uri)
+                    .header(header::HOST, "localhost")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
             .await
             .unwrap();
         let status = response.status();
