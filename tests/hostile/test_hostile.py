@@ -172,7 +172,7 @@ def test_the_integrity_checklist(world):
     assert put_blob(url, digest, b"evil bytes").status_code == 400
     host, port = url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port))) as s:
-        s.sendall(f"PUT /api/v1/blobs/sha256/{digest} HTTP/1.1\r\nHost: x\r\n"
+        s.sendall(f"PUT /api/v1/blobs/sha256/{digest} HTTP/1.1\r\nHost: {host}:{port}\r\n"
                   "Content-Length: 1000000\r\n\r\n".encode() + b"x" * 1000)
     missing = requests.post(f"{url}/api/v1/blobs/missing", json={"digests": [digest]}).json()
     assert missing["missing"] == [digest]
@@ -262,7 +262,7 @@ def test_a_staged_upload_cut_by_kill_9_is_swept_by_gc(tmp_path):
     digest = "ab" * 32
     host, port = server.url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port))) as s:
-        s.sendall(f"PUT /api/v1/blobs/sha256/{digest} HTTP/1.1\r\nHost: x\r\n"
+        s.sendall(f"PUT /api/v1/blobs/sha256/{digest} HTTP/1.1\r\nHost: {host}:{port}\r\n"
                   f"Content-Length: {declared}\r\n\r\n".encode())
         chunk = os.urandom(1024 * 1024)
         for _ in range(24):  # past the first 8 MiB part: a multipart upload is staged

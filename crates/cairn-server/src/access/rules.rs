@@ -152,6 +152,8 @@ fn mlflow(method: &Method, route: &str) -> Option<Rule> {
             "/experiments/delete" | "/experiments/restore" | "/runs/delete" | "/runs/restore" => {
                 rule(Admin, Tracking)
             }
+            // Deleting a tag is an edit.
+            "/logged-models/{model_id}/tags/{key}" => rule(Writer, Tracking),
             _ => tracking(method),
         };
     };
