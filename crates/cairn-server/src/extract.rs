@@ -7,27 +7,39 @@ use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 
-/// JSON bodies (manifests of many files) up to this size; blob bodies stream and have
-/// no limit.
-pub(crate) const JSON_BODY_LIMIT: usize = 256 * 1024 * 1024;
+/// JSON bodies (manifests of many files) up to this size by default
+/// (`--max-json-body`); blob bodies stream and have no limit.
+pub const DEFAULT_JSON_LIMIT: usize = 32 * 1024 * 1024;
 
-/// A body declared (`Content-Length`) larger than [`JSON_BODY_LIMIT`]: refused from its
+/// The JSON body limit of this server, as a request extension (set by the router).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct JsonLimit(pub usize);
+
+/// The JSON body limit that applies to `req`.
+pub(crate) fn json_limit(req: &Request) -> usize {
+    req.extensions()
+        .get::<JsonLimit>()
+        .map_or(DEFAULT_JSON_LIMIT, |l| l.0)
+}
+
+/// A body declared (`Content-Length`) larger than the JSON limit: refused from its
 /// headers, before a byte of it is read. Answers the declared length.
 pub(crate) fn declared_too_large(req: &Request) -> Option<u64> {
+    let limit = json_limit(req) as u64;
     req.headers()
         .get(axum::http::header::CONTENT_LENGTH)?
         .to_str()
         .ok()?
         .parse::<u64>()
         .ok()
-        .filter(|n| *n > JSON_BODY_LIMIT as u64)
+        .filter(|n| *n > limit)
 }
 
 /// Why a body is refused as too large, in words.
-pub(crate) fn too_large_message(declared: Option<u64>) -> String {
+pub(crate) fn too_large_message(limit: usize, declared: Option<u64>) -> String {
     match declared {
-        Some(n) => format!("the request body is {n} bytes; the limit is {JSON_BODY_LIMIT}"),
-        None => format!("the request body is larger than the limit of {JSON_BODY_LIMIT} bytes"),
+        Some(n) => format!("the request body is {n} bytes; the limit is {limit}"),
+        None => format!("the request body is larger than the limit of {limit} bytes"),
     }
 }
 
@@ -39,13 +51,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let limit = json_limit(&req);
         if let Some(declared) = declared_too_large(&req) {
-            return Err(too_large(Some(declared)));
+            return Err(too_large(limit, Some(declared)));
         }
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(value)) => Ok(Self(value)),
             // A body without a length that turned out too long.
-            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(too_large(None)),
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(too_large(limit, None)),
             Err(JsonRejection::MissingJsonContentType(e)) => Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
@@ -74,23 +87,24 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let limit = json_limit(&req);
         if let Some(declared) = declared_too_large(&req) {
-            return Err(too_large(Some(declared)));
+            return Err(too_large(limit, Some(declared)));
         }
         axum::body::Bytes::from_request(req, state)
             .await
             .map(Self)
             .map_err(|e| match e.status() {
-                StatusCode::PAYLOAD_TOO_LARGE => too_large(None),
+                StatusCode::PAYLOAD_TOO_LARGE => too_large(limit, None),
                 status => ApiError::new(status, "unreadable_body", e.body_text()),
             })
     }
 }
 
-pub(crate) fn too_large(declared: Option<u64>) -> ApiError {
+pub(crate) fn too_large(limit: usize, declared: Option<u64>) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         "payload_too_large",
-        too_large_message(declared),
+        too_large_message(limit, declared),
     )
 }

@@ -7,6 +7,8 @@ mod api_v1;
 mod browsers;
 mod error;
 mod extract;
+mod limits;
+mod listen;
 mod mlflow;
 mod openapi;
 
@@ -26,6 +28,7 @@ use utoipa::OpenApi;
 pub use access::{AccessOptions, CACHE_TTL};
 pub use browsers::BrowserOptions;
 pub use error::ApiError;
+pub use limits::ServerLimits;
 pub use openapi::ApiDoc;
 
 /// How a server behaves beyond its stores.
@@ -33,6 +36,7 @@ pub use openapi::ApiDoc;
 pub struct ServerOptions {
     pub access: AccessOptions,
     pub browsers: BrowserOptions,
+    pub limits: ServerLimits,
 }
 
 impl ServerOptions {
@@ -49,16 +53,24 @@ pub fn router(registry: Registry, options: &ServerOptions) -> Router {
     let policy = std::sync::Arc::new(
         browsers::Policy::new(&options.browsers).unwrap_or_else(|e| panic!("{e}")),
     );
+    let limiter = limits::Limiter::new(&options.limits);
+    let json_limit = options.limits.max_json_body;
     Router::new()
         .nest("/api/v1", api_v1::routes().merge(api_access::routes()))
         .merge(mlflow::routes())
         .route("/api/v1/openapi.json", get(openapi_json))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        // Every route, before its handler: who is calling, and may they.
+        // Every route, before its handler: who is calling, and may they (the guard, the
+        // outer layer); then the rate of their writes and the number of uploads.
+        .route_layer(axum::middleware::from_fn_with_state(limiter, limits::limit))
         .route_layer(axum::middleware::from_fn_with_state(gate, access::guard))
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(extract::JSON_BODY_LIMIT))
+        .layer(DefaultBodyLimit::max(json_limit))
+        .layer(axum::Extension(extract::JsonLimit(json_limit)))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            options.limits.body_stall_timeout,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             policy.clone(),
             browsers::guard,
@@ -106,9 +118,13 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let addr: SocketAddr = listener.local_addr()?;
     tracing::info!(%addr, "serving");
-    axum::serve(listener, router(registry, options))
-        .with_graceful_shutdown(shutdown)
-        .await
+    listen::serve(
+        router(registry, options),
+        listener,
+        &options.limits,
+        shutdown,
+    )
+    .await
 }
 
 /// Completes on SIGINT or SIGTERM. The handlers are installed when this is called, not
@@ -125,14 +141,12 @@ pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send + 's
                 _ = interrupt.recv() => {}
                 _ = terminate.recv() => {}
             }
-            tracing::info!("shutting down: finishing in-flight requests");
         })
     }
     #[cfg(not(unix))]
     {
         Ok(async {
             let _ = tokio::signal::ctrl_c().await;
-            tracing::info!("shutting down: finishing in-flight requests");
         })
     }
 }

@@ -101,9 +101,48 @@ pub struct Args {
     /// The X-Frame-Options header: SAMEORIGIN, DENY, or NONE for none.
     #[arg(long, env = "CAIRN_X_FRAME_OPTIONS", default_value = "SAMEORIGIN")]
     x_frame_options: String,
+    #[command(flatten)]
+    limits: LimitArgs,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
+}
+
+/// What one client may take from the server (defaults: `cairn_server::ServerLimits`).
+#[derive(clap::Args)]
+struct LimitArgs {
+    /// Open connections at most.
+    #[arg(long, env = "CAIRN_MAX_CONNECTIONS", default_value_t = 8192)]
+    max_connections: usize,
+    /// Time to send a request's head; also the longest a connection may idle.
+    #[arg(long, env = "CAIRN_HEADER_TIMEOUT", default_value = "10s", value_parser = super::parse_duration)]
+    header_timeout: Duration,
+    /// The largest JSON request body, in bytes (uploads stream and have no limit).
+    #[arg(long, env = "CAIRN_MAX_JSON_BODY", default_value_t = cairn_server::ServerLimits::default().max_json_body)]
+    max_json_body: usize,
+    /// The longest a request body may go without sending a byte.
+    #[arg(long, env = "CAIRN_BODY_STALL_TIMEOUT", default_value = "60s", value_parser = super::parse_duration)]
+    body_stall_timeout: Duration,
+    /// Streamed uploads at once; the others wait their turn.
+    #[arg(long, env = "CAIRN_MAX_UPLOADS", default_value_t = 8)]
+    max_uploads: usize,
+    /// Writes a second per token (burst: twice that); 0 for no limit.
+    #[arg(long, env = "CAIRN_WRITES_PER_SECOND", default_value_t = 1000)]
+    writes_per_second: u32,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> cairn_server::ServerLimits {
+        cairn_server::ServerLimits {
+            max_connections: self.max_connections.max(1),
+            header_timeout: self.header_timeout,
+            max_json_body: self.max_json_body,
+            body_stall_timeout: self.body_stall_timeout,
+            max_uploads: self.max_uploads.max(1),
+            writes_per_second: self.writes_per_second,
+            ..Default::default()
+        }
+    }
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -212,6 +251,7 @@ fn server_options(args: &Args) -> cairn_server::ServerOptions {
             cors_allowed_origins: args.cors_allowed_origins.clone(),
             x_frame_options: args.x_frame_options.clone(),
         },
+        limits: args.limits.limits(),
     }
 }
 

@@ -271,16 +271,28 @@ impl BlobStore {
     {
         let upload_failed = |e: E| Error::UploadInterrupted(e.into().to_string());
 
-        // Small blobs, the common case, never touch a staging object.
-        let mut head = BytesMut::new();
-        while head.len() <= PART_SIZE {
+        // Small blobs, the common case, never touch a staging object. The first part is
+        // held as the chunks received (a growing buffer would reserve up to twice it).
+        let mut head: Vec<Bytes> = Vec::new();
+        let mut head_len = 0;
+        while head_len <= PART_SIZE {
             match stream.next().await {
-                Some(chunk) => head.extend_from_slice(&chunk.map_err(upload_failed)?),
+                Some(chunk) => {
+                    let chunk = chunk.map_err(upload_failed)?;
+                    head_len += chunk.len();
+                    head.push(chunk);
+                }
                 None => {
-                    let len = head.len() as u64;
-                    let digest = expected.copied().unwrap_or_else(|| Sha256Digest::of(&head));
-                    self.put_bytes(&digest, head.freeze()).await?;
-                    return Ok((digest, len));
+                    let mut whole = BytesMut::with_capacity(head_len);
+                    for chunk in head {
+                        whole.extend_from_slice(&chunk);
+                    }
+                    let whole = whole.freeze();
+                    let digest = expected
+                        .copied()
+                        .unwrap_or_else(|| Sha256Digest::of(&whole));
+                    self.put_bytes(&digest, whole).await?;
+                    return Ok((digest, head_len as u64));
                 }
             }
         }
@@ -296,8 +308,10 @@ impl BlobStore {
         let upload = self.store.put_multipart(&staging).await?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
         let mut hasher = Sha256Hasher::new();
-        hasher.update(&head);
-        writer.put(head.freeze());
+        for chunk in head {
+            hasher.update(&chunk);
+            writer.put(chunk);
+        }
         let received: Result<(), Error> = async {
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk.map_err(upload_failed)?;

@@ -24,7 +24,7 @@ use cairn_registry::Registry;
 use serde_json::Value;
 
 use crate::error::ApiError;
-use crate::extract::{JSON_BODY_LIMIT, declared_too_large};
+use crate::extract::{declared_too_large, json_limit, too_large};
 use crate::mlflow::{self, Fields, MlflowError};
 pub use credentials::CACHE_TTL;
 use credentials::{CredentialCache, Unauthenticated, credential};
@@ -243,13 +243,14 @@ async fn models_named(
             Ok((Request::from_parts(parts, body), name.map(|n| vec![n])))
         }
         On::BodyModel(fields) => {
+            let limit = json_limit(&request);
             if let Some(declared) = declared_too_large(&request) {
-                return Err(crate::extract::too_large(Some(declared)).into_response());
+                return Err(too_large(limit, Some(declared)).into_response());
             }
             let (parts, body) = request.into_parts();
-            let bytes = axum::body::to_bytes(body, JSON_BODY_LIMIT)
+            let bytes = axum::body::to_bytes(body, limit)
                 .await
-                .map_err(|_| crate::extract::too_large(None).into_response())?;
+                .map_err(|_| too_large(limit, None).into_response())?;
             let names = serde_json::from_slice::<Value>(&bytes)
                 .ok()
                 .and_then(|v| string_fields(v.as_object()?, fields));

@@ -9,7 +9,7 @@ use axum::http::{Method, StatusCode};
 use serde_json::{Map, Value};
 
 use super::error::{MlflowError, MlflowResult};
-use crate::extract::{declared_too_large, too_large_message};
+use crate::extract::{declared_too_large, json_limit, too_large_message};
 
 #[derive(Clone)]
 pub struct Fields {
@@ -65,12 +65,16 @@ impl<S: Send + Sync> FromRequest<S> for Fields {
             }
         }
         if req.method() != Method::GET {
+            let limit = json_limit(&req);
             if let Some(declared) = declared_too_large(&req) {
-                return Err(MlflowError::too_large(too_large_message(Some(declared))));
+                return Err(MlflowError::too_large(too_large_message(
+                    limit,
+                    Some(declared),
+                )));
             }
             let body = Bytes::from_request(req, state).await.map_err(|e| {
                 if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    MlflowError::too_large(too_large_message(None))
+                    MlflowError::too_large(too_large_message(limit, None))
                 } else {
                     MlflowError::invalid(format!("unreadable request body: {e}"))
                 }

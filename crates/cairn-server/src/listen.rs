@@ -1,0 +1,115 @@
+//! Accepting connections within bounds: at most `max_connections` open at once, request
+//! heads within `max_header_bytes` and `header_timeout` (which also closes connections
+//! idle between requests), the process's descriptor limit raised to what the system
+//! allows, and an accept loop that rides out descriptor exhaustion instead of spinning
+//! or dying. On shutdown, in-flight requests finish.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::limits::ServerLimits;
+
+/// How long shutdown waits for in-flight requests.
+const DRAIN: Duration = Duration::from_secs(30);
+
+/// Raises the soft limit of open descriptors to the hard one (idle clients must not be
+/// able to exhaust a low default such as 1,024). Answers the limit now in force.
+pub fn raise_descriptor_limit() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        use rustix::process::{Resource, getrlimit, setrlimit};
+        let mut limit = getrlimit(Resource::Nofile);
+        if limit.current < limit.maximum {
+            limit.current = limit.maximum;
+            if let Err(e) = setrlimit(Resource::Nofile, limit.clone()) {
+                tracing::warn!(error = %e, "could not raise the open-file limit");
+            }
+        }
+        getrlimit(Resource::Nofile).current
+    }
+    #[cfg(not(unix))]
+    None
+}
+
+/// Serves `router` on `listener` until `shutdown` completes.
+pub async fn serve(
+    router: Router,
+    listener: TcpListener,
+    limits: &ServerLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let descriptors = raise_descriptor_limit();
+    // Leave descriptors for the database, blob files and the process itself.
+    let max = match descriptors {
+        Some(n) => limits
+            .max_connections
+            .min(n.saturating_sub(256).max(16) as usize),
+        None => limits.max_connections,
+    };
+    if max < limits.max_connections {
+        tracing::warn!(max, descriptors = ?descriptors, "fewer connections than asked: the open-file limit is low");
+    }
+    let slots = Arc::new(Semaphore::new(max));
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8192));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(limits.header_timeout))
+        .keep_alive_timeout(limits.header_timeout)
+        .max_header_list_size(limits.max_header_bytes as u32);
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+            () = &mut shutdown => break,
+        };
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of descriptors (EMFILE) or a connection reset before it was taken:
+                // wait a moment (idle connections time out meanwhile) and go on.
+                tracing::warn!(error = %e, "could not accept a connection");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(router.clone());
+        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection.into_owned());
+        tokio::spawn(async move {
+            // Errors here are clients that went away or broke the protocol.
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    tracing::info!("shutting down: finishing in-flight requests");
+    if tokio::time::timeout(DRAIN, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("requests still in flight after {DRAIN:?}; closing them");
+    }
+    Ok(())
+}
