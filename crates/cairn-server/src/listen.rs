@@ -29,7 +29,7 @@ pub fn raise_descriptor_limit() -> Option<u64> {
         let mut limit = getrlimit(Resource::Nofile);
         if limit.current < limit.maximum {
             limit.current = limit.maximum;
-            if let Err(e) = setrlimit(Resource::Nofile, limit.clone()) {
+            if let Err(e) = setrlimit(Resource::Nofile, limit) {
                 tracing::warn!(error = %e, "could not raise the open-file limit");
             }
         }
@@ -93,11 +93,19 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(router.clone());
-        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection.into_owned());
+        let (builder, watcher, wait) = (builder.clone(), graceful.watcher(), limits.header_timeout);
         tokio::spawn(async move {
+            // A connection that sends nothing is closed: the HTTP version is told from
+            // the first bytes, and the header timeout only starts with them.
+            // (`peek` waits for a byte; `readable` may wake without one.)
+            let mut first = [0u8; 1];
+            let peeked = tokio::time::timeout(wait, stream.peek(&mut first)).await;
+            if !matches!(peeked, Ok(Ok(1))) {
+                return;
+            }
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
             // Errors here are clients that went away or broke the protocol.
-            if let Err(e) = connection.await {
+            if let Err(e) = watcher.watch(connection).await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
             drop(slot);
