@@ -50,13 +50,14 @@ def wait_ready(url, path):
     raise RuntimeError(f"{url} did not start")
 
 
-def start_cairn(work, db=None):
+def start_cairn(work, db=None, extra=()):
     """`cairn server` on SQLite under `work`, or on the PostgreSQL database `db` (an
-    empty one: the benchmark creates its models and runs) with blobs under `work`."""
+    empty one: the benchmark creates its models and runs) with blobs under `work`;
+    `extra`: more flags."""
     binary = os.environ.get("CAIRN_BIN", str(ROOT / "target" / "release" / "cairn"))
     store = ["--data", str(work / "cairn")] if db is None else ["--db", db, "--artifacts", str(work / "cairn-blobs")]
     proc = subprocess.Popen(
-        [binary, "server", "--port", "0", *store],
+        [binary, "server", "--port", "0", *store, *extra],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         env={**os.environ, "RUST_LOG": "warn"},
     )
@@ -126,17 +127,17 @@ def measure(fn, seconds):
     return len(latencies) / elapsed, p(0.5), p(0.99), 0
 
 
-def wrk_measure(url, method, path, template, seconds, work):
+def wrk_measure(url, method, path, template, seconds, work, headers=None):
     """ops/s, p50, p99 (ms) and failed requests from wrk: 2 threads, 8 connections.
     `template` is each request's JSON body, with `$N` replaced by a counter (distinct
-    across threads), or None."""
-    lua = wrk.script(work, method, path, template)
+    across threads), or None; `headers` are sent with each request."""
+    lua = wrk.script(work, method, path, template, headers)
     out = subprocess.run(wrk.command(url, lua, seconds, 2, CONCURRENCY),
                          capture_output=True, text=True, check=True).stdout
     measured = wrk.parse(out)
     if measured is None:
         sample = requests.request(method, url + path, data=template.replace("$N", "1") if template else None,
-                                  headers={"Content-Type": "application/json"})
+                                  headers={"Content-Type": "application/json", **(headers or {})})
         raise RuntimeError(f"{method} {path}: error answers, e.g. {sample.status_code} {sample.text[:300]}")
     return measured
 

@@ -6,15 +6,18 @@ import subprocess
 import uuid
 
 
-def script(work, method, path, body):
-    """Writes the Lua script for one call into `work`; returns its path."""
+def script(work, method, path, body, headers=None):
+    """Writes the Lua script for one call into `work` (with `headers` besides the JSON
+    content type); returns its path."""
     target = work / f"wrk-{uuid.uuid4().hex}.lua"
     body_expr = f"(string.gsub([==[{body}]==], '%$N', tostring(n)))" if body else "nil"
     # Each thread counts from its own billion: no two requests carry the same values
     # (identical metric values are kept once, which would make repeats a different call).
+    extra = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in (headers or {}).items())
     target.write_text(f"""
 wrk.method = "{method}"
 wrk.headers["Content-Type"] = "application/json"
+{extra}
 local threads = 0
 setup = function(thread)
   threads = threads + 1

@@ -112,7 +112,10 @@ fn parse_args() -> Result<Cli, ExitCode> {
         }
         Err(e) => {
             let rendered = e.render().to_string();
-            let line = rendered.lines().next().unwrap_or("error: invalid arguments");
+            let line = rendered
+                .lines()
+                .next()
+                .unwrap_or("error: invalid arguments");
             eprintln!("{line}");
             Err(ExitCode::from(2))
         }

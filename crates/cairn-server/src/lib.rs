@@ -29,6 +29,7 @@ pub use access::{AccessOptions, CACHE_TTL};
 pub use browsers::BrowserOptions;
 pub use error::ApiError;
 pub use limits::ServerLimits;
+pub use listen::TlsFiles;
 pub use openapi::ApiDoc;
 
 /// How a server behaves beyond its stores.
@@ -37,6 +38,8 @@ pub struct ServerOptions {
     pub access: AccessOptions,
     pub browsers: BrowserOptions,
     pub limits: ServerLimits,
+    /// Serve HTTPS with this certificate and key.
+    pub tls: Option<TlsFiles>,
 }
 
 impl ServerOptions {
@@ -118,10 +121,12 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let addr: SocketAddr = listener.local_addr()?;
     tracing::info!(%addr, "serving");
+    let tls = options.tls.as_ref().map(TlsFiles::load).transpose()?;
     listen::serve(
         router(registry, options),
         listener,
         &options.limits,
+        tls,
         shutdown,
     )
     .await

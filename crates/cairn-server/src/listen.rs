@@ -2,8 +2,10 @@
 //! heads within `max_header_bytes` and `header_timeout` (which also closes connections
 //! idle between requests), the process's descriptor limit raised to what the system
 //! allows, and an accept loop that rides out descriptor exhaustion instead of spinning
-//! or dying. On shutdown, in-flight requests finish.
+//! or dying; TLS (rustls) when a certificate is given. On shutdown, in-flight requests
+//! finish.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,8 +14,13 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::limits::ServerLimits;
 
@@ -39,13 +46,51 @@ pub fn raise_descriptor_limit() -> Option<u64> {
     None
 }
 
-/// Serves `router` on `listener` until `shutdown` completes.
+/// A certificate chain and its private key, PEM files (`--tls-cert`, `--tls-key`).
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl TlsFiles {
+    /// The server's TLS configuration (HTTP/2 and HTTP/1.1 offered by ALPN); an error
+    /// names the file that is missing or unreadable.
+    pub fn load(&self) -> std::io::Result<Arc<rustls::ServerConfig>> {
+        let invalid = |path: &Path, e: &dyn std::fmt::Display| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{}: {e}", path.display()),
+            )
+        };
+        let certs = CertificateDer::pem_file_iter(&self.cert)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| invalid(&self.cert, &e))?;
+        if certs.is_empty() {
+            return Err(invalid(&self.cert, &"no certificate in it"));
+        }
+        let key = PrivateKeyDer::from_pem_file(&self.key).map_err(|e| invalid(&self.key, &e))?;
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| invalid(&self.cert, &e))?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .map_err(|e| invalid(&self.key, &e))?;
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, over TLS with `tls`.
 pub async fn serve(
     router: Router,
     listener: TcpListener,
     limits: &ServerLimits,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let tls = tls.map(TlsAcceptor::from);
     let descriptors = raise_descriptor_limit();
     // Leave descriptors for the database, blob files and the process itself.
     let max = match descriptors {
@@ -94,6 +139,7 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(router.clone());
         let (builder, watcher, wait) = (builder.clone(), graceful.watcher(), limits.header_timeout);
+        let tls = tls.clone();
         tokio::spawn(async move {
             // A connection that sends nothing is closed: the HTTP version is told from
             // the first bytes, and the header timeout only starts with them.
@@ -103,9 +149,20 @@ pub async fn serve(
             if !matches!(peeked, Ok(Ok(1))) {
                 return;
             }
-            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            let served = match tls {
+                None => serve_io(&builder, watcher, stream, service).await,
+                // The handshake, too, within the header timeout.
+                Some(acceptor) => match tokio::time::timeout(wait, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => serve_io(&builder, watcher, stream, service).await,
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => return,
+                },
+            };
             // Errors here are clients that went away or broke the protocol.
-            if let Err(e) = watcher.watch(connection).await {
+            if let Err(e) = served {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
             drop(slot);
@@ -120,4 +177,21 @@ pub async fn serve(
         tracing::warn!("requests still in flight after {DRAIN:?}; closing them");
     }
     Ok(())
+}
+
+/// One connection served by `builder` until it ends or shutdown closes it, whatever
+/// carries it (TCP, or TLS over TCP).
+async fn serve_io<I>(
+    builder: &auto::Builder<TokioExecutor>,
+    watcher: hyper_util::server::graceful::Watcher,
+    io: I,
+    service: TowerToHyperService<Router>,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let connection = builder
+        .serve_connection_with_upgrades(TokioIo::new(io), service)
+        .into_owned();
+    watcher.watch(connection).await
 }

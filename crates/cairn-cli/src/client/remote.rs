@@ -48,9 +48,18 @@ pub struct Remote {
 
 impl Remote {
     pub fn new(base: &str, actor: String, token: Option<String>) -> Result<Self> {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("cairn/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let mut http =
+            reqwest::Client::builder().user_agent(concat!("cairn/", env!("CARGO_PKG_VERSION")));
+        // A server whose certificate a private authority signed.
+        if let Some(path) = std::env::var_os("CAIRN_CA_CERT") {
+            let pem = std::fs::read(&path)
+                .with_context(|| format!("reading CAIRN_CA_CERT {}", path.display()))?;
+            let ca = reqwest::Certificate::from_pem(&pem).with_context(|| {
+                format!("CAIRN_CA_CERT {} is not a PEM certificate", path.display())
+            })?;
+            http = http.add_root_certificate(ca);
+        }
+        let http = http.build()?;
         Ok(Self {
             base: base.to_owned(),
             http,

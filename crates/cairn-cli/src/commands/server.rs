@@ -101,6 +101,12 @@ pub struct Args {
     /// The X-Frame-Options header: SAMEORIGIN, DENY, or NONE for none.
     #[arg(long, env = "CAIRN_X_FRAME_OPTIONS", default_value = "SAMEORIGIN")]
     x_frame_options: String,
+    /// Serve HTTPS: the certificate chain, a PEM file (with --tls-key).
+    #[arg(long, env = "CAIRN_TLS_CERT", value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key, a PEM file (with --tls-cert).
+    #[arg(long, env = "CAIRN_TLS_KEY", value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     #[command(flatten)]
     limits: LimitArgs,
     /// Log format on stderr.
@@ -202,10 +208,20 @@ pub async fn run(args: Args, artifacts: Option<&str>) -> Result<ExitCode> {
         .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;
     let addr = listener.local_addr()?;
     let shutdown = cairn_server::shutdown_signal().context("installing signal handlers")?;
+    let options = server_options(&args);
+    // A certificate that does not load stops the server before it says it listens.
+    if let Some(tls) = &options.tls {
+        tls.load().context("loading the TLS certificate")?;
+    }
+    let scheme = if options.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     // Scripts and tests read the bound address (port 0 picks one) from this line.
-    println!("cairn server listening on http://{addr} (metadata: {db}, artifacts: {blobs})");
+    println!("cairn server listening on {scheme}://{addr} (metadata: {db}, artifacts: {blobs})");
     tracing::info!(%addr, metadata = %db, artifacts = %blobs, "cairn server started");
-    cairn_server::serve(registry, &server_options(&args), listener, shutdown)
+    cairn_server::serve(registry, &options, listener, shutdown)
         .await
         .context("serving")?;
     Ok(ExitCode::SUCCESS)
@@ -252,6 +268,11 @@ fn server_options(args: &Args) -> cairn_server::ServerOptions {
             x_frame_options: args.x_frame_options.clone(),
         },
         limits: args.limits.limits(),
+        tls: args
+            .tls_cert
+            .clone()
+            .zip(args.tls_key.clone())
+            .map(|(cert, key)| cairn_server::TlsFiles { cert, key }),
     }
 }
 
