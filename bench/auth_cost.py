@@ -29,6 +29,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=5)
     ap.add_argument("--runs", type=int, default=10000)
     ap.add_argument("--versions", type=int, default=1000)
+    ap.add_argument("--call", default="", help="only the calls whose name contains this")
     args = ap.parse_args()
     binary = str(Path(args.binary).resolve())
     os.environ["CAIRN_BIN"] = binary
@@ -46,7 +47,7 @@ def main():
         "--auth": (("--auth", "--writes-per-second", "0"), {"Authorization": f"Bearer {token}"}),
     }
     rows = []
-    for name in bench.wrk_workloads(ctx):
+    for name in [n for n in bench.wrk_workloads(ctx) if args.call in n]:
         results = {mode: [] for mode in modes}
         for round_ in range(args.rounds):
             for mode in list(modes) if round_ % 2 == 0 else list(modes)[::-1]:
