@@ -32,7 +32,7 @@ READS = {
     ("POST", "/api/v1/models/{name}/versions/{reference}/verify"),
 }
 # Reads of what only admins of everything see.
-ADMIN_READS = {"/api/v1/audit/denied", "/api/v1/tokens"}
+ADMIN_READS = {"/api/v1/audit/denied", "/api/v1/tokens", "/api/v1/users"}
 # Deletions that are edits (MLflow's EDIT): tags and aliases.
 EDITS = ("tag", "alias", "/aliases/")
 BODY = {"name": "victim", "new_name": "victim-2", "alias": "a", "version": "1", "key": "k",
@@ -107,7 +107,7 @@ def test_writers_delete_no_model_version_experiment_or_run(server):
     url, tokens = server
     for method, template, status in walk(url, tokens["writer"]):
         registry_wide = template in ("/api/v1/gc", "/api/v1/verify", "/api/v1/audit/verify",
-                                     *ADMIN_READS) or template.startswith("/api/v1/tokens")
+                                     *ADMIN_READS) or template.startswith(("/api/v1/tokens", "/api/v1/users"))
         deletes = method == "DELETE" and not any(e in template for e in EDITS) and "mpu" not in template
         deletes |= template.endswith(("/experiments/delete", "/experiments/restore", "/runs/delete",
                                       "/runs/restore"))

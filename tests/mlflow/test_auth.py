@@ -134,3 +134,17 @@ def test_a_revoked_token_stops_working_within_a_second(secured, as_, unique):
     infra.cairn("--registry", secured["url"], "token", "revoke", token_id, env={"CAIRN_TOKEN": secured["admin"]})
     time.sleep(1.1)
     refused(client.search_registered_models, "UNAUTHENTICATED")
+
+
+def test_basic_auth_with_a_user_password(secured, as_, unique):
+    admin = {"CAIRN_TOKEN": secured["admin"]}
+    infra.cairn("--registry", secured["url"], "user", "password", "paula", input="a long password\n", env=admin)
+    infra.cairn("--registry", secured["url"], "user", "grant", "paula", "--role", "writer",
+                "--models", f"{unique}-*", env=admin)
+    paula = as_("a long password", user="paula")
+    paula.create_registered_model(f"{unique}-mine")
+    refused(lambda: paula.create_registered_model(f"other-{unique}"), "PERMISSION_DENIED")
+    refused(as_("a wrong password", user="paula").search_registered_models, "UNAUTHENTICATED")
+    log = json.loads(infra.cairn("--registry", secured["url"], "audit", "log", "--json", env=admin).stdout)
+    created = [e for e in log if e["action"] == "model.create" and e["target"] == f"{unique}-mine"]
+    assert created[0]["actor"] == "paula" and "token" not in created[0]

@@ -93,6 +93,9 @@ enum Command {
     /// API tokens: create (prints the secret once), list, revoke.
     #[command(subcommand)]
     Token(commands::token::TokenCommand),
+    /// Users: passwords (for MLflow's Basic auth) and their own grants.
+    #[command(subcommand)]
+    User(commands::user::UserCommand),
 }
 
 /// Parses the command line. A usage error is one `error:` line on stderr and exit 2
@@ -208,6 +211,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Lineage(args) => commands::lineage::run(registry, args).await,
         Command::Card(args) => commands::card::run(registry, args).await,
         Command::Token(cmd) => commands::token::run(registry, cmd).await,
+        Command::User(cmd) => commands::user::run(registry, cmd).await,
         Command::Server(_) | Command::Migrate(_) | Command::Copy(_) => {
             unreachable!("handled above")
         }

@@ -117,3 +117,21 @@ pub struct CreatedToken {
     pub token: crate::auth::TokenInfo,
     pub secret: String,
 }
+
+/// `PUT /api/v1/users/{user}/password`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetPassword {
+    pub password: String,
+}
+
+/// `PUT /api/v1/users/{user}/grants`: `role` on `models` (every model when absent); no
+/// `role`: an explicit deny. `DELETE` with the same `models` removes it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetGrant {
+    #[serde(default)]
+    pub models: Option<String>,
+    #[serde(default)]
+    pub role: Option<crate::auth::Role>,
+}

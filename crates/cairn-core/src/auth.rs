@@ -157,6 +157,22 @@ pub struct TokenInfo {
     pub revoked_at: Option<OffsetDateTime>,
 }
 
+/// A user as listed: whether it has a password, and its own grants (never a hash).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct UserInfo {
+    pub name: String,
+    pub has_password: bool,
+    pub grants: Vec<UserGrant>,
+}
+
+/// One grant of a user: `role` on the models `models` matches (every model and the
+/// registry when absent); no role: an explicit deny, which binds the user's tokens too.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct UserGrant {
+    pub models: Option<String>,
+    pub role: Option<Role>,
+}
+
 /// The prefix of every token secret.
 pub const TOKEN_PREFIX: &str = "cairn_";
 

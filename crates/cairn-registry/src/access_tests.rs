@@ -164,7 +164,92 @@ async fn entries_of_both_formats_verify() {
     assert_eq!(broken.seq, 3, "{}", broken.reason);
 }
 
+/// A password logs its user in with the user's own grants; a user's deny binds its
+/// tokens; nothing of the password reaches the database or the log in clear.
+async fn passwords_and_user_grants() {
+    let (_dir, r) = registry().await;
+    let admin = Actor::unrestricted("bootstrap");
+    let short = r.set_password(&admin, "pat", "short").await;
+    assert!(matches!(short, Err(Error::InvalidArgument(_))));
+    r.set_password(&admin, "pat", "correct horse battery")
+        .await
+        .unwrap();
+    assert_eq!(
+        r.authenticate_password("pat", "wrong horse battery")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        r.authenticate_password("nobody", "correct horse battery")
+            .await
+            .unwrap(),
+        None
+    );
+    let pat = r
+        .authenticate_password("pat", "correct horse battery")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        !pat.may(Role::Reader, cairn_core::access::Scope::AnyModel),
+        "no grant yet"
+    );
+
+    let fraud = ModelPattern::new("fraud-*").unwrap();
+    r.grant(&admin, "pat", Some(&fraud), Some(Role::Writer))
+        .await
+        .unwrap();
+    r.grant(
+        &admin,
+        "pat",
+        Some(&ModelPattern::new("fraud-secret").unwrap()),
+        None,
+    )
+    .await
+    .unwrap();
+    let pat = r
+        .authenticate_password("pat", "correct horse battery")
+        .await
+        .unwrap()
+        .unwrap();
+    use cairn_core::access::Scope::Model;
+    assert!(pat.may(Role::Writer, Model("fraud-a")) && !pat.may(Role::Reader, Model("churn")));
+    assert!(!pat.may(Role::Reader, Model("fraud-secret")));
+
+    // The deny binds an admin token of the same user.
+    let token = crate::NewToken {
+        user: "pat".into(),
+        name: String::new(),
+        role: Role::Admin,
+        models: None,
+        lifetime: None,
+    };
+    let (_, secret) = r.create_token(&admin, &token).await.unwrap();
+    let by_token = r.authenticate(&secret).await.unwrap().unwrap();
+    assert!(by_token.may(Role::Admin, Model("churn")));
+    assert!(!by_token.may(Role::Reader, Model("fraud-secret")));
+
+    assert!(r.revoke_grant(&admin, "pat", Some(&fraud)).await.unwrap());
+    assert!(!r.revoke_grant(&admin, "pat", Some(&fraud)).await.unwrap());
+    let listed = r.list_users().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].has_password && listed[0].grants.len() == 1);
+    let stored: Vec<(Option<String>,)> = r
+        .meta
+        .read("SELECT password_hash FROM principals")
+        .fetch_all()
+        .await
+        .unwrap();
+    let hash = stored[0].0.clone().unwrap();
+    assert!(hash.starts_with("$argon2id$") && !hash.contains("horse"));
+    let log = r.audit_log(None, None).await.unwrap();
+    assert!(log.iter().any(|e| e.action == "user.password"));
+    assert!(!serde_json::to_string(&log).unwrap().contains("horse"));
+}
+
 conformance!(
     a_protected_alias_moves_only_for_admins_of_its_model,
     entries_of_both_formats_verify,
+    passwords_and_user_grants,
 );

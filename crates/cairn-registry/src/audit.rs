@@ -56,6 +56,9 @@ pub(crate) enum Action {
     BlobsCollect,
     TokenCreate,
     TokenRevoke,
+    UserPassword,
+    UserGrant,
+    UserRevoke,
 }
 
 impl Action {
@@ -88,6 +91,9 @@ impl Action {
             Self::Description { version: true } => "version.description",
             Self::TokenCreate => "token.create",
             Self::TokenRevoke => "token.revoke",
+            Self::UserPassword => "user.password",
+            Self::UserGrant => "user.grant",
+            Self::UserRevoke => "user.revoke",
             Self::Alias(A::Set) => "alias.set",
             Self::Alias(A::Rollback) => "alias.rollback",
             Self::Alias(A::Delete) => "alias.delete",

@@ -6,8 +6,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, put};
 use axum::{Json, Router};
-use cairn_core::api::{CreateToken, CreatedToken, ErrorBody};
-use cairn_core::auth::{ModelPattern, TokenInfo};
+use cairn_core::api::{CreateToken, CreatedToken, ErrorBody, SetGrant, SetPassword};
+use cairn_core::auth::{ModelPattern, TokenInfo, UserInfo};
 use cairn_core::{AliasName, Denial, ModelName};
 use cairn_registry::{NewToken, Registry};
 
@@ -22,6 +22,9 @@ pub fn routes() -> Router<Registry> {
         .route("/tokens", get(list_tokens).post(create_token))
         .route("/tokens/{id}", delete(revoke_token))
         .route("/audit/denied", get(denials))
+        .route("/users", get(list_users))
+        .route("/users/{user}/password", put(set_password))
+        .route("/users/{user}/grants", put(set_grant).delete(revoke_grant))
         .route("/models/{name}/protected-aliases", get(protected_aliases))
         .route(
             "/models/{name}/protected-aliases/{alias}",
@@ -70,6 +73,63 @@ pub async fn revoke_token(
     Path(id): Path<String>,
 ) -> ApiResult<Json<TokenInfo>> {
     Ok(Json(r.revoke_token(&actor, &id).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/users", tag = "access",
+    responses((status = 200, description = "Every user: password set or not, grants", body = Vec<UserInfo>)))]
+pub async fn list_users(State(r): State<Registry>) -> ApiResult<Json<Vec<UserInfo>>> {
+    Ok(Json(r.list_users().await?))
+}
+
+#[utoipa::path(put, path = "/api/v1/users/{user}/password", tag = "access", request_body = SetPassword,
+    params(("user" = String, Path, description = "The user (created if new)")),
+    responses((status = 204, description = "Set"), (status = 400, body = ErrorBody)))]
+pub async fn set_password(
+    State(r): State<Registry>,
+    Caller(actor): Caller,
+    Path(user): Path<String>,
+    ApiJson(req): ApiJson<SetPassword>,
+) -> ApiResult<StatusCode> {
+    r.set_password(&actor, &user, &req.password).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn pattern(models: Option<&str>) -> ApiResult<Option<ModelPattern>> {
+    Ok(models.map(ModelPattern::new).transpose()?)
+}
+
+#[utoipa::path(put, path = "/api/v1/users/{user}/grants", tag = "access", request_body = SetGrant,
+    params(("user" = String, Path, description = "The user (created if new)")),
+    responses((status = 204, description = "Granted (or denied)"), (status = 400, body = ErrorBody)))]
+pub async fn set_grant(
+    State(r): State<Registry>,
+    Caller(actor): Caller,
+    Path(user): Path<String>,
+    ApiJson(req): ApiJson<SetGrant>,
+) -> ApiResult<StatusCode> {
+    let models = pattern(req.models.as_deref())?;
+    r.grant(&actor, &user, models.as_ref(), req.role).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(delete, path = "/api/v1/users/{user}/grants", tag = "access", request_body = SetGrant,
+    params(("user" = String, Path, description = "The user")),
+    responses((status = 204, description = "Removed"), (status = 404, body = ErrorBody)))]
+pub async fn revoke_grant(
+    State(r): State<Registry>,
+    Caller(actor): Caller,
+    Path(user): Path<String>,
+    ApiJson(req): ApiJson<SetGrant>,
+) -> ApiResult<StatusCode> {
+    let models = pattern(req.models.as_deref())?;
+    if !r.revoke_grant(&actor, &user, models.as_ref()).await? {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{user:?} holds no grant on those models"),
+        ));
+    }
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `?limit=N`: how many of the newest refusals (default 100, at most 10,000).

@@ -5,8 +5,8 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use async_trait::async_trait;
 use cairn_core::access::Actor;
-use cairn_core::api::{CreateToken, CreatedToken, NewVersion};
-use cairn_core::auth::{ModelPattern, TokenInfo};
+use cairn_core::api::{CreateToken, CreatedToken, NewVersion, SetGrant};
+use cairn_core::auth::{ModelPattern, TokenInfo, UserInfo};
 use cairn_core::lineage::{Lineage, ParentRef};
 use cairn_core::model::{BlobUse, GcReport};
 use cairn_core::{
@@ -180,6 +180,37 @@ impl RegistryClient for Embedded {
 
     async fn revoke_token(&self, id: &str) -> Result<TokenInfo> {
         Ok(self.registry.revoke_token(&self.actor, id).await?)
+    }
+
+    async fn list_users(&self) -> Result<Vec<UserInfo>> {
+        Ok(self.registry.list_users().await?)
+    }
+
+    async fn set_password(&self, user: &str, password: &str) -> Result<()> {
+        Ok(self
+            .registry
+            .set_password(&self.actor, user, password)
+            .await?)
+    }
+
+    async fn set_grant(&self, user: &str, grant: &SetGrant) -> Result<()> {
+        let models = grant.models.as_deref().map(ModelPattern::new).transpose()?;
+        Ok(self
+            .registry
+            .grant(&self.actor, user, models.as_ref(), grant.role)
+            .await?)
+    }
+
+    async fn revoke_grant(&self, user: &str, grant: &SetGrant) -> Result<()> {
+        let models = grant.models.as_deref().map(ModelPattern::new).transpose()?;
+        if !self
+            .registry
+            .revoke_grant(&self.actor, user, models.as_ref())
+            .await?
+        {
+            anyhow::bail!("{user:?} holds no grant on those models");
+        }
+        Ok(())
     }
 
     async fn verify_version(

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use async_trait::async_trait;
 use bytes::Bytes;
-use cairn_core::api::{CreateToken, CreatedToken, NewVersion};
-use cairn_core::auth::TokenInfo;
+use cairn_core::api::{CreateToken, CreatedToken, NewVersion, SetGrant};
+use cairn_core::auth::{TokenInfo, UserInfo};
 use cairn_core::lineage::{Lineage, ParentRef};
 use cairn_core::model::{BlobUse, GcReport};
 use cairn_core::{
@@ -71,6 +71,12 @@ pub trait RegistryClient: Send + Sync {
     async fn create_token(&self, request: &CreateToken) -> Result<CreatedToken>;
     async fn list_tokens(&self) -> Result<Vec<TokenInfo>>;
     async fn revoke_token(&self, id: &str) -> Result<TokenInfo>;
+
+    /// Users: list; set a password; grant (or, without a role, deny); remove a grant.
+    async fn list_users(&self) -> Result<Vec<UserInfo>>;
+    async fn set_password(&self, user: &str, password: &str) -> Result<()>;
+    async fn set_grant(&self, user: &str, grant: &SetGrant) -> Result<()>;
+    async fn revoke_grant(&self, user: &str, grant: &SetGrant) -> Result<()>;
 
     async fn verify_version(
         &self,

@@ -6,9 +6,9 @@ use anyhow::{Context, Result, bail};
 use async_trait::async_trait;
 use cairn_core::api::{
     ACTOR_HEADER, AliasMoveResponse, CreateToken, CreatedToken, ErrorBody, MissingBlobsRequest,
-    MissingBlobsResponse, MoveAlias, NewVersion, Reason,
+    MissingBlobsResponse, MoveAlias, NewVersion, Reason, SetGrant, SetPassword,
 };
-use cairn_core::auth::TokenInfo;
+use cairn_core::auth::{TokenInfo, UserInfo};
 use cairn_core::lineage::{Lineage, ParentRef};
 use cairn_core::model::{BlobUse, GcReport};
 use cairn_core::{
@@ -259,6 +259,34 @@ impl RegistryClient for Remote {
     async fn revoke_token(&self, id: &str) -> Result<TokenInfo> {
         self.json(self.request(Method::DELETE, &format!("/tokens/{}", seg(id))))
             .await
+    }
+
+    async fn list_users(&self) -> Result<Vec<UserInfo>> {
+        self.json(self.request(Method::GET, "/users")).await
+    }
+
+    async fn set_password(&self, user: &str, password: &str) -> Result<()> {
+        let path = format!("/users/{}/password", seg(user));
+        let body = SetPassword {
+            password: password.to_owned(),
+        };
+        self.send(self.request(Method::PUT, &path).json(&body))
+            .await?;
+        Ok(())
+    }
+
+    async fn set_grant(&self, user: &str, grant: &SetGrant) -> Result<()> {
+        let path = format!("/users/{}/grants", seg(user));
+        self.send(self.request(Method::PUT, &path).json(grant))
+            .await?;
+        Ok(())
+    }
+
+    async fn revoke_grant(&self, user: &str, grant: &SetGrant) -> Result<()> {
+        let path = format!("/users/{}/grants", seg(user));
+        self.send(self.request(Method::DELETE, &path).json(grant))
+            .await?;
+        Ok(())
     }
 
     async fn verify_version(

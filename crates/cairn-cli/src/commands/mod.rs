@@ -11,6 +11,7 @@ pub mod pull;
 pub mod push;
 pub mod server;
 pub mod token;
+pub mod user;
 pub mod verify;
 pub mod versions;
 

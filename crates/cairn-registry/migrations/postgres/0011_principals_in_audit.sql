@@ -28,3 +28,14 @@ CREATE TABLE access_denials (
     status INTEGER NOT NULL,
     reason TEXT    NOT NULL
 );
+
+-- Users may also log in with a password (MLflow's Basic auth), stored as an argon2id
+-- PHC string, and hold grants of their own: what a password login may do. A token
+-- carries its own grant instead (its user's denies still apply).
+ALTER TABLE principals ADD COLUMN password_hash TEXT;
+CREATE TABLE grants (
+    principal TEXT NOT NULL REFERENCES principals(name) ON DELETE CASCADE,
+    models    TEXT COLLATE "C" NOT NULL, -- a model-name pattern; '' every model and the registry
+    role      TEXT,                   -- 'reader', 'writer', 'admin'; NULL: explicitly denied
+    PRIMARY KEY (principal, models)
+);

@@ -29,6 +29,7 @@ mod lineage;
 mod metadata;
 pub mod sources;
 pub mod tokens;
+mod users;
 mod verify;
 
 /// Longest description, in bytes.

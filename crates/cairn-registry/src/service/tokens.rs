@@ -218,13 +218,17 @@ impl Registry {
             Some(p) => Some(ModelPattern::new(p).map_err(|_| corrupt_row("token models"))?),
             None => None,
         };
+        // The token's grant, bound by its user's explicit denies.
+        let mut grants = vec![Grant {
+            models,
+            role: Some(info.role),
+        }];
+        let user_grants = self.user_grants(&info.user).await?;
+        grants.extend(user_grants.into_iter().filter(|g| g.role.is_none()));
         Ok(Some(Actor {
             name: info.user,
             token: Some(info.id),
-            authority: Authority::Grants(vec![Grant {
-                models,
-                role: Some(info.role),
-            }]),
+            authority: Authority::Grants(grants),
         }))
     }
 }

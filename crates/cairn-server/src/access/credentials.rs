@@ -1,11 +1,13 @@
 //! Credentials as clients send them, and who they speak for. The native API and the CLI
 //! send `Authorization: Bearer TOKEN`; the `mlflow` client sends the same from
 //! `MLFLOW_TRACKING_TOKEN`, or `Authorization: Basic` from `MLFLOW_TRACKING_USERNAME` /
-//! `MLFLOW_TRACKING_PASSWORD`, the password being one of that user's tokens.
+//! `MLFLOW_TRACKING_PASSWORD`, the password being one of that user's tokens or the
+//! user's password (argon2id: memory-hard, so at most [`PASSWORD_CHECKS`] run at once).
 //!
 //! A verified credential is remembered for at most [`CACHE_TTL`], keyed by a SHA-256 of
 //! the secret (never the secret itself): a revoked or expired token stops working within
-//! that time on every server, without a database read on every request.
+//! that time on every server, without a database read or a memory-hard hash on every
+//! request.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -16,10 +18,15 @@ use axum::http::header::AUTHORIZATION;
 use base64::Engine;
 use cairn_core::Sha256Digest;
 use cairn_core::access::Actor;
+use cairn_core::auth::token_id;
 use cairn_registry::Registry;
 
 /// How long a verified (or refused) credential is trusted without asking the database.
 pub const CACHE_TTL: Duration = Duration::from_secs(1);
+
+/// Password checks running at once (each takes argon2's 19 MiB for a few milliseconds);
+/// more wait their turn.
+const PASSWORD_CHECKS: usize = 2;
 
 /// Most credentials remembered at once; past it the cache starts over (a flood of
 /// random secrets must not grow memory).
@@ -56,9 +63,9 @@ impl Unauthenticated {
             }
             Self::Malformed => {
                 "unreadable credentials: send 'Authorization: Bearer TOKEN', or Basic with \
-                 a user name and one of its tokens as the password"
+                 a user name and its password or one of its tokens"
             }
-            Self::Invalid => "the token is unknown, revoked or expired",
+            Self::Invalid => "the token is unknown, revoked or expired, or the password is wrong",
         }
     }
 }
@@ -90,9 +97,18 @@ pub fn credential(headers: &HeaderMap) -> Result<Credential, Unauthenticated> {
 }
 
 /// Verified credentials, each for at most [`CACHE_TTL`].
-#[derive(Default)]
 pub struct CredentialCache {
     entries: Mutex<HashMap<Sha256Digest, (Instant, Option<Actor>)>>,
+    password_checks: tokio::sync::Semaphore,
+}
+
+impl Default for CredentialCache {
+    fn default() -> Self {
+        Self {
+            entries: Mutex::default(),
+            password_checks: tokio::sync::Semaphore::new(PASSWORD_CHECKS),
+        }
+    }
 }
 
 impl CredentialCache {
@@ -113,10 +129,15 @@ impl CredentialCache {
         }
         let found = match credential {
             Credential::Token(secret) => registry.authenticate(secret).await,
-            Credential::Password { user, password } => registry
+            // A token as the password: it must be the user's own.
+            Credential::Password { user, password } if token_id(password).is_some() => registry
                 .authenticate(password)
                 .await
                 .map(|actor| actor.filter(|a| a.name == *user)),
+            Credential::Password { user, password } => {
+                let _turn = self.password_checks.acquire().await;
+                registry.authenticate_password(user, password).await
+            }
         }
         .map_err(|e| {
             // The database did not answer: refuse, and remember nothing.

@@ -122,6 +122,7 @@ fn native(method: &Method, route: &str) -> Option<Rule> {
         (Method::GET, "/blobs/sha256/{digest}/why") => rule(Reader, Registry),
         (_, "/verify" | "/audit/verify" | "/gc" | "/audit/denied") => rule(Admin, Registry),
         (_, "/tokens" | "/tokens/{id}") => rule(Admin, Registry),
+        (_, "/users" | "/users/{user}/password" | "/users/{user}/grants") => rule(Admin, Registry),
         (Method::POST, "/blobs/missing") => rule(Writer, AnyModel),
         (Method::PUT, "/blobs/sha256/{digest}") => rule(Writer, AnyModel),
         (Method::GET, "/blobs/sha256/{digest}") => rule(Reader, Blob),

@@ -1,0 +1,230 @@
+//! Users beyond their tokens: a password (for MLflow's Basic auth, stored as an argon2id
+//! hash) and grants of their own (what a password login may do; their explicit denies
+//! also bind the user's tokens). Every change is audited; no hash ever reaches the log.
+
+use cairn_core::access::{Actor, Authority, Grant};
+use cairn_core::auth::{ModelPattern, Role, UserGrant, UserInfo};
+use serde_json::json;
+
+use super::{Registry, check_actor, check_user_name};
+use crate::audit::{Action, Change};
+use crate::db::write::WriteTx;
+use crate::db::{corrupt_row, now_ms};
+use crate::{Error, Result};
+
+/// Shortest and longest password accepted, in bytes.
+const PASSWORD_MIN: usize = 8;
+const PASSWORD_MAX: usize = 1024;
+
+/// `''` in `grants.models`: every model, and the registry as a whole.
+const EVERYTHING: &str = "";
+
+async fn ensure_user(tx: &mut WriteTx, user: &str) -> Result<()> {
+    tx.query(
+        "INSERT INTO principals (name, kind, created_at) VALUES ($1, 'user', $2)
+         ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(user)
+    .bind(now_ms())
+    .execute()
+    .await?;
+    Ok(())
+}
+
+fn hash_password(password: &str) -> Result<String> {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+    let mut random = [0u8; 16];
+    SystemRandom::new()
+        .fill(&mut random)
+        .map_err(|_| Error::InvalidArgument("no randomness available".into()))?;
+    let salt = SaltString::encode_b64(&random)
+        .map_err(|e| Error::InvalidArgument(format!("cannot salt that password: {e}")))?;
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| Error::InvalidArgument(format!("cannot hash that password: {e}")))
+}
+
+fn grant_of(models: &str, role: Option<&str>) -> Result<Grant> {
+    Ok(Grant {
+        models: match models {
+            EVERYTHING => None,
+            pattern => Some(ModelPattern::new(pattern).map_err(|_| corrupt_row("grant models"))?),
+        },
+        role: role
+            .map(str::parse::<Role>)
+            .transpose()
+            .map_err(|_| corrupt_row("grant role"))?,
+    })
+}
+
+impl Registry {
+    /// Sets `user`'s password (creating the user if new).
+    pub async fn set_password(&self, actor: &Actor, user: &str, password: &str) -> Result<()> {
+        let actor = check_actor(actor)?;
+        check_user_name(user)?;
+        if !(PASSWORD_MIN..=PASSWORD_MAX).contains(&password.len()) {
+            return Err(Error::InvalidArgument(format!(
+                "a password is {PASSWORD_MIN} to {PASSWORD_MAX} bytes long"
+            )));
+        }
+        let password = password.to_owned();
+        // Memory-hard on purpose: off the async threads.
+        let hash = tokio::task::spawn_blocking(move || hash_password(&password))
+            .await
+            .map_err(|e| Error::InvalidArgument(format!("hashing failed: {e}")))??;
+        let mut tx = self.meta.write_tx().await?;
+        ensure_user(&mut tx, user).await?;
+        tx.query("UPDATE principals SET password_hash = $2 WHERE name = $1")
+            .bind(user)
+            .bind(&hash)
+            .execute()
+            .await?;
+        Change::new(actor, Action::UserPassword, "", format!("user:{user}"))
+            .append(&mut tx)
+            .await?;
+        tx.commit().await
+    }
+
+    /// Grants `user` `role` on `models` (every model when `None`), or with `role`
+    /// `None` explicitly denies them, replacing what was granted on that pattern.
+    pub async fn grant(
+        &self,
+        actor: &Actor,
+        user: &str,
+        models: Option<&ModelPattern>,
+        role: Option<Role>,
+    ) -> Result<()> {
+        let actor = check_actor(actor)?;
+        check_user_name(user)?;
+        let pattern = models.map_or(EVERYTHING, ModelPattern::as_str);
+        let mut tx = self.meta.write_tx().await?;
+        ensure_user(&mut tx, user).await?;
+        tx.query(
+            "INSERT INTO grants (principal, models, role) VALUES ($1, $2, $3)
+             ON CONFLICT (principal, models) DO UPDATE SET role = excluded.role",
+        )
+        .bind(user)
+        .bind(pattern)
+        .bind(role.map(Role::as_str))
+        .execute()
+        .await?;
+        Change::new(actor, Action::UserGrant, "", format!("user:{user}"))
+            .after(json!({ "models": models.map(ModelPattern::as_str), "role": role.map(Role::as_str) }))
+            .append(&mut tx)
+            .await?;
+        tx.commit().await
+    }
+
+    /// Removes `user`'s grant (or deny) on `models`. `false` when there was none.
+    pub async fn revoke_grant(
+        &self,
+        actor: &Actor,
+        user: &str,
+        models: Option<&ModelPattern>,
+    ) -> Result<bool> {
+        let actor = check_actor(actor)?;
+        let pattern = models.map_or(EVERYTHING, ModelPattern::as_str);
+        let mut tx = self.meta.write_tx().await?;
+        let removed = tx
+            .query("DELETE FROM grants WHERE principal = $1 AND models = $2")
+            .bind(user)
+            .bind(pattern)
+            .execute()
+            .await?;
+        if removed == 0 {
+            return Ok(false);
+        }
+        Change::new(actor, Action::UserRevoke, "", format!("user:{user}"))
+            .before(json!({ "models": models.map(ModelPattern::as_str) }))
+            .append(&mut tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Every user with a password or a grant, or a token, by name.
+    pub async fn list_users(&self) -> Result<Vec<UserInfo>> {
+        let users: Vec<(String, Option<String>)> = self
+            .meta
+            .read("SELECT name, password_hash FROM principals ORDER BY name")
+            .fetch_all()
+            .await?;
+        let grants: Vec<(String, String, Option<String>)> = self
+            .meta
+            .read("SELECT principal, models, role FROM grants ORDER BY principal, models")
+            .fetch_all()
+            .await?;
+        users
+            .into_iter()
+            .map(|(name, hash)| {
+                let grants = grants
+                    .iter()
+                    .filter(|(user, ..)| *user == name)
+                    .map(|(_, models, role)| {
+                        Ok(UserGrant {
+                            models: (models != EVERYTHING).then(|| models.clone()),
+                            role: role
+                                .as_deref()
+                                .map(str::parse)
+                                .transpose()
+                                .map_err(|_| corrupt_row("grant role"))?,
+                        })
+                    })
+                    .collect::<Result<_>>()?;
+                Ok(UserInfo {
+                    name,
+                    has_password: hash.is_some(),
+                    grants,
+                })
+            })
+            .collect()
+    }
+
+    /// `user`'s own grants (with its explicit denies).
+    pub(crate) async fn user_grants(&self, user: &str) -> Result<Vec<Grant>> {
+        let rows: Vec<(String, Option<String>)> = self
+            .meta
+            .read("SELECT models, role FROM grants WHERE principal = $1")
+            .bind(user)
+            .fetch_all()
+            .await?;
+        rows.iter()
+            .map(|(models, role)| grant_of(models, role.as_deref()))
+            .collect()
+    }
+
+    /// Who `user` and `password` speak for; `None` when the user has no password or
+    /// another one. The argon2 check runs off the async threads.
+    pub async fn authenticate_password(&self, user: &str, password: &str) -> Result<Option<Actor>> {
+        let hash: Option<Option<String>> = self
+            .meta
+            .read("SELECT password_hash FROM principals WHERE name = $1")
+            .bind(user)
+            .scalar_optional()
+            .await?;
+        let Some(Some(hash)) = hash else {
+            return Ok(None);
+        };
+        let password = password.to_owned();
+        let valid = tokio::task::spawn_blocking(move || {
+            use argon2::password_hash::{PasswordHash, PasswordVerifier};
+            PasswordHash::new(&hash).is_ok_and(|parsed| {
+                argon2::Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            })
+        })
+        .await
+        .unwrap_or(false);
+        if !valid {
+            return Ok(None);
+        }
+        Ok(Some(Actor {
+            name: user.to_owned(),
+            token: None,
+            authority: Authority::Grants(self.user_grants(user).await?),
+        }))
+    }
+}
