@@ -34,6 +34,7 @@ MOUNTS = {
     (SOURCES / "mlflow" / "mod.rs", "artifact_api"): "/api/2.0/mlflow-artifacts",
     (SOURCES / "mlflow" / "mod.rs", "routes"): "",
     (SOURCES / "mlflow" / "mod.rs", "ui_only"): "/ajax-api/2.0/mlflow",
+    (SOURCES / "mlflow" / "mod.rs", "permissions"): "/api/3.0/mlflow",
     (SOURCES / "lib.rs", "router"): "",
 }
 

@@ -41,8 +41,8 @@ class Identity:
 
     VARS = ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
 
-    def __init__(self, url, monkeypatch, token, user):
-        self.client = MlflowClient(tracking_uri=url, registry_uri=url)
+    def __init__(self, client, monkeypatch, token, user):
+        self.client = client
         self.monkeypatch, self.token, self.user = monkeypatch, token, user
 
     def __getattr__(self, name):
@@ -64,7 +64,9 @@ class Identity:
 @pytest.fixture
 def as_(secured, monkeypatch):
     """A client that authenticates as the mlflow client would, from its environment."""
-    return lambda token=None, user=None: Identity(secured["url"], monkeypatch, token, user)
+    url = secured["url"]
+    return lambda token=None, user=None: Identity(MlflowClient(tracking_uri=url, registry_uri=url),
+                                                  monkeypatch, token, user)
 
 
 def refused(call, code):
@@ -148,3 +150,51 @@ def test_basic_auth_with_a_user_password(secured, as_, unique):
     log = json.loads(infra.cairn("--registry", secured["url"], "audit", "log", "--json", env=admin).stdout)
     created = [e for e in log if e["action"] == "model.create" and e["target"] == f"{unique}-mine"]
     assert created[0]["actor"] == "paula" and "token" not in created[0]
+
+
+def test_mlflow_user_and_permission_endpoints(secured, as_, monkeypatch, unique):
+    """MLflow's AuthServiceClient, unchanged, against Cairn's users."""
+    from mlflow.server.auth.client import AuthServiceClient
+
+    if not hasattr(AuthServiceClient, "grant_user_permission"):
+        pytest.skip("this mlflow client predates per-user permissions (MLflow 3)")
+    auth = Identity(AuthServiceClient(secured["url"]), monkeypatch, secured["admin"], None)
+    user = auth.create_user(f"mia-{unique}", "first password")
+    assert user.username == f"mia-{unique}" and not user.is_admin and isinstance(user.id, int)
+    with pytest.raises(MlflowException) as taken:
+        auth.create_user(f"mia-{unique}", "another password")
+    assert taken.value.error_code == "RESOURCE_ALREADY_EXISTS"
+
+    model = f"{unique}-shared"
+    as_(secured["admin"]).create_registered_model(model)
+    mia = as_("first password", user=f"mia-{unique}")
+    refused(lambda: mia.set_registered_model_tag(model, "k", "v"), "PERMISSION_DENIED")
+    auth.grant_user_permission(f"mia-{unique}", "registered_model", model, "EDIT")
+    time.sleep(1.1)  # a verified login is remembered, with its grants, for a second
+    mia.set_registered_model_tag(model, "k", "v")
+    assert auth.get_user_permission(f"mia-{unique}", "registered_model", model).permission == "EDIT"
+    refused(lambda: mia.delete_registered_model(model), "PERMISSION_DENIED")  # MANAGE deletes
+    with pytest.raises(MlflowException) as unsupported:
+        auth.grant_user_permission(f"mia-{unique}", "experiment", "0", "READ")
+    assert "experiment" in str(unsupported.value)
+    auth.revoke_user_permission(f"mia-{unique}", "registered_model", model)
+    time.sleep(1.1)
+    refused(lambda: mia.set_registered_model_tag(model, "k", "w"), "PERMISSION_DENIED")
+
+    auth.update_user_admin(f"mia-{unique}", True)
+    assert auth.get_user(f"mia-{unique}").is_admin
+    time.sleep(1.1)
+    mia.delete_registered_model(model)
+
+    # Changing one's own password takes the current one.
+    herself = Identity(AuthServiceClient(secured["url"]), monkeypatch, "first password", f"mia-{unique}")
+    with pytest.raises(MlflowException):
+        herself.update_user_password(f"mia-{unique}", "second password")
+    herself.update_user_password(f"mia-{unique}", "second password", current_password="first password")
+    time.sleep(1.1)  # the first password's verification is remembered for a second
+    refused(mia.search_registered_models, "UNAUTHENTICATED")
+    assert as_("second password", user=f"mia-{unique}").search_registered_models() is not None
+
+    auth.delete_user(f"mia-{unique}")
+    time.sleep(1.1)
+    refused(as_("second password", user=f"mia-{unique}").search_registered_models, "UNAUTHENTICATED")

@@ -59,6 +59,7 @@ pub(crate) enum Action {
     UserPassword,
     UserGrant,
     UserRevoke,
+    UserDelete,
 }
 
 impl Action {
@@ -94,6 +95,7 @@ impl Action {
             Self::UserPassword => "user.password",
             Self::UserGrant => "user.grant",
             Self::UserRevoke => "user.revoke",
+            Self::UserDelete => "user.delete",
             Self::Alias(A::Set) => "alias.set",
             Self::Alias(A::Rollback) => "alias.rollback",
             Self::Alias(A::Delete) => "alias.delete",

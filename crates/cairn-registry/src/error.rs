@@ -156,6 +156,8 @@ pub enum Missing {
         key: String,
     },
     Upload(String),
+    /// A user (with a password, grants or tokens).
+    User(String),
 }
 
 impl std::fmt::Display for Missing {
@@ -170,6 +172,7 @@ impl std::fmt::Display for Missing {
                 write!(f, "logged model {model:?} has no tag {key:?}")
             }
             Self::Upload(id) => write!(f, "multipart upload {id:?} does not exist"),
+            Self::User(name) => write!(f, "user {name:?} does not exist"),
         }
     }
 }

@@ -87,6 +87,51 @@ impl Registry {
         tx.commit().await
     }
 
+    /// Creates `user` with a password; `AlreadyExists` when the name is taken (by a
+    /// user or a token's owner).
+    pub async fn create_user(&self, actor: &Actor, user: &str, password: &str) -> Result<()> {
+        check_user_name(user)?;
+        let taken: Option<i64> = self
+            .meta
+            .read("SELECT 1 FROM principals WHERE name = $1")
+            .bind(user)
+            .scalar_optional()
+            .await?;
+        if taken.is_some() {
+            return Err(Error::AlreadyExists(format!(
+                "User '{user}' already exists."
+            )));
+        }
+        self.set_password(actor, user, password).await
+    }
+
+    /// Deletes `user`: its password, grants and tokens (which stop working at once).
+    /// `NotFound`-like `InvalidArgument` when there is no such user.
+    pub async fn delete_user(&self, actor: &Actor, user: &str) -> Result<()> {
+        let actor = check_actor(actor)?;
+        let mut tx = self.meta.write_tx().await?;
+        tx.query("DELETE FROM grants WHERE principal = $1")
+            .bind(user)
+            .execute()
+            .await?;
+        tx.query("DELETE FROM tokens WHERE principal = $1")
+            .bind(user)
+            .execute()
+            .await?;
+        let deleted = tx
+            .query("DELETE FROM principals WHERE name = $1")
+            .bind(user)
+            .execute()
+            .await?;
+        if deleted == 0 {
+            return Err(Error::NotFound(crate::Missing::User(user.to_owned())));
+        }
+        Change::new(actor, Action::UserDelete, "", format!("user:{user}"))
+            .append(&mut tx)
+            .await?;
+        tx.commit().await
+    }
+
     /// Grants `user` `role` on `models` (every model when `None`), or with `role`
     /// `None` explicitly denies them, replacing what was granted on that pattern.
     pub async fn grant(

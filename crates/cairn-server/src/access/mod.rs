@@ -256,7 +256,12 @@ async fn models_named(
                 .and_then(|v| string_fields(v.as_object()?, fields));
             Ok((Request::from_parts(parts, Body::from(bytes)), names))
         }
-        On::MlflowModel(fields) => {
+        On::MlflowModel(_) | On::SelfOrAdmin(_) => {
+            let fields: &[&str] = match &rule.on {
+                On::MlflowModel(fields) => fields,
+                On::SelfOrAdmin(field) => std::slice::from_ref(field),
+                _ => unreachable!("matched above"),
+            };
             let (parts, body) = request.into_parts();
             let probe = Request::from_parts(parts.clone(), body);
             match Fields::from_request(probe, &()).await {
@@ -301,7 +306,9 @@ async fn admit(
 ) -> Result<(), Denied> {
     let need = |scope| authorize(actor, Need::new(rule.role, scope));
     match (rule.on, models) {
-        (On::Public, _) => Ok(()),
+        (On::Public | On::Caller, _) => Ok(()),
+        (On::SelfOrAdmin(_), Some(names)) if names.iter().all(|n| *n == actor.name) => Ok(()),
+        (On::SelfOrAdmin(_), _) => need(Scope::Registry),
         (On::Registry, _) => need(Scope::Registry),
         (On::Tracking, _) => need(Scope::Tracking),
         (On::AnyModel, _) => need(Scope::AnyModel),

@@ -28,6 +28,11 @@ pub enum On {
     /// The blob of the route's `{digest}`: readable by whoever may read a model
     /// holding it.
     Blob,
+    /// Any authenticated caller (who am I).
+    Caller,
+    /// The user named by this MLflow request field: the caller itself, or else the
+    /// rule's role on the registry.
+    SelfOrAdmin(&'static str),
 }
 
 /// A route's need.
@@ -131,6 +136,13 @@ fn native(method: &Method, route: &str) -> Option<Rule> {
 }
 
 fn mlflow(method: &Method, route: &str) -> Option<Rule> {
+    if let Some(users) = route.strip_prefix("/users/") {
+        return match users {
+            "current" => rule(Reader, Caller),
+            "get" | "update-password" | "permissions/get" => rule(Admin, SelfOrAdmin("username")),
+            _ => rule(Admin, Registry),
+        };
+    }
     let Some(registry_route) = route
         .strip_prefix("/registered-models/")
         .map(|r| ("registered-models", r))

@@ -137,6 +137,7 @@ fn mlflow_words(missing: &Missing) -> String {
             python_repr(model)
         ),
         Missing::Upload(id) => format!("No multipart upload with id {id}"),
+        Missing::User(name) => format!("User with username={name} not found"),
     }
 }
 

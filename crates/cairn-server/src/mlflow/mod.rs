@@ -13,6 +13,7 @@ mod request;
 mod schema;
 mod tracking;
 mod ui;
+mod users;
 
 use axum::Router;
 use axum::response::{IntoResponse, Response};
@@ -148,6 +149,21 @@ fn api() -> Router<Registry> {
             "/model-versions/get-download-uri",
             get(reg::get_download_uri),
         )
+        .route("/users/create", post(users::create_user))
+        .route("/users/get", get(users::get_user))
+        .route("/users/current", get(users::current_user))
+        .route("/users/list", get(users::list_users))
+        .route("/users/update-password", patch(users::update_password))
+        .route("/users/update-admin", patch(users::update_admin))
+        .route("/users/delete", delete(users::delete_user))
+}
+
+/// MLflow 3's per-user permissions (under the `/3.0` prefixes only).
+fn permissions() -> Router<Registry> {
+    Router::new()
+        .route("/users/permissions/grant", post(users::grant_permission))
+        .route("/users/permissions/revoke", post(users::revoke_permission))
+        .route("/users/permissions/get", get(users::get_permission))
 }
 
 fn artifact_api() -> Router<Registry> {
@@ -206,7 +222,9 @@ pub fn endpoint_not_found(path: &str) -> Response {
 }
 
 pub fn routes() -> Router<Registry> {
-    let v3 = api().route("/server-info", get(tracking::server_info));
+    let v3 = api()
+        .route("/server-info", get(tracking::server_info))
+        .merge(permissions());
     Router::new()
         // The UI's file viewers, at the server's root as `mlflow server` serves them.
         .route("/get-artifact", get(artifacts::get_run_artifact))

@@ -1,0 +1,238 @@
+//! MLflow's user and permission endpoints (`mlflow server --app-name basic-auth`) over
+//! Cairn's users: create, get, current, update-password, update-admin, delete, list;
+//! and, under `/api/3.0`, `users/permissions/grant|revoke|get` for registered models.
+//! MLflow's permissions map onto roles: READ and USE are reader, EDIT writer, MANAGE
+//! admin, NO_PERMISSIONS and DENY an explicit deny. Experiments are covered by grants on
+//! every model, so a permission on one experiment is refused, saying so.
+
+use axum::Json;
+use axum::extract::State;
+use cairn_core::Sha256Digest;
+use cairn_core::access::{Actor, Authority, Scope};
+use cairn_core::auth::{ModelPattern, Role, UserInfo};
+use cairn_registry::Registry;
+use serde_json::{Value, json};
+
+use super::error::{MlflowError, MlflowResult};
+use super::request::Fields;
+use crate::access::Caller;
+
+type Reply = MlflowResult<Json<Value>>;
+
+/// A stable number for a user name: MLflow's clients read a numeric id.
+fn user_id(name: &str) -> i64 {
+    let digest = Sha256Digest::of(name.as_bytes()).to_hex();
+    i64::from_str_radix(&digest[..12], 16).unwrap_or(0)
+}
+
+fn is_admin(user: &UserInfo) -> bool {
+    user.grants
+        .iter()
+        .any(|g| g.models.is_none() && g.role == Some(Role::Admin))
+}
+
+fn user_json(user: &UserInfo) -> Value {
+    json!({"id": user_id(&user.name), "username": user.name, "is_admin": is_admin(user)})
+}
+
+async fn find_user(r: &Registry, name: &str) -> MlflowResult<UserInfo> {
+    r.list_users()
+        .await?
+        .into_iter()
+        .find(|u| u.name == name)
+        .ok_or_else(|| MlflowError::not_found(format!("User with username={name} not found")))
+}
+
+fn required(f: &Fields, field: &str) -> MlflowResult<String> {
+    f.opt_str(field)?.filter(|v| !v.is_empty()).ok_or_else(|| {
+        MlflowError::invalid(format!("Missing value for required parameter '{field}'."))
+    })
+}
+
+pub async fn create_user(State(r): State<Registry>, Caller(actor): Caller, f: Fields) -> Reply {
+    let (Some(user), Some(password)) = (f.opt_str("username")?, f.opt_str("password")?) else {
+        return Err(MlflowError::invalid(
+            "Username and password cannot be empty.",
+        ));
+    };
+    if user.is_empty() || password.is_empty() {
+        return Err(MlflowError::invalid(
+            "Username and password cannot be empty.",
+        ));
+    }
+    r.create_user(&actor, &user, &password).await?;
+    Ok(Json(
+        json!({"user": user_json(&find_user(&r, &user).await?)}),
+    ))
+}
+
+pub async fn get_user(State(r): State<Registry>, f: Fields) -> Reply {
+    let user = required(&f, "username")?;
+    Ok(Json(
+        json!({"user": user_json(&find_user(&r, &user).await?)}),
+    ))
+}
+
+pub async fn current_user(State(r): State<Registry>, Caller(actor): Caller) -> Reply {
+    let user = match find_user(&r, &actor.name).await {
+        Ok(user) => user_json(&user),
+        // Without authentication, the declared actor, allowed everything.
+        Err(_) => json!({"id": user_id(&actor.name), "username": actor.name,
+                         "is_admin": actor.authority == Authority::Unrestricted}),
+    };
+    Ok(Json(json!({ "user": user })))
+}
+
+pub async fn list_users(State(r): State<Registry>) -> Reply {
+    let users: Vec<Value> = r.list_users().await?.iter().map(user_json).collect();
+    Ok(Json(json!({ "users": users })))
+}
+
+pub async fn update_password(State(r): State<Registry>, Caller(actor): Caller, f: Fields) -> Reply {
+    let user = required(&f, "username")?;
+    let password = required(&f, "password")?;
+    find_user(&r, &user).await?;
+    // Changing one's own password takes the current one, as in MLflow: a stolen session
+    // must not rotate it silently. Admins changing another's skip it.
+    if actor.name == user {
+        let Some(current) = f.opt_str("current_password")?.filter(|p| !p.is_empty()) else {
+            return Err(MlflowError::invalid(
+                "Current password is required when changing your own password.",
+            ));
+        };
+        if r.authenticate_password(&user, &current).await?.is_none() {
+            return Err(MlflowError::invalid("Current password does not match."));
+        }
+        if password == current {
+            return Err(MlflowError::invalid(
+                "New password must differ from the current password.",
+            ));
+        }
+    }
+    r.set_password(&actor, &user, &password).await?;
+    Ok(Json(json!({})))
+}
+
+pub async fn update_admin(State(r): State<Registry>, Caller(actor): Caller, f: Fields) -> Reply {
+    let user = required(&f, "username")?;
+    let admin = f
+        .get("is_admin")
+        .and_then(|v| {
+            v.as_bool()
+                .or_else(|| v.as_str().map(|s| s.eq_ignore_ascii_case("true")))
+        })
+        .ok_or_else(|| MlflowError::invalid("Missing value for required parameter 'is_admin'."))?;
+    find_user(&r, &user).await?;
+    if admin {
+        r.grant(&actor, &user, None, Some(Role::Admin)).await?;
+    } else {
+        r.revoke_grant(&actor, &user, None).await?;
+    }
+    Ok(Json(json!({})))
+}
+
+pub async fn delete_user(State(r): State<Registry>, Caller(actor): Caller, f: Fields) -> Reply {
+    r.delete_user(&actor, &required(&f, "username")?).await?;
+    Ok(Json(json!({})))
+}
+
+/// The model pattern a registered-model permission covers: the name itself (its `*`,
+/// `?` and `\` escaped), or every model for `*`.
+fn resource(f: &Fields) -> MlflowResult<Option<ModelPattern>> {
+    let kind = required(f, "resource_type")?;
+    let id = required(f, "resource_id")?;
+    match kind.as_str() {
+        "registered_model" if id == "*" => Ok(Some(ModelPattern::new("*")?)),
+        "registered_model" => {
+            let escaped: String = id
+                .chars()
+                .flat_map(|c| match c {
+                    '*' | '?' | '\\' => vec!['\\', c],
+                    c => vec![c],
+                })
+                .collect();
+            Ok(Some(ModelPattern::new(&escaped)?))
+        }
+        "experiment" => Err(MlflowError::invalid(
+            "resource_type 'experiment' is not supported by this server: experiments and runs \
+             are covered by grants on every model",
+        )),
+        other => Err(MlflowError::invalid(format!(
+            "resource_type '{other}' is not supported by the per-user permission convenience APIs."
+        ))),
+    }
+}
+
+fn role_of(permission: &str) -> MlflowResult<Option<Role>> {
+    match permission {
+        "READ" | "USE" => Ok(Some(Role::Reader)),
+        "EDIT" => Ok(Some(Role::Writer)),
+        "MANAGE" => Ok(Some(Role::Admin)),
+        "NO_PERMISSIONS" | "DENY" => Ok(None),
+        other => Err(MlflowError::invalid(format!(
+            "Invalid permission '{other}'. Valid permissions are: READ, USE, EDIT, MANAGE, DENY, NO_PERMISSIONS"
+        ))),
+    }
+}
+
+pub async fn grant_permission(
+    State(r): State<Registry>,
+    Caller(actor): Caller,
+    f: Fields,
+) -> Reply {
+    let user = required(&f, "username")?;
+    let role = role_of(&required(&f, "permission")?)?;
+    let models = resource(&f)?;
+    find_user(&r, &user).await?;
+    r.grant(&actor, &user, models.as_ref(), role).await?;
+    Ok(Json(json!({})))
+}
+
+pub async fn revoke_permission(
+    State(r): State<Registry>,
+    Caller(actor): Caller,
+    f: Fields,
+) -> Reply {
+    let user = required(&f, "username")?;
+    let models = resource(&f)?;
+    find_user(&r, &user).await?;
+    r.revoke_grant(&actor, &user, models.as_ref()).await?;
+    Ok(Json(json!({})))
+}
+
+pub async fn get_permission(State(r): State<Registry>, f: Fields) -> Reply {
+    let user = required(&f, "username")?;
+    let id = required(&f, "resource_id")?;
+    resource(&f)?;
+    let info = find_user(&r, &user).await?;
+    let grants = info
+        .grants
+        .iter()
+        .map(|g| {
+            Ok(cairn_core::access::Grant {
+                models: g.models.as_deref().map(ModelPattern::new).transpose()?,
+                role: g.role,
+            })
+        })
+        .collect::<MlflowResult<Vec<_>>>()?;
+    let held = Actor {
+        name: user,
+        token: None,
+        authority: Authority::Grants(grants),
+    }
+    .authority
+    .role_on(if id == "*" {
+        Scope::Registry
+    } else {
+        Scope::Model(&id)
+    });
+    let permission = match held {
+        Some(Role::Admin) => "MANAGE",
+        Some(Role::Writer) => "EDIT",
+        Some(Role::Reader) => "READ",
+        None => "NO_PERMISSIONS",
+    };
+    Ok(Json(
+        json!({"allowed": held >= Some(Role::Writer), "permission": permission}),
+    ))
+}
