@@ -198,3 +198,25 @@ def test_mlflow_user_and_permission_endpoints(secured, as_, monkeypatch, unique)
     auth.delete_user(f"mia-{unique}")
     time.sleep(1.1)
     refused(as_("second password", user=f"mia-{unique}").search_registered_models, "UNAUTHENTICATED")
+
+
+def test_mlflow_2_model_permission_endpoints(secured, as_, monkeypatch, unique):
+    """MLflow 2's AuthServiceClient: a model's admin manages its users' permissions."""
+    from mlflow.server.auth.client import AuthServiceClient
+
+    if not hasattr(AuthServiceClient, "create_registered_model_permission"):
+        pytest.skip("this mlflow client manages permissions per user (MLflow 3)")
+    auth = Identity(AuthServiceClient(secured["url"]), monkeypatch, secured["admin"], None)
+    auth.create_user(f"max-{unique}", "max password")
+    model = f"{unique}-held"
+    as_(secured["admin"]).create_registered_model(model)
+    granted = auth.create_registered_model_permission(model, f"max-{unique}", "EDIT")
+    assert granted.permission == "EDIT"
+    time.sleep(1.1)
+    as_("max password", user=f"max-{unique}").set_registered_model_tag(model, "k", "v")
+    auth.update_registered_model_permission(model, f"max-{unique}", "READ")
+    assert auth.get_registered_model_permission(model, f"max-{unique}").permission == "READ"
+    auth.delete_registered_model_permission(model, f"max-{unique}")
+    with pytest.raises(MlflowException) as unsupported:
+        auth.create_experiment_permission("0", f"max-{unique}", "READ")
+    assert "experiment" in str(unsupported.value)

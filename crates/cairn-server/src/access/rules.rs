@@ -171,6 +171,8 @@ fn mlflow(method: &Method, route: &str) -> Option<Rule> {
         };
     };
     match registry_route {
+        // MLflow 2's permissions of a model are managed by its admins (MANAGE).
+        ("registered-models", r) if r.starts_with("permissions/") => rule(Admin, MlflowModel(NAME)),
         // Listings: each entry is then shown only to those who may read its model.
         (_, "search") => rule(Reader, AnyModel),
         ("registered-models", "rename") => rule(Writer, MlflowModel(&["name", "new_name"])),

@@ -156,6 +156,26 @@ fn api() -> Router<Registry> {
         .route("/users/update-password", patch(users::update_password))
         .route("/users/update-admin", patch(users::update_admin))
         .route("/users/delete", delete(users::delete_user))
+        .route(
+            "/registered-models/permissions/create",
+            post(users::set_model_permission),
+        )
+        .route(
+            "/registered-models/permissions/get",
+            get(users::get_model_permission),
+        )
+        .route(
+            "/registered-models/permissions/update",
+            patch(users::set_model_permission),
+        )
+        .route(
+            "/registered-models/permissions/delete",
+            delete(users::delete_model_permission),
+        )
+        .route(
+            "/experiments/permissions/{verb}",
+            axum::routing::any(users::experiment_permission),
+        )
 }
 
 /// MLflow 3's per-user permissions (under the `/3.0` prefixes only).

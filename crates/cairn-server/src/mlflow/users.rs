@@ -8,7 +8,7 @@
 use axum::Json;
 use axum::extract::State;
 use cairn_core::Sha256Digest;
-use cairn_core::access::{Actor, Authority, Scope};
+use cairn_core::access::{Authority, Scope};
 use cairn_core::auth::{ModelPattern, Role, UserInfo};
 use cairn_registry::Registry;
 use serde_json::{Value, json};
@@ -31,8 +31,21 @@ fn is_admin(user: &UserInfo) -> bool {
         .any(|g| g.models.is_none() && g.role == Some(Role::Admin))
 }
 
+/// A user as MLflow's clients read it (MLflow 2's also list the user's permissions: its
+/// grants on models, each named by its pattern).
 fn user_json(user: &UserInfo) -> Value {
-    json!({"id": user_id(&user.name), "username": user.name, "is_admin": is_admin(user)})
+    let models: Vec<Value> = user
+        .grants
+        .iter()
+        .filter_map(|g| {
+            let name = g.models.as_deref()?;
+            Some(json!({"name": name, "user_id": user_id(&user.name), "permission": permission_name(g.role)}))
+        })
+        .collect();
+    json!({
+        "id": user_id(&user.name), "username": user.name, "is_admin": is_admin(user),
+        "experiment_permissions": [], "registered_model_permissions": models,
+    })
 }
 
 async fn find_user(r: &Registry, name: &str) -> MlflowResult<UserInfo> {
@@ -136,27 +149,30 @@ pub async fn delete_user(State(r): State<Registry>, Caller(actor): Caller, f: Fi
     Ok(Json(json!({})))
 }
 
-/// The model pattern a registered-model permission covers: the name itself (its `*`,
-/// `?` and `\` escaped), or every model for `*`.
+/// The pattern that matches model `name` alone (its `*`, `?` and `\` escaped).
+fn exactly(name: &str) -> MlflowResult<ModelPattern> {
+    let escaped: String = name
+        .chars()
+        .flat_map(|c| match c {
+            '*' | '?' | '\\' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect();
+    Ok(ModelPattern::new(&escaped)?)
+}
+
+const NO_EXPERIMENT_GRANTS: &str = "resource_type 'experiment' is not supported by this server: \
+     experiments and runs are covered by grants on every model";
+
+/// The model pattern a registered-model permission covers: the name itself, or every
+/// model for `*`.
 fn resource(f: &Fields) -> MlflowResult<Option<ModelPattern>> {
     let kind = required(f, "resource_type")?;
     let id = required(f, "resource_id")?;
     match kind.as_str() {
         "registered_model" if id == "*" => Ok(Some(ModelPattern::new("*")?)),
-        "registered_model" => {
-            let escaped: String = id
-                .chars()
-                .flat_map(|c| match c {
-                    '*' | '?' | '\\' => vec!['\\', c],
-                    c => vec![c],
-                })
-                .collect();
-            Ok(Some(ModelPattern::new(&escaped)?))
-        }
-        "experiment" => Err(MlflowError::invalid(
-            "resource_type 'experiment' is not supported by this server: experiments and runs \
-             are covered by grants on every model",
-        )),
+        "registered_model" => Ok(Some(exactly(&id)?)),
+        "experiment" => Err(MlflowError::invalid(NO_EXPERIMENT_GRANTS)),
         other => Err(MlflowError::invalid(format!(
             "resource_type '{other}' is not supported by the per-user permission convenience APIs."
         ))),
@@ -200,11 +216,9 @@ pub async fn revoke_permission(
     Ok(Json(json!({})))
 }
 
-pub async fn get_permission(State(r): State<Registry>, f: Fields) -> Reply {
-    let user = required(&f, "username")?;
-    let id = required(&f, "resource_id")?;
-    resource(&f)?;
-    let info = find_user(&r, &user).await?;
+/// The highest role `user`'s own grants give on `scope`.
+async fn role_of_user(r: &Registry, user: &str, scope: Scope<'_>) -> MlflowResult<Option<Role>> {
+    let info = find_user(r, user).await?;
     let grants = info
         .grants
         .iter()
@@ -215,24 +229,77 @@ pub async fn get_permission(State(r): State<Registry>, f: Fields) -> Reply {
             })
         })
         .collect::<MlflowResult<Vec<_>>>()?;
-    let held = Actor {
-        name: user,
-        token: None,
-        authority: Authority::Grants(grants),
-    }
-    .authority
-    .role_on(if id == "*" {
-        Scope::Registry
-    } else {
-        Scope::Model(&id)
-    });
-    let permission = match held {
+    Ok(Authority::Grants(grants).role_on(scope))
+}
+
+fn permission_name(role: Option<Role>) -> &'static str {
+    match role {
         Some(Role::Admin) => "MANAGE",
         Some(Role::Writer) => "EDIT",
         Some(Role::Reader) => "READ",
         None => "NO_PERMISSIONS",
+    }
+}
+
+pub async fn get_permission(State(r): State<Registry>, f: Fields) -> Reply {
+    let user = required(&f, "username")?;
+    let id = required(&f, "resource_id")?;
+    resource(&f)?;
+    let scope = if id == "*" {
+        Scope::Registry
+    } else {
+        Scope::Model(&id)
     };
+    let held = role_of_user(&r, &user, scope).await?;
     Ok(Json(
-        json!({"allowed": held >= Some(Role::Writer), "permission": permission}),
+        json!({"allowed": held >= Some(Role::Writer), "permission": permission_name(held)}),
     ))
+}
+
+// ---- MLflow 2's per-model permissions: `registered-models/permissions/*` ----
+
+fn model_permission_json(name: &str, user: &str, role: Option<Role>) -> Value {
+    json!({"registered_model_permission": {
+        "name": name, "user_id": user_id(user), "permission": permission_name(role)}})
+}
+
+/// Creates or (`update`) changes `username`'s permission on model `name`.
+pub async fn set_model_permission(
+    State(r): State<Registry>,
+    Caller(actor): Caller,
+    f: Fields,
+) -> Reply {
+    let (name, user) = (required(&f, "name")?, required(&f, "username")?);
+    let role = role_of(&required(&f, "permission")?)?;
+    find_user(&r, &user).await?;
+    r.grant(&actor, &user, Some(&exactly(&name)?), role).await?;
+    Ok(Json(model_permission_json(&name, &user, role)))
+}
+
+pub async fn get_model_permission(State(r): State<Registry>, f: Fields) -> Reply {
+    let (name, user) = (required(&f, "name")?, required(&f, "username")?);
+    let held = role_of_user(&r, &user, Scope::Model(&name)).await?;
+    Ok(Json(model_permission_json(&name, &user, held)))
+}
+
+pub async fn delete_model_permission(
+    State(r): State<Registry>,
+    Caller(actor): Caller,
+    f: Fields,
+) -> Reply {
+    let (name, user) = (required(&f, "name")?, required(&f, "username")?);
+    if !r
+        .revoke_grant(&actor, &user, Some(&exactly(&name)?))
+        .await?
+    {
+        return Err(MlflowError::not_found(format!(
+            "Registered model permission with name={name} and username={user} not found"
+        )));
+    }
+    Ok(Json(json!({})))
+}
+
+/// MLflow 2's `experiments/permissions/*`: refused, saying why.
+pub async fn experiment_permission() -> Reply {
+    Err(MlflowError::invalid(NO_EXPERIMENT_GRANTS))
 }
