@@ -81,6 +81,12 @@ async fn a_protected_alias_moves_only_for_admins_of_its_model() {
         assert!(matches!(refused, Err(Error::Forbidden(_))), "{stage}");
     }
 
+    // Renaming it (into names other admins hold) takes an admin of the model while an
+    // alias is protected.
+    let elsewhere = ModelName::new("fraud-renamed").unwrap();
+    let refused = r.rename_model(&writer, &m, &elsewhere).await;
+    assert!(matches!(refused, Err(Error::Forbidden(_))));
+
     // Other aliases stay the writer's to move; unprotected, production is too.
     r.move_alias(
         &writer,

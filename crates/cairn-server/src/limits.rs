@@ -11,7 +11,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use cairn_core::access::Actor;
+use cairn_core::access::{Actor, Authority};
 use tokio::sync::Semaphore;
 
 use crate::error::ApiError;
@@ -84,8 +84,9 @@ impl Limiter {
         })
     }
 
-    /// Whether `token` may write now; otherwise the seconds until it may.
-    fn take_write(&self, token: &str) -> Result<(), u64> {
+    /// Whether `who` (a token, or a user logged in by password) may write now;
+    /// otherwise the seconds until it may.
+    fn take_write(&self, who: &str) -> Result<(), u64> {
         let rate = f64::from(self.limits.writes_per_second);
         if rate == 0.0 {
             return Ok(());
@@ -97,7 +98,7 @@ impl Limiter {
             writes.retain(|_, (left, _)| *left < burst);
         }
         let (left, at) = writes
-            .entry(token.to_owned())
+            .entry(who.to_owned())
             .or_insert((burst, Instant::now()));
         *left = (*left + at.elapsed().as_secs_f64() * rate).min(burst);
         *at = Instant::now();
@@ -107,6 +108,16 @@ impl Limiter {
         } else {
             Err(((1.0 - *left) / rate).ceil() as u64)
         }
+    }
+}
+
+/// Whom a write counts against: its token, or for a password login its user; nobody
+/// without authentication.
+fn counted_as(actor: &Actor) -> Option<String> {
+    match (&actor.token, &actor.authority) {
+        (Some(token), _) => Some(format!("token:{token}")),
+        (None, Authority::Grants(_)) => Some(format!("user:{}", actor.name)),
+        (None, Authority::Unrestricted) => None,
     }
 }
 
@@ -127,11 +138,8 @@ pub(crate) async fn limit(
     let method = request.method().clone();
     let writes = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
     if writes
-        && let Some(token) = request
-            .extensions()
-            .get::<Actor>()
-            .and_then(|a| a.token.as_deref())
-        && let Err(wait) = limiter.take_write(token)
+        && let Some(who) = request.extensions().get::<Actor>().and_then(counted_as)
+        && let Err(wait) = limiter.take_write(&who)
     {
         return busy(
             "rate_limited",

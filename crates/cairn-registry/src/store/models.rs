@@ -2,7 +2,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use cairn_core::access::Actor;
+use cairn_core::access::{Actor, Need, Scope, authorize};
+use cairn_core::auth::Role;
 use cairn_core::search::{Comparison, OrderBy};
 use cairn_core::{Model, ModelName};
 use serde_json::json;
@@ -233,6 +234,18 @@ impl MetadataStore {
         let id = lock_model(&mut tx, model)
             .await?
             .ok_or_else(|| Error::ModelNotFound(model.to_string()))?;
+        // A new name may fall under other admins' grants: the protection of the model's
+        // aliases must not change hands but by an admin of the model.
+        let protected: Option<i64> = tx
+            .query("SELECT 1 FROM protected_aliases WHERE model_id = $1 LIMIT 1")
+            .bind(id)
+            .scalar_optional()
+            .await?;
+        if protected.is_some() {
+            for name in [model, new_name] {
+                authorize(actor, Need::new(Role::Admin, Scope::Model(name.as_str())))?;
+            }
+        }
         let renamed = tx
             .query("UPDATE models SET name = $2, updated_at = $3 WHERE id = $1")
             .bind(id)
