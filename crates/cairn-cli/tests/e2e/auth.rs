@@ -4,7 +4,7 @@
 
 use super::*;
 
-/// A server with authentication on, over `env`'s data directory.
+/// A server over `env`'s data directory, with authentication on unless told otherwise.
 struct AuthServer {
     child: Child,
     url: String,
@@ -12,11 +12,15 @@ struct AuthServer {
 
 impl AuthServer {
     fn start(env: &Env) -> Self {
+        Self::with(env, &["--auth", "--host", "0.0.0.0"])
+    }
+
+    /// With `flags`; `url` is reached through loopback, in the scheme the server says.
+    fn with(env: &Env, flags: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
-            .args([
-                "server", "--auth", "--host", "0.0.0.0", "--port", "0", "--data",
-            ])
+            .args(["server", "--port", "0", "--data"])
             .arg(&env.data)
+            .args(flags)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -30,9 +34,14 @@ impl AuthServer {
             .rsplit(':')
             .find_map(|w| w.split_whitespace().next()?.parse::<u16>().ok())
             .unwrap_or_else(|| panic!("no port in {line:?}"));
+        let scheme = if line.contains("https://") {
+            "https"
+        } else {
+            "http"
+        };
         Self {
             child,
-            url: format!("http://127.0.0.1:{port}"),
+            url: format!("{scheme}://127.0.0.1:{port}"),
         }
     }
 }
@@ -329,27 +338,10 @@ fn the_server_serves_https_with_a_given_certificate() {
     let (cert, key) = (env.path("cert.pem"), env.path("key.pem"));
     std::fs::write(&cert, certified.cert.pem()).unwrap();
     std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .args(["server", "--port", "0", "--data"])
-        .arg(&env.data)
-        .arg("--tls-cert")
-        .arg(&cert)
-        .arg("--tls-key")
-        .arg(&key)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("https://"))
-        .unwrap_or_else(|| panic!("no https address in {line:?}"))
-        .to_owned();
+    let (cert_arg, key_arg) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let server = AuthServer::with(&env, &["--tls-cert", cert_arg, "--tls-key", key_arg]);
+    let url = server.url.clone();
+    assert!(url.starts_with("https://"), "{url}");
     let run = |registry: &str, ca: Option<&Path>| {
         let mut cmd = env.command(&["models", "list"]);
         cmd.env("CAIRN_REGISTRY", registry);
@@ -381,6 +373,4 @@ fn the_server_serves_https_with_a_given_certificate() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty(), "it said it listens");
-    let _ = child.kill();
-    let _ = child.wait();
 }
