@@ -5,6 +5,7 @@ slots wait their turn, and a token writing too fast gets 429 with Retry-After. T
 figures under heavy load are bench/resource_limits.py's (docs/BENCHMARKS.md)."""
 
 import hashlib
+import json
 import socket
 import tempfile
 import threading
@@ -110,3 +111,25 @@ def test_health_answers_while_many_connections_idle(server):
     finally:
         for s in held:
             s.close()
+
+
+def test_a_flood_of_refused_writes_moves_no_chain_and_is_logged_at_a_bounded_rate(tmp_path):
+    admin = cairn("--registry", str(tmp_path), "token", "create", "--user", "ada", "--role", "admin").stdout.strip()
+    running = CairnServer("--data", str(tmp_path), "--auth")
+    try:
+        env = {"CAIRN_TOKEN": admin}
+        head = cairn("--registry", running.url, "audit", "head", env=env).stdout
+        session = requests.Session()
+        for i in range(400):
+            response = session.post(running.url + "/api/v1/models", json={"name": f"m{i}"}, timeout=5)
+            assert response.status_code == 401
+        time.sleep(1.5)
+        denied = json.loads(cairn("--registry", running.url, "audit", "denied", "--limit", "10000",
+                                  "--json", env=env).stdout)
+        # A burst of 100, 10 a second after it, and one row counting the rest.
+        assert 100 <= len(denied) <= 130, len(denied)
+        assert any("not recorded" in d["reason"] for d in denied), denied[-3:]
+        assert all(d["status"] in (0, 401) for d in denied)
+        assert cairn("--registry", running.url, "audit", "head", env=env).stdout == head
+    finally:
+        running.stop()

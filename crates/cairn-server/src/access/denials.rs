@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use cairn_core::Denial;
 use cairn_registry::Registry;
@@ -74,9 +74,15 @@ pub(crate) fn denial(
 async fn write(registry: Registry, mut receiver: mpsc::Receiver<Denial>, dropped: Arc<AtomicU64>) {
     let mut allowance = BURST;
     let mut last = Instant::now();
-    while let Some(first) = receiver.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < 256 {
+    loop {
+        // A quiet second is when the count of what was not recorded gets written.
+        let first = match tokio::time::timeout(Duration::from_secs(1), receiver.recv()).await {
+            Ok(Some(denial)) => Some(denial),
+            Ok(None) => break,
+            Err(_) => None,
+        };
+        let mut batch: Vec<Denial> = first.into_iter().collect();
+        while !batch.is_empty() && batch.len() < 256 {
             match receiver.try_recv() {
                 Ok(more) => batch.push(more),
                 Err(_) => break,
