@@ -8,11 +8,13 @@ use std::fmt;
 use crate::auth::{ModelPattern, Role};
 
 /// One grant: a role (or, with `role` `None`, an explicit deny) on every model
-/// (`models` `None`, which also covers the registry as a whole) or on the models a
-/// pattern matches.
+/// (`models` `None`, which also covers the registry as a whole and every experiment),
+/// on the models a pattern matches, or — with `experiment` set — on one experiment and
+/// its runs, logged models and artifacts only.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Grant {
     pub models: Option<ModelPattern>,
+    pub experiment: Option<i64>,
     pub role: Option<Role>,
 }
 
@@ -32,9 +34,13 @@ pub enum Scope<'a> {
     /// The registry as a whole: garbage collection, verifying everything, the audit
     /// log, tokens. Only grants on every model count.
     Registry,
-    /// MLflow experiments, runs and their artifacts. Until grants per experiment
-    /// exist, only grants on every model count, as for the registry.
+    /// MLflow tracking as a whole (creating experiments, or a request that names no
+    /// experiment): only grants on every model count, as for the registry.
     Tracking,
+    /// One experiment, with its runs, logged models and artifacts.
+    Experiment(i64),
+    /// Some experiment, whichever: listings of experiments (filtered entry by entry).
+    AnyExperiment,
     /// One model, by name.
     Model(&'a str),
     /// Some model, whichever: listings (their entries are then filtered one by one)
@@ -75,6 +81,8 @@ impl Scope<'_> {
             Self::Tracking => "every model (experiments and runs)".to_owned(),
             Self::Model(name) => format!("model {name:?}"),
             Self::AnyModel => "some model".to_owned(),
+            Self::Experiment(id) => format!("experiment {id}"),
+            Self::AnyExperiment => "some experiment".to_owned(),
         }
     }
 }
@@ -86,15 +94,25 @@ impl Authority {
             Self::Unrestricted => return Some(Role::Admin),
             Self::Grants(grants) => grants,
         };
-        let applies = |g: &Grant| match (scope, &g.models) {
-            (_, None) => true,
-            (Scope::Model(name), Some(pattern)) => pattern.matches(name),
-            (Scope::AnyModel, Some(_)) => g.role.is_some(),
-            (Scope::Registry | Scope::Tracking, Some(_)) => false,
+        let applies = |g: &Grant| match (g.experiment, scope) {
+            (Some(experiment), Scope::Experiment(id)) => experiment == id,
+            (Some(_), Scope::AnyExperiment) => g.role.is_some(),
+            (Some(_), _) => false,
+            (None, _) => match (scope, &g.models) {
+                (_, None) => true,
+                (Scope::Model(name), Some(pattern)) => pattern.matches(name),
+                (Scope::AnyModel, Some(_)) => g.role.is_some(),
+                (
+                    Scope::Registry | Scope::Tracking | Scope::Experiment(_) | Scope::AnyExperiment,
+                    Some(_),
+                ) => false,
+            },
         };
         let matching = grants.iter().filter(|g| applies(g));
-        // An explicit deny on a model (or on everything) wins over any role.
-        let denied = |g: &Grant| g.role.is_none() && !matches!(scope, Scope::AnyModel);
+        // An explicit deny (on a model, an experiment, or everything) wins over any role;
+        // "some" scopes ask whether any role is held at all.
+        let some = matches!(scope, Scope::AnyModel | Scope::AnyExperiment);
+        let denied = |g: &Grant| g.role.is_none() && !some;
         if matching.clone().any(denied) {
             return None;
         }
@@ -165,6 +183,7 @@ mod tests {
                     .iter()
                     .map(|(p, role)| Grant {
                         models: p.map(|p| ModelPattern::new(p).unwrap()),
+                        experiment: None,
                         role: *role,
                     })
                     .collect(),
@@ -188,6 +207,27 @@ mod tests {
         assert!(!global.may(Role::Writer, Scope::Model("x")));
         assert!(Actor::unrestricted("a").may(Role::Admin, Scope::Registry));
         assert!(!actor(&[]).may(Role::Reader, Scope::AnyModel));
+    }
+
+    #[test]
+    fn an_experiment_grant_covers_that_experiment_only() {
+        let mut a = actor(&[(Some("fraud-*"), Some(Role::Admin))]);
+        let Authority::Grants(grants) = &mut a.authority else {
+            unreachable!()
+        };
+        grants.push(Grant {
+            models: None,
+            experiment: Some(7),
+            role: Some(Role::Writer),
+        });
+        assert!(a.may(Role::Writer, Scope::Experiment(7)));
+        assert!(!a.may(Role::Admin, Scope::Experiment(7)));
+        assert!(!a.may(Role::Reader, Scope::Experiment(8)));
+        assert!(a.may(Role::Reader, Scope::AnyExperiment));
+        assert!(!a.may(Role::Reader, Scope::Tracking) && !a.may(Role::Reader, Scope::Registry));
+        let global = actor(&[(None, Some(Role::Reader))]);
+        assert!(global.may(Role::Reader, Scope::Experiment(8)));
+        assert!(!actor(&[(Some("x"), Some(Role::Admin))]).may(Role::Reader, Scope::Experiment(1)));
     }
 
     #[test]

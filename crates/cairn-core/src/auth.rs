@@ -165,11 +165,14 @@ pub struct UserInfo {
     pub grants: Vec<UserGrant>,
 }
 
-/// One grant of a user: `role` on the models `models` matches (every model and the
-/// registry when absent); no role: an explicit deny, which binds the user's tokens too.
+/// One grant of a user: `role` on the models `models` matches, or on experiment
+/// `experiment`, or (both absent) on everything; no role: an explicit deny, which binds
+/// the user's tokens too.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UserGrant {
     pub models: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experiment: Option<i64>,
     pub role: Option<Role>,
 }
 

@@ -9,7 +9,7 @@ use cairn_core::{AliasName, ModelName, Sha256Digest};
 
 use crate::test_support::{conformance, registry};
 use crate::tests::stage;
-use crate::{AliasTarget, Error, Registry, VersionOrigin};
+use crate::{AliasTarget, Error, GrantOn, Registry, VersionOrigin};
 
 fn holder(name: &str, role: Role, models: Option<&str>) -> Actor {
     Actor {
@@ -17,6 +17,7 @@ fn holder(name: &str, role: Role, models: Option<&str>) -> Actor {
         token: Some(format!("{name}-token")),
         authority: Authority::Grants(vec![Grant {
             models: models.map(|p| ModelPattern::new(p).unwrap()),
+            experiment: None,
             role: Some(role),
         }]),
     }
@@ -203,17 +204,16 @@ async fn passwords_and_user_grants() {
     );
 
     let fraud = ModelPattern::new("fraud-*").unwrap();
-    r.grant(&admin, "pat", Some(&fraud), Some(Role::Writer))
+    r.grant(&admin, "pat", GrantOn::Models(&fraud), Some(Role::Writer))
         .await
         .unwrap();
-    r.grant(
-        &admin,
-        "pat",
-        Some(&ModelPattern::new("fraud-secret").unwrap()),
-        None,
-    )
-    .await
-    .unwrap();
+    let secret_model = ModelPattern::new("fraud-secret").unwrap();
+    r.grant(&admin, "pat", GrantOn::Models(&secret_model), None)
+        .await
+        .unwrap();
+    r.grant(&admin, "pat", GrantOn::Experiment(3), Some(Role::Reader))
+        .await
+        .unwrap();
     let pat = r
         .authenticate_password("pat", "correct horse battery")
         .await
@@ -222,6 +222,8 @@ async fn passwords_and_user_grants() {
     use cairn_core::access::Scope::Model;
     assert!(pat.may(Role::Writer, Model("fraud-a")) && !pat.may(Role::Reader, Model("churn")));
     assert!(!pat.may(Role::Reader, Model("fraud-secret")));
+    use cairn_core::access::Scope::Experiment;
+    assert!(pat.may(Role::Reader, Experiment(3)) && !pat.may(Role::Reader, Experiment(4)));
 
     // The deny binds an admin token of the same user.
     let token = crate::NewToken {
@@ -236,11 +238,20 @@ async fn passwords_and_user_grants() {
     assert!(by_token.may(Role::Admin, Model("churn")));
     assert!(!by_token.may(Role::Reader, Model("fraud-secret")));
 
-    assert!(r.revoke_grant(&admin, "pat", Some(&fraud)).await.unwrap());
-    assert!(!r.revoke_grant(&admin, "pat", Some(&fraud)).await.unwrap());
+    assert!(
+        r.revoke_grant(&admin, "pat", GrantOn::Models(&fraud))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !r.revoke_grant(&admin, "pat", GrantOn::Models(&fraud))
+            .await
+            .unwrap()
+    );
     let listed = r.list_users().await.unwrap();
     assert_eq!(listed.len(), 1);
-    assert!(listed[0].has_password && listed[0].grants.len() == 1);
+    assert!(listed[0].has_password && listed[0].grants.len() == 2);
+    assert!(listed[0].grants.iter().any(|g| g.experiment == Some(3)));
     let stored: Vec<(Option<String>,)> = r
         .meta
         .read("SELECT password_hash FROM principals")

@@ -27,6 +27,7 @@ pub use service::Registry;
 pub use service::aliases::AliasTarget;
 pub use service::sources::SourcedVersion;
 pub use service::tokens::NewToken;
+pub use service::users::GrantOn;
 pub use store::{FileList, VersionExtras, VersionOrigin};
 
 #[cfg(test)]

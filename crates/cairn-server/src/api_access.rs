@@ -9,7 +9,7 @@ use axum::{Json, Router};
 use cairn_core::api::{CreateToken, CreatedToken, ErrorBody, SetGrant, SetPassword};
 use cairn_core::auth::{ModelPattern, TokenInfo, UserInfo};
 use cairn_core::{AliasName, Denial, ModelName};
-use cairn_registry::{NewToken, Registry};
+use cairn_registry::{GrantOn, NewToken, Registry};
 
 use crate::access::Caller;
 use crate::error::ApiError;
@@ -98,6 +98,11 @@ fn pattern(models: Option<&str>) -> ApiResult<Option<ModelPattern>> {
     Ok(models.map(ModelPattern::new).transpose()?)
 }
 
+/// A grant on the models `models` matches, or on everything.
+fn on(models: Option<&ModelPattern>) -> GrantOn<'_> {
+    models.map_or(GrantOn::Everything, GrantOn::Models)
+}
+
 #[utoipa::path(put, path = "/api/v1/users/{user}/grants", tag = "access", request_body = SetGrant,
     params(("user" = String, Path, description = "The user (created if new)")),
     responses((status = 204, description = "Granted (or denied)"), (status = 400, body = ErrorBody)))]
@@ -108,7 +113,8 @@ pub async fn set_grant(
     ApiJson(req): ApiJson<SetGrant>,
 ) -> ApiResult<StatusCode> {
     let models = pattern(req.models.as_deref())?;
-    r.grant(&actor, &user, models.as_ref(), req.role).await?;
+    r.grant(&actor, &user, on(models.as_ref()), req.role)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -122,7 +128,7 @@ pub async fn revoke_grant(
     ApiJson(req): ApiJson<SetGrant>,
 ) -> ApiResult<StatusCode> {
     let models = pattern(req.models.as_deref())?;
-    if !r.revoke_grant(&actor, &user, models.as_ref()).await? {
+    if !r.revoke_grant(&actor, &user, on(models.as_ref())).await? {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",

@@ -14,11 +14,16 @@ use cairn_core::{
     Sha256Digest, VerifyReport, Version, VersionRef,
 };
 use cairn_registry::{
-    AliasTarget, BlobLocation, DbLocation, DbOptions, FileList, NewToken, Registry,
+    AliasTarget, BlobLocation, DbLocation, DbOptions, FileList, GrantOn, NewToken, Registry,
 };
 use futures::{StreamExt, TryStreamExt};
 
 use super::{BlobSource, Download, LineageQuery, RegistryClient};
+
+/// A grant on the models `models` matches, or on everything.
+fn on(models: Option<&ModelPattern>) -> GrantOn<'_> {
+    models.map_or(GrantOn::Everything, GrantOn::Models)
+}
 
 /// Files up to this size are uploaded from memory in one write.
 const SMALL_FILE: u64 = 8 * 1024 * 1024;
@@ -197,7 +202,7 @@ impl RegistryClient for Embedded {
         let models = grant.models.as_deref().map(ModelPattern::new).transpose()?;
         Ok(self
             .registry
-            .grant(&self.actor, user, models.as_ref(), grant.role)
+            .grant(&self.actor, user, on(models.as_ref()), grant.role)
             .await?)
     }
 
@@ -205,7 +210,7 @@ impl RegistryClient for Embedded {
         let models = grant.models.as_deref().map(ModelPattern::new).transpose()?;
         if !self
             .registry
-            .revoke_grant(&self.actor, user, models.as_ref())
+            .revoke_grant(&self.actor, user, on(models.as_ref()))
             .await?
         {
             anyhow::bail!("{user:?} holds no grant on those models");

@@ -35,7 +35,7 @@ CREATE TABLE access_denials (
 ALTER TABLE principals ADD COLUMN password_hash TEXT;
 CREATE TABLE grants (
     principal TEXT NOT NULL REFERENCES principals(name) ON DELETE CASCADE,
-    models    TEXT NOT NULL,          -- a model-name pattern; '' every model and the registry
+    resource  TEXT NOT NULL,          -- '': everything; 'models:PATTERN'; 'experiment:ID'
     role      TEXT,                   -- 'reader', 'writer', 'admin'; NULL: explicitly denied
-    PRIMARY KEY (principal, models)
+    PRIMARY KEY (principal, resource)
 );

@@ -30,7 +30,7 @@ use crate::{Error, Registry, Result};
 const TABLES: &[(&str, &[&str])] = &[
     ("principals", &["name"]),
     ("tokens", &["id"]),
-    ("grants", &["principal", "models"]),
+    ("grants", &["principal", "resource"]),
     ("models", &["id"]),
     ("model_tags", &["model_id", "key"]),
     ("versions", &["id"]),

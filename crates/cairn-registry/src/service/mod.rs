@@ -29,7 +29,7 @@ mod lineage;
 mod metadata;
 pub mod sources;
 pub mod tokens;
-mod users;
+pub mod users;
 mod verify;
 
 /// Longest description, in bytes.

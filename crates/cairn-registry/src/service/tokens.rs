@@ -221,6 +221,7 @@ impl Registry {
         // The token's grant, bound by its user's explicit denies.
         let mut grants = vec![Grant {
             models,
+            experiment: None,
             role: Some(info.role),
         }];
         let user_grants = self.user_grants(&info.user).await?;

@@ -16,8 +16,38 @@ use crate::{Error, Result};
 const PASSWORD_MIN: usize = 8;
 const PASSWORD_MAX: usize = 1024;
 
-/// `''` in `grants.models`: every model, and the registry as a whole.
-const EVERYTHING: &str = "";
+/// What a grant is on, as `grants.resource` keeps it: `''` everything (every model, the
+/// registry, every experiment), `models:PATTERN`, `experiment:ID`.
+#[derive(Debug, Clone, Copy)]
+pub enum GrantOn<'a> {
+    Everything,
+    Models(&'a ModelPattern),
+    Experiment(i64),
+}
+
+impl GrantOn<'_> {
+    fn key(self) -> String {
+        match self {
+            Self::Everything => String::new(),
+            Self::Models(pattern) => format!("models:{}", pattern.as_str()),
+            Self::Experiment(id) => format!("experiment:{id}"),
+        }
+    }
+}
+
+/// A stored resource key read back: (models pattern, experiment).
+fn parse_resource(key: &str) -> Result<(Option<String>, Option<i64>)> {
+    if key.is_empty() {
+        return Ok((None, None));
+    }
+    if let Some(pattern) = key.strip_prefix("models:") {
+        return Ok((Some(pattern.to_owned()), None));
+    }
+    key.strip_prefix("experiment:")
+        .and_then(|id| id.parse().ok())
+        .map(|id| (None, Some(id)))
+        .ok_or_else(|| corrupt_row("grant resource"))
+}
 
 async fn ensure_user(tx: &mut WriteTx, user: &str) -> Result<()> {
     tx.query(
@@ -46,16 +76,20 @@ fn hash_password(password: &str) -> Result<String> {
         .map_err(|e| Error::InvalidArgument(format!("cannot hash that password: {e}")))
 }
 
-fn grant_of(models: &str, role: Option<&str>) -> Result<Grant> {
+fn parse_role(role: Option<&str>) -> Result<Option<Role>> {
+    role.map(str::parse::<Role>)
+        .transpose()
+        .map_err(|_| corrupt_row("grant role"))
+}
+
+fn grant_of(resource: &str, role: Option<&str>) -> Result<Grant> {
+    let (models, experiment) = parse_resource(resource)?;
     Ok(Grant {
-        models: match models {
-            EVERYTHING => None,
-            pattern => Some(ModelPattern::new(pattern).map_err(|_| corrupt_row("grant models"))?),
-        },
-        role: role
-            .map(str::parse::<Role>)
-            .transpose()
-            .map_err(|_| corrupt_row("grant role"))?,
+        models: models
+            .map(|p| ModelPattern::new(&p).map_err(|_| corrupt_row("grant models")))
+            .transpose()?,
+        experiment,
+        role: parse_role(role)?,
     })
 }
 
@@ -132,57 +166,52 @@ impl Registry {
         tx.commit().await
     }
 
-    /// Grants `user` `role` on `models` (every model when `None`), or with `role`
-    /// `None` explicitly denies them, replacing what was granted on that pattern.
+    /// Grants `user` `role` on `on`, or with `role` `None` explicitly denies it,
+    /// replacing what was granted there before.
     pub async fn grant(
         &self,
         actor: &Actor,
         user: &str,
-        models: Option<&ModelPattern>,
+        on: GrantOn<'_>,
         role: Option<Role>,
     ) -> Result<()> {
         let actor = check_actor(actor)?;
         check_user_name(user)?;
-        let pattern = models.map_or(EVERYTHING, ModelPattern::as_str);
+        let resource = on.key();
         let mut tx = self.meta.write_tx().await?;
         ensure_user(&mut tx, user).await?;
         tx.query(
-            "INSERT INTO grants (principal, models, role) VALUES ($1, $2, $3)
-             ON CONFLICT (principal, models) DO UPDATE SET role = excluded.role",
+            "INSERT INTO grants (principal, resource, role) VALUES ($1, $2, $3)
+             ON CONFLICT (principal, resource) DO UPDATE SET role = excluded.role",
         )
         .bind(user)
-        .bind(pattern)
+        .bind(&resource)
         .bind(role.map(Role::as_str))
         .execute()
         .await?;
         Change::new(actor, Action::UserGrant, "", format!("user:{user}"))
-            .after(json!({ "models": models.map(ModelPattern::as_str), "role": role.map(Role::as_str) }))
+            .after(json!({ "on": resource, "role": role.map(Role::as_str) }))
             .append(&mut tx)
             .await?;
         tx.commit().await
     }
 
-    /// Removes `user`'s grant (or deny) on `models`. `false` when there was none.
-    pub async fn revoke_grant(
-        &self,
-        actor: &Actor,
-        user: &str,
-        models: Option<&ModelPattern>,
-    ) -> Result<bool> {
+    /// Removes `user`'s grant (or deny) on `on`. `false` when there was none.
+    pub async fn revoke_grant(&self, actor: &Actor, user: &str, on: GrantOn<'_>) -> Result<bool> {
         let actor = check_actor(actor)?;
-        let pattern = models.map_or(EVERYTHING, ModelPattern::as_str);
+        let resource = on.key();
         let mut tx = self.meta.write_tx().await?;
         let removed = tx
-            .query("DELETE FROM grants WHERE principal = $1 AND models = $2")
+            .query("DELETE FROM grants WHERE principal = $1 AND resource = $2")
             .bind(user)
-            .bind(pattern)
+            .bind(&resource)
             .execute()
             .await?;
         if removed == 0 {
             return Ok(false);
         }
         Change::new(actor, Action::UserRevoke, "", format!("user:{user}"))
-            .before(json!({ "models": models.map(ModelPattern::as_str) }))
+            .before(json!({ "on": resource }))
             .append(&mut tx)
             .await?;
         tx.commit().await?;
@@ -198,7 +227,7 @@ impl Registry {
             .await?;
         let grants: Vec<(String, String, Option<String>)> = self
             .meta
-            .read("SELECT principal, models, role FROM grants ORDER BY principal, models")
+            .read("SELECT principal, resource, role FROM grants ORDER BY principal, resource")
             .fetch_all()
             .await?;
         users
@@ -207,14 +236,12 @@ impl Registry {
                 let grants = grants
                     .iter()
                     .filter(|(user, ..)| *user == name)
-                    .map(|(_, models, role)| {
+                    .map(|(_, resource, role)| {
+                        let (models, experiment) = parse_resource(resource)?;
                         Ok(UserGrant {
-                            models: (models != EVERYTHING).then(|| models.clone()),
-                            role: role
-                                .as_deref()
-                                .map(str::parse)
-                                .transpose()
-                                .map_err(|_| corrupt_row("grant role"))?,
+                            models,
+                            experiment,
+                            role: parse_role(role.as_deref())?,
                         })
                     })
                     .collect::<Result<_>>()?;
@@ -231,12 +258,12 @@ impl Registry {
     pub(crate) async fn user_grants(&self, user: &str) -> Result<Vec<Grant>> {
         let rows: Vec<(String, Option<String>)> = self
             .meta
-            .read("SELECT models, role FROM grants WHERE principal = $1")
+            .read("SELECT resource, role FROM grants WHERE principal = $1")
             .bind(user)
             .fetch_all()
             .await?;
         rows.iter()
-            .map(|(models, role)| grant_of(models, role.as_deref()))
+            .map(|(resource, role)| grant_of(resource, role.as_deref()))
             .collect()
     }
 

@@ -10,7 +10,7 @@ use axum::extract::State;
 use cairn_core::Sha256Digest;
 use cairn_core::access::{Authority, Scope};
 use cairn_core::auth::{ModelPattern, Role, UserInfo};
-use cairn_registry::Registry;
+use cairn_registry::{GrantOn, Registry};
 use serde_json::{Value, json};
 
 use super::error::{MlflowError, MlflowResult};
@@ -137,9 +137,10 @@ pub async fn update_admin(State(r): State<Registry>, Caller(actor): Caller, f: F
         .ok_or_else(|| MlflowError::invalid("Missing value for required parameter 'is_admin'."))?;
     find_user(&r, &user).await?;
     if admin {
-        r.grant(&actor, &user, None, Some(Role::Admin)).await?;
+        r.grant(&actor, &user, GrantOn::Everything, Some(Role::Admin))
+            .await?;
     } else {
-        r.revoke_grant(&actor, &user, None).await?;
+        r.revoke_grant(&actor, &user, GrantOn::Everything).await?;
     }
     Ok(Json(json!({})))
 }
@@ -166,12 +167,12 @@ const NO_EXPERIMENT_GRANTS: &str = "resource_type 'experiment' is not supported 
 
 /// The model pattern a registered-model permission covers: the name itself, or every
 /// model for `*`.
-fn resource(f: &Fields) -> MlflowResult<Option<ModelPattern>> {
+fn resource(f: &Fields) -> MlflowResult<ModelPattern> {
     let kind = required(f, "resource_type")?;
     let id = required(f, "resource_id")?;
     match kind.as_str() {
-        "registered_model" if id == "*" => Ok(Some(ModelPattern::new("*")?)),
-        "registered_model" => Ok(Some(exactly(&id)?)),
+        "registered_model" if id == "*" => Ok(ModelPattern::new("*")?),
+        "registered_model" => exactly(&id),
         "experiment" => Err(MlflowError::invalid(NO_EXPERIMENT_GRANTS)),
         other => Err(MlflowError::invalid(format!(
             "resource_type '{other}' is not supported by the per-user permission convenience APIs."
@@ -200,7 +201,8 @@ pub async fn grant_permission(
     let role = role_of(&required(&f, "permission")?)?;
     let models = resource(&f)?;
     find_user(&r, &user).await?;
-    r.grant(&actor, &user, models.as_ref(), role).await?;
+    r.grant(&actor, &user, GrantOn::Models(&models), role)
+        .await?;
     Ok(Json(json!({})))
 }
 
@@ -212,7 +214,8 @@ pub async fn revoke_permission(
     let user = required(&f, "username")?;
     let models = resource(&f)?;
     find_user(&r, &user).await?;
-    r.revoke_grant(&actor, &user, models.as_ref()).await?;
+    r.revoke_grant(&actor, &user, GrantOn::Models(&models))
+        .await?;
     Ok(Json(json!({})))
 }
 
@@ -225,6 +228,7 @@ async fn role_of_user(r: &Registry, user: &str, scope: Scope<'_>) -> MlflowResul
         .map(|g| {
             Ok(cairn_core::access::Grant {
                 models: g.models.as_deref().map(ModelPattern::new).transpose()?,
+                experiment: g.experiment,
                 role: g.role,
             })
         })
@@ -272,7 +276,9 @@ pub async fn set_model_permission(
     let (name, user) = (required(&f, "name")?, required(&f, "username")?);
     let role = role_of(&required(&f, "permission")?)?;
     find_user(&r, &user).await?;
-    r.grant(&actor, &user, Some(&exactly(&name)?), role).await?;
+    let model = exactly(&name)?;
+    r.grant(&actor, &user, GrantOn::Models(&model), role)
+        .await?;
     Ok(Json(model_permission_json(&name, &user, role)))
 }
 
@@ -289,7 +295,7 @@ pub async fn delete_model_permission(
 ) -> Reply {
     let (name, user) = (required(&f, "name")?, required(&f, "username")?);
     if !r
-        .revoke_grant(&actor, &user, Some(&exactly(&name)?))
+        .revoke_grant(&actor, &user, GrantOn::Models(&exactly(&name)?))
         .await?
     {
         return Err(MlflowError::not_found(format!(
