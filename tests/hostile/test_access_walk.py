@@ -34,7 +34,10 @@ READS = {
 # Reads of what only admins of everything see (a user's own record excepted: the walk
 # asks for another's).
 ADMIN_READS = {"/api/v1/audit/denied", "/api/v1/tokens", "/api/v1/users", "/api/2.0/mlflow/users/get",
-               "/api/2.0/mlflow/users/list", "/api/3.0/mlflow/users/permissions/get"}
+               "/api/2.0/mlflow/users/list", "/api/3.0/mlflow/users/permissions/get",
+               # Permissions are managed (and read) by the admins of what they are on.
+               "/api/2.0/mlflow/registered-models/permissions/get",
+               "/api/2.0/mlflow/experiments/permissions/get"}
 # Open to whoever is authenticated.
 ANY_CALLER = {"/api/2.0/mlflow/users/current"}
 # Deletions that are edits (MLflow's EDIT): tags and aliases.
@@ -112,7 +115,8 @@ def test_writers_delete_no_model_version_experiment_or_run(server):
     for method, template, status in walk(url, tokens["writer"]):
         registry_wide = template in ("/api/v1/gc", "/api/v1/verify", "/api/v1/audit/verify",
                                      *ADMIN_READS) or template.startswith(("/api/v1/tokens", "/api/v1/users")) \
-            or "/mlflow/users/" in template and template not in ANY_CALLER
+            or "/mlflow/users/" in template and template not in ANY_CALLER \
+            or "/permissions/" in template
         deletes = method == "DELETE" and not any(e in template for e in EDITS) and "mpu" not in template
         deletes |= template.endswith(("/experiments/delete", "/experiments/restore", "/runs/delete",
                                       "/runs/restore"))

@@ -175,8 +175,8 @@ def test_mlflow_user_and_permission_endpoints(secured, as_, monkeypatch, unique)
     assert auth.get_user_permission(f"mia-{unique}", "registered_model", model).permission == "EDIT"
     refused(lambda: mia.delete_registered_model(model), "PERMISSION_DENIED")  # MANAGE deletes
     with pytest.raises(MlflowException) as unsupported:
-        auth.grant_user_permission(f"mia-{unique}", "experiment", "0", "READ")
-    assert "experiment" in str(unsupported.value)
+        auth.grant_user_permission(f"mia-{unique}", "gateway_secret", "x", "READ")
+    assert "gateway_secret" in str(unsupported.value)
     auth.revoke_user_permission(f"mia-{unique}", "registered_model", model)
     time.sleep(1.1)
     refused(lambda: mia.set_registered_model_tag(model, "k", "w"), "PERMISSION_DENIED")
@@ -217,6 +217,41 @@ def test_mlflow_2_model_permission_endpoints(secured, as_, monkeypatch, unique):
     auth.update_registered_model_permission(model, f"max-{unique}", "READ")
     assert auth.get_registered_model_permission(model, f"max-{unique}").permission == "READ"
     auth.delete_registered_model_permission(model, f"max-{unique}")
-    with pytest.raises(MlflowException) as unsupported:
-        auth.create_experiment_permission("0", f"max-{unique}", "READ")
-    assert "experiment" in str(unsupported.value)
+
+
+def test_a_grant_on_one_experiment(secured, as_, monkeypatch, unique, tmp_path):
+    """A user granted EDIT on one experiment works in it, through every kind of call
+    (runs, metrics, artifacts, searches), and sees and touches no other."""
+    from mlflow.server.auth.client import AuthServiceClient
+
+    auth = Identity(AuthServiceClient(secured["url"]), monkeypatch, secured["admin"], None)
+    admin = as_(secured["admin"])
+    mine, theirs = admin.create_experiment(f"{unique}-mine"), admin.create_experiment(f"{unique}-theirs")
+    their_run = admin.create_run(theirs).info.run_id
+    auth.create_user(f"eve-{unique}", "eve password")
+    if hasattr(AuthServiceClient, "grant_user_permission"):
+        auth.grant_user_permission(f"eve-{unique}", "experiment", mine, "EDIT")
+        assert auth.get_user_permission(f"eve-{unique}", "experiment", mine).permission == "EDIT"
+    else:
+        auth.create_experiment_permission(mine, f"eve-{unique}", "EDIT")
+        assert auth.get_experiment_permission(mine, f"eve-{unique}").permission == "EDIT"
+    eve = as_("eve password", user=f"eve-{unique}")
+
+    run = eve.create_run(mine).info.run_id
+    eve.log_metric(run, "auc", 0.9)
+    eve.log_param(run, "depth", "3")
+    artifact = tmp_path / "notes.txt"
+    artifact.write_text("eve's notes")
+    eve.log_artifact(run, str(artifact))
+    assert [a.path for a in eve.list_artifacts(run)] == ["notes.txt"]
+    assert eve.get_run(run).data.metrics == {"auc": 0.9}
+    assert [r.info.run_id for r in eve.search_runs([mine])] == [run]
+    assert [e.name for e in eve.search_experiments()] == [f"{unique}-mine"]
+    assert eve.get_experiment_by_name(f"{unique}-mine").experiment_id == mine
+
+    refused(lambda: eve.get_run(their_run), "PERMISSION_DENIED")
+    refused(lambda: eve.create_run(theirs), "PERMISSION_DENIED")
+    refused(lambda: eve.search_runs([mine, theirs]), "PERMISSION_DENIED")
+    refused(lambda: eve.get_experiment_by_name(f"{unique}-theirs"), "PERMISSION_DENIED")
+    refused(lambda: eve.create_experiment(f"{unique}-new"), "PERMISSION_DENIED")
+    refused(lambda: eve.delete_run(run), "PERMISSION_DENIED")  # deleting is MANAGE

@@ -141,6 +141,25 @@ impl Tracking {
     fn pool(&self) -> &AnyPool {
         self.meta.pool()
     }
+
+    /// The experiment a run, a logged model, or an experiment named so belongs to
+    /// (what an authorization by experiment needs); `None` when there is none.
+    pub async fn experiment_of(&self, thing: Owned<'_>) -> Result<Option<i64>> {
+        let (sql, key) = match thing {
+            Owned::Run(id) => ("SELECT experiment_id FROM runs WHERE id = $1", id),
+            Owned::LoggedModel(id) => ("SELECT experiment_id FROM logged_models WHERE id = $1", id),
+            Owned::ExperimentNamed(name) => ("SELECT id FROM experiments WHERE name = $1", name),
+        };
+        self.meta.read(sql).bind(key).scalar_optional().await
+    }
+}
+
+/// Something that belongs to an experiment, as a request names it.
+#[derive(Debug, Clone, Copy)]
+pub enum Owned<'a> {
+    Run(&'a str),
+    LoggedModel(&'a str),
+    ExperimentNamed(&'a str),
 }
 
 /// `column IN ($1, $2, …)` with every id bound.

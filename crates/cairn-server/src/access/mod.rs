@@ -7,6 +7,7 @@
 
 mod credentials;
 mod denials;
+mod experiments;
 pub(crate) mod rules;
 
 use std::sync::Arc;
@@ -29,6 +30,7 @@ use crate::mlflow::{self, Fields, MlflowError};
 pub use credentials::CACHE_TTL;
 use credentials::{CredentialCache, Unauthenticated, credential};
 use denials::{DenialLog, denial};
+use experiments::{Named, experiments_named};
 use rules::{On, Rule};
 
 /// How the server admits requests.
@@ -183,12 +185,23 @@ pub(crate) async fn guard(State(gate): State<Gate>, request: Request, next: Next
             Err(response) => return response,
         }
     };
-    let (mut request, models) = match models_named(rule, request).await {
+    let (request, models) = match models_named(rule, request).await {
         Ok(found) => found,
         Err(response) => return response,
     };
+    // Grants per experiment: only for callers without a role on all of tracking.
+    let (mut request, experiments) =
+        if rule.on == On::Tracking && !actor.may(rule.role, Scope::Tracking) {
+            match experiments_named(&gate.registry, &route, request).await {
+                Ok(found) => found,
+                Err(response) => return response,
+            }
+        } else {
+            (request, Named::Nothing)
+        };
     let path = request.uri().path().to_owned();
-    if let Err(denied) = admit(&gate, &actor, rule, &path, &models).await {
+    let named = (&models, &experiments);
+    if let Err(denied) = admit(&gate, &actor, rule, &path, named).await {
         tracing::info!(user = %actor.name, token = ?actor.token, %route, %denied, "refused");
         gate.refused(
             &request,
@@ -302,7 +315,7 @@ async fn admit(
     actor: &Actor,
     rule: Rule,
     path: &str,
-    models: &Option<Vec<String>>,
+    (models, experiments): (&Option<Vec<String>>, &Named),
 ) -> Result<(), Denied> {
     let need = |scope| authorize(actor, Need::new(rule.role, scope));
     match (rule.on, models) {
@@ -310,7 +323,17 @@ async fn admit(
         (On::SelfOrAdmin(_), Some(names)) if names.iter().all(|n| *n == actor.name) => Ok(()),
         (On::SelfOrAdmin(_), _) => need(Scope::Registry),
         (On::Registry, _) => need(Scope::Registry),
-        (On::Tracking, _) => need(Scope::Tracking),
+        (On::Tracking, _) => {
+            let everything = need(Scope::Tracking);
+            match experiments {
+                _ if everything.is_ok() => everything,
+                Named::Experiments(ids) => {
+                    ids.iter().try_for_each(|id| need(Scope::Experiment(*id)))
+                }
+                Named::AnyExperiment => need(Scope::AnyExperiment),
+                Named::Nothing => everything,
+            }
+        }
         (On::AnyModel, _) => need(Scope::AnyModel),
         (On::PathModel | On::BodyModel(_) | On::MlflowModel(_), Some(names)) => {
             names.iter().try_for_each(|name| need(Scope::Model(name)))

@@ -15,7 +15,8 @@ pub enum On {
     Public,
     /// The registry as a whole (gc, verify everything, the audit log, tokens).
     Registry,
-    /// MLflow experiments, runs, their artifacts and logged models.
+    /// MLflow experiments, runs, their artifacts and logged models: a role on every
+    /// model, or on the experiments the request names (`access::experiments`).
     Tracking,
     /// Some model: a listing, filtered entry by entry afterwards, or a blob upload.
     AnyModel,
@@ -167,6 +168,8 @@ fn mlflow(method: &Method, route: &str) -> Option<Rule> {
             }
             // Deleting a tag is an edit.
             "/logged-models/{model_id}/tags/{key}" => rule(Writer, Tracking),
+            // An experiment's permissions are managed by its admins (MANAGE).
+            r if r.starts_with("/experiments/permissions/") => rule(Admin, Tracking),
             _ => tracking(method),
         };
     };

@@ -173,8 +173,20 @@ fn api() -> Router<Registry> {
             delete(users::delete_model_permission),
         )
         .route(
-            "/experiments/permissions/{verb}",
-            axum::routing::any(users::experiment_permission),
+            "/experiments/permissions/create",
+            post(users::set_experiment_permission),
+        )
+        .route(
+            "/experiments/permissions/get",
+            get(users::get_experiment_permission),
+        )
+        .route(
+            "/experiments/permissions/update",
+            patch(users::set_experiment_permission),
+        )
+        .route(
+            "/experiments/permissions/delete",
+            delete(users::delete_experiment_permission),
         )
 }
 

@@ -12,11 +12,15 @@ use cairn_registry::tracking::{MetricValue, ModelMetricValue, ViewType};
 use cairn_registry::{Registry, now_ms};
 use serde_json::{Value, json};
 
+use cairn_core::access::Scope;
+use cairn_core::auth::Role;
+
 use super::convert;
 use super::error::{MlflowError, MlflowResult};
 use super::paging;
 use super::request::{Fields, value_to_f64};
 use super::schema;
+use crate::access::Caller;
 
 pub(super) type Reply = MlflowResult<Json<Value>>;
 
@@ -103,14 +107,20 @@ pub async fn get_experiment_by_name(State(r): State<Registry>, f: Fields) -> Rep
     Ok(Json(json!({"experiment": convert::experiment(&e)})))
 }
 
-pub async fn search_experiments(State(r): State<Registry>, f: Fields) -> Reply {
+pub async fn search_experiments(
+    State(r): State<Registry>,
+    Caller(actor): Caller,
+    f: Fields,
+) -> Reply {
     f.check(schema::SEARCH_EXPERIMENTS)?;
     let limit = paging::max_results(&f, 1000, 50000)?;
     let offset = paging::offset(&f)?;
-    let all = r
+    let mut all = r
         .tracking()
         .search_experiments(view_type(&f, "view_type")?, &filter(&f)?, &order_by(&f)?)
         .await?;
+    // A caller with grants per experiment sees those it may read.
+    all.retain(|e| actor.may(Role::Reader, Scope::Experiment(e.id)));
     let (page, token) = paging::page(all.into_iter().skip(offset).collect(), offset, limit);
     let mut out = json!({"experiments": page.iter().map(convert::experiment).collect::<Vec<_>>()});
     if let Some(t) = token {

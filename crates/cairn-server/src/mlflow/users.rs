@@ -1,9 +1,9 @@
 //! MLflow's user and permission endpoints (`mlflow server --app-name basic-auth`) over
 //! Cairn's users: create, get, current, update-password, update-admin, delete, list;
-//! and, under `/api/3.0`, `users/permissions/grant|revoke|get` for registered models.
-//! MLflow's permissions map onto roles: READ and USE are reader, EDIT writer, MANAGE
-//! admin, NO_PERMISSIONS and DENY an explicit deny. Experiments are covered by grants on
-//! every model, so a permission on one experiment is refused, saying so.
+//! under `/api/3.0`, `users/permissions/grant|revoke|get` for registered models and
+//! experiments; MLflow 2's `registered-models/permissions/*` and
+//! `experiments/permissions/*`. MLflow's permissions map onto roles: READ and USE are
+//! reader, EDIT writer, MANAGE admin, NO_PERMISSIONS and DENY an explicit deny.
 
 use axum::Json;
 use axum::extract::State;
@@ -34,17 +34,29 @@ fn is_admin(user: &UserInfo) -> bool {
 /// A user as MLflow's clients read it (MLflow 2's also list the user's permissions: its
 /// grants on models, each named by its pattern).
 fn user_json(user: &UserInfo) -> Value {
+    let id = user_id(&user.name);
     let models: Vec<Value> = user
         .grants
         .iter()
         .filter_map(|g| {
             let name = g.models.as_deref()?;
-            Some(json!({"name": name, "user_id": user_id(&user.name), "permission": permission_name(g.role)}))
+            Some(json!({"name": name, "user_id": id, "permission": permission_name(g.role)}))
+        })
+        .collect();
+    let experiments: Vec<Value> = user
+        .grants
+        .iter()
+        .filter_map(|g| {
+            let experiment = g.experiment?;
+            Some(
+                json!({"experiment_id": experiment.to_string(), "user_id": id,
+                        "permission": permission_name(g.role)}),
+            )
         })
         .collect();
     json!({
         "id": user_id(&user.name), "username": user.name, "is_admin": is_admin(user),
-        "experiment_permissions": [], "registered_model_permissions": models,
+        "experiment_permissions": experiments, "registered_model_permissions": models,
     })
 }
 
@@ -162,18 +174,37 @@ fn exactly(name: &str) -> MlflowResult<ModelPattern> {
     Ok(ModelPattern::new(&escaped)?)
 }
 
-const NO_EXPERIMENT_GRANTS: &str = "resource_type 'experiment' is not supported by this server: \
-     experiments and runs are covered by grants on every model";
+/// What a permission is on: a registered model (the name itself, or every model for
+/// `*`) or an experiment.
+enum Resource {
+    Models(ModelPattern),
+    Experiment(i64),
+}
 
-/// The model pattern a registered-model permission covers: the name itself, or every
-/// model for `*`.
-fn resource(f: &Fields) -> MlflowResult<ModelPattern> {
+impl Resource {
+    fn on(&self) -> GrantOn<'_> {
+        match self {
+            Self::Models(pattern) => GrantOn::Models(pattern),
+            Self::Experiment(id) => GrantOn::Experiment(*id),
+        }
+    }
+}
+
+fn experiment_number(id: &str) -> MlflowResult<i64> {
+    id.trim().parse().map_err(|_| {
+        MlflowError::invalid(format!(
+            "Invalid experiment id '{id}': a permission is on one experiment, by its id"
+        ))
+    })
+}
+
+fn resource(f: &Fields) -> MlflowResult<Resource> {
     let kind = required(f, "resource_type")?;
     let id = required(f, "resource_id")?;
     match kind.as_str() {
-        "registered_model" if id == "*" => Ok(ModelPattern::new("*")?),
-        "registered_model" => exactly(&id),
-        "experiment" => Err(MlflowError::invalid(NO_EXPERIMENT_GRANTS)),
+        "registered_model" if id == "*" => Ok(Resource::Models(ModelPattern::new("*")?)),
+        "registered_model" => Ok(Resource::Models(exactly(&id)?)),
+        "experiment" => Ok(Resource::Experiment(experiment_number(&id)?)),
         other => Err(MlflowError::invalid(format!(
             "resource_type '{other}' is not supported by the per-user permission convenience APIs."
         ))),
@@ -199,10 +230,9 @@ pub async fn grant_permission(
 ) -> Reply {
     let user = required(&f, "username")?;
     let role = role_of(&required(&f, "permission")?)?;
-    let models = resource(&f)?;
+    let on = resource(&f)?;
     find_user(&r, &user).await?;
-    r.grant(&actor, &user, GrantOn::Models(&models), role)
-        .await?;
+    r.grant(&actor, &user, on.on(), role).await?;
     Ok(Json(json!({})))
 }
 
@@ -212,10 +242,9 @@ pub async fn revoke_permission(
     f: Fields,
 ) -> Reply {
     let user = required(&f, "username")?;
-    let models = resource(&f)?;
+    let on = resource(&f)?;
     find_user(&r, &user).await?;
-    r.revoke_grant(&actor, &user, GrantOn::Models(&models))
-        .await?;
+    r.revoke_grant(&actor, &user, on.on()).await?;
     Ok(Json(json!({})))
 }
 
@@ -248,11 +277,10 @@ fn permission_name(role: Option<Role>) -> &'static str {
 pub async fn get_permission(State(r): State<Registry>, f: Fields) -> Reply {
     let user = required(&f, "username")?;
     let id = required(&f, "resource_id")?;
-    resource(&f)?;
-    let scope = if id == "*" {
-        Scope::Registry
-    } else {
-        Scope::Model(&id)
+    let scope = match resource(&f)? {
+        Resource::Experiment(experiment) => Scope::Experiment(experiment),
+        Resource::Models(_) if id == "*" => Scope::Registry,
+        Resource::Models(_) => Scope::Model(&id),
     };
     let held = role_of_user(&r, &user, scope).await?;
     Ok(Json(
@@ -305,7 +333,50 @@ pub async fn delete_model_permission(
     Ok(Json(json!({})))
 }
 
-/// MLflow 2's `experiments/permissions/*`: refused, saying why.
-pub async fn experiment_permission() -> Reply {
-    Err(MlflowError::invalid(NO_EXPERIMENT_GRANTS))
+// ---- MLflow 2's per-experiment permissions: `experiments/permissions/*` ----
+
+fn experiment_permission_json(experiment: i64, user: &str, role: Option<Role>) -> Value {
+    json!({"experiment_permission": {
+        "experiment_id": experiment.to_string(), "user_id": user_id(user),
+        "permission": permission_name(role)}})
+}
+
+/// Creates or (`update`) changes `username`'s permission on an experiment.
+pub async fn set_experiment_permission(
+    State(r): State<Registry>,
+    Caller(actor): Caller,
+    f: Fields,
+) -> Reply {
+    let experiment = experiment_number(&required(&f, "experiment_id")?)?;
+    let user = required(&f, "username")?;
+    let role = role_of(&required(&f, "permission")?)?;
+    find_user(&r, &user).await?;
+    r.grant(&actor, &user, GrantOn::Experiment(experiment), role)
+        .await?;
+    Ok(Json(experiment_permission_json(experiment, &user, role)))
+}
+
+pub async fn get_experiment_permission(State(r): State<Registry>, f: Fields) -> Reply {
+    let experiment = experiment_number(&required(&f, "experiment_id")?)?;
+    let user = required(&f, "username")?;
+    let held = role_of_user(&r, &user, Scope::Experiment(experiment)).await?;
+    Ok(Json(experiment_permission_json(experiment, &user, held)))
+}
+
+pub async fn delete_experiment_permission(
+    State(r): State<Registry>,
+    Caller(actor): Caller,
+    f: Fields,
+) -> Reply {
+    let experiment = experiment_number(&required(&f, "experiment_id")?)?;
+    let user = required(&f, "username")?;
+    if !r
+        .revoke_grant(&actor, &user, GrantOn::Experiment(experiment))
+        .await?
+    {
+        return Err(MlflowError::not_found(format!(
+            "Experiment permission with experiment_id={experiment} and username={user} not found"
+        )));
+    }
+    Ok(Json(json!({})))
 }
