@@ -125,13 +125,16 @@ pub struct SetPassword {
     pub password: String,
 }
 
-/// `PUT /api/v1/users/{user}/grants`: `role` on `models` (every model when absent); no
-/// `role`: an explicit deny. `DELETE` with the same `models` removes it.
+/// `PUT /api/v1/users/{user}/grants`: `role` on `models`, or on `experiment`, or (both
+/// absent) on everything; no `role`: an explicit deny. `DELETE` with the same `models` or
+/// `experiment` removes it.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetGrant {
     #[serde(default)]
     pub models: Option<String>,
+    #[serde(default)]
+    pub experiment: Option<i64>,
     #[serde(default)]
     pub role: Option<crate::auth::Role>,
 }

@@ -94,13 +94,30 @@ pub async fn set_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// A grant is on models or on an experiment, not both.
+fn both(req: &SetGrant) -> ApiResult<()> {
+    if req.models.is_some() && req.experiment.is_some() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_argument",
+            "a grant is on models or on an experiment, not both",
+        ));
+    }
+    Ok(())
+}
+
 fn pattern(models: Option<&str>) -> ApiResult<Option<ModelPattern>> {
     Ok(models.map(ModelPattern::new).transpose()?)
 }
 
-/// A grant on the models `models` matches, or on everything.
-fn on(models: Option<&ModelPattern>) -> GrantOn<'_> {
-    models.map_or(GrantOn::Everything, GrantOn::Models)
+/// What a grant request is on: the models `models` matches, an experiment, or
+/// everything.
+fn on(models: Option<&ModelPattern>, experiment: Option<i64>) -> GrantOn<'_> {
+    match (models, experiment) {
+        (Some(pattern), _) => GrantOn::Models(pattern),
+        (None, Some(id)) => GrantOn::Experiment(id),
+        (None, None) => GrantOn::Everything,
+    }
 }
 
 #[utoipa::path(put, path = "/api/v1/users/{user}/grants", tag = "access", request_body = SetGrant,
@@ -113,7 +130,8 @@ pub async fn set_grant(
     ApiJson(req): ApiJson<SetGrant>,
 ) -> ApiResult<StatusCode> {
     let models = pattern(req.models.as_deref())?;
-    r.grant(&actor, &user, on(models.as_ref()), req.role)
+    both(&req)?;
+    r.grant(&actor, &user, on(models.as_ref(), req.experiment), req.role)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -128,7 +146,11 @@ pub async fn revoke_grant(
     ApiJson(req): ApiJson<SetGrant>,
 ) -> ApiResult<StatusCode> {
     let models = pattern(req.models.as_deref())?;
-    if !r.revoke_grant(&actor, &user, on(models.as_ref())).await? {
+    both(&req)?;
+    if !r
+        .revoke_grant(&actor, &user, on(models.as_ref(), req.experiment))
+        .await?
+    {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",

@@ -20,9 +20,14 @@ use futures::{StreamExt, TryStreamExt};
 
 use super::{BlobSource, Download, LineageQuery, RegistryClient};
 
-/// A grant on the models `models` matches, or on everything.
-fn on(models: Option<&ModelPattern>) -> GrantOn<'_> {
-    models.map_or(GrantOn::Everything, GrantOn::Models)
+/// What a grant request is on: the models `models` matches, an experiment, or
+/// everything.
+fn on(models: Option<&ModelPattern>, experiment: Option<i64>) -> GrantOn<'_> {
+    match (models, experiment) {
+        (Some(pattern), _) => GrantOn::Models(pattern),
+        (None, Some(id)) => GrantOn::Experiment(id),
+        (None, None) => GrantOn::Everything,
+    }
 }
 
 /// Files up to this size are uploaded from memory in one write.
@@ -202,7 +207,12 @@ impl RegistryClient for Embedded {
         let models = grant.models.as_deref().map(ModelPattern::new).transpose()?;
         Ok(self
             .registry
-            .grant(&self.actor, user, on(models.as_ref()), grant.role)
+            .grant(
+                &self.actor,
+                user,
+                on(models.as_ref(), grant.experiment),
+                grant.role,
+            )
             .await?)
     }
 
@@ -210,7 +220,7 @@ impl RegistryClient for Embedded {
         let models = grant.models.as_deref().map(ModelPattern::new).transpose()?;
         if !self
             .registry
-            .revoke_grant(&self.actor, user, on(models.as_ref()))
+            .revoke_grant(&self.actor, user, on(models.as_ref(), grant.experiment))
             .await?
         {
             anyhow::bail!("{user:?} holds no grant on those models");

@@ -22,31 +22,46 @@ pub enum UserCommand {
     },
     /// Set USER's password (creating the user if new), read from the first line of stdin.
     Password { user: String },
-    /// Grant USER a role on every model, or on the models PATTERN matches.
+    /// Grant USER a role on everything, on the models PATTERN matches, or on one
+    /// experiment (its runs, logged models and artifacts).
     Grant {
         user: String,
         #[arg(long)]
         role: Role,
-        #[arg(long, value_name = "PATTERN")]
+        #[arg(long, value_name = "PATTERN", conflicts_with = "experiment")]
         models: Option<ModelPattern>,
+        #[arg(long, value_name = "ID")]
+        experiment: Option<i64>,
     },
-    /// Deny USER the models PATTERN matches, whatever else it holds (its tokens too).
+    /// Deny USER the models PATTERN matches, or one experiment, whatever else it holds
+    /// (its tokens too).
     Deny {
         user: String,
-        #[arg(long, value_name = "PATTERN")]
-        models: ModelPattern,
+        #[arg(
+            long,
+            value_name = "PATTERN",
+            conflicts_with = "experiment",
+            required_unless_present = "experiment"
+        )]
+        models: Option<ModelPattern>,
+        #[arg(long, value_name = "ID")]
+        experiment: Option<i64>,
     },
-    /// Remove USER's grant or deny on PATTERN (on every model without --models).
+    /// Remove USER's grant or deny on PATTERN or an experiment (on everything without
+    /// either).
     Revoke {
         user: String,
-        #[arg(long, value_name = "PATTERN")]
+        #[arg(long, value_name = "PATTERN", conflicts_with = "experiment")]
         models: Option<ModelPattern>,
+        #[arg(long, value_name = "ID")]
+        experiment: Option<i64>,
     },
 }
 
-fn grant(models: Option<&ModelPattern>, role: Option<Role>) -> SetGrant {
+fn grant(models: Option<&ModelPattern>, experiment: Option<i64>, role: Option<Role>) -> SetGrant {
     SetGrant {
         models: models.map(|m| m.as_str().to_owned()),
+        experiment,
         role,
     }
 }
@@ -66,7 +81,11 @@ pub async fn run(registry: &dyn RegistryClient, cmd: UserCommand) -> Result<Exit
                         .grants
                         .iter()
                         .map(|g| {
-                            let on = g.models.as_deref().unwrap_or("*");
+                            let on = match (&g.models, g.experiment) {
+                                (Some(pattern), _) => pattern.clone(),
+                                (None, Some(id)) => format!("experiment {id}"),
+                                (None, None) => "*".to_owned(),
+                            };
                             g.role.map_or(format!("deny {on}"), |r| format!("{r} {on}"))
                         })
                         .collect();
@@ -89,20 +108,30 @@ pub async fn run(registry: &dyn RegistryClient, cmd: UserCommand) -> Result<Exit
             registry.set_password(&user, password).await?;
             eprintln!("password of {user} set");
         }
-        UserCommand::Grant { user, role, models } => {
-            registry
-                .set_grant(&user, &grant(models.as_ref(), Some(role)))
-                .await?;
+        UserCommand::Grant {
+            user,
+            role,
+            models,
+            experiment,
+        } => {
+            let on = grant(models.as_ref(), experiment, Some(role));
+            registry.set_grant(&user, &on).await?;
         }
-        UserCommand::Deny { user, models } => {
-            registry
-                .set_grant(&user, &grant(Some(&models), None))
-                .await?;
+        UserCommand::Deny {
+            user,
+            models,
+            experiment,
+        } => {
+            let on = grant(models.as_ref(), experiment, None);
+            registry.set_grant(&user, &on).await?;
         }
-        UserCommand::Revoke { user, models } => {
-            registry
-                .revoke_grant(&user, &grant(models.as_ref(), None))
-                .await?;
+        UserCommand::Revoke {
+            user,
+            models,
+            experiment,
+        } => {
+            let on = grant(models.as_ref(), experiment, None);
+            registry.revoke_grant(&user, &on).await?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -374,3 +374,72 @@ fn the_server_serves_https_with_a_given_certificate() {
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty(), "it said it listens");
 }
+
+/// `cairn user`: a password from stdin (never echoed or stored in clear), grants on
+/// models and experiments, denies, and their removal.
+#[test]
+fn users_get_passwords_and_grants() {
+    use std::io::Write;
+    let env = Env::new(Mode::Embedded);
+    let mut child = env
+        .command(&["user", "password", "paula"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"a long password\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    env.ok(&[
+        "user", "grant", "paula", "--role", "writer", "--models", "fraud-*",
+    ]);
+    env.ok(&[
+        "user",
+        "grant",
+        "paula",
+        "--role",
+        "reader",
+        "--experiment",
+        "7",
+    ]);
+    env.ok(&["user", "deny", "paula", "--models", "fraud-secret"]);
+    let listed = env.ok(&["user", "list"]);
+    for part in [
+        "paula",
+        "yes",
+        "writer fraud-*",
+        "reader experiment 7",
+        "deny fraud-secret",
+    ] {
+        assert!(listed.contains(part), "{part} in {listed}");
+    }
+    env.ok(&["user", "revoke", "paula", "--experiment", "7"]);
+    assert!(!env.ok(&["user", "list"]).contains("experiment 7"));
+    env.fails(1, &["user", "revoke", "paula", "--experiment", "7"]);
+    env.fails(
+        2,
+        &[
+            "user",
+            "grant",
+            "paula",
+            "--role",
+            "writer",
+            "--models",
+            "x",
+            "--experiment",
+            "1",
+        ],
+    );
+    let db = std::fs::read(env.data.join("cairn.db")).unwrap();
+    assert!(!String::from_utf8_lossy(&db).contains("a long password"));
+}
