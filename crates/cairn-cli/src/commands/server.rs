@@ -276,13 +276,21 @@ fn server_options(args: &Args) -> cairn_server::ServerOptions {
     }
 }
 
-/// With authentication on and no admin token, nobody can manage the server: say how
-/// to make the first one.
+/// With authentication on and no admin (token or password login), nobody can manage
+/// the server: say how to make the first one.
 async fn warn_without_admin(registry: &Registry) -> Result<()> {
+    use cairn_core::auth::Role;
     let tokens = registry.list_tokens().await?;
-    let admin = tokens.iter().any(|t| {
-        t.role == cairn_core::auth::Role::Admin && t.models.is_none() && t.revoked_at.is_none()
-    });
+    let users = registry.list_users().await?;
+    let admin = tokens
+        .iter()
+        .any(|t| t.role == Role::Admin && t.models.is_none() && t.revoked_at.is_none())
+        || users.iter().any(|u| {
+            u.has_password
+                && u.grants.iter().any(|g| {
+                    g.role == Some(Role::Admin) && g.models.is_none() && g.experiment.is_none()
+                })
+        });
     if !admin {
         tracing::warn!(
             "no admin token exists: create one against the data directory or database with `cairn --registry DIR token create --user NAME --role admin`"
