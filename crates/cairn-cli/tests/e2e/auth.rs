@@ -280,7 +280,11 @@ fn roles_tokens_and_protected_aliases_as_a_new_user_meets_them() {
                 .iter()
                 .any(|d| d["user"].as_str() == user && d["status"] == status)
         };
-        let all = seen(Some("rita"), 403) && seen(Some("fred"), 403);
+        // Also the protected alias the registry refused (past the guard).
+        let protected = denied.iter().any(|d| {
+            d["user"] == "wendy" && d["path"].as_str().unwrap().ends_with("/aliases/production")
+        });
+        let all = seen(Some("rita"), 403) && seen(Some("fred"), 403) && protected;
         if all && seen(Some("wendy"), 403) && seen(None, 401) {
             break;
         }

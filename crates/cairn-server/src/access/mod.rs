@@ -63,17 +63,49 @@ impl Gate {
 
     /// Records a refused write in the security log (refused reads are not recorded).
     fn refused(&self, request: &Request, actor: Option<&Actor>, status: StatusCode, why: &str) {
-        if matches!(*request.method(), Method::GET | Method::HEAD) {
+        self.record(request.method(), request.uri().path(), actor, status, why);
+    }
+
+    fn record(
+        &self,
+        method: &Method,
+        path: &str,
+        actor: Option<&Actor>,
+        status: StatusCode,
+        why: &str,
+    ) {
+        if matches!(*method, Method::GET | Method::HEAD) {
             return;
         }
         self.denials.record(denial(
             actor.map(|a| a.name.as_str()),
             actor.and_then(|a| a.token.as_deref()),
-            request.method().as_str(),
-            request.uri().path(),
+            method.as_str(),
+            path,
             status.as_u16(),
             why,
         ));
+    }
+
+    /// A write the guard let through and the registry refused (a protected alias moved
+    /// by a non-admin) goes to the security log too, with the registry's words.
+    async fn refused_by_registry(
+        &self,
+        method: &Method,
+        path: &str,
+        actor: &Actor,
+        response: Response,
+    ) -> Response {
+        let (parts, body) = response.into_parts();
+        let bytes = axum::body::to_bytes(body, 64 * 1024)
+            .await
+            .unwrap_or_default();
+        let why = serde_json::from_slice::<Value>(&bytes)
+            .ok()
+            .and_then(|v| v.get("message")?.as_str().map(str::to_owned))
+            .unwrap_or_else(|| "refused by the registry".to_owned());
+        self.record(method, path, Some(actor), parts.status, &why);
+        Response::from_parts(parts, Body::from(bytes))
     }
 }
 
@@ -211,8 +243,16 @@ pub(crate) async fn guard(State(gate): State<Gate>, request: Request, next: Next
         );
         return api.forbidden(&denied);
     }
+    let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+    let who = actor.clone();
     request.extensions_mut().insert(actor);
-    next.run(request).await
+    let response = next.run(request).await;
+    if response.status() == StatusCode::FORBIDDEN && !matches!(method, Method::GET | Method::HEAD) {
+        return gate
+            .refused_by_registry(&method, &path, &who, response)
+            .await;
+    }
+    response
 }
 
 fn no_rule(route: &str) -> Response {
