@@ -111,6 +111,18 @@ impl ModelPattern {
         })
     }
 
+    /// The pattern that matches model `name` alone (its `*`, `?` and `\` escaped).
+    pub fn exactly(name: &str) -> Result<Self, ValidationError> {
+        let mut escaped = String::with_capacity(name.len());
+        for c in name.chars() {
+            if matches!(c, '*' | '?' | '\\') {
+                escaped.push('\\');
+            }
+            escaped.push(c);
+        }
+        Self::new(&escaped)
+    }
+
     pub fn matches(&self, model: &str) -> bool {
         self.matcher.is_match(model)
     }
@@ -207,6 +219,8 @@ mod tests {
         assert!(p("[x]").matches("[x]") && !p("[x]").matches("x"));
         assert!(p("{a,b}").matches("{a,b}") && !p("{a,b}").matches("a"));
         assert!(ModelPattern::new(r"a\b").is_err());
+        let exact = ModelPattern::exactly(r"a*b?\").unwrap();
+        assert!(exact.matches(r"a*b?\") && !exact.matches(r"axbc\"));
         assert!(ModelPattern::new("").is_err());
     }
 

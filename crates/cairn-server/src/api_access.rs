@@ -110,16 +110,6 @@ fn pattern(models: Option<&str>) -> ApiResult<Option<ModelPattern>> {
     Ok(models.map(ModelPattern::new).transpose()?)
 }
 
-/// What a grant request is on: the models `models` matches, an experiment, or
-/// everything.
-fn on(models: Option<&ModelPattern>, experiment: Option<i64>) -> GrantOn<'_> {
-    match (models, experiment) {
-        (Some(pattern), _) => GrantOn::Models(pattern),
-        (None, Some(id)) => GrantOn::Experiment(id),
-        (None, None) => GrantOn::Everything,
-    }
-}
-
 #[utoipa::path(put, path = "/api/v1/users/{user}/grants", tag = "access", request_body = SetGrant,
     params(("user" = String, Path, description = "The user (created if new)")),
     responses((status = 204, description = "Granted (or denied)"), (status = 400, body = ErrorBody)))]
@@ -131,8 +121,13 @@ pub async fn set_grant(
 ) -> ApiResult<StatusCode> {
     let models = pattern(req.models.as_deref())?;
     both(&req)?;
-    r.grant(&actor, &user, on(models.as_ref(), req.experiment), req.role)
-        .await?;
+    r.grant(
+        &actor,
+        &user,
+        GrantOn::of(models.as_ref(), req.experiment),
+        req.role,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -148,7 +143,7 @@ pub async fn revoke_grant(
     let models = pattern(req.models.as_deref())?;
     both(&req)?;
     if !r
-        .revoke_grant(&actor, &user, on(models.as_ref(), req.experiment))
+        .revoke_grant(&actor, &user, GrantOn::of(models.as_ref(), req.experiment))
         .await?
     {
         return Err(ApiError::new(

@@ -20,16 +20,6 @@ use futures::{StreamExt, TryStreamExt};
 
 use super::{BlobSource, Download, LineageQuery, RegistryClient};
 
-/// What a grant request is on: the models `models` matches, an experiment, or
-/// everything.
-fn on(models: Option<&ModelPattern>, experiment: Option<i64>) -> GrantOn<'_> {
-    match (models, experiment) {
-        (Some(pattern), _) => GrantOn::Models(pattern),
-        (None, Some(id)) => GrantOn::Experiment(id),
-        (None, None) => GrantOn::Everything,
-    }
-}
-
 /// Files up to this size are uploaded from memory in one write.
 const SMALL_FILE: u64 = 8 * 1024 * 1024;
 const READ_CHUNK: usize = 1024 * 1024;
@@ -210,7 +200,7 @@ impl RegistryClient for Embedded {
             .grant(
                 &self.actor,
                 user,
-                on(models.as_ref(), grant.experiment),
+                GrantOn::of(models.as_ref(), grant.experiment),
                 grant.role,
             )
             .await?)
@@ -220,7 +210,11 @@ impl RegistryClient for Embedded {
         let models = grant.models.as_deref().map(ModelPattern::new).transpose()?;
         if !self
             .registry
-            .revoke_grant(&self.actor, user, on(models.as_ref(), grant.experiment))
+            .revoke_grant(
+                &self.actor,
+                user,
+                GrantOn::of(models.as_ref(), grant.experiment),
+            )
             .await?
         {
             anyhow::bail!("{user:?} holds no grant on those models");

@@ -2,6 +2,8 @@
 //! hash) and grants of their own (what a password login may do; their explicit denies
 //! also bind the user's tokens). Every change is audited; no hash ever reaches the log.
 
+use std::collections::HashMap;
+
 use cairn_core::access::{Actor, Authority, Grant};
 use cairn_core::auth::{ModelPattern, Role, UserGrant, UserInfo};
 use serde_json::json;
@@ -11,6 +13,11 @@ use crate::audit::{Action, Change};
 use crate::db::write::WriteTx;
 use crate::db::{corrupt_row, now_ms};
 use crate::{Error, Result};
+
+/// `name, password_hash` of `principals`.
+type UserRow = (String, Option<String>);
+/// `principal, resource, role` of `grants`.
+type GrantRow = (String, String, Option<String>);
 
 /// Shortest and longest password accepted, in bytes.
 const PASSWORD_MIN: usize = 8;
@@ -25,7 +32,16 @@ pub enum GrantOn<'a> {
     Experiment(i64),
 }
 
-impl GrantOn<'_> {
+impl<'a> GrantOn<'a> {
+    /// On the models `models` matches, else on `experiment`, else on everything.
+    pub fn of(models: Option<&'a ModelPattern>, experiment: Option<i64>) -> Self {
+        match (models, experiment) {
+            (Some(pattern), _) => Self::Models(pattern),
+            (None, Some(id)) => Self::Experiment(id),
+            (None, None) => Self::Everything,
+        }
+    }
+
     fn key(self) -> String {
         match self {
             Self::Everything => String::new(),
@@ -220,42 +236,62 @@ impl Registry {
 
     /// Every user with a password or a grant, or a token, by name.
     pub async fn list_users(&self) -> Result<Vec<UserInfo>> {
-        let users: Vec<(String, Option<String>)> = self
-            .meta
-            .read("SELECT name, password_hash FROM principals ORDER BY name")
-            .fetch_all()
-            .await?;
-        let grants: Vec<(String, String, Option<String>)> = self
-            .meta
-            .read("SELECT principal, resource, role FROM grants ORDER BY principal, resource")
-            .fetch_all()
-            .await?;
-        users
+        self.users(None).await
+    }
+
+    /// User `name`, if there is one.
+    pub async fn user(&self, name: &str) -> Result<Option<UserInfo>> {
+        Ok(self.users(Some(name)).await?.pop())
+    }
+
+    /// Every user, or only `only`, with their grants.
+    async fn users(&self, only: Option<&str>) -> Result<Vec<UserInfo>> {
+        let (users, grants): (Vec<UserRow>, Vec<GrantRow>) =
+            match only {
+                Some(name) => (
+                    self.meta
+                        .read("SELECT name, password_hash FROM principals WHERE name = $1")
+                        .bind(name)
+                        .fetch_all()
+                        .await?,
+                    self.meta
+                        .read("SELECT principal, resource, role FROM grants WHERE principal = $1 ORDER BY resource")
+                        .bind(name)
+                        .fetch_all()
+                        .await?,
+                ),
+                None => (
+                    self.meta
+                        .read("SELECT name, password_hash FROM principals ORDER BY name")
+                        .fetch_all()
+                        .await?,
+                    self.meta
+                        .read("SELECT principal, resource, role FROM grants ORDER BY principal, resource")
+                        .fetch_all()
+                        .await?,
+                ),
+            };
+        let mut by_user: HashMap<String, Vec<UserGrant>> = HashMap::new();
+        for (user, resource, role) in grants {
+            let (models, experiment) = parse_resource(&resource)?;
+            by_user.entry(user).or_default().push(UserGrant {
+                models,
+                experiment,
+                role: parse_role(role.as_deref())?,
+            });
+        }
+        Ok(users
             .into_iter()
-            .map(|(name, hash)| {
-                let grants = grants
-                    .iter()
-                    .filter(|(user, ..)| *user == name)
-                    .map(|(_, resource, role)| {
-                        let (models, experiment) = parse_resource(resource)?;
-                        Ok(UserGrant {
-                            models,
-                            experiment,
-                            role: parse_role(role.as_deref())?,
-                        })
-                    })
-                    .collect::<Result<_>>()?;
-                Ok(UserInfo {
-                    name,
-                    has_password: hash.is_some(),
-                    grants,
-                })
+            .map(|(name, hash)| UserInfo {
+                grants: by_user.remove(&name).unwrap_or_default(),
+                name,
+                has_password: hash.is_some(),
             })
-            .collect()
+            .collect())
     }
 
     /// `user`'s own grants (with its explicit denies).
-    pub(crate) async fn user_grants(&self, user: &str) -> Result<Vec<Grant>> {
+    pub async fn user_grants(&self, user: &str) -> Result<Vec<Grant>> {
         let rows: Vec<(String, Option<String>)> = self
             .meta
             .read("SELECT resource, role FROM grants WHERE principal = $1")

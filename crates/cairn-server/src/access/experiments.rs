@@ -15,7 +15,7 @@ use cairn_registry::tracking::Owned;
 use serde_json::Value;
 
 use super::path_param;
-use crate::mlflow::Fields;
+use crate::mlflow::{Fields, query_map};
 
 /// What a tracking request acts on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,22 +127,7 @@ async fn resolve(
 }
 
 fn query_fields(parts: &Parts) -> serde_json::Map<String, Value> {
-    let mut map = serde_json::Map::new();
-    if let Some(query) = parts.uri.query() {
-        for (k, v) in url::form_urlencoded::parse(query.as_bytes()).into_owned() {
-            match map.get_mut(&k) {
-                Some(Value::Array(items)) => items.push(Value::String(v)),
-                Some(existing) => {
-                    let first = existing.take();
-                    *existing = Value::Array(vec![first, Value::String(v)]);
-                }
-                None => {
-                    map.insert(k, Value::String(v));
-                }
-            }
-        }
-    }
-    map
+    query_map(parts.uri.query())
 }
 
 fn query_field(parts: &Parts, field: &str) -> Option<String> {

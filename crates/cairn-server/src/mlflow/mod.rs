@@ -21,7 +21,7 @@ use axum::routing::{delete, get, patch, post};
 use cairn_registry::Registry;
 
 pub(crate) use error::{MlflowError, PERMISSION_DENIED, UNAUTHENTICATED};
-pub(crate) use request::Fields;
+pub(crate) use request::{Fields, query_map};
 
 /// The endpoints under `/api/2.0/mlflow` (also served under `/ajax-api/2.0/mlflow` and
 /// `/api/3.0/mlflow`).

@@ -27,22 +27,8 @@ impl<S: Send + Sync> FromRequest<S> for Fields {
         if let Some(parsed) = req.extensions_mut().remove::<Fields>() {
             return Ok(parsed);
         }
-        let mut map = Map::new();
         let from_query = req.method() == Method::GET;
-        if let Some(query) = req.uri().query() {
-            for (k, v) in form_urlencoded_pairs(query) {
-                match map.get_mut(&k) {
-                    Some(Value::Array(items)) => items.push(Value::String(v)),
-                    Some(existing) => {
-                        let first = existing.take();
-                        *existing = Value::Array(vec![first, Value::String(v)]);
-                    }
-                    None => {
-                        map.insert(k, Value::String(v));
-                    }
-                }
-            }
-        }
+        let mut map = query_map(req.uri().query());
         // A JSON body must say it is one, as MLflow requires: a browser sends a
         // cross-site form or `text/plain` POST without asking first, a JSON one never.
         if matches!(*req.method(), Method::POST | Method::PUT) {
@@ -95,6 +81,24 @@ impl<S: Send + Sync> FromRequest<S> for Fields {
         }
         Ok(Self { map, from_query })
     }
+}
+
+/// A query string's fields, a repeated key as an array of its values.
+pub(crate) fn query_map(query: Option<&str>) -> Map<String, Value> {
+    let mut map = Map::new();
+    for (k, v) in form_urlencoded_pairs(query.unwrap_or_default()) {
+        match map.get_mut(&k) {
+            Some(Value::Array(items)) => items.push(Value::String(v)),
+            Some(existing) => {
+                let first = existing.take();
+                *existing = Value::Array(vec![first, Value::String(v)]);
+            }
+            None => {
+                map.insert(k, Value::String(v));
+            }
+        }
+    }
+    map
 }
 
 pub(super) fn form_urlencoded_pairs(query: &str) -> Vec<(String, String)> {

@@ -61,10 +61,8 @@ fn user_json(user: &UserInfo) -> Value {
 }
 
 async fn find_user(r: &Registry, name: &str) -> MlflowResult<UserInfo> {
-    r.list_users()
+    r.user(name)
         .await?
-        .into_iter()
-        .find(|u| u.name == name)
         .ok_or_else(|| MlflowError::not_found(format!("User with username={name} not found")))
 }
 
@@ -162,16 +160,8 @@ pub async fn delete_user(State(r): State<Registry>, Caller(actor): Caller, f: Fi
     Ok(Json(json!({})))
 }
 
-/// The pattern that matches model `name` alone (its `*`, `?` and `\` escaped).
 fn exactly(name: &str) -> MlflowResult<ModelPattern> {
-    let escaped: String = name
-        .chars()
-        .flat_map(|c| match c {
-            '*' | '?' | '\\' => vec!['\\', c],
-            c => vec![c],
-        })
-        .collect();
-    Ok(ModelPattern::new(&escaped)?)
+    Ok(ModelPattern::exactly(name)?)
 }
 
 /// What a permission is on: a registered model (the name itself, or every model for
@@ -250,19 +240,8 @@ pub async fn revoke_permission(
 
 /// The highest role `user`'s own grants give on `scope`.
 async fn role_of_user(r: &Registry, user: &str, scope: Scope<'_>) -> MlflowResult<Option<Role>> {
-    let info = find_user(r, user).await?;
-    let grants = info
-        .grants
-        .iter()
-        .map(|g| {
-            Ok(cairn_core::access::Grant {
-                models: g.models.as_deref().map(ModelPattern::new).transpose()?,
-                experiment: g.experiment,
-                role: g.role,
-            })
-        })
-        .collect::<MlflowResult<Vec<_>>>()?;
-    Ok(Authority::Grants(grants).role_on(scope))
+    find_user(r, user).await?;
+    Ok(Authority::Grants(r.user_grants(user).await?).role_on(scope))
 }
 
 fn permission_name(role: Option<Role>) -> &'static str {
