@@ -54,6 +54,9 @@ enum Command {
     Push(commands::push::Args),
     /// Write a version's files into a directory, verifying every byte.
     Pull(commands::pull::Args),
+    /// Serve an ONNX version over HTTP (MLflow's scoring protocol), following its
+    /// alias: a promotion or rollback is live within a second.
+    Serve(commands::serve::Args),
     /// List, show and delete models.
     #[command(subcommand)]
     Models(commands::models::ModelsCommand),
@@ -179,9 +182,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             init_cli_logging();
             return commands::copy::run(args).await;
         }
-        _ => {}
+        // A serving process is a service: its swaps and failures are logged.
+        Command::Serve(_) => commands::server::init_logging(commands::server::LogFormat::Text),
+        _ => init_cli_logging(),
     }
-    init_cli_logging();
     let location = match &cli.registry {
         Some(spec) => Location::parse(spec, artifacts)?,
         None => Location::data_dir(
@@ -197,6 +201,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match command {
         Command::Push(args) => commands::push::run(registry, args).await,
         Command::Pull(args) => commands::pull::run(registry, args).await,
+        Command::Serve(args) => commands::serve::run(registry, args).await,
         Command::Models(cmd) => commands::models::run(registry, cmd).await,
         Command::Versions(args) => commands::versions::list(registry, args).await,
         Command::Show(args) => commands::versions::show(registry, args).await,

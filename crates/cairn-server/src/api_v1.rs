@@ -53,6 +53,7 @@ pub fn routes() -> Router<Registry> {
             post(rollback_alias),
         )
         .route("/models/{name}/aliases/{alias}/history", get(alias_history))
+        .route("/models/{name}/changes", get(wait_for_change))
         .route("/verify", post(verify_all))
         .route("/audit", get(audit_log))
         .route("/audit/head", get(audit_head))
@@ -309,6 +310,37 @@ pub async fn why_blob(
 ) -> ApiResult<Json<BlobUse>> {
     let digest: Sha256Digest = digest.parse()?;
     Ok(Json(r.why_blob(&digest).await?))
+}
+
+/// Parameters of `GET /api/v1/models/{name}/changes`.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+pub struct ChangesQuery {
+    /// The audit head's sequence number the caller knows; without it the head is
+    /// answered at once.
+    after: Option<u64>,
+    /// Seconds to wait for a change (default 30, at most 60).
+    wait: Option<u64>,
+}
+
+/// A long-poll for processes following a model (`cairn serve`): answers the audit head
+/// as soon as its sequence number differs from `after` — any change of the registry,
+/// made through any server — or when `wait` passes, unchanged.
+#[utoipa::path(get, path = "/api/v1/models/{name}/changes", tag = "models", params(
+        ("name" = String, Path, description = "Model name"), ChangesQuery),
+    responses((status = 200, description = "The audit head: changed, or unchanged after the wait", body = AuditHead)))]
+pub async fn wait_for_change(
+    State(r): State<Registry>,
+    Path(name): Path<String>,
+    Query(q): Query<ChangesQuery>,
+) -> ApiResult<Json<AuditHead>> {
+    let model = model_name(&name)?;
+    // A follower of a model that does not exist learns so now, not after the wait.
+    r.get_model(&model).await?;
+    let Some(after) = q.after else {
+        return Ok(Json(r.audit_head().await?));
+    };
+    let wait = std::time::Duration::from_secs(q.wait.unwrap_or(30));
+    Ok(Json(r.wait_for_change(after, wait).await?))
 }
 
 /// Filters of `GET /api/v1/audit`.

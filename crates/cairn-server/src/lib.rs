@@ -29,7 +29,7 @@ pub use access::{AccessOptions, CACHE_TTL};
 pub use browsers::BrowserOptions;
 pub use error::ApiError;
 pub use limits::ServerLimits;
-pub use listen::TlsFiles;
+pub use listen::{TlsFiles, serve as serve_router};
 pub use openapi::ApiDoc;
 
 /// How a server behaves beyond its stores.

@@ -32,6 +32,7 @@ use crate::{api_access, api_v1};
         api_v1::delete_alias,
         api_v1::rollback_alias,
         api_v1::alias_history,
+        api_v1::wait_for_change,
         api_v1::missing_blobs,
         api_v1::put_blob,
         api_v1::get_blob,

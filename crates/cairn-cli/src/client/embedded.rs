@@ -274,6 +274,19 @@ impl RegistryClient for Embedded {
         Ok(self.registry.audit_head().await?)
     }
 
+    async fn wait_for_change(
+        &self,
+        _model: &ModelName,
+        after: Option<u64>,
+        wait: std::time::Duration,
+    ) -> Result<u64> {
+        let head = match after {
+            Some(after) => self.registry.wait_for_change(after, wait).await?,
+            None => self.registry.audit_head().await?,
+        };
+        Ok(head.seq)
+    }
+
     async fn verify_audit(&self, exported: Option<&AuditHead>) -> Result<AuditReport> {
         Ok(self.registry.verify_audit(exported).await?)
     }

@@ -88,6 +88,16 @@ pub trait RegistryClient: Send + Sync {
     /// Audit entries, oldest first; `since` is an RFC 3339 time.
     async fn audit_log(&self, model: Option<&str>, since: Option<&str>) -> Result<Vec<AuditEntry>>;
     async fn audit_head(&self) -> Result<AuditHead>;
+    /// Waits until the registry changes (its audit head's number differs from `after`)
+    /// or `wait` passes; answers the head's number then. Without `after`, at once.
+    /// `model` is the model the caller follows: a remote server checks the caller may
+    /// read it.
+    async fn wait_for_change(
+        &self,
+        model: &ModelName,
+        after: Option<u64>,
+        wait: std::time::Duration,
+    ) -> Result<u64>;
     async fn verify_audit(&self, exported: Option<&AuditHead>) -> Result<AuditReport>;
     /// The newest `limit` refused writes (the security log), oldest first.
     async fn denials(&self, limit: u32) -> Result<Vec<Denial>>;

@@ -353,6 +353,23 @@ impl RegistryClient for Remote {
         self.json(self.request(Method::GET, "/audit/head")).await
     }
 
+    async fn wait_for_change(
+        &self,
+        model: &ModelName,
+        after: Option<u64>,
+        wait: std::time::Duration,
+    ) -> Result<u64> {
+        let mut request = self.request(Method::GET, &format!("/models/{}/changes", seg(model)));
+        if let Some(after) = after {
+            // The server answers within `wait`; the request may take a little longer.
+            request = request
+                .query(&[("after", after), ("wait", wait.as_secs())])
+                .timeout(wait + std::time::Duration::from_secs(10));
+        }
+        let head: AuditHead = self.json(request).await?;
+        Ok(head.seq)
+    }
+
     async fn verify_audit(&self, exported: Option<&AuditHead>) -> Result<AuditReport> {
         self.json(
             self.request(Method::POST, "/audit/verify")

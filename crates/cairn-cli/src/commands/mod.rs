@@ -9,6 +9,7 @@ pub mod lineage;
 pub mod models;
 pub mod pull;
 pub mod push;
+pub mod serve;
 pub mod server;
 pub mod token;
 pub mod user;

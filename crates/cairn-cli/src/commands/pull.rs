@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use cairn_core::{FileEntry, Manifest, ModelVersionRef, Sha256Hasher, hash_reader};
+use cairn_core::{
+    FileEntry, Manifest, ModelVersionRef, Sha256Digest, Sha256Hasher, Version, hash_reader,
+};
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 
@@ -35,35 +37,7 @@ pub async fn run(registry: &dyn RegistryClient, args: Args) -> Result<ExitCode> 
     let version = registry
         .get_version(&args.reference.model, &args.reference.version)
         .await?;
-    // An external version's bytes are elsewhere: nothing here could verify them.
-    let Some(digest) = version.digest else {
-        bail!(
-            "{}@{} is an external version: its files are at {}, which the registry does not hold or verify; nothing was written",
-            version.model,
-            version.version,
-            version
-                .external_source
-                .as_deref()
-                .unwrap_or("an unrecorded source")
-        );
-    };
-    // Nothing the registry sends is trusted: its paths are checked as any manifest's
-    // (relative, no `..`, no duplicates), and they must hash to the version's digest.
-    let manifest = Manifest::new(version.files.clone().unwrap_or_default()).with_context(|| {
-        format!(
-            "the registry sent an unsafe manifest for {}@{}; nothing was written",
-            version.model, version.version
-        )
-    })?;
-    if manifest.digest() != digest {
-        bail!(
-            "the registry sent a manifest for {}@{} that does not hash to its digest (sha256:{}, manifest: sha256:{}); nothing was written",
-            version.model,
-            version.version,
-            digest,
-            manifest.digest()
-        );
-    }
+    let (digest, manifest) = verified_manifest(&version, "nothing was written")?;
 
     let made = make_output_dir(&args.output)?;
     let pulled = pull_into(registry, &args, manifest.files()).await;
@@ -86,6 +60,44 @@ pub async fn run(registry: &dyn RegistryClient, args: Args) -> Result<ExitCode> 
         manifest.files().len() - written.len()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The version's digest and manifest, checked: an external version has no bytes the
+/// registry could verify; the manifest's paths must be safe and hash to the digest.
+/// `consequence` ends each refusal (what the caller did not do).
+pub(crate) fn verified_manifest(
+    version: &Version,
+    consequence: &str,
+) -> Result<(Sha256Digest, Manifest)> {
+    let Some(digest) = version.digest else {
+        bail!(
+            "{}@{} is an external version: its files are at {}, which the registry does not hold or verify; {consequence}",
+            version.model,
+            version.version,
+            version
+                .external_source
+                .as_deref()
+                .unwrap_or("an unrecorded source")
+        );
+    };
+    // Nothing the registry sends is trusted: its paths are checked as any manifest's
+    // (relative, no `..`, no duplicates), and they must hash to the version's digest.
+    let manifest = Manifest::new(version.files.clone().unwrap_or_default()).with_context(|| {
+        format!(
+            "the registry sent an unsafe manifest for {}@{}; {consequence}",
+            version.model, version.version
+        )
+    })?;
+    if manifest.digest() != digest {
+        bail!(
+            "the registry sent a manifest for {}@{} that does not hash to its digest (sha256:{}, manifest: sha256:{}); {consequence}",
+            version.model,
+            version.version,
+            digest,
+            manifest.digest()
+        );
+    }
+    Ok((digest, manifest))
 }
 
 /// Writes the files of `files` that DIR lacks (or, with `--force`, holds otherwise)
@@ -242,14 +254,28 @@ async fn download(
     name: &str,
     bar: &indicatif::ProgressBar,
 ) -> Result<()> {
+    let file = staging
+        .create_file(name)
+        .with_context(|| format!("{}: creating its staging file", entry.path))?;
+    download_verified(registry, entry, tokio::fs::File::from_std(file), &|n| {
+        bar.inc(n)
+    })
+    .await
+}
+
+/// Streams the blob of `entry` into `file`, hashing it on the way: more bytes than the
+/// manifest says, or a digest or size that differs, is an error (the file then holds
+/// bytes to throw away). `on_bytes` is told of every chunk written.
+pub(crate) async fn download_verified(
+    registry: &dyn RegistryClient,
+    entry: &FileEntry,
+    mut file: tokio::fs::File,
+    on_bytes: &(dyn Fn(u64) + Send + Sync),
+) -> Result<()> {
     let mut download = registry
         .download_blob(&entry.sha256)
         .await
         .with_context(|| format!("{}: fetching its content", entry.path))?;
-    let file = staging
-        .create_file(name)
-        .with_context(|| format!("{}: creating its staging file", entry.path))?;
-    let mut file = tokio::fs::File::from_std(file);
     let mut hasher = Sha256Hasher::new();
     while let Some(chunk) = download.stream.next().await {
         let chunk = chunk.with_context(|| {
@@ -268,7 +294,7 @@ async fn download(
             );
         }
         file.write_all(&chunk).await?;
-        bar.inc(chunk.len() as u64);
+        on_bytes(chunk.len() as u64);
     }
     file.flush().await?;
     let (actual, size) = hasher.finish();

@@ -22,6 +22,7 @@ use crate::tracking::Tracking;
 use crate::{Error, Result};
 
 pub mod aliases;
+pub mod changes;
 pub mod copy;
 mod denials;
 mod gc;
@@ -47,6 +48,7 @@ pub struct Registry {
     pub(crate) blobs: BlobStore,
     tracking: Tracking,
     pub(crate) read_cache: Arc<ReadCache>,
+    changes: changes::SharedChangeWatch,
 }
 
 impl Registry {
@@ -81,6 +83,7 @@ impl Registry {
             blobs,
             tracking,
             read_cache: Arc::new(ReadCache::new(read_cache::DEFAULT_BUDGET)),
+            changes: Default::default(),
         })
     }
 

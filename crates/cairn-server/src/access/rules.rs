@@ -123,6 +123,8 @@ fn native(method: &Method, route: &str) -> Option<Rule> {
             rule(Writer, PathModel)
         }
         (Method::GET, "/models/{name}/protected-aliases") => rule(Reader, PathModel),
+        // Following a model's changes (cairn serve) reads it.
+        (Method::GET, "/models/{name}/changes") => rule(Reader, PathModel),
         (_, "/models/{name}/protected-aliases/{alias}") => rule(Admin, PathModel),
         (Method::GET, "/audit" | "/audit/head" | "/lineage/versions") => rule(Reader, Registry),
         (Method::GET, "/blobs/sha256/{digest}/why") => rule(Reader, Registry),

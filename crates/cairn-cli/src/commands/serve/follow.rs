@@ -1,0 +1,211 @@
+//! Following a reference: resolve it, fetch and verify the version, load it, swap it
+//! in — then wait for the registry to change and do it again when the reference
+//! points elsewhere.
+//!
+//! Changes are learnt by waiting on the registry's audit head (`wait_for_change`): in
+//! embedded mode one shared read of a one-row table five times a second, in remote
+//! mode a long-poll the server answers as soon as any server of the registry commits
+//! a change. Nothing polls in a hot loop.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, Result};
+use cairn_core::{ModelVersionRef, Version};
+use cairn_serve::deployment::{Deployment, Loaded, Route};
+use cairn_serve::model::OnnxModel;
+use cairn_serve::runtime::Runtime;
+use cairn_serve::servable;
+
+use super::cache::BlobCache;
+use super::moves;
+use crate::client::RegistryClient;
+use crate::commands::pull::verified_manifest;
+
+/// How long one wait for a change lasts before it is renewed.
+const WAIT: Duration = Duration::from_secs(25);
+/// A version that failed to load is tried again after this, if still pointed at (a
+/// download may fail for a moment; a corrupt file will fail again, but rarely).
+const RETRY_FAILED: Duration = Duration::from_secs(30);
+/// After an error reaching the registry, the next attempt waits this long.
+const REGISTRY_BACKOFF: Duration = Duration::from_secs(1);
+
+pub struct Follower<'a> {
+    registry: &'a dyn RegistryClient,
+    cache: &'a BlobCache,
+    runtime: &'a Runtime,
+    deployment: &'a Arc<Deployment>,
+    reference: ModelVersionRef,
+    candidate: bool,
+    /// The audit head's number when the reference was last resolved.
+    seen: Option<u64>,
+    /// The version (number, digest) that failed last, and when.
+    failed: Option<((u64, String), Instant)>,
+}
+
+impl<'a> Follower<'a> {
+    pub fn new(
+        registry: &'a dyn RegistryClient,
+        cache: &'a BlobCache,
+        runtime: &'a Runtime,
+        deployment: &'a Arc<Deployment>,
+        reference: ModelVersionRef,
+        candidate: bool,
+    ) -> Self {
+        Self {
+            registry,
+            cache,
+            runtime,
+            deployment,
+            reference,
+            candidate,
+            seen: None,
+            failed: None,
+        }
+    }
+
+    pub fn is_candidate(&self) -> bool {
+        self.candidate
+    }
+
+    /// Whether the reference can move (an alias, `latest`).
+    pub fn follows(&self) -> bool {
+        moves(&self.reference.version)
+    }
+
+    fn route(&self) -> &'a Route {
+        let deployment: &'a Deployment = self.deployment;
+        match (&deployment.split, self.candidate) {
+            (Some((route, _)), true) => route,
+            _ => &deployment.primary,
+        }
+    }
+
+    /// The first load: the reference resolved and its version served, or the error.
+    pub async fn start(&mut self) -> Result<()> {
+        self.seen = Some(
+            self.registry
+                .wait_for_change(&self.reference.model, None, WAIT)
+                .await?,
+        );
+        let version = self.resolve().await?;
+        self.load_and_install(&version).await
+    }
+
+    /// Follows the reference until the process ends.
+    pub async fn follow(&mut self) {
+        loop {
+            let head = match self
+                .registry
+                .wait_for_change(&self.reference.model, self.seen, WAIT)
+                .await
+            {
+                Ok(head) => head,
+                Err(e) => {
+                    tracing::warn!(reference = %self.reference, error = %format!("{e:#}"), "waiting for registry changes failed; trying again");
+                    tokio::time::sleep(REGISTRY_BACKOFF).await;
+                    continue;
+                }
+            };
+            let changed = Some(head) != self.seen;
+            let retry = self
+                .failed
+                .as_ref()
+                .is_some_and(|(_, at)| at.elapsed() >= RETRY_FAILED);
+            if !changed && !retry {
+                continue;
+            }
+            match self.resolve().await {
+                Ok(version) => {
+                    self.seen = Some(head);
+                    self.switch_to(&version).await;
+                }
+                Err(e) => {
+                    tracing::warn!(reference = %self.reference, error = %format!("{e:#}"), "resolving the reference failed; trying again");
+                    tokio::time::sleep(REGISTRY_BACKOFF).await;
+                }
+            }
+        }
+    }
+
+    async fn resolve(&self) -> Result<Version> {
+        self.registry
+            .get_version(&self.reference.model, &self.reference.version)
+            .await
+            .with_context(|| format!("resolving {}", self.reference))
+    }
+
+    /// Serves `version` unless it serves already, or failed a moment ago.
+    async fn switch_to(&mut self, version: &Version) {
+        let key = (version.version, digest_text(version));
+        let route = self.route();
+        if route
+            .current()
+            .is_some_and(|l| (l.number, l.digest.clone()) == key)
+        {
+            // Back on what serves (a rollback past a version that failed): the failure
+            // is no longer the reference's state.
+            self.deployment.clear_failure(route);
+            self.failed = None;
+            return;
+        }
+        if let Some((failed, at)) = &self.failed
+            && *failed == key
+            && at.elapsed() < RETRY_FAILED
+        {
+            return;
+        }
+        if let Err(e) = self.load_and_install(version).await {
+            self.deployment.failed(
+                route,
+                format!("{}@{}", version.model, version.version),
+                format!("{e:#}"),
+            );
+            self.failed = Some((key, Instant::now()));
+        }
+    }
+
+    /// Fetches, verifies and loads `version` beside what serves now, then swaps it in.
+    async fn load_and_install(&mut self, version: &Version) -> Result<()> {
+        let started = Instant::now();
+        let label = format!("{}@{}", version.model, version.version);
+        let (digest, manifest) = verified_manifest(version, "it is not served")?;
+        let assembled = self
+            .cache
+            .assemble(self.registry, &manifest)
+            .await
+            .with_context(|| format!("fetching {label}"))?;
+        let files: Vec<String> = manifest.files().iter().map(|f| f.path.clone()).collect();
+        let found = servable::find(&assembled.dir, &files)
+            .map_err(|e| anyhow::anyhow!("{label} cannot be served: {e}"))?;
+        let runtime = self.runtime.clone();
+        let path = servable::onnx_path(&assembled.dir, &found);
+        let shown = format!("{label}: {}", found.onnx);
+        // onnxruntime reads and optimizes the graph: seconds of CPU for a large model,
+        // kept off the threads answering requests.
+        let model = tokio::task::spawn_blocking(move || OnnxModel::load(&runtime, &path, &shown))
+            .await
+            .context("the loading task failed")??;
+        let downloaded = assembled.downloaded;
+        drop(assembled);
+        tracing::info!(version = %label, downloaded_bytes = downloaded, "loaded");
+        self.deployment.install(
+            self.route(),
+            Loaded {
+                model_name: version.model.to_string(),
+                number: version.version,
+                digest: digest.prefixed(),
+                model,
+                signature: found.signature,
+                loaded_at: SystemTime::now(),
+                load_time: started.elapsed(),
+            },
+        );
+        self.failed = None;
+        Ok(())
+    }
+}
+
+fn digest_text(version: &Version) -> String {
+    version.digest.map(|d| d.prefixed()).unwrap_or_default()
+}
