@@ -118,9 +118,10 @@ def serve(tmp_path):
 
 
 class MlflowServe:
-    """`mlflow models serve` on an MLflow model directory, as users run it."""
+    """`mlflow models serve` on an MLflow model (a directory, or a `models:/` URI with
+    `env` naming the tracking server), as users run it."""
 
-    def __init__(self, model_dir):
+    def __init__(self, model_dir, env=None):
         self.port = free_port()
         self.proc = subprocess.Popen(
             [
@@ -130,7 +131,7 @@ class MlflowServe:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             # It starts uvicorn by name: this venv's, on PATH.
-            env={**os.environ, "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}"},
+            env={**os.environ, "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}", **(env or {})},
         )
         self.url = f"http://127.0.0.1:{self.port}"
 

@@ -9,6 +9,7 @@ mod error;
 mod extract;
 mod limits;
 mod listen;
+mod metrics;
 mod mlflow;
 mod openapi;
 
@@ -58,17 +59,28 @@ pub fn router(registry: Registry, options: &ServerOptions) -> Router {
     );
     let limiter = limits::Limiter::new(&options.limits);
     let json_limit = options.limits.max_json_body;
+    let metrics = std::sync::Arc::new(metrics::ServerMetrics::default());
+    let exposition = metrics.clone();
     Router::new()
         .nest("/api/v1", api_v1::routes().merge(api_access::routes()))
         .merge(mlflow::routes())
         .route("/api/v1/openapi.json", get(openapi_json))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route(
+            "/metrics",
+            get(move |State(r): State<Registry>| async move { metrics::render(&exposition, &r) }),
+        )
         // Every route, before its handler: who is calling, and may they (the guard, the
         // outer layer); then the rate of their writes and the number of uploads.
         .route_layer(axum::middleware::from_fn_with_state(limiter, limits::limit))
         .route_layer(axum::middleware::from_fn_with_state(gate, access::guard))
         .fallback(not_found)
+        // Outside the guard: refused requests are counted too, under their route.
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            metrics::record,
+        ))
         .layer(DefaultBodyLimit::max(json_limit))
         .layer(axum::Extension(extract::JsonLimit(json_limit)))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(

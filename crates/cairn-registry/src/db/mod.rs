@@ -124,6 +124,13 @@ pub struct MetadataStore {
     retries: u32,
 }
 
+/// A connection pool's state, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    pub open: u32,
+    pub idle: u32,
+}
+
 /// Now, in milliseconds since the Unix epoch: how every stored time is kept.
 pub fn now_ms() -> i64 {
     (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
@@ -233,6 +240,21 @@ impl MetadataStore {
         self.read("SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success")
             .scalar_one()
             .await
+    }
+
+    /// The connections open now and how many of them are idle: sqlx's pool on
+    /// PostgreSQL; on SQLite the reader connections (the one writer apart).
+    pub fn pool_stats(&self) -> PoolStats {
+        if let Some(pool) = &self.pool {
+            return PoolStats {
+                open: pool.size(),
+                idle: pool.num_idle() as u32,
+            };
+        }
+        match &self.sqlite_reads {
+            Some(reads) => reads.stats(),
+            None => PoolStats::default(),
+        }
     }
 
     pub async fn ping(&self) -> Result<()> {

@@ -35,6 +35,7 @@ pub(crate) struct SqliteReads {
     /// One permit per connection: at most that many reads run at once, each on a
     /// connection kept warm (its page cache and prepared statements) between reads.
     permits: Arc<Semaphore>,
+    connections: usize,
     /// Connections not in use; a read that finds none opens one.
     idle: Mutex<Vec<Connection>>,
 }
@@ -48,6 +49,7 @@ impl SqliteReads {
         Ok(Arc::new(Self {
             path,
             permits: Arc::new(Semaphore::new(connections.max(1) as usize)),
+            connections: connections.max(1) as usize,
             idle: Mutex::new(vec![first]),
         }))
     }
@@ -88,6 +90,16 @@ impl SqliteReads {
         let outcome = read(&conn);
         self.give_back(conn, outcome.is_ok());
         outcome.map_err(crate::Error::from)
+    }
+
+    /// Connections reading now and kept idle.
+    pub fn stats(&self) -> super::PoolStats {
+        let idle = self.idle.lock().expect("reader pool lock").len();
+        let reading = self.connections - self.permits.available_permits();
+        super::PoolStats {
+            open: (idle + reading) as u32,
+            idle: idle as u32,
+        }
     }
 
     /// An idle connection, or a new one.

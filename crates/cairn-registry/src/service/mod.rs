@@ -96,6 +96,11 @@ impl Registry {
         &self.tracking
     }
 
+    /// The metadata store's connections, for metrics.
+    pub fn pool_stats(&self) -> crate::db::PoolStats {
+        self.meta.pool_stats()
+    }
+
     /// Fails when the metadata store or the blob store does not answer.
     pub async fn check_ready(&self) -> Result<()> {
         self.meta.ping().await?;

@@ -82,6 +82,8 @@ pub fn rule_for(method: &Method, route: &str) -> Option<Rule> {
     }
     match route {
         "/healthz" | "/readyz" | "/health" => rule(Reader, Public),
+        // Request counts per route and the connection pool: the whole server's state.
+        "/metrics" => rule(Reader, Registry),
         "/get-artifact" => rule(Reader, Tracking),
         "/model-versions/get-artifact" => rule(Reader, MlflowModel(NAME)),
         _ => None,
