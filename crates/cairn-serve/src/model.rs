@@ -2,7 +2,8 @@
 //! turning typed input tensors into output values Cairn can answer with.
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 use ort::session::Session;
 use ort::value::{DynValue, TensorElementType, ValueType};
@@ -77,9 +78,16 @@ pub enum ModelError {
     Run(String),
 }
 
-/// A loaded model. Runs are serialized per model (onnxruntime parallelizes inside one run).
+/// A loaded model: a few sessions of the same graph, each running one request at a
+/// time on one thread. Concurrent requests run side by side on separate sessions, which
+/// measured better than one session parallelizing inside each run (whose spinning
+/// threads fight the request threads for the cores; see docs/BENCHMARKS.md). Each
+/// session holds its own copy of the weights: `--sessions` trades memory for
+/// concurrency.
 pub struct OnnxModel {
-    session: Mutex<Session>,
+    sessions: Vec<Mutex<Session>>,
+    /// Where the next run starts looking for an idle session.
+    next: AtomicUsize,
     inputs: Vec<InputSpec>,
     outputs: Vec<String>,
 }
@@ -95,13 +103,27 @@ impl std::fmt::Debug for OnnxModel {
 
 impl OnnxModel {
     /// Loads `file` (a path inside the version's directory, so that external weights
-    /// beside it are found) and checks that every input is a tensor Cairn can feed.
-    pub fn load(runtime: &Runtime, file: &Path, shown_as: &str) -> Result<Self, ModelError> {
-        let load_error = |e: ort::Error| ModelError::Load(shown_as.to_owned(), e.to_string());
-        let session = Session::builder(&runtime.environment)
-            .map_err(load_error)?
-            .commit_from_file(file)
-            .map_err(load_error)?;
+    /// beside it are found) into `sessions` sessions, and checks that every input is a
+    /// tensor Cairn can feed.
+    pub fn load(
+        runtime: &Runtime,
+        file: &Path,
+        shown_as: &str,
+        sessions: usize,
+    ) -> Result<Self, ModelError> {
+        let load_error = |e: String| ModelError::Load(shown_as.to_owned(), e);
+        let mut loaded = Vec::with_capacity(sessions.max(1));
+        for _ in 0..sessions.max(1) {
+            let mut builder = Session::builder(&runtime.environment)
+                .and_then(|b| b.with_intra_threads(1).map_err(ort::Error::from))
+                .map_err(|e| load_error(e.to_string()))?;
+            loaded.push(
+                builder
+                    .commit_from_file(file)
+                    .map_err(|e| load_error(e.to_string()))?,
+            );
+        }
+        let session = &loaded[0];
         let mut inputs = Vec::new();
         for input in session.inputs() {
             let ValueType::Tensor { ty, shape, .. } = input.dtype() else {
@@ -129,10 +151,26 @@ impl OnnxModel {
             .map(|o| o.name().to_owned())
             .collect();
         Ok(Self {
-            session: Mutex::new(session),
+            sessions: loaded.into_iter().map(Mutex::new).collect(),
+            next: AtomicUsize::new(0),
             inputs,
             outputs,
         })
+    }
+
+    /// An idle session if there is one, else the next one in turn (waited for). A panic
+    /// inside a run poisons its lock; the session is still usable (onnxruntime keeps no
+    /// state between runs), so the poison is cleared rather than spread.
+    fn idle_session(&self) -> MutexGuard<'_, Session> {
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let n = self.sessions.len();
+        (0..n)
+            .find_map(|i| self.sessions[(start + i) % n].try_lock().ok())
+            .unwrap_or_else(|| {
+                self.sessions[start % n]
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+            })
     }
 
     pub fn inputs(&self) -> &[InputSpec] {
@@ -155,9 +193,7 @@ impl OnnxModel {
         for (name, shape, data) in feeds {
             values.push((name, to_value(shape, data).map_err(run_error)?));
         }
-        // A panic inside a run poisons the lock; the model is still usable (onnxruntime
-        // keeps no state between runs), so the poison is cleared rather than spread.
-        let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
+        let mut session = self.idle_session();
         let results = session.run(values).map_err(run_error)?;
         let mut outputs = Vec::with_capacity(self.outputs.len());
         for name in &self.outputs {

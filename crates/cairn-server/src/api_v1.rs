@@ -330,6 +330,7 @@ pub struct ChangesQuery {
     responses((status = 200, description = "The audit head: changed, or unchanged after the wait", body = AuditHead)))]
 pub async fn wait_for_change(
     State(r): State<Registry>,
+    draining: Option<axum::Extension<Draining>>,
     Path(name): Path<String>,
     Query(q): Query<ChangesQuery>,
 ) -> ApiResult<Json<AuditHead>> {
@@ -340,8 +341,22 @@ pub async fn wait_for_change(
         return Ok(Json(r.audit_head().await?));
     };
     let wait = std::time::Duration::from_secs(q.wait.unwrap_or(30));
-    Ok(Json(r.wait_for_change(after, wait).await?))
+    let mut drained = draining.map(|d| d.0.0.clone());
+    let shutting_down = async {
+        match drained.as_mut() {
+            Some(rx) => drop(rx.wait_for(|draining| *draining).await),
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        head = r.wait_for_change(after, wait) => Ok(Json(head?)),
+        () = shutting_down => Ok(Json(r.audit_head().await?)),
+    }
 }
+
+/// Set when the server starts shutting down: long-polls answer at once.
+#[derive(Clone)]
+pub struct Draining(pub tokio::sync::watch::Receiver<bool>);
 
 /// Filters of `GET /api/v1/audit`.
 #[derive(serde::Deserialize, utoipa::IntoParams)]

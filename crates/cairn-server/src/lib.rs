@@ -134,8 +134,14 @@ pub async fn serve(
     let addr: SocketAddr = listener.local_addr()?;
     tracing::info!(%addr, "serving");
     let tls = options.tls.as_ref().map(TlsFiles::load).transpose()?;
+    // Long-polls end when shutdown starts, so draining does not wait out their waits.
+    let (draining, drained) = tokio::sync::watch::channel(false);
+    let shutdown = async move {
+        shutdown.await;
+        let _ = draining.send(true);
+    };
     listen::serve(
-        router(registry, options),
+        router(registry, options).layer(axum::Extension(api_v1::Draining(drained))),
         listener,
         &options.limits,
         tls,

@@ -14,11 +14,23 @@ use super::feed::Style;
 use crate::model::{Output, OutputValue};
 
 pub fn answer(outputs: Vec<Output>, style: Style) -> Value {
-    if let Style::Records { rows } = style
-        && let Some(records) = records(&outputs, rows)
-    {
-        return serde_json::json!({ "predictions": records });
+    let Style::Records { rows } = style else {
+        return tensors(outputs);
+    };
+    // Records only when every output splits into one part per row.
+    if !outputs.iter().all(|o| splits_into(&o.value, rows)) {
+        return tensors(outputs);
     }
+    let mut records: Vec<Map<String, Value>> = (0..rows).map(|_| Map::new()).collect();
+    for output in outputs {
+        for (record, value) in records.iter_mut().zip(per_row(output.value, rows)) {
+            record.insert(output.name.clone(), value);
+        }
+    }
+    serde_json::json!({ "predictions": records })
+}
+
+fn tensors(outputs: Vec<Output>) -> Value {
     let tensors: Map<String, Value> = outputs
         .into_iter()
         .map(|o| (o.name, whole(o.value)))
@@ -26,45 +38,30 @@ pub fn answer(outputs: Vec<Output>, style: Style) -> Value {
     serde_json::json!({ "predictions": tensors })
 }
 
-/// One record per row, when every output splits into `rows` parts.
-fn records(outputs: &[Output], rows: usize) -> Option<Vec<Value>> {
-    let mut columns: Vec<(&str, Vec<Value>)> = Vec::with_capacity(outputs.len());
-    for output in outputs {
-        columns.push((output.name.as_str(), per_row(&output.value, rows)?));
+/// Whether an output holds one part per row: one value, one map, or one sub-tensor.
+fn splits_into(value: &OutputValue, rows: usize) -> bool {
+    match value {
+        OutputValue::Maps(maps) => maps.len() == rows,
+        OutputValue::Tensor { shape, elements } => {
+            elements.len() == rows || (rows > 0 && shape.first() == Some(&rows))
+        }
     }
-    Some(
-        (0..rows)
-            .map(|r| {
-                Value::Object(
-                    columns
-                        .iter()
-                        .map(|(name, values)| ((*name).to_owned(), values[r].clone()))
-                        .collect(),
-                )
-            })
-            .collect(),
-    )
 }
 
-/// An output's value for each row: a scalar when it holds one value per row, the
-/// row's nested lists when it holds more.
-fn per_row(value: &OutputValue, rows: usize) -> Option<Vec<Value>> {
+/// An output's value for each row (`splits_into` holds): a scalar when it holds one
+/// value per row, the row's nested lists when it holds more.
+fn per_row(value: OutputValue, rows: usize) -> Vec<Value> {
     match value {
-        OutputValue::Maps(maps) if maps.len() == rows => {
-            Some(maps.iter().cloned().map(Value::Object).collect())
-        }
-        OutputValue::Tensor { elements, .. } if elements.len() == rows => Some(elements.clone()),
-        OutputValue::Tensor { shape, elements } if shape.first() == Some(&rows) && rows > 0 => {
+        OutputValue::Maps(maps) => maps.into_iter().map(Value::Object).collect(),
+        OutputValue::Tensor { elements, .. } if elements.len() == rows => elements,
+        OutputValue::Tensor { shape, elements } => {
             let inner = &shape[1..];
-            let per = elements.len() / rows;
-            Some(
-                elements
-                    .chunks(per.max(1))
-                    .map(|chunk| nest(chunk, inner))
-                    .collect(),
-            )
+            let per = (elements.len() / rows).max(1);
+            elements
+                .chunks(per)
+                .map(|chunk| nest(chunk, inner))
+                .collect()
         }
-        _ => None,
     }
 }
 

@@ -30,10 +30,19 @@ const RETRY_FAILED: Duration = Duration::from_secs(30);
 /// After an error reaching the registry, the next attempt waits this long.
 const REGISTRY_BACKOFF: Duration = Duration::from_secs(1);
 
+/// What every follower of a serving process shares.
+pub struct Loader<'a> {
+    pub registry: &'a dyn RegistryClient,
+    pub cache: &'a BlobCache,
+    pub runtime: &'a Runtime,
+    pub deployment: &'a Arc<Deployment>,
+    /// onnxruntime sessions per loaded version.
+    pub sessions: usize,
+}
+
 pub struct Follower<'a> {
+    loader: &'a Loader<'a>,
     registry: &'a dyn RegistryClient,
-    cache: &'a BlobCache,
-    runtime: &'a Runtime,
     deployment: &'a Arc<Deployment>,
     reference: ModelVersionRef,
     candidate: bool,
@@ -44,19 +53,11 @@ pub struct Follower<'a> {
 }
 
 impl<'a> Follower<'a> {
-    pub fn new(
-        registry: &'a dyn RegistryClient,
-        cache: &'a BlobCache,
-        runtime: &'a Runtime,
-        deployment: &'a Arc<Deployment>,
-        reference: ModelVersionRef,
-        candidate: bool,
-    ) -> Self {
+    pub fn new(loader: &'a Loader<'a>, reference: ModelVersionRef, candidate: bool) -> Self {
         Self {
-            registry,
-            cache,
-            runtime,
-            deployment,
+            loader,
+            registry: loader.registry,
+            deployment: loader.deployment,
             reference,
             candidate,
             seen: None,
@@ -89,7 +90,22 @@ impl<'a> Follower<'a> {
                 .await?,
         );
         let version = self.resolve().await?;
-        self.load_and_install(&version).await
+        let loaded = self.load_and_install(&version).await;
+        if let Err(e) = &loaded {
+            self.record_failure(&version, e);
+        }
+        loaded
+    }
+
+    /// `version` failed to fetch, verify or load: /health and /metrics say so, and it is
+    /// not tried again before [`RETRY_FAILED`].
+    fn record_failure(&mut self, version: &Version, error: &anyhow::Error) {
+        self.deployment.failed(
+            self.route(),
+            format!("{}@{}", version.model, version.version),
+            format!("{error:#}"),
+        );
+        self.failed = Some(((version.version, digest_text(version)), Instant::now()));
     }
 
     /// Follows the reference until the process ends.
@@ -121,7 +137,13 @@ impl<'a> Follower<'a> {
                     self.switch_to(&version).await;
                 }
                 Err(e) => {
-                    tracing::warn!(reference = %self.reference, error = %format!("{e:#}"), "resolving the reference failed; trying again");
+                    // A deleted alias, a registry out of reach: what serves keeps
+                    // serving, and /health says why it may be stale.
+                    self.deployment.failed(
+                        self.route(),
+                        self.reference.to_string(),
+                        format!("{e:#}"),
+                    );
                     tokio::time::sleep(REGISTRY_BACKOFF).await;
                 }
             }
@@ -156,12 +178,7 @@ impl<'a> Follower<'a> {
             return;
         }
         if let Err(e) = self.load_and_install(version).await {
-            self.deployment.failed(
-                route,
-                format!("{}@{}", version.model, version.version),
-                format!("{e:#}"),
-            );
-            self.failed = Some((key, Instant::now()));
+            self.record_failure(version, &e);
         }
     }
 
@@ -171,6 +188,7 @@ impl<'a> Follower<'a> {
         let label = format!("{}@{}", version.model, version.version);
         let (digest, manifest) = verified_manifest(version, "it is not served")?;
         let assembled = self
+            .loader
             .cache
             .assemble(self.registry, &manifest)
             .await
@@ -178,14 +196,15 @@ impl<'a> Follower<'a> {
         let files: Vec<String> = manifest.files().iter().map(|f| f.path.clone()).collect();
         let found = servable::find(&assembled.dir, &files)
             .map_err(|e| anyhow::anyhow!("{label} cannot be served: {e}"))?;
-        let runtime = self.runtime.clone();
+        let (runtime, sessions) = (self.loader.runtime.clone(), self.loader.sessions);
         let path = servable::onnx_path(&assembled.dir, &found);
         let shown = format!("{label}: {}", found.onnx);
         // onnxruntime reads and optimizes the graph: seconds of CPU for a large model,
         // kept off the threads answering requests.
-        let model = tokio::task::spawn_blocking(move || OnnxModel::load(&runtime, &path, &shown))
-            .await
-            .context("the loading task failed")??;
+        let model =
+            tokio::task::spawn_blocking(move || OnnxModel::load(&runtime, &path, &shown, sessions))
+                .await
+                .context("the loading task failed")??;
         let downloaded = assembled.downloaded;
         drop(assembled);
         tracing::info!(version = %label, downloaded_bytes = downloaded, "loaded");

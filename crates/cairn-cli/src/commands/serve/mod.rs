@@ -46,6 +46,15 @@ pub struct Args {
     /// The largest scoring request body accepted, in bytes (413 above).
     #[arg(long, default_value_t = cairn_serve::app::DEFAULT_MAX_BODY)]
     max_body: usize,
+    /// Requests a version runs at once, each on its own onnxruntime session (and its own
+    /// copy of the weights). Default: the number of cores, at most 4.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+    sessions: Option<u16>,
+}
+
+/// Sessions per loaded version unless `--sessions` says otherwise.
+fn default_sessions() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
 }
 
 fn parse_split(text: &str) -> Result<(ModelVersionRef, u32), String> {
@@ -76,23 +85,16 @@ pub async fn run(registry: &dyn RegistryClient, args: Args) -> Result<ExitCode> 
             .as_ref()
             .map(|(reference, share)| (reference.to_string(), *share)),
     ));
-    let mut followers = vec![Follower::new(
+    let loader = follow::Loader {
         registry,
-        &cache,
-        &runtime,
-        &deployment,
-        args.reference.clone(),
-        false,
-    )];
+        cache: &cache,
+        runtime: &runtime,
+        deployment: &deployment,
+        sessions: args.sessions.map_or_else(default_sessions, usize::from),
+    };
+    let mut followers = vec![Follower::new(&loader, args.reference.clone(), false)];
     if let Some((candidate, _)) = &args.split {
-        followers.push(Follower::new(
-            registry,
-            &cache,
-            &runtime,
-            &deployment,
-            candidate.clone(),
-            true,
-        ));
+        followers.push(Follower::new(&loader, candidate.clone(), true));
     }
     // The primary must load before anything is served; a candidate that fails leaves
     // the primary all the traffic (and says so in /health).
