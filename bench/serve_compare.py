@@ -104,6 +104,8 @@ def main():
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--cairn", default=str(ROOT / "target" / "release" / "cairn"))
     args = parser.parse_args()
+    if args.cairn == str(ROOT / "target" / "release" / "cairn"):
+        subprocess.run(["cargo", "build", "--release", "--locked", "-p", "cairn"], cwd=ROOT, check=True)
     venv_bin = str(Path(sys.executable).parent)
     import onnxruntime
 

@@ -117,15 +117,31 @@ fn parse_args() -> Result<Cli, ExitCode> {
             Err(ExitCode::from(2))
         }
         Err(e) => {
-            let rendered = e.render().to_string();
-            let line = rendered
-                .lines()
-                .next()
-                .unwrap_or("error: invalid arguments");
-            eprintln!("{line}");
+            eprintln!("{}", usage_error_line(&e.render().to_string()));
             Err(ExitCode::from(2))
         }
     }
+}
+
+/// clap's message on one line: its first paragraph (for a missing argument, the lines
+/// after the first name what is missing) and the usage it shows.
+fn usage_error_line(rendered: &str) -> String {
+    let mut line: Vec<&str> = rendered
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    if line.is_empty() {
+        line.push("error: invalid arguments");
+    }
+    let mut line = line.join(" ");
+    if let Some(usage) = rendered
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Usage: "))
+    {
+        line.push_str(&format!(" (usage: {usage})"));
+    }
+    line
 }
 
 fn main() -> ExitCode {
@@ -256,7 +272,18 @@ fn init_cli_logging() {
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
+    use clap::{CommandFactory, Parser};
+
+    #[test]
+    fn a_missing_argument_is_named_on_the_one_line() {
+        let Err(e) = super::Cli::try_parse_from(["cairn", "rollback", "fraud"]) else {
+            panic!("parsed without its alias");
+        };
+        let line = super::usage_error_line(&e.render().to_string());
+        assert!(!line.contains('\n'));
+        assert!(line.contains("not provided: <ALIAS>"), "{line}");
+        assert!(line.contains("(usage: cairn rollback"), "{line}");
+    }
 
     #[test]
     fn cli_definition_is_consistent() {

@@ -2,7 +2,7 @@
 //! whole registry) and protected aliases (for admins of the model). What each route
 //! needs is in `access::rules`, like every other route's.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, put};
 use axum::{Json, Router};
@@ -13,7 +13,7 @@ use cairn_registry::{GrantOn, NewToken, Registry};
 
 use crate::access::Caller;
 use crate::error::ApiError;
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ApiQuery};
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -165,7 +165,7 @@ pub struct DenialsQuery {
     responses((status = 200, description = "The newest refused writes, oldest first", body = Vec<Denial>)))]
 pub async fn denials(
     State(r): State<Registry>,
-    Query(q): Query<DenialsQuery>,
+    ApiQuery(q): ApiQuery<DenialsQuery>,
 ) -> ApiResult<Json<Vec<Denial>>> {
     let limit = q.limit.unwrap_or(100).min(10_000);
     Ok(Json(r.denials(limit).await?))

@@ -2,7 +2,7 @@
 //! service and map errors. Every route is listed in the OpenAPI document.
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -24,7 +24,7 @@ use futures::TryStreamExt;
 
 use crate::access::Caller;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, RawBody};
+use crate::extract::{ApiJson, ApiQuery, RawBody};
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -237,7 +237,7 @@ pub struct LineageQuery {
     responses((status = 200, description = "The versions, by model and number", body = Vec<ParentRef>)))]
 pub async fn versions_from(
     State(r): State<Registry>,
-    Query(q): Query<LineageQuery>,
+    ApiQuery(q): ApiQuery<LineageQuery>,
 ) -> ApiResult<Json<Vec<ParentRef>>> {
     let found = match (&q.data, &q.commit, &q.parent) {
         (Some(d), None, None) => r.versions_with_input(d).await?,
@@ -332,7 +332,7 @@ pub async fn wait_for_change(
     State(r): State<Registry>,
     draining: Option<axum::Extension<Draining>>,
     Path(name): Path<String>,
-    Query(q): Query<ChangesQuery>,
+    ApiQuery(q): ApiQuery<ChangesQuery>,
 ) -> ApiResult<Json<AuditHead>> {
     let model = model_name(&name)?;
     // A follower of a model that does not exist learns so now, not after the wait.
@@ -371,7 +371,7 @@ pub struct AuditQuery {
     responses((status = 200, description = "Audit entries, oldest first", body = Vec<AuditEntry>)))]
 pub async fn audit_log(
     State(r): State<Registry>,
-    Query(q): Query<AuditQuery>,
+    ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> ApiResult<Json<Vec<AuditEntry>>> {
     let since = match &q.since {
         Some(text) => {
@@ -459,7 +459,7 @@ pub async fn delete_alias(
     State(r): State<Registry>,
     Caller(actor): Caller,
     Path((name, alias)): Path<(String, String)>,
-    Query(reason): Query<Reason>,
+    ApiQuery(reason): ApiQuery<Reason>,
 ) -> ApiResult<Json<AliasMoveResponse>> {
     let recorded = r
         .move_alias(
