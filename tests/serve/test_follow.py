@@ -178,3 +178,40 @@ def test_switching_versions_downloads_only_the_difference(models, registry, serv
     assert len(loads) == 2, serving.log
     onnx_two = Path(models["rf_nozipmap"]["onnx_path"]).stat().st_size
     assert f"downloaded_bytes={onnx_two}" in loads[1], loads[1]
+
+
+def test_a_reader_token_of_one_model_follows_it_through_a_secured_server(models, tmp_path):
+    """With authentication on, serving needs only a reader of its model: it resolves
+    the alias, downloads the blobs and long-polls the model's changes with that token,
+    and a token for another model is refused up front."""
+    from conftest import cairn
+
+    data = str(tmp_path / "registry")
+    admin = cairn("--registry", data, "token", "create", "--user", "ada", "--role", "admin").stdout.strip()
+    server = CairnServer("--auth", "--data", data)
+    try:
+        as_admin = {"CAIRN_REGISTRY": server.url, "CAIRN_TOKEN": admin}
+        for source in (models["rf_zipmap"]["onnx_path"], models["rf_nozipmap"]["onnx_path"]):
+            cairn("push", source, "--model", "fraud", env=as_admin)
+        cairn("alias", "set", "fraud", "production", "1", env=as_admin)
+
+        def token(pattern):
+            return cairn("token", "create", "--user", "svc", "--role", "reader", "--models", pattern,
+                         env=as_admin).stdout.strip()
+
+        with pytest.raises(RuntimeError, match="cannot serve fraud@production"):
+            Serving("fraud@production", {"CAIRN_REGISTRY": server.url, "CAIRN_TOKEN": token("churn")},
+                    cache=tmp_path / "cache")
+        serving = Serving("fraud@production", {"CAIRN_REGISTRY": server.url, "CAIRN_TOKEN": token("fraud")},
+                          cache=tmp_path / "cache")
+        try:
+            assert serving.served_version() == "fraud@1"
+            cairn("promote", "fraud@2", "--to", "production", env=as_admin)
+            deadline = time.monotonic() + 3
+            while serving.served_version() != "fraud@2" and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert serving.served_version() == "fraud@2"
+        finally:
+            serving.stop()
+    finally:
+        server.stop()

@@ -54,6 +54,8 @@ enum Command {
     Push(commands::push::Args),
     /// Write a version's files into a directory, verifying every byte.
     Pull(commands::pull::Args),
+    /// The registry's events (every change), as they commit with --follow.
+    Events(commands::events::Args),
     /// Serve an ONNX version over HTTP (MLflow's scoring protocol), following its
     /// alias: a promotion or rollback is live within a second.
     Serve(commands::serve::Args),
@@ -218,6 +220,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Push(args) => commands::push::run(registry, args).await,
         Command::Pull(args) => commands::pull::run(registry, args).await,
         Command::Serve(args) => commands::serve::run(registry, args).await,
+        Command::Events(args) => commands::events::run(registry, args).await,
         Command::Models(cmd) => commands::models::run(registry, cmd).await,
         Command::Versions(args) => commands::versions::list(registry, args).await,
         Command::Show(args) => commands::versions::show(registry, args).await,

@@ -7,6 +7,7 @@ pub mod access;
 pub mod api;
 pub mod auth;
 pub mod digest;
+pub mod event;
 pub mod lineage;
 pub mod manifest;
 pub mod model;

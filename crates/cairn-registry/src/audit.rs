@@ -336,6 +336,26 @@ impl MetadataStore {
         rows.into_iter().map(Stored::into_entry).collect()
     }
 
+    /// At most `limit` entries after number `after`, in order, optionally of one model.
+    pub async fn audit_after(
+        &self,
+        after: u64,
+        model: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>> {
+        let mut q = SqlBuilder::new(
+            self.backend(),
+            format!("SELECT {COLUMNS} FROM audit_log WHERE seq > "),
+        );
+        q.push_bind(i64::try_from(after).unwrap_or(i64::MAX));
+        if let Some(model) = model {
+            q.push(" AND model = ").push_bind(model.to_owned());
+        }
+        q.push(" ORDER BY seq LIMIT ").push_bind(i64::from(limit));
+        let rows: Vec<Stored> = self.read_sql(q).fetch_all().await?;
+        rows.into_iter().map(Stored::into_entry).collect()
+    }
+
     pub async fn audit_head(&self) -> Result<AuditHead> {
         let (seq, hash): (i64, String) = self
             .read("SELECT seq, hash FROM audit_head WHERE id = 1")

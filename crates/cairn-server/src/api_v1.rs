@@ -25,6 +25,7 @@ use futures::TryStreamExt;
 use crate::access::Caller;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery, RawBody};
+use crate::listen::Draining;
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -54,6 +55,7 @@ pub fn routes() -> Router<Registry> {
         )
         .route("/models/{name}/aliases/{alias}/history", get(alias_history))
         .route("/models/{name}/changes", get(wait_for_change))
+        .route("/events", get(crate::events::stream))
         .route("/verify", post(verify_all))
         .route("/audit", get(audit_log))
         .route("/audit/head", get(audit_head))
@@ -341,22 +343,12 @@ pub async fn wait_for_change(
         return Ok(Json(r.audit_head().await?));
     };
     let wait = std::time::Duration::from_secs(q.wait.unwrap_or(30));
-    let mut drained = draining.map(|d| d.0.0.clone());
-    let shutting_down = async {
-        match drained.as_mut() {
-            Some(rx) => drop(rx.wait_for(|draining| *draining).await),
-            None => std::future::pending().await,
-        }
-    };
+    let draining = draining.map(|d| d.0);
     tokio::select! {
         head = r.wait_for_change(after, wait) => Ok(Json(head?)),
-        () = shutting_down => Ok(Json(r.audit_head().await?)),
+        () = Draining::started(draining.as_ref()) => Ok(Json(r.audit_head().await?)),
     }
 }
-
-/// Set when the server starts shutting down: long-polls answer at once.
-#[derive(Clone)]
-pub struct Draining(pub tokio::sync::watch::Receiver<bool>);
 
 /// Filters of `GET /api/v1/audit`.
 #[derive(serde::Deserialize, utoipa::IntoParams)]

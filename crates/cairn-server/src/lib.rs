@@ -6,6 +6,7 @@ mod api_access;
 mod api_v1;
 mod browsers;
 mod error;
+mod events;
 mod extract;
 mod limits;
 mod listen;
@@ -141,7 +142,7 @@ pub async fn serve(
         let _ = draining.send(true);
     };
     listen::serve(
-        router(registry, options).layer(axum::Extension(api_v1::Draining(drained))),
+        router(registry, options).layer(axum::Extension(listen::Draining(drained))),
         listener,
         &options.limits,
         tls,

@@ -82,6 +82,26 @@ impl TlsFiles {
     }
 }
 
+/// Set when the server starts shutting down: long waits (long-polls, event streams)
+/// end at once, so draining does not wait them out. Handlers take it as an optional
+/// extension: a router served some other way (tests) never drains.
+#[derive(Clone)]
+pub struct Draining(pub tokio::sync::watch::Receiver<bool>);
+
+impl Draining {
+    /// Completes when shutdown starts; never without a `Draining`.
+    pub async fn started(draining: Option<&Self>) {
+        match draining {
+            Some(d) => drop(d.0.clone().wait_for(|started| *started).await),
+            None => std::future::pending().await,
+        }
+    }
+
+    pub fn has_started(draining: Option<&Self>) -> bool {
+        draining.is_some_and(|d| *d.0.borrow())
+    }
+}
+
 /// Serves `router` on `listener` until `shutdown` completes, over TLS with `tls`.
 pub async fn serve(
     router: Router,

@@ -33,6 +33,7 @@ use crate::{api_access, api_v1};
         api_v1::rollback_alias,
         api_v1::alias_history,
         api_v1::wait_for_change,
+        crate::events::stream,
         api_v1::missing_blobs,
         api_v1::put_blob,
         api_v1::get_blob,

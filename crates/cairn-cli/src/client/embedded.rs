@@ -1,12 +1,14 @@
 //! Embedded mode: the CLI runs the registry service in-process on the local stores.
 
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use async_trait::async_trait;
 use cairn_core::access::Actor;
 use cairn_core::api::{CreateToken, CreatedToken, NewVersion, SetGrant};
 use cairn_core::auth::{ModelPattern, TokenInfo, UserInfo};
+use cairn_core::event::Event;
 use cairn_core::lineage::{Lineage, ParentRef};
 use cairn_core::model::{BlobUse, GcReport};
 use cairn_core::{
@@ -16,6 +18,7 @@ use cairn_core::{
 use cairn_registry::{
     AliasTarget, BlobLocation, DbLocation, DbOptions, FileList, GrantOn, NewToken, Registry,
 };
+use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 
 use super::{BlobSource, Download, LineageQuery, RegistryClient};
@@ -272,6 +275,50 @@ impl RegistryClient for Embedded {
 
     async fn audit_head(&self) -> Result<AuditHead> {
         Ok(self.registry.audit_head().await?)
+    }
+
+    async fn events(
+        &self,
+        after: Option<u64>,
+        model: Option<&ModelName>,
+        follow: bool,
+    ) -> Result<BoxStream<'static, Result<Event>>> {
+        let registry = self.registry.clone();
+        let after = match after {
+            Some(after) => after,
+            None => registry.audit_head().await?.seq,
+        };
+        let model = model.map(ToString::to_string);
+        // (registry, last number read, events read but not yet handed out)
+        let state = (registry, after, std::collections::VecDeque::<Event>::new());
+        Ok(
+            futures::stream::try_unfold(state, move |(registry, mut after, mut pending)| {
+                let model = model.clone();
+                async move {
+                    loop {
+                        if let Some(event) = pending.pop_front() {
+                            return Ok(Some((event, (registry, after, pending))));
+                        }
+                        let batch = registry.events_after(after, model.as_deref(), 500).await?;
+                        if let Some(last) = batch.last() {
+                            after = last.seq;
+                            pending.extend(batch);
+                            continue;
+                        }
+                        if !follow {
+                            return Ok(None);
+                        }
+                        // Caught up: wait for the registry to move (any change wakes this;
+                        // the next read finds what, if anything, is for this stream).
+                        let head = registry.audit_head().await?.seq;
+                        registry
+                            .wait_for_change(head, Duration::from_secs(25))
+                            .await?;
+                    }
+                }
+            })
+            .boxed(),
+        )
     }
 
     async fn wait_for_change(

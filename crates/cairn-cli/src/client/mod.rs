@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use cairn_core::api::{CreateToken, CreatedToken, NewVersion, SetGrant};
 use cairn_core::auth::{TokenInfo, UserInfo};
+use cairn_core::event::Event;
 use cairn_core::lineage::{Lineage, ParentRef};
 use cairn_core::model::{BlobUse, GcReport};
 use cairn_core::{
@@ -99,6 +100,14 @@ pub trait RegistryClient: Send + Sync {
         wait: std::time::Duration,
     ) -> Result<u64>;
     async fn verify_audit(&self, exported: Option<&AuditHead>) -> Result<AuditReport>;
+    /// Registry events after number `after` (of `model`, if given), in order: those
+    /// there are now, then — with `follow` — each new one as it commits.
+    async fn events(
+        &self,
+        after: Option<u64>,
+        model: Option<&ModelName>,
+        follow: bool,
+    ) -> Result<BoxStream<'static, Result<Event>>>;
     /// The newest `limit` refused writes (the security log), oldest first.
     async fn denials(&self, limit: u32) -> Result<Vec<Denial>>;
 

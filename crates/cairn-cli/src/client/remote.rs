@@ -9,12 +9,14 @@ use cairn_core::api::{
     MissingBlobsResponse, MoveAlias, NewVersion, Reason, SetGrant, SetPassword,
 };
 use cairn_core::auth::{TokenInfo, UserInfo};
+use cairn_core::event::Event;
 use cairn_core::lineage::{Lineage, ParentRef};
 use cairn_core::model::{BlobUse, GcReport};
 use cairn_core::{
     AliasMove, AliasName, AuditEntry, AuditHead, AuditReport, Denial, Model, ModelName,
     Sha256Digest, VerifyReport, Version, VersionRef,
 };
+use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::{Method, RequestBuilder, Response, header};
@@ -103,6 +105,47 @@ impl Remote {
             .await
             .context("the registry sent an answer this client does not understand")
     }
+}
+
+/// The events of a Server-Sent Events body: each event's `data:` lines, joined, read as
+/// an [`Event`]. Comments (keep-alives) and other fields are skipped.
+fn sse_events(
+    body: impl futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send + 'static,
+) -> BoxStream<'static, Result<Event>> {
+    let state = (Box::pin(body), Vec::<u8>::new(), String::new());
+    futures::stream::try_unfold(state, |(mut body, mut buffer, mut data)| async move {
+        loop {
+            // Complete lines first; then more bytes.
+            if let Some(end) = buffer.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = buffer.drain(..=end).collect();
+                let line = String::from_utf8_lossy(&line);
+                let line = line.trim_end_matches(['\r', '\n']);
+                if line.is_empty() {
+                    if data.is_empty() {
+                        continue;
+                    }
+                    let event: Event = serde_json::from_str(&data)
+                        .context("the registry sent an event this client does not understand")?;
+                    data.clear();
+                    return Ok(Some((event, (body, buffer, data))));
+                }
+                if let Some(value) = line.strip_prefix("data:") {
+                    if !data.is_empty() {
+                        data.push('\n');
+                    }
+                    data.push_str(value.strip_prefix(' ').unwrap_or(value));
+                }
+                continue;
+            }
+            match body.next().await {
+                Some(chunk) => {
+                    buffer.extend_from_slice(&chunk.context("the event stream broke off")?)
+                }
+                None => return Ok(None),
+            }
+        }
+    })
+    .boxed()
 }
 
 #[async_trait]
@@ -351,6 +394,25 @@ impl RegistryClient for Remote {
 
     async fn audit_head(&self) -> Result<AuditHead> {
         self.json(self.request(Method::GET, "/audit/head")).await
+    }
+
+    async fn events(
+        &self,
+        after: Option<u64>,
+        model: Option<&ModelName>,
+        follow: bool,
+    ) -> Result<BoxStream<'static, Result<Event>>> {
+        let mut query = vec![("follow", follow.to_string())];
+        if let Some(after) = after {
+            query.push(("since", after.to_string()));
+        }
+        if let Some(model) = model {
+            query.push(("model", model.to_string()));
+        }
+        let response = self
+            .send(self.request(Method::GET, "/events").query(&query))
+            .await?;
+        Ok(sse_events(response.bytes_stream()))
     }
 
     async fn wait_for_change(

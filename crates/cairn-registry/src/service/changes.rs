@@ -1,5 +1,6 @@
-//! Waiting for the registry to change: what a serving process following an alias, or a
-//! client long-polling a server, blocks on.
+//! Waiting for the registry to change — what a serving process following an alias, a
+//! client long-polling a server, or an event stream blocks on — and reading the events
+//! since a point.
 //!
 //! Every change appends to the audit log in its own transaction, so the audit head
 //! moves exactly when the registry's state does — whichever process or server wrote
@@ -11,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cairn_core::AuditHead;
+use cairn_core::event::Event;
 use tokio::sync::watch;
 
 use crate::Result;
@@ -50,6 +52,18 @@ impl Registry {
             return Ok(seen);
         }
         self.audit_head().await
+    }
+
+    /// Events after number `after`, in order, at most `limit` (of one model, if given):
+    /// the audit entries, in the event schema.
+    pub async fn events_after(
+        &self,
+        after: u64,
+        model: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Event>> {
+        let entries = self.meta.audit_after(after, model, limit).await?;
+        Ok(entries.into_iter().map(Event::from).collect())
     }
 
     /// A receiver of the head, starting the poller when it is not running.

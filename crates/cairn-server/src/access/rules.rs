@@ -125,6 +125,8 @@ fn native(method: &Method, route: &str) -> Option<Rule> {
             rule(Writer, PathModel)
         }
         (Method::GET, "/models/{name}/protected-aliases") => rule(Reader, PathModel),
+        // Events are filtered entry by entry (and a model asked for is checked).
+        (Method::GET, "/events") => rule(Reader, AnyModel),
         // Following a model's changes (cairn serve) reads it.
         (Method::GET, "/models/{name}/changes") => rule(Reader, PathModel),
         (_, "/models/{name}/protected-aliases/{alias}") => rule(Admin, PathModel),
