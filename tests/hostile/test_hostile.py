@@ -22,7 +22,7 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from infra import CairnServer, ROOT, cairn
+from infra import CairnServer, ROOT, cairn, fetch
 
 SOURCES = ROOT / "crates" / "cairn-server" / "src"
 # Where each router function's routes are mounted (one mount each is enough: the others
@@ -30,6 +30,7 @@ SOURCES = ROOT / "crates" / "cairn-server" / "src"
 MOUNTS = {
     (SOURCES / "api_v1.rs", "routes"): "/api/v1",
     (SOURCES / "api_access.rs", "routes"): "/api/v1",
+    (SOURCES / "api_policies.rs", "routes"): "/api/v1",
     (SOURCES / "mlflow" / "mod.rs", "api"): "/api/2.0/mlflow",
     (SOURCES / "mlflow" / "mod.rs", "artifact_api"): "/api/2.0/mlflow-artifacts",
     (SOURCES / "mlflow" / "mod.rs", "routes"): "",
@@ -127,7 +128,7 @@ def test_every_route_answers_hostile_values(world):
         # a drop is retried once on a fresh connection before it counts as a crash.
         for attempt in (1, 2):
             try:
-                response = session.request(method, url + path, timeout=30, **kw)
+                response = fetch(session, method, url + path, timeout=30, **kw)
                 break
             except requests.ConnectionError as e:
                 session.close()

@@ -192,3 +192,15 @@ def cairn(*args, env=None, check=True, **kwargs):
     if check and done.returncode != 0:
         raise AssertionError(f"cairn {' '.join(args)} exited {done.returncode}: {done.stderr}")
     return done
+
+
+def fetch(session, method, url, **kwargs):
+    """A request whose body is read whole — except a live event stream
+    (`text/event-stream`, which never ends), whose status and headers are the answer."""
+    response = session.request(method, url, stream=True, **kwargs)
+    if response.headers.get("content-type", "").startswith("text/event-stream"):
+        response.close()
+    else:
+        response.content  # noqa: B018 (reads the body)
+    return response
+

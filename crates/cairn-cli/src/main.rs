@@ -74,6 +74,11 @@ enum Command {
     Alias(commands::alias::AliasCommand),
     /// Point an alias (e.g. production) at a version.
     Promote(commands::alias::PromoteArgs),
+    /// Promotion policies: the rules a version must meet before an alias points at it.
+    #[command(subcommand)]
+    Policy(commands::policy::PolicyCommand),
+    /// Approve a version for an alias (policies may require approvals).
+    Approve(commands::policy::ApproveArgs),
     /// Move an alias back to the version it pointed at before its last move.
     Rollback(commands::alias::RollbackArgs),
     /// Every move of an alias: from, to, who, when, why.
@@ -221,6 +226,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Pull(args) => commands::pull::run(registry, args).await,
         Command::Serve(args) => commands::serve::run(registry, args).await,
         Command::Events(args) => commands::events::run(registry, args).await,
+        Command::Policy(cmd) => commands::policy::run(registry, cmd).await,
+        Command::Approve(args) => commands::policy::approve(registry, args).await,
         Command::Models(cmd) => commands::models::run(registry, cmd).await,
         Command::Versions(args) => commands::versions::list(registry, args).await,
         Command::Show(args) => commands::versions::show(registry, args).await,

@@ -138,3 +138,24 @@ pub struct SetGrant {
     #[serde(default)]
     pub role: Option<crate::auth::Role>,
 }
+
+/// `POST /api/v1/models/{name}/versions/{n}/approvals`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Approve {
+    /// The alias the version is approved for.
+    pub alias: String,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// Whether an approval was recorded (`false`: the caller had approved it already).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Approved {
+    pub recorded: bool,
+}
+
+/// What a promotion would break: every unmet rule of the alias's policies (empty: none).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PromotionCheck {
+    pub unmet: Vec<String>,
+}

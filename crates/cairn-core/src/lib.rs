@@ -12,6 +12,7 @@ pub mod lineage;
 pub mod manifest;
 pub mod model;
 pub mod name;
+pub mod policy;
 pub mod reference;
 pub mod search;
 pub mod source;

@@ -60,6 +60,9 @@ pub(crate) enum Action {
     UserGrant,
     UserRevoke,
     UserDelete,
+    PolicySet,
+    PolicyDelete,
+    VersionApprove,
 }
 
 impl Action {
@@ -103,6 +106,9 @@ impl Action {
             Self::AliasProtect => "alias.protect",
             Self::AliasUnprotect => "alias.unprotect",
             Self::BlobsCollect => "blobs.collect",
+            Self::PolicySet => "policy.set",
+            Self::PolicyDelete => "policy.delete",
+            Self::VersionApprove => "version.approve",
         }
     }
 }

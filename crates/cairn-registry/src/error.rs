@@ -63,6 +63,9 @@ pub enum Error {
     /// The request is valid but the registry's state does not allow it.
     #[error("{0}")]
     Conflict(String),
+    /// An alias move that the promotion policies of the alias refuse: every unmet rule.
+    #[error("{target} is refused by its promotion policy: {}", unmet.join("; "))]
+    PolicyUnmet { target: String, unmet: Vec<String> },
     #[error("metadata store: {0}")]
     Database(#[from] sqlx::Error),
     /// A failed read on the SQLite readers (`sqlite_reads`).
@@ -119,6 +122,7 @@ impl Error {
             Self::UploadInterrupted(_) => "upload_interrupted",
             Self::MissingBlobs(_) => "missing_blobs",
             Self::Conflict(_) => "conflict",
+            Self::PolicyUnmet { .. } => "policy_unmet",
             Self::Forbidden(_) => "forbidden",
             Self::CorruptBlob(_) => "corrupt_blob",
             Self::Database(_)
@@ -158,12 +162,15 @@ pub enum Missing {
     Upload(String),
     /// A user (with a password, grants or tokens).
     User(String),
+    /// A promotion policy, as `MODELS@ALIAS`.
+    Policy(String),
 }
 
 impl std::fmt::Display for Missing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Experiment(id) => write!(f, "experiment {id} does not exist"),
+            Self::Policy(target) => write!(f, "no promotion policy for {target}"),
             Self::ExperimentNamed(name) => write!(f, "experiment {name:?} does not exist"),
             Self::Run(id) => write!(f, "run {id:?} does not exist"),
             Self::RunTag { run, key } => write!(f, "run {run:?} has no tag {key:?}"),

@@ -35,6 +35,8 @@ mod access_tests;
 #[cfg(test)]
 mod integrity_tests;
 #[cfg(test)]
+mod policy_tests;
+#[cfg(test)]
 mod sources_tests;
 #[cfg(test)]
 mod test_support;

@@ -42,9 +42,10 @@ fn status_of(e: &Error) -> StatusCode {
         | Error::BlobNotFound(_)
         | Error::NotFound(_) => StatusCode::NOT_FOUND,
         Error::Forbidden(_) => StatusCode::FORBIDDEN,
-        Error::ModelExists(_) | Error::AlreadyExists(_) | Error::Conflict(_) => {
-            StatusCode::CONFLICT
-        }
+        Error::ModelExists(_)
+        | Error::AlreadyExists(_)
+        | Error::Conflict(_)
+        | Error::PolicyUnmet { .. } => StatusCode::CONFLICT,
         Error::CorruptBlob(_)
         | Error::Database(_)
         | Error::Sqlite(_)

@@ -3,6 +3,7 @@
 
 mod access;
 mod api_access;
+mod api_policies;
 mod api_v1;
 mod browsers;
 mod error;
@@ -63,7 +64,12 @@ pub fn router(registry: Registry, options: &ServerOptions) -> Router {
     let metrics = std::sync::Arc::new(metrics::ServerMetrics::default());
     let exposition = metrics.clone();
     Router::new()
-        .nest("/api/v1", api_v1::routes().merge(api_access::routes()))
+        .nest(
+            "/api/v1",
+            api_v1::routes()
+                .merge(api_access::routes())
+                .merge(api_policies::routes()),
+        )
         .merge(mlflow::routes())
         .route("/api/v1/openapi.json", get(openapi_json))
         .route("/healthz", get(|| async { "ok" }))

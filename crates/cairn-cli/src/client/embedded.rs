@@ -11,6 +11,7 @@ use cairn_core::auth::{ModelPattern, TokenInfo, UserInfo};
 use cairn_core::event::Event;
 use cairn_core::lineage::{Lineage, ParentRef};
 use cairn_core::model::{BlobUse, GcReport};
+use cairn_core::policy::{Policy, PolicyRecord};
 use cairn_core::{
     AliasMove, AliasName, AuditEntry, AuditHead, AuditReport, Denial, Model, ModelName,
     Sha256Digest, VerifyReport, Version, VersionRef,
@@ -153,6 +154,50 @@ impl RegistryClient for Embedded {
             .protect_alias(&self.actor, model, alias, protect)
             .await?;
         Ok(())
+    }
+
+    async fn set_policy(&self, models: &str, alias: &AliasName, policy: &Policy) -> Result<()> {
+        Ok(self
+            .registry
+            .set_policy(&self.actor, models, alias, policy)
+            .await?)
+    }
+
+    async fn delete_policy(&self, models: &str, alias: &AliasName) -> Result<()> {
+        if !self
+            .registry
+            .delete_policy(&self.actor, models, alias)
+            .await?
+        {
+            anyhow::bail!("no promotion policy for {models}@{alias}");
+        }
+        Ok(())
+    }
+
+    async fn policies(&self) -> Result<Vec<PolicyRecord>> {
+        Ok(self.registry.policies().await?)
+    }
+
+    async fn approve(
+        &self,
+        model: &ModelName,
+        number: u64,
+        alias: &AliasName,
+        reason: Option<&str>,
+    ) -> Result<bool> {
+        Ok(self
+            .registry
+            .approve(&self.actor, model, number, alias, reason)
+            .await?)
+    }
+
+    async fn promotion_check(
+        &self,
+        model: &ModelName,
+        alias: &AliasName,
+        number: u64,
+    ) -> Result<Vec<String>> {
+        Ok(self.registry.promotion_check(model, alias, number).await?)
     }
 
     async fn protected_aliases(&self, model: &ModelName) -> Result<Vec<String>> {

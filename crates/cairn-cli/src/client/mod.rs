@@ -15,6 +15,7 @@ use cairn_core::auth::{TokenInfo, UserInfo};
 use cairn_core::event::Event;
 use cairn_core::lineage::{Lineage, ParentRef};
 use cairn_core::model::{BlobUse, GcReport};
+use cairn_core::policy::{Policy, PolicyRecord};
 use cairn_core::{
     AliasMove, AliasName, AuditEntry, AuditHead, AuditReport, Denial, Model, ModelName,
     Sha256Digest, VerifyReport, Version, VersionRef,
@@ -67,6 +68,27 @@ pub trait RegistryClient: Send + Sync {
         protect: bool,
     ) -> Result<()>;
     async fn protected_aliases(&self, model: &ModelName) -> Result<Vec<String>>;
+
+    /// Promotion policies: set (or replace) the policy of `alias` for `models` (a name
+    /// or a pattern), delete it, list them.
+    async fn set_policy(&self, models: &str, alias: &AliasName, policy: &Policy) -> Result<()>;
+    async fn delete_policy(&self, models: &str, alias: &AliasName) -> Result<()>;
+    async fn policies(&self) -> Result<Vec<PolicyRecord>>;
+    /// Approves `model@number` for `alias`; `false` when already approved by the caller.
+    async fn approve(
+        &self,
+        model: &ModelName,
+        number: u64,
+        alias: &AliasName,
+        reason: Option<&str>,
+    ) -> Result<bool>;
+    /// Every rule moving `alias` to `model@number` would break (empty: none).
+    async fn promotion_check(
+        &self,
+        model: &ModelName,
+        alias: &AliasName,
+        number: u64,
+    ) -> Result<Vec<String>>;
 
     /// API tokens: create (answering the secret), list (never a secret), revoke.
     async fn create_token(&self, request: &CreateToken) -> Result<CreatedToken>;

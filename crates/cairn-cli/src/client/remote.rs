@@ -5,13 +5,15 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use async_trait::async_trait;
 use cairn_core::api::{
-    ACTOR_HEADER, AliasMoveResponse, CreateToken, CreatedToken, ErrorBody, MissingBlobsRequest,
-    MissingBlobsResponse, MoveAlias, NewVersion, Reason, SetGrant, SetPassword,
+    ACTOR_HEADER, AliasMoveResponse, Approve, Approved, CreateToken, CreatedToken, ErrorBody,
+    MissingBlobsRequest, MissingBlobsResponse, MoveAlias, NewVersion, PromotionCheck, Reason,
+    SetGrant, SetPassword,
 };
 use cairn_core::auth::{TokenInfo, UserInfo};
 use cairn_core::event::Event;
 use cairn_core::lineage::{Lineage, ParentRef};
 use cairn_core::model::{BlobUse, GcReport};
+use cairn_core::policy::{Policy, PolicyRecord};
 use cairn_core::{
     AliasMove, AliasName, AuditEntry, AuditHead, AuditReport, Denial, Model, ModelName,
     Sha256Digest, VerifyReport, Version, VersionRef,
@@ -283,6 +285,57 @@ impl RegistryClient for Remote {
         let path = format!("/models/{}/protected-aliases/{}", seg(model), seg(alias));
         self.send(self.request(method, &path)).await?;
         Ok(())
+    }
+
+    async fn set_policy(&self, models: &str, alias: &AliasName, policy: &Policy) -> Result<()> {
+        let path = format!("/policies/{}/{}", seg(models), seg(alias));
+        self.send(self.request(Method::PUT, &path).json(policy))
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_policy(&self, models: &str, alias: &AliasName) -> Result<()> {
+        let path = format!("/policies/{}/{}", seg(models), seg(alias));
+        self.send(self.request(Method::DELETE, &path)).await?;
+        Ok(())
+    }
+
+    async fn policies(&self) -> Result<Vec<PolicyRecord>> {
+        self.json(self.request(Method::GET, "/policies")).await
+    }
+
+    async fn approve(
+        &self,
+        model: &ModelName,
+        number: u64,
+        alias: &AliasName,
+        reason: Option<&str>,
+    ) -> Result<bool> {
+        let path = format!("/models/{}/versions/{number}/approvals", seg(model));
+        let body = Approve {
+            alias: alias.to_string(),
+            reason: reason.map(str::to_owned),
+        };
+        let answer: Approved = self
+            .json(self.request(Method::POST, &path).json(&body))
+            .await?;
+        Ok(answer.recorded)
+    }
+
+    async fn promotion_check(
+        &self,
+        model: &ModelName,
+        alias: &AliasName,
+        number: u64,
+    ) -> Result<Vec<String>> {
+        let path = format!("/models/{}/aliases/{}/check", seg(model), seg(alias));
+        let answer: PromotionCheck = self
+            .json(
+                self.request(Method::GET, &path)
+                    .query(&[("version", number)]),
+            )
+            .await?;
+        Ok(answer.unmet)
     }
 
     async fn protected_aliases(&self, model: &ModelName) -> Result<Vec<String>> {

@@ -45,6 +45,10 @@ pub struct PromoteArgs {
     to: AliasName,
     #[arg(long)]
     reason: Option<String>,
+    /// List every rule of the alias's policies the version does not meet, and move
+    /// nothing (exit 1 when one is unmet).
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(clap::Args)]
@@ -112,6 +116,22 @@ pub async fn promote(registry: &dyn RegistryClient, args: PromoteArgs) -> Result
         VersionRef::Number(n) => *n,
         other => registry.get_version(model, other).await?.version,
     };
+    if args.dry_run {
+        let unmet = registry.promotion_check(model, &args.to, number).await?;
+        if unmet.is_empty() {
+            println!("{model}@{number} meets every rule for {}", args.to);
+            return Ok(ExitCode::SUCCESS);
+        }
+        println!(
+            "{model}@{number} does not meet {} rule(s) for {}:",
+            unmet.len(),
+            args.to
+        );
+        for rule in &unmet {
+            println!("  - {rule}");
+        }
+        return Ok(ExitCode::FAILURE);
+    }
     let moved = registry
         .move_alias(model, &args.to, number, args.reason.as_deref())
         .await?;

@@ -8,6 +8,7 @@ pub mod events;
 pub mod gc;
 pub mod lineage;
 pub mod models;
+pub mod policy;
 pub mod pull;
 pub mod push;
 pub mod serve;

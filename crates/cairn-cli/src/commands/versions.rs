@@ -120,6 +120,30 @@ pub async fn show(registry: &dyn RegistryClient, args: ShowArgs) -> Result<ExitC
     for f in v.files.iter().flatten() {
         println!("  {}  {:>10}  {}", f.sha256, f.size, f.path);
     }
+    // Which promotion policies this version meets, alias by alias.
+    let model = &args.reference.model;
+    let mut aliases: Vec<String> = registry
+        .policies()
+        .await?
+        .into_iter()
+        .filter(|p| {
+            cairn_core::auth::ModelPattern::new(&p.models).is_ok_and(|m| m.matches(model.as_str()))
+        })
+        .map(|p| p.alias)
+        .collect();
+    aliases.sort();
+    aliases.dedup();
+    for alias in aliases {
+        let Ok(alias) = cairn_core::AliasName::new(&alias) else {
+            continue;
+        };
+        let unmet = registry.promotion_check(model, &alias, v.version).await?;
+        if unmet.is_empty() {
+            println!("policy:      {alias}: every rule met");
+        } else {
+            println!("policy:      {alias}: {}", unmet.join("; "));
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

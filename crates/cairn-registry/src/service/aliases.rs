@@ -12,6 +12,7 @@ use cairn_core::auth::Role;
 use cairn_core::model::AliasAction;
 use cairn_core::{AliasMove, AliasName, ModelName};
 
+use super::policies::unmet_rules_in;
 use super::{REASON_MAX, Registry, check_actor, check_text, existing_number};
 use crate::store::{
     AliasState, AliasWrite, alias_state, lock_model, write_alias_move, write_protection,
@@ -68,6 +69,21 @@ impl Registry {
                 };
                 if state.protected {
                     authorize(actor, Need::new(Role::Admin, Scope::Model(model.as_str())))?;
+                }
+                // A promotion meets the alias's policies; a rollback (to where the
+                // alias was before) is the escape hatch and skips them. Read in this
+                // transaction, under the model's lock: tags and approvals of its
+                // versions cannot change until this move commits or gives up.
+                if let (AliasTarget::Version(number), Some(to)) = (target, to) {
+                    let unmet =
+                        unmet_rules_in(&mut tx, model, state.model_id, alias, to, state.current)
+                            .await?;
+                    if !unmet.is_empty() {
+                        return Err(Error::PolicyUnmet {
+                            target: format!("moving {model}@{alias} to {number}"),
+                            unmet,
+                        });
+                    }
                 }
                 let write = AliasWrite {
                     model,

@@ -48,6 +48,8 @@ const TABLES: &[(&str, &[&str])] = &[
     ("aliases", &["model_id", "alias"]),
     ("alias_moves", &["id"]),
     ("protected_aliases", &["model_id", "alias"]),
+    ("alias_policies", &["models", "alias"]),
+    ("version_approvals", &["version_id", "alias", "actor"]),
     ("experiments", &["id"]),
     ("experiment_tags", &["experiment_id", "key"]),
     ("runs", &["id"]),

@@ -28,6 +28,7 @@ mod denials;
 mod gc;
 mod lineage;
 mod metadata;
+mod policies;
 pub mod sources;
 pub mod tokens;
 pub mod users;
@@ -422,6 +423,21 @@ impl Registry {
         archive_others: bool,
     ) -> Result<()> {
         existing_number(model, number)?;
+        // A stage is the legacy form of an alias: a transition into stage `Production`
+        // is a promotion to alias `production`, and meets its policies. (Checked
+        // before the write, not under its lock: a tag removed in between can slip
+        // through this legacy door, never through alias moves.)
+        if matches!(stage, "Staging" | "Production")
+            && let Ok(alias) = cairn_core::AliasName::new(&stage.to_ascii_lowercase())
+        {
+            let unmet = self.promotion_check(model, &alias, number).await?;
+            if !unmet.is_empty() {
+                return Err(Error::PolicyUnmet {
+                    target: format!("moving {model}@{number} to stage {stage}"),
+                    unmet,
+                });
+            }
+        }
         self.meta
             .set_stage(model, number, stage, archive_others, check_actor(actor)?)
             .await

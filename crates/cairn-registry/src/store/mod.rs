@@ -18,11 +18,13 @@ use crate::{Error, Result};
 
 mod aliases;
 mod models;
+mod policies;
 mod rows;
 mod tags;
 mod versions;
 
 pub(crate) use aliases::{AliasState, AliasWrite, alias_state, write_alias_move, write_protection};
+pub(crate) use policies::{Evidence, delete_policy, evidence_in, write_approval, write_policy};
 pub(crate) use rows::VersionInsert;
 pub use rows::{VersionExtras, VersionOrigin};
 pub(crate) use tags::Described;

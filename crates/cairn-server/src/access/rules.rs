@@ -125,6 +125,12 @@ fn native(method: &Method, route: &str) -> Option<Rule> {
             rule(Writer, PathModel)
         }
         (Method::GET, "/models/{name}/protected-aliases") => rule(Reader, PathModel),
+        // Policies: listed entry by entry; set and deleted by admins of their models,
+        // which the registry checks (a pattern's by admins of every model).
+        (Method::GET, "/policies") => rule(Reader, AnyModel),
+        (_, "/policies/{models}/{alias}") => rule(Writer, AnyModel),
+        (Method::POST, "/models/{name}/versions/{reference}/approvals") => rule(Writer, PathModel),
+        (Method::GET, "/models/{name}/aliases/{alias}/check") => rule(Reader, PathModel),
         // Events are filtered entry by entry (and a model asked for is checked).
         (Method::GET, "/events") => rule(Reader, AnyModel),
         // Following a model's changes (cairn serve) reads it.

@@ -84,7 +84,8 @@ impl From<Error> for MlflowError {
             | Error::SizeMismatch { .. }
             | Error::UploadInterrupted(_)
             | Error::MissingBlobs(_)
-            | Error::Conflict(_) => INVALID_PARAMETER_VALUE,
+            | Error::Conflict(_)
+            | Error::PolicyUnmet { .. } => INVALID_PARAMETER_VALUE,
             Error::ModelExists(_) | Error::AlreadyExists(_) => RESOURCE_ALREADY_EXISTS,
             Error::Forbidden(_) => PERMISSION_DENIED,
             Error::CorruptBlob(_) => {
@@ -138,6 +139,7 @@ fn mlflow_words(missing: &Missing) -> String {
         ),
         Missing::Upload(id) => format!("No multipart upload with id {id}"),
         Missing::User(name) => format!("User with username={name} not found"),
+        Missing::Policy(_) => missing.to_string(),
     }
 }
 

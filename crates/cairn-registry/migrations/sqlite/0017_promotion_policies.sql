@@ -1,0 +1,21 @@
+-- Promotion policies: the rules a version must meet before `alias` of a model that
+-- `models` names (a name, or a pattern of `*` and `?`) may point at it; the rules as
+-- JSON (cairn_core::policy::Policy).
+CREATE TABLE alias_policies (
+    models TEXT    NOT NULL,
+    alias  TEXT    NOT NULL,
+    rules  TEXT    NOT NULL,
+    set_by TEXT    NOT NULL,
+    set_at INTEGER NOT NULL,
+    PRIMARY KEY (models, alias)
+);
+
+-- Approvals of a version for an alias, one per actor; deleted with the version.
+CREATE TABLE version_approvals (
+    version_id INTEGER NOT NULL REFERENCES versions(id) ON DELETE CASCADE,
+    alias      TEXT    NOT NULL,
+    actor      TEXT    NOT NULL,
+    reason     TEXT,
+    at         INTEGER NOT NULL,
+    PRIMARY KEY (version_id, alias, actor)
+);
