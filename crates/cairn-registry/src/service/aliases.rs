@@ -15,7 +15,7 @@ use cairn_core::{AliasMove, AliasName, ModelName};
 use super::policies::unmet_rules_in;
 use super::{REASON_MAX, Registry, check_actor, check_text, existing_number};
 use crate::store::{
-    AliasState, AliasWrite, alias_state, lock_model, write_alias_move, write_protection,
+    AliasState, AliasWrite, alias_state, lock_existing_model, write_alias_move, write_protection,
 };
 use crate::{Error, Result};
 
@@ -125,9 +125,7 @@ impl Registry {
         self.meta
             .with_retries(|| async {
                 let mut tx = self.meta.write_tx().await?;
-                let model_id = lock_model(&mut tx, model)
-                    .await?
-                    .ok_or_else(|| Error::ModelNotFound(model.to_string()))?;
+                let model_id = lock_existing_model(&mut tx, model).await?;
                 let changed =
                     write_protection(&mut tx, model_id, model, alias, protect, actor).await?;
                 tx.commit().await?;

@@ -12,8 +12,8 @@ use cairn_core::{AliasName, ModelName, VersionRef};
 use super::{REASON_MAX, Registry, check_actor, check_text, existing_number};
 use crate::db::write::WriteTx;
 use crate::store::{
-    Evidence, FileList, alias_state, delete_policy, evidence_in, lock_model, write_approval,
-    write_policy,
+    Evidence, FileList, alias_state, delete_policy, evidence_in, lock_existing_model,
+    write_approval, write_policy,
 };
 use crate::{Error, Result};
 
@@ -93,9 +93,7 @@ impl Registry {
             .with_retries(|| async {
                 let mut tx = self.meta.write_tx().await?;
                 // Approvals are read by alias moves under this lock.
-                let model_id = lock_model(&mut tx, model)
-                    .await?
-                    .ok_or_else(|| Error::ModelNotFound(model.to_string()))?;
+                let model_id = lock_existing_model(&mut tx, model).await?;
                 let added =
                     write_approval(&mut tx, model, model_id, number, alias, actor, reason).await?;
                 tx.commit().await?;

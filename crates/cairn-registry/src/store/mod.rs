@@ -46,6 +46,13 @@ pub(crate) async fn lock_model(tx: &mut WriteTx, name: &ModelName) -> Result<Opt
         .await
 }
 
+/// [`lock_model`] for a model that must exist: its id, or `ModelNotFound`.
+pub(crate) async fn lock_existing_model(tx: &mut WriteTx, name: &ModelName) -> Result<i64> {
+    lock_model(tx, name)
+        .await?
+        .ok_or_else(|| Error::ModelNotFound(name.to_string()))
+}
+
 /// Marks the model changed at `now` (MLflow shows it as the model's last update).
 async fn touch_model(tx: &mut WriteTx, model_id: i64, now: i64) -> Result<()> {
     tx.query("UPDATE models SET updated_at = $2 WHERE id = $1")

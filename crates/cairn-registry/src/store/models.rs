@@ -8,7 +8,7 @@ use cairn_core::search::{Comparison, OrderBy};
 use cairn_core::{Model, ModelName};
 use serde_json::json;
 
-use super::lock_model;
+use super::lock_existing_model;
 use super::rows::ModelRow;
 use crate::audit::{Action, Change};
 use crate::db::sql::SqlBuilder;
@@ -231,9 +231,7 @@ impl MetadataStore {
     ) -> Result<()> {
         let now = now_ms();
         let mut tx = self.write_tx().await?;
-        let id = lock_model(&mut tx, model)
-            .await?
-            .ok_or_else(|| Error::ModelNotFound(model.to_string()))?;
+        let id = lock_existing_model(&mut tx, model).await?;
         // A new name may fall under other admins' grants: the protection of the model's
         // aliases must not change hands but by an admin of the model.
         let protected: Option<i64> = tx

@@ -15,7 +15,7 @@ use super::rows::{
     DetailRow, NamedVersionRow, VERSION_COLUMNS, VersionDetailRow, VersionDetails, VersionExtras,
     VersionInsert, VersionRow, version_from_row,
 };
-use super::{lock_model, parse_digest, touch_model, version_in};
+use super::{lock_existing_model, parse_digest, touch_model, version_in};
 use crate::audit::{Action, Change};
 use crate::db::sql::{INSERT_CHUNK, SqlBuilder};
 use crate::db::{MetadataStore, now_ms};
@@ -518,9 +518,7 @@ impl MetadataStore {
         actor: &Actor,
     ) -> Result<()> {
         let mut tx = self.write_tx().await?;
-        let model_id = lock_model(&mut tx, model)
-            .await?
-            .ok_or_else(|| Error::ModelNotFound(model.to_string()))?;
+        let model_id = lock_existing_model(&mut tx, model).await?;
         let (version_id, digest): (i64, String) = tx
             .query("SELECT id, digest FROM versions WHERE model_id = $1 AND number = $2")
             .bind(model_id)
@@ -588,9 +586,7 @@ impl MetadataStore {
         let now = now_ms();
         let mut tx = self.write_tx().await?;
         // Serializes stage changes of one model, so "archive the others" sees them all.
-        let model_id = lock_model(&mut tx, model)
-            .await?
-            .ok_or_else(|| Error::ModelNotFound(model.to_string()))?;
+        let model_id = lock_existing_model(&mut tx, model).await?;
         let version_id = version_in(&mut tx, model, model_id, number).await?;
         let old: String = tx
             .query("SELECT stage FROM versions WHERE id = $1")
