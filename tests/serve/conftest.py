@@ -76,6 +76,7 @@ class Serving:
         self._drain.start()
         if not line.startswith("serving "):
             self.proc.wait(timeout=10)
+            self._drain.join(timeout=10)  # every line it wrote, before saying why
             raise RuntimeError(f"cairn serve {reference} did not start: {''.join(self.log)}")
         self.url = line.split(" on ")[1].strip()
         self.session = requests.Session()
