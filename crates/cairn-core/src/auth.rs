@@ -111,6 +111,12 @@ impl ModelPattern {
         })
     }
 
+    /// Whether `text` is a pattern (holds a wildcard or an escape) rather than one
+    /// model's name.
+    pub fn is_pattern(text: &str) -> bool {
+        text.contains(['*', '?', '\\'])
+    }
+
     /// The pattern that matches model `name` alone (its `*`, `?` and `\` escaped).
     pub fn exactly(name: &str) -> Result<Self, ValidationError> {
         let mut escaped = String::with_capacity(name.len());

@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use crate::ValidationError;
+use crate::auth::ModelPattern;
 use crate::model::{Metrics, Tags};
 
 /// The rules of one policy. Every rule must hold; an empty policy holds always.
@@ -196,6 +197,18 @@ pub struct PolicyRecord {
     pub set_by: String,
     #[serde(with = "time::serde::rfc3339")]
     pub set_at: OffsetDateTime,
+}
+
+impl PolicyRecord {
+    /// Whether this policy governs `model` (its name or pattern matches it).
+    pub fn governs(&self, model: &str) -> bool {
+        ModelPattern::new(&self.models).is_ok_and(|m| m.matches(model))
+    }
+
+    /// Whether it is one model's, not a pattern's.
+    pub fn is_for_one_model(&self) -> bool {
+        !ModelPattern::is_pattern(&self.models)
+    }
 }
 
 impl Policy {

@@ -25,7 +25,6 @@ pub struct Loaded {
     pub digest: String,
     pub model: OnnxModel,
     pub signature: Option<Signature>,
-    pub loaded_at: SystemTime,
     pub load_time: Duration,
 }
 

@@ -177,10 +177,6 @@ impl OnnxModel {
         &self.inputs
     }
 
-    pub fn output_names(&self) -> &[String] {
-        &self.outputs
-    }
-
     /// Runs the model on named tensors (shape, data); answers each output, in the
     /// model's order, as JSON: tensors as nested arrays with their shape, sequences of
     /// maps (scikit-learn's ZipMap) as arrays of objects.

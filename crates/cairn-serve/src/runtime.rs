@@ -30,14 +30,12 @@ pub enum RuntimeError {
 pub struct Runtime {
     pub(crate) environment: Environment,
     library: PathBuf,
-    version: String,
 }
 
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Runtime")
             .field("library", &self.library)
-            .field("version", &self.version)
             .finish()
     }
 }
@@ -60,21 +58,14 @@ impl Runtime {
             .with_name("cairn-serve")
             .build()
             .map_err(|e| failed(e.to_string()))?;
-        let version = ort::info().to_owned();
         Ok(Self {
             environment,
             library: path,
-            version,
         })
     }
 
     pub fn library(&self) -> &Path {
         &self.library
-    }
-
-    /// onnxruntime's build information (its version among it).
-    pub fn version(&self) -> &str {
-        &self.version
     }
 }
 

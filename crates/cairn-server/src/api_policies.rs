@@ -40,9 +40,7 @@ pub async fn list_policies(
 ) -> ApiResult<Json<Vec<PolicyRecord>>> {
     let mut policies = r.policies().await?;
     // A policy of one model is that model's to read; a pattern's, everyone's.
-    policies.retain(|p| {
-        p.models.contains(['*', '?', '\\']) || actor.may(Role::Reader, Scope::Model(&p.models))
-    });
+    policies.retain(|p| !p.is_for_one_model() || actor.may(Role::Reader, Scope::Model(&p.models)));
     Ok(Json(policies))
 }
 
@@ -57,16 +55,7 @@ pub async fn set_policy(
     ApiJson(policy): ApiJson<Policy>,
 ) -> ApiResult<Json<PolicyRecord>> {
     let alias = AliasName::new(&alias)?;
-    r.set_policy(&actor, &models, &alias, &policy).await?;
-    let stored = r
-        .policies()
-        .await?
-        .into_iter()
-        .find(|p| p.models == models && p.alias == alias.as_str())
-        .ok_or_else(|| {
-            cairn_registry::Error::Conflict("the policy was deleted meanwhile".into())
-        })?;
-    Ok(Json(stored))
+    Ok(Json(r.set_policy(&actor, &models, &alias, &policy).await?))
 }
 
 #[utoipa::path(delete, path = "/api/v1/policies/{models}/{alias}", tag = "policies",

@@ -8,29 +8,22 @@
 //! model's, or registry-wide ones for a caller without a registry-wide role) are left
 //! out. `?follow=false` ends the stream once it has caught up.
 
-use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use cairn_core::ModelName;
-use cairn_core::access::{Actor, Need, Scope, authorize};
+use cairn_core::access::{Need, Scope, authorize};
 use cairn_core::auth::Role;
 use cairn_core::event::Event;
 use cairn_registry::Registry;
-use futures::Stream;
+use futures::{Stream, StreamExt};
 
 use crate::access::Caller;
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
 use crate::listen::Draining;
-
-/// Events read per query.
-const BATCH: u32 = 500;
-/// One wait for the next change; the stream's keep-alive comments fill the silence.
-const WAIT: Duration = Duration::from_secs(25);
 
 /// Parameters of `GET /api/v1/events`.
 #[derive(serde::Deserialize, utoipa::IntoParams)]
@@ -79,83 +72,33 @@ pub async fn stream(
         .map(|k| k.trim().to_owned())
         .filter(|k| !k.is_empty())
         .collect();
-    let reader = Reader {
-        registry,
-        actor,
-        model: model.map(|m| m.to_string()),
-        kinds,
-        after,
-        follow: q.follow.unwrap_or(true),
-        pending: VecDeque::new(),
-        draining: draining.map(|d| d.0),
-    };
-    let events = futures::stream::unfold(reader, |mut reader| async move {
-        let event = reader.next().await?;
-        let sse = SseEvent::default()
-            .id(event.seq.to_string())
-            .event(event.kind.clone())
-            .json_data(&event)
-            .unwrap_or_else(|_| SseEvent::default().comment("an event could not be encoded"));
-        Some((Ok(sse), reader))
-    });
+    let draining = draining.map(|d| d.0);
+    let events = registry
+        .events(
+            after,
+            model.map(|m| m.to_string()),
+            q.follow.unwrap_or(true),
+        )
+        // A stream ends when the server starts shutting down (the client resumes).
+        .take_until(async move { Draining::started(draining.as_ref()).await })
+        // …and when the store fails a read: the client resumes after its last id.
+        .scan((), |(), read| {
+            futures::future::ready(
+                read.inspect_err(
+                    |e| tracing::warn!(error = %e, "reading events failed; ending the stream"),
+                )
+                .ok(),
+            )
+        })
+        .filter(move |event| {
+            futures::future::ready(event.is_of(&kinds) && event.visible_to(&actor))
+        })
+        .map(|event| {
+            Ok(SseEvent::default()
+                .id(event.seq.to_string())
+                .event(event.kind.clone())
+                .json_data(&event)
+                .unwrap_or_else(|_| SseEvent::default().comment("an event could not be encoded")))
+        });
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
-}
-
-/// Where a stream is: the last event number read, and events read but not yet sent.
-struct Reader {
-    registry: Registry,
-    actor: Actor,
-    model: Option<String>,
-    kinds: Vec<String>,
-    after: u64,
-    follow: bool,
-    pending: VecDeque<Event>,
-    draining: Option<Draining>,
-}
-
-impl Reader {
-    /// The next event to send, waiting for one when caught up; `None` ends the stream
-    /// (caught up without following, shutting down, or the store failing).
-    async fn next(&mut self) -> Option<Event> {
-        loop {
-            if let Some(event) = self.pending.pop_front() {
-                return Some(event);
-            }
-            let batch = match self
-                .registry
-                .events_after(self.after, self.model.as_deref(), BATCH)
-                .await
-            {
-                Ok(batch) => batch,
-                Err(e) => {
-                    tracing::warn!(error = %e, "reading events failed; ending the stream (the client resumes)");
-                    return None;
-                }
-            };
-            if let Some(last) = batch.last() {
-                self.after = last.seq;
-                self.pending.extend(
-                    batch
-                        .into_iter()
-                        .filter(|e| e.is_of(&self.kinds) && e.visible_to(&self.actor)),
-                );
-                continue;
-            }
-            if !self.follow || self.shutting_down() {
-                return None;
-            }
-            // Caught up: wait for the registry to move past the last event read. A
-            // change of another model wakes this too; the next read then finds nothing
-            // for this stream and waits again.
-            let head = self.registry.audit_head().await.ok()?.seq;
-            tokio::select! {
-                changed = self.registry.wait_for_change(head, WAIT) => { changed.ok()?; }
-                () = Draining::started(self.draining.as_ref()) => return None,
-            }
-        }
-    }
-
-    fn shutting_down(&self) -> bool {
-        Draining::has_started(self.draining.as_ref())
-    }
 }

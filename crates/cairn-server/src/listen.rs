@@ -96,10 +96,6 @@ impl Draining {
             None => std::future::pending().await,
         }
     }
-
-    pub fn has_started(draining: Option<&Self>) -> bool {
-        draining.is_some_and(|d| *d.0.borrow())
-    }
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, over TLS with `tls`.

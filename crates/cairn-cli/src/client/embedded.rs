@@ -1,7 +1,6 @@
 //! Embedded mode: the CLI runs the registry service in-process on the local stores.
 
 use std::path::Path;
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 use async_trait::async_trait;
@@ -157,10 +156,10 @@ impl RegistryClient for Embedded {
     }
 
     async fn set_policy(&self, models: &str, alias: &AliasName, policy: &Policy) -> Result<()> {
-        Ok(self
-            .registry
+        self.registry
             .set_policy(&self.actor, models, alias, policy)
-            .await?)
+            .await?;
+        Ok(())
     }
 
     async fn delete_policy(&self, models: &str, alias: &AliasName) -> Result<()> {
@@ -328,42 +327,15 @@ impl RegistryClient for Embedded {
         model: Option<&ModelName>,
         follow: bool,
     ) -> Result<BoxStream<'static, Result<Event>>> {
-        let registry = self.registry.clone();
         let after = match after {
             Some(after) => after,
-            None => registry.audit_head().await?.seq,
+            None => self.registry.audit_head().await?.seq,
         };
-        let model = model.map(ToString::to_string);
-        // (registry, last number read, events read but not yet handed out)
-        let state = (registry, after, std::collections::VecDeque::<Event>::new());
-        Ok(
-            futures::stream::try_unfold(state, move |(registry, mut after, mut pending)| {
-                let model = model.clone();
-                async move {
-                    loop {
-                        if let Some(event) = pending.pop_front() {
-                            return Ok(Some((event, (registry, after, pending))));
-                        }
-                        let batch = registry.events_after(after, model.as_deref(), 500).await?;
-                        if let Some(last) = batch.last() {
-                            after = last.seq;
-                            pending.extend(batch);
-                            continue;
-                        }
-                        if !follow {
-                            return Ok(None);
-                        }
-                        // Caught up: wait for the registry to move (any change wakes this;
-                        // the next read finds what, if anything, is for this stream).
-                        let head = registry.audit_head().await?.seq;
-                        registry
-                            .wait_for_change(head, Duration::from_secs(25))
-                            .await?;
-                    }
-                }
-            })
-            .boxed(),
-        )
+        Ok(self
+            .registry
+            .events(after, model.map(ToString::to_string), follow)
+            .map_err(anyhow::Error::from)
+            .boxed())
     }
 
     async fn wait_for_change(

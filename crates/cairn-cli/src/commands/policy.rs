@@ -81,10 +81,7 @@ pub async fn run(registry: &dyn RegistryClient, cmd: PolicyCommand) -> Result<Ex
         PolicyCommand::Show { model, json } => {
             let mut policies = registry.policies().await?;
             if let Some(model) = &model {
-                policies.retain(|p| {
-                    cairn_core::auth::ModelPattern::new(&p.models)
-                        .is_ok_and(|m| m.matches(model.as_str()))
-                });
+                policies.retain(|p| p.governs(model.as_str()));
             }
             if json {
                 print_json(&policies)?;

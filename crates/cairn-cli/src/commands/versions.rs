@@ -126,9 +126,7 @@ pub async fn show(registry: &dyn RegistryClient, args: ShowArgs) -> Result<ExitC
         .policies()
         .await?
         .into_iter()
-        .filter(|p| {
-            cairn_core::auth::ModelPattern::new(&p.models).is_ok_and(|m| m.matches(model.as_str()))
-        })
+        .filter(|p| p.governs(model.as_str()))
         .map(|p| p.alias)
         .collect();
     aliases.sort();

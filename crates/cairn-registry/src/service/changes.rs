@@ -8,6 +8,7 @@
 //! waits and stops when nobody does; every waiter shares its reads, so a server holding
 //! a thousand long-polls still asks the database five times a second.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,6 +24,11 @@ use super::Registry;
 /// How often the shared poller reads the audit head while someone waits: a change is
 /// seen within this (plus the reader's own round trip).
 pub const POLL: Duration = Duration::from_millis(200);
+
+/// Audit entries read per query by an event stream.
+const EVENT_BATCH: u32 = 500;
+/// One wait of a caught-up event stream, renewed while it lasts.
+const EVENT_WAIT: Duration = Duration::from_secs(25);
 
 /// The longest a caller may wait in one call.
 pub const MAX_WAIT: Duration = Duration::from_secs(60);
@@ -54,16 +60,45 @@ impl Registry {
         self.audit_head().await
     }
 
-    /// Events after number `after`, in order, at most `limit` (of one model, if given):
-    /// the audit entries, in the event schema.
-    pub async fn events_after(
+    /// Events after number `after` (of one model, if given), in order: those there are
+    /// now, then — with `follow` — each new one as it commits. Read in batches; when
+    /// caught up it waits on the audit head (any change wakes it, and the next read
+    /// finds what, if anything, is for this stream). A read that fails ends the stream
+    /// with the error: the caller resumes after the last event it got.
+    pub fn events(
         &self,
         after: u64,
-        model: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<Event>> {
-        let entries = self.meta.audit_after(after, model, limit).await?;
-        Ok(entries.into_iter().map(Event::from).collect())
+        model: Option<String>,
+        follow: bool,
+    ) -> futures::stream::BoxStream<'static, Result<Event>> {
+        use futures::StreamExt;
+        // (registry, last number read, events read but not yet handed out)
+        let state = (self.clone(), after, VecDeque::<Event>::new());
+        futures::stream::try_unfold(state, move |(registry, mut after, mut pending)| {
+            let model = model.clone();
+            async move {
+                loop {
+                    if let Some(event) = pending.pop_front() {
+                        return Ok(Some((event, (registry, after, pending))));
+                    }
+                    let entries = registry
+                        .meta
+                        .audit_after(after, model.as_deref(), EVENT_BATCH)
+                        .await?;
+                    if let Some(last) = entries.last() {
+                        after = last.seq;
+                        pending.extend(entries.into_iter().map(Event::from));
+                        continue;
+                    }
+                    if !follow {
+                        return Ok(None);
+                    }
+                    let head = registry.audit_head().await?.seq;
+                    registry.wait_for_change(head, EVENT_WAIT).await?;
+                }
+            }
+        })
+        .boxed()
     }
 
     /// A receiver of the head, starting the poller when it is not running.

@@ -26,16 +26,16 @@ impl Registry {
         models: &str,
         alias: &AliasName,
         policy: &Policy,
-    ) -> Result<()> {
+    ) -> Result<PolicyRecord> {
         let actor = check_actor(actor)?;
         authorize_policy(actor, models)?;
         policy.check()?;
         self.meta
             .with_retries(|| async {
                 let mut tx = self.meta.write_tx().await?;
-                write_policy(&mut tx, models, alias, policy, actor).await?;
+                let stored = write_policy(&mut tx, models, alias, policy, actor).await?;
                 tx.commit().await?;
-                Ok(())
+                Ok(stored)
             })
             .await
     }
@@ -156,7 +156,7 @@ pub(crate) async fn unmet_rules_in(
 
 /// A policy of one model is set by its admins; a pattern's, by admins of every model.
 fn authorize_policy(actor: &Actor, models: &str) -> Result<()> {
-    if models.contains(['*', '?', '\\']) {
+    if ModelPattern::is_pattern(models) {
         ModelPattern::new(models)?;
         authorize(actor, Need::new(Role::Admin, Scope::Registry))?;
     } else {

@@ -14,13 +14,15 @@ use crate::db::write::WriteTx;
 use crate::db::{MetadataStore, corrupt_row, now_ms, time_of};
 
 /// Sets (or replaces) the policy of `alias` for the models `models` names; recorded.
+/// Answers the policy as stored.
 pub(crate) async fn write_policy(
     tx: &mut WriteTx,
     models: &str,
     alias: &AliasName,
     policy: &Policy,
     actor: &Actor,
-) -> Result<()> {
+) -> Result<PolicyRecord> {
+    let set_at = now_ms();
     let rules = serde_json::to_string(policy).expect("a policy encodes");
     let before: Option<String> = tx
         .query("SELECT rules FROM alias_policies WHERE models = $1 AND alias = $2")
@@ -36,7 +38,7 @@ pub(crate) async fn write_policy(
     .bind(alias.as_str())
     .bind(&rules)
     .bind(&actor.name)
-    .bind(now_ms())
+    .bind(set_at)
     .execute()
     .await?;
     let decode = |text: &str| serde_json::from_str::<serde_json::Value>(text).ok();
@@ -55,7 +57,13 @@ pub(crate) async fn write_policy(
     .after(decode(&rules).unwrap_or(serde_json::Value::Null))
     .append(tx)
     .await?;
-    Ok(())
+    Ok(PolicyRecord {
+        models: models.to_owned(),
+        alias: alias.to_string(),
+        policy: policy.clone(),
+        set_by: actor.name.clone(),
+        set_at: time_of(set_at),
+    })
 }
 
 /// Deletes the policy; `false` when there was none.
@@ -220,7 +228,7 @@ async fn facts_in(
 /// The model an audit entry of a policy names: the model itself for a policy of one
 /// model, none (registry-wide) for a pattern.
 fn model_of(models: &str) -> &str {
-    if models.contains(['*', '?', '\\']) {
+    if ModelPattern::is_pattern(models) {
         ""
     } else {
         models

@@ -8,7 +8,7 @@
 //! a change. Nothing polls in a hot loop.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use cairn_core::{ModelVersionRef, Version};
@@ -42,8 +42,6 @@ pub struct Loader<'a> {
 
 pub struct Follower<'a> {
     loader: &'a Loader<'a>,
-    registry: &'a dyn RegistryClient,
-    deployment: &'a Arc<Deployment>,
     reference: ModelVersionRef,
     candidate: bool,
     /// The audit head's number when the reference was last resolved.
@@ -56,8 +54,6 @@ impl<'a> Follower<'a> {
     pub fn new(loader: &'a Loader<'a>, reference: ModelVersionRef, candidate: bool) -> Self {
         Self {
             loader,
-            registry: loader.registry,
-            deployment: loader.deployment,
             reference,
             candidate,
             seen: None,
@@ -75,7 +71,7 @@ impl<'a> Follower<'a> {
     }
 
     fn route(&self) -> &'a Route {
-        let deployment: &'a Deployment = self.deployment;
+        let deployment: &'a Deployment = self.loader.deployment;
         match (&deployment.split, self.candidate) {
             (Some((route, _)), true) => route,
             _ => &deployment.primary,
@@ -85,7 +81,8 @@ impl<'a> Follower<'a> {
     /// The first load: the reference resolved and its version served, or the error.
     pub async fn start(&mut self) -> Result<()> {
         self.seen = Some(
-            self.registry
+            self.loader
+                .registry
                 .wait_for_change(&self.reference.model, None, WAIT)
                 .await?,
         );
@@ -100,7 +97,7 @@ impl<'a> Follower<'a> {
     /// `version` failed to fetch, verify or load: /health and /metrics say so, and it is
     /// not tried again before [`RETRY_FAILED`].
     fn record_failure(&mut self, version: &Version, error: &anyhow::Error) {
-        self.deployment.failed(
+        self.loader.deployment.failed(
             self.route(),
             format!("{}@{}", version.model, version.version),
             format!("{error:#}"),
@@ -112,6 +109,7 @@ impl<'a> Follower<'a> {
     pub async fn follow(&mut self) {
         loop {
             let head = match self
+                .loader
                 .registry
                 .wait_for_change(&self.reference.model, self.seen, WAIT)
                 .await
@@ -139,7 +137,7 @@ impl<'a> Follower<'a> {
                 Err(e) => {
                     // A deleted alias, a registry out of reach: what serves keeps
                     // serving, and /health says why it may be stale.
-                    self.deployment.failed(
+                    self.loader.deployment.failed(
                         self.route(),
                         self.reference.to_string(),
                         format!("{e:#}"),
@@ -151,7 +149,8 @@ impl<'a> Follower<'a> {
     }
 
     async fn resolve(&self) -> Result<Version> {
-        self.registry
+        self.loader
+            .registry
             .get_version(&self.reference.model, &self.reference.version)
             .await
             .with_context(|| format!("resolving {}", self.reference))
@@ -167,7 +166,7 @@ impl<'a> Follower<'a> {
         {
             // Back on what serves (a rollback past a version that failed): the failure
             // is no longer the reference's state.
-            self.deployment.clear_failure(route);
+            self.loader.deployment.clear_failure(route);
             self.failed = None;
             return;
         }
@@ -190,7 +189,7 @@ impl<'a> Follower<'a> {
         let assembled = self
             .loader
             .cache
-            .assemble(self.registry, &manifest)
+            .assemble(self.loader.registry, &manifest)
             .await
             .with_context(|| format!("fetching {label}"))?;
         let files: Vec<String> = manifest.files().iter().map(|f| f.path.clone()).collect();
@@ -208,7 +207,7 @@ impl<'a> Follower<'a> {
         let downloaded = assembled.downloaded;
         drop(assembled);
         tracing::info!(version = %label, downloaded_bytes = downloaded, "loaded");
-        self.deployment.install(
+        self.loader.deployment.install(
             self.route(),
             Loaded {
                 model_name: version.model.to_string(),
@@ -216,7 +215,6 @@ impl<'a> Follower<'a> {
                 digest: digest.prefixed(),
                 model,
                 signature: found.signature,
-                loaded_at: SystemTime::now(),
                 load_time: started.elapsed(),
             },
         );
