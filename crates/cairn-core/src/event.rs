@@ -17,6 +17,46 @@ use crate::model::AuditEntry;
 /// The schema every event names, changed only with a new number.
 pub const SCHEMA: &str = "cairn.event.v1";
 
+/// Every event type (the audit log's action names; docs/EVENTS.md describes each).
+pub const TYPES: &[&str] = &[
+    "model.create",
+    "model.rename",
+    "model.delete",
+    "model.description",
+    "model.tag.set",
+    "model.tag.delete",
+    "version.create",
+    "version.delete",
+    "version.stage",
+    "version.description",
+    "version.tag.set",
+    "version.tag.delete",
+    "version.approve",
+    "alias.set",
+    "alias.rollback",
+    "alias.delete",
+    "alias.version_deleted",
+    "alias.protect",
+    "alias.unprotect",
+    "policy.set",
+    "policy.delete",
+    "webhook.create",
+    "webhook.update",
+    "webhook.delete",
+    "token.create",
+    "token.revoke",
+    "user.password",
+    "user.grant",
+    "user.revoke",
+    "user.delete",
+    "blobs.collect",
+];
+
+/// Whether `kind` is one of [`TYPES`].
+pub fn is_event_type(kind: &str) -> bool {
+    TYPES.contains(&kind)
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Event {
     /// `cairn.event.v1`.

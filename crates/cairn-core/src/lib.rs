@@ -17,6 +17,7 @@ pub mod reference;
 pub mod search;
 pub mod source;
 pub mod tracking;
+pub mod webhook;
 
 pub use digest::{Sha256Digest, Sha256Hasher, hash_reader};
 pub use manifest::{FileEntry, Manifest};
@@ -49,4 +50,7 @@ pub enum ValidationError {
     Digest(String),
     #[error("invalid manifest: {0}")]
     Manifest(String),
+    /// A webhook's name, URL, events or secret, with the whole message.
+    #[error("{0}")]
+    Webhook(String),
 }

@@ -63,6 +63,9 @@ pub(crate) enum Action {
     PolicySet,
     PolicyDelete,
     VersionApprove,
+    WebhookCreate,
+    WebhookUpdate,
+    WebhookDelete,
 }
 
 impl Action {
@@ -109,6 +112,9 @@ impl Action {
             Self::PolicySet => "policy.set",
             Self::PolicyDelete => "policy.delete",
             Self::VersionApprove => "version.approve",
+            Self::WebhookCreate => "webhook.create",
+            Self::WebhookUpdate => "webhook.update",
+            Self::WebhookDelete => "webhook.delete",
         }
     }
 }
@@ -210,6 +216,45 @@ pub(crate) async fn append(tx: &mut WriteTx, change: Change<'_>) -> Result<()> {
         .execute()
         .await?;
     Ok(())
+}
+
+/// The entries numbered `after + 1 ..= upto` (at most `limit`), read inside `tx`.
+pub(crate) async fn entries_in(
+    tx: &mut WriteTx,
+    after: u64,
+    upto: u64,
+    limit: u32,
+) -> Result<Vec<AuditEntry>> {
+    let rows: Vec<Stored> = tx
+        .query(&format!(
+            "SELECT {COLUMNS} FROM audit_log WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3"
+        ))
+        .bind(i64::try_from(after).unwrap_or(i64::MAX))
+        .bind(i64::try_from(upto).unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
+        .fetch_all()
+        .await?;
+    rows.into_iter().map(Stored::into_entry).collect()
+}
+
+/// The entries numbered `seqs`, read inside `tx`, in number order.
+pub(crate) async fn entries_numbered(tx: &mut WriteTx, seqs: &[u64]) -> Result<Vec<AuditEntry>> {
+    if seqs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut q = SqlBuilder::new(
+        tx.backend,
+        format!("SELECT {COLUMNS} FROM audit_log WHERE seq IN ("),
+    );
+    for (i, seq) in seqs.iter().enumerate() {
+        if i > 0 {
+            q.push(", ");
+        }
+        q.push_bind(i64::try_from(*seq).unwrap_or(i64::MAX));
+    }
+    q.push(") ORDER BY seq");
+    let rows: Vec<Stored> = tx.sql(q).fetch_all().await?;
+    rows.into_iter().map(Stored::into_entry).collect()
 }
 
 /// An audit row as stored: the columns of [`COLUMNS`], in its order.
@@ -547,5 +592,55 @@ mod action_tests {
                 "blobs.collect"
             ]
         );
+    }
+
+    /// Every action is an event type the webhooks and the stream know by name.
+    #[test]
+    fn every_action_is_a_documented_event_type() {
+        use AliasAction as A;
+        let every = [
+            Action::ModelCreate,
+            Action::ModelRename,
+            Action::ModelDelete,
+            Action::VersionCreate,
+            Action::VersionStage,
+            Action::VersionDelete,
+            Action::AliasProtect,
+            Action::AliasUnprotect,
+            Action::BlobsCollect,
+            Action::TokenCreate,
+            Action::TokenRevoke,
+            Action::UserPassword,
+            Action::UserGrant,
+            Action::UserRevoke,
+            Action::UserDelete,
+            Action::PolicySet,
+            Action::PolicyDelete,
+            Action::VersionApprove,
+            Action::WebhookCreate,
+            Action::WebhookUpdate,
+            Action::WebhookDelete,
+            Action::Description { version: false },
+            Action::Description { version: true },
+            Action::Alias(A::Set),
+            Action::Alias(A::Rollback),
+            Action::Alias(A::Delete),
+            Action::Alias(A::VersionDeleted),
+        ]
+        .into_iter()
+        .chain(
+            [(false, false), (false, true), (true, false), (true, true)]
+                .map(|(version, set)| Action::Tag { version, set }),
+        );
+        let mut seen = 0;
+        for action in every {
+            assert!(
+                cairn_core::event::is_event_type(action.as_str()),
+                "{} is not in cairn_core::event::TYPES",
+                action.as_str()
+            );
+            seen += 1;
+        }
+        assert_eq!(seen, cairn_core::event::TYPES.len());
     }
 }

@@ -164,6 +164,8 @@ pub enum Missing {
     User(String),
     /// A promotion policy, as `MODELS@ALIAS`.
     Policy(String),
+    Webhook(String),
+    WebhookDelivery(String),
 }
 
 impl std::fmt::Display for Missing {
@@ -180,6 +182,8 @@ impl std::fmt::Display for Missing {
             }
             Self::Upload(id) => write!(f, "multipart upload {id:?} does not exist"),
             Self::User(name) => write!(f, "user {name:?} does not exist"),
+            Self::Webhook(id) => write!(f, "webhook {id:?} does not exist"),
+            Self::WebhookDelivery(id) => write!(f, "webhook delivery {id:?} does not exist"),
         }
     }
 }

@@ -19,6 +19,7 @@ mod search_sql;
 mod service;
 pub mod store;
 pub mod tracking;
+pub mod webhooks;
 
 pub use blobs::BlobLocation;
 pub use db::{Backend, DbLocation, DbOptions, now_ms};
@@ -46,3 +47,5 @@ mod tests;
 mod tokens_tests;
 #[cfg(test)]
 mod tracking_tests;
+#[cfg(test)]
+mod webhook_tests;

@@ -50,6 +50,7 @@ pub struct Registry {
     tracking: Tracking,
     pub(crate) read_cache: Arc<ReadCache>,
     changes: changes::SharedChangeWatch,
+    pub(crate) webhook_config: Arc<crate::webhooks::WebhookConfig>,
 }
 
 impl Registry {
@@ -85,7 +86,15 @@ impl Registry {
             tracking,
             read_cache: Arc::new(ReadCache::new(read_cache::DEFAULT_BUDGET)),
             changes: Default::default(),
+            webhook_config: Default::default(),
         })
+    }
+
+    /// The registry with `config` for its webhooks: their secrets' key, whether private
+    /// addresses may be called, how long deliveries are retried.
+    pub fn with_webhooks(mut self, config: crate::webhooks::WebhookConfig) -> Self {
+        self.webhook_config = Arc::new(config);
+        self
     }
 
     pub fn blobs(&self) -> &BlobStore {
@@ -566,7 +575,7 @@ fn existing_number(model: &ModelName, number: u64) -> Result<()> {
     Ok(())
 }
 
-fn check_actor(actor: &Actor) -> Result<&Actor> {
+pub(crate) fn check_actor(actor: &Actor) -> Result<&Actor> {
     check_user_name(&actor.name)?;
     Ok(actor)
 }

@@ -139,7 +139,8 @@ fn mlflow_words(missing: &Missing) -> String {
         ),
         Missing::Upload(id) => format!("No multipart upload with id {id}"),
         Missing::User(name) => format!("User with username={name} not found"),
-        Missing::Policy(_) => missing.to_string(),
+        Missing::Webhook(id) => format!("Webhook with ID {id} not found."),
+        Missing::Policy(_) | Missing::WebhookDelivery(_) => missing.to_string(),
     }
 }
 
