@@ -79,6 +79,9 @@ enum Command {
     Policy(commands::policy::PolicyCommand),
     /// Approve a version for an alias (policies may require approvals).
     Approve(commands::policy::ApproveArgs),
+    /// Send the registry's events to other systems, signed, retried, in order per model.
+    #[command(subcommand)]
+    Webhooks(commands::webhooks::WebhooksCommand),
     /// Move an alias back to the version it pointed at before its last move.
     Rollback(commands::alias::RollbackArgs),
     /// Every move of an alias: from, to, who, when, why.
@@ -228,6 +231,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Events(args) => commands::events::run(registry, args).await,
         Command::Policy(cmd) => commands::policy::run(registry, cmd).await,
         Command::Approve(args) => commands::policy::approve(registry, args).await,
+        Command::Webhooks(cmd) => commands::webhooks::run(registry, cmd).await,
         Command::Models(cmd) => commands::models::run(registry, cmd).await,
         Command::Versions(args) => commands::versions::list(registry, args).await,
         Command::Show(args) => commands::versions::show(registry, args).await,

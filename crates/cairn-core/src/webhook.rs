@@ -231,7 +231,7 @@ pub fn check_name(name: &str) -> Result<(), ValidationError> {
         Ok(())
     } else {
         Err(invalid(format!(
-            "Webhook name {name:?} is invalid. It must start and end with a letter or digit, \
+            "Webhook name '{name}' is invalid. It must start and end with a letter or digit, \
              be less than 63 characters long, and contain only letters, digits, dots (.), \
              underscores (_), and hyphens (-)."
         )))
@@ -266,7 +266,7 @@ pub fn default_name(url: &url::Url) -> String {
 pub fn check_url(text: &str, allow_private: bool) -> Result<url::Url, ValidationError> {
     if text.trim().is_empty() {
         return Err(invalid(format!(
-            "Webhook URL cannot be empty or just whitespace: {text:?}"
+            "Webhook URL cannot be empty or just whitespace: '{text}'"
         )));
     }
     if text.len() > URL_MAX {
@@ -277,13 +277,13 @@ pub fn check_url(text: &str, allow_private: bool) -> Result<url::Url, Validation
     let url =
         url::Url::parse(text).map_err(|e| invalid(format!("Invalid webhook URL {text:?}: {e}")))?;
     let allowed: &[&str] = if allow_private {
-        &["https", "http"]
+        &["http", "https"]
     } else {
         &["https"]
     };
     if !allowed.contains(&url.scheme()) {
         return Err(invalid(format!(
-            "Invalid webhook URL scheme: {:?}. Allowed schemes are: {}.",
+            "Invalid webhook URL scheme: '{}'. Allowed schemes are: {}.",
             url.scheme(),
             allowed.join(", ")
         )));
@@ -308,7 +308,7 @@ pub fn check_url(text: &str, allow_private: bool) -> Result<url::Url, Validation
         && !is_public(ip)
     {
         return Err(invalid(format!(
-            "Webhook URL must not resolve to a non-public IP address. {:?} resolves to {ip}.",
+            "Webhook URL must not resolve to a non-public IP address. '{}' resolves to {ip}.",
             url.host_str().unwrap_or_default()
         )));
     }

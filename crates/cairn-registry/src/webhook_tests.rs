@@ -13,7 +13,7 @@ use cairn_core::api::CreateModel;
 use cairn_core::webhook::{DeliveryState, NewWebhook, Protocol};
 
 use crate::test_support::{conformance, registry};
-use crate::webhooks::{SecretKey, WebhookConfig, send::signature};
+use crate::webhooks::{KeySource, SecretKey, WebhookConfig, send::signature};
 use crate::{Error, Registry};
 
 const SECRET: &str = "a-signing-secret-of-some-length";
@@ -78,7 +78,7 @@ impl Receiver {
 
 fn config(dir: &std::path::Path, retry_for: Duration) -> WebhookConfig {
     WebhookConfig {
-        key: Some(SecretKey::load(None, dir).unwrap()),
+        key: KeySource::Given(SecretKey::load(None, dir).unwrap()),
         allow_private: true,
         retry_for,
     }

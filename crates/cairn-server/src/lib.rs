@@ -5,6 +5,7 @@ mod access;
 mod api_access;
 mod api_policies;
 mod api_v1;
+mod api_webhooks;
 mod browsers;
 mod error;
 mod events;
@@ -68,7 +69,8 @@ pub fn router(registry: Registry, options: &ServerOptions) -> Router {
             "/api/v1",
             api_v1::routes()
                 .merge(api_access::routes())
-                .merge(api_policies::routes()),
+                .merge(api_policies::routes())
+                .merge(api_webhooks::routes()),
         )
         .merge(mlflow::routes())
         .route("/api/v1/openapi.json", get(openapi_json))

@@ -11,6 +11,9 @@ use cairn_core::event::Event;
 use cairn_core::lineage::{Lineage, ParentRef};
 use cairn_core::model::{BlobUse, GcReport};
 use cairn_core::policy::{Policy, PolicyRecord};
+use cairn_core::webhook::{
+    Delivery, DeliveryState, NewWebhook, TestResult, Webhook, WebhookUpdate,
+};
 use cairn_core::{
     AliasMove, AliasName, AuditEntry, AuditHead, AuditReport, Denial, Model, ModelName,
     Sha256Digest, VerifyReport, Version, VersionRef,
@@ -39,7 +42,8 @@ impl Embedded {
     pub async fn open(db: &DbLocation, blobs: &BlobLocation, actor: String) -> Result<Self> {
         let registry = Registry::open(db, blobs, &DbOptions::default())
             .await
-            .with_context(|| format!("opening the registry at {db} (artifacts: {blobs})"))?;
+            .with_context(|| format!("opening the registry at {db} (artifacts: {blobs})"))?
+            .with_webhooks(crate::commands::webhooks::config(db, None, None)?);
         Ok(Self {
             registry,
             actor: Actor::unrestricted(actor),
@@ -175,6 +179,45 @@ impl RegistryClient for Embedded {
 
     async fn policies(&self) -> Result<Vec<PolicyRecord>> {
         Ok(self.registry.policies().await?)
+    }
+
+    async fn create_webhook(&self, new: &NewWebhook) -> Result<Webhook> {
+        Ok(self.registry.create_webhook(&self.actor, new).await?)
+    }
+
+    async fn webhooks(&self) -> Result<Vec<Webhook>> {
+        Ok(self.registry.webhooks(&self.actor).await?)
+    }
+
+    async fn update_webhook(&self, id: &str, update: &WebhookUpdate) -> Result<Webhook> {
+        Ok(self
+            .registry
+            .update_webhook(&self.actor, id, update)
+            .await?)
+    }
+
+    async fn delete_webhook(&self, id: &str) -> Result<()> {
+        Ok(self.registry.delete_webhook(&self.actor, id).await?)
+    }
+
+    async fn test_webhook(&self, id: &str) -> Result<TestResult> {
+        Ok(self.registry.test_webhook(&self.actor, id, None).await?)
+    }
+
+    async fn webhook_deliveries(
+        &self,
+        id: &str,
+        state: Option<DeliveryState>,
+        limit: u32,
+    ) -> Result<Vec<Delivery>> {
+        Ok(self
+            .registry
+            .webhook_deliveries(&self.actor, id, state, limit)
+            .await?)
+    }
+
+    async fn redeliver(&self, delivery: &str) -> Result<Delivery> {
+        Ok(self.registry.redeliver(&self.actor, delivery).await?)
     }
 
     async fn approve(

@@ -16,6 +16,9 @@ use cairn_core::event::Event;
 use cairn_core::lineage::{Lineage, ParentRef};
 use cairn_core::model::{BlobUse, GcReport};
 use cairn_core::policy::{Policy, PolicyRecord};
+use cairn_core::webhook::{
+    Delivery, DeliveryState, NewWebhook, TestResult, Webhook, WebhookUpdate,
+};
 use cairn_core::{
     AliasMove, AliasName, AuditEntry, AuditHead, AuditReport, Denial, Model, ModelName,
     Sha256Digest, VerifyReport, Version, VersionRef,
@@ -89,6 +92,21 @@ pub trait RegistryClient: Send + Sync {
         alias: &AliasName,
         number: u64,
     ) -> Result<Vec<String>>;
+
+    /// Webhooks: create, list, change, delete, test; a webhook's deliveries; queue a
+    /// delivery again.
+    async fn create_webhook(&self, new: &NewWebhook) -> Result<Webhook>;
+    async fn webhooks(&self) -> Result<Vec<Webhook>>;
+    async fn update_webhook(&self, id: &str, update: &WebhookUpdate) -> Result<Webhook>;
+    async fn delete_webhook(&self, id: &str) -> Result<()>;
+    async fn test_webhook(&self, id: &str) -> Result<TestResult>;
+    async fn webhook_deliveries(
+        &self,
+        id: &str,
+        state: Option<DeliveryState>,
+        limit: u32,
+    ) -> Result<Vec<Delivery>>;
+    async fn redeliver(&self, delivery: &str) -> Result<Delivery>;
 
     /// API tokens: create (answering the secret), list (never a secret), revoke.
     async fn create_token(&self, request: &CreateToken) -> Result<CreatedToken>;

@@ -14,6 +14,9 @@ use cairn_core::event::Event;
 use cairn_core::lineage::{Lineage, ParentRef};
 use cairn_core::model::{BlobUse, GcReport};
 use cairn_core::policy::{Policy, PolicyRecord};
+use cairn_core::webhook::{
+    Delivery, DeliveryState, NewWebhook, TestResult, Webhook, WebhookUpdate,
+};
 use cairn_core::{
     AliasMove, AliasName, AuditEntry, AuditHead, AuditReport, Denial, Model, ModelName,
     Sha256Digest, VerifyReport, Version, VersionRef,
@@ -302,6 +305,52 @@ impl RegistryClient for Remote {
 
     async fn policies(&self) -> Result<Vec<PolicyRecord>> {
         self.json(self.request(Method::GET, "/policies")).await
+    }
+
+    async fn create_webhook(&self, new: &NewWebhook) -> Result<Webhook> {
+        self.json(self.request(Method::POST, "/webhooks").json(new))
+            .await
+    }
+
+    async fn webhooks(&self) -> Result<Vec<Webhook>> {
+        self.json(self.request(Method::GET, "/webhooks")).await
+    }
+
+    async fn update_webhook(&self, id: &str, update: &WebhookUpdate) -> Result<Webhook> {
+        let path = format!("/webhooks/{}", seg(id));
+        self.json(self.request(Method::PATCH, &path).json(update))
+            .await
+    }
+
+    async fn delete_webhook(&self, id: &str) -> Result<()> {
+        let path = format!("/webhooks/{}", seg(id));
+        self.send(self.request(Method::DELETE, &path)).await?;
+        Ok(())
+    }
+
+    async fn test_webhook(&self, id: &str) -> Result<TestResult> {
+        let path = format!("/webhooks/{}/test", seg(id));
+        self.json(self.request(Method::POST, &path)).await
+    }
+
+    async fn webhook_deliveries(
+        &self,
+        id: &str,
+        state: Option<DeliveryState>,
+        limit: u32,
+    ) -> Result<Vec<Delivery>> {
+        let path = format!("/webhooks/{}/deliveries", seg(id));
+        let mut query = vec![("limit", limit.to_string())];
+        if let Some(state) = state {
+            query.push(("state", state.as_str().to_owned()));
+        }
+        self.json(self.request(Method::GET, &path).query(&query))
+            .await
+    }
+
+    async fn redeliver(&self, delivery: &str) -> Result<Delivery> {
+        let path = format!("/webhook-deliveries/{}/redeliver", seg(delivery));
+        self.json(self.request(Method::POST, &path)).await
     }
 
     async fn approve(

@@ -17,6 +17,7 @@ pub mod token;
 pub mod user;
 pub mod verify;
 pub mod versions;
+pub mod webhooks;
 
 /// `KEY=VALUE` for `--tag` and `--param`.
 pub fn parse_key_value(s: &str) -> Result<(String, String), String> {

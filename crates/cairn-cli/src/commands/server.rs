@@ -109,6 +109,13 @@ pub struct Args {
     tls_key: Option<PathBuf>,
     #[command(flatten)]
     limits: LimitArgs,
+    /// Let webhooks call plain http URLs and private, loopback and link-local
+    /// addresses (internal networks, tests). Otherwise only https to public addresses.
+    #[arg(long, env = "CAIRN_WEBHOOK_ALLOW_PRIVATE")]
+    webhook_allow_private: bool,
+    /// How long a webhook delivery is retried before it is marked failed.
+    #[arg(long, env = "CAIRN_WEBHOOK_RETRY_FOR", default_value = "24h", value_parser = super::parse_duration)]
+    webhook_retry_for: Duration,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -183,9 +190,15 @@ pub async fn run(args: Args, artifacts: Option<&str>) -> Result<ExitCode> {
         tracing::warn!(host = %args.host, "serving a network address without authentication (--insecure-no-auth)");
     }
     let (db, blobs, options) = args.store.resolve(artifacts)?;
+    let webhooks = super::webhooks::config(
+        &db,
+        args.store.data.as_deref(),
+        Some((args.webhook_allow_private, args.webhook_retry_for)),
+    )?;
     let registry = Registry::open(&db, &blobs, &options)
         .await
-        .with_context(|| format!("opening the registry at {db} (artifacts: {blobs})"))?;
+        .with_context(|| format!("opening the registry at {db} (artifacts: {blobs})"))?
+        .with_webhooks(webhooks);
     // Uploads cut off by a crash leave staged parts behind; a day is far longer than
     // any upload in progress.
     let sweeper = registry.clone();
@@ -221,9 +234,27 @@ pub async fn run(args: Args, artifacts: Option<&str>) -> Result<ExitCode> {
     // Scripts and tests read the bound address (port 0 picks one) from this line.
     println!("cairn server listening on {scheme}://{addr} (metadata: {db}, artifacts: {blobs})");
     tracing::info!(%addr, metadata = %db, artifacts = %blobs, "cairn server started");
+    // Webhook deliveries run beside the requests and stop with them.
+    let (stopping, stopped) = tokio::sync::watch::channel(false);
+    let deliveries = tokio::spawn({
+        let registry = registry.clone();
+        let mut stopped = stopped.clone();
+        async move {
+            registry
+                .deliver_webhooks(async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                })
+                .await
+        }
+    });
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stopping.send(true);
+    };
     cairn_server::serve(registry, &options, listener, shutdown)
         .await
         .context("serving")?;
+    let _ = deliveries.await;
     Ok(ExitCode::SUCCESS)
 }
 

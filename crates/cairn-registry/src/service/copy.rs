@@ -77,8 +77,10 @@ const TABLES: &[(&str, &[&str])] = &[
 /// Tables `copy` leaves out, each for a reason: the schema's own bookkeeping
 /// (`_sqlx_migrations`), what the target derives (`run_latest_metrics`), uploads in
 /// flight, each registry's own garbage-collection state (its tombstones describe its
-/// own blob store), and its own security log of refused requests. A test checks that every table of the schema is in one list or the
-/// other.
+/// own blob store), its own security log of refused requests, and its webhooks (their
+/// secrets are encrypted under the source registry's key; their deliveries and cursor
+/// are the source's queue). A test checks that every table of the schema is in one list
+/// or the other.
 #[cfg(test)]
 const NOT_COPIED: &[&str] = &[
     "_sqlx_migrations",
@@ -88,6 +90,9 @@ const NOT_COPIED: &[&str] = &[
     "blob_tombstones",
     "gc_state",
     "access_denials",
+    "webhooks",
+    "webhook_deliveries",
+    "webhook_cursor",
 ];
 
 /// Columns that never change once a row with a generated id exists. The same id with

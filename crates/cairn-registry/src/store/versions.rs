@@ -134,6 +134,8 @@ impl MetadataStore {
             "size": v.new.files.total_size(),
             "source": v.origin.source,
             "run_id": v.origin.run_id,
+            "description": v.new.description,
+            "tags": v.new.tags,
         }))
         .append(&mut tx)
         .await?;

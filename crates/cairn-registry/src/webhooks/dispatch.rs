@@ -24,8 +24,9 @@ use crate::service::Registry;
 
 /// Deliveries in flight per server at most.
 const IN_FLIGHT_MAX: usize = 64;
-/// How long a claim holds: an attempt's timeout and room to record it.
-const LEASE: Duration = Duration::from_secs(ATTEMPT_TIMEOUT.as_secs() * 3);
+/// How long a claim holds: an attempt's timeout and room to record it. A delivery
+/// claimed by a server that died is sent again once this passes.
+const LEASE: Duration = Duration::from_secs(ATTEMPT_TIMEOUT.as_secs() + 5);
 /// The longest a caught-up loop waits before looking for due retries.
 const IDLE_WAIT: Duration = Duration::from_millis(500);
 /// The first retry's delay; each next one doubles, up to [`BACKOFF_MAX`].

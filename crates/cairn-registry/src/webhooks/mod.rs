@@ -33,17 +33,50 @@ use store::WebhookRow;
 pub struct WebhookConfig {
     /// Encrypts and decrypts signing secrets; without it, webhooks with secrets can be
     /// neither created nor delivered.
-    pub key: Option<SecretKey>,
+    pub key: KeySource,
     /// Allow `http` URLs and non-public addresses (internal networks, tests).
     pub allow_private: bool,
     /// How long a delivery is retried before it is marked failed.
     pub retry_for: Duration,
 }
 
+/// Where the secrets' key comes from.
+#[derive(Debug, Clone, Default)]
+pub enum KeySource {
+    #[default]
+    Missing,
+    Given(SecretKey),
+    /// Loaded (or created) on first use by [`SecretKey::load`]: a process that never
+    /// touches a webhook leaves no key file behind.
+    Load {
+        env: Option<String>,
+        dir: std::path::PathBuf,
+        loaded: std::sync::OnceLock<SecretKey>,
+    },
+}
+
+impl KeySource {
+    pub fn get(&self) -> Result<SecretKey> {
+        match self {
+            Self::Missing => Err(Error::Conflict(
+                "no webhook secret key is configured on this registry".to_owned(),
+            )),
+            Self::Given(key) => Ok(key.clone()),
+            Self::Load { env, dir, loaded } => {
+                if let Some(key) = loaded.get() {
+                    return Ok(key.clone());
+                }
+                let key = SecretKey::load(env.as_deref(), dir)?;
+                Ok(loaded.get_or_init(|| key).clone())
+            }
+        }
+    }
+}
+
 impl Default for WebhookConfig {
     fn default() -> Self {
         Self {
-            key: None,
+            key: KeySource::Missing,
             allow_private: false,
             retry_for: DEFAULT_RETRY_FOR,
         }
@@ -329,9 +362,7 @@ impl Registry {
         let Some(secret) = secret else {
             return Ok((None, None));
         };
-        let key = self.webhook_config.key.as_ref().ok_or_else(|| {
-            Error::Conflict("no webhook secret key is configured on this registry".to_owned())
-        })?;
+        let key = self.webhook_config.key.get()?;
         Ok((Some(key.encrypt(secret)), Some(key.id().to_owned())))
     }
 
@@ -340,10 +371,11 @@ impl Registry {
         let (Some(stored), Some(key_id)) = (stored, key_id) else {
             return Ok(None);
         };
-        let key = self.webhook_config.key.as_ref().ok_or_else(|| {
-            Error::Conflict("no webhook secret key is configured on this server".to_owned())
-        })?;
-        key.decrypt(stored, key_id).map(Some)
+        self.webhook_config
+            .key
+            .get()?
+            .decrypt(stored, key_id)
+            .map(Some)
     }
 }
 

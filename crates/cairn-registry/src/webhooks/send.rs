@@ -214,11 +214,11 @@ pub async fn check_host_resolves(url: &url::Url, allow_private: bool) -> Result<
     };
     let found = tokio::net::lookup_host((host, 0))
         .await
-        .map_err(|e| format!("Cannot resolve Webhook URL hostname {host:?}: {e}"))?;
+        .map_err(|e| format!("Cannot resolve Webhook URL hostname '{host}': {e}"))?;
     for addr in found {
         if !is_public(addr.ip()) {
             return Err(format!(
-                "Webhook URL must not resolve to a non-public IP address. {host:?} resolves to {}.",
+                "Webhook URL must not resolve to a non-public IP address. '{host}' resolves to {}.",
                 addr.ip()
             ));
         }
@@ -229,6 +229,51 @@ pub async fn check_host_resolves(url: &url::Url, allow_private: bool) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A name that resolves to this machine is refused where it is resolved, at the
+    /// attempt — not only when the webhook was made — unless private addresses are
+    /// allowed; so is a private IP literal.
+    #[tokio::test]
+    async fn private_addresses_are_refused_at_each_attempt() {
+        let strict = Sender::new(false);
+        let body = "{}";
+        let named = strict
+            .send(
+                "https://localhost:9/hook",
+                Protocol::Cairn,
+                "d1",
+                body,
+                None,
+                "t",
+            )
+            .await;
+        let error = named.error.unwrap();
+        assert!(error.contains("not a public address"), "{error}");
+        assert_eq!(named.status_code, None);
+        let literal = strict
+            .send(
+                "https://169.254.169.254/latest",
+                Protocol::Cairn,
+                "d2",
+                body,
+                None,
+                "t",
+            )
+            .await;
+        assert!(literal.error.unwrap().contains("non-public"));
+        // Allowed, it gets as far as the connection (refused: nothing listens there).
+        let open = Sender::new(true)
+            .send(
+                "http://localhost:9/hook",
+                Protocol::Cairn,
+                "d3",
+                body,
+                None,
+                "t",
+            )
+            .await;
+        assert!(!open.error.unwrap().contains("public"));
+    }
 
     /// A known answer, computed with Python's `hmac` as MLflow's receivers check it.
     #[test]

@@ -140,6 +140,15 @@ fn native(method: &Method, route: &str) -> Option<Rule> {
         (Method::GET, "/blobs/sha256/{digest}/why") => rule(Reader, Registry),
         (_, "/verify" | "/audit/verify" | "/gc" | "/audit/denied") => rule(Admin, Registry),
         (_, "/tokens" | "/tokens/{id}") => rule(Admin, Registry),
+        // Webhooks see every model's events and call out of the network.
+        (
+            _,
+            "/webhooks"
+            | "/webhooks/{id}"
+            | "/webhooks/{id}/test"
+            | "/webhooks/{id}/deliveries"
+            | "/webhook-deliveries/{id}/redeliver",
+        ) => rule(Admin, Registry),
         (_, "/users" | "/users/{user}/password" | "/users/{user}/grants") => rule(Admin, Registry),
         (Method::POST, "/blobs/missing") => rule(Writer, AnyModel),
         (Method::PUT, "/blobs/sha256/{digest}") => rule(Writer, AnyModel),
@@ -155,6 +164,10 @@ fn mlflow(method: &Method, route: &str) -> Option<Rule> {
             "get" | "update-password" | "permissions/get" => rule(Admin, SelfOrAdmin("username")),
             _ => rule(Admin, Registry),
         };
+    }
+    // Webhooks see every model's events and call out of the network: registry admins.
+    if route == "/webhooks" || route.starts_with("/webhooks/") {
+        return rule(Admin, Registry);
     }
     let Some(registry_route) = route
         .strip_prefix("/registered-models/")

@@ -14,6 +14,7 @@ mod schema;
 mod tracking;
 mod ui;
 mod users;
+mod webhooks;
 
 use axum::Router;
 use axum::response::{IntoResponse, Response};
@@ -188,6 +189,17 @@ fn api() -> Router<Registry> {
             "/experiments/permissions/delete",
             delete(users::delete_experiment_permission),
         )
+        .route(
+            "/webhooks",
+            post(webhooks::create_webhook).get(webhooks::list_webhooks),
+        )
+        .route(
+            "/webhooks/{webhook_id}",
+            get(webhooks::get_webhook)
+                .patch(webhooks::update_webhook)
+                .delete(webhooks::delete_webhook),
+        )
+        .route("/webhooks/{webhook_id}/test", post(webhooks::test_webhook))
 }
 
 /// MLflow 3's per-user permissions (under the `/3.0` prefixes only).
