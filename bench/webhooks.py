@@ -134,7 +134,8 @@ def measure(engine, hooks, receiver_url, receiver_port, seconds, work):
         before = int(get(f"http://127.0.0.1:{receiver_port}/count"))
         for i in range(hooks):
             subprocess.run([CAIRN, "--registry", server.url, "webhooks", "create", "--url", receiver_url,
-                            "--events", "*", "--secret", "bench-secret-0123456789", "--name", f"hook-{i}"],
+                            "--events", "*", "--model", "m*", "--secret", "bench-secret-0123456789",
+                            "--name", f"hook-{i}"],
                            check=True, capture_output=True)
         head0 = json.loads(get(f"{server.url}/api/v1/audit/head"))["seq"]
         out = subprocess.run(wrk.command(server.url, lua(work), seconds, 2, 8),

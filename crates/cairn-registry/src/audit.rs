@@ -218,45 +218,6 @@ pub(crate) async fn append(tx: &mut WriteTx, change: Change<'_>) -> Result<()> {
     Ok(())
 }
 
-/// The entries numbered `after + 1 ..= upto` (at most `limit`), read inside `tx`.
-pub(crate) async fn entries_in(
-    tx: &mut WriteTx,
-    after: u64,
-    upto: u64,
-    limit: u32,
-) -> Result<Vec<AuditEntry>> {
-    let rows: Vec<Stored> = tx
-        .query(&format!(
-            "SELECT {COLUMNS} FROM audit_log WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3"
-        ))
-        .bind(i64::try_from(after).unwrap_or(i64::MAX))
-        .bind(i64::try_from(upto).unwrap_or(i64::MAX))
-        .bind(i64::from(limit))
-        .fetch_all()
-        .await?;
-    rows.into_iter().map(Stored::into_entry).collect()
-}
-
-/// The entries numbered `seqs`, read inside `tx`, in number order.
-pub(crate) async fn entries_numbered(tx: &mut WriteTx, seqs: &[u64]) -> Result<Vec<AuditEntry>> {
-    if seqs.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut q = SqlBuilder::new(
-        tx.backend,
-        format!("SELECT {COLUMNS} FROM audit_log WHERE seq IN ("),
-    );
-    for (i, seq) in seqs.iter().enumerate() {
-        if i > 0 {
-            q.push(", ");
-        }
-        q.push_bind(i64::try_from(*seq).unwrap_or(i64::MAX));
-    }
-    q.push(") ORDER BY seq");
-    let rows: Vec<Stored> = tx.sql(q).fetch_all().await?;
-    rows.into_iter().map(Stored::into_entry).collect()
-}
-
 /// An audit row as stored: the columns of [`COLUMNS`], in its order.
 struct Stored {
     format: i64,
@@ -403,6 +364,26 @@ impl MetadataStore {
             q.push(" AND model = ").push_bind(model.to_owned());
         }
         q.push(" ORDER BY seq LIMIT ").push_bind(i64::from(limit));
+        let rows: Vec<Stored> = self.read_sql(q).fetch_all().await?;
+        rows.into_iter().map(Stored::into_entry).collect()
+    }
+
+    /// The entries numbered `seqs`, in number order.
+    pub(crate) async fn audit_numbered(&self, seqs: &[u64]) -> Result<Vec<AuditEntry>> {
+        if seqs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut q = SqlBuilder::new(
+            self.backend(),
+            format!("SELECT {COLUMNS} FROM audit_log WHERE seq IN ("),
+        );
+        for (i, seq) in seqs.iter().enumerate() {
+            if i > 0 {
+                q.push(", ");
+            }
+            q.push_bind(i64::try_from(*seq).unwrap_or(i64::MAX));
+        }
+        q.push(") ORDER BY seq");
         let rows: Vec<Stored> = self.read_sql(q).fetch_all().await?;
         rows.into_iter().map(Stored::into_entry).collect()
     }

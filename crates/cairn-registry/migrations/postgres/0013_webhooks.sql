@@ -2,8 +2,10 @@
 -- Standard Webhooks headers) or 'mlflow' (MLflow 3's payloads and X-MLflow-* headers);
 -- `events` is a JSON array of event types ('alias.*', 'version.create'…) or, for
 -- 'mlflow', of 'entity.action' names. The secret is encrypted under the registry's
--- webhook key (AES-256-GCM), whose id is kept beside it. A webhook is sent the events
--- numbered after `after_seq`: the audit entry that created it.
+-- webhook key (AES-256-GCM), whose id is kept beside it. Every event numbered up to
+-- `cursor_seq` was handled (delivered, queued for a retry, or not wanted); it starts
+-- at the audit entry that created the webhook. One server at a time delivers a
+-- webhook: the one whose lease (`lease_owner`, until `lease_until`) holds.
 CREATE TABLE webhooks (
     id          TEXT COLLATE "C" PRIMARY KEY,
     name        TEXT    NOT NULL,
@@ -15,15 +17,18 @@ CREATE TABLE webhooks (
     secret      TEXT,
     secret_key  TEXT,
     active      BIGINT  NOT NULL,
-    after_seq   BIGINT  NOT NULL,
+    cursor_seq  BIGINT  NOT NULL,
+    lease_owner TEXT,
+    lease_until BIGINT,
     created_by  TEXT    NOT NULL,
     created_at  BIGINT  NOT NULL,
     updated_at  BIGINT  NOT NULL
 );
 
--- One event to send to one webhook. Deliveries of one webhook and one model (`model`
--- '' for registry-wide events) are sent in `seq` order, one at a time; `lease_until`
--- marks the one a server is sending (another may take it once the lease ends).
+-- What became of one event sent to one webhook: delivered, failed for good, or pending
+-- a retry. Pending deliveries of one webhook and one model (`model` '' for registry-wide
+-- events) go in `seq` order, one at a time; while a model has one, its new events queue
+-- behind it.
 CREATE TABLE webhook_deliveries (
     id          TEXT COLLATE "C" PRIMARY KEY,
     webhook_id  TEXT COLLATE "C" NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,
@@ -32,7 +37,6 @@ CREATE TABLE webhook_deliveries (
     state       TEXT    NOT NULL,
     attempts    BIGINT  NOT NULL DEFAULT 0,
     next_at     BIGINT  NOT NULL,
-    lease_until BIGINT,
     status_code BIGINT,
     error       TEXT,
     latency_ms  BIGINT,
@@ -42,12 +46,4 @@ CREATE TABLE webhook_deliveries (
 );
 CREATE INDEX webhook_deliveries_queue ON webhook_deliveries (webhook_id, model, seq)
     WHERE state = 'pending';
-CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_at) WHERE state = 'pending';
 CREATE INDEX webhook_deliveries_done ON webhook_deliveries (done_at) WHERE state <> 'pending';
-
--- The last audit entry turned into deliveries, by whichever server did it.
-CREATE TABLE webhook_cursor (
-    id  INTEGER PRIMARY KEY CHECK (id = 1),
-    seq BIGINT  NOT NULL
-);
-INSERT INTO webhook_cursor (id, seq) SELECT 1, seq FROM audit_head WHERE id = 1;

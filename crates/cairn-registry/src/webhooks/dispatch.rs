@@ -1,32 +1,40 @@
-//! The delivery loop every server runs: one write transaction per step records the
-//! attempts that finished, fans new audit entries out into deliveries and claims the
-//! next due ones; the claimed ones are sent concurrently while the loop waits for the
-//! next to finish, for a change in the registry, or for a retry to fall due.
+//! The delivery loop every server runs. A round takes the leases of the webhooks no
+//! other server holds, then for each: retries its pending deliveries that are due, sends
+//! the events past its cursor, and writes the outcome in one transaction
+//! (`queue::write_step`). While it finds nothing to do it waits for the registry to
+//! change (the shared audit-head poller) or for a retry to fall due.
 //!
-//! Order per model holds because only the oldest pending delivery of a webhook and a
-//! model is ever claimed, and the next one only after its outcome is recorded. A
-//! delivery that keeps failing is retried with exponential backoff and jitter until
-//! its retry window ends, then marked failed, and its queue moves on. A server that
-//! dies holding claims loses nothing: the lease ends and another step takes them.
+//! Order per model: a webhook's events of one model are sent one after the other, in
+//! event order; a failure leaves that event pending and queues the model's later events
+//! behind it, and a pending queue is retried from its oldest event only. A delivery that
+//! keeps failing is retried with exponential backoff and jitter until its retry window
+//! ends, then marked failed, and its queue moves on. A server that dies mid-round
+//! leaves its cursors where they were: once its leases end, another server (or it,
+//! restarted) sends those events again, under the same delivery ids.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use cairn_core::event::Event;
-use cairn_core::webhook::{Protocol, payload};
-use futures::FutureExt;
-use futures::stream::{FuturesUnordered, StreamExt};
+use cairn_core::webhook::{DeliveryState, Webhook, payload};
+use futures::stream::{self, StreamExt};
 
-use super::send::{ATTEMPT_TIMEOUT, Sender};
-use super::store::{self, Claimed, Outcome};
+use super::queue::{self, Pending, Written};
+use super::send::{ATTEMPT_TIMEOUT, Attempt, Sender};
+use super::store::WebhookRow;
 use crate::Result;
 use crate::db::now_ms;
 use crate::service::Registry;
 
-/// Deliveries in flight per server at most.
-const IN_FLIGHT_MAX: usize = 64;
-/// How long a claim holds: an attempt's timeout and room to record it. A delivery
-/// claimed by a server that died is sent again once this passes.
+/// How long a webhook's lease holds without renewal: a round's attempts and room to
+/// record them. Events a server that died was sending go out again once it passes.
 const LEASE: Duration = Duration::from_secs(ATTEMPT_TIMEOUT.as_secs() + 5);
+/// Events read past a cursor per round.
+const EVENT_BATCH: u32 = 500;
+/// Pending deliveries read per round; with more, new events wait for the next round.
+const PENDING_BATCH: u32 = 5000;
+/// Models whose deliveries go out at once, per webhook.
+const MODELS_AT_ONCE: usize = 16;
 /// The longest a caught-up loop waits before looking for due retries.
 const IDLE_WAIT: Duration = Duration::from_millis(500);
 /// The first retry's delay; each next one doubles, up to [`BACKOFF_MAX`].
@@ -35,159 +43,376 @@ const BACKOFF_MAX: Duration = Duration::from_secs(10 * 60);
 /// Finished deliveries are kept this long for `webhooks deliveries` and `redeliver`.
 const KEEP_FINISHED: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 const PRUNE_EVERY: Duration = Duration::from_secs(60 * 60);
-/// How long a stopping server waits for its attempts in flight.
-const DRAIN: Duration = Duration::from_secs(5);
 
 impl Registry {
-    /// Delivers webhooks until `shutdown` completes. Errors (a database that does not
-    /// answer) are logged and the loop goes on.
+    /// Delivers webhooks until `shutdown` completes; a round in progress finishes
+    /// first. Errors (a database that does not answer) are logged and the loop goes on.
     pub async fn deliver_webhooks(&self, shutdown: impl std::future::Future<Output = ()>) {
+        let owner = uuid::Uuid::new_v4().to_string();
         let sender = Sender::new(self.webhook_config.allow_private);
-        let mut in_flight = FuturesUnordered::new();
-        let mut finished: Vec<Outcome> = Vec::new();
         let mut last_prune: Option<std::time::Instant> = None;
         tokio::pin!(shutdown);
         loop {
-            let now = now_ms();
-            let (head, work) = match self.meta.webhook_work(now).await {
+            let (head, work) = match self.meta.webhook_work(now_ms()).await {
                 Ok(found) => found,
                 Err(e) => {
                     tracing::warn!(error = %e, "webhook deliveries: reading the queue failed");
                     (0, false)
                 }
             };
-            let room = IN_FLIGHT_MAX - in_flight.len();
-            if !finished.is_empty() || (work && room > 0) {
-                let prune = last_prune.is_none_or(|at| at.elapsed() >= PRUNE_EVERY);
-                match self.webhook_step(&finished, now, room, prune).await {
-                    Ok(claimed) => {
-                        finished.clear();
-                        if prune {
-                            last_prune = Some(std::time::Instant::now());
-                        }
-                        for delivery in claimed {
-                            in_flight.push(self.attempt(&sender, delivery));
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "webhook deliveries: a step failed");
-                    }
+            let mut busy = false;
+            if work {
+                match self.webhook_round(&owner, &sender).await {
+                    Ok(handled) => busy = handled > 0,
+                    Err(e) => tracing::warn!(error = %e, "webhook deliveries: a round failed"),
                 }
             }
-            tokio::select! {
-                biased;
-                () = &mut shutdown => break,
-                Some(outcome) = in_flight.next(), if !in_flight.is_empty() => {
-                    finished.push(outcome);
-                    while let Some(Some(outcome)) = in_flight.next().now_or_never() {
-                        finished.push(outcome);
-                    }
+            if last_prune.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
+                last_prune = Some(std::time::Instant::now());
+                if let Err(e) = self.prune_deliveries().await {
+                    tracing::warn!(error = %e, "webhook deliveries: pruning failed");
                 }
+            }
+            if busy {
+                if futures::FutureExt::now_or_never(&mut shutdown).is_some() {
+                    break;
+                }
+                continue;
+            }
+            tokio::select! {
+                () = &mut shutdown => break,
                 _ = self.wait_for_change(head, IDLE_WAIT) => {}
             }
         }
-        // Record what finishes soon; the leases of the rest end on their own.
-        let drained = tokio::time::timeout(DRAIN, async {
-            while let Some(outcome) = in_flight.next().await {
-                finished.push(outcome);
-            }
-        });
-        let _ = drained.await;
-        if !finished.is_empty()
-            && let Err(e) = self.webhook_step(&finished, now_ms(), 0, false).await
-        {
-            tracing::warn!(error = %e, "webhook deliveries: recording at shutdown failed");
+        let released = self
+            .meta
+            .with_retries(|| async {
+                let mut tx = self.meta.write_tx().await?;
+                queue::release_leases(&mut tx, &owner).await?;
+                tx.commit().await
+            })
+            .await;
+        if let Err(e) = released {
+            tracing::warn!(error = %e, "webhook deliveries: releasing leases failed");
         }
     }
 
-    /// One transaction: record `finished`, fan out, claim up to `room`.
-    async fn webhook_step(
-        &self,
-        finished: &[Outcome],
-        now: i64,
-        room: usize,
-        prune: bool,
-    ) -> Result<Vec<Claimed>> {
+    /// One round over the webhooks this server holds; answers how many deliveries it
+    /// made or queued.
+    async fn webhook_round(&self, owner: &str, sender: &Sender) -> Result<usize> {
+        let now = now_ms();
+        let until = now + LEASE.as_millis() as i64;
+        let held = self
+            .meta
+            .with_retries(|| async {
+                let mut tx = self.meta.write_tx().await?;
+                let held = queue::take_leases(&mut tx, owner, now, until).await?;
+                tx.commit().await?;
+                Ok(held)
+            })
+            .await?;
+        let rounds = held
+            .into_iter()
+            .map(|row| self.webhook_step(owner, sender, row));
+        let mut handled = 0;
+        for result in futures::future::join_all(rounds).await {
+            match result {
+                Ok(n) => handled += n,
+                Err(e) => {
+                    tracing::warn!(error = %e, "webhook deliveries: a webhook's round failed")
+                }
+            }
+        }
+        Ok(handled)
+    }
+
+    /// One webhook's round: its due retries, then its new events; written together.
+    async fn webhook_step(&self, owner: &str, sender: &Sender, row: WebhookRow) -> Result<usize> {
+        let hook = row.view()?;
+        let secret = self
+            .open_secret(row.secret.as_deref(), row.secret_key.as_deref())
+            .map_err(|e| e.to_string());
+        let ctx = Attempts {
+            sender,
+            hook: &hook,
+            secret: &secret,
+            retry_for: self
+                .webhook_config
+                .retry_for
+                .as_millis()
+                .min(i64::MAX as u128) as i64,
+        };
+        let now = now_ms();
+
+        // The retry queue: per model, from its oldest pending event while they succeed.
+        let pending = self
+            .meta
+            .pending_deliveries(&hook.id, PENDING_BATCH)
+            .await?;
+        let complete = pending.len() < PENDING_BATCH as usize;
+        let mut queues: Vec<(String, Vec<Pending>)> = Vec::new();
+        for p in pending {
+            match queues.iter_mut().find(|(m, _)| *m == p.model) {
+                Some((_, q)) => q.push(p),
+                None => queues.push((p.model.clone(), vec![p])),
+            }
+        }
+        let due: Vec<Vec<Pending>> = queues
+            .iter()
+            .filter(|(_, q)| q[0].next_at <= now)
+            .map(|(_, q)| q.clone())
+            .collect();
+        let seqs: Vec<u64> = due.iter().flatten().map(|p| p.seq as u64).collect();
+        let events: HashMap<u64, Event> = self
+            .meta
+            .audit_numbered(&seqs)
+            .await?
+            .into_iter()
+            .map(|e| (e.seq, Event::from(e)))
+            .collect();
+        let retried: Vec<Vec<Written>> = stream::iter(due)
+            .map(|queue| ctx.retry(queue, &events))
+            .buffer_unordered(MODELS_AT_ONCE)
+            .collect()
+            .await;
+        let retried: Vec<Written> = retried.into_iter().flatten().collect();
+        // A model stays blocked while any of its events is still pending.
+        let mut blocked: HashMap<String, usize> =
+            queues.iter().map(|(m, q)| (m.clone(), q.len())).collect();
+        for w in &retried {
+            if w.state != DeliveryState::Pending
+                && let Some(left) = blocked.get_mut(&w.model)
+            {
+                *left -= 1;
+            }
+        }
+        blocked.retain(|_, left| *left > 0);
+
+        // New events past the cursor, unless the queue was too long to read whole.
+        let mut inserted = Vec::new();
+        let mut cursor = row.cursor_seq;
+        if complete {
+            let entries = self
+                .meta
+                .audit_after(row.cursor_seq.max(0) as u64, None, EVENT_BATCH)
+                .await?;
+            if let Some(last) = entries.last() {
+                cursor = last.seq as i64;
+            }
+            let mut chains: Vec<(String, Vec<Event>)> = Vec::new();
+            for entry in entries {
+                let event = Event::from(entry);
+                if !hook.wants(&event) {
+                    continue;
+                }
+                let model = event.model.clone().unwrap_or_default();
+                match chains.iter_mut().find(|(m, _)| *m == model) {
+                    Some((_, chain)) => chain.push(event),
+                    None => chains.push((model, vec![event])),
+                }
+            }
+            let sent: Vec<Vec<Written>> = stream::iter(chains)
+                .map(|(model, chain)| ctx.send_new(chain, blocked.contains_key(&model)))
+                .buffer_unordered(MODELS_AT_ONCE)
+                .collect()
+                .await;
+            inserted = sent.into_iter().flatten().collect();
+        }
+        if cursor == row.cursor_seq && retried.is_empty() && inserted.is_empty() {
+            return Ok(0);
+        }
+        let endpoint_back = retried
+            .iter()
+            .chain(&inserted)
+            .any(|w| w.state == DeliveryState::Delivered)
+            .then(now_ms);
+        let until = now_ms() + LEASE.as_millis() as i64;
+        let handled = retried.len() + inserted.len();
+        let held = self
+            .meta
+            .with_retries(|| async {
+                let mut tx = self.meta.write_tx().await?;
+                let held = queue::write_step(
+                    &mut tx,
+                    &hook.id,
+                    owner,
+                    cursor,
+                    until,
+                    &inserted,
+                    &retried,
+                    endpoint_back,
+                )
+                .await?;
+                if held {
+                    tx.commit().await?;
+                }
+                Ok(held)
+            })
+            .await?;
+        if !held {
+            tracing::warn!(webhook = %hook.id, "webhook deliveries: the lease ended mid-round; another server sends these again");
+        }
+        Ok(handled)
+    }
+
+    async fn prune_deliveries(&self) -> Result<()> {
+        let before = now_ms() - KEEP_FINISHED.as_millis() as i64;
         self.meta
             .with_retries(|| async {
                 let mut tx = self.meta.write_tx().await?;
-                store::record(&mut tx, finished, now).await?;
-                let claimed = if room > 0 {
-                    store::fan_out(&mut tx, now).await?;
-                    let lease_until = now + LEASE.as_millis() as i64;
-                    store::claim(&mut tx, now, lease_until, room as u32).await?
-                } else {
-                    Vec::new()
-                };
-                if prune {
-                    store::prune(&mut tx, now - KEEP_FINISHED.as_millis() as i64).await?;
-                }
-                tx.commit().await?;
-                Ok(claimed)
+                queue::prune(&mut tx, before).await?;
+                tx.commit().await
             })
             .await
     }
+}
 
-    /// One attempt of `delivery`, and what to do next.
-    async fn attempt(&self, sender: &Sender, delivery: Claimed) -> Outcome {
-        let protocol = Protocol::parse(&delivery.protocol);
-        let event = Event::from(delivery.event.clone());
-        let body = protocol.and_then(|p| payload(p, &event));
-        let secret = self.open_secret(delivery.secret.as_deref(), delivery.secret_key.as_deref());
-        let (attempt, retryable) = match (protocol, body, secret) {
-            (Some(protocol), Some(body), Ok(secret)) => {
-                let attempt = sender
-                    .send(
-                        &delivery.url,
-                        protocol,
-                        &delivery.id,
-                        &body.to_string(),
-                        secret.as_deref(),
-                        &event.kind,
-                    )
-                    .await;
-                (attempt, true)
-            }
-            (_, _, Err(e)) => (failure(e.to_string()), true),
-            // Nothing to send will ever be made of it: give up at once.
-            _ => (
+/// What a round needs to make attempts for one webhook.
+struct Attempts<'a> {
+    sender: &'a Sender,
+    hook: &'a Webhook,
+    /// The secret in clear, or why it cannot be had (every attempt then fails so).
+    secret: &'a std::result::Result<Option<String>, String>,
+    retry_for: i64,
+}
+
+impl Attempts<'_> {
+    /// One attempt of `event` as delivery `id`.
+    async fn attempt(&self, id: &str, event: Option<&Event>) -> (Attempt, bool) {
+        let Some(event) = event else {
+            return (
+                failure("its event is missing from the audit log".into()),
+                false,
+            );
+        };
+        let Some(body) = payload(self.hook.protocol, event) else {
+            return (
                 failure(format!("no payload for event type {}", event.kind)),
                 false,
-            ),
+            );
         };
+        let secret = match self.secret {
+            Ok(secret) => secret.as_deref(),
+            Err(why) => return (failure(why.clone()), true),
+        };
+        let attempt = self
+            .sender
+            .send(
+                &self.hook.url,
+                self.hook.protocol,
+                id,
+                &body.to_string(),
+                secret,
+                &event.kind,
+            )
+            .await;
+        (attempt, true)
+    }
+
+    /// What becomes of a delivery made `created_at`, after attempt number `attempts`.
+    fn outcome(
+        &self,
+        (id, seq, model): (String, i64, String),
+        attempts: i64,
+        created_at: i64,
+        (attempt, retryable): (Attempt, bool),
+    ) -> Written {
         let now = now_ms();
-        let retry_at = if attempt.succeeded() {
-            None
+        let window_ends = created_at.saturating_add(self.retry_for);
+        let (state, next_at, done_at) = if attempt.succeeded() {
+            (DeliveryState::Delivered, now, Some(now))
+        } else if !retryable || now >= window_ends {
+            (DeliveryState::Failed, now, Some(now))
         } else {
-            let window_ends = delivery.created_at
-                + self
-                    .webhook_config
-                    .retry_for
-                    .as_millis()
-                    .min(i64::MAX as u128) as i64;
-            if !retryable || now >= window_ends {
-                Some(None)
-            } else {
-                let delay = backoff(delivery.attempts.max(0) as u32);
-                Some(Some((now + delay.as_millis() as i64).min(window_ends)))
-            }
+            let delay = backoff((attempts - 1).max(0) as u32).as_millis() as i64;
+            (DeliveryState::Pending, (now + delay).min(window_ends), None)
         };
-        if let Some(error) = &attempt.error {
-            tracing::debug!(delivery = %delivery.id, url = %delivery.url, %error, "webhook attempt failed");
-        }
-        Outcome {
-            delivery: delivery.id,
-            webhook_id: delivery.webhook_id,
+        Written {
+            id,
+            seq,
+            model,
+            state,
+            attempts,
+            next_at,
             status_code: attempt.status_code,
             error: attempt.error,
-            latency_ms: attempt.latency_ms,
-            retry_at,
+            latency_ms: Some(attempt.latency_ms),
+            created_at,
+            done_at,
         }
+    }
+
+    /// A model's pending queue, from its oldest event, while attempts succeed (or give
+    /// up for good).
+    async fn retry(&self, queue: Vec<Pending>, events: &HashMap<u64, Event>) -> Vec<Written> {
+        let mut out = Vec::new();
+        for p in queue {
+            let result = self.attempt(&p.id, events.get(&(p.seq as u64))).await;
+            let written =
+                self.outcome((p.id, p.seq, p.model), p.attempts + 1, p.created_at, result);
+            let stop = written.state == DeliveryState::Pending;
+            out.push(written);
+            if stop {
+                break;
+            }
+        }
+        out
+    }
+
+    /// A model's new events in order: sent while they succeed; after a failure (or
+    /// behind a pending queue, `blocked`) the rest wait, pending, in order.
+    async fn send_new(&self, chain: Vec<Event>, blocked: bool) -> Vec<Written> {
+        let now = now_ms();
+        let mut waiting = blocked;
+        let mut out = Vec::with_capacity(chain.len());
+        for event in chain {
+            let key = (
+                delivery_id(&self.hook.id, event.seq),
+                event.seq as i64,
+                event.model.clone().unwrap_or_default(),
+            );
+            if waiting {
+                out.push(Written {
+                    id: key.0,
+                    seq: key.1,
+                    model: key.2,
+                    state: DeliveryState::Pending,
+                    attempts: 0,
+                    next_at: now,
+                    status_code: None,
+                    error: None,
+                    latency_ms: None,
+                    created_at: now,
+                    done_at: None,
+                });
+                continue;
+            }
+            let result = self.attempt(&key.0, Some(&event)).await;
+            let written = self.outcome(key, 1, now, result);
+            waiting = written.state == DeliveryState::Pending;
+            out.push(written);
+        }
+        out
     }
 }
 
-fn failure(error: String) -> super::send::Attempt {
-    super::send::Attempt {
+/// The id of the delivery of event `seq` to webhook `webhook`: the same on every
+/// attempt and every server, so a receiver can drop a repeat (UUID-shaped, from a
+/// SHA-256 of both).
+pub(crate) fn delivery_id(webhook: &str, seq: u64) -> String {
+    let digest = aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        format!("{webhook}/{seq}").as_bytes(),
+    );
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest.as_ref()[..16]);
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .to_string()
+}
+
+fn failure(error: String) -> Attempt {
+    Attempt {
         status_code: None,
         error: Some(error),
         latency_ms: 0,
@@ -220,5 +445,12 @@ mod tests {
             let delay = backoff(failed);
             assert!(delay >= full / 2 && delay <= full, "{failed}: {delay:?}");
         }
+    }
+
+    #[test]
+    fn a_delivery_keeps_its_id() {
+        assert_eq!(delivery_id("w1", 7), delivery_id("w1", 7));
+        assert_ne!(delivery_id("w1", 7), delivery_id("w1", 8));
+        assert_ne!(delivery_id("w1", 7), delivery_id("w2", 7));
     }
 }

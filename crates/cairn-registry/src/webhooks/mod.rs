@@ -2,9 +2,10 @@
 //! per model, by whichever server runs (docs/WEBHOOKS.md).
 //!
 //! There is no second record of what happened: deliveries are made from the audit log
-//! (`store::fan_out` turns entries past a shared cursor into queued deliveries), so a
-//! change and its event commit together and the write that caused an event does no
-//! more work for it. `dispatch` sends the queue; `send` is one HTTP attempt; `secrets`
+//! (each webhook reads it from its own cursor), so a change and its event commit
+//! together and the write that caused an event does no more work for it. `dispatch`
+//! is the loop that sends; `queue` its rows (cursors, leases, the delivery log with
+//! the pending retries); `send` one HTTP attempt; `store` the webhooks' rows; `secrets`
 //! keeps signing secrets encrypted.
 
 use std::time::Duration;
@@ -21,6 +22,7 @@ use crate::service::Registry;
 use crate::{Error, Result};
 
 mod dispatch;
+mod queue;
 pub mod secrets;
 pub mod send;
 pub(crate) mod store;
@@ -115,7 +117,7 @@ impl Registry {
             secret,
             secret_key,
             active: i64::from(new.active),
-            after_seq: 0,
+            cursor_seq: 0,
             created_by: actor.name.clone(),
             created_at: now,
             updated_at: now,
@@ -259,7 +261,7 @@ impl Registry {
         self.meta
             .with_retries(|| async {
                 let mut tx = self.meta.write_tx().await?;
-                store::requeue(&mut tx, delivery, now_ms()).await?;
+                queue::requeue(&mut tx, delivery, now_ms()).await?;
                 tx.commit().await
             })
             .await?;
