@@ -4,6 +4,7 @@ real `mlflow server`'s on the same request (status, error code, message, body sh
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -160,7 +161,7 @@ def test_answers_match_a_real_mlflow_server(server, receiver):
     proc = subprocess.Popen(
         [os.path.join(os.path.dirname(sys.executable), "mlflow"), "server", "--host", "127.0.0.1",
          "--port", str(port), "--backend-store-uri", f"sqlite:///{work}/mlflow.db", "--workers", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
     try:
         reference = f"http://127.0.0.1:{port}"
         def up():
@@ -173,7 +174,8 @@ def test_answers_match_a_real_mlflow_server(server, receiver):
         theirs = calls(reference, receiver.url)
         ours = calls(server.url, receiver.url)
     finally:
-        proc.terminate()
+        # mlflow server starts helper processes (its job consumers): end the group.
+        os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
     assert len(theirs) == len(ours)
     problems = [f"\n  mlflow: {t}\n  cairn:  {o}" for o, t in zip(ours, theirs) if o != t]

@@ -13,6 +13,7 @@
 //! restarted) sends those events again, under the same delivery ids.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_core::event::Event;
@@ -20,7 +21,7 @@ use cairn_core::webhook::{DeliveryState, Webhook, payload};
 use futures::stream::{self, StreamExt};
 
 use super::queue::{self, Pending, Written};
-use super::send::{ATTEMPT_TIMEOUT, Attempt, Sender};
+use super::send::{ATTEMPT_TIMEOUT, Attempt, Sender, background};
 use super::store::WebhookRow;
 use crate::Result;
 use crate::db::now_ms;
@@ -133,9 +134,9 @@ impl Registry {
             .open_secret(row.secret.as_deref(), row.secret_key.as_deref())
             .map_err(|e| e.to_string());
         let ctx = Attempts {
-            sender,
-            hook: &hook,
-            secret: &secret,
+            sender: sender.clone(),
+            hook: Arc::new(hook.clone()),
+            secret: Arc::new(secret),
             retry_for: self
                 .webhook_config
                 .retry_for
@@ -170,12 +171,23 @@ impl Registry {
             .into_iter()
             .map(|e| (e.seq, Event::from(e)))
             .collect();
-        let retried: Vec<Vec<Written>> = stream::iter(due)
-            .map(|queue| ctx.retry(queue, &events))
-            .buffer_unordered(MODELS_AT_ONCE)
-            .collect()
-            .await;
-        let retried: Vec<Written> = retried.into_iter().flatten().collect();
+        let due: Vec<Vec<(Pending, Option<Event>)>> = due
+            .into_iter()
+            .map(|queue| {
+                queue
+                    .into_iter()
+                    .map(|p| {
+                        let event = events.get(&(p.seq as u64)).cloned();
+                        (p, event)
+                    })
+                    .collect()
+            })
+            .collect();
+        let retried = on_background(due, {
+            let ctx = ctx.clone();
+            move |queue| ctx.clone().retry(queue)
+        })
+        .await?;
         // A model stays blocked while any of its events is still pending.
         let mut blocked: HashMap<String, usize> =
             queues.iter().map(|(m, q)| (m.clone(), q.len())).collect();
@@ -211,12 +223,15 @@ impl Registry {
                     None => chains.push((model, vec![event])),
                 }
             }
-            let sent: Vec<Vec<Written>> = stream::iter(chains)
-                .map(|(model, chain)| ctx.send_new(chain, blocked.contains_key(&model)))
-                .buffer_unordered(MODELS_AT_ONCE)
-                .collect()
-                .await;
-            inserted = sent.into_iter().flatten().collect();
+            let chains: Vec<(Vec<Event>, bool)> = chains
+                .into_iter()
+                .map(|(model, chain)| (chain, blocked.contains_key(&model)))
+                .collect();
+            inserted = on_background(chains, {
+                let ctx = ctx.clone();
+                move |(chain, blocked)| ctx.clone().send_new(chain, blocked)
+            })
+            .await?;
         }
         if cursor == row.cursor_seq && retried.is_empty() && inserted.is_empty() {
             return Ok(0);
@@ -267,16 +282,42 @@ impl Registry {
     }
 }
 
+/// Runs `work` on each of `items`, [`MODELS_AT_ONCE`] at a time, on the deliveries'
+/// runtime (where payloads are built and signed, and requests sent, on CPU nobody
+/// else wants); answers every outcome, or an error if any task failed — then nothing
+/// of the round is written, and it is made again.
+async fn on_background<T, F, Fut>(items: Vec<T>, work: F) -> Result<Vec<Written>>
+where
+    T: Send + 'static,
+    F: Fn(T) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Vec<Written>> + Send + 'static,
+{
+    let task = background().spawn(async move {
+        stream::iter(items)
+            .map(work)
+            .buffer_unordered(MODELS_AT_ONCE)
+            .collect::<Vec<Vec<Written>>>()
+            .await
+    });
+    let outcomes = task.await.map_err(|e| {
+        crate::Error::Io(std::io::Error::other(format!(
+            "a delivery task failed: {e}"
+        )))
+    })?;
+    Ok(outcomes.into_iter().flatten().collect())
+}
+
 /// What a round needs to make attempts for one webhook.
-struct Attempts<'a> {
-    sender: &'a Sender,
-    hook: &'a Webhook,
+#[derive(Clone)]
+struct Attempts {
+    sender: Sender,
+    hook: Arc<Webhook>,
     /// The secret in clear, or why it cannot be had (every attempt then fails so).
-    secret: &'a std::result::Result<Option<String>, String>,
+    secret: Arc<std::result::Result<Option<String>, String>>,
     retry_for: i64,
 }
 
-impl Attempts<'_> {
+impl Attempts {
     /// One attempt of `event` as delivery `id`.
     async fn attempt(&self, id: &str, event: Option<&Event>) -> (Attempt, bool) {
         let Some(event) = event else {
@@ -291,7 +332,7 @@ impl Attempts<'_> {
                 false,
             );
         };
-        let secret = match self.secret {
+        let secret = match self.secret.as_ref() {
             Ok(secret) => secret.as_deref(),
             Err(why) => return (failure(why.clone()), true),
         };
@@ -344,10 +385,10 @@ impl Attempts<'_> {
 
     /// A model's pending queue, from its oldest event, while attempts succeed (or give
     /// up for good).
-    async fn retry(&self, queue: Vec<Pending>, events: &HashMap<u64, Event>) -> Vec<Written> {
+    async fn retry(self, queue: Vec<(Pending, Option<Event>)>) -> Vec<Written> {
         let mut out = Vec::new();
-        for p in queue {
-            let result = self.attempt(&p.id, events.get(&(p.seq as u64))).await;
+        for (p, event) in queue {
+            let result = self.attempt(&p.id, event.as_ref()).await;
             let written =
                 self.outcome((p.id, p.seq, p.model), p.attempts + 1, p.created_at, result);
             let stop = written.state == DeliveryState::Pending;
@@ -361,7 +402,7 @@ impl Attempts<'_> {
 
     /// A model's new events in order: sent while they succeed; after a failure (or
     /// behind a pending queue, `blocked`) the rest wait, pending, in order.
-    async fn send_new(&self, chain: Vec<Event>, blocked: bool) -> Vec<Written> {
+    async fn send_new(self, chain: Vec<Event>, blocked: bool) -> Vec<Written> {
         let now = now_ms();
         let mut waiting = blocked;
         let mut out = Vec::with_capacity(chain.len());

@@ -8,6 +8,11 @@
 //! not resolved, are checked by `check_url` before each attempt. Redirects are not
 //! followed and proxies from the environment are not used: either would make the
 //! checked peer another than the one that gets the request.
+//!
+//! Requests run on a runtime of their own whose threads only get CPU nobody else wants
+//! (Linux's `SCHED_IDLE`): on a busy machine the writes that cause events come first
+//! and deliveries use what is left, catching up when the load drops. (The database work of a delivery round
+//! stays on the caller's runtime, so a slowed thread never holds the write lock.)
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -121,27 +126,40 @@ impl Sender {
         if let Some(secret) = secret {
             request = request.header(signature_header, signature(secret, id, &timestamp, body));
         }
-        match request.send().await {
-            Ok(response) => {
-                let status = response.status().as_u16();
-                let mut kept = Vec::new();
-                let mut stream = response;
-                // Read a little of the answer, not all of whatever it sends.
-                while kept.len() < BODY_KEPT {
-                    match stream.chunk().await {
-                        Ok(Some(chunk)) => kept.extend_from_slice(&chunk),
-                        _ => break,
-                    }
-                }
-                kept.truncate(BODY_KEPT);
-                Attempt {
-                    status_code: Some(status),
-                    error: (!(200..300).contains(&status))
-                        .then(|| format!("the endpoint answered HTTP {status}")),
-                    latency_ms: elapsed(started),
-                    body: Some(String::from_utf8_lossy(&kept).into_owned()),
+        let sent = background().spawn(async move {
+            let response = request.send().await?;
+            let status = response.status().as_u16();
+            let mut kept = Vec::new();
+            let mut stream = response;
+            // Read a little of the answer, not all of whatever it sends.
+            while kept.len() < BODY_KEPT {
+                match stream.chunk().await {
+                    Ok(Some(chunk)) => kept.extend_from_slice(&chunk),
+                    _ => break,
                 }
             }
+            kept.truncate(BODY_KEPT);
+            Ok::<_, reqwest::Error>((status, kept))
+        });
+        let sent = match sent.await {
+            Ok(sent) => sent,
+            Err(e) => {
+                return Attempt {
+                    status_code: None,
+                    error: Some(format!("the delivery task failed: {e}")),
+                    latency_ms: elapsed(started),
+                    body: None,
+                };
+            }
+        };
+        match sent {
+            Ok((status, kept)) => Attempt {
+                status_code: Some(status),
+                error: (!(200..300).contains(&status))
+                    .then(|| format!("the endpoint answered HTTP {status}")),
+                latency_ms: elapsed(started),
+                body: Some(String::from_utf8_lossy(&kept).into_owned()),
+            },
             Err(e) => Attempt {
                 status_code: None,
                 error: Some(describe(&e)),
@@ -149,6 +167,43 @@ impl Sender {
                 body: None,
             },
         }
+    }
+}
+
+/// The runtime webhook requests run on: two threads scheduled only when a CPU would
+/// otherwise idle, made on first use and kept for the life of the process.
+pub(crate) fn background() -> &'static tokio::runtime::Handle {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("cairn-webhooks")
+                .on_thread_start(lowest_priority)
+                .enable_all()
+                .build()
+                .expect("the webhook runtime starts")
+        })
+        .handle()
+}
+
+/// Puts the calling thread in `SCHED_IDLE` (Linux; it yields to any other thread at
+/// once, unlike a nice value, which still takes slices from them), else at the lowest
+/// nice value. Lowering one's own priority is always allowed; if it fails, deliveries
+/// merely compete as equals.
+fn lowest_priority() {
+    use thread_priority::ThreadPriority;
+    use thread_priority::unix::{
+        NormalThreadSchedulePolicy, ThreadSchedulePolicy, set_thread_priority_and_policy,
+        thread_native_id,
+    };
+    let idle = set_thread_priority_and_policy(
+        thread_native_id(),
+        ThreadPriority::Min,
+        ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle),
+    );
+    if idle.is_err() {
+        let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19);
     }
 }
 
