@@ -146,6 +146,7 @@ def measure(engine, hooks, receiver_url, receiver_port, seconds, work):
         out = subprocess.run(wrk.command(server.url, lua(work), seconds, 2, 8),
                              capture_output=True, text=True, check=True).stdout
         ops, p50, p99, failed = wrk.parse(out)
+        time.sleep(0.5)  # requests wrk left in flight still commit
         events = json.loads(get(f"{server.url}/api/v1/audit/head"))["seq"] - head0
         started = time.monotonic()
         catch_up = None

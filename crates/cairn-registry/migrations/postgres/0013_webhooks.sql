@@ -28,9 +28,9 @@ CREATE TABLE webhooks (
 -- What became of one event sent to one webhook: delivered, failed for good, or pending
 -- a retry. Pending deliveries of one webhook and one model (`model` '' for registry-wide
 -- events) go in `seq` order, one at a time; while a model has one, its new events queue
--- behind it.
+-- behind it. A delivery's id is `WEBHOOK_ID.SEQ`: the same on every attempt and every
+-- server, and keyed in event order, so a delivered event appends to the table.
 CREATE TABLE webhook_deliveries (
-    id          TEXT COLLATE "C" PRIMARY KEY,
     webhook_id  TEXT COLLATE "C" NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,
     seq         BIGINT  NOT NULL,
     model       TEXT COLLATE "C" NOT NULL,
@@ -42,7 +42,7 @@ CREATE TABLE webhook_deliveries (
     latency_ms  BIGINT,
     created_at  BIGINT  NOT NULL,
     done_at     BIGINT,
-    UNIQUE (webhook_id, seq)
+    PRIMARY KEY (webhook_id, seq)
 );
 CREATE INDEX webhook_deliveries_queue ON webhook_deliveries (webhook_id, model, seq)
     WHERE state = 'pending';

@@ -22,7 +22,7 @@ use futures::stream::{self, StreamExt};
 
 use super::queue::{self, Pending, Written};
 use super::send::{ATTEMPT_TIMEOUT, Attempt, Sender, background};
-use super::store::WebhookRow;
+use super::store::{WebhookRow, delivery_id};
 use crate::Result;
 use crate::db::now_ms;
 use crate::service::Registry;
@@ -61,10 +61,13 @@ impl Registry {
                     (0, false)
                 }
             };
+            // Rounds follow each other at once only while a batch was not enough;
+            // otherwise the next waits for the registry to change (the shared poller's
+            // pace), so a steady trickle of writes costs a few transactions a second.
             let mut busy = false;
             if work {
                 match self.webhook_round(&owner, &sender).await {
-                    Ok(handled) => busy = handled > 0,
+                    Ok(more) => busy = more,
                     Err(e) => tracing::warn!(error = %e, "webhook deliveries: a round failed"),
                 }
             }
@@ -98,9 +101,10 @@ impl Registry {
         }
     }
 
-    /// One round over the webhooks this server holds; answers how many deliveries it
-    /// made or queued.
-    async fn webhook_round(&self, owner: &str, sender: &Sender) -> Result<usize> {
+    /// One round over the webhooks this server holds: each one's attempts made, then
+    /// every outcome written in one transaction. Answers whether more is waiting (a
+    /// full batch was read).
+    async fn webhook_round(&self, owner: &str, sender: &Sender) -> Result<bool> {
         let now = now_ms();
         let until = now + LEASE.as_millis() as i64;
         let held = self
@@ -112,23 +116,69 @@ impl Registry {
                 Ok(held)
             })
             .await?;
-        let rounds = held
-            .into_iter()
-            .map(|row| self.webhook_step(owner, sender, row));
-        let mut handled = 0;
-        for result in futures::future::join_all(rounds).await {
+        if held.is_empty() {
+            return Ok(false);
+        }
+        // Webhooks whose cursors agree (the usual case) share one read of the log.
+        let first = held.iter().map(|row| row.cursor_seq).min().unwrap_or(0);
+        let shared = self.events_after(first).await?;
+        let steps = held.into_iter().map(|row| {
+            let shared = (row.cursor_seq == first).then(|| shared.clone());
+            self.webhook_step(sender, row, shared)
+        });
+        let mut done = Vec::new();
+        for result in futures::future::join_all(steps).await {
             match result {
-                Ok(n) => handled += n,
+                Ok(Some(step)) => done.push(step),
+                Ok(None) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, "webhook deliveries: a webhook's round failed")
                 }
             }
         }
-        Ok(handled)
+        if done.is_empty() {
+            return Ok(false);
+        }
+        let until = now_ms() + LEASE.as_millis() as i64;
+        let lost = self
+            .meta
+            .with_retries(|| async {
+                let mut tx = self.meta.write_tx().await?;
+                let mut lost = Vec::new();
+                for step in &done {
+                    let held = queue::write_step(
+                        &mut tx,
+                        &step.webhook,
+                        owner,
+                        step.cursor,
+                        until,
+                        &step.inserted,
+                        &step.retried,
+                        step.endpoint_back,
+                    )
+                    .await?;
+                    if !held {
+                        lost.push(step.webhook.clone());
+                    }
+                }
+                tx.commit().await?;
+                Ok(lost)
+            })
+            .await?;
+        for webhook in lost {
+            tracing::warn!(%webhook, "webhook deliveries: the lease ended mid-round; another server sends these again");
+        }
+        Ok(done.iter().any(|step| step.more))
     }
 
-    /// One webhook's round: its due retries, then its new events; written together.
-    async fn webhook_step(&self, owner: &str, sender: &Sender, row: WebhookRow) -> Result<usize> {
+    /// One webhook's part of a round: its due retries, then its new events; what
+    /// became of them (`None`: nothing to write).
+    async fn webhook_step(
+        &self,
+        sender: &Sender,
+        row: WebhookRow,
+        events_after_cursor: Option<Arc<Vec<Event>>>,
+    ) -> Result<Option<Step>> {
         let hook = row.view()?;
         let secret = self
             .open_secret(row.secret.as_deref(), row.secret_key.as_deref())
@@ -203,24 +253,25 @@ impl Registry {
         // New events past the cursor, unless the queue was too long to read whole.
         let mut inserted = Vec::new();
         let mut cursor = row.cursor_seq;
+        let mut more = !complete;
         if complete {
-            let entries = self
-                .meta
-                .audit_after(row.cursor_seq.max(0) as u64, None, EVENT_BATCH)
-                .await?;
+            let entries = match events_after_cursor {
+                Some(shared) => shared,
+                None => self.events_after(row.cursor_seq).await?,
+            };
             if let Some(last) = entries.last() {
                 cursor = last.seq as i64;
             }
+            more = entries.len() >= EVENT_BATCH as usize;
             let mut chains: Vec<(String, Vec<Event>)> = Vec::new();
-            for entry in entries {
-                let event = Event::from(entry);
-                if !hook.wants(&event) {
+            for event in entries.iter() {
+                if !hook.wants(event) {
                     continue;
                 }
                 let model = event.model.clone().unwrap_or_default();
                 match chains.iter_mut().find(|(m, _)| *m == model) {
-                    Some((_, chain)) => chain.push(event),
-                    None => chains.push((model, vec![event])),
+                    Some((_, chain)) => chain.push(event.clone()),
+                    None => chains.push((model, vec![event.clone()])),
                 }
             }
             let chains: Vec<(Vec<Event>, bool)> = chains
@@ -234,40 +285,30 @@ impl Registry {
             .await?;
         }
         if cursor == row.cursor_seq && retried.is_empty() && inserted.is_empty() {
-            return Ok(0);
+            return Ok(None);
         }
         let endpoint_back = retried
             .iter()
             .chain(&inserted)
             .any(|w| w.state == DeliveryState::Delivered)
             .then(now_ms);
-        let until = now_ms() + LEASE.as_millis() as i64;
-        let handled = retried.len() + inserted.len();
-        let held = self
+        Ok(Some(Step {
+            webhook: hook.id.clone(),
+            cursor,
+            inserted,
+            retried,
+            endpoint_back,
+            more,
+        }))
+    }
+
+    /// Up to [`EVENT_BATCH`] events after number `cursor`.
+    async fn events_after(&self, cursor: i64) -> Result<Arc<Vec<Event>>> {
+        let entries = self
             .meta
-            .with_retries(|| async {
-                let mut tx = self.meta.write_tx().await?;
-                let held = queue::write_step(
-                    &mut tx,
-                    &hook.id,
-                    owner,
-                    cursor,
-                    until,
-                    &inserted,
-                    &retried,
-                    endpoint_back,
-                )
-                .await?;
-                if held {
-                    tx.commit().await?;
-                }
-                Ok(held)
-            })
+            .audit_after(cursor.max(0) as u64, None, EVENT_BATCH)
             .await?;
-        if !held {
-            tracing::warn!(webhook = %hook.id, "webhook deliveries: the lease ended mid-round; another server sends these again");
-        }
-        Ok(handled)
+        Ok(Arc::new(entries.into_iter().map(Event::from).collect()))
     }
 
     async fn prune_deliveries(&self) -> Result<()> {
@@ -280,6 +321,20 @@ impl Registry {
             })
             .await
     }
+}
+
+/// What one webhook's part of a round made of its deliveries, to write.
+struct Step {
+    webhook: String,
+    /// The last event read.
+    cursor: i64,
+    /// Outcomes of new events, and of pending ones retried.
+    inserted: Vec<Written>,
+    retried: Vec<Written>,
+    /// When a delivery succeeded (the webhook's waiting retries are due then).
+    endpoint_back: Option<i64>,
+    /// A batch was full: more is waiting.
+    more: bool,
 }
 
 /// Runs `work` on each of `items`, [`MODELS_AT_ONCE`] at a time, on the deliveries'
@@ -318,8 +373,10 @@ struct Attempts {
 }
 
 impl Attempts {
-    /// One attempt of `event` as delivery `id`.
-    async fn attempt(&self, id: &str, event: Option<&Event>) -> (Attempt, bool) {
+    /// One attempt of delivering event `seq` (`event`, if the log still has it).
+    async fn attempt(&self, seq: i64, event: Option<&Event>) -> (Attempt, bool) {
+        let id = delivery_id(&self.hook.id, seq.max(0) as u64);
+        let id = id.as_str();
         let Some(event) = event else {
             return (
                 failure("its event is missing from the audit log".into()),
@@ -353,7 +410,7 @@ impl Attempts {
     /// What becomes of a delivery made `created_at`, after attempt number `attempts`.
     fn outcome(
         &self,
-        (id, seq, model): (String, i64, String),
+        (seq, model): (i64, String),
         attempts: i64,
         created_at: i64,
         (attempt, retryable): (Attempt, bool),
@@ -369,7 +426,6 @@ impl Attempts {
             (DeliveryState::Pending, (now + delay).min(window_ends), None)
         };
         Written {
-            id,
             seq,
             model,
             state,
@@ -388,9 +444,8 @@ impl Attempts {
     async fn retry(self, queue: Vec<(Pending, Option<Event>)>) -> Vec<Written> {
         let mut out = Vec::new();
         for (p, event) in queue {
-            let result = self.attempt(&p.id, event.as_ref()).await;
-            let written =
-                self.outcome((p.id, p.seq, p.model), p.attempts + 1, p.created_at, result);
+            let result = self.attempt(p.seq, event.as_ref()).await;
+            let written = self.outcome((p.seq, p.model), p.attempts + 1, p.created_at, result);
             let stop = written.state == DeliveryState::Pending;
             out.push(written);
             if stop {
@@ -407,16 +462,11 @@ impl Attempts {
         let mut waiting = blocked;
         let mut out = Vec::with_capacity(chain.len());
         for event in chain {
-            let key = (
-                delivery_id(&self.hook.id, event.seq),
-                event.seq as i64,
-                event.model.clone().unwrap_or_default(),
-            );
+            let key = (event.seq as i64, event.model.clone().unwrap_or_default());
             if waiting {
                 out.push(Written {
-                    id: key.0,
-                    seq: key.1,
-                    model: key.2,
+                    seq: key.0,
+                    model: key.1,
                     state: DeliveryState::Pending,
                     attempts: 0,
                     next_at: now,
@@ -428,28 +478,13 @@ impl Attempts {
                 });
                 continue;
             }
-            let result = self.attempt(&key.0, Some(&event)).await;
+            let result = self.attempt(key.0, Some(&event)).await;
             let written = self.outcome(key, 1, now, result);
             waiting = written.state == DeliveryState::Pending;
             out.push(written);
         }
         out
     }
-}
-
-/// The id of the delivery of event `seq` to webhook `webhook`: the same on every
-/// attempt and every server, so a receiver can drop a repeat (UUID-shaped, from a
-/// SHA-256 of both).
-pub(crate) fn delivery_id(webhook: &str, seq: u64) -> String {
-    let digest = aws_lc_rs::digest::digest(
-        &aws_lc_rs::digest::SHA256,
-        format!("{webhook}/{seq}").as_bytes(),
-    );
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest.as_ref()[..16]);
-    uuid::Builder::from_random_bytes(bytes)
-        .into_uuid()
-        .to_string()
 }
 
 fn failure(error: String) -> Attempt {
@@ -489,9 +524,12 @@ mod tests {
     }
 
     #[test]
-    fn a_delivery_keeps_its_id() {
-        assert_eq!(delivery_id("w1", 7), delivery_id("w1", 7));
-        assert_ne!(delivery_id("w1", 7), delivery_id("w1", 8));
-        assert_ne!(delivery_id("w1", 7), delivery_id("w2", 7));
+    fn a_delivery_id_names_its_webhook_and_event() {
+        use super::super::store::{delivery_id, parse_delivery_id};
+        let id = delivery_id("5b98-71aa", 7);
+        assert_eq!(parse_delivery_id(&id), Some(("5b98-71aa", 7)));
+        for bad in ["", "w", "w.", ".7", "w.x", "w.0", "w.-1"] {
+            assert_eq!(parse_delivery_id(bad), None, "{bad}");
+        }
     }
 }

@@ -261,7 +261,7 @@ impl Registry {
         self.meta
             .with_retries(|| async {
                 let mut tx = self.meta.write_tx().await?;
-                queue::requeue(&mut tx, delivery, now_ms()).await?;
+                queue::requeue(&mut tx, &current.webhook_id, current.seq as i64, now_ms()).await?;
                 tx.commit().await
             })
             .await?;

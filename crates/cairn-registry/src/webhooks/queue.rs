@@ -46,7 +46,6 @@ pub(crate) async fn release_leases(tx: &mut WriteTx, owner: &str) -> Result<()> 
 /// A pending delivery.
 #[derive(Debug, Clone)]
 pub(crate) struct Pending {
-    pub id: String,
     pub seq: i64,
     pub model: String,
     pub attempts: i64,
@@ -57,7 +56,6 @@ pub(crate) struct Pending {
 impl Decode for Pending {
     fn decode(c: &mut Columns<'_>) -> std::result::Result<Self, DecodeError> {
         Ok(Self {
-            id: c.next()?,
             seq: c.next()?,
             model: c.next()?,
             attempts: c.next()?,
@@ -71,7 +69,6 @@ decoded_row!(Pending);
 /// What became of a delivery: the row to write (a new one, or a pending one updated).
 #[derive(Debug, Clone)]
 pub(crate) struct Written {
-    pub id: String,
     pub seq: i64,
     pub model: String,
     pub state: DeliveryState,
@@ -109,7 +106,7 @@ impl MetadataStore {
         limit: u32,
     ) -> Result<Vec<Pending>> {
         self.read(
-            "SELECT id, seq, model, attempts, next_at, created_at FROM webhook_deliveries
+            "SELECT seq, model, attempts, next_at, created_at FROM webhook_deliveries
              WHERE webhook_id = $1 AND state = 'pending' ORDER BY seq LIMIT $2",
         )
         .bind(webhook)
@@ -151,7 +148,7 @@ pub(crate) async fn write_step(
     for chunk in inserted.chunks(100) {
         let mut q = SqlBuilder::new(
             tx.backend,
-            "INSERT INTO webhook_deliveries (id, webhook_id, seq, model, state, attempts, next_at,
+            "INSERT INTO webhook_deliveries (webhook_id, seq, model, state, attempts, next_at,
                  status_code, error, latency_ms, created_at, done_at) VALUES ",
         );
         for (i, w) in chunk.iter().enumerate() {
@@ -159,8 +156,6 @@ pub(crate) async fn write_step(
                 q.push(", ");
             }
             q.push("(")
-                .push_bind(w.id.clone())
-                .push(", ")
                 .push_bind(webhook.to_owned())
                 .push(", ")
                 .push_bind(w.seq)
@@ -191,9 +186,9 @@ pub(crate) async fn write_step(
         tx.query(
             "UPDATE webhook_deliveries SET state = $2, attempts = $3, next_at = $4, status_code = $5,
                     error = $6, latency_ms = $7, done_at = $8
-             WHERE id = $1 AND state = 'pending'",
+             WHERE webhook_id = $9 AND seq = $1 AND state = 'pending'",
         )
-        .bind(&w.id)
+        .bind(w.seq)
         .bind(w.state.as_str())
         .bind(w.attempts)
         .bind(w.next_at)
@@ -201,6 +196,7 @@ pub(crate) async fn write_step(
         .bind(&w.error)
         .bind(w.latency_ms.map(|l| l.min(i64::MAX as u64) as i64))
         .bind(w.done_at)
+        .bind(webhook)
         .execute()
         .await?;
     }
@@ -218,14 +214,15 @@ pub(crate) async fn write_step(
 }
 
 /// Queues a delivered or failed delivery again: due now, with a new retry window.
-pub(crate) async fn requeue(tx: &mut WriteTx, id: &str, now: i64) -> Result<bool> {
+pub(crate) async fn requeue(tx: &mut WriteTx, webhook: &str, seq: i64, now: i64) -> Result<bool> {
     let changed = tx
         .query(
-            "UPDATE webhook_deliveries SET state = 'pending', next_at = $2, created_at = $2,
+            "UPDATE webhook_deliveries SET state = 'pending', next_at = $3, created_at = $3,
                     done_at = NULL
-             WHERE id = $1 AND state <> 'pending'",
+             WHERE webhook_id = $1 AND seq = $2 AND state <> 'pending'",
         )
-        .bind(id)
+        .bind(webhook)
+        .bind(seq)
         .bind(now)
         .execute()
         .await?;

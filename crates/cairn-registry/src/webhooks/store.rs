@@ -207,9 +207,21 @@ pub(crate) async fn delete_webhook(
         .await
 }
 
+/// The id of the delivery of event `seq` to webhook `webhook`: the same on every
+/// attempt and every server, so a receiver can drop a repeat.
+pub(crate) fn delivery_id(webhook: &str, seq: u64) -> String {
+    format!("{webhook}.{seq}")
+}
+
+/// The webhook and event a delivery id names.
+pub(crate) fn parse_delivery_id(id: &str) -> Option<(&str, i64)> {
+    let (webhook, seq) = id.rsplit_once('.')?;
+    let seq: i64 = seq.parse().ok().filter(|s| *s > 0)?;
+    (!webhook.is_empty()).then_some((webhook, seq))
+}
+
 /// A `webhook_deliveries` row with its event's type.
 struct DeliveryRow {
-    id: String,
     webhook_id: String,
     seq: i64,
     kind: Option<String>,
@@ -224,13 +236,12 @@ struct DeliveryRow {
     done_at: Option<i64>,
 }
 
-const DELIVERY_COLUMNS: &str = "d.id, d.webhook_id, d.seq, a.action, d.model, d.state, d.attempts, \
+const DELIVERY_COLUMNS: &str = "d.webhook_id, d.seq, a.action, d.model, d.state, d.attempts, \
      d.status_code, d.error, d.latency_ms, d.created_at, d.next_at, d.done_at";
 
 impl Decode for DeliveryRow {
     fn decode(c: &mut Columns<'_>) -> std::result::Result<Self, DecodeError> {
         Ok(Self {
-            id: c.next()?,
             webhook_id: c.next()?,
             seq: c.next()?,
             kind: c.next()?,
@@ -252,10 +263,11 @@ impl DeliveryRow {
     fn view(self) -> Result<Delivery> {
         let state =
             DeliveryState::parse(&self.state).ok_or_else(|| corrupt_row("deliveries.state"))?;
+        let seq = u64::try_from(self.seq).map_err(|_| corrupt_row("deliveries.seq"))?;
         Ok(Delivery {
-            id: self.id,
+            id: delivery_id(&self.webhook_id, seq),
             webhook_id: self.webhook_id,
-            seq: u64::try_from(self.seq).map_err(|_| corrupt_row("deliveries.seq"))?,
+            seq,
             kind: self.kind.unwrap_or_default(),
             model: Some(self.model).filter(|m| !m.is_empty()),
             state,
@@ -314,12 +326,15 @@ impl MetadataStore {
     }
 
     pub(crate) async fn delivery(&self, id: &str) -> Result<Delivery> {
+        let missing = || Error::NotFound(Missing::WebhookDelivery(id.to_owned()));
+        let (webhook, seq) = parse_delivery_id(id).ok_or_else(missing)?;
         let row: Option<DeliveryRow> = self
             .read(&format!(
                 "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d
-                 LEFT JOIN audit_log a ON a.seq = d.seq WHERE d.id = $1"
+                 LEFT JOIN audit_log a ON a.seq = d.seq WHERE d.webhook_id = $1 AND d.seq = $2"
             ))
-            .bind(id)
+            .bind(webhook)
+            .bind(seq)
             .fetch_optional()
             .await?;
         row.ok_or_else(|| Error::NotFound(Missing::WebhookDelivery(id.to_owned())))?
