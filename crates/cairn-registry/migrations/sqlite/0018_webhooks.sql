@@ -43,7 +43,7 @@ CREATE TABLE webhook_deliveries (
     created_at  INTEGER NOT NULL,
     done_at     INTEGER,
     PRIMARY KEY (webhook_id, seq)
-);
+) WITHOUT ROWID;
 CREATE INDEX webhook_deliveries_queue ON webhook_deliveries (webhook_id, model, seq)
     WHERE state = 'pending';
 CREATE INDEX webhook_deliveries_done ON webhook_deliveries (done_at) WHERE state <> 'pending';

@@ -78,8 +78,8 @@ const TABLES: &[(&str, &[&str])] = &[
 /// (`_sqlx_migrations`), what the target derives (`run_latest_metrics`), uploads in
 /// flight, each registry's own garbage-collection state (its tombstones describe its
 /// own blob store), its own security log of refused requests, and its webhooks (their
-/// secrets are encrypted under the source registry's key; their deliveries and cursor
-/// are the source's queue). A test checks that every table of the schema is in one list
+/// secrets are encrypted under the source registry's key; their deliveries are the
+/// source's log). A test checks that every table of the schema is in one list
 /// or the other.
 #[cfg(test)]
 const NOT_COPIED: &[&str] = &[
@@ -92,7 +92,6 @@ const NOT_COPIED: &[&str] = &[
     "access_denials",
     "webhooks",
     "webhook_deliveries",
-    "webhook_cursor",
 ];
 
 /// Columns that never change once a row with a generated id exists. The same id with
