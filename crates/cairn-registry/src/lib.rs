@@ -34,6 +34,8 @@ pub use store::{FileList, VersionExtras, VersionOrigin};
 #[cfg(test)]
 mod access_tests;
 #[cfg(test)]
+mod diff_tests;
+#[cfg(test)]
 mod integrity_tests;
 #[cfg(test)]
 mod policy_tests;

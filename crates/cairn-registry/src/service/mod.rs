@@ -25,6 +25,7 @@ pub mod aliases;
 pub mod changes;
 pub mod copy;
 mod denials;
+mod diff;
 mod gc;
 mod lineage;
 mod metadata;
