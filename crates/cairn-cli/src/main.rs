@@ -92,6 +92,8 @@ enum Command {
     Card(commands::card::Args),
     /// Where a version came from: run, code, data, environment, parents.
     Lineage(commands::lineage::Args),
+    /// What differs between two versions: metrics, params, tags, files, lineage.
+    Diff(commands::diff::Args),
     /// Delete the blobs nothing references any more (after deletions).
     Gc(commands::gc::Args),
     /// The tamper-evident log of every change: list, verify, export its head.
@@ -244,6 +246,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit(cmd) => commands::audit::run(registry, cmd).await,
         Command::Gc(args) => commands::gc::run(registry, args).await,
         Command::Lineage(args) => commands::lineage::run(registry, args).await,
+        Command::Diff(args) => commands::diff::run(registry, args).await,
         Command::Card(args) => commands::card::run(registry, args).await,
         Command::Token(cmd) => commands::token::run(registry, cmd).await,
         Command::User(cmd) => commands::user::run(registry, cmd).await,

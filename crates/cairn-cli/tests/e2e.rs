@@ -919,6 +919,10 @@ mod hostile;
 
 #[path = "e2e/auth.rs"]
 mod auth;
+
+#[path = "e2e/diff.rs"]
+mod diff;
+use diff::diff_reports_exactly_what_changed;
 use hostile::{
     manifest_rows_edited_behind_the_registrys_back_are_found,
     pull_never_writes_outside_its_directory, pull_never_writes_through_a_link,
@@ -951,6 +955,7 @@ in_both_modes!(
     pull_never_writes_outside_its_directory,
     pull_never_writes_through_a_link,
     manifest_rows_edited_behind_the_registrys_back_are_found,
+    diff_reports_exactly_what_changed,
 );
 
 #[test]

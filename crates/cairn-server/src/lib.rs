@@ -3,6 +3,7 @@
 
 mod access;
 mod api_access;
+mod api_diff;
 mod api_policies;
 mod api_v1;
 mod api_webhooks;
@@ -70,7 +71,8 @@ pub fn router(registry: Registry, options: &ServerOptions) -> Router {
             api_v1::routes()
                 .merge(api_access::routes())
                 .merge(api_policies::routes())
-                .merge(api_webhooks::routes()),
+                .merge(api_webhooks::routes())
+                .merge(api_diff::routes()),
         )
         .merge(mlflow::routes())
         .route("/api/v1/openapi.json", get(openapi_json))

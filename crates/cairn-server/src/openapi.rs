@@ -39,6 +39,7 @@ use crate::{api_access, api_v1};
         crate::api_policies::delete_policy,
         crate::api_policies::approve,
         crate::api_policies::check_promotion,
+        crate::api_diff::diff,
         crate::api_webhooks::list_webhooks,
         crate::api_webhooks::create_webhook,
         crate::api_webhooks::get_webhook,

@@ -4,9 +4,11 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use async_trait::async_trait;
+use cairn_core::ModelVersionRef;
 use cairn_core::access::Actor;
 use cairn_core::api::{CreateToken, CreatedToken, NewVersion, SetGrant};
 use cairn_core::auth::{ModelPattern, TokenInfo, UserInfo};
+use cairn_core::diff::VersionDiff;
 use cairn_core::event::Event;
 use cairn_core::lineage::{Lineage, ParentRef};
 use cairn_core::model::{BlobUse, GcReport};
@@ -335,6 +337,10 @@ impl RegistryClient for Embedded {
             None => None,
         };
         Ok(self.registry.audit_log(model, since_ms).await?)
+    }
+
+    async fn diff(&self, a: &ModelVersionRef, b: &ModelVersionRef) -> Result<VersionDiff> {
+        Ok(self.registry.diff(a, b).await?)
     }
 
     async fn lineage(&self, model: &ModelName, reference: &VersionRef) -> Result<Lineage> {

@@ -10,8 +10,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use async_trait::async_trait;
 use bytes::Bytes;
+use cairn_core::ModelVersionRef;
 use cairn_core::api::{CreateToken, CreatedToken, NewVersion, SetGrant};
 use cairn_core::auth::{TokenInfo, UserInfo};
+use cairn_core::diff::VersionDiff;
 use cairn_core::event::Event;
 use cairn_core::lineage::{Lineage, ParentRef};
 use cairn_core::model::{BlobUse, GcReport};
@@ -153,6 +155,8 @@ pub trait RegistryClient: Send + Sync {
 
     /// A version's lineage, with its ancestors' and its direct descendants.
     async fn lineage(&self, model: &ModelName, reference: &VersionRef) -> Result<Lineage>;
+    /// What differs from `a` to `b`.
+    async fn diff(&self, a: &ModelVersionRef, b: &ModelVersionRef) -> Result<VersionDiff>;
     /// Versions that came from an input digest, a commit, or (transitively) a parent.
     async fn versions_from(&self, query: &LineageQuery) -> Result<Vec<ParentRef>>;
 

@@ -4,12 +4,14 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use async_trait::async_trait;
+use cairn_core::ModelVersionRef;
 use cairn_core::api::{
     ACTOR_HEADER, AliasMoveResponse, Approve, Approved, CreateToken, CreatedToken, ErrorBody,
     MissingBlobsRequest, MissingBlobsResponse, MoveAlias, NewVersion, PromotionCheck, Reason,
     SetGrant, SetPassword,
 };
 use cairn_core::auth::{TokenInfo, UserInfo};
+use cairn_core::diff::VersionDiff;
 use cairn_core::event::Event;
 use cairn_core::lineage::{Lineage, ParentRef};
 use cairn_core::model::{BlobUse, GcReport};
@@ -459,6 +461,12 @@ impl RegistryClient for Remote {
             query.push(("since", since));
         }
         self.json(self.request(Method::GET, "/audit").query(&query))
+            .await
+    }
+
+    async fn diff(&self, a: &ModelVersionRef, b: &ModelVersionRef) -> Result<VersionDiff> {
+        let query = [("a", a.to_string()), ("b", b.to_string())];
+        self.json(self.request(Method::GET, "/diff").query(&query))
             .await
     }
 

@@ -4,6 +4,7 @@ pub mod alias;
 pub mod audit;
 pub mod card;
 pub mod copy;
+pub mod diff;
 pub mod events;
 pub mod gc;
 pub mod lineage;

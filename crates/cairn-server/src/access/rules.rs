@@ -131,6 +131,8 @@ fn native(method: &Method, route: &str) -> Option<Rule> {
         (_, "/policies/{models}/{alias}") => rule(Writer, AnyModel),
         (Method::POST, "/models/{name}/versions/{reference}/approvals") => rule(Writer, PathModel),
         (Method::GET, "/models/{name}/aliases/{alias}/check") => rule(Reader, PathModel),
+        // A comparison names its two models in its query; the handler checks both.
+        (Method::GET, "/diff") => rule(Reader, AnyModel),
         // Events are filtered entry by entry (and a model asked for is checked).
         (Method::GET, "/events") => rule(Reader, AnyModel),
         // Following a model's changes (cairn serve) reads it.
