@@ -136,14 +136,54 @@ pub async fn delete_model(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// One page of a listing of versions.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+pub struct VersionsPage {
+    /// Versions numbered after this one (default 0: from the first).
+    after: Option<u64>,
+    /// At most this many (default and maximum 1000).
+    limit: Option<u32>,
+}
+
+/// The largest page of versions.
+const VERSIONS_PAGE_MAX: u32 = 1000;
+
 #[utoipa::path(get, path = "/api/v1/models/{name}/versions", tag = "versions",
-    params(("name" = String, Path, description = "Model name")),
-    responses((status = 200, description = "Versions, oldest first, without manifests", body = Vec<Version>), (status = 404, body = ErrorBody)))]
+    params(("name" = String, Path, description = "Model name"), VersionsPage),
+    responses((status = 200, description = "One page of versions, oldest first, without manifests; a full page carries a `Link: <…>; rel=\"next\"` header to the next", body = Vec<Version>), (status = 404, body = ErrorBody)))]
 pub async fn list_versions(
     State(r): State<Registry>,
     Path(name): Path<String>,
-) -> ApiResult<Json<Vec<Version>>> {
-    Ok(Json(r.list_versions(&model_name(&name)?).await?))
+    ApiQuery(page): ApiQuery<VersionsPage>,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let model = model_name(&name)?;
+    let limit = page
+        .limit
+        .unwrap_or(VERSIONS_PAGE_MAX)
+        .clamp(1, VERSIONS_PAGE_MAX);
+    let versions = r
+        .versions_page(&model, page.after.unwrap_or(0), limit)
+        .await?;
+    let next = (versions.len() == limit as usize)
+        .then(|| versions.last().map(|v| v.version))
+        .flatten();
+    let mut response = Json(versions).into_response();
+    if let Some(last) = next {
+        let link = format!(
+            "</api/v1/models/{}/versions?after={last}&limit={limit}>; rel=\"next\"",
+            percent_encoding::utf8_percent_encode(
+                model.as_str(),
+                percent_encoding::NON_ALPHANUMERIC
+            )
+        );
+        if let Ok(value) = axum::http::HeaderValue::from_str(&link) {
+            response
+                .headers_mut()
+                .insert(axum::http::header::LINK, value);
+        }
+    }
+    Ok(response)
 }
 
 #[utoipa::path(post, path = "/api/v1/models/{name}/versions", tag = "versions", request_body = NewVersion,

@@ -67,8 +67,14 @@ impl RegistryClient for Embedded {
         Ok(self.registry.delete_model(&self.actor, model).await?)
     }
 
-    async fn list_versions(&self, model: &ModelName) -> Result<Vec<Version>> {
-        Ok(self.registry.list_versions(model).await?)
+    async fn list_versions(&self, model: &ModelName, limit: Option<usize>) -> Result<Vec<Version>> {
+        Ok(match limit {
+            None => self.registry.list_versions(model).await?,
+            Some(limit) => {
+                let limit = u32::try_from(limit).unwrap_or(u32::MAX);
+                self.registry.versions_page(model, 0, limit).await?
+            }
+        })
     }
 
     async fn get_version(&self, model: &ModelName, reference: &VersionRef) -> Result<Version> {

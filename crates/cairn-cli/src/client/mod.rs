@@ -40,7 +40,9 @@ pub trait RegistryClient: Send + Sync {
     async fn get_model(&self, model: &ModelName) -> Result<Model>;
     async fn delete_model(&self, model: &ModelName) -> Result<()>;
 
-    async fn list_versions(&self, model: &ModelName) -> Result<Vec<Version>>;
+    /// A model's versions, oldest first: every one, or the first `limit` (a server
+    /// answers in pages; they are followed).
+    async fn list_versions(&self, model: &ModelName, limit: Option<usize>) -> Result<Vec<Version>>;
     async fn get_version(&self, model: &ModelName, reference: &VersionRef) -> Result<Version>;
     async fn create_version(&self, model: &ModelName, new: &NewVersion) -> Result<Version>;
     async fn delete_version(&self, model: &ModelName, number: u64) -> Result<()>;

@@ -172,9 +172,30 @@ impl RegistryClient for Remote {
         Ok(())
     }
 
-    async fn list_versions(&self, model: &ModelName) -> Result<Vec<Version>> {
-        self.json(self.request(Method::GET, &format!("/models/{}/versions", seg(model))))
-            .await
+    async fn list_versions(&self, model: &ModelName, limit: Option<usize>) -> Result<Vec<Version>> {
+        // Pages of at most a thousand, each after the last version of the one before,
+        // until one comes back short (or `limit` is reached).
+        const PAGE: usize = 1000;
+        if limit == Some(0) {
+            return Ok(Vec::new());
+        }
+        let path = format!("/models/{}/versions", seg(model));
+        let mut all: Vec<Version> = Vec::new();
+        loop {
+            let want = limit.map_or(PAGE, |l| (l - all.len()).min(PAGE));
+            let after = all.last().map_or(0, |v| v.version);
+            let page: Vec<Version> = self
+                .json(
+                    self.request(Method::GET, &path)
+                        .query(&[("after", after.to_string()), ("limit", want.to_string())]),
+                )
+                .await?;
+            let short = page.len() < want;
+            all.extend(page);
+            if short || limit.is_some_and(|l| all.len() >= l) {
+                return Ok(all);
+            }
+        }
     }
 
     async fn get_version(&self, model: &ModelName, reference: &VersionRef) -> Result<Version> {

@@ -25,6 +25,9 @@ pub struct ListArgs {
     /// Versions derived from NAME@N, directly or through others.
     #[arg(long, group = "which", value_name = "NAME@N")]
     parent: Option<ModelVersionRef>,
+    /// Only the first N versions (default: every one).
+    #[arg(long, value_name = "N")]
+    limit: Option<usize>,
     #[arg(long)]
     json: bool,
 }
@@ -47,7 +50,7 @@ pub async fn list(registry: &dyn RegistryClient, args: ListArgs) -> Result<ExitC
     let Some(model) = &args.model else {
         return list_derived(registry, args).await;
     };
-    let versions = registry.list_versions(model).await?;
+    let versions = registry.list_versions(model, args.limit).await?;
     if args.json {
         print_json(&versions)?;
         return Ok(ExitCode::SUCCESS);

@@ -71,6 +71,12 @@ pub(super) fn diff_reports_exactly_what_changed(mode: Mode) {
     let same = env.run(&["diff", "fraud@2", "fraud@latest", "--exit-code"]);
     assert_eq!(same.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&same.stdout).contains("no differences"));
+    // Listings print every version unless --limit is given.
+    let all = env.json(&["versions", "fraud", "--json"]);
+    assert_eq!(all.as_array().unwrap().len(), 2);
+    let first = env.json(&["versions", "fraud", "--json", "--limit", "1"]);
+    assert_eq!(first.as_array().unwrap().len(), 1);
+    assert_eq!(first[0]["version"], 1);
     // A version that does not exist: a failure, said on stderr.
     let missing = env.run(&["diff", "fraud@1", "fraud@9"]);
     assert_eq!(missing.status.code(), Some(1));

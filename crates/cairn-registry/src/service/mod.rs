@@ -371,6 +371,17 @@ impl Registry {
         self.meta.list_versions(model).await
     }
 
+    /// One page of a model's versions: up to `limit` numbered after `after`, oldest
+    /// first, without manifests.
+    pub async fn versions_page(
+        &self,
+        model: &ModelName,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<Version>> {
+        self.meta.versions_after(model, after, limit).await
+    }
+
     /// A version, with its manifest (`files`) when `files` says so; without, it is
     /// one read less.
     pub async fn get_version(

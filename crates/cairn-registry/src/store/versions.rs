@@ -317,6 +317,29 @@ impl MetadataStore {
         Ok(versions.into_iter().zip(extras).collect())
     }
 
+    /// Up to `limit` versions of a model numbered after `after`, oldest first, without
+    /// manifests: one page of a listing (keyset paging: a page is as fast at version
+    /// 100,000 as at version 1).
+    pub async fn versions_after(
+        &self,
+        model: &ModelName,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<Version>> {
+        let model_id = self.model_row(model).await?.id;
+        let rows = self
+            .read(&format!(
+                "SELECT {VERSION_COLUMNS} FROM versions v WHERE v.model_id = $1 AND v.number > $2
+                 ORDER BY v.number LIMIT $3"
+            ))
+            .bind(model_id)
+            .bind(i64::try_from(after).unwrap_or(i64::MAX))
+            .bind(i64::from(limit))
+            .fetch_all::<VersionRow>()
+            .await?;
+        self.versions_from_rows(model, model_id, rows).await
+    }
+
     /// Versions matching MLflow-style comparisons (`name`, `run_id`, `source_path`,
     /// `version_number`, `tags.KEY`), in `order` (then name ascending, number
     /// descending), from `offset`, at most `limit`: filtered, sorted and paged in SQL.
