@@ -20,7 +20,7 @@ use cairn_core::event::Event;
 use cairn_core::webhook::{DeliveryState, Webhook, payload};
 use futures::stream::{self, StreamExt};
 
-use super::queue::{self, Pending, Written};
+use super::queue::{self, Pending, Step, Written};
 use super::send::{ATTEMPT_TIMEOUT, Attempt, Sender, background};
 use super::store::{WebhookRow, delivery_id};
 use crate::Result;
@@ -146,17 +146,7 @@ impl Registry {
                 let mut tx = self.meta.write_tx().await?;
                 let mut lost = Vec::new();
                 for step in &done {
-                    let held = queue::write_step(
-                        &mut tx,
-                        &step.webhook,
-                        owner,
-                        step.cursor,
-                        until,
-                        &step.inserted,
-                        &step.retried,
-                        step.endpoint_back,
-                    )
-                    .await?;
+                    let held = queue::write_step(&mut tx, step, owner, until).await?;
                     if !held {
                         lost.push(step.webhook.clone());
                     }
@@ -321,20 +311,6 @@ impl Registry {
             })
             .await
     }
-}
-
-/// What one webhook's part of a round made of its deliveries, to write.
-struct Step {
-    webhook: String,
-    /// The last event read.
-    cursor: i64,
-    /// Outcomes of new events, and of pending ones retried.
-    inserted: Vec<Written>,
-    retried: Vec<Written>,
-    /// When a delivery succeeded (the webhook's waiting retries are due then).
-    endpoint_back: Option<i64>,
-    /// A batch was full: more is waiting.
-    more: bool,
 }
 
 /// Runs `work` on each of `items`, [`MODELS_AT_ONCE`] at a time, on the deliveries'

@@ -116,21 +116,30 @@ impl MetadataStore {
     }
 }
 
-/// Writes one step of `webhook`'s deliveries: `inserted` rows (events past the cursor),
-/// `updated` pending rows, the cursor at `cursor`, the lease renewed until
+/// What one webhook's part of a round made of its deliveries, to write.
+pub(crate) struct Step {
+    pub webhook: String,
+    /// The last event read.
+    pub cursor: i64,
+    /// Outcomes of new events, and of pending ones retried.
+    pub inserted: Vec<Written>,
+    pub retried: Vec<Written>,
+    /// When a delivery succeeded (the webhook's waiting retries are due then).
+    pub endpoint_back: Option<i64>,
+    /// A batch was full: more is waiting.
+    pub more: bool,
+}
+
+/// Writes `step`: its new rows, its retried rows, the cursor, the lease renewed until
 /// `lease_until` — if `owner` still holds it; `false` (nothing written) if not.
-/// `endpoint_back`: a delivery succeeded, so the webhook's waiting retries are due now.
-#[allow(clippy::too_many_arguments)]
 pub(crate) async fn write_step(
     tx: &mut WriteTx,
-    webhook: &str,
+    step: &Step,
     owner: &str,
-    cursor: i64,
     lease_until: i64,
-    inserted: &[Written],
-    updated: &[Written],
-    endpoint_back: Option<i64>,
 ) -> Result<bool> {
+    let (webhook, cursor) = (step.webhook.as_str(), step.cursor);
+    let (inserted, updated, endpoint_back) = (&step.inserted, &step.retried, step.endpoint_back);
     let held = tx
         .query(
             "UPDATE webhooks SET cursor_seq = $3, lease_until = $4

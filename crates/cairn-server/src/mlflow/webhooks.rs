@@ -91,16 +91,14 @@ pub async fn list_webhooks(State(r): State<Registry>, Caller(actor): Caller, f: 
     }
     let offset = paging::offset(&f)?;
     let all = r.webhooks(&actor).await?;
-    let mut listed: Vec<Value> = all
+    let listed: Vec<Value> = all
         .iter()
         .filter(|w| w.protocol == Protocol::Mlflow)
         .skip(offset)
         .take(limit as usize + 1)
         .map(webhook)
         .collect();
-    let more = listed.len() > limit as usize;
-    listed.truncate(limit as usize);
-    let token = more.then(|| paging::token(offset + limit as usize));
+    let (listed, token) = paging::page(listed, offset, limit as usize);
     Ok(Json(paging::reply("webhooks", listed, token)))
 }
 
