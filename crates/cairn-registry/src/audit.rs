@@ -326,6 +326,21 @@ impl Stored {
     }
 }
 
+/// Which audit entries a page shows; every field left `None` matches everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    pub model: Option<String>,
+    /// The entry's target exactly: `NAME@N` for a version's entries.
+    pub target: Option<String>,
+    pub actor: Option<String>,
+    /// An action (`alias.set`) or a family of them (`alias`).
+    pub action: Option<String>,
+    /// From this time on (ms since the epoch).
+    pub from_ms: Option<i64>,
+    /// Before this time (ms since the epoch).
+    pub to_ms: Option<i64>,
+}
+
 impl MetadataStore {
     /// Entries in order, optionally only those of one model and from a time on.
     pub async fn audit_log(
@@ -364,6 +379,53 @@ impl MetadataStore {
             q.push(" AND model = ").push_bind(model.to_owned());
         }
         q.push(" ORDER BY seq LIMIT ").push_bind(i64::from(limit));
+        let rows: Vec<Stored> = self.read_sql(q).fetch_all().await?;
+        rows.into_iter().map(Stored::into_entry).collect()
+    }
+
+    /// A page of entries matching `filter`, newest first, numbered below `before`
+    /// when given: what a person browsing the log asks for.
+    pub async fn audit_page(
+        &self,
+        filter: &AuditFilter,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>> {
+        let mut q = SqlBuilder::new(
+            self.backend(),
+            format!("SELECT {COLUMNS} FROM audit_log WHERE 1 = 1"),
+        );
+        if let Some(before) = before {
+            q.push(" AND seq < ")
+                .push_bind(i64::try_from(before).unwrap_or(i64::MAX));
+        }
+        if let Some(model) = &filter.model {
+            q.push(" AND model = ").push_bind(model.clone());
+        }
+        if let Some(target) = &filter.target {
+            q.push(" AND target = ").push_bind(target.clone());
+        }
+        if let Some(actor) = &filter.actor {
+            q.push(" AND actor = ").push_bind(actor.clone());
+        }
+        if let Some(action) = &filter.action {
+            // `alias` matches every `alias.*` action; a full name matches itself.
+            q.push(" AND (action = ")
+                .push_bind(action.clone())
+                .push(" OR SUBSTR(action, 1, ")
+                .push_bind(i64::try_from(action.len() + 1).unwrap_or(i64::MAX))
+                .push(") = ")
+                .push_bind(format!("{action}."))
+                .push(")");
+        }
+        if let Some(from) = filter.from_ms {
+            q.push(" AND at >= ").push_bind(from);
+        }
+        if let Some(to) = filter.to_ms {
+            q.push(" AND at < ").push_bind(to);
+        }
+        q.push(" ORDER BY seq DESC LIMIT ")
+            .push_bind(i64::from(limit));
         let rows: Vec<Stored> = self.read_sql(q).fetch_all().await?;
         rows.into_iter().map(Stored::into_entry).collect()
     }

@@ -21,6 +21,7 @@ pub mod store;
 pub mod tracking;
 pub mod webhooks;
 
+pub use audit::AuditFilter;
 pub use blobs::BlobLocation;
 pub use db::{Backend, DbLocation, DbOptions, now_ms};
 pub use error::{Error, Missing, Refusal, Result};
@@ -29,7 +30,7 @@ pub use service::aliases::AliasTarget;
 pub use service::sources::SourcedVersion;
 pub use service::tokens::NewToken;
 pub use service::users::GrantOn;
-pub use store::{FileList, VersionExtras, VersionOrigin};
+pub use store::{FileList, VersionExtras, VersionOrigin, VersionSort};
 
 #[cfg(test)]
 mod access_tests;

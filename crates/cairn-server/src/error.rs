@@ -26,7 +26,7 @@ impl ApiError {
     }
 }
 
-fn status_of(e: &Error) -> StatusCode {
+pub(crate) fn status_of(e: &Error) -> StatusCode {
     match e {
         Error::Invalid(_)
         | Error::InvalidArgument(_)

@@ -16,6 +16,7 @@ mod listen;
 mod metrics;
 mod mlflow;
 mod openapi;
+mod ui;
 
 use std::net::SocketAddr;
 
@@ -75,6 +76,7 @@ pub fn router(registry: Registry, options: &ServerOptions) -> Router {
                 .merge(api_diff::routes()),
         )
         .merge(mlflow::routes())
+        .merge(ui::routes())
         .route("/api/v1/openapi.json", get(openapi_json))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))

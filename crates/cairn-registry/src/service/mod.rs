@@ -22,6 +22,7 @@ use crate::tracking::Tracking;
 use crate::{Error, Result};
 
 pub mod aliases;
+mod browse;
 pub mod changes;
 pub mod copy;
 mod denials;

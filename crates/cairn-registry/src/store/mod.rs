@@ -17,6 +17,7 @@ use crate::db::write::WriteTx;
 use crate::{Error, Result};
 
 mod aliases;
+mod browse;
 mod models;
 mod policies;
 mod rows;
@@ -29,6 +30,7 @@ pub(crate) use rows::VersionInsert;
 pub use rows::{VersionExtras, VersionOrigin};
 pub(crate) use tags::Described;
 
+pub use browse::VersionSort;
 pub use versions::FileList;
 
 fn parse_digest(s: &str) -> Result<Sha256Digest> {

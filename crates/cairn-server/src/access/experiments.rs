@@ -61,6 +61,12 @@ pub async fn experiments_named(
         let named = resolve(registry, &[], &[], Some(&model), None).await;
         return Ok((Request::from_parts(parts, body), named));
     }
+    // The web UI names experiments and runs in its paths.
+    let path_experiment: Vec<String> = path_param(&mut parts, "experiment_id")
+        .await
+        .into_iter()
+        .collect();
+    let path_run: Vec<String> = path_param(&mut parts, "run_id").await.into_iter().collect();
     let streamed = route.ends_with("/upload-artifact") || route.contains("/mpu/");
     let (request, fields) = if parts.method == Method::GET || streamed {
         let fields = query_fields(&parts);
@@ -78,13 +84,17 @@ pub async fn experiments_named(
         }
     };
     let get = |field: &str| fields.get(field).map(ids).unwrap_or_default();
-    let experiments: Vec<String> = [get("experiment_id"), get("experiment_ids")].concat();
-    let runs: Vec<String> = [get("run_id"), get("run_uuid"), get("run_ids")].concat();
+    let experiments: Vec<String> =
+        [get("experiment_id"), get("experiment_ids"), path_experiment].concat();
+    let runs: Vec<String> = [get("run_id"), get("run_uuid"), get("run_ids"), path_run].concat();
     let name = route
         .ends_with("/experiments/get-by-name")
         .then(|| get("experiment_name").pop())
         .flatten();
-    if route.ends_with("/experiments/search") && experiments.is_empty() {
+    // A listing of experiments (MLflow's search, the UI's list) is filtered entry by
+    // entry.
+    let listing = route.ends_with("/experiments/search") || route == "/experiments";
+    if listing && experiments.is_empty() {
         return Ok((request, Named::AnyExperiment));
     }
     let named = resolve(registry, &experiments, &runs, None, name.as_deref()).await;

@@ -114,12 +114,16 @@ impl Gate {
 enum Api {
     Native,
     Mlflow,
+    /// The web UI: refusals are pages.
+    Ui,
 }
 
 impl Api {
     fn of(route: &str) -> Self {
         if route.starts_with("/api/v1") || route.starts_with("/healthz") {
             Self::Native
+        } else if crate::ui::is_ui_route(route) {
+            Self::Ui
         } else {
             Self::Mlflow
         }
@@ -129,7 +133,7 @@ impl Api {
     /// names nobody.
     fn default_actor(self) -> &'static str {
         match self {
-            Self::Native => "anonymous",
+            Self::Native | Self::Ui => "anonymous",
             Self::Mlflow => "mlflow",
         }
     }
@@ -145,6 +149,12 @@ impl Api {
                 message: message.to_owned(),
             }
             .into_response(),
+            Self::Ui => crate::ui::error_page(
+                StatusCode::UNAUTHORIZED,
+                &format!(
+                    "{message}: sign in with your user name and password, or a token as the password"
+                ),
+            ),
         };
         response.headers_mut().insert(
             header::WWW_AUTHENTICATE,
@@ -162,6 +172,7 @@ impl Api {
                 message: denied.to_string(),
             }
             .into_response(),
+            Self::Ui => crate::ui::error_page(StatusCode::FORBIDDEN, &denied.to_string()),
         }
     }
 }

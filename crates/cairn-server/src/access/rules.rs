@@ -82,6 +82,19 @@ pub fn rule_for(method: &Method, route: &str) -> Option<Rule> {
     }
     match route {
         "/healthz" | "/readyz" | "/health" => rule(Reader, Public),
+        // The web UI: each page needs what the API call it shows needs.
+        "/ui/assets/{file}" => rule(Reader, Public),
+        // Listings filtered entry by entry; compare checks each version's model.
+        "/" | "/compare" => rule(Reader, AnyModel),
+        "/models/{name}"
+        | "/models/{name}/versions/{reference}"
+        | "/models/{name}/versions/{reference}/files/{*path}" => rule(Reader, PathModel),
+        "/audit" => rule(Reader, Registry),
+        "/experiments"
+        | "/experiments/{experiment_id}"
+        | "/runs/{run_id}"
+        | "/runs/{run_id}/metric-history"
+        | "/runs/{run_id}/artifacts/{*path}" => rule(Reader, Tracking),
         // Request counts per route and the connection pool: the whole server's state.
         "/metrics" => rule(Reader, Registry),
         "/get-artifact" => rule(Reader, Tracking),
