@@ -12,7 +12,7 @@ import requests
 from infra import CairnServer, cairn, fetch
 from test_hostile import fill, routes
 
-PUBLIC = {"/healthz", "/readyz", "/health", "/api/v1/openapi.json"}
+PUBLIC = {"/healthz", "/readyz", "/health", "/api/v1/openapi.json", "/ui/assets/{file}"}
 # Routes open to a grant on some model: listings (filtered entry by entry) and blob
 # uploads (a blob belongs to no model until a version names it).
 SOME_MODEL = {
@@ -24,6 +24,10 @@ SOME_MODEL = {
     # Listings filtered entry by entry (tests/events checks the events' filter).
     ("GET", "/api/v1/events"),
     ("GET", "/api/v1/policies"),
+    # The web UI's models list, and compare (which checks each version it is asked for).
+    ("GET", "/"),
+    ("GET", "/compare"),
+    ("GET", "/api/v1/diff"),
 }
 # Requests that read, though not sent as GET.
 READS = {

@@ -370,6 +370,17 @@ impl MetadataStore {
         model: Option<&str>,
         limit: u32,
     ) -> Result<Vec<AuditEntry>> {
+        self.audit_after_since(after, model, None, limit).await
+    }
+
+    /// [`Self::audit_after`], of entries from a time (ms) on.
+    pub async fn audit_after_since(
+        &self,
+        after: u64,
+        model: Option<&str>,
+        since_ms: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>> {
         let mut q = SqlBuilder::new(
             self.backend(),
             format!("SELECT {COLUMNS} FROM audit_log WHERE seq > "),
@@ -377,6 +388,9 @@ impl MetadataStore {
         q.push_bind(i64::try_from(after).unwrap_or(i64::MAX));
         if let Some(model) = model {
             q.push(" AND model = ").push_bind(model.to_owned());
+        }
+        if let Some(since) = since_ms {
+            q.push(" AND at >= ").push_bind(since);
         }
         q.push(" ORDER BY seq LIMIT ").push_bind(i64::from(limit));
         let rows: Vec<Stored> = self.read_sql(q).fetch_all().await?;

@@ -26,6 +26,7 @@ use crate::access::Caller;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery, RawBody};
 use crate::listen::Draining;
+use crate::paging;
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -90,15 +91,32 @@ fn version_number(model: &ModelName, reference: &str) -> ApiResult<u64> {
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/models", tag = "models",
-    responses((status = 200, description = "Every model, by name", body = Vec<Model>)))]
+/// One page of the models.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+pub struct ModelsPage {
+    /// Models named after this one, in name order (default: from the first).
+    after: Option<String>,
+    /// At most this many (default and maximum 1000).
+    limit: Option<u32>,
+}
+
+#[utoipa::path(get, path = "/api/v1/models", tag = "models", params(ModelsPage),
+    responses((status = 200, description = "One page of the models the caller may read, by name; while more may follow, a `Link: <…>; rel=\"next\"` header names the next page (a page can be short and still have one)", body = Vec<Model>)))]
 pub async fn list_models(
     State(r): State<Registry>,
     Caller(actor): Caller,
-) -> ApiResult<Json<Vec<Model>>> {
-    let mut models = r.list_models().await?;
+    ApiQuery(page): ApiQuery<ModelsPage>,
+) -> ApiResult<axum::response::Response> {
+    let limit = paging::limit(page.limit);
+    let mut models = r
+        .models_page(page.after.as_deref().unwrap_or_default(), limit)
+        .await?;
+    let next = (models.len() == limit as usize)
+        .then(|| models.last())
+        .flatten()
+        .map(|m| format!("/models?after={}&limit={limit}", paging::encode(&m.name)));
     models.retain(|m| actor.may(Role::Reader, Scope::Model(&m.name)));
-    Ok(Json(models))
+    Ok(paging::page(models, next))
 }
 
 #[utoipa::path(post, path = "/api/v1/models", tag = "models", request_body = CreateModel,
@@ -145,9 +163,6 @@ pub struct VersionsPage {
     limit: Option<u32>,
 }
 
-/// The largest page of versions.
-const VERSIONS_PAGE_MAX: u32 = 1000;
-
 #[utoipa::path(get, path = "/api/v1/models/{name}/versions", tag = "versions",
     params(("name" = String, Path, description = "Model name"), VersionsPage),
     responses((status = 200, description = "One page of versions, oldest first, without manifests; a full page carries a `Link: <…>; rel=\"next\"` header to the next", body = Vec<Version>), (status = 404, body = ErrorBody)))]
@@ -156,34 +171,19 @@ pub async fn list_versions(
     Path(name): Path<String>,
     ApiQuery(page): ApiQuery<VersionsPage>,
 ) -> ApiResult<axum::response::Response> {
-    use axum::response::IntoResponse;
     let model = model_name(&name)?;
-    let limit = page
-        .limit
-        .unwrap_or(VERSIONS_PAGE_MAX)
-        .clamp(1, VERSIONS_PAGE_MAX);
+    let limit = paging::limit(page.limit);
     let versions = r
         .versions_page(&model, page.after.unwrap_or(0), limit)
         .await?;
     let next = (versions.len() == limit as usize)
-        .then(|| versions.last().map(|v| v.version))
-        .flatten();
-    let mut response = Json(versions).into_response();
-    if let Some(last) = next {
-        let link = format!(
-            "</api/v1/models/{}/versions?after={last}&limit={limit}>; rel=\"next\"",
-            percent_encoding::utf8_percent_encode(
-                model.as_str(),
-                percent_encoding::NON_ALPHANUMERIC
-            )
-        );
-        if let Ok(value) = axum::http::HeaderValue::from_str(&link) {
-            response
-                .headers_mut()
-                .insert(axum::http::header::LINK, value);
-        }
-    }
-    Ok(response)
+        .then(|| versions.last())
+        .flatten()
+        .map(|v| {
+            let model = paging::encode(model.as_str());
+            format!("/models/{model}/versions?after={}&limit={limit}", v.version)
+        });
+    Ok(paging::page(versions, next))
 }
 
 #[utoipa::path(post, path = "/api/v1/models/{name}/versions", tag = "versions", request_body = NewVersion,
@@ -390,21 +390,25 @@ pub async fn wait_for_change(
     }
 }
 
-/// Filters of `GET /api/v1/audit`.
+/// Filters and page of `GET /api/v1/audit`.
 #[derive(serde::Deserialize, utoipa::IntoParams)]
 pub struct AuditQuery {
     /// Only entries about this model.
     model: Option<String>,
     /// Only entries at or after this time (RFC 3339).
     since: Option<String>,
+    /// Entries numbered after this one (default 0: from the first).
+    after: Option<u64>,
+    /// At most this many (default and maximum 1000).
+    limit: Option<u32>,
 }
 
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery),
-    responses((status = 200, description = "Audit entries, oldest first", body = Vec<AuditEntry>)))]
+    responses((status = 200, description = "One page of audit entries, oldest first; a full page carries a `Link: <…>; rel=\"next\"` header to the next", body = Vec<AuditEntry>)))]
 pub async fn audit_log(
     State(r): State<Registry>,
     ApiQuery(q): ApiQuery<AuditQuery>,
-) -> ApiResult<Json<Vec<AuditEntry>>> {
+) -> ApiResult<axum::response::Response> {
     let since = match &q.since {
         Some(text) => {
             let at = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
@@ -419,7 +423,23 @@ pub async fn audit_log(
         }
         None => None,
     };
-    Ok(Json(r.audit_log(q.model.as_deref(), since).await?))
+    let limit = paging::limit(q.limit);
+    let entries = r
+        .audit_entries(q.after.unwrap_or(0), q.model.as_deref(), since, limit)
+        .await?;
+    let next = (entries.len() == limit as usize)
+        .then(|| entries.last())
+        .flatten()
+        .map(|e| {
+            let mut next = format!("/audit?after={}&limit={limit}", e.seq);
+            for (name, value) in [("model", &q.model), ("since", &q.since)] {
+                if let Some(value) = value {
+                    next.push_str(&format!("&{name}={}", paging::encode(value)));
+                }
+            }
+            next
+        });
+    Ok(paging::page(entries, next))
 }
 
 #[utoipa::path(get, path = "/api/v1/audit/head", tag = "audit",

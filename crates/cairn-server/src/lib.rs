@@ -16,6 +16,7 @@ mod listen;
 mod metrics;
 mod mlflow;
 mod openapi;
+mod paging;
 mod ui;
 
 use std::net::SocketAddr;

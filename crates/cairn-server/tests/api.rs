@@ -525,46 +525,6 @@ async fn audit_gc_and_lineage_endpoints_answer_bad_input_with_400_and_a_code() {
 #[path = "api/integrity.rs"]
 mod integrity;
 
-#[tokio::test]
-async fn versions_are_listed_in_pages_linked_to_the_next() {
-    let app = TestApp::new().await;
-    for i in 0..5u8 {
-        app.push("paged", "model.bin", &[i]).await;
-    }
-    let mut uri = "/api/v1/models/paged/versions?limit=2".to_owned();
-    let mut seen = Vec::new();
-    loop {
-        let request = Request::get(&uri)
-            .header(header::HOST, "localhost")
-            .body(Body::empty())
-            .unwrap();
-        let response = app.router.clone().oneshot(request).await.unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-        let next = response
-            .headers()
-            .get(header::LINK)
-            .map(|l| l.to_str().unwrap().to_owned());
-        let body = response.into_body().collect().await.unwrap().to_bytes();
-        let page: Value = serde_json::from_slice(&body).unwrap();
-        seen.extend(
-            page.as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v["version"].as_u64().unwrap()),
-        );
-        match next {
-            Some(link) => {
-                assert!(link.ends_with("; rel=\"next\""), "{link}");
-                uri = link[1..link.find('>').unwrap()].to_owned();
-            }
-            None => break,
-        }
-    }
-    assert_eq!(seen, [1, 2, 3, 4, 5], "every version once, in order");
-    // Without paging parameters: the first page (all five here), no link.
-    let (status, all) = app
-        .json(Method::GET, "/api/v1/models/paged/versions", None)
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(all.as_array().unwrap().len(), 5);
-}
+/// The listings' pages and their `Link: rel="next"`.
+#[path = "api/paging.rs"]
+mod paging;

@@ -105,12 +105,62 @@ impl Remote {
         }
     }
 
+    /// Every entry of a paginated listing: the first page of `path` with `query`, then
+    /// each page the previous one links as `rel="next"`, until one links none.
+    async fn all_pages<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<Vec<T>> {
+        let mut all = Vec::new();
+        let mut request = self.request(Method::GET, path).query(query);
+        loop {
+            let response = self.send(request).await?;
+            let next = next_page(response.headers())?;
+            let page: Vec<T> = response
+                .json()
+                .await
+                .context("the registry sent an answer this client does not understand")?;
+            all.extend(page);
+            match next {
+                Some(next) => request = self.request(Method::GET, &next),
+                None => return Ok(all),
+            }
+        }
+    }
+
     async fn json<T: DeserializeOwned>(&self, request: RequestBuilder) -> Result<T> {
         let response = self.send(request).await?;
         response
             .json()
             .await
             .context("the registry sent an answer this client does not understand")
+    }
+}
+
+/// The next page a listing links to (`Link: </api/v1/…>; rel="next"`), as a path under
+/// `/api/v1`. A link anywhere else is refused: the client follows only its registry.
+fn next_page(headers: &reqwest::header::HeaderMap) -> Result<Option<String>> {
+    let Some(link) = headers.get(reqwest::header::LINK) else {
+        return Ok(None);
+    };
+    let link = link.to_str().unwrap_or_default();
+    let next = link.split(',').find_map(|part| {
+        let (target, params) = part.trim().split_once(';')?;
+        let is_next = params
+            .split(';')
+            .any(|p| p.trim().eq_ignore_ascii_case("rel=\"next\"") || p.trim() == "rel=next");
+        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+        is_next.then_some(target)
+    });
+    match next {
+        None => Ok(None),
+        Some(target) => match target.strip_prefix("/api/v1/") {
+            Some(rest) if !rest.starts_with('/') && !target.contains("://") => {
+                Ok(Some(format!("/{rest}")))
+            }
+            _ => bail!("the registry linked a next page outside its API: {target:?}"),
+        },
     }
 }
 
@@ -158,7 +208,7 @@ fn sse_events(
 #[async_trait]
 impl RegistryClient for Remote {
     async fn list_models(&self) -> Result<Vec<Model>> {
-        self.json(self.request(Method::GET, "/models")).await
+        self.all_pages("/models", &[]).await
     }
 
     async fn get_model(&self, model: &ModelName) -> Result<Model> {
@@ -476,13 +526,12 @@ impl RegistryClient for Remote {
     async fn audit_log(&self, model: Option<&str>, since: Option<&str>) -> Result<Vec<AuditEntry>> {
         let mut query = Vec::new();
         if let Some(model) = model {
-            query.push(("model", model));
+            query.push(("model", model.to_owned()));
         }
         if let Some(since) = since {
-            query.push(("since", since));
+            query.push(("since", since.to_owned()));
         }
-        self.json(self.request(Method::GET, "/audit").query(&query))
-            .await
+        self.all_pages("/audit", &query).await
     }
 
     async fn diff(&self, a: &ModelVersionRef, b: &ModelVersionRef) -> Result<VersionDiff> {
@@ -627,5 +676,38 @@ impl RegistryClient for Remote {
             .map_err(std::io::Error::other)
             .boxed();
         Ok(Download { stream })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use reqwest::header::{HeaderMap, HeaderValue, LINK};
+
+    use super::next_page;
+
+    fn link(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(LINK, HeaderValue::from_str(value).unwrap());
+        headers
+    }
+
+    #[test]
+    fn the_next_page_is_followed_only_within_the_api() {
+        assert_eq!(next_page(&HeaderMap::new()).unwrap(), None);
+        let next = link("</api/v1/models?after=b&limit=2>; rel=\"next\"");
+        assert_eq!(
+            next_page(&next).unwrap().as_deref(),
+            Some("/models?after=b&limit=2")
+        );
+        let other = link("</api/v1/models?after=a>; rel=\"prev\"");
+        assert_eq!(next_page(&other).unwrap(), None);
+        for hostile in [
+            "<http://elsewhere/api/v1/models>; rel=\"next\"",
+            "</elsewhere>; rel=\"next\"",
+            "<//elsewhere/api/v1/models>; rel=\"next\"",
+            "</api/v1//elsewhere>; rel=\"next\"",
+        ] {
+            assert!(next_page(&link(hostile)).is_err(), "{hostile}");
+        }
     }
 }

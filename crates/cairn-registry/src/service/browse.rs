@@ -1,8 +1,9 @@
-//! What the web UI browses by, over the store's browse reads: sorted pages of versions,
-//! the alias timeline, pages of the audit log and the chain's status.
+//! Reads a page at a time, for the web UI and the paginated listings of the API: sorted
+//! pages of versions, pages of models, the alias timeline, pages of the audit log and
+//! the chain's status.
 
 use bytes::Bytes;
-use cairn_core::{AliasMove, AuditEntry, AuditReport, ModelName, Version};
+use cairn_core::{AliasMove, AuditEntry, AuditReport, Model, ModelName, Version};
 
 use super::Registry;
 use crate::audit::AuditFilter;
@@ -32,6 +33,25 @@ impl Registry {
     /// The newest `limit` alias moves of `model`, newest first.
     pub async fn alias_timeline(&self, model: &ModelName, limit: u32) -> Result<Vec<AliasMove>> {
         self.meta.alias_timeline(model, limit).await
+    }
+
+    /// One page of models in name order, after `after`.
+    pub async fn models_page(&self, after: &str, limit: u32) -> Result<Vec<Model>> {
+        self.meta.models_after(after, limit).await
+    }
+
+    /// One page of the audit log, oldest first: entries after number `after`,
+    /// optionally of one model and from a time (ms) on.
+    pub async fn audit_entries(
+        &self,
+        after: u64,
+        model: Option<&str>,
+        since_ms: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>> {
+        self.meta
+            .audit_after_since(after, model, since_ms, limit)
+            .await
     }
 
     /// A page of the audit log, newest first.

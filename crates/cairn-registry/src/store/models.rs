@@ -69,6 +69,20 @@ impl MetadataStore {
         self.models_from_rows(rows, None).await
     }
 
+    /// One page of models in name order: at most `limit` named after `after`.
+    pub async fn models_after(&self, after: &str, limit: u32) -> Result<Vec<Model>> {
+        let rows = self
+            .read(
+                "SELECT id, name, description, created_by, created_at, updated_at FROM models
+                 WHERE name > $1 ORDER BY name LIMIT $2",
+            )
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all::<ModelRow>()
+            .await?;
+        self.models_from_rows(rows, None).await
+    }
+
     /// Models matching MLflow-style comparisons on `name` and `tags.KEY`, in `order`
     /// (then by name), from `offset`, at most `limit`: filtered, sorted and paged in SQL,
     /// so a search costs the page, not the registry.

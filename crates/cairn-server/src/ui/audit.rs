@@ -82,8 +82,7 @@ pub async fn page(
             @if before.is_some() { a href=(format!("/audit{}", query_string(&filters))) { "← newest" } }
             @if let Some(seq) = older {
                 @let seq = seq.to_string();
-                @let mut pairs = filters.to_vec();
-                @let _ = pairs.push(("before", &seq));
+                @let pairs: Vec<(&str, &str)> = filters.iter().copied().chain([("before", seq.as_str())]).collect();
                 a rel="next" href=(format!("/audit{}", query_string(&pairs))) { "older →" }
             }
         }

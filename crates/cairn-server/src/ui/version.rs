@@ -68,7 +68,7 @@ async fn render(r: &Registry, actor: &Actor, name: &str, reference: &str) -> UiR
         p { a href=(format!("/audit{}", query_string(&[("model", &v.model)]))) { "The model's whole audit log" } }
     };
     let title = format!("{}@{}", v.model, v.version);
-    Ok(frame(Section::Models, &title, Some(&actor), body))
+    Ok(frame(Section::Models, &title, Some(actor), body))
 }
 
 /// `GET /models/{name}/versions/{reference}` (a number, an alias or `latest`).
