@@ -5,12 +5,16 @@ requests over loopback, so client-seen latency bounds the server's time), and ho
 headless Chromium takes to draw a run's chart of 100,000 points.
 
     python bench/ui.py [--engine sqlite|postgres] [--versions 100000] [--requests 200]
+                       [--keep DIR]
+
+`--keep DIR` (SQLite) seeds DIR once and reuses it on later runs.
 
 Needs a release build (cargo build --release -p cairn), the UI suite's venv (.venv/ui:
 requests, selenium) and Debian's chromium + chromium-driver (scripts/test installs all).
 """
 
 import argparse
+import json
 import os
 import random
 import shutil
@@ -34,6 +38,8 @@ POINTS = 100_000  # per run: RUNS × POINTS metric values
 
 
 def start_server(args, work):
+    if args.keep:
+        return start(["--data", str(Path(args.keep) / "registry")]) + (None,)
     if args.engine == "postgres":
         db = f"cairn_bench_{uuid.uuid4().hex[:8]}"
         subprocess.run(["psql", POSTGRES, "-q", "-c", f"CREATE DATABASE {db}"], check=True)
@@ -41,11 +47,15 @@ def start_server(args, work):
         store = ["--registry", url, "--artifacts", str(work / "blobs")]
     else:
         db, store = None, ["--data", str(work / "registry")]
+    return start(store) + (db,)
+
+
+def start(store):
     proc = subprocess.Popen([CAIRN, "server", "--port", "0", *store], stdout=subprocess.PIPE,
                             text=True, env={**os.environ, "RUST_LOG": "warn"})
     line = proc.stdout.readline()
     base = next(w for w in line.split() if w.startswith("http://"))
-    return proc, base, db
+    return proc, base
 
 
 def seed_versions(base, count):
@@ -144,14 +154,21 @@ def main():
     parser.add_argument("--engine", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--versions", type=int, default=100_000)
     parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--keep", help="a directory to seed once and reuse (SQLite)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="cairn-ui-bench-"))
+    seeded = Path(args.keep) / "seeded.json" if args.keep else None
     proc, base, db = start_server(args, work)
     try:
-        took = seed_versions(base, args.versions)
-        print(f"seeded {args.versions} versions in {took:.0f} s", flush=True)
-        experiment, runs, took = seed_runs(base)
-        print(f"seeded {RUNS * POINTS} metric values in {took:.0f} s", flush=True)
+        if seeded and seeded.exists():
+            experiment, runs = json.loads(seeded.read_text())
+        else:
+            took = seed_versions(base, args.versions)
+            print(f"seeded {args.versions} versions in {took:.0f} s", flush=True)
+            experiment, runs, took = seed_runs(base)
+            print(f"seeded {RUNS * POINTS} metric values in {took:.0f} s", flush=True)
+            if seeded:
+                seeded.write_text(json.dumps([experiment, runs]))
         n, count = args.requests, args.versions
         pages = count // 50
         pick = lambda: random.randint(1, count)  # noqa: E731

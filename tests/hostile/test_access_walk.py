@@ -102,8 +102,12 @@ def test_anonymous_callers_reach_nothing_but_health(server):
     walked = walk(url, None)
     assert len(walked) > 60
     for method, template, status in walked:
-        expected = 200 if template in PUBLIC else 401
-        assert status == expected, f"{method} {template}: {status}"
+        if template in PUBLIC:
+            # Answered (an asset the walk names does not exist: 404), never refused.
+            assert status in (200, 404) and (status == 200) != template.startswith("/ui/"), (
+                f"{method} {template}: {status}")
+        else:
+            assert status == 401, f"{method} {template}: {status}"
 
 
 def test_a_grant_on_other_models_reaches_no_model_and_nothing_registry_wide(server):

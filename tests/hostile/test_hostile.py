@@ -109,10 +109,20 @@ def snapshot(root, skip):
     )
 
 
+# The web UI's paths (server::ui::is_ui_route).
+UI_PREFIXES = ("/models/", "/compare", "/audit", "/experiments", "/runs/", "/ui/")
+
+
 def assert_answers(response, what):
     assert response.status_code < 500, f"{what}: {response.status_code} {response.text[:300]}"
     # 414 and 431 (URI, headers too long) come from the HTTP layer before any route.
     if response.status_code >= 400 and response.status_code not in (414, 431):
+        path = what.split(" ", 1)[-1].split("?")[0]
+        if path == "/" or path.startswith(UI_PREFIXES):
+            # The web UI's refusals are pages that say what went wrong.
+            assert response.headers["content-type"].startswith("text/html"), what
+            assert '<p class="error">' in response.text and "Traceback" not in response.text, what
+            return
         try:
             body = response.json()  # a JSON error body, whatever the door
         except ValueError:

@@ -326,6 +326,13 @@ impl Stored {
     }
 }
 
+/// `text` matched literally inside a LIKE pattern (with `ESCAPE '\'`).
+fn like_literal(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
 /// Which audit entries a page shows; every field left `None` matches everything.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditFilter {
@@ -426,11 +433,9 @@ impl MetadataStore {
             // `alias` matches every `alias.*` action; a full name matches itself.
             q.push(" AND (action = ")
                 .push_bind(action.clone())
-                .push(" OR SUBSTR(action, 1, ")
-                .push_bind(i64::try_from(action.len() + 1).unwrap_or(i64::MAX))
-                .push(") = ")
-                .push_bind(format!("{action}."))
-                .push(")");
+                .push(" OR action LIKE ")
+                .push_bind(format!("{}.%", like_literal(action)))
+                .push(" ESCAPE '\\')");
         }
         if let Some(from) = filter.from_ms {
             q.push(" AND at >= ").push_bind(from);

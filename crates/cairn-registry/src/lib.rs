@@ -35,6 +35,8 @@ pub use store::{FileList, VersionExtras, VersionOrigin, VersionSort};
 #[cfg(test)]
 mod access_tests;
 #[cfg(test)]
+mod browse_tests;
+#[cfg(test)]
 mod diff_tests;
 #[cfg(test)]
 mod integrity_tests;

@@ -30,31 +30,107 @@ impl MetadataStore {
         limit: u32,
     ) -> Result<Vec<Version>> {
         let model_id = self.model_row(model).await?.id;
+        let key = match sort {
+            VersionSort::Metric(key) => key,
+            VersionSort::Number => {
+                // The (model_id, number) index gives the order: a page is read alone.
+                let direction = if descending { "DESC" } else { "ASC" };
+                let rows: Vec<VersionRow> = self
+                    .read(&format!(
+                        "SELECT {VERSION_COLUMNS} FROM versions v WHERE v.model_id = $1
+                         ORDER BY v.number {direction} LIMIT $2 OFFSET $3"
+                    ))
+                    .bind(model_id)
+                    .bind(i64::from(limit))
+                    .bind(i64::try_from(offset).unwrap_or(i64::MAX))
+                    .fetch_all()
+                    .await?;
+                return self.versions_from_rows(model, model_id, rows).await;
+            }
+        };
+        let ids = self
+            .ids_by_metric(model_id, key, descending, offset, limit)
+            .await?;
+        self.versions_by_ids(model, model_id, &ids).await
+    }
+
+    /// The ids of a page of `model_id`'s versions sorted by metric `key`: those with it
+    /// in value order from the `(model_id, key, value, version_id)` index (a walk, not a
+    /// sort), then those without it, newest first.
+    async fn ids_by_metric(
+        &self,
+        model_id: i64,
+        key: &str,
+        descending: bool,
+        offset: u64,
+        limit: u32,
+    ) -> Result<Vec<i64>> {
         let direction = if descending { "DESC" } else { "ASC" };
+        let (with_metric,): (i64,) = self
+            .read("SELECT COUNT(*) FROM version_metrics WHERE model_id = $1 AND key = $2")
+            .bind(model_id)
+            .bind(key)
+            .fetch_one()
+            .await?;
+        let with_metric = u64::try_from(with_metric).unwrap_or(0);
+        let mut ids: Vec<i64> = Vec::new();
+        if offset < with_metric {
+            let rows: Vec<(i64,)> = self
+                .read(&format!(
+                    "SELECT version_id FROM version_metrics WHERE model_id = $1 AND key = $2
+                     ORDER BY value {direction}, version_id {direction} LIMIT $3 OFFSET $4"
+                ))
+                .bind(model_id)
+                .bind(key)
+                .bind(i64::from(limit))
+                .bind(i64::try_from(offset).unwrap_or(i64::MAX))
+                .fetch_all()
+                .await?;
+            ids.extend(rows.into_iter().map(|(id,)| id));
+        }
+        let missing = usize::try_from(limit).unwrap_or(usize::MAX) - ids.len();
+        if missing > 0 {
+            let rows: Vec<(i64,)> = self
+                .read(
+                    "SELECT v.id FROM versions v WHERE v.model_id = $1 AND NOT EXISTS
+                     (SELECT 1 FROM version_metrics vm WHERE vm.version_id = v.id AND vm.key = $2)
+                     ORDER BY v.number DESC LIMIT $3 OFFSET $4",
+                )
+                .bind(model_id)
+                .bind(key)
+                .bind(i64::try_from(missing).unwrap_or(i64::MAX))
+                .bind(i64::try_from(offset.saturating_sub(with_metric)).unwrap_or(i64::MAX))
+                .fetch_all()
+                .await?;
+            ids.extend(rows.into_iter().map(|(id,)| id));
+        }
+        Ok(ids)
+    }
+
+    /// `model_id`'s versions with these ids, in the order of `ids`.
+    async fn versions_by_ids(
+        &self,
+        model: &ModelName,
+        model_id: i64,
+        ids: &[i64],
+    ) -> Result<Vec<Version>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut q = SqlBuilder::new(
             self.backend(),
-            format!("SELECT {VERSION_COLUMNS} FROM versions v"),
+            format!("SELECT {VERSION_COLUMNS} FROM versions v WHERE v.model_id = "),
         );
-        match sort {
-            VersionSort::Number => {
-                q.push(" WHERE v.model_id = ").push_bind(model_id);
-                q.push(format!(" ORDER BY v.number {direction}"));
+        q.push_bind(model_id).push(" AND v.id IN (");
+        for (i, id) in ids.iter().enumerate() {
+            if i > 0 {
+                q.push(", ");
             }
-            VersionSort::Metric(key) => {
-                q.push(" LEFT JOIN version_metrics vm ON vm.version_id = v.id AND vm.key = ")
-                    .push_bind(key.clone());
-                q.push(" WHERE v.model_id = ").push_bind(model_id);
-                // Versions without the metric last in either direction (both engines
-                // sort NULL differently by default).
-                q.push(format!(
-                    " ORDER BY CASE WHEN vm.value IS NULL THEN 1 ELSE 0 END, vm.value {direction}, v.number DESC"
-                ));
-            }
+            q.push_bind(*id);
         }
-        q.push(" LIMIT ").push_bind(i64::from(limit));
-        q.push(" OFFSET ")
-            .push_bind(i64::try_from(offset).unwrap_or(i64::MAX));
-        let rows: Vec<VersionRow> = self.read_sql(q).fetch_all().await?;
+        q.push(")");
+        let mut rows: Vec<VersionRow> = self.read_sql(q).fetch_all().await?;
+        rows.sort_by_key(|r| ids.iter().position(|id| *id == r.id));
         self.versions_from_rows(model, model_id, rows).await
     }
 

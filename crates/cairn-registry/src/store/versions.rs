@@ -31,6 +31,10 @@ pub enum FileList {
     Omitted,
 }
 
+/// The most versions whose details are read by their ids (a page); more are read by
+/// their model.
+const PAGE_DETAILS: usize = 1000;
+
 impl MetadataStore {
     // ---- versions ----
 
@@ -114,9 +118,12 @@ impl MetadataStore {
             .insert_all(&mut tx, version_id, &v.new.params)
             .await?;
         for (k, value) in &v.new.metrics {
-            tx.query("INSERT INTO version_metrics (version_id, key, value) VALUES ($1, $2, $3)")
-                .bind(version_id)
-                .bind(k)
+            tx.query(
+                "INSERT INTO version_metrics (version_id, model_id, key, value) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(version_id)
+            .bind(model_id)
+            .bind(k)
                 .bind(value)
                 .execute()
                 .await?;
@@ -469,39 +476,61 @@ impl MetadataStore {
         Ok(out)
     }
 
-    /// Completes all version rows of one model with aliases, metrics, params and tags.
+    /// Completes version rows of one model with aliases, metrics, params and tags. A
+    /// page (at most [`PAGE_DETAILS`] rows) reads the details of its own versions only,
+    /// so its cost does not grow with the model; a longer list reads the model's.
     pub(super) async fn versions_from_rows(
         &self,
         model: &ModelName,
         model_id: i64,
         rows: Vec<VersionRow>,
     ) -> Result<Vec<Version>> {
-        let filter = "WHERE v.model_id = $1";
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let query = |select: &str, order: &str| {
+            let mut q = SqlBuilder::new(self.backend(), select);
+            if rows.len() <= PAGE_DETAILS {
+                q.push(" WHERE t.version_id IN (");
+                for (i, r) in rows.iter().enumerate() {
+                    if i > 0 {
+                        q.push(", ");
+                    }
+                    q.push_bind(r.id);
+                }
+                q.push(")");
+            } else {
+                q.push(" JOIN versions v ON v.id = t.version_id WHERE v.model_id = ")
+                    .push_bind(model_id);
+            }
+            q.push(order);
+            q
+        };
         let key_values = |table: &str| {
-            format!(
-                "SELECT t.version_id, t.key, t.value FROM {table} t JOIN versions v ON v.id = t.version_id {filter}"
+            query(
+                &format!("SELECT t.version_id, t.key, t.value FROM {table} t"),
+                "",
             )
         };
         let tags: Vec<(i64, String, String)> = self
-            .read(&key_values("version_tags"))
-            .bind(model_id)
+            .read_sql(key_values("version_tags"))
             .fetch_all()
             .await?;
         let params: Vec<(i64, String, String)> = self
-            .read(&key_values("version_params"))
-            .bind(model_id)
+            .read_sql(key_values("version_params"))
             .fetch_all()
             .await?;
         let metrics: Vec<(i64, String, f64)> = self
-            .read(&key_values("version_metrics"))
-            .bind(model_id)
+            .read_sql(key_values("version_metrics"))
             .fetch_all()
             .await?;
-        let aliases: Vec<(i64, String)> = self.read(&format!(
-            "SELECT a.version_id, a.alias FROM aliases a JOIN versions v ON v.id = a.version_id {filter} ORDER BY a.alias"
-        ))
-        .bind(model_id).fetch_all()
-        .await?;
+        let aliases: Vec<(i64, String)> = self
+            .read_sql(query(
+                "SELECT t.version_id, t.alias FROM aliases t",
+                " ORDER BY t.alias",
+            ))
+            .fetch_all()
+            .await?;
 
         let mut details: HashMap<i64, VersionDetails> = HashMap::new();
         for (id, k, v) in tags {

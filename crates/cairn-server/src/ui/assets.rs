@@ -47,6 +47,9 @@ pub async fn serve(Path(file): Path<String>) -> Response {
             *bytes,
         )
             .into_response(),
-        None => (StatusCode::NOT_FOUND, "no such file").into_response(),
+        None => super::error_page(
+            StatusCode::NOT_FOUND,
+            &format!("the UI has no file {file:?}"),
+        ),
     }
 }

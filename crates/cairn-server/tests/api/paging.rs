@@ -38,7 +38,10 @@ async fn versions_are_listed_in_pages_linked_to_the_next() {
         app.push("paged", "model.bin", &[i]).await;
     }
     let (seen, pages) = follow(&app, "/api/v1/models/paged/versions?limit=2").await;
-    let numbers: Vec<u64> = seen.iter().map(|v| v["version"].as_u64().unwrap()).collect();
+    let numbers: Vec<u64> = seen
+        .iter()
+        .map(|v| v["version"].as_u64().unwrap())
+        .collect();
     assert_eq!(numbers, [1, 2, 3, 4, 5], "every version once, in order");
     assert_eq!(pages, 3);
     // Without paging parameters: the first page (all five here), no link.
@@ -74,7 +77,10 @@ async fn the_audit_log_is_listed_in_pages_keeping_its_filters() {
         .map(|e| (e["seq"].as_u64().unwrap(), e["model"].as_str().unwrap()))
         .collect();
     assert_eq!(entries.len(), 4, "{entries:?}");
-    assert!(entries.iter().all(|(_, model)| *model == "kept"), "{entries:?}");
+    assert!(
+        entries.iter().all(|(_, model)| *model == "kept"),
+        "{entries:?}"
+    );
     assert!(entries.windows(2).all(|w| w[0].0 < w[1].0), "in order");
     assert_eq!(pages, 2);
     let (everything, _) = follow(&app, "/api/v1/audit?limit=5").await;
