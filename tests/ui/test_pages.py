@@ -11,6 +11,19 @@ def rows(driver, table):
     return driver.find_elements(By.CSS_SELECTOR, f"table#{table} tbody tr")
 
 
+def follow(driver, element):
+    """Clicks a link or a submit button and waits for the next page to replace this one."""
+    page = driver.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(driver, 10).until(EC.staleness_of(page))
+
+
+def submit(driver, field):
+    page = driver.find_element(By.TAG_NAME, "html")
+    field.submit()
+    WebDriverWait(driver, 10).until(EC.staleness_of(page))
+
+
 def heading(driver):
     return driver.find_element(By.TAG_NAME, "h1").text
 
@@ -26,15 +39,15 @@ def test_models_list_is_the_root_page_and_searches(registry, browser, screenshot
     screenshots(browser, "models")
     box = browser.find_element(By.NAME, "q")
     box.send_keys("fraud")
-    box.submit()
-    WebDriverWait(browser, 5).until(EC.url_contains("q=fraud"))
+    submit(browser, box)
+    assert "q=fraud" in browser.current_url
     names = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "table#models a.model")]
     assert names == ["fraud-detector"]
 
 
 def test_model_page_pages_sorts_and_shows_the_alias_timeline(registry, browser, screenshots):
     browser.get(f"{registry['url']}/")
-    browser.find_element(By.LINK_TEXT, "churn").click()
+    follow(browser, browser.find_element(By.LINK_TEXT, "churn"))
     assert heading(browser) == "churn"
     versions = rows(browser, "versions")
     assert len(versions) == 50
@@ -47,11 +60,11 @@ def test_model_page_pages_sorts_and_shows_the_alias_timeline(registry, browser, 
     assert "rollback" in timeline[1].get_attribute("class")
     assert "v2 → v1" in timeline[1].text and "better auc" in timeline[2].text
     screenshots(browser, "model")
-    browser.find_element(By.CSS_SELECTOR, "a[rel=next]").click()
+    follow(browser, browser.find_element(By.CSS_SELECTOR, "a[rel=next]"))
     assert [v.get_attribute("data-version") for v in rows(browser, "versions")] == [
         "5", "4", "3", "2", "1"]
     # Sorted by a metric: the best auc first.
-    browser.find_element(By.LINK_TEXT, "auc").click()
+    follow(browser, browser.find_element(By.LINK_TEXT, "auc"))
     assert "sort=metric%3Aauc" in browser.current_url or "sort=metric:auc" in browser.current_url
     assert rows(browser, "versions")[0].get_attribute("data-version") == "40"
 
@@ -70,7 +83,7 @@ def test_version_page_links_to_its_parent_through_the_lineage_graph(registry, br
     screenshots(browser, "version")
     download = browser.find_element(By.LINK_TEXT, "settings.json").get_attribute("href")
     assert requests.get(download, timeout=10).text == '{"layers": 3}\n'
-    lineage.find_element(By.LINK_TEXT, "churn@1").click()
+    follow(browser, lineage.find_element(By.LINK_TEXT, "churn@1"))
     assert heading(browser) == "churn@1"
     # The parent knows its child.
     assert browser.find_element(By.ID, "lineage").find_element(By.LINK_TEXT, "churn@2")
@@ -80,7 +93,7 @@ def test_compare_highlights_changes_and_charts_shared_metrics(registry, browser,
     browser.get(f"{registry['url']}/models/churn?page=2")
     for version in ("1", "2"):
         browser.find_element(By.CSS_SELECTOR, f"input[name=v][value='churn@{version}']").click()
-    browser.find_element(By.CSS_SELECTOR, "#versions-form button[type=submit]").click()
+    follow(browser, browser.find_element(By.CSS_SELECTOR, "#versions-form button[type=submit]"))
     assert heading(browser) == "Compare versions"
     metrics = {r.get_attribute("data-key"): r for r in rows(browser, "metrics")}
     assert set(metrics) == {"auc", "loss"}
@@ -114,8 +127,8 @@ def test_audit_log_filters_and_shows_the_chain(registry, browser, screenshots):
     screenshots(browser, "audit")
     box = browser.find_element(By.NAME, "action")
     box.send_keys("alias")
-    box.submit()
-    WebDriverWait(browser, 5).until(EC.url_contains("action=alias"))
+    submit(browser, box)
+    assert "action=alias" in browser.current_url
     actions = [r.get_attribute("data-action") for r in rows(browser, "audit")]
     assert len(actions) == 4 and all(a.startswith("alias.") for a in actions)
     browser.get(f"{registry['url']}/audit?model=fraud-detector")
@@ -125,16 +138,16 @@ def test_audit_log_filters_and_shows_the_chain(registry, browser, screenshots):
 
 def test_runs_filter_and_the_metric_chart_draws(registry, browser, screenshots):
     browser.get(f"{registry['url']}/experiments")
-    browser.find_element(By.LINK_TEXT, "churn-training").click()
+    follow(browser, browser.find_element(By.LINK_TEXT, "churn-training"))
     assert sorted(r.find_element(By.TAG_NAME, "a").text for r in rows(browser, "runs")) == [
         "good-run", "weak-run"]
     screenshots(browser, "experiment")
     box = browser.find_element(By.NAME, "filter")
     box.send_keys("metrics.acc > 0.9")
-    box.submit()
-    WebDriverWait(browser, 5).until(EC.url_contains("filter="))
+    submit(browser, box)
+    assert "filter=" in browser.current_url
     assert [r.find_element(By.TAG_NAME, "a").text for r in rows(browser, "runs")] == ["good-run"]
-    browser.find_element(By.LINK_TEXT, "good-run").click()
+    follow(browser, browser.find_element(By.LINK_TEXT, "good-run"))
     chart = browser.find_element(By.CSS_SELECTOR, ".chart[data-metric=loss]")
     WebDriverWait(browser, 10).until(lambda _: chart.get_attribute("data-points"))
     assert chart.get_attribute("data-points") == "1000"
