@@ -90,6 +90,11 @@ def seed_registry(url, work):
         r = requests.post(f"{api}/runs/log-batch", json={"run_id": run, "metrics": metrics[1000:]},
                           timeout=30)
         assert r.ok, r.text
+        info = requests.get(f"{api}/runs/get", params={"run_id": run}, timeout=10).json()
+        location = info["run"]["info"]["artifact_uri"].split("mlflow-artifacts:/", 1)[1]
+        r = requests.put(f"{url}/api/2.0/mlflow-artifacts/artifacts/{location}/model/weights.bin",
+                         data=f"weights of {name}".encode(), timeout=10)
+        assert r.ok, r.text
     return {"experiment": experiment, "runs": runs}
 
 

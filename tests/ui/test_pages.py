@@ -154,6 +154,9 @@ def test_runs_filter_and_the_metric_chart_draws(registry, browser, screenshots):
     assert chart.find_element(By.TAG_NAME, "canvas").size["width"] > 300
     assert "lr" in browser.find_element(By.ID, "params").text
     screenshots(browser, "run")
+    follow(browser, browser.find_element(By.LINK_TEXT, "model/"))
+    weights = browser.find_element(By.LINK_TEXT, "weights.bin").get_attribute("href")
+    assert requests.get(weights, timeout=10).content == b"weights of good-run"
 
 
 def test_errors_are_pages(registry, browser):
