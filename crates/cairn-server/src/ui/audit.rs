@@ -99,7 +99,10 @@ fn target_link(e: &AuditEntry) -> Markup {
     {
         return html! { a href=(version_url(model.as_str(), n)) { (e.target) } };
     }
-    if !e.model.is_empty() && e.target == e.model {
+    // The model itself, or one of its aliases (`NAME@ALIAS`): the model's page.
+    if !e.model.is_empty()
+        && (e.target == e.model || e.target.starts_with(&format!("{}@", e.model)))
+    {
         return html! { a href=(model_url(&e.model)) { (e.target) } };
     }
     html! { (e.target) }
