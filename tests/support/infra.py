@@ -152,6 +152,64 @@ class Database:
         _psql(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
 
 
+class ThrowawayPostgres:
+    """A PostgreSQL cluster of its own, made with PostgreSQL's own tools (Debian keeps
+    them in /usr/lib/postgresql/<major>/bin; PG_BIN overrides), on a free loopback
+    port: one a test may kill. The tools refuse to run as root, so as root they run as
+    the `postgres` user."""
+
+    def __init__(self):
+        bins = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name))
+        self.bin = Path(os.environ.get("PG_BIN") or (bins[-1] if bins else ""))
+        if not (self.bin / "pg_ctl").exists():
+            raise RuntimeError("PostgreSQL's server tools (pg_ctl, initdb) are not installed")
+        import tempfile
+
+        self.home = Path(tempfile.mkdtemp(prefix="cairn-pg-"))
+        self.data = self.home / "data"
+        self.port = free_port()
+        if os.geteuid() == 0:
+            import shutil
+
+            shutil.chown(self.home, "postgres", "postgres")
+        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
+        self.url = f"postgres://postgres@127.0.0.1:{self.port}/postgres"
+        self.start()
+
+    def _run(self, tool, *args, check=True):
+        command = [str(self.bin / tool), *args]
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        return subprocess.run(command, check=check, capture_output=True, text=True)
+
+    def start(self):
+        """Starts the cluster (again); after a kill its old backends may take a moment
+        to go, and until then the new postmaster refuses to start."""
+        options = f"-p {self.port} -k {self.home} -c listen_addresses=127.0.0.1"
+        deadline = time.monotonic() + 30
+        while True:
+            done = self._run(
+                "pg_ctl", "-D", str(self.data), "-l", str(self.home / "log"), "-w",
+                "-o", options, "start", check=False,
+            )
+            if done.returncode == 0:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"PostgreSQL did not start: {done.stdout}{done.stderr}")
+            time.sleep(0.2)
+
+    def kill(self):
+        """SIGKILL of the postmaster, as when its machine dies."""
+        pid = int((self.data / "postmaster.pid").read_text().split()[0])
+        os.kill(pid, signal.SIGKILL)
+
+    def stop(self):
+        self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "stop", check=False)
+        import shutil
+
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
 class CairnServer:
     """`cairn server --port 0` with the given store arguments."""
 

@@ -44,6 +44,17 @@ struct Cli {
     #[arg(long, global = true, env = "CAIRN_ARTIFACTS", value_name = "URL")]
     artifacts: Option<String>,
 
+    /// With a server (http(s)://…): retry a request that failed on the way or found
+    /// the registry briefly unavailable at most N times. By default requests are
+    /// retried for about a minute in all, with the same idempotency key: a push or an
+    /// alias move retried is never done twice.
+    #[arg(long, global = true, env = "CAIRN_RETRIES", value_name = "N")]
+    retries: Option<u32>,
+
+    /// With a server: never retry a request.
+    #[arg(long, global = true, conflicts_with = "retries")]
+    no_retry: bool,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -224,7 +235,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         ),
     };
     let command = cli.command;
-    let registry = location.connect().await?;
+    let retry = client::RetryPolicy::from_flags(cli.retries, cli.no_retry);
+    let registry = location.connect(retry).await?;
     let registry = registry.as_ref();
     match command {
         Command::Push(args) => commands::push::run(registry, args).await,

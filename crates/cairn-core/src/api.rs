@@ -95,6 +95,38 @@ pub struct ErrorBody {
 /// declared by the client (the CLI sends the OS user name).
 pub const ACTOR_HEADER: &str = "x-cairn-actor";
 
+/// Header carrying a client's idempotency key for a write (a registration, an alias
+/// move): the same key sent again answers what the first request did, never a second
+/// change.
+pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+
+/// A client's idempotency key: 1 to [`IdempotencyKey::MAX`] visible ASCII characters
+/// (the CLI sends a random UUID per write).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub const MAX: usize = 255;
+
+    pub fn new(key: &str) -> Result<Self, crate::ValidationError> {
+        let invalid =
+            |why| crate::ValidationError::Value(crate::api::IDEMPOTENCY_KEY_HEADER.into(), why);
+        if key.is_empty() || key.len() > Self::MAX {
+            return Err(invalid("an idempotency key has 1 to 255 characters"));
+        }
+        if !key.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(invalid(
+                "an idempotency key is visible ASCII, without spaces",
+            ));
+        }
+        Ok(Self(key.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// `POST /api/v1/tokens`: a token for `user` (created if new).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

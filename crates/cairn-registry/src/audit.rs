@@ -23,7 +23,7 @@ use cairn_core::access::Actor;
 use cairn_core::model::{AliasAction, AuditBreak, AuditEntry, AuditHead, AuditReport};
 
 use crate::db::sql::{Columns, Decode, DecodeError, SqlBuilder, decoded_row};
-use crate::db::write::WriteTx;
+use crate::db::write::{AuditMark, WriteTx};
 use crate::db::{MetadataStore, now_ms, time_of};
 use crate::{Error, Result};
 
@@ -215,6 +215,7 @@ pub(crate) async fn append(tx: &mut WriteTx, change: Change<'_>) -> Result<()> {
         .bind(&hash)
         .execute()
         .await?;
+    tx.mark_audit_entry(AuditMark { seq, hash });
     Ok(())
 }
 

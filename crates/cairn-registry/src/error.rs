@@ -66,6 +66,22 @@ pub enum Error {
     /// An alias move that the promotion policies of the alias refuse: every unmet rule.
     #[error("{target} is refused by its promotion policy: {}", unmet.join("; "))]
     PolicyUnmet { target: String, unmet: Vec<String> },
+    /// A write whose `COMMIT` was sent but whose answer was lost, and whose outcome the
+    /// registry could not learn before giving up (the database did not answer again in
+    /// time, or the transaction left no mark to look for). Retrying it without an
+    /// idempotency key may do it twice.
+    #[error(
+        "the outcome of this write is unknown: the database connection was lost while it committed ({0})"
+    )]
+    CommitUnknown(String),
+    /// An idempotency key whose first request is still being processed.
+    #[error("a request with idempotency key {0:?} is still in progress; retry after it ends")]
+    KeyInFlight(String),
+    /// An idempotency key sent again with a different request.
+    #[error(
+        "idempotency key {0:?} was used for a different request; use a new key for a new request"
+    )]
+    KeyReused(String),
     #[error("metadata store: {0}")]
     Database(#[from] sqlx::Error),
     /// A failed read on the SQLite readers (`sqlite_reads`).
@@ -80,15 +96,37 @@ pub enum Error {
 }
 
 impl Error {
-    /// A database failure that may not happen again: a serialization failure or a
-    /// deadlock (PostgreSQL aborts one of the transactions involved), or a connection
-    /// lost mid-request. The whole transaction can be run again.
+    /// A database failure after which the transaction provably did not commit, and
+    /// may not fail again: a serialization failure or a deadlock (PostgreSQL aborts one
+    /// of the transactions involved), or a connection lost before `COMMIT` was sent (a
+    /// lost `COMMIT` is resolved by `db::outcome`, or becomes [`Error::CommitUnknown`]).
+    /// The whole transaction can be run again.
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Database(sqlx::Error::Database(e)) => {
                 matches!(e.code().as_deref(), Some("40001" | "40P01"))
+                    || e.code().as_deref().is_some_and(is_connection_failure)
             }
-            Self::Database(sqlx::Error::Io(_)) => true,
+            Self::Database(sqlx::Error::Io(_) | sqlx::Error::Protocol(_)) => true,
+            _ => false,
+        }
+    }
+
+    /// The metadata store cannot be reached: no connection within the acquire timeout,
+    /// a connection lost, or a database shutting down or starting up. What a client may
+    /// retry later (HTTP 503), the request having changed nothing.
+    pub fn is_database_unavailable(&self) -> bool {
+        match self {
+            Self::Database(
+                sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::Protocol(_),
+            ) => true,
+            Self::Database(sqlx::Error::Database(e)) => {
+                e.code().as_deref().is_some_and(is_connection_failure)
+            }
             _ => false,
         }
     }
@@ -125,6 +163,10 @@ impl Error {
             Self::PolicyUnmet { .. } => "policy_unmet",
             Self::Forbidden(_) => "forbidden",
             Self::CorruptBlob(_) => "corrupt_blob",
+            Self::CommitUnknown(_) => "commit_unknown",
+            Self::KeyInFlight(_) => "idempotency_key_in_flight",
+            Self::KeyReused(_) => "idempotency_key_reused",
+            e if e.is_database_unavailable() => "database_unavailable",
             Self::Database(_)
             | Self::Sqlite(_)
             | Self::Migration(_)
@@ -135,8 +177,18 @@ impl Error {
 
     /// Whether the fault lies with the caller's input (as opposed to the registry).
     pub fn is_client_error(&self) -> bool {
-        !matches!(self.code(), "internal" | "corrupt_blob")
+        !matches!(
+            self.code(),
+            "internal" | "corrupt_blob" | "commit_unknown" | "database_unavailable"
+        )
     }
+}
+
+/// PostgreSQL's SQLSTATEs of a connection that failed or a server that is going away or
+/// not up yet: class 08 (connection exception), 57P01 (admin shutdown), 57P02 (crash
+/// shutdown), 57P03 (cannot connect now).
+fn is_connection_failure(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03")
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -11,6 +11,7 @@ pub mod blobs;
 pub mod db;
 mod error;
 mod gc;
+mod idempotency;
 mod key_values;
 mod lineage;
 mod metric_writer;
@@ -38,6 +39,8 @@ mod access_tests;
 mod browse_tests;
 #[cfg(test)]
 mod diff_tests;
+#[cfg(test)]
+mod idempotency_tests;
 #[cfg(test)]
 mod integrity_tests;
 #[cfg(test)]

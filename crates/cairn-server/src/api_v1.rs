@@ -24,11 +24,26 @@ use futures::TryStreamExt;
 
 use crate::access::Caller;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ApiQuery, RawBody};
+use crate::extract::{ApiJson, ApiQuery, IdemKey, RawBody};
 use crate::listen::Draining;
 use crate::paging;
 
 type ApiResult<T> = Result<T, ApiError>;
+
+/// The idempotency key a write may carry, documented for the OpenAPI document (read by
+/// `extract::IdemKey`).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+struct IdempotencyHeader {
+    /// A key of the client's choosing (1–255 visible ASCII characters; the CLI sends a
+    /// random UUID per write). The same key with the same request answers what the
+    /// first did — the same version, the same move — and changes nothing; with another
+    /// request, 422; while the first is in progress, 409. Keys are remembered for a day
+    /// (`cairn server --idempotency-ttl`).
+    #[into_params(rename = "Idempotency-Key")]
+    idempotency_key: Option<String>,
+}
 
 pub fn routes() -> Router<Registry> {
     Router::new()
@@ -187,17 +202,26 @@ pub async fn list_versions(
 }
 
 #[utoipa::path(post, path = "/api/v1/models/{name}/versions", tag = "versions", request_body = NewVersion,
-    params(("name" = String, Path, description = "Model name; created if it does not exist")),
-    responses((status = 201, body = Version), (status = 400, description = "Invalid manifest or metadata, or blobs not uploaded", body = ErrorBody)))]
+    params(("name" = String, Path, description = "Model name; created if it does not exist"), IdempotencyHeader),
+    responses((status = 201, body = Version), (status = 400, description = "Invalid manifest or metadata, or blobs not uploaded", body = ErrorBody),
+              (status = 409, description = "The idempotency key's first request is still in progress", body = ErrorBody),
+              (status = 422, description = "The idempotency key was used for another request", body = ErrorBody),
+              (status = 503, description = "The metadata store cannot be reached (`Retry-After`)", body = ErrorBody)))]
 pub async fn create_version(
     State(r): State<Registry>,
     Caller(actor): Caller,
     Path(name): Path<String>,
+    IdemKey(key): IdemKey,
     ApiJson(new): ApiJson<NewVersion>,
 ) -> ApiResult<(StatusCode, Json<Version>)> {
-    let version = r
-        .register_version(&actor, &model_name(&name)?, &new, &VersionOrigin::default())
-        .await?;
+    let model = model_name(&name)?;
+    let version = match &key {
+        Some(key) => r.register_version_keyed(&actor, &model, &new, key).await?,
+        None => {
+            r.register_version(&actor, &model, &new, &VersionOrigin::default())
+                .await?
+        }
+    };
     Ok((StatusCode::CREATED, Json(version)))
 }
 
@@ -483,21 +507,23 @@ pub async fn verify_all(State(r): State<Registry>) -> ApiResult<Json<VerifyRepor
 }
 
 #[utoipa::path(put, path = "/api/v1/models/{name}/aliases/{alias}", tag = "aliases", request_body = MoveAlias,
-    params(("name" = String, Path, description = "Model name"), ("alias" = String, Path, description = "Alias")),
+    params(("name" = String, Path, description = "Model name"), ("alias" = String, Path, description = "Alias"), IdempotencyHeader),
     responses((status = 200, body = AliasMoveResponse), (status = 404, body = ErrorBody)))]
 pub async fn move_alias(
     State(r): State<Registry>,
     Caller(actor): Caller,
     Path((name, alias)): Path<(String, String)>,
+    IdemKey(key): IdemKey,
     ApiJson(req): ApiJson<MoveAlias>,
 ) -> ApiResult<Json<AliasMoveResponse>> {
     let recorded = r
-        .move_alias(
+        .move_alias_keyed(
             &actor,
             &model_name(&name)?,
             &alias_name(&alias)?,
             AliasTarget::Version(req.version),
             req.reason.as_deref(),
+            key.as_ref(),
         )
         .await?;
     Ok(Json(AliasMoveResponse { recorded }))
@@ -505,43 +531,47 @@ pub async fn move_alias(
 
 #[utoipa::path(delete, path = "/api/v1/models/{name}/aliases/{alias}", tag = "aliases",
     params(("name" = String, Path, description = "Model name"), ("alias" = String, Path, description = "Alias"),
-           ("reason" = Option<String>, Query, description = "Why, for the alias history")),
+           ("reason" = Option<String>, Query, description = "Why, for the alias history"), IdempotencyHeader),
     responses((status = 200, body = AliasMoveResponse), (status = 404, body = ErrorBody)))]
 pub async fn delete_alias(
     State(r): State<Registry>,
     Caller(actor): Caller,
     Path((name, alias)): Path<(String, String)>,
+    IdemKey(key): IdemKey,
     ApiQuery(reason): ApiQuery<Reason>,
 ) -> ApiResult<Json<AliasMoveResponse>> {
     let recorded = r
-        .move_alias(
+        .move_alias_keyed(
             &actor,
             &model_name(&name)?,
             &alias_name(&alias)?,
             AliasTarget::Remove,
             reason.reason.as_deref(),
+            key.as_ref(),
         )
         .await?;
     Ok(Json(AliasMoveResponse { recorded }))
 }
 
 #[utoipa::path(post, path = "/api/v1/models/{name}/aliases/{alias}/rollback", tag = "aliases", request_body = Reason,
-    params(("name" = String, Path, description = "Model name"), ("alias" = String, Path, description = "Alias")),
+    params(("name" = String, Path, description = "Model name"), ("alias" = String, Path, description = "Alias"), IdempotencyHeader),
     responses((status = 200, description = "The alias is back where it pointed before its last move", body = AliasMoveResponse),
               (status = 404, body = ErrorBody), (status = 409, description = "No earlier version", body = ErrorBody)))]
 pub async fn rollback_alias(
     State(r): State<Registry>,
     Caller(actor): Caller,
     Path((name, alias)): Path<(String, String)>,
+    IdemKey(key): IdemKey,
     ApiJson(req): ApiJson<Reason>,
 ) -> ApiResult<Json<AliasMoveResponse>> {
     let recorded = r
-        .move_alias(
+        .move_alias_keyed(
             &actor,
             &model_name(&name)?,
             &alias_name(&alias)?,
             AliasTarget::PreviousVersion,
             req.reason.as_deref(),
+            key.as_ref(),
         )
         .await?;
     Ok(Json(AliasMoveResponse { recorded }))

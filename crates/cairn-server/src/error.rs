@@ -27,6 +27,9 @@ impl ApiError {
 }
 
 pub(crate) fn status_of(e: &Error) -> StatusCode {
+    if e.is_database_unavailable() {
+        return StatusCode::SERVICE_UNAVAILABLE;
+    }
     match e {
         Error::Invalid(_)
         | Error::InvalidArgument(_)
@@ -45,7 +48,10 @@ pub(crate) fn status_of(e: &Error) -> StatusCode {
         Error::ModelExists(_)
         | Error::AlreadyExists(_)
         | Error::Conflict(_)
+        | Error::KeyInFlight(_)
         | Error::PolicyUnmet { .. } => StatusCode::CONFLICT,
+        Error::KeyReused(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        Error::CommitUnknown(_) => StatusCode::SERVICE_UNAVAILABLE,
         Error::CorruptBlob(_)
         | Error::Database(_)
         | Error::Sqlite(_)
@@ -55,9 +61,38 @@ pub(crate) fn status_of(e: &Error) -> StatusCode {
     }
 }
 
+/// How many seconds a client is asked to wait before retrying a 503.
+const RETRY_AFTER_SECONDS: u32 = 1;
+
+/// `Retry-After` on an answer that asks the client to come back (503).
+pub(crate) fn add_retry_after(response: &mut Response) {
+    response.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from(RETRY_AFTER_SECONDS),
+    );
+}
+
+/// What a client is told when a store cannot be reached or a commit's outcome is
+/// unknown: which, and what to do; the details go to the log.
+pub(crate) fn unavailable_message(e: &Error) -> String {
+    match e {
+        Error::CommitUnknown(_) => {
+            "the database connection was lost while this write committed, and \
+             whether it did could not be learned; retrying with the same Idempotency-Key is safe, \
+             retrying without one may apply it twice"
+                .into()
+        }
+        _ => "the metadata store cannot be reached; retry later".into(),
+    }
+}
+
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
         let status = status_of(&e);
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            tracing::warn!(error = %e, "request failed; the metadata store is unavailable");
+            return Self::new(status, e.code(), unavailable_message(&e));
+        }
         // A damaged blob is the server's fault, and worth saying so as it is.
         if status.is_server_error() && !matches!(e, Error::CorruptBlob(_)) {
             tracing::error!(error = %e, "request failed");
@@ -83,6 +118,10 @@ impl IntoResponse for ApiError {
             code: self.code.to_owned(),
             message: self.message,
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            add_retry_after(&mut response);
+        }
+        response
     }
 }

@@ -126,3 +126,32 @@ pub(crate) fn too_large(limit: usize, declared: Option<u64>) -> ApiError {
         too_large_message(limit, declared),
     )
 }
+
+/// The request's `Idempotency-Key` header, if it has one; a malformed key is refused
+/// (400) rather than ignored, so that a client never believes itself protected when
+/// it is not.
+pub struct IdemKey(pub Option<cairn_core::api::IdempotencyKey>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for IdemKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        use cairn_core::api::{IDEMPOTENCY_KEY_HEADER, IdempotencyKey};
+        let Some(value) = parts.headers.get(IDEMPOTENCY_KEY_HEADER) else {
+            return Ok(Self(None));
+        };
+        let key = value
+            .to_str()
+            .map_err(|_| {
+                cairn_core::ValidationError::Value(
+                    IDEMPOTENCY_KEY_HEADER.into(),
+                    "an idempotency key is visible ASCII, without spaces",
+                )
+            })
+            .and_then(IdempotencyKey::new)?;
+        Ok(Self(Some(key)))
+    }
+}

@@ -528,3 +528,7 @@ mod integrity;
 /// The listings' pages and their `Link: rel="next"`.
 #[path = "api/paging.rs"]
 mod paging;
+
+/// `Idempotency-Key`: a repeated write answers the first one's result.
+#[path = "api/idempotency.rs"]
+mod idempotency;

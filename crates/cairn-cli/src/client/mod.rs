@@ -4,6 +4,7 @@
 
 pub mod embedded;
 pub mod remote;
+pub mod retry;
 
 use std::path::{Path, PathBuf};
 
@@ -28,6 +29,7 @@ use cairn_core::{
 use cairn_registry::{BlobLocation, DbLocation};
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
+pub use retry::RetryPolicy;
 
 /// A blob being downloaded.
 pub struct Download {
@@ -289,12 +291,13 @@ impl Location {
             .context("no data directory on this platform: set CAIRN_HOME or pass --registry")
     }
 
-    pub async fn connect(&self) -> Result<Box<dyn RegistryClient>> {
+    /// A client of this registry; a server's requests are retried as `retry` says.
+    pub async fn connect(&self, retry: RetryPolicy) -> Result<Box<dyn RegistryClient>> {
         Ok(match self {
             Self::Embedded { db, blobs } => {
                 Box::new(embedded::Embedded::open(db, blobs, actor()).await?)
             }
-            Self::Remote(url) => Box::new(remote::Remote::new(url, actor(), token()?)?),
+            Self::Remote(url) => Box::new(remote::Remote::new(url, actor(), token()?, retry)?),
         })
     }
 }

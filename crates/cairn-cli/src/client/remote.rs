@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use cairn_core::ModelVersionRef;
 use cairn_core::api::{
     ACTOR_HEADER, AliasMoveResponse, Approve, Approved, CreateToken, CreatedToken, ErrorBody,
-    MissingBlobsRequest, MissingBlobsResponse, MoveAlias, NewVersion, PromotionCheck, Reason,
-    SetGrant, SetPassword,
+    IDEMPOTENCY_KEY_HEADER, MissingBlobsRequest, MissingBlobsResponse, MoveAlias, NewVersion,
+    PromotionCheck, Reason, SetGrant, SetPassword,
 };
 use cairn_core::auth::{TokenInfo, UserInfo};
 use cairn_core::diff::VersionDiff;
@@ -29,6 +29,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::{Method, RequestBuilder, Response, header};
 use serde::de::DeserializeOwned;
 
+use super::retry::{self, Repeat, RetryPolicy};
 use super::{Download, LineageQuery, RegistryClient};
 
 const UPLOAD_CHUNK: usize = 256 * 1024;
@@ -53,10 +54,16 @@ pub struct Remote {
     /// Sent as `Authorization: Bearer`; a server enforcing authentication records
     /// changes under the token's user, not `actor`.
     token: Option<String>,
+    retry: RetryPolicy,
 }
 
 impl Remote {
-    pub fn new(base: &str, actor: String, token: Option<String>) -> Result<Self> {
+    pub fn new(
+        base: &str,
+        actor: String,
+        token: Option<String>,
+        retry: RetryPolicy,
+    ) -> Result<Self> {
         let mut http =
             reqwest::Client::builder().user_agent(concat!("cairn/", env!("CARGO_PKG_VERSION")));
         // A server whose certificate a private authority signed.
@@ -74,6 +81,7 @@ impl Remote {
             http,
             actor,
             token,
+            retry,
         })
     }
 
@@ -88,20 +96,62 @@ impl Remote {
         }
     }
 
-    /// Sends a request; a non-2xx answer becomes an error carrying the server's message.
+    /// Sends a request, retried as `retry` says when it fails on the way or the registry
+    /// is briefly unavailable (`retry`); a non-2xx answer becomes an error carrying the
+    /// server's message.
     async fn send(&self, request: RequestBuilder) -> Result<Response> {
-        let response = request
-            .send()
-            .await
-            .with_context(|| format!("cannot reach the registry at {}", self.base))?;
+        let request = request.build()?;
+        let repeat = retry::repeat_of(&request);
+        let mut retries = self.retry.start();
+        loop {
+            let attempt = request
+                .try_clone()
+                .expect("a request sent by `send` has a body in memory");
+            match self.attempt(self.http.execute(attempt).await, repeat).await {
+                Attempt::Done(answer) => return answer,
+                Attempt::Failed { why, error } => {
+                    if !retries.pause(&why).await {
+                        return Err(error);
+                    }
+                }
+            }
+        }
+    }
+
+    /// What one attempt came to: an answer to return, or a failure worth retrying.
+    async fn attempt(&self, sent: reqwest::Result<Response>, repeat: Repeat) -> Attempt {
+        let response = match sent {
+            Ok(response) => response,
+            Err(e) => {
+                let retryable = retry::retry_failure(&e, repeat);
+                let error = anyhow::Error::new(e)
+                    .context(format!("cannot reach the registry at {}", self.base));
+                return match retryable {
+                    true => Attempt::Failed {
+                        why: format!("{error:#}"),
+                        error,
+                    },
+                    false => Attempt::Done(Err(error)),
+                };
+            }
+        };
         if response.status().is_success() {
-            return Ok(response);
+            return Attempt::Done(Ok(response));
         }
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
-        match serde_json::from_str::<ErrorBody>(&text) {
-            Ok(body) => bail!("{} ({})", body.message, body.code),
-            Err(_) => bail!("the registry answered {status}: {}", text.trim()),
+        let body = serde_json::from_str::<ErrorBody>(&text).ok();
+        let error = match &body {
+            Some(body) => anyhow::anyhow!("{} ({})", body.message, body.code),
+            None => anyhow::anyhow!("the registry answered {status}: {}", text.trim()),
+        };
+        if retry::retry_answer(status, body.as_ref().map(|b| b.code.as_str()), repeat) {
+            Attempt::Failed {
+                why: format!("the registry answered {}: {error}", status.as_u16()),
+                error,
+            }
+        } else {
+            Attempt::Done(Err(error))
         }
     }
 
@@ -136,6 +186,20 @@ impl Remote {
             .await
             .context("the registry sent an answer this client does not understand")
     }
+}
+
+/// One attempt at a request.
+enum Attempt {
+    /// The answer, or a failure not worth retrying.
+    Done(Result<Response>),
+    /// A failure a retry may get past: why (for stderr) and the error to report if
+    /// no retry is left.
+    Failed { why: String, error: anyhow::Error },
+}
+
+/// A fresh idempotency key, sent with one write and each of its retries.
+fn new_key() -> String {
+    uuid::Uuid::new_v4().to_string()
 }
 
 /// The next page a listing links to (`Link: </api/v1/…>; rel="next"`), as a path under
@@ -259,6 +323,7 @@ impl RegistryClient for Remote {
     async fn create_version(&self, model: &ModelName, new: &NewVersion) -> Result<Version> {
         self.json(
             self.request(Method::POST, &format!("/models/{}/versions", seg(model)))
+                .header(IDEMPOTENCY_KEY_HEADER, new_key())
                 .json(new),
         )
         .await
@@ -290,6 +355,7 @@ impl RegistryClient for Remote {
                     Method::PUT,
                     &format!("/models/{}/aliases/{}", seg(model), seg(alias)),
                 )
+                .header(IDEMPOTENCY_KEY_HEADER, new_key())
                 .json(&body),
             )
             .await?;
@@ -311,6 +377,7 @@ impl RegistryClient for Remote {
                     Method::DELETE,
                     &format!("/models/{}/aliases/{}", seg(model), seg(alias)),
                 )
+                .header(IDEMPOTENCY_KEY_HEADER, new_key())
                 .query(&query),
             )
             .await?;
@@ -332,6 +399,7 @@ impl RegistryClient for Remote {
                     Method::POST,
                     &format!("/models/{}/aliases/{}/rollback", seg(model), seg(alias)),
                 )
+                .header(IDEMPOTENCY_KEY_HEADER, new_key())
                 .json(&body),
             )
             .await?;
@@ -637,32 +705,56 @@ impl RegistryClient for Remote {
         size: u64,
         on_bytes: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<()> {
-        let f = tokio::fs::File::open(file).await?;
-        // The body stream must be 'static: report progress through a channel.
-        let (sent_tx, mut sent_rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
-        let stream =
-            tokio_util::io::ReaderStream::with_capacity(f, UPLOAD_CHUNK).inspect(move |chunk| {
-                if let Ok(chunk) = chunk {
-                    let _ = sent_tx.send(chunk.len() as u64);
-                }
-            });
-        let request = self
-            .request(Method::PUT, &format!("/blobs/sha256/{digest}"))
-            .header(header::CONTENT_TYPE, "application/octet-stream")
-            .header(header::CONTENT_LENGTH, size)
-            .body(reqwest::Body::wrap_stream(stream));
-        let upload = self.send(request);
-        tokio::pin!(upload);
+        // A blob is stored by its digest: sending it again changes nothing, so every
+        // failure on the way is retried, each time from the file's start. Progress
+        // counts each byte once, however often it is sent.
+        let mut retries = self.retry.start();
+        let mut reported = 0u64;
         loop {
-            tokio::select! {
-                result = &mut upload => {
-                    while let Ok(n) = sent_rx.try_recv() {
-                        on_bytes(n);
+            let f = tokio::fs::File::open(file).await?;
+            // The body stream must be 'static: report progress through a channel.
+            let (sent_tx, mut sent_rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
+            let stream = tokio_util::io::ReaderStream::with_capacity(f, UPLOAD_CHUNK).inspect(
+                move |chunk| {
+                    if let Ok(chunk) = chunk {
+                        let _ = sent_tx.send(chunk.len() as u64);
                     }
-                    result?;
-                    return Ok(());
+                },
+            );
+            let request = self
+                .request(Method::PUT, &format!("/blobs/sha256/{digest}"))
+                .header(header::CONTENT_TYPE, "application/octet-stream")
+                .header(header::CONTENT_LENGTH, size)
+                .body(reqwest::Body::wrap_stream(stream))
+                .build()?;
+            let mut sent = 0u64;
+            let mut progress = |n: u64| {
+                sent += n;
+                if sent > reported {
+                    on_bytes(sent - reported);
+                    reported = sent;
                 }
-                Some(n) = sent_rx.recv() => on_bytes(n),
+            };
+            let upload = self.http.execute(request);
+            tokio::pin!(upload);
+            let answer = loop {
+                tokio::select! {
+                    answer = &mut upload => {
+                        while let Ok(n) = sent_rx.try_recv() {
+                            progress(n);
+                        }
+                        break answer;
+                    }
+                    Some(n) = sent_rx.recv() => progress(n),
+                }
+            };
+            match self.attempt(answer, Repeat::Harmless).await {
+                Attempt::Done(answer) => return answer.map(drop),
+                Attempt::Failed { why, error } => {
+                    if !retries.pause(&why).await {
+                        return Err(error);
+                    }
+                }
             }
         }
     }

@@ -25,14 +25,16 @@ pub struct StoreArgs {
     /// Most database connections this server opens.
     #[arg(long, env = "CAIRN_DB_MAX_CONNECTIONS", default_value_t = 16)]
     db_max_connections: u32,
-    /// How long a request waits for a free database connection (e.g. 30s, 500ms).
-    #[arg(long, env = "CAIRN_DB_ACQUIRE_TIMEOUT", default_value = "30s", value_parser = super::parse_duration)]
+    /// How long a request waits for a database connection (e.g. 1500ms, 3s): with the
+    /// database down, requests answer 503 (`database_unavailable`) after this long.
+    #[arg(long, env = "CAIRN_DB_ACQUIRE_TIMEOUT", default_value = "1500ms", value_parser = super::parse_duration)]
     db_acquire_timeout: Duration,
     /// PostgreSQL: statements running longer are cancelled (0 = never).
     #[arg(long, env = "CAIRN_DB_STATEMENT_TIMEOUT", default_value = "30s", value_parser = super::parse_duration)]
     db_statement_timeout: Duration,
-    /// How often a write failing on a transient database error (deadlock,
-    /// serialization failure, lost connection) is retried.
+    /// How often a write is run again after a database failure that provably left
+    /// nothing committed (deadlock, serialization failure, a connection lost before
+    /// its commit). A commit whose answer was lost is looked up, never run again blindly.
     #[arg(long, env = "CAIRN_DB_RETRIES", default_value_t = 3)]
     db_retries: u32,
 }
@@ -116,6 +118,11 @@ pub struct Args {
     /// How long a webhook delivery is retried before it is marked failed.
     #[arg(long, env = "CAIRN_WEBHOOK_RETRY_FOR", default_value = "24h", value_parser = super::parse_duration)]
     webhook_retry_for: Duration,
+    /// How long an idempotency key (a write's `Idempotency-Key`; the CLI sends one
+    /// with every push and alias move) is remembered: a retry within it answers the
+    /// first write's result.
+    #[arg(long, env = "CAIRN_IDEMPOTENCY_TTL", default_value = "24h", value_parser = super::parse_duration)]
+    idempotency_ttl: Duration,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -164,6 +171,23 @@ pub(crate) enum LogFormat {
     Json,
 }
 
+/// How often expired idempotency keys are swept (a key past its time is ignored
+/// anyway; this keeps the table small).
+const KEY_SWEEP_EVERY: Duration = Duration::from_secs(10 * 60);
+
+/// Forgets expired idempotency keys, now and then, for as long as the server runs.
+async fn expire_idempotency_keys(registry: Registry) {
+    let mut every = tokio::time::interval(KEY_SWEEP_EVERY);
+    loop {
+        every.tick().await;
+        match registry.expire_idempotency_keys().await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(forgotten = n, "expired idempotency keys swept"),
+            Err(e) => tracing::warn!(error = %e, "could not sweep expired idempotency keys"),
+        }
+    }
+}
+
 /// Whether `host` names this machine only (127.0.0.0/8, ::1, localhost).
 fn is_loopback(host: &str) -> bool {
     host.eq_ignore_ascii_case("localhost")
@@ -198,7 +222,9 @@ pub async fn run(args: Args, artifacts: Option<&str>) -> Result<ExitCode> {
     let registry = Registry::open(&db, &blobs, &options)
         .await
         .with_context(|| format!("opening the registry at {db} (artifacts: {blobs})"))?
-        .with_webhooks(webhooks);
+        .with_webhooks(webhooks)
+        .with_key_ttl(args.idempotency_ttl);
+    tokio::spawn(expire_idempotency_keys(registry.clone()));
     // Uploads cut off by a crash leave staged parts behind; a day is far longer than
     // any upload in progress.
     let sweeper = registry.clone();

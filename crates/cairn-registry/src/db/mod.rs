@@ -18,6 +18,7 @@ use time::OffsetDateTime;
 use crate::{Error, Result};
 
 pub(crate) mod checkpoint;
+pub(crate) mod outcome;
 pub(crate) mod sql;
 mod sqlite_migrate;
 pub(crate) mod sqlite_reads;
@@ -90,12 +91,14 @@ impl std::fmt::Display for DbLocation {
 pub struct DbOptions {
     /// Most connections this process opens.
     pub max_connections: u32,
-    /// How long a request waits for a free connection before failing.
+    /// How long a request waits for a connection before failing — with a database that
+    /// cannot be reached, how soon it answers 503 (`database_unavailable`).
     pub acquire_timeout: Duration,
     /// PostgreSQL only: statements running longer are cancelled (`statement_timeout`).
     pub statement_timeout: Option<Duration>,
-    /// How often a write that failed on a transient error (serialization failure,
-    /// deadlock, lost connection) is retried.
+    /// How often a write is run again after a failure that provably left nothing
+    /// committed (serialization failure, deadlock, a connection lost before `COMMIT`
+    /// was sent; [`Error::is_transient`]). A lost `COMMIT` is never retried blindly.
     pub retries: u32,
 }
 
@@ -103,7 +106,7 @@ impl Default for DbOptions {
     fn default() -> Self {
         Self {
             max_connections: 8,
-            acquire_timeout: Duration::from_secs(30),
+            acquire_timeout: Duration::from_millis(1500),
             statement_timeout: Some(Duration::from_secs(30)),
             retries: 3,
         }

@@ -26,13 +26,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags, ToSql};
-use sqlx::{Any, Encode, Type};
+use sqlx::{Any, AnyPool, Encode, Type};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::db::checkpoint::WRITER_CHECKPOINT_PAGES;
 use crate::db::sql::{Row, SqlBuilder};
 use crate::db::sqlite_reads::rows;
-use crate::db::{Backend, MetadataStore};
+use crate::db::{Backend, MetadataStore, outcome};
 use crate::{Error, Result};
 
 /// How long a write waits for another process to release SQLite's write lock.
@@ -75,12 +75,24 @@ pub(crate) struct WriteTx {
     /// The engine it runs on, for SQL that differs between them.
     pub backend: Backend,
     inner: TxInner,
+    /// The audit entry this transaction appended, if any: what tells, should the answer
+    /// to its `COMMIT` be lost, whether it committed (`outcome`).
+    audit_mark: Option<AuditMark>,
+}
+
+/// An audit entry a transaction wrote: its number and its hash, which no other entry
+/// at that number can have.
+#[derive(Debug, Clone)]
+pub(crate) struct AuditMark {
+    pub seq: i64,
+    pub hash: String,
 }
 
 enum TxInner {
     /// The writer, inside `BEGIN IMMEDIATE`.
     Sqlite(SqliteTx),
-    Postgres(sqlx::Transaction<'static, Any>),
+    /// A transaction on the pool, and the pool (to learn the outcome of a lost commit).
+    Postgres(sqlx::Transaction<'static, Any>, AnyPool),
 }
 
 struct SqliteTx(OwnedMutexGuard<Connection>);
@@ -111,13 +123,29 @@ impl WriteTx {
         }
     }
 
+    /// Records the audit entry this transaction appended (`audit::append`).
+    pub fn mark_audit_entry(&mut self, mark: AuditMark) {
+        self.audit_mark = Some(mark);
+    }
+
+    /// Commits. On PostgreSQL an answer to `COMMIT` that never arrives (the connection
+    /// lost) leaves the outcome open: it is learned from the database (`outcome`)
+    /// before this returns — `Ok` if it committed, a transient error if provably not,
+    /// [`Error::CommitUnknown`] if it cannot be learned. On SQLite a commit has no such
+    /// third outcome: it runs in this process.
     pub async fn commit(self) -> Result<()> {
         match self.inner {
             TxInner::Sqlite(tx) => {
                 tx.0.prepare_cached("COMMIT")?.execute([])?;
                 Ok(())
             }
-            TxInner::Postgres(tx) => Ok(tx.commit().await?),
+            TxInner::Postgres(tx, pool) => match tx.commit().await {
+                Ok(()) => Ok(()),
+                Err(lost @ (sqlx::Error::Io(_) | sqlx::Error::Protocol(_))) => {
+                    outcome::learn(&pool, self.audit_mark.as_ref(), lost).await
+                }
+                Err(e) => Err(e.into()),
+            },
         }
     }
 }
@@ -163,11 +191,12 @@ impl MetadataStore {
     pub(crate) async fn write_tx(&self) -> Result<WriteTx> {
         let inner = match self.sqlite_writer() {
             Some(writer) => TxInner::Sqlite(begin_immediate(writer).await?),
-            None => TxInner::Postgres(self.pool().begin().await?),
+            None => TxInner::Postgres(self.pool().begin().await?, self.pool().clone()),
         };
         Ok(WriteTx {
             backend: self.backend(),
             inner,
+            audit_mark: None,
         })
     }
 
@@ -196,6 +225,16 @@ impl MetadataStore {
             target: Target::Alone(self),
             q,
         }
+    }
+}
+
+/// A write statement committed on its own (PostgreSQL) that failed: a lost connection
+/// leaves open whether it committed, and nothing marks it — unlike a transaction's
+/// `COMMIT` (`outcome`) — so it is not retried.
+fn statement_alone_failed(e: sqlx::Error) -> Error {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::Protocol(_) => Error::CommitUnknown(e.to_string()),
+        e => e.into(),
     }
 }
 
@@ -277,14 +316,19 @@ impl Stmt<'_> {
         match target {
             Target::Tx(tx) => match &mut tx.inner {
                 TxInner::Sqlite(conn) => Ok(sqlite_execute(&conn.0, &q)?),
-                TxInner::Postgres(pg) => Ok(q.build().execute(&mut **pg).await?.rows_affected()),
+                TxInner::Postgres(pg, _) => Ok(q.build().execute(&mut **pg).await?.rows_affected()),
             },
             Target::Alone(store) => match store.sqlite_writer() {
                 Some(writer) => {
                     let mut conn = writer.lock().await;
                     when_not_busy(&mut conn, |conn| sqlite_execute(conn, &q)).await
                 }
-                None => Ok(q.build().execute(store.pool()).await?.rows_affected()),
+                None => Ok(q
+                    .build()
+                    .execute(store.pool())
+                    .await
+                    .map_err(statement_alone_failed)?
+                    .rows_affected()),
             },
             Target::Read(_) => unreachable!("a Read exposes no execute"),
         }
@@ -296,14 +340,18 @@ impl Stmt<'_> {
         match target {
             Target::Tx(tx) => match &mut tx.inner {
                 TxInner::Sqlite(conn) => Ok(rows(&conn.0, &q)?),
-                TxInner::Postgres(pg) => Ok(q.build_query_as().fetch_all(&mut **pg).await?),
+                TxInner::Postgres(pg, _) => Ok(q.build_query_as().fetch_all(&mut **pg).await?),
             },
             Target::Alone(store) => match store.sqlite_writer() {
                 Some(writer) => {
                     let mut conn = writer.lock().await;
                     when_not_busy(&mut conn, |conn| rows(conn, &q)).await
                 }
-                None => Ok(q.build_query_as().fetch_all(store.pool()).await?),
+                None => Ok(q
+                    .build_query_as()
+                    .fetch_all(store.pool())
+                    .await
+                    .map_err(statement_alone_failed)?),
             },
             Target::Read(store) => store.read_rows(q).await,
         }

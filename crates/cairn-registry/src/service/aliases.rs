@@ -8,12 +8,15 @@
 //! it and a protection that lands first is never missed.
 
 use cairn_core::access::{Actor, Need, Scope, authorize};
+use cairn_core::api::IdempotencyKey;
 use cairn_core::auth::Role;
 use cairn_core::model::AliasAction;
 use cairn_core::{AliasMove, AliasName, ModelName};
 
+use super::idempotency::fingerprint;
 use super::policies::unmet_rules_in;
 use super::{REASON_MAX, Registry, check_actor, check_text, existing_number};
+use crate::idempotency::complete;
 use crate::store::{
     AliasState, AliasWrite, alias_state, lock_existing_model, write_alias_move, write_protection,
 };
@@ -52,6 +55,22 @@ impl Registry {
         target: AliasTarget,
         reason: Option<&str>,
     ) -> Result<Option<AliasMove>> {
+        self.move_alias_keyed(actor, model, alias, target, reason, None)
+            .await
+    }
+
+    /// [`Registry::move_alias`] under a client's idempotency key (when there is one):
+    /// the key sent again answers the move it made — a rollback repeated does not roll
+    /// back twice.
+    pub async fn move_alias_keyed(
+        &self,
+        actor: &Actor,
+        model: &ModelName,
+        alias: &AliasName,
+        target: AliasTarget,
+        reason: Option<&str>,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Option<AliasMove>> {
         let actor = check_actor(actor)?;
         if let AliasTarget::Version(number) = target {
             existing_number(model, number)?;
@@ -60,54 +79,76 @@ impl Registry {
             check_text("reason", reason, REASON_MAX)?;
         }
         let action = target.action();
-        self.meta
-            .with_retries(|| async {
-                let mut tx = self.meta.write_tx().await?;
-                let state = alias_state(&mut tx, model, alias).await?;
-                let Some(to) = destination(&state, target, model, alias)? else {
-                    return Ok(None);
-                };
-                if state.protected {
-                    authorize(actor, Need::new(Role::Admin, Scope::Model(model.as_str())))?;
-                }
-                // A promotion meets the alias's policies; a rollback (to where the
-                // alias was before) is the escape hatch and skips them. Read in this
-                // transaction, under the model's lock: tags and approvals of its
-                // versions cannot change until this move commits or gives up.
-                if let (AliasTarget::Version(number), Some(to)) = (target, to) {
-                    let unmet =
-                        unmet_rules_in(&mut tx, model, state.model_id, alias, to, state.current)
-                            .await?;
-                    if !unmet.is_empty() {
-                        return Err(Error::PolicyUnmet {
-                            target: format!("moving {model}@{alias} to {number}"),
-                            unmet,
-                        });
+        let request = || {
+            let target = match target {
+                AliasTarget::Version(n) => n.to_string(),
+                AliasTarget::PreviousVersion => "rollback".to_owned(),
+                AliasTarget::Remove => "remove".to_owned(),
+            };
+            fingerprint(&("move alias", model.as_str(), alias.as_str(), target, reason))
+        };
+        self.keyed(actor, key, request, |claim| {
+            self.meta.with_retries(move || {
+                let claim = claim.clone();
+                async move {
+                    let mut tx = self.meta.write_tx().await?;
+                    let state = alias_state(&mut tx, model, alias).await?;
+                    let Some(to) = destination(&state, target, model, alias)? else {
+                        return Ok(None);
+                    };
+                    if state.protected {
+                        authorize(actor, Need::new(Role::Admin, Scope::Model(model.as_str())))?;
                     }
-                }
-                let write = AliasWrite {
-                    model,
-                    alias,
-                    from: state.current,
-                    to,
-                    action,
-                    actor,
-                    reason,
-                };
-                let moved = write_alias_move(&mut tx, state.model_id, &write)
-                    .await
-                    .map_err(|e| match (e, target, to) {
-                        (Error::VersionNotFound { .. }, AliasTarget::PreviousVersion, Some(n)) => {
-                            Error::Conflict(format!(
-                                "alias {alias:?} pointed at {model}@{n} before, which was deleted"
-                            ))
+                    // A promotion meets the alias's policies; a rollback (to where the
+                    // alias was before) is the escape hatch and skips them. Read in this
+                    // transaction, under the model's lock: tags and approvals of its
+                    // versions cannot change until this move commits or gives up.
+                    if let (AliasTarget::Version(number), Some(to)) = (target, to) {
+                        let unmet = unmet_rules_in(
+                            &mut tx,
+                            model,
+                            state.model_id,
+                            alias,
+                            to,
+                            state.current,
+                        )
+                        .await?;
+                        if !unmet.is_empty() {
+                            return Err(Error::PolicyUnmet {
+                                target: format!("moving {model}@{alias} to {number}"),
+                                unmet,
+                            });
                         }
-                        (e, ..) => e,
-                    })?;
-                tx.commit().await?;
-                Ok(Some(moved))
+                    }
+                    let write = AliasWrite {
+                        model,
+                        alias,
+                        from: state.current,
+                        to,
+                        action,
+                        actor,
+                        reason,
+                    };
+                    let moved = write_alias_move(&mut tx, state.model_id, &write)
+                        .await
+                        .map_err(|e| match (e, target, to) {
+                            (
+                                Error::VersionNotFound { .. },
+                                AliasTarget::PreviousVersion,
+                                Some(n),
+                            ) => Error::Conflict(format!(
+                                "alias {alias:?} pointed at {model}@{n} before, which was deleted"
+                            )),
+                            (e, ..) => e,
+                        })?;
+                    let moved = Some(moved);
+                    complete(claim.as_ref(), &mut tx, &moved).await?;
+                    tx.commit().await?;
+                    Ok(moved)
+                }
             })
-            .await
+        })
+        .await
     }
 
     /// Protects `alias` of `model` (or, with `protect` false, lifts its protection): from

@@ -77,7 +77,8 @@ const TABLES: &[(&str, &[&str])] = &[
 /// Tables `copy` leaves out, each for a reason: the schema's own bookkeeping
 /// (`_sqlx_migrations`), what the target derives (`run_latest_metrics`), uploads in
 /// flight, each registry's own garbage-collection state (its tombstones describe its
-/// own blob store), its own security log of refused requests, and its webhooks (their
+/// own blob store), its own security log of refused requests, the idempotency keys of
+/// requests it answered, and its webhooks (their
 /// secrets are encrypted under the source registry's key; their deliveries are the
 /// source's log). A test checks that every table of the schema is in one list
 /// or the other.
@@ -92,6 +93,7 @@ const NOT_COPIED: &[&str] = &[
     "access_denials",
     "webhooks",
     "webhook_deliveries",
+    "idempotency_keys",
 ];
 
 /// Columns that never change once a row with a generated id exists. The same id with

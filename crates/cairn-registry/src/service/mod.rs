@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use cairn_core::access::Actor;
-use cairn_core::api::{CreateModel, NewVersion};
+use cairn_core::api::{CreateModel, IdempotencyKey, NewVersion};
 use cairn_core::{
     MetaKey, Model, ModelName, Sha256Digest, ValidationError, VerifyReport, Version, VersionRef,
 };
@@ -28,6 +28,7 @@ pub mod copy;
 mod denials;
 mod diff;
 mod gc;
+pub mod idempotency;
 mod lineage;
 mod metadata;
 mod policies;
@@ -53,6 +54,8 @@ pub struct Registry {
     pub(crate) read_cache: Arc<ReadCache>,
     changes: changes::SharedChangeWatch,
     pub(crate) webhook_config: Arc<crate::webhooks::WebhookConfig>,
+    /// How long an idempotency key is remembered once its write is done.
+    key_ttl: std::time::Duration,
 }
 
 impl Registry {
@@ -89,6 +92,7 @@ impl Registry {
             read_cache: Arc::new(ReadCache::new(read_cache::DEFAULT_BUDGET)),
             changes: Default::default(),
             webhook_config: Default::default(),
+            key_ttl: idempotency::DEFAULT_KEY_TTL,
         })
     }
 
@@ -96,6 +100,12 @@ impl Registry {
     /// addresses may be called, how long deliveries are retried.
     pub fn with_webhooks(mut self, config: crate::webhooks::WebhookConfig) -> Self {
         self.webhook_config = Arc::new(config);
+        self
+    }
+
+    /// The registry remembering idempotency keys for `ttl` once their write is done.
+    pub fn with_key_ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.key_ttl = ttl;
         self
     }
 
@@ -221,7 +231,22 @@ impl Registry {
         new: &NewVersion,
         origin: &VersionOrigin,
     ) -> Result<Version> {
-        self.register(actor, model, new, origin, false).await
+        self.register(actor, model, new, origin, false, None).await
+    }
+
+    /// [`Registry::register_version`] under a client's idempotency key: the key sent
+    /// again with the same request answers the version it registered (same number,
+    /// same digest), however the first answer was lost.
+    pub async fn register_version_keyed(
+        &self,
+        actor: &Actor,
+        model: &ModelName,
+        new: &NewVersion,
+        key: &IdempotencyKey,
+    ) -> Result<Version> {
+        let origin = VersionOrigin::default();
+        self.register(actor, model, new, &origin, false, Some(key))
+            .await
     }
 
     /// Registers a version: content-addressed by `new.files`, or (`external`) one
@@ -234,6 +259,7 @@ impl Registry {
         new: &NewVersion,
         origin: &VersionOrigin,
         external: bool,
+        key: Option<&IdempotencyKey>,
     ) -> Result<Version> {
         let actor = check_actor(actor)?;
         if external && !new.files.files().is_empty() {
@@ -253,9 +279,6 @@ impl Registry {
             }
         }
 
-        self.check_parents(&new.lineage.parents).await?;
-        self.check_declared_sizes(new).await?;
-
         // The run a registration names is the version's run, as MLflow records it.
         let named_run;
         let origin = match &new.lineage.run_id {
@@ -269,14 +292,30 @@ impl Registry {
             _ => origin,
         };
         let digest = (!external).then(|| new.files.digest());
-        let (number, created_at) = self
-            .meta
-            .insert_version(VersionInsert {
-                model,
-                digest,
+        let request = || {
+            idempotency::fingerprint(&(
+                "register",
+                model.as_str(),
                 new,
-                actor,
-                origin,
+                [&origin.source, &origin.run_id, &origin.run_link],
+                &origin.logged_model_id,
+                external,
+            ))
+        };
+        let (number, created_at): (u64, i64) = self
+            .keyed(actor, key, request, |claim| async move {
+                self.check_parents(&new.lineage.parents).await?;
+                self.check_declared_sizes(new).await?;
+                self.meta
+                    .insert_version(VersionInsert {
+                        model,
+                        digest,
+                        new,
+                        actor,
+                        origin,
+                        claim: claim.as_ref(),
+                    })
+                    .await
             })
             .await?;
         // What was just committed, as committed: no read back (a new version has no

@@ -123,7 +123,8 @@ impl Registry {
             params: Default::default(),
             lineage: lineage.unwrap_or_default(),
         };
-        self.register(actor, model, &new, &origin, external).await
+        self.register(actor, model, &new, &origin, external, None)
+            .await
     }
 
     /// Fails unless the source lies in the run (`run_id`) or logged model (`model_id`)

@@ -170,6 +170,8 @@ pub(crate) struct VersionInsert<'a> {
     pub new: &'a NewVersion,
     pub actor: &'a Actor,
     pub origin: &'a VersionOrigin,
+    /// The idempotency key the registration holds, completed in its transaction.
+    pub claim: Option<&'a crate::idempotency::Claim>,
 }
 
 /// Where a version came from, as MLflow records it: the artifact URI it was registered

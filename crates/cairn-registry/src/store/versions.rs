@@ -22,7 +22,7 @@ use crate::db::{MetadataStore, now_ms};
 use crate::gc::claim_blobs;
 use crate::key_values::{VERSION_PARAMS, VERSION_TAGS};
 use crate::search_sql::{push_order_and_page, push_version_condition};
-use crate::{Error, Result, lineage};
+use crate::{Error, Result, idempotency, lineage};
 
 /// Whether a version read lists the version's files (its manifest): one read more.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,8 +146,10 @@ impl MetadataStore {
         }))
         .append(&mut tx)
         .await?;
+        let outcome = (number as u64, now);
+        idempotency::complete(v.claim, &mut tx, &outcome).await?;
         tx.commit().await?;
-        Ok((number as u64, now))
+        Ok(outcome)
     }
 
     /// The version `reference` names with its tags, params, metrics and aliases, in one

@@ -26,6 +26,9 @@ pub const BAD_REQUEST: &str = "BAD_REQUEST";
 /// A request body over the server's limit (MLflow names the code; its own server sets
 /// no limit, so no status goes with it there: 413 is HTTP's).
 pub const RESOURCE_LIMIT_EXCEEDED: &str = "RESOURCE_LIMIT_EXCEEDED";
+/// The metadata store cannot be reached, or a commit's outcome could not be learned
+/// (503): MLflow's clients retry it.
+pub const TEMPORARILY_UNAVAILABLE: &str = "TEMPORARILY_UNAVAILABLE";
 /// No valid credentials (401).
 pub const UNAUTHENTICATED: &str = "UNAUTHENTICATED";
 /// Valid credentials without the role the request needs (403).
@@ -62,6 +65,7 @@ impl MlflowError {
             RESOURCE_LIMIT_EXCEEDED => StatusCode::PAYLOAD_TOO_LARGE,
             UNAUTHENTICATED => StatusCode::UNAUTHORIZED,
             PERMISSION_DENIED => StatusCode::FORBIDDEN,
+            TEMPORARILY_UNAVAILABLE => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -85,6 +89,9 @@ impl From<Error> for MlflowError {
             | Error::UploadInterrupted(_)
             | Error::MissingBlobs(_)
             | Error::Conflict(_)
+            // MLflow's API carries no idempotency key: these never arise there.
+            | Error::KeyInFlight(_)
+            | Error::KeyReused(_)
             | Error::PolicyUnmet { .. } => INVALID_PARAMETER_VALUE,
             Error::ModelExists(_) | Error::AlreadyExists(_) => RESOURCE_ALREADY_EXISTS,
             Error::Forbidden(_) => PERMISSION_DENIED,
@@ -94,7 +101,15 @@ impl From<Error> for MlflowError {
                     message: e.to_string(),
                 };
             }
-            Error::Database(_)
+            e if e.is_database_unavailable() || matches!(e, Error::CommitUnknown(_)) => {
+                tracing::warn!(error = %e, "MLflow request failed; the metadata store is unavailable");
+                return Self {
+                    code: TEMPORARILY_UNAVAILABLE,
+                    message: crate::error::unavailable_message(e),
+                };
+            }
+            Error::CommitUnknown(_)
+            | Error::Database(_)
             | Error::Sqlite(_)
             | Error::Migration(_)
             | Error::Storage(_)
@@ -221,11 +236,15 @@ impl From<cairn_core::ValidationError> for MlflowError {
 impl IntoResponse for MlflowError {
     fn into_response(self) -> Response {
         let status = self.status();
-        (
+        let mut response = (
             status,
             Json(json!({"error_code": self.code, "message": self.message})),
         )
-            .into_response()
+            .into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            crate::error::add_retry_after(&mut response);
+        }
+        response
     }
 }
 

@@ -105,6 +105,9 @@ impl UiError {
 impl From<cairn_registry::Error> for UiError {
     fn from(e: cairn_registry::Error) -> Self {
         let status = crate::error::status_of(&e);
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            return Self::new(status, crate::error::unavailable_message(&e));
+        }
         if status.is_server_error() {
             tracing::error!(error = %e, "page failed");
             return Self::new(status, "internal error; the server log has the details");

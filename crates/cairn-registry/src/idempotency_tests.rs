@@ -1,0 +1,258 @@
+//! Idempotent writes on both engines: a registration whose answer was lost, retried
+//! with its key, answers the same version and writes none; a key reused for another
+//! request, or held by a request in flight, is refused; a stale claim is taken over;
+//! a repeated rollback does not roll back twice. On PostgreSQL, the outcome of a commit
+//! whose answer was lost is learned from its audit entry.
+
+use std::time::Duration;
+
+use cairn_core::access::Actor;
+use cairn_core::api::IdempotencyKey;
+use cairn_core::{AliasName, ModelName, VersionRef};
+
+use crate::test_support::{conformance, registry};
+use crate::tests::stage;
+use crate::{AliasTarget, Error, FileList};
+
+fn key(k: &str) -> IdempotencyKey {
+    IdempotencyKey::new(k).unwrap()
+}
+
+async fn a_repeated_key_answers_the_first_registration() {
+    let (_dir, r) = registry().await;
+    let ada = Actor::unrestricted("ada");
+    let m = ModelName::new("churn").unwrap();
+    let new = stage(&r, &[("model.bin", b"weights")]).await;
+    let first = r
+        .register_version_keyed(&ada, &m, &new, &key("push-1"))
+        .await
+        .unwrap();
+    // The answer was lost; the client sends the same request with the same key.
+    let again = r
+        .register_version_keyed(&ada, &m, &new, &key("push-1"))
+        .await
+        .unwrap();
+    assert_eq!(again.version, first.version);
+    assert_eq!(again.digest, first.digest);
+    assert_eq!(again.created_at, first.created_at);
+    assert_eq!(r.list_versions(&m).await.unwrap().len(), 1);
+
+    // Another key is another registration; the same key of another principal too.
+    let second = r
+        .register_version_keyed(&ada, &m, &new, &key("push-2"))
+        .await
+        .unwrap();
+    assert_eq!(second.version, 2);
+    let bob = Actor::unrestricted("bob");
+    let bobs = r
+        .register_version_keyed(&bob, &m, &new, &key("push-1"))
+        .await
+        .unwrap();
+    assert_eq!(bobs.version, 3);
+
+    // The same key with another request is refused, and writes nothing.
+    let mut other = new.clone();
+    other.description = "another request".into();
+    let reused = r
+        .register_version_keyed(&ada, &m, &other, &key("push-1"))
+        .await
+        .unwrap_err();
+    assert!(matches!(reused, Error::KeyReused(_)), "{reused:?}");
+    assert_eq!(r.list_versions(&m).await.unwrap().len(), 3);
+}
+
+async fn a_key_in_flight_is_refused_until_its_lease_runs_out() {
+    let (_dir, r) = registry().await;
+    let ada = Actor::unrestricted("ada");
+    let m = ModelName::new("churn").unwrap();
+    let new = stage(&r, &[("model.bin", b"weights")]).await;
+    r.register_version_keyed(&ada, &m, &new, &key("k"))
+        .await
+        .unwrap();
+    // As if that registration had never committed, and its server still held the key.
+    let hold = |until: i64| {
+        r.meta
+            .write(
+                "UPDATE idempotency_keys SET outcome = NULL, owner = 'elsewhere', lease_until = $1",
+            )
+            .bind(until)
+            .execute()
+    };
+    hold(crate::now_ms() + 60_000).await.unwrap();
+    let busy = r
+        .register_version_keyed(&ada, &m, &new, &key("k"))
+        .await
+        .unwrap_err();
+    assert!(matches!(busy, Error::KeyInFlight(_)), "{busy:?}");
+    assert_eq!(busy.code(), "idempotency_key_in_flight");
+
+    // Its lease ran out (its server died): a retry takes the key over and writes.
+    hold(0).await.unwrap();
+    let taken = r
+        .register_version_keyed(&ada, &m, &new, &key("k"))
+        .await
+        .unwrap();
+    assert_eq!(taken.version, 2);
+    let again = r
+        .register_version_keyed(&ada, &m, &new, &key("k"))
+        .await
+        .unwrap();
+    assert_eq!(again.version, 2);
+    // The holder that lost the key cannot complete its write: the completion checks
+    // the owner, and the key is done already.
+    let stale: u64 = r
+        .meta
+        .write("UPDATE idempotency_keys SET outcome = 'x' WHERE owner = 'elsewhere'")
+        .execute()
+        .await
+        .unwrap();
+    assert_eq!(stale, 0);
+}
+
+async fn a_failed_write_gives_its_key_back() {
+    let (_dir, r) = registry().await;
+    let ada = Actor::unrestricted("ada");
+    let m = ModelName::new("churn").unwrap();
+    let mut new = stage(&r, &[("model.bin", b"weights")]).await;
+    new.lineage.parents = vec![cairn_core::lineage::ParentRef {
+        model: "nowhere".into(),
+        version: 1,
+    }];
+    let refused = r
+        .register_version_keyed(&ada, &m, &new, &key("k"))
+        .await
+        .unwrap_err();
+    assert!(!matches!(refused, Error::KeyInFlight(_)), "{refused:?}");
+    // The claim is given back on a task of its own: a retry soon finds the key free
+    // (and is refused for its own reason again, not as in flight).
+    let mut answer = None;
+    for _ in 0..100 {
+        let again = r
+            .register_version_keyed(&ada, &m, &new, &key("k"))
+            .await
+            .unwrap_err();
+        if !matches!(again, Error::KeyInFlight(_)) {
+            answer = Some(again);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(answer.unwrap().code(), refused.code());
+}
+
+async fn an_expired_key_is_forgotten() {
+    let (_dir, r) = registry().await;
+    let r = r.with_key_ttl(Duration::ZERO);
+    let ada = Actor::unrestricted("ada");
+    let m = ModelName::new("churn").unwrap();
+    let new = stage(&r, &[("model.bin", b"weights")]).await;
+    for expected in 1..=2 {
+        let v = r
+            .register_version_keyed(&ada, &m, &new, &key("k"))
+            .await
+            .unwrap();
+        assert_eq!(v.version, expected);
+    }
+    r.register_version_keyed(&ada, &m, &new, &key("other"))
+        .await
+        .unwrap();
+    assert!(r.expire_idempotency_keys().await.unwrap() >= 1);
+}
+
+async fn a_repeated_rollback_rolls_back_once() {
+    let (_dir, r) = registry().await;
+    let ada = Actor::unrestricted("ada");
+    let m = ModelName::new("churn").unwrap();
+    for i in 0..3u8 {
+        let new = stage(&r, &[("model.bin", &[i])]).await;
+        r.register_version(&ada, &m, &new, &Default::default())
+            .await
+            .unwrap();
+    }
+    let prod = AliasName::new("production").unwrap();
+    for n in [1, 2, 3] {
+        r.move_alias(&ada, &m, &prod, AliasTarget::Version(n), None)
+            .await
+            .unwrap();
+    }
+    let rb = key("rb");
+    let rollback = || {
+        r.move_alias_keyed(
+            &ada,
+            &m,
+            &prod,
+            AliasTarget::PreviousVersion,
+            Some("bad model"),
+            Some(&rb),
+        )
+    };
+    let first = rollback().await.unwrap().expect("a move");
+    let again = rollback().await.unwrap().expect("the same move");
+    assert_eq!((first.from, first.to), (Some(3), Some(2)));
+    assert_eq!(
+        (again.from, again.to, again.at),
+        (first.from, first.to, first.at)
+    );
+    let now = r
+        .get_version(&m, &VersionRef::Alias(prod.clone()), FileList::Omitted)
+        .await
+        .unwrap();
+    assert_eq!(now.version, 2);
+    assert_eq!(r.alias_history(&m, &prod).await.unwrap().len(), 4);
+}
+
+conformance!(
+    a_repeated_key_answers_the_first_registration,
+    a_key_in_flight_is_refused_until_its_lease_runs_out,
+    a_failed_write_gives_its_key_back,
+    an_expired_key_is_forgotten,
+    a_repeated_rollback_rolls_back_once,
+);
+
+/// PostgreSQL only: SQLite commits in this process, with no answer to lose.
+async fn a_lost_commit_is_learned_from_its_audit_entry() {
+    use crate::db::outcome::learn;
+    use crate::db::write::AuditMark;
+    let (_dir, r) = registry().await;
+    let ada = Actor::unrestricted("ada");
+    let m = ModelName::new("churn").unwrap();
+    let new = stage(&r, &[("model.bin", b"weights")]).await;
+    r.register_version(&ada, &m, &new, &Default::default())
+        .await
+        .unwrap();
+    let (seq, hash): (i64, String) = r
+        .meta
+        .read("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+        .fetch_one()
+        .await
+        .unwrap();
+    let lost = || sqlx::Error::Io(std::io::ErrorKind::ConnectionReset.into());
+    let pool = r.meta.pool();
+    // Its entry is there: it committed.
+    let committed = AuditMark { seq, hash };
+    learn(pool, Some(&committed), lost()).await.unwrap();
+    // Another transaction's entry at that number, or none: it did not, and may run again.
+    for seq in [seq, seq + 1] {
+        let other = AuditMark {
+            seq,
+            hash: "0".repeat(64),
+        };
+        let not = learn(pool, Some(&other), lost()).await.unwrap_err();
+        assert!(not.is_transient(), "{not:?}");
+    }
+    // Without a mark there is nothing to learn it from.
+    let unknown = learn(pool, None, lost()).await.unwrap_err();
+    assert_eq!(unknown.code(), "commit_unknown");
+    assert!(!unknown.is_transient());
+}
+
+mod on_postgres_only {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lost_commit_is_learned_from_its_audit_entry() {
+        crate::test_support::on(
+            crate::Backend::Postgres,
+            super::a_lost_commit_is_learned_from_its_audit_entry(),
+        )
+        .await
+    }
+}
