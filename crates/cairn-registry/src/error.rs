@@ -91,6 +91,10 @@ pub enum Error {
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("blob store: {0}")]
     Storage(#[from] object_store::Error),
+    /// An upload the blob store stopped answering in the middle of (its parts or its
+    /// completion lost), where the object store client reports only its clean-up.
+    #[error("blob store stopped answering during an upload: {0}")]
+    BlobStoreLost(String),
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -110,6 +114,27 @@ impl Error {
             Self::Database(sqlx::Error::Io(_) | sqlx::Error::Protocol(_)) => true,
             _ => false,
         }
+    }
+
+    /// The blob store cannot be reached: no connection, no answer in time, a
+    /// connection cut (after the object store client's own retries). What a client may
+    /// retry later (HTTP 503): blobs are written create-if-absent under their digest,
+    /// and nothing refers to a blob before it is whole.
+    pub fn is_blob_store_unavailable(&self) -> bool {
+        let e = match self {
+            Self::Storage(e) => e,
+            Self::BlobStoreLost(_) => return true,
+            _ => return false,
+        };
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+        while let Some(cause) = source {
+            if let Some(http) = cause.downcast_ref::<object_store::client::HttpError>() {
+                use object_store::client::HttpErrorKind::{Connect, Interrupted, Request, Timeout};
+                return matches!(http.kind(), Connect | Request | Timeout | Interrupted);
+            }
+            source = cause.source();
+        }
+        false
     }
 
     /// The metadata store cannot be reached: no connection within the acquire timeout,
@@ -167,10 +192,12 @@ impl Error {
             Self::KeyInFlight(_) => "idempotency_key_in_flight",
             Self::KeyReused(_) => "idempotency_key_reused",
             e if e.is_database_unavailable() => "database_unavailable",
+            e if e.is_blob_store_unavailable() => "blob_store_unavailable",
             Self::Database(_)
             | Self::Sqlite(_)
             | Self::Migration(_)
             | Self::Storage(_)
+            | Self::BlobStoreLost(_)
             | Self::Io(_) => "internal",
         }
     }
@@ -179,7 +206,11 @@ impl Error {
     pub fn is_client_error(&self) -> bool {
         !matches!(
             self.code(),
-            "internal" | "corrupt_blob" | "commit_unknown" | "database_unavailable"
+            "internal"
+                | "corrupt_blob"
+                | "commit_unknown"
+                | "database_unavailable"
+                | "blob_store_unavailable"
         )
     }
 }

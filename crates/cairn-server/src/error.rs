@@ -27,7 +27,7 @@ impl ApiError {
 }
 
 pub(crate) fn status_of(e: &Error) -> StatusCode {
-    if e.is_database_unavailable() {
+    if e.is_database_unavailable() || e.is_blob_store_unavailable() {
         return StatusCode::SERVICE_UNAVAILABLE;
     }
     match e {
@@ -57,6 +57,7 @@ pub(crate) fn status_of(e: &Error) -> StatusCode {
         | Error::Sqlite(_)
         | Error::Migration(_)
         | Error::Storage(_)
+        | Error::BlobStoreLost(_)
         | Error::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -82,6 +83,9 @@ pub(crate) fn unavailable_message(e: &Error) -> String {
              retrying without one may apply it twice"
                 .into()
         }
+        e if e.is_blob_store_unavailable() => {
+            "the blob store cannot be reached; retry later".into()
+        }
         _ => "the metadata store cannot be reached; retry later".into(),
     }
 }
@@ -90,7 +94,7 @@ impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
         let status = status_of(&e);
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            tracing::warn!(error = %e, "request failed; the metadata store is unavailable");
+            tracing::warn!(error = %e, "request failed; a store is unavailable");
             return Self::new(status, e.code(), unavailable_message(&e));
         }
         // A damaged blob is the server's fault, and worth saying so as it is.

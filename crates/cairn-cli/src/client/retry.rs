@@ -4,11 +4,11 @@
 //!
 //! Only what cannot be done twice by a retry is retried. A request that never reached
 //! the server (no connection), or that the server refused before changing anything
-//! (503 `database_unavailable`), is retried whatever it is. A request cut off on the
-//! way, or answered 503 otherwise, may have taken effect: it is retried only if doing
-//! it again changes nothing more — reads, content-addressed uploads, `PUT`s, and writes
-//! that carry an idempotency key (every push and alias move), whose repeat answers the
-//! first's result.
+//! (503 `database_unavailable` or `blob_store_unavailable`), is retried whatever it
+//! is. A request cut off on the way, or answered 503 otherwise, may have taken effect:
+//! it is retried only if doing it again changes nothing more — reads,
+//! content-addressed uploads, `PUT`s, and writes that carry an idempotency key (every
+//! push and alias move), whose repeat answers the first's result.
 
 use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, Instant};
@@ -141,8 +141,11 @@ pub fn retry_failure(e: &reqwest::Error, repeat: Repeat) -> bool {
 /// Whether an error answer (`status`, with the error body's `code`) is retried.
 pub fn retry_answer(status: StatusCode, code: Option<&str>, repeat: Repeat) -> bool {
     match (status, code) {
-        // Refused before anything changed: the store was not reached.
-        (StatusCode::SERVICE_UNAVAILABLE, Some("database_unavailable")) => true,
+        // Refused before anything changed: a store was not reached.
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some("database_unavailable" | "blob_store_unavailable"),
+        ) => true,
         // A key still held by an earlier attempt of this very request.
         (StatusCode::CONFLICT, Some("idempotency_key_in_flight")) => repeat == Repeat::Harmless,
         // A commit whose outcome is unknown, a proxy without its server: the request

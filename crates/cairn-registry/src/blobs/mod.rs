@@ -337,10 +337,10 @@ impl BlobStore {
                     size,
                 });
             }
-            writer.finish().await?;
+            writer.finish().await.map_err(finish_failed)?;
             return Ok((actual, size));
         }
-        writer.finish().await?;
+        writer.finish().await.map_err(finish_failed)?;
 
         let published = match expected {
             Some(expected) if *expected != actual => Err(Error::DigestMismatch {
@@ -606,4 +606,17 @@ fn unix_seconds_ago(age: std::time::Duration) -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     now.saturating_sub(age).as_secs() as i64
+}
+
+/// A multipart upload that failed to finish. `WriteMultipart::finish` answers the error
+/// of its clean-up abort when that fails too: `NotFound` there means the upload was gone
+/// already — the store stopped answering mid-way and the answers were lost — which is
+/// the store's trouble, retried by clients, not an internal error. (Nothing partial is
+/// left visible either way: an upload becomes an object only when completed, and it is
+/// completed only once its bytes hashed right.)
+fn finish_failed(e: object_store::Error) -> Error {
+    match e {
+        object_store::Error::NotFound { .. } => Error::BlobStoreLost(e.to_string()),
+        e => e.into(),
+    }
 }

@@ -101,8 +101,11 @@ impl From<Error> for MlflowError {
                     message: e.to_string(),
                 };
             }
-            e if e.is_database_unavailable() || matches!(e, Error::CommitUnknown(_)) => {
-                tracing::warn!(error = %e, "MLflow request failed; the metadata store is unavailable");
+            e if e.is_database_unavailable()
+                || e.is_blob_store_unavailable()
+                || matches!(e, Error::CommitUnknown(_)) =>
+            {
+                tracing::warn!(error = %e, "MLflow request failed; a store is unavailable");
                 return Self {
                     code: TEMPORARILY_UNAVAILABLE,
                     message: crate::error::unavailable_message(e),
@@ -113,6 +116,7 @@ impl From<Error> for MlflowError {
             | Error::Sqlite(_)
             | Error::Migration(_)
             | Error::Storage(_)
+            | Error::BlobStoreLost(_)
             | Error::Io(_) => {
                 tracing::error!(error = %e, "MLflow request failed");
                 return Self {
