@@ -201,7 +201,60 @@ async fn a_repeated_rollback_rolls_back_once() {
     assert_eq!(r.alias_history(&m, &prod).await.unwrap().len(), 4);
 }
 
+async fn a_repeated_key_creates_one_model_and_one_webhook() {
+    use crate::webhooks::{KeySource, SecretKey, WebhookConfig};
+    use cairn_core::api::CreateModel;
+    use cairn_core::webhook::{NewWebhook, Protocol};
+    let (dir, r) = registry().await;
+    let r = r.with_webhooks(WebhookConfig {
+        key: KeySource::Given(SecretKey::load(None, dir.path()).unwrap()),
+        allow_private: true,
+        retry_for: Duration::from_secs(60),
+    });
+    let root = Actor::unrestricted("root");
+    let req = CreateModel {
+        name: "fraud".into(),
+        description: "scores transactions".into(),
+        tags: Default::default(),
+    };
+    let first = r
+        .create_model_keyed(&root, &req, Some(&key("m")))
+        .await
+        .unwrap();
+    // Without the key, a repeat is refused as a model that exists; with it, it answers
+    // the model created.
+    let again = r
+        .create_model_keyed(&root, &req, Some(&key("m")))
+        .await
+        .unwrap();
+    assert_eq!(again.name, first.name);
+    let exists = r.create_model(&root, &req).await.unwrap_err();
+    assert!(matches!(exists, Error::ModelExists(_)), "{exists:?}");
+
+    let new = NewWebhook {
+        name: None,
+        description: String::new(),
+        url: "http://127.0.0.1:9/hook".into(),
+        protocol: Protocol::Cairn,
+        events: vec!["version.*".into()],
+        models: None,
+        secret: Some("s".repeat(32)),
+        active: true,
+    };
+    let hook = r
+        .create_webhook_keyed(&root, &new, Some(&key("w")))
+        .await
+        .unwrap();
+    let same = r
+        .create_webhook_keyed(&root, &new, Some(&key("w")))
+        .await
+        .unwrap();
+    assert_eq!(same.id, hook.id);
+    assert_eq!(r.webhooks(&root).await.unwrap().len(), 1);
+}
+
 conformance!(
+    a_repeated_key_creates_one_model_and_one_webhook,
     a_repeated_key_answers_the_first_registration,
     a_key_in_flight_is_refused_until_its_lease_runs_out,
     a_failed_write_gives_its_key_back,

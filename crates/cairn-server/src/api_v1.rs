@@ -35,7 +35,7 @@ type ApiResult<T> = Result<T, ApiError>;
 #[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Header)]
 #[allow(dead_code)]
-struct IdempotencyHeader {
+pub(crate) struct IdempotencyHeader {
     /// A key of the client's choosing (1–255 visible ASCII characters; the CLI sends a
     /// random UUID per write). The same key with the same request answers what the
     /// first did — the same version, the same move — and changes nothing; with another
@@ -134,16 +134,17 @@ pub async fn list_models(
     Ok(paging::page(models, next))
 }
 
-#[utoipa::path(post, path = "/api/v1/models", tag = "models", request_body = CreateModel,
+#[utoipa::path(post, path = "/api/v1/models", tag = "models", request_body = CreateModel, params(IdempotencyHeader),
     responses((status = 201, body = Model), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn create_model(
     State(r): State<Registry>,
     Caller(actor): Caller,
+    IdemKey(key): IdemKey,
     ApiJson(req): ApiJson<CreateModel>,
 ) -> ApiResult<(StatusCode, Json<Model>)> {
     Ok((
         StatusCode::CREATED,
-        Json(r.create_model(&actor, &req).await?),
+        Json(r.create_model_keyed(&actor, &req, key.as_ref()).await?),
     ))
 }
 

@@ -40,13 +40,17 @@ pub async fn list_webhooks(
 }
 
 #[utoipa::path(post, path = "/api/v1/webhooks", tag = "webhooks", request_body = NewWebhook,
+    params(crate::api_v1::IdempotencyHeader),
     responses((status = 200, body = Webhook), (status = 400, description = "A URL, event or secret refused", body = ErrorBody)))]
 pub async fn create_webhook(
     State(r): State<Registry>,
     Caller(actor): Caller,
+    crate::extract::IdemKey(key): crate::extract::IdemKey,
     ApiJson(new): ApiJson<NewWebhook>,
 ) -> ApiResult<Json<Webhook>> {
-    Ok(Json(r.create_webhook(&actor, &new).await?))
+    Ok(Json(
+        r.create_webhook_keyed(&actor, &new, key.as_ref()).await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/webhooks/{id}", tag = "webhooks",

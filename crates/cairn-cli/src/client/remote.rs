@@ -449,8 +449,12 @@ impl RegistryClient for Remote {
     }
 
     async fn create_webhook(&self, new: &NewWebhook) -> Result<Webhook> {
-        self.json(self.request(Method::POST, "/webhooks").json(new))
-            .await
+        self.json(
+            self.request(Method::POST, "/webhooks")
+                .header(IDEMPOTENCY_KEY_HEADER, new_key())
+                .json(new),
+        )
+        .await
     }
 
     async fn webhooks(&self) -> Result<Vec<Webhook>> {

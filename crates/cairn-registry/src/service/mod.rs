@@ -132,12 +132,29 @@ impl Registry {
     // ---- models ----
 
     pub async fn create_model(&self, actor: &Actor, req: &CreateModel) -> Result<Model> {
+        self.create_model_keyed(actor, req, None).await
+    }
+
+    /// [`Registry::create_model`] under a client's idempotency key (when there is one):
+    /// the key sent again answers the model it created rather than `model_exists`.
+    pub async fn create_model_keyed(
+        &self,
+        actor: &Actor,
+        req: &CreateModel,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Model> {
         let name = ModelName::new(&req.name)?;
         check_text("description", &req.description, DESCRIPTION_MAX)?;
         check_key_values(&req.tags)?;
-        self.meta
-            .create_model(&name, &req.description, &req.tags, check_actor(actor)?)
-            .await?;
+        let actor = check_actor(actor)?;
+        let request = || idempotency::fingerprint(&("create model", req));
+        let name_ref = &name;
+        self.keyed(actor, key, request, |claim| async move {
+            self.meta
+                .create_model(name_ref, &req.description, &req.tags, actor, claim.as_ref())
+                .await
+        })
+        .await?;
         self.meta.get_model(&name).await
     }
 

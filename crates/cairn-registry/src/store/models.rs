@@ -33,12 +33,15 @@ impl MetadataStore {
     }
 
     /// Creates a model; `ModelExists` if the name is taken.
-    pub async fn create_model(
+    /// Creates a model; `claim` is the idempotency key the request holds, completed in
+    /// the same transaction.
+    pub(crate) async fn create_model(
         &self,
         name: &ModelName,
         description: &str,
         tags: &BTreeMap<String, String>,
         actor: &Actor,
+        claim: Option<&crate::idempotency::Claim>,
     ) -> Result<()> {
         let mut tx = self.write_tx().await?;
         let now = now_ms();
@@ -59,6 +62,7 @@ impl MetadataStore {
             .after(json!({ "description": description, "tags": tags }))
             .append(&mut tx)
             .await?;
+        crate::idempotency::complete(claim, &mut tx, &()).await?;
         tx.commit().await?;
         Ok(())
     }

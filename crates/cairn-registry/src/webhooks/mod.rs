@@ -11,6 +11,7 @@
 use std::time::Duration;
 
 use cairn_core::access::{Actor, Need, Scope, authorize};
+use cairn_core::api::IdempotencyKey;
 use cairn_core::auth::{ModelPattern, Role};
 use cairn_core::event::{Event, SCHEMA};
 use cairn_core::webhook::{
@@ -18,7 +19,9 @@ use cairn_core::webhook::{
 };
 
 use crate::db::now_ms;
+use crate::idempotency::complete;
 use crate::service::Registry;
+use crate::service::idempotency::fingerprint;
 use crate::{Error, Result};
 
 mod dispatch;
@@ -93,6 +96,18 @@ pub const DELIVERIES_MAX: u32 = 1000;
 impl Registry {
     /// Registers a webhook (registry admins only). It gets the events committed after it.
     pub async fn create_webhook(&self, actor: &Actor, new: &NewWebhook) -> Result<Webhook> {
+        self.create_webhook_keyed(actor, new, None).await
+    }
+
+    /// [`Registry::create_webhook`] under a client's idempotency key (when there is
+    /// one): the key sent again answers the webhook it created, not a second one. The
+    /// request's fingerprint leaves the secret out (it is never stored in the clear).
+    pub async fn create_webhook_keyed(
+        &self,
+        actor: &Actor,
+        new: &NewWebhook,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Webhook> {
         let actor = admin(actor)?;
         let url = self.check_webhook_url(&new.url).await?;
         let name = match &new.name {
@@ -122,16 +137,26 @@ impl Registry {
             created_at: now,
             updated_at: now,
         };
-        let stored = self
-            .meta
-            .with_retries(|| async {
-                let mut tx = self.meta.write_tx().await?;
-                let stored = store::insert_webhook(&mut tx, row.clone(), actor).await?;
-                tx.commit().await?;
-                Ok(stored)
+        let request = || {
+            let unsecret = NewWebhook {
+                secret: None,
+                ..new.clone()
+            };
+            fingerprint(&("create webhook", unsecret))
+        };
+        self.keyed(actor, key, request, |claim| {
+            self.meta.with_retries(move || {
+                let (claim, row) = (claim.clone(), row.clone());
+                async move {
+                    let mut tx = self.meta.write_tx().await?;
+                    let created = store::insert_webhook(&mut tx, row, actor).await?.view()?;
+                    complete(claim.as_ref(), &mut tx, &created).await?;
+                    tx.commit().await?;
+                    Ok(created)
+                }
             })
-            .await?;
-        stored.view()
+        })
+        .await
     }
 
     /// Changes what `update` gives; a new URL or secret is checked as on creation.
