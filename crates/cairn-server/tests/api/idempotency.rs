@@ -50,8 +50,10 @@ async fn a_repeated_key_answers_the_first_registration() {
         StatusCode::UNPROCESSABLE_ENTITY,
         "idempotency_key_reused",
     );
-    let (status, body) = keyed(&app, Method::POST, uri, "two words", manifest).await;
-    assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_argument");
+    for bad in ["two words", "", &"k".repeat(256)] {
+        let (status, body) = keyed(&app, Method::POST, uri, bad, manifest.clone()).await;
+        assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_argument");
+    }
     let (_, versions) = app.json(Method::GET, uri, None).await;
     assert_eq!(versions.as_array().unwrap().len(), 1);
 }
