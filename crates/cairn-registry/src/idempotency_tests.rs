@@ -265,7 +265,7 @@ conformance!(
 /// PostgreSQL only: SQLite commits in this process, with no answer to lose.
 async fn a_lost_commit_is_learned_from_its_audit_entry() {
     use crate::db::outcome::learn;
-    use crate::db::write::AuditMark;
+    use crate::db::write::{AuditMark, CommitMark};
     let (_dir, r) = registry().await;
     let ada = Actor::unrestricted("ada");
     let m = ModelName::new("churn").unwrap();
@@ -282,17 +282,40 @@ async fn a_lost_commit_is_learned_from_its_audit_entry() {
     let lost = || sqlx::Error::Io(std::io::ErrorKind::ConnectionReset.into());
     let pool = r.meta.pool();
     // Its entry is there: it committed.
-    let committed = AuditMark { seq, hash };
+    let committed = CommitMark::Audit(AuditMark { seq, hash });
     learn(pool, Some(&committed), lost()).await.unwrap();
     // Another transaction's entry at that number, or none: it did not, and may run again.
     for seq in [seq, seq + 1] {
-        let other = AuditMark {
+        let other = CommitMark::Audit(AuditMark {
             seq,
             hash: "0".repeat(64),
-        };
+        });
         let not = learn(pool, Some(&other), lost()).await.unwrap_err();
         assert!(not.is_transient(), "{not:?}");
     }
+    // A transaction without an audit entry marks itself: its token there, it committed;
+    // not there, it did not (and looking leaves no token behind).
+    let mut tx = r.meta.write_tx().await.unwrap();
+    tx.mark_commit().await.unwrap();
+    let token: String = tx
+        .query("SELECT token FROM commit_marks")
+        .scalar_one()
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    learn(pool, Some(&CommitMark::Token(token)), lost())
+        .await
+        .unwrap();
+    let absent = CommitMark::Token("never-written".into());
+    let not = learn(pool, Some(&absent), lost()).await.unwrap_err();
+    assert!(not.is_transient(), "{not:?}");
+    let marks: i64 = r
+        .meta
+        .read("SELECT COUNT(*) FROM commit_marks")
+        .scalar_one()
+        .await
+        .unwrap();
+    assert_eq!(marks, 1);
     // Without a mark there is nothing to learn it from.
     let unknown = learn(pool, None, lost()).await.unwrap_err();
     assert_eq!(unknown.code(), "commit_unknown");

@@ -1,17 +1,21 @@
 //! The outcome of a PostgreSQL transaction whose `COMMIT` was sent but never answered
 //! (the connection was lost: the database crashed, restarted or was cut off). It may
 //! have committed or not, and retrying blindly would do a committed write twice — a
-//! second version, a second alias move. Every audited change leaves a mark: the audit
-//! entry it appended, whose number and hash no other transaction can write. Once the
-//! database answers again, the entry is looked up under the audit head's row lock —
-//! which the lost transaction holds for as long as its backend still runs — so the
-//! answer is final: there, it committed; absent, it did not and can be run again.
+//! second version, a second alias move, a second run. A transaction leaves a mark to
+//! tell: the audit entry it appended (every audited change), whose number and hash no
+//! other transaction can write, or a token of its own in `commit_marks` (runs,
+//! experiments, logged models). Once the database answers again, the mark is looked
+//! for in a way that waits for the lost transaction if its backend still runs — under
+//! the audit head's row lock, which it holds; by inserting the same token, which
+//! blocks on its uncommitted row — so the answer is final: there, it committed;
+//! absent, it did not and can be run again.
 
 use std::time::{Duration, Instant};
 
 use sqlx::AnyPool;
 
-use super::write::AuditMark;
+use super::write::{AuditMark, CommitMark};
+use super::{MetadataStore, now_ms};
 use crate::{Error, Result};
 
 /// How long the outcome of a lost commit is sought before giving up on it. Long enough
@@ -27,7 +31,7 @@ const LEARN_PAUSE: Duration = Duration::from_millis(250);
 /// transaction left no mark.
 pub(crate) async fn learn(
     pool: &AnyPool,
-    mark: Option<&AuditMark>,
+    mark: Option<&CommitMark>,
     lost: sqlx::Error,
 ) -> Result<()> {
     let Some(mark) = mark else {
@@ -35,13 +39,17 @@ pub(crate) async fn learn(
     };
     let deadline = Instant::now() + LEARN_WINDOW;
     loop {
-        match committed(pool, mark).await {
+        let found = match mark {
+            CommitMark::Audit(entry) => audit_entry_committed(pool, entry).await,
+            CommitMark::Token(token) => token_committed(pool, token).await,
+        };
+        match found {
             Ok(true) => {
-                tracing::warn!(seq = mark.seq, error = %lost, "a commit's answer was lost; it had committed");
+                tracing::warn!(?mark, error = %lost, "a commit's answer was lost; it had committed");
                 return Ok(());
             }
             Ok(false) => {
-                tracing::warn!(seq = mark.seq, error = %lost, "a commit's answer was lost; it had not committed");
+                tracing::warn!(?mark, error = %lost, "a commit's answer was lost; it had not committed");
                 return Err(Error::Database(lost));
             }
             Err(e) if Instant::now() < deadline => {
@@ -49,7 +57,7 @@ pub(crate) async fn learn(
                 tokio::time::sleep(LEARN_PAUSE).await;
             }
             Err(e) => {
-                tracing::error!(seq = mark.seq, error = %e, "the outcome of a lost commit could not be learned");
+                tracing::error!(?mark, error = %e, "the outcome of a lost commit could not be learned");
                 return Err(Error::CommitUnknown(lost.to_string()));
             }
         }
@@ -58,7 +66,10 @@ pub(crate) async fn learn(
 
 /// Whether the audit log holds `mark`, read once every transaction that still holds
 /// the audit head has ended.
-async fn committed(pool: &AnyPool, mark: &AuditMark) -> std::result::Result<bool, sqlx::Error> {
+async fn audit_entry_committed(
+    pool: &AnyPool,
+    mark: &AuditMark,
+) -> std::result::Result<bool, sqlx::Error> {
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE")
         .execute(&mut *tx)
@@ -69,4 +80,34 @@ async fn committed(pool: &AnyPool, mark: &AuditMark) -> std::result::Result<bool
         .await?;
     tx.rollback().await?;
     Ok(hash.as_deref() == Some(mark.hash.as_str()))
+}
+
+/// Whether `token` is in `commit_marks`: inserting it again waits for a transaction
+/// still holding it uncommitted, then finds it (committed) or not (rolled back). The
+/// probe's own row is rolled back.
+async fn token_committed(pool: &AnyPool, token: &str) -> std::result::Result<bool, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let inserted = sqlx::query(
+        "INSERT INTO commit_marks (token, at) VALUES ($1, $2) ON CONFLICT (token) DO NOTHING",
+    )
+    .bind(token)
+    .bind(now_ms())
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    tx.rollback().await?;
+    Ok(inserted == 0)
+}
+
+/// How long a commit mark is kept: far longer than any lost commit takes to learn.
+const MARKS_KEPT_MS: i64 = 24 * 60 * 60 * 1000;
+
+impl MetadataStore {
+    /// Forgets commit marks older than a day; answers how many.
+    pub(crate) async fn forget_commit_marks(&self) -> Result<u64> {
+        self.write("DELETE FROM commit_marks WHERE at < $1")
+            .bind(now_ms() - MARKS_KEPT_MS)
+            .execute()
+            .await
+    }
 }

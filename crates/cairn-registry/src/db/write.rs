@@ -75,9 +75,18 @@ pub(crate) struct WriteTx {
     /// The engine it runs on, for SQL that differs between them.
     pub backend: Backend,
     inner: TxInner,
-    /// The audit entry this transaction appended, if any: what tells, should the answer
-    /// to its `COMMIT` be lost, whether it committed (`outcome`).
-    audit_mark: Option<AuditMark>,
+    /// What tells, should the answer to its `COMMIT` be lost, whether it committed
+    /// (`outcome`): the audit entry it appended, or a mark of its own.
+    mark: Option<CommitMark>,
+}
+
+/// How the outcome of a lost commit is learned (`outcome`).
+#[derive(Debug, Clone)]
+pub(crate) enum CommitMark {
+    /// The transaction appended this audit entry.
+    Audit(AuditMark),
+    /// The transaction inserted this token into `commit_marks`.
+    Token(String),
 }
 
 /// An audit entry a transaction wrote: its number and its hash, which no other entry
@@ -125,7 +134,24 @@ impl WriteTx {
 
     /// Records the audit entry this transaction appended (`audit::append`).
     pub fn mark_audit_entry(&mut self, mark: AuditMark) {
-        self.audit_mark = Some(mark);
+        self.mark = Some(CommitMark::Audit(mark));
+    }
+
+    /// Marks this transaction, which must not happen twice but appends no audit entry
+    /// (creating a run, an experiment, a logged model): a row of its own in
+    /// `commit_marks`, looked for should the answer to its `COMMIT` be lost. Nothing on
+    /// SQLite, whose commits cannot lose their answer.
+    pub async fn mark_commit(&mut self) -> Result<()> {
+        if let TxInner::Postgres(..) = self.inner {
+            let token = uuid::Uuid::new_v4().simple().to_string();
+            self.query("INSERT INTO commit_marks (token, at) VALUES ($1, $2)")
+                .bind(&token)
+                .bind(crate::db::now_ms())
+                .execute()
+                .await?;
+            self.mark = Some(CommitMark::Token(token));
+        }
+        Ok(())
     }
 
     /// Commits. On PostgreSQL an answer to `COMMIT` that never arrives (the connection
@@ -142,7 +168,7 @@ impl WriteTx {
             TxInner::Postgres(tx, pool) => match tx.commit().await {
                 Ok(()) => Ok(()),
                 Err(lost @ (sqlx::Error::Io(_) | sqlx::Error::Protocol(_))) => {
-                    outcome::learn(&pool, self.audit_mark.as_ref(), lost).await
+                    outcome::learn(&pool, self.mark.as_ref(), lost).await
                 }
                 Err(e) => Err(e.into()),
             },
@@ -196,7 +222,7 @@ impl MetadataStore {
         Ok(WriteTx {
             backend: self.backend(),
             inner,
-            audit_mark: None,
+            mark: None,
         })
     }
 

@@ -78,7 +78,7 @@ const TABLES: &[(&str, &[&str])] = &[
 /// (`_sqlx_migrations`), what the target derives (`run_latest_metrics`), uploads in
 /// flight, each registry's own garbage-collection state (its tombstones describe its
 /// own blob store), its own security log of refused requests, the idempotency keys of
-/// requests it answered, and its webhooks (their
+/// requests it answered and the marks of its commits, and its webhooks (their
 /// secrets are encrypted under the source registry's key; their deliveries are the
 /// source's log). A test checks that every table of the schema is in one list
 /// or the other.
@@ -94,6 +94,7 @@ const NOT_COPIED: &[&str] = &[
     "webhooks",
     "webhook_deliveries",
     "idempotency_keys",
+    "commit_marks",
 ];
 
 /// Columns that never change once a row with a generated id exists. The same id with

@@ -64,8 +64,10 @@ impl Registry {
         }
     }
 
-    /// Forgets the idempotency keys past their time; answers how many.
+    /// Forgets the idempotency keys past their time, and the marks of commits over a
+    /// day old (`db::outcome`); answers how many keys.
     pub async fn expire_idempotency_keys(&self) -> Result<u64> {
+        self.meta.forget_commit_marks().await?;
         self.meta.expire_keys().await
     }
 }

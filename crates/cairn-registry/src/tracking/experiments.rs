@@ -31,6 +31,8 @@ impl Tracking {
             check_key(key)?;
         }
         let mut tx = self.meta.write_tx().await?;
+        // Created once: a lost commit's outcome is learned from this mark (`db::outcome`).
+        tx.mark_commit().await?;
         let now = now_ms();
         let id: Option<i64> = tx
             .query(

@@ -41,6 +41,8 @@ impl Tracking {
         );
         let now = now_ms();
         let mut tx = self.meta.write_tx().await?;
+        // Created once: a lost commit's outcome is learned from this mark (`db::outcome`).
+        tx.mark_commit().await?;
         tx.query(
             "INSERT INTO logged_models (id, experiment_id, name, artifact_uri, status, model_type, source_run_id, creation_time, last_updated_time)
              VALUES ($1, $2, $3, $4, 'LOGGED_MODEL_PENDING', $5, $6, $7, $7)",

@@ -53,6 +53,8 @@ impl Tracking {
             exp.artifact_location.trim_end_matches('/')
         );
         let mut tx = self.meta.write_tx().await?;
+        // Created once: a lost commit's outcome is learned from this mark (`db::outcome`).
+        tx.mark_commit().await?;
         tx.query(
             "INSERT INTO runs (id, experiment_id, name, user_id, status, start_time, artifact_uri)
              VALUES ($1, $2, $3, $4, 'RUNNING', $5, $6)",
