@@ -6,6 +6,7 @@
 pub mod access;
 pub mod api;
 pub mod auth;
+pub mod backoff;
 pub mod diff;
 pub mod digest;
 pub mod event;

@@ -13,11 +13,14 @@
 use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, Instant};
 
+use cairn_core::backoff::Backoff;
 use reqwest::StatusCode;
 
-/// The first pause; each next one doubles, up to [`PAUSE_MAX`].
-const PAUSE_FIRST: Duration = Duration::from_millis(250);
-const PAUSE_MAX: Duration = Duration::from_secs(8);
+/// Pauses between retries: from a quarter second, doubling, up to 8 s.
+const PAUSES: Backoff = Backoff {
+    first: Duration::from_millis(250),
+    max: Duration::from_secs(8),
+};
 
 /// How long a request is retried in all, by default.
 pub const DEFAULT_BUDGET: Duration = Duration::from_secs(60);
@@ -88,18 +91,13 @@ impl Retries {
     }
 }
 
-/// The pause before retry `done + 1`: doubling from [`PAUSE_FIRST`] up to
-/// [`PAUSE_MAX`], drawn between half and all of it, so that many clients failing
-/// together do not come back together.
+/// The pause before retry `done + 1` ([`PAUSES`], with jitter: many clients failing
+/// together do not come back together).
 fn pause_before(done: u32) -> Duration {
-    let full = PAUSE_FIRST
-        .saturating_mul(1u32 << done.min(16))
-        .min(PAUSE_MAX);
     // A fresh randomly keyed hasher per call: randomness enough for jitter.
     let mut hasher = std::hash::RandomState::new().build_hasher();
     hasher.write_u32(done);
-    let fraction = (hasher.finish() % 1001) as u32;
-    full / 2 + full / 2 * fraction / 1000
+    PAUSES.delay(done, hasher.finish() as u32)
 }
 
 /// Whether doing a request twice changes no more than doing it once.
@@ -163,14 +161,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pauses_double_with_jitter_up_to_their_cap() {
-        for done in 0..40 {
-            let full = PAUSE_FIRST
-                .saturating_mul(1u32 << done.min(16))
-                .min(PAUSE_MAX);
-            let pause = pause_before(done);
-            assert!(pause >= full / 2 && pause <= full, "{done}: {pause:?}");
-        }
+    fn pauses_are_jittered() {
         // Jitter: not every client waits the same.
         let pauses: std::collections::HashSet<_> = (0..20).map(|_| pause_before(3)).collect();
         assert!(pauses.len() > 1);

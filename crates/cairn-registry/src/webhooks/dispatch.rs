@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use cairn_core::backoff::Backoff;
 use cairn_core::event::Event;
 use cairn_core::webhook::{DeliveryState, Webhook, payload};
 use futures::stream::{self, StreamExt};
@@ -38,9 +39,11 @@ const PENDING_BATCH: u32 = 5000;
 const MODELS_AT_ONCE: usize = 16;
 /// The longest a caught-up loop waits before looking for due retries.
 const IDLE_WAIT: Duration = Duration::from_millis(500);
-/// The first retry's delay; each next one doubles, up to [`BACKOFF_MAX`].
-const BACKOFF_FIRST: Duration = Duration::from_secs(1);
-const BACKOFF_MAX: Duration = Duration::from_secs(10 * 60);
+/// Retry delays: from a second, doubling, up to ten minutes.
+const BACKOFF: Backoff = Backoff {
+    first: Duration::from_secs(1),
+    max: Duration::from_secs(10 * 60),
+};
 /// Finished deliveries are kept this long for `webhooks deliveries` and `redeliver`.
 const KEEP_FINISHED: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 const PRUNE_EVERY: Duration = Duration::from_secs(60 * 60);
@@ -472,33 +475,16 @@ fn failure(error: String) -> Attempt {
     }
 }
 
-/// The delay before retry `failed + 1`: doubling from [`BACKOFF_FIRST`] up to
-/// [`BACKOFF_MAX`], each drawn between half and all of it (jitter, so that the retries
+/// The delay before retry `failed + 1` ([`BACKOFF`], with jitter, so that the retries
 /// of many deliveries to one endpoint spread out).
 fn backoff(failed: u32) -> Duration {
-    let full = BACKOFF_FIRST
-        .saturating_mul(1u32 << failed.min(20))
-        .min(BACKOFF_MAX);
-    let mut byte = [0u8; 1];
-    let _ = aws_lc_rs::rand::SecureRandom::fill(&aws_lc_rs::rand::SystemRandom::new(), &mut byte);
-    full / 2 + full / 2 * u32::from(byte[0]) / 255
+    let mut random = [0u8; 4];
+    let _ = aws_lc_rs::rand::SecureRandom::fill(&aws_lc_rs::rand::SystemRandom::new(), &mut random);
+    BACKOFF.delay(failed, u32::from_ne_bytes(random))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_with_jitter_up_to_its_cap() {
-        for failed in 0..30 {
-            let full = BACKOFF_FIRST
-                .saturating_mul(1u32 << failed.min(20))
-                .min(BACKOFF_MAX);
-            let delay = backoff(failed);
-            assert!(delay >= full / 2 && delay <= full, "{failed}: {delay:?}");
-        }
-    }
-
     #[test]
     fn a_delivery_id_names_its_webhook_and_event() {
         use super::super::store::{delivery_id, parse_delivery_id};
