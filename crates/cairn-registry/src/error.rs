@@ -74,8 +74,10 @@ pub enum Error {
         "the outcome of this write is unknown: the database connection was lost while it committed ({0})"
     )]
     CommitUnknown(String),
-    /// An idempotency key whose first request is still being processed.
-    #[error("a request with idempotency key {0:?} is still in progress; retry after it ends")]
+    /// An idempotency key another request stored while this one ran (its write rolls
+    /// back and answers the other's outcome; this reaches a client only if that key
+    /// expired in between).
+    #[error("a concurrent request used idempotency key {0:?}; retry")]
     KeyInFlight(String),
     /// An idempotency key sent again with a different request.
     #[error(

@@ -38,9 +38,9 @@ type ApiResult<T> = Result<T, ApiError>;
 pub(crate) struct IdempotencyHeader {
     /// A key of the client's choosing (1–255 visible ASCII characters; the CLI sends a
     /// random UUID per write). The same key with the same request answers what the
-    /// first did — the same version, the same move — and changes nothing; with another
-    /// request, 422; while the first is in progress, 409. Keys are remembered for a day
-    /// (`cairn server --idempotency-ttl`).
+    /// first did — the same version, the same move — and changes nothing (a repeat
+    /// racing the first waits for whichever commits first); with another request, 422.
+    /// Keys are remembered for a day (`cairn server --idempotency-ttl`).
     #[into_params(rename = "Idempotency-Key")]
     idempotency_key: Option<String>,
 }
@@ -205,7 +205,6 @@ pub async fn list_versions(
 #[utoipa::path(post, path = "/api/v1/models/{name}/versions", tag = "versions", request_body = NewVersion,
     params(("name" = String, Path, description = "Model name; created if it does not exist"), IdempotencyHeader),
     responses((status = 201, body = Version), (status = 400, description = "Invalid manifest or metadata, or blobs not uploaded", body = ErrorBody),
-              (status = 409, description = "The idempotency key's first request is still in progress", body = ErrorBody),
               (status = 422, description = "The idempotency key was used for another request", body = ErrorBody),
               (status = 503, description = "The metadata store cannot be reached (`Retry-After`)", body = ErrorBody)))]
 pub async fn create_version(

@@ -144,7 +144,7 @@ pub fn retry_answer(status: StatusCode, code: Option<&str>, repeat: Repeat) -> b
             StatusCode::SERVICE_UNAVAILABLE,
             Some("database_unavailable" | "blob_store_unavailable"),
         ) => true,
-        // A key still held by an earlier attempt of this very request.
+        // A key a concurrent attempt of this very request stored as this one ran.
         (StatusCode::CONFLICT, Some("idempotency_key_in_flight")) => repeat == Repeat::Harmless,
         // A commit whose outcome is unknown, a proxy without its server: the request
         // may have taken effect.

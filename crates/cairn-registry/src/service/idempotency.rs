@@ -1,9 +1,11 @@
-//! Keyed writes. A write that carries a client's idempotency key claims it first
-//! (`crate::idempotency`); its transaction stores its outcome under the key; a request
-//! repeating the key answers that outcome instead of writing again — the same version
-//! number, the same alias move — however the first answer was lost (a connection cut,
-//! a server killed, a database restarted mid-commit). A key is bound to its principal
-//! and to a fingerprint of its request: the same key for another request is refused.
+//! Keyed writes. A write that carries a client's idempotency key stores the key with
+//! its outcome in its own transaction (`crate::idempotency`); a request repeating the
+//! key answers that outcome instead of writing again — the same version number, the
+//! same alias move — however the first answer was lost (a connection cut, a server
+//! killed, a database restarted mid-commit). A repeat that arrives while the first is
+//! still running runs too, and the first of them to commit wins: the other rolls back
+//! and answers the winner's outcome. A key is bound to its principal and to a
+//! fingerprint of its request: the same key for another request is refused.
 
 use std::future::Future;
 use std::time::Duration;
@@ -15,9 +17,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::Registry;
-use crate::Result;
-use crate::db::MetadataStore;
-use crate::idempotency::{Claim, Claimed};
+use crate::idempotency::Claim;
+use crate::{Error, Result};
 
 /// How long a key is remembered by default once its write is done.
 pub const DEFAULT_KEY_TTL: Duration = Duration::from_secs(24 * 60 * 60);
@@ -25,9 +26,9 @@ pub const DEFAULT_KEY_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 impl Registry {
     /// Runs `write` under `key` (when there is one): `write` receives the claim and
     /// must store its outcome with [`crate::idempotency::complete`] in its own
-    /// transaction. A key done
-    /// before answers its stored outcome without running `write`; `fingerprint`
-    /// describes the request, whose key must not be reused for another.
+    /// transaction. A key done before answers its stored outcome without running
+    /// `write`; `fingerprint` describes the request, whose key must not be reused for
+    /// another.
     pub(crate) async fn keyed<T, F, Fut>(
         &self,
         actor: &Actor,
@@ -43,24 +44,22 @@ impl Registry {
         let Some(key) = key else {
             return write(None).await;
         };
-        let claimed = self
-            .meta
-            .claim_key(&actor.name, key.as_str(), &fingerprint(), self.key_ttl)
-            .await?;
-        match claimed {
-            Claimed::Done(outcome) => serde_json::from_str(&outcome)
-                .map_err(|_| crate::db::corrupt_row("outcome of an idempotency key")),
-            Claimed::New(claim) => {
-                let mut release = ReleaseUnlessDone {
-                    meta: self.meta.clone(),
-                    claim: Some(claim.clone()),
-                };
-                let result = write(Some(claim)).await;
-                if result.is_ok() {
-                    release.claim = None;
-                }
-                result
-            }
+        let fingerprint = fingerprint();
+        let done = || {
+            self.meta
+                .key_outcome(&actor.name, key.as_str(), &fingerprint)
+        };
+        if let Some(outcome) = done().await? {
+            return decode(&outcome);
+        }
+        let claim = Claim::new(&actor.name, key.as_str(), fingerprint.clone(), self.key_ttl);
+        match write(Some(claim)).await {
+            // A request with this key committed while this one ran: its outcome.
+            Err(Error::KeyInFlight(_)) => match done().await? {
+                Some(outcome) => decode(&outcome),
+                None => Err(Error::KeyInFlight(key.as_str().to_owned())),
+            },
+            result => result,
         }
     }
 
@@ -78,27 +77,8 @@ pub(crate) fn fingerprint(request: &impl Serialize) -> String {
     Sha256Digest::of(&bytes).to_hex()
 }
 
-/// Gives a claim back when its write failed or was abandoned (a client gone, its
-/// future dropped), so that a retry finds the key free rather than waiting for the
-/// lease. A write that committed after all keeps its key: the release only removes a
-/// claim without an outcome.
-struct ReleaseUnlessDone {
-    meta: MetadataStore,
-    claim: Option<Claim>,
-}
-
-impl Drop for ReleaseUnlessDone {
-    fn drop(&mut self) {
-        let Some(claim) = self.claim.take() else {
-            return;
-        };
-        let meta = self.meta.clone();
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                if let Err(e) = meta.release_key(&claim).await {
-                    tracing::warn!(error = %e, "an idempotency key could not be given back; it frees at its lease");
-                }
-            });
-        }
-    }
+/// A stored outcome, as the write answered it.
+fn decode<T: DeserializeOwned>(outcome: &str) -> Result<T> {
+    serde_json::from_str(outcome)
+        .map_err(|_| crate::db::corrupt_row("outcome of an idempotency key"))
 }
