@@ -5,6 +5,7 @@
 pub mod embedded;
 pub mod remote;
 pub mod retry;
+mod sse;
 
 use std::path::{Path, PathBuf};
 
