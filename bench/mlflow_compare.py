@@ -1,18 +1,25 @@
 #!/usr/bin/env python3
-"""The same MLflow REST workload against `cairn server` and `mlflow server` (SQLite
-backend, default settings, proxied artifacts), in one run, side by side.
+"""The same MLflow REST workload against `cairn server` and `mlflow server` (default
+settings, proxied artifacts), on both engines, in one run, side by side: both on SQLite,
+then both on one throwaway PostgreSQL cluster (PostgreSQL's default settings, a database
+each).
 
-    .venv/mlflow3/bin/python bench/mlflow_compare.py [--seconds 5] [--runs 10000]
-    .venv/mlflow3/bin/python bench/mlflow_compare.py --only cairn --cairn-db postgres://…
-    CAIRN_BIN=… .venv/mlflow3/bin/python bench/mlflow_compare.py --only cairn --call get-by-alias
+    python3 -m venv .venv/bench && .venv/bench/bin/pip install -r bench/requirements.txt
+    .venv/bench/bin/python bench/mlflow_compare.py [--seconds 5] [--runs 10000] [--engines sqlite,postgres]
+    .venv/bench/bin/python bench/mlflow_compare.py --only cairn --call runs/search --engines postgres
 
-Prints ops/s and p50/p99 latency per call at concurrency 8, and the 256 MiB artifact
-PUT/GET next to `dd … conv=fdatasync` (the disk's durable write bandwidth) and loopback
-bandwidth measured in the same run. Needs the release binary (`cargo build --release`).
+Prints, per call and engine, ops/s and p50/p99 latency at concurrency 8 (wrk), the
+ratio to MLflow, and for the calls that do database work the ceiling: the same
+statements run by the engine alone on the same data (`bench/ceilings.py`), so the
+distance to the limit shows. Also the client's own capacity (wrk against a call that
+does nothing) and the 256 MiB artifact PUT/GET next to `dd … conv=fdatasync` and
+loopback bandwidth. Needs the release binary (`cargo build --release`), wrk, pgbench
+and PostgreSQL's server tools.
 """
 
 import argparse
 import concurrent.futures
+import json
 import os
 import shutil
 import socket
@@ -28,6 +35,10 @@ from pathlib import Path
 import requests
 
 import wrk
+from ceilings import ceilings_of
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "support"))
+from infra import ThrowawayPostgres  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CONCURRENCY = 8
@@ -66,13 +77,15 @@ def start_cairn(work, db=None, extra=()):
     return proc, url
 
 
-def start_mlflow(work):
+def start_mlflow(work, db=None):
+    """`mlflow server` (4 workers, its default) on SQLite under `work`, or on the
+    PostgreSQL database `db`."""
     port = free_port()
     mlflow_bin = Path(sys.executable).parent / "mlflow"
+    backend = f"sqlite:///{work / 'mlflow.db'}" if db is None else db.replace("postgres://", "postgresql://", 1)
     proc = subprocess.Popen(
         [str(mlflow_bin), "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{work / 'mlflow.db'}",
-         "--artifacts-destination", str(work / "mlflow-artifacts")],
+         "--backend-store-uri", backend, "--artifacts-destination", str(work / "mlflow-artifacts")],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
@@ -98,35 +111,6 @@ class Api:
         return r.json() if r.content else {}
 
 
-def measure(fn, seconds):
-    """Calls fn(i) from CONCURRENCY threads for `seconds`; returns ops/s, p50, p99 (ms) and 0 failed (a failure raises)."""
-    latencies = []
-    lock = threading.Lock()
-    deadline = time.perf_counter() + seconds
-    counter = iter(range(10**9))
-
-    def worker():
-        mine = []
-        while time.perf_counter() < deadline:
-            i = next(counter)
-            t0 = time.perf_counter()
-            fn(i)
-            mine.append(time.perf_counter() - t0)
-        with lock:
-            latencies.extend(mine)
-
-    start = time.perf_counter()
-    threads = [threading.Thread(target=worker) for _ in range(CONCURRENCY)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - start
-    latencies.sort()
-    p = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000
-    return len(latencies) / elapsed, p(0.5), p(0.99), 0
-
-
 def wrk_measure(url, method, path, template, seconds, work, headers=None):
     """ops/s, p50, p99 (ms) and failed requests from wrk: 2 threads, 8 connections.
     `template` is each request's JSON body, with `$N` replaced by a counter (distinct
@@ -145,6 +129,13 @@ def wrk_measure(url, method, path, template, seconds, work, headers=None):
 def parallel(fn, items):
     with concurrent.futures.ThreadPoolExecutor(CONCURRENCY) as pool:
         return list(pool.map(fn, items))
+
+
+# The runs of the search experiment: what a sweep logs, five metrics and five params
+# each. `acc` spreads evenly over [0, 1), so `metrics.acc > 0.989` matches 1% of the runs
+# (a selective filter) and `metrics.acc > 0.5` half of them (an experiment's listing).
+RUN_METRICS = ("acc", "loss", "f1", "precision", "recall")
+RUN_PARAMS = ("lr", "batch_size", "optimizer", "epochs", "seed")
 
 
 def setup(api, runs_count, versions_count):
@@ -168,19 +159,39 @@ def setup(api, runs_count, versions_count):
     api.call("POST", "registered-models/create", json={"name": search_model})
     parallel(lambda _: api.call("POST", "model-versions/create", json={"name": search_model, "source": source, "run_id": run_id}), range(versions_count))
 
-    # Runs with a metric each, for runs/search.
     search_exp = api.call("POST", "experiments/create", json={"name": f"bench-runs-{uuid.uuid4().hex[:8]}"})["experiment_id"]
+    start = int(time.time() * 1000)
 
     def make_run(i):
-        rid = api.call("POST", "runs/create", json={"experiment_id": search_exp, "start_time": int(time.time() * 1000)})["run"]["info"]["run_id"]
-        api.call("POST", "runs/log-metric", json={"run_id": rid, "key": "acc", "value": (i % 1000) / 1000, "timestamp": 0, "step": 0})
+        rid = api.call("POST", "runs/create", json={"experiment_id": search_exp, "start_time": start + i})["run"]["info"]["run_id"]
+        acc = (i % 1000) / 1000
+        metrics = [{"key": k, "value": acc if k == "acc" else ((i * 7 + n) % 997) / 997, "timestamp": start + i, "step": 0}
+                   for n, k in enumerate(RUN_METRICS)]
+        params = [{"key": k, "value": str((i + n) % 10)} for n, k in enumerate(RUN_PARAMS)]
+        api.call("POST", "runs/log-batch", json={"run_id": rid, "metrics": metrics, "params": params})
 
     parallel(make_run, range(runs_count))
     return dict(exp=exp, run_id=run_id, model=model, source=source, search_model=search_model, search_exp=search_exp)
 
 
+def search_body(ctx, threshold):
+    return f'{{"experiment_ids":["{ctx["search_exp"]}"],"filter":"metrics.acc > {threshold}","max_results":100}}'
+
+
+# The calls, by name; each also names its ceiling in bench/ceilings.py, if it has one.
+CALLS = {
+    "log-metric": "log-metric",
+    "log-batch(100)": "log-batch",
+    "model-versions/create": "model-versions/create",
+    "get-by-alias": None,
+    "model-versions/search (1,000 versions)": None,
+    "runs/search, 1% match": "runs/search 1%",
+    "runs/search, 50% match, 100 full runs": "runs/search 50%",
+}
+
+
 def wrk_workloads(ctx):
-    """The same calls as `workloads`, as (method, path, body template) for wrk."""
+    """Each call of CALLS as (method, path, body template) for wrk."""
     from urllib.parse import quote
 
     now = int(time.time() * 1000)
@@ -195,22 +206,25 @@ def wrk_workloads(ctx):
         "get-by-alias": ("GET", f"/api/2.0/mlflow/registered-models/alias?name={ctx['model']}&alias=champion", None),
         "model-versions/search (1,000 versions)": (
             "GET", "/api/2.0/mlflow/model-versions/search?max_results=1000&filter=" + quote(f"name='{ctx['search_model']}'"), None),
-        "runs/search metrics filter": ("POST", "/api/2.0/mlflow/runs/search",
-                                       f'{{"experiment_ids":["{ctx["search_exp"]}"],"filter":"metrics.acc > 0.99","max_results":100}}'),
+        "runs/search, 1% match": ("POST", "/api/2.0/mlflow/runs/search", search_body(ctx, 0.989)),
+        "runs/search, 50% match, 100 full runs": ("POST", "/api/2.0/mlflow/runs/search", search_body(ctx, 0.5)),
     }
 
 
-def workloads(api, ctx):
-    now = int(time.time() * 1000)
-    batch = [{"key": f"m{k}", "value": k * 0.5, "timestamp": now, "step": 0} for k in range(100)]
-    return {
-        "log-metric": lambda i: api.call("POST", "runs/log-metric", json={"run_id": ctx["run_id"], "key": "loss", "value": 1.0 / (i + 1), "timestamp": now + i, "step": i}),
-        "log-batch(100)": lambda i: api.call("POST", "runs/log-batch", json={"run_id": ctx["run_id"], "metrics": [dict(m, step=i) for m in batch]}),
-        "model-versions/create": lambda i: api.call("POST", "model-versions/create", json={"name": ctx["model"], "source": ctx["source"], "run_id": ctx["run_id"]}),
-        "get-by-alias": lambda i: api.call("GET", "registered-models/alias", params={"name": ctx["model"], "alias": "champion"}),
-        "model-versions/search (1,000 versions)": lambda i: api.call("GET", "model-versions/search", params={"filter": f"name='{ctx['search_model']}'", "max_results": 1000}),
-        "runs/search metrics filter": lambda i: api.call("POST", "runs/search", json={"experiment_ids": [ctx["search_exp"]], "filter": "metrics.acc > 0.99", "max_results": 100}),
-    }
+def check_answers(api, ctx):
+    """The searches answer what they are measured for: 100 runs with their five metrics
+    and params (a server that answered less would be measured doing less)."""
+    for threshold in (0.989, 0.5):
+        runs = api.call("POST", "runs/search", json=json.loads(search_body(ctx, threshold)))["runs"]
+        assert len(runs) == 100, f"metrics.acc > {threshold}: {len(runs)} runs"
+        assert all(len(r["data"]["metrics"]) == 5 and len(r["data"]["params"]) == 5 for r in runs)
+        assert all(next(m["value"] for m in r["data"]["metrics"] if m["key"] == "acc") > threshold for r in runs)
+
+
+def client_capacity(url, seconds, work):
+    """What wrk gets from a call that does nothing (Cairn's `/healthz`): the most the
+    client and the loopback allow on this machine with a server beside them."""
+    return wrk_measure(url, "GET", "/healthz", None, seconds, work)
 
 
 def artifact_transfer(url, ctx, api, path):
@@ -268,72 +282,115 @@ def loopback(mib):
     return total / (time.perf_counter() - t0) / 1e6
 
 
+def measure_engine(engine, args, work, big, results, ceilings, transfers, capacity):
+    """Both servers (or `--only` one) on `engine`; fills the result maps, keyed by
+    (engine, server, call)."""
+    pg = ThrowawayPostgres() if engine == "postgres" else None
+    try:
+        for label in ("cairn", "mlflow"):
+            if args.only not in (None, label):
+                continue
+            db = None
+            if pg:
+                pg.create_database(label)
+                db = pg.url_of(label)
+            proc, url = (start_cairn if label == "cairn" else start_mlflow)(work, db)
+            try:
+                api = Api(url)
+                print(f"[{engine} {label}] setting up {args.runs} runs and {args.versions} versions…", file=sys.stderr)
+                ctx = setup(api, args.runs, args.versions)
+                check_answers(api, ctx)
+                if label == "cairn":
+                    capacity[engine] = client_capacity(url, args.seconds, work)
+                for name, call in wrk_workloads(ctx).items():
+                    if args.call and args.call not in name:
+                        continue
+                    got = wrk_measure(url, *call, args.seconds, work)
+                    results[(engine, label, name)] = got
+                    if label == "cairn" and got[3]:
+                        raise RuntimeError(f"cairn failed {got[3]} requests of {name}")
+                    print(f"[{engine} {label}] {name}: {got[0]:.1f} ops/s, p99 {got[2]:.1f} ms", file=sys.stderr)
+                if not args.call:
+                    transfers[(engine, label)] = artifact_transfer(url, ctx, api, big)
+            finally:
+                proc.terminate()
+                proc.wait(timeout=30)
+            if label == "cairn" and not args.no_ceilings:
+                # The server is stopped: the engine has the machine to itself.
+                wanted = {c for n, c in CALLS.items() if c and not (args.call and args.call not in n)}
+                store = db if pg else work / "cairn" / "cairn.db"
+                for name, got in ceilings_of(engine, store, ctx, wanted, args.seconds, work).items():
+                    ceilings[(engine, name)] = got
+                    print(f"[{engine} alone] {name}: {got[0]:.1f} ops/s", file=sys.stderr)
+            if not pg:
+                for f in ("mlflow.db",):
+                    (work / f).unlink(missing_ok=True)
+                shutil.rmtree(work / "cairn", ignore_errors=True)
+    finally:
+        if pg:
+            pg.stop()
+
+
+def print_tables(args, results, ceilings, transfers, capacity, disk, net):
+    print(f"\nConcurrency {CONCURRENCY} (wrk -t2 -c8), {args.seconds:.0f} s per call, {os.cpu_count()} cores, "
+          f"{time.strftime('%Y-%m-%d')}; {args.runs:,} runs × ({len(RUN_METRICS)} metrics, {len(RUN_PARAMS)} params)\n")
+    print("| call | engine | cairn ops/s | cairn p50 / p99 (ms) | mlflow ops/s | mlflow p50 / p99 (ms) | cairn / mlflow | engine alone ops/s | cairn / engine alone |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for engine in args.engines:
+        for name, ceiling in CALLS.items():
+            c, m = results.get((engine, "cairn", name)), results.get((engine, "mlflow", name))
+            if c is None or m is None:
+                continue
+            failed = f" ({m[3]} failed)" if m[3] else ""
+            alone = ceilings.get((engine, ceiling))
+            alone_cols = f"{alone[0]:,.0f} | {c[0] / alone[0]:.0%}" if alone else "– | –"
+            print(f"| {name} | {engine} | {c[0]:,.0f} | {c[1]:.1f} / {c[2]:.1f} | {m[0]:,.1f}{failed} | "
+                  f"{m[1]:,.0f} / {m[2]:,.0f} | {c[0] / m[0]:,.0f}× | {alone_cols} |")
+    for engine, got in capacity.items():
+        print(f"\nClient capacity ({engine} run): wrk against `GET /healthz` {got[0]:,.0f} ops/s, p99 {got[2]:.1f} ms")
+    if transfers:
+        print(f"\n| {args.artifact_mib} MiB artifact | engine | cairn MB/s | mlflow MB/s | anchor MB/s | cairn / anchor |")
+        print("|---|---|---:|---:|---:|---:|")
+        for engine in args.engines:
+            c, m = transfers.get((engine, "cairn")), transfers.get((engine, "mlflow"))
+            if c and m:
+                print(f"| PUT | {engine} | {c[0]:.0f} | {m[0]:.0f} | {disk:.0f} (dd conv=fdatasync) | {c[0] / disk:.0%} |")
+                print(f"| GET | {engine} | {c[1]:.0f} | {m[1]:.0f} | {net:.0f} (loopback) | {c[1] / net:.0%} |")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=5)
     ap.add_argument("--runs", type=int, default=10000)
     ap.add_argument("--versions", type=int, default=1000)
     ap.add_argument("--artifact-mib", type=int, default=256)
+    ap.add_argument("--engines", default="sqlite,postgres", type=lambda s: s.split(","))
     ap.add_argument("--only", choices=["cairn", "mlflow"], help="measure one server (for iterating; the table needs both)")
-    ap.add_argument("--cairn-db", help="run Cairn on this PostgreSQL database instead of SQLite")
-    ap.add_argument("--call", help="measure only the calls whose name contains this, no artifacts (with --only)")
+    ap.add_argument("--call", help="measure only the calls whose name contains this, no artifacts")
+    ap.add_argument("--no-ceilings", action="store_true", help="skip the engine-alone measurements")
     args = ap.parse_args()
-    if args.call and not args.only:
-        ap.error("--call measures part of the workload: name the server with --only")
+    if not shutil.which("wrk"):
+        ap.error("needs wrk (apt-get install wrk)")
     work = Path(tempfile.mkdtemp(prefix="cairn-vs-mlflow-"))
     big = work / "big.bin"
     with open(big, "wb") as f:
         for _ in range(args.artifact_mib):
             f.write(os.urandom(1 << 20))
-    results = {}
-    transfers = {}
+    results, ceilings, transfers, capacity = {}, {}, {}, {}
     try:
-        cairn = lambda w: start_cairn(w, args.cairn_db)
-        servers = [(l, s) for l, s in (("cairn", cairn), ("mlflow", start_mlflow)) if args.only in (None, l)]
-        for label, start in servers:
-            proc, url = start(work)
-            try:
-                api = Api(url)
-                print(f"[{label}] setting up {args.runs} runs and {args.versions} versions…", file=sys.stderr)
-                ctx = setup(api, args.runs, args.versions)
-                if shutil.which("wrk"):
-                    calls = wrk_workloads(ctx).items()
-                    measured = lambda c: wrk_measure(url, *c, args.seconds, work)
-                else:
-                    calls = workloads(api, ctx).items()
-                    measured = lambda fn: measure(fn, args.seconds)
-                for name, call in calls:
-                    if args.call and args.call not in name:
-                        continue
-                    results[(label, name)] = measured(call)
-                    if label == "cairn" and results[(label, name)][3]:
-                        raise RuntimeError(f"cairn failed {results[(label, name)][3]} requests of {name}")
-                    print(f"[{label}] {name}: {results[(label, name)][0]:.1f} ops/s", file=sys.stderr)
-                if not args.call:
-                    transfers[label] = artifact_transfer(url, ctx, api, big)
-            finally:
-                proc.terminate()
-                proc.wait(timeout=30)
-        if args.only:
-            return
+        for engine in args.engines:
+            measure_engine(engine, args, work, big, results, ceilings, transfers, capacity)
         disk = dd_fdatasync(work, args.artifact_mib)
         net = loopback(1024)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-    tool = "wrk -t2 -c8" if shutil.which("wrk") else "Python threads"
-    print(f"\nConcurrency {CONCURRENCY} ({tool}), {args.seconds:.0f} s per call, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}\n")
-    print("| call | cairn ops/s | cairn p50 / p99 (ms) | mlflow ops/s | mlflow p50 / p99 (ms) | cairn / mlflow |")
-    print("|---|---:|---:|---:|---:|---:|")
-    names = [n for (l, n) in results if l == "cairn"]
-    for name in names:
-        c, m = results[("cairn", name)], results[("mlflow", name)]
-        failed = f" ({m[3]} failed)" if m[3] else ""
-        print(f"| {name} | {c[0]:.0f} | {c[1]:.1f} / {c[2]:.1f} | {m[0]:.1f}{failed} | {m[1]:.0f} / {m[2]:.0f} | {c[0] / m[0]:.0f}× |")
-    print(f"\n| {args.artifact_mib} MiB artifact | cairn MB/s | mlflow MB/s | anchor MB/s | cairn / anchor |")
-    print("|---|---:|---:|---:|---:|")
-    print(f"| PUT | {transfers['cairn'][0]:.0f} | {transfers['mlflow'][0]:.0f} | {disk:.0f} (dd conv=fdatasync) | {transfers['cairn'][0] / disk:.0%} |")
-    print(f"| GET | {transfers['cairn'][1]:.0f} | {transfers['mlflow'][1]:.0f} | {net:.0f} (loopback) | {transfers['cairn'][1] / net:.0%} |")
+    if args.only:
+        for key, got in sorted(results.items()):
+            print(" ".join(key), f"{got[0]:,.1f} ops/s p50 {got[1]:.1f} p99 {got[2]:.1f} ms")
+        for key, got in sorted(ceilings.items()):
+            print(" ".join(key), f"engine alone {got[0]:,.1f} ops/s")
+        return
+    print_tables(args, results, ceilings, transfers, capacity, disk, net)
 
 
 if __name__ == "__main__":

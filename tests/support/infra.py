@@ -198,6 +198,13 @@ class ThrowawayPostgres:
                 raise RuntimeError(f"PostgreSQL did not start: {done.stdout}{done.stderr}")
             time.sleep(0.2)
 
+    def create_database(self, name):
+        self._run("psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-q",
+                  "-c", f'CREATE DATABASE "{name}"')
+
+    def url_of(self, database):
+        return f"postgres://postgres@127.0.0.1:{self.port}/{database}"
+
     def kill(self):
         """SIGKILL of the postmaster, as when its machine dies."""
         pid = int((self.data / "postmaster.pid").read_text().split()[0])
