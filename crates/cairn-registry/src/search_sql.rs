@@ -265,18 +265,42 @@ fn numeric_operand(c: &Comparison, expected: &str, entity: &str) -> Result<f64> 
     Ok(n)
 }
 
+/// The ids of the runs comparison `c` (on a metric, param or tag) matches, found
+/// through the (key, value) index of its table.
 pub(crate) fn push_matching_runs(
     q: &mut SqlBuilder,
     backend: Backend,
     c: &Comparison,
 ) -> Result<()> {
+    push_matches(q, backend, c, "SELECT run_id FROM ", "")
+}
+
+/// Whether run `r` matches comparison `c` (on a metric, param or tag): one look-up by
+/// the run's key in its table, for plans that test runs one by one.
+pub(crate) fn push_run_matches(q: &mut SqlBuilder, backend: Backend, c: &Comparison) -> Result<()> {
+    q.push("EXISTS (");
+    push_matches(q, backend, c, "SELECT 1 FROM ", "run_id = r.id AND ")?;
+    q.push(")");
+    Ok(())
+}
+
+/// `{select}{table} WHERE {correlation}<the comparison>`.
+fn push_matches(
+    q: &mut SqlBuilder,
+    backend: Backend,
+    c: &Comparison,
+    select: &str,
+    correlation: &str,
+) -> Result<()> {
     match c.kind {
         EntityKind::Metric => {
             let n = numeric_operand(c, "numeric value type", "metric")?;
-            q.push("SELECT run_id FROM run_latest_metrics WHERE is_nan = 0 AND key = ")
-                .push_bind(c.key.clone())
-                .push(format!(" AND value {} ", c.op.sql()))
-                .push_bind(n);
+            q.push(format!(
+                "{select}run_latest_metrics WHERE {correlation}is_nan = 0 AND key = "
+            ))
+            .push_bind(c.key.clone())
+            .push(format!(" AND value {} ", c.op.sql()))
+            .push_bind(n);
         }
         EntityKind::Param | EntityKind::Tag => {
             let table = if c.kind == EntityKind::Param {
@@ -284,7 +308,7 @@ pub(crate) fn push_matching_runs(
             } else {
                 "run_tags"
             };
-            q.push(format!("SELECT run_id FROM {table} WHERE key = "))
+            q.push(format!("{select}{table} WHERE {correlation}key = "))
                 .push_bind(c.key.clone())
                 .push(" AND ");
             push_string_comparison(q, backend, "value", c.op, &c.value, &c.key)?;

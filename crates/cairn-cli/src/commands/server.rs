@@ -188,6 +188,23 @@ async fn expire_idempotency_keys(registry: Registry) {
     }
 }
 
+/// How often the planner statistics of the searched tables are checked (a search on
+/// a table loaded since its last analysis may plan badly until then).
+const STATISTICS_EVERY: Duration = Duration::from_secs(5);
+
+/// Keeps the planner statistics fresh (PostgreSQL), for as long as the server runs.
+async fn refresh_statistics(registry: Registry) {
+    let mut every = tokio::time::interval(STATISTICS_EVERY);
+    loop {
+        every.tick().await;
+        match registry.refresh_statistics().await {
+            Ok(tables) if tables.is_empty() => {}
+            Ok(tables) => tracing::debug!(?tables, "planner statistics refreshed"),
+            Err(e) => tracing::warn!(error = %e, "could not refresh planner statistics"),
+        }
+    }
+}
+
 /// Whether `host` names this machine only (127.0.0.0/8, ::1, localhost).
 fn is_loopback(host: &str) -> bool {
     host.eq_ignore_ascii_case("localhost")
@@ -225,6 +242,9 @@ pub async fn run(args: Args, artifacts: Option<&str>) -> Result<ExitCode> {
         .with_webhooks(webhooks)
         .with_key_ttl(args.idempotency_ttl);
     tokio::spawn(expire_idempotency_keys(registry.clone()));
+    if matches!(db, DbLocation::Postgres(_)) {
+        tokio::spawn(refresh_statistics(registry.clone()));
+    }
     // Uploads cut off by a crash leave staged parts behind; a day is far longer than
     // any upload in progress.
     let sweeper = registry.clone();

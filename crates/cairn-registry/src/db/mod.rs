@@ -22,6 +22,7 @@ pub(crate) mod outcome;
 pub(crate) mod sql;
 mod sqlite_migrate;
 pub(crate) mod sqlite_reads;
+mod statistics;
 pub(crate) mod write;
 
 use sql::{Row, SqlBuilder};

@@ -129,6 +129,12 @@ impl Registry {
         self.blobs.ping().await
     }
 
+    /// Brings the planner's statistics of the searched tables up to date where they
+    /// changed (PostgreSQL; see `db::statistics`); answers the tables analyzed.
+    pub async fn refresh_statistics(&self) -> Result<Vec<String>> {
+        self.meta.refresh_statistics().await
+    }
+
     // ---- models ----
 
     pub async fn create_model(&self, actor: &Actor, req: &CreateModel) -> Result<Model> {

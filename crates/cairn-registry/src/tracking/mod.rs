@@ -17,6 +17,7 @@ mod experiments;
 mod logged_models;
 mod matching;
 mod rows;
+mod run_search;
 mod runs;
 
 pub use artifacts::{check_artifact_path, directory_children};

@@ -103,6 +103,119 @@ impl Decode for LoggedModelRow {
 }
 decoded_row!(LoggedModelRow);
 
+/// Each run's details as JSON arrays (or NULL for none), for PostgreSQL to select
+/// beside [`RUN_COLUMNS`]: a page of runs and all their details in one round trip.
+/// PostgreSQL evaluates these per row it returns (after ORDER BY and LIMIT), each
+/// through its table's `(run_id, …)` primary key. Metric values travel as text, which
+/// PostgreSQL writes exactly (shortest round-trip digits, `Infinity`, `NaN`).
+const RUN_DETAIL_JSON: &str = "\
+    (SELECT json_agg(json_build_array(key, value::text, is_nan, timestamp, step) ORDER BY key)::text \
+       FROM run_latest_metrics WHERE run_id = r.id), \
+    (SELECT json_agg(json_build_array(key, value))::text FROM run_params WHERE run_id = r.id), \
+    (SELECT json_agg(json_build_array(key, value))::text FROM run_tags WHERE run_id = r.id), \
+    (SELECT json_agg(json_build_array(name, digest, source_type, source, schema, profile, context, tags))::text \
+       FROM run_inputs WHERE run_id = r.id), \
+    (SELECT json_agg(json_build_array(model_id, step))::text FROM \
+       (SELECT model_id, step FROM run_outputs WHERE run_id = r.id \
+        UNION ALL SELECT model_id, NULL FROM run_model_inputs WHERE run_id = r.id) o)";
+
+/// What a query for runs with their details selects: [`RUN_COLUMNS`] and, on
+/// PostgreSQL, [`RUN_DETAIL_JSON`] (decoded by [`RunPageRow`]). On SQLite the details
+/// come from [`RunDetailQueries`], on the same snapshot, with no round trips to save.
+pub(super) fn run_page_columns(backend: Backend) -> String {
+    match backend {
+        Backend::Sqlite => RUN_COLUMNS.to_owned(),
+        Backend::Postgres => format!("{RUN_COLUMNS}, {RUN_DETAIL_JSON}"),
+    }
+}
+
+/// A run and its details as [`run_page_columns`] selects them on PostgreSQL.
+pub(super) struct RunPageRow {
+    run: RunRow,
+    metrics: Option<String>,
+    params: Option<String>,
+    tags: Option<String>,
+    inputs: Option<String>,
+    outputs: Option<String>,
+}
+
+impl Decode for RunPageRow {
+    fn decode(c: &mut Columns<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            run: RunRow::decode(c)?,
+            metrics: c.next()?,
+            params: c.next()?,
+            tags: c.next()?,
+            inputs: c.next()?,
+            outputs: c.next()?,
+        })
+    }
+}
+decoded_row!(RunPageRow);
+
+/// A value the database sent that does not decode.
+fn undecodable(what: String) -> crate::Error {
+    crate::Error::Database(sqlx::Error::Decode(what.into()))
+}
+
+/// One run's JSON array of details, each element with the run id put in front (the
+/// shape of the rows of [`RunDetailQueries`]).
+fn json_rows<T, R>(
+    run: &str,
+    json: Option<String>,
+    with_run: impl Fn(String, T) -> R,
+) -> crate::Result<Vec<R>>
+where
+    T: serde::de::DeserializeOwned,
+{
+    let Some(json) = json else {
+        return Ok(Vec::new());
+    };
+    let rows: Vec<T> = serde_json::from_str(&json)
+        .map_err(|e| undecodable(format!("details of run {run}: {e}")))?;
+    Ok(rows.into_iter().map(|row| with_run(run.to_owned(), row)).collect())
+}
+
+impl RunDetails {
+    /// The details of the runs of `page`, and the runs.
+    pub(super) fn from_page(page: Vec<RunPageRow>) -> crate::Result<(Self, Vec<RunInfo>)> {
+        let mut details = RunDetails {
+            metrics: Vec::new(),
+            params: Vec::new(),
+            tags: Vec::new(),
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+        };
+        let mut infos = Vec::with_capacity(page.len());
+        for row in page {
+            let run = row.run.id.clone();
+            for (run, (key, value, is_nan, timestamp, step)) in
+                json_rows::<(String, String, i64, i64, i64), _>(&run, row.metrics, |r, m| (r, m))?
+            {
+                let value: f64 = value
+                    .parse()
+                    .map_err(|_| undecodable(format!("metric {key} of run {run}: {value:?}")))?;
+                details.metrics.push((run, key, value, is_nan, timestamp, step));
+            }
+            let pair = |r, (k, v): (String, String)| (r, k, v);
+            details.params.extend(json_rows(&run, row.params, pair)?);
+            details.tags.extend(json_rows(&run, row.tags, pair)?);
+            details.inputs.extend(json_rows(
+                &run,
+                row.inputs,
+                |r, (name, digest, source_type, source, schema, profile, context, tags)| {
+                    (r, name, digest, source_type, source, schema, profile, context, tags)
+                },
+            )?);
+            details.outputs.extend(json_rows(&run, row.outputs, |r, (model, step)| {
+                (r, model, step)
+            })?);
+            infos.push(row.run.into_info());
+        }
+        Ok((details, infos))
+    }
+}
+
 /// The statements that fetch the details of a set of runs.
 pub(super) struct RunDetailQueries {
     pub(super) metrics: SqlBuilder,

@@ -1,24 +1,23 @@
-//! Runs: create, read with their details, update, search (compiled to SQL), params,
+//! Runs: create, read with their details, update, params,
 //! tags, metric histories (batches through the metric writer), dataset inputs, outputs.
 
 use std::collections::BTreeMap;
 
 use cairn_core::lineage::{CodeRef, DataRef, LineageInput};
-use cairn_core::search::{Comparison, EntityKind, Op, OrderBy};
 use cairn_core::tracking::{DatasetInput, Lifecycle, Metric, Run, RunInfo, RunStatus};
 
-use super::rows::{RUN_COLUMNS, RunDetailQueries, RunDetails, RunRow};
+use super::rows::{
+    RUN_COLUMNS, RunDetailQueries, RunDetails, RunPageRow, RunRow, run_page_columns,
+};
 use super::{
     BATCH_METRICS_MAX, BATCH_PARAMS_MAX, BATCH_TAGS_MAX, MetricValue, PARAM_VALUE_MAX,
-    TAG_VALUE_MAX, Tracking, ViewType, check_key, generated_run_name, invalid, metric_from_db,
+    TAG_VALUE_MAX, Tracking, check_key, generated_run_name, invalid, metric_from_db,
     metric_to_db, random_hex32, truncate,
 };
-use crate::db::Backend;
 use crate::db::sql::SqlBuilder;
 use crate::db::sqlite_reads;
 use crate::key_values::{RUN_PARAMS, RUN_TAGS};
 use crate::metric_writer::Outcome;
-use crate::search_sql::{push_matching_runs, push_run_condition, run_attribute_column};
 use crate::{Error, Missing, Refusal, Result, metric_writer};
 
 impl Tracking {
@@ -153,7 +152,10 @@ impl Tracking {
     pub async fn get_run(&self, id: &str) -> Result<Run> {
         let mut q = SqlBuilder::new(
             self.meta.backend(),
-            format!("SELECT {RUN_COLUMNS} FROM runs r WHERE r.id = "),
+            format!(
+                "SELECT {} FROM runs r WHERE r.id = ",
+                run_page_columns(self.meta.backend())
+            ),
         );
         q.push_bind(id);
         self.runs_with_details(q)
@@ -162,10 +164,9 @@ impl Tracking {
             .ok_or_else(|| Error::NotFound(Missing::Run(id.to_owned())))
     }
 
-    /// The runs `runs` selects (its columns: [`RUN_COLUMNS`]), each with its metrics,
-    /// params, tags, inputs and outputs: six statements. On SQLite they run in one
-    /// blocking call on one snapshot (see `sqlite_reads`); on PostgreSQL one after the
-    /// other.
+    /// The runs `runs` selects (its columns: [`run_page_columns`]), each with its
+    /// metrics, params, tags, inputs and outputs. On SQLite, six statements in one
+    /// blocking call on one snapshot (see `sqlite_reads`); on PostgreSQL, one.
     pub(super) async fn runs_with_details(&self, mut runs: SqlBuilder) -> Result<Vec<Run>> {
         let backend = self.meta.backend();
         if let Some(reads) = self.meta.sqlite_reads() {
@@ -191,25 +192,9 @@ impl Tracking {
                 })
                 .await;
         }
-        let infos: Vec<RunInfo> = runs
-            .build_query_as::<RunRow>()
-            .fetch_all(self.pool())
-            .await?
-            .into_iter()
-            .map(RunRow::into_info)
-            .collect();
-        if infos.is_empty() {
-            return Ok(Vec::new());
-        }
-        let ids: Vec<&str> = infos.iter().map(|i| i.id.as_str()).collect();
-        let mut q = RunDetailQueries::new(backend, &ids);
-        let details = RunDetails {
-            metrics: q.metrics.build_query_as().fetch_all(self.pool()).await?,
-            params: q.params.build_query_as().fetch_all(self.pool()).await?,
-            tags: q.tags.build_query_as().fetch_all(self.pool()).await?,
-            inputs: q.inputs.build_query_as().fetch_all(self.pool()).await?,
-            outputs: q.outputs.build_query_as().fetch_all(self.pool()).await?,
-        };
+        // PostgreSQL: the runs and their details in one statement (`run_page_columns`).
+        let page: Vec<RunPageRow> = runs.build_query_as().fetch_all(self.pool()).await?;
+        let (details, infos) = RunDetails::from_page(page)?;
         Ok(details.attach_to(infos))
     }
 
@@ -547,109 +532,6 @@ impl Tracking {
                 (run, stored_metric(key, (value, is_nan, timestamp, step)))
             })
             .collect())
-    }
-
-    /// Runs of `experiment_ids` matching `filter`, ordered; `limit` + 1 rows from
-    /// `offset` so the caller can tell whether another page exists.
-    pub async fn search_runs(
-        &self,
-        experiment_ids: &[i64],
-        filter: &[Comparison],
-        view: ViewType,
-        order_by: &[OrderBy],
-        offset: usize,
-        limit: usize,
-    ) -> Result<Vec<Run>> {
-        if experiment_ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let backend = self.meta.backend();
-        let mut q = SqlBuilder::new(backend, format!("SELECT {RUN_COLUMNS} FROM "));
-        // A selective metric, param or tag comparison drives the query: the runs it
-        // matches are found through its (key, value) index and only they are sorted,
-        // instead of walking every run of the experiments in start-time order.
-        let driver = filter.iter().find(|c| {
-            matches!(
-                c.kind,
-                EntityKind::Metric | EntityKind::Param | EntityKind::Tag
-            ) && matches!(
-                c.op,
-                Op::Eq | Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Like | Op::ILike | Op::In
-            )
-        });
-        match driver {
-            Some(c) => {
-                q.push("(");
-                push_matching_runs(&mut q, backend, c)?;
-                // SQLite keeps the order of a CROSS JOIN: the matches drive. PostgreSQL
-                // plans joins itself (and has no CROSS JOIN … ON).
-                q.push(match backend {
-                    Backend::Sqlite => ") d CROSS JOIN runs r ON r.id = d.run_id",
-                    Backend::Postgres => ") d JOIN runs r ON r.id = d.run_id",
-                });
-            }
-            None => {
-                q.push("runs r");
-            }
-        }
-        // One LEFT JOIN per ordering key that is not a column.
-        for (i, o) in order_by.iter().enumerate() {
-            let (table, value) = match o.kind {
-                EntityKind::Metric => ("run_latest_metrics", "value"),
-                EntityKind::Param => ("run_params", "value"),
-                EntityKind::Tag => ("run_tags", "value"),
-                EntityKind::Attribute => {
-                    run_attribute_column(&o.key).ok_or_else(|| {
-                        invalid(format!("Invalid order_by key: attribute.{}", o.key))
-                    })?;
-                    continue;
-                }
-                EntityKind::Dataset => return Err(invalid("Invalid order_by entity: dataset")),
-            };
-            q.push(format!(
-                " LEFT JOIN (SELECT run_id, {value} AS v FROM {table} WHERE key = "
-            ));
-            q.push_bind(o.key.clone());
-            q.push(format!(") o{i} ON o{i}.run_id = r.id"));
-        }
-        q.push(" WHERE r.experiment_id IN (");
-        let mut sep = q.separated(", ");
-        for id in experiment_ids {
-            sep.push_bind(*id);
-        }
-        q.push(") AND ").push(view.sql("r.lifecycle_stage"));
-        // The driving comparison already holds for every joined run: testing it again
-        // would build its whole set of matches a second time.
-        for c in filter
-            .iter()
-            .filter(|c| !driver.is_some_and(|d| std::ptr::eq(*c, d)))
-        {
-            q.push(" AND ");
-            push_run_condition(&mut q, backend, c)?;
-        }
-        q.push(" ORDER BY ");
-        let mut has_start_time = false;
-        for (i, o) in order_by.iter().enumerate() {
-            let expr = match o.kind {
-                EntityKind::Attribute => {
-                    let col = run_attribute_column(&o.key).expect("checked above");
-                    has_start_time |= col == "r.start_time";
-                    col.to_owned()
-                }
-                _ => format!("o{i}.v"),
-            };
-            // NULLs last whatever the direction, as MLflow does.
-            q.push(format!(
-                "({expr} IS NULL), {expr} {}, ",
-                if o.ascending { "ASC" } else { "DESC" }
-            ));
-        }
-        if !has_start_time {
-            q.push("r.start_time DESC, ");
-        }
-        q.push("r.id ASC")
-            .push_limit(limit as u64 + 1, offset as u64);
-        self.runs_with_details(q).await
     }
 }
 
