@@ -4,9 +4,11 @@ distance between a call's ops/s and its ceiling is what Cairn itself costs; a ca
 its ceiling can only get faster by asking the engine for less.
 
 PostgreSQL is driven by its own `pgbench` (8 clients, 2 threads, each transaction one
-call's statements), SQLite by its own `sqlite3` shell (a writer at a time, as SQLite
-allows; one reader per core, as reads run side by side in WAL mode), so no client
-library's overhead is counted against the engine.
+call's statements), SQLite by `examples/sqlite_alone.rs` (rusqlite, the driver Cairn
+uses, with prepared statements kept: a writer at a time, as SQLite allows; one reader
+per core, as reads run side by side in WAL mode). Writes are measured one call per
+transaction, as a lone request is written; under load Cairn writes several requests'
+metrics in one statement, which the engine alone does not.
 
 Kept in step with the statements of `crates/cairn-registry` (named by each call's
 function below): when those change, these change with them.
@@ -16,10 +18,11 @@ import os
 import subprocess
 import time
 import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
 
 CLIENTS = 8
-SEARCH_COLUMNS = ("r.id, r.experiment_id, r.name, r.user_id, r.status, r.start_time, r.end_time,"
-                  " r.lifecycle_stage, r.artifact_uri")
 
 
 def ceilings_of(engine, store, ctx, wanted, seconds, work):
@@ -29,10 +32,11 @@ def ceilings_of(engine, store, ctx, wanted, seconds, work):
     calls = {
         "log-metric": log_metric,
         "log-batch": log_batch,
-        "runs/search 1%": lambda engine, ctx: run_search(engine, ctx, 0.989),
-        "runs/search 50%": lambda engine, ctx: run_search(engine, ctx, 0.5),
+        "model-versions/create": register_version,
+        "runs/search 1%": lambda engine, ctx: run_search(engine, store, ctx, 0.989),
+        "runs/search 50%": lambda engine, ctx: run_search(engine, store, ctx, 0.5),
     }
-    measure = pgbench if engine == "postgres" else sqlite_shell
+    measure = pgbench if engine == "postgres" else sqlite_alone
     got = {}
     for name in sorted(wanted & calls.keys()):
         statements, writes = calls[name](engine, ctx)
@@ -63,11 +67,61 @@ def log_batch(engine, ctx):
     return (lambda step: [insert_if_active(ctx, keys, step)]), True
 
 
-def run_search(engine, ctx, threshold):
+def register_version(engine, ctx):
+    """`MetadataStore::insert_version` (store/versions.rs) and `audit::append`: the
+    transaction of a registration, for a version of one 4 KiB file. The audit entry's
+    hash is made up (the engine's work is the same)."""
+    blob = "5" * 64
+    model = ctx["model"]
+    after = ('{"digest":"' + "7" * 64 + '","external":false,"files":1,"size":4096,'
+             f'"source":"{ctx["source"]}","run_id":"{ctx["run_id"]}","description":"","tags":{{}}}}')
+    version_columns = ("model_id, number, digest, description, file_count, size, created_by, created_at,"
+                       " updated_at, source, run_id, run_link, logged_model_id, external")
+    version_values = f"'{'7' * 64}', '', 1, 4096, 'bench', 0, 0, '{ctx['source']}', '{ctx['run_id']}', '', NULL, 0"
+    audit_columns = "seq, at, actor, action, model, target, before, after, prev_hash, hash, format, token"
+    bump_model = (f"INSERT INTO models (name, created_by, created_at, updated_at, next_version)"
+                  f" VALUES ('{model}', 'bench', 0, 0, 2) ON CONFLICT (name) DO UPDATE"
+                  " SET next_version = models.next_version + 1, updated_at = excluded.updated_at"
+                  " RETURNING id AS model_id, next_version - 1 AS number")
+    if engine == "postgres":
+        # pgbench's \gset carries a statement's answer into the next ones.
+        def statements(step):
+            made_up = f"md5({step}::text) || md5(:seq::text)"
+            return [
+                "SELECT runs FROM gc_state WHERE id = 1 FOR SHARE;",
+                f"SELECT sha256 FROM blob_tombstones WHERE sha256 IN ('{blob}');",
+                bump_model + " \\gset",
+                f"INSERT INTO versions ({version_columns}) VALUES (:model_id, :number, {version_values})"
+                " RETURNING id AS version_id \\gset",
+                f"INSERT INTO version_files (version_id, path, size, sha256) VALUES (:version_id, 'weights.bin', 4096, '{blob}');",
+                "UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash AS prev \\gset",
+                f"WITH head AS (UPDATE audit_head SET hash = {made_up} WHERE id = 1)"
+                f" INSERT INTO audit_log ({audit_columns}) VALUES (:seq, 0, 'bench', 'version.create', '{model}',"
+                f" '{model}@' || :number, NULL, '{after}', ':prev', {made_up}, 2, NULL);",
+            ]
+    else:
+        # The shell has no variables: each statement finds what the one before wrote.
+        def statements(step):
+            return [
+                f"SELECT sha256 FROM blob_tombstones WHERE sha256 IN ('{blob}');",
+                bump_model + ";",
+                f"INSERT INTO versions ({version_columns}) SELECT id, next_version - 1, {version_values}"
+                f" FROM models WHERE name = '{model}' RETURNING id;",
+                f"INSERT INTO version_files (version_id, path, size, sha256) VALUES (last_insert_rowid(), 'weights.bin', 4096, '{blob}');",
+                "UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash;",
+                f"INSERT INTO audit_log ({audit_columns}) SELECT seq, 0, 'bench', 'version.create', '{model}',"
+                f" '{model}@' || {step}, NULL, '{after}', hash, lower(hex(randomblob(32))), 2, NULL FROM audit_head WHERE id = 1;",
+                "UPDATE audit_head SET hash = (SELECT hash FROM audit_log WHERE seq = audit_head.seq) WHERE id = 1;",
+            ]
+    return statements, True
+
+
+def run_search(engine, store, ctx, threshold):
     """`Tracking::search_runs` for `metrics.acc > threshold`, 100 runs a page."""
     from search_sql import search_statements
 
-    return (lambda _step: search_statements(engine, ctx["search_exp"], threshold, 100)), False
+    statements = search_statements(engine, str(store), ctx["search_exp"], threshold, 100)
+    return (lambda _step: statements), False
 
 
 def pgbench(url, statements, writes, seconds, work):
@@ -95,34 +149,17 @@ def pgbench(url, statements, writes, seconds, work):
     return tps, pct(0.5), pct(0.99), 0
 
 
-def sqlite_shell(path, statements, writes, seconds, work):
-    """ops/s of `statements` in the `sqlite3` shell with the server's settings: writes
-    in one shell, each call its own transaction; reads in one shell per core."""
-    shells = 1 if writes else os.cpu_count()
-    # Enough calls to take about `seconds`, found by timing a first batch.
-    probe = _sqlite_calls(path, statements, writes, 20, 1, work, first_step=1)
-    count = max(20, int(seconds / max(probe / 20, 1e-6)))
-    elapsed = _sqlite_calls(path, statements, writes, count, shells, work, first_step=100)
-    return count * shells / elapsed, None, None, 0
-
-
-def _sqlite_calls(path, statements, writes, count, shells, work, first_step):
-    scripts = []
-    for shell in range(shells):
-        lines = [".output /dev/null", "PRAGMA synchronous = NORMAL;", "PRAGMA busy_timeout = 5000;"]
-        for i in range(count):
-            step = first_step + shell * 10**9 + i
-            body = statements(step)
-            lines += ["BEGIN IMMEDIATE;", *body, "COMMIT;"] if writes else body
-        script = work / f"sqlite-{uuid.uuid4().hex}.sql"
-        script.write_text("\n".join(lines) + "\n")
-        scripts.append(script)
-    t0 = time.perf_counter()
-    procs = [subprocess.Popen(["sqlite3", str(path)], stdin=open(s), stdout=subprocess.DEVNULL) for s in scripts]
-    for p in procs:
-        if p.wait() != 0:
-            raise RuntimeError("sqlite3 failed")
-    elapsed = time.perf_counter() - t0
-    for s in scripts:
-        s.unlink()
-    return elapsed
+def sqlite_alone(path, statements, writes, seconds, work):
+    """ops/s and p50/p99 of `statements` on SQLite with nothing around it but prepared
+    statements (`crates/cairn-registry/examples/sqlite_alone.rs`): writes on one
+    connection with the settings of Cairn's writer, each call its own transaction;
+    reads on one connection per core, side by side."""
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "cairn-registry", "--example", "sqlite_alone"],
+                   cwd=ROOT, check=True)
+    text = "\n".join(s.replace("\n", " ") for s in statements(":step")) + "\n"
+    out = subprocess.run(
+        [str(ROOT / "target" / "release" / "examples" / "sqlite_alone"), str(path), str(seconds),
+         str(os.cpu_count()), "1" if writes else "0"],
+        input=text, capture_output=True, text=True, check=True,
+    ).stdout.split()
+    return float(out[0]), float(out[1]), float(out[2]), 0

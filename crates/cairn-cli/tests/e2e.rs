@@ -541,16 +541,30 @@ fn delete_version_and_model(mode: Mode) {
     );
 }
 
+/// A file past one 8 MiB part and past 64 MiB: the multipart path both ways, and in
+/// embedded mode the copy made while hashing (`blobs::staged`), published once, and
+/// dropped when the registry holds the file already.
 fn large_file_streams_through(mode: Mode) {
     let env = Env::new(mode);
-    // Bigger than one 8 MiB part: exercises the multipart path both ways.
-    let content: Vec<u8> = (0..(20 * 1024 * 1024 + 12345u32))
+    let content: Vec<u8> = (0..(64 * 1024 * 1024 + 12345u32))
         .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
         .collect();
     write(&env.path("big/weights.bin"), &content);
+    write(&env.path("big/config.json"), b"{}");
     env.ok(&["push", "big", "--model", "big"]);
+    let again = env.run(&["push", "big", "--model", "big"]);
+    assert!(again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("uploaded 0 new blob(s)"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
     env.ok(&["pull", "big@1", "-o", "back"]);
     assert!(std::fs::read(env.path("back/weights.bin")).unwrap() == content);
+    env.ok(&["verify", "big@2"]);
+    let stored: Vec<Vec<u8>> = env.blob_files().iter().map(|f| std::fs::read(f).unwrap()).collect();
+    assert_eq!(stored.len(), 2, "one blob per distinct file");
+    assert!(stored.contains(&content));
     assert!(files_under(&env.data.join("blobs/tmp")).is_empty());
 }
 

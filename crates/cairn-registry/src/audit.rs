@@ -24,7 +24,7 @@ use cairn_core::model::{AliasAction, AuditBreak, AuditEntry, AuditHead, AuditRep
 
 use crate::db::sql::{Columns, Decode, DecodeError, SqlBuilder, decoded_row};
 use crate::db::write::{AuditMark, WriteTx};
-use crate::db::{MetadataStore, now_ms, time_of};
+use crate::db::{Backend, MetadataStore, now_ms, time_of};
 use crate::{Error, Result};
 
 /// The previous hash of the first entry.
@@ -192,29 +192,39 @@ pub(crate) async fn append(tx: &mut WriteTx, change: Change<'_>) -> Result<()> {
         hash: String::new(),
     })
     .expect("the current format has a hash");
-    tx.query(
-        "INSERT INTO audit_log (seq, at, actor, action, model, target, before, after, prev_hash, hash,
-                                format, token)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-    )
-    .bind(seq)
-    .bind(at)
-    .bind(&change.actor.name)
-    .bind(change.action.as_str())
-    .bind(change.model)
-    .bind(&change.target)
-    .bind(&before)
-    .bind(&after)
-    .bind(&prev)
-    .bind(&hash)
-    .bind(FORMAT)
-    .bind(&change.actor.token)
-    .execute()
-    .await?;
-    tx.query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+    // The entry, and the head moved to it. On PostgreSQL in one statement: the head's
+    // row stays locked from the UPDATE above until COMMIT, and every audited write
+    // waits for it, so each round trip saved while holding it is saved on all of them.
+    let insert = "INSERT INTO audit_log (seq, at, actor, action, model, target, before, after,
+                                         prev_hash, hash, format, token)
+                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+    let sql = match tx.backend {
+        Backend::Postgres => {
+            format!("WITH head AS (UPDATE audit_head SET hash = $10 WHERE id = 1) {insert}")
+        }
+        Backend::Sqlite => insert.to_owned(),
+    };
+    tx.query(&sql)
+        .bind(seq)
+        .bind(at)
+        .bind(&change.actor.name)
+        .bind(change.action.as_str())
+        .bind(change.model)
+        .bind(&change.target)
+        .bind(&before)
+        .bind(&after)
+        .bind(&prev)
         .bind(&hash)
+        .bind(FORMAT)
+        .bind(&change.actor.token)
         .execute()
         .await?;
+    if tx.backend == Backend::Sqlite {
+        tx.query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+            .bind(&hash)
+            .execute()
+            .await?;
+    }
     tx.mark_audit_entry(AuditMark { seq, hash });
     Ok(())
 }

@@ -23,7 +23,7 @@ pub mod tracking;
 pub mod webhooks;
 
 pub use audit::AuditFilter;
-pub use blobs::BlobLocation;
+pub use blobs::{BlobLocation, StagedBlob};
 pub use db::{Backend, DbLocation, DbOptions, now_ms};
 pub use error::{Error, Missing, Refusal, Result};
 pub use service::Registry;

@@ -272,31 +272,41 @@ pub(crate) fn push_matching_runs(
     backend: Backend,
     c: &Comparison,
 ) -> Result<()> {
-    push_matches(q, backend, c, "SELECT run_id FROM ", "")
+    push_matches(q, backend, c, "SELECT run_id FROM ", "", true)
+}
+
+/// Rows of the runs comparison `c` (on a metric, param or tag) matches, for counting
+/// them: read off the (key, value) index alone, NaN metric values included (the count
+/// only estimates how selective the comparison is).
+pub(crate) fn push_match_rows(q: &mut SqlBuilder, backend: Backend, c: &Comparison) -> Result<()> {
+    push_matches(q, backend, c, "SELECT 1 FROM ", "", false)
 }
 
 /// Whether run `r` matches comparison `c` (on a metric, param or tag): one look-up by
 /// the run's key in its table, for plans that test runs one by one.
 pub(crate) fn push_run_matches(q: &mut SqlBuilder, backend: Backend, c: &Comparison) -> Result<()> {
     q.push("EXISTS (");
-    push_matches(q, backend, c, "SELECT 1 FROM ", "run_id = r.id AND ")?;
+    push_matches(q, backend, c, "SELECT 1 FROM ", "run_id = r.id AND ", true)?;
     q.push(")");
     Ok(())
 }
 
-/// `{select}{table} WHERE {correlation}<the comparison>`.
+/// `{select}{table} WHERE {correlation}<the comparison>`; `skip_nan`: NaN metric
+/// values (stored with a placeholder value) do not match.
 fn push_matches(
     q: &mut SqlBuilder,
     backend: Backend,
     c: &Comparison,
     select: &str,
     correlation: &str,
+    skip_nan: bool,
 ) -> Result<()> {
     match c.kind {
         EntityKind::Metric => {
             let n = numeric_operand(c, "numeric value type", "metric")?;
+            let not_nan = if skip_nan { "is_nan = 0 AND " } else { "" };
             q.push(format!(
-                "{select}run_latest_metrics WHERE {correlation}is_nan = 0 AND key = "
+                "{select}run_latest_metrics WHERE {correlation}{not_nan}key = "
             ))
             .push_bind(c.key.clone())
             .push(format!(" AND value {} ", c.op.sql()))

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use cairn_core::search::{parse_filter, parse_order_by};
-use cairn_core::tracking::Lifecycle;
+use cairn_core::tracking::{DatasetInput, Lifecycle};
 
 use crate::test_support::{conformance, registry};
 use crate::tracking::{MetricValue, ViewType};
@@ -423,6 +423,160 @@ async fn multipart_upload_concatenates_parts_in_order() {
     ));
 }
 
+/// Both plans of a run search (`tracking::run_search`) — the newest-first walk, chosen
+/// when the filter matches at least ten times the rows a page needs, and matches-first
+/// below that — answer exactly the runs a plain reading of the filter and order gives,
+/// page after page, ties on start time broken by id, deleted runs left out.
+async fn run_search_plans_answer_the_same_pages() {
+    let (_dir, r) = registry().await;
+    let t = r.tracking();
+    let exp = t
+        .create_experiment("plans", None, &BTreeMap::new())
+        .await
+        .unwrap();
+    // (id, start time, acc, deleted)
+    let mut runs: Vec<(String, i64, f64, bool)> = Vec::new();
+    for i in 0..240i64 {
+        // Two runs per start time: the order within a pair is by id.
+        let start = 1_000 + i / 2;
+        let acc = (i % 8) as f64 / 8.0;
+        let run = t
+            .create_run(exp, "u", start, None, &BTreeMap::new())
+            .await
+            .unwrap()
+            .info
+            .id;
+        let param = [("p".to_string(), if i % 8 == 7 { "x" } else { "y" }.to_string())];
+        t.log_batch(&run, &[metric("acc", acc, 0)], &param, &[])
+            .await
+            .unwrap();
+        let deleted = i % 16 == 6;
+        if deleted {
+            t.set_run_lifecycle(&run, Lifecycle::Deleted).await.unwrap();
+        }
+        runs.push((run, start, acc, deleted));
+    }
+    let expected = |keep: &dyn Fn(f64) -> bool| {
+        let mut ids: Vec<(i64, String)> = runs
+            .iter()
+            .filter(|(_, _, acc, deleted)| keep(*acc) && !deleted)
+            .map(|(id, start, _, _)| (-start, id.clone()))
+            .collect();
+        ids.sort();
+        ids.into_iter().map(|(_, id)| id).collect::<Vec<_>>()
+    };
+    let pages = |filter: &str, order: &[&str]| {
+        let filter = parse_filter(filter).unwrap();
+        let order: Vec<_> = order.iter().map(|o| parse_order_by(o).unwrap()).collect();
+        async move {
+            let mut all = Vec::new();
+            for page in 0.. {
+                let got = t
+                    .search_runs(&[exp], &filter, ViewType::ActiveOnly, &order, page * 5, 5)
+                    .await
+                    .unwrap();
+                let more = got.len() > 5;
+                all.extend(got.into_iter().take(5).map(|r| {
+                    assert_eq!(r.metrics.len(), 1, "each run comes with its metrics");
+                    r.info.id
+                }));
+                if !more {
+                    break;
+                }
+            }
+            all
+        }
+    };
+    // 90 runs match (75 active): at least 60 (ten times a page of 5 and one), a walk.
+    let many = expected(&|acc| acc > 0.5);
+    assert_eq!(pages("metrics.acc > 0.5", &[]).await, many);
+    assert_eq!(
+        pages("metrics.acc > 0.5", &["attributes.start_time DESC"]).await,
+        many
+    );
+    // 30 runs match: matches first.
+    let few = expected(&|acc| acc > 0.8);
+    assert_eq!(few.len(), 30);
+    assert_eq!(pages("metrics.acc > 0.8", &[]).await, few);
+    assert_eq!(pages("params.p = 'x'", &[]).await, few);
+    // Another order is served by matching first whatever the count.
+    let by_acc = pages("metrics.acc > 0.5", &["metrics.acc DESC"]).await;
+    assert_eq!(by_acc.len(), many.len());
+    let acc_of = |id: &String| runs.iter().find(|r| &r.0 == id).unwrap().2;
+    assert!(by_acc.windows(2).all(|w| acc_of(&w[0]) >= acc_of(&w[1])));
+}
+
+/// A run's details read back exactly, on both read paths (a run, a page of runs) and
+/// both engines (on PostgreSQL they travel as JSON): metric values at the edges of
+/// floating point, text that JSON escapes, datasets with their tags, model inputs.
+async fn run_details_read_back_exactly() {
+    let (_dir, r) = registry().await;
+    let t = r.tracking();
+    let exp = t
+        .create_experiment("exact", None, &BTreeMap::new())
+        .await
+        .unwrap();
+    let run = t
+        .create_run(exp, "u", 5, Some("exact"), &BTreeMap::new())
+        .await
+        .unwrap()
+        .info
+        .id;
+    let values = [
+        ("inf", f64::INFINITY),
+        ("minus_inf", f64::NEG_INFINITY),
+        ("nan", f64::NAN),
+        ("tenth", 0.1 + 0.2),
+        ("tiny", 5e-324),
+        ("huge", -1.797_693_134_862_315_7e308),
+    ];
+    let metrics: Vec<MetricValue> = values.iter().map(|(k, v)| metric(k, *v, 1)).collect();
+    let text = "quote \" backslash \\ newline \n tab \t é ✓ \u{1}";
+    t.log_batch(
+        &run,
+        &metrics,
+        &[("text".into(), text.into())],
+        &[("text".into(), text.into())],
+    )
+    .await
+    .unwrap();
+    let dataset = DatasetInput {
+        name: "train \"set\"".into(),
+        digest: "abc123".into(),
+        source_type: "local".into(),
+        source: "{\"uri\": \"/data\"}".into(),
+        schema: None,
+        profile: Some("{\"rows\": 3}".into()),
+        tags: [(DatasetInput::CONTEXT_TAG.to_string(), "training".to_string())].into(),
+    };
+    t.log_inputs(&run, std::slice::from_ref(&dataset), &["m-1".to_string()])
+        .await
+        .unwrap();
+    let filter = parse_filter("params.text LIKE 'quote%'").unwrap();
+    let found = t
+        .search_runs(&[exp], &filter, ViewType::ActiveOnly, &[], 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    for got in [t.get_run(&run).await.unwrap(), found.into_iter().next().unwrap()] {
+        assert_eq!(got.metrics.len(), values.len());
+        for (key, value) in values {
+            let m = got.metrics.iter().find(|m| m.key == key).unwrap();
+            if value.is_nan() {
+                assert!(m.value.is_nan(), "{key}");
+            } else {
+                assert_eq!(m.value.to_bits(), value.to_bits(), "{key}");
+            }
+            assert_eq!((m.step, m.timestamp), (1, 1_001));
+        }
+        assert_eq!(got.params["text"], text);
+        assert_eq!(got.tags["text"], text);
+        assert_eq!(got.inputs, [dataset.clone()]);
+        assert_eq!(got.model_inputs, ["m-1"]);
+        assert!(got.outputs.is_empty());
+    }
+}
+
 conformance!(
     default_experiment_exists_and_names_are_unique,
     latest_metric_is_the_largest_step_and_history_keeps_everything,
@@ -431,6 +585,8 @@ conformance!(
     params_are_write_once_and_deleted_runs_refuse_writes,
     concurrent_metric_writes_each_get_their_own_answer,
     run_search_filters_and_orders_in_sql,
+    run_search_plans_answer_the_same_pages,
+    run_details_read_back_exactly,
     artifacts_are_blobs_listed_as_a_tree,
     multipart_upload_concatenates_parts_in_order,
 );

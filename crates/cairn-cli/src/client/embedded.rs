@@ -20,8 +20,11 @@ use cairn_core::{
     AliasMove, AliasName, AuditEntry, AuditHead, AuditReport, Denial, Model, ModelName,
     Sha256Digest, VerifyReport, Version, VersionRef,
 };
+use std::collections::HashMap;
+
 use cairn_registry::{
     AliasTarget, BlobLocation, DbLocation, DbOptions, FileList, GrantOn, NewToken, Registry,
+    StagedBlob,
 };
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
@@ -38,6 +41,9 @@ pub struct Embedded {
     registry: Registry,
     /// Whoever can open the data directory or database may do everything there.
     actor: Actor,
+    /// Copies made by `hash_and_stage`, by digest, until `upload_blobs` publishes the
+    /// missing ones and drops the rest.
+    staged: std::sync::Mutex<HashMap<Sha256Digest, StagedBlob>>,
 }
 
 impl Embedded {
@@ -49,6 +55,7 @@ impl Embedded {
         Ok(Self {
             registry,
             actor: Actor::unrestricted(actor),
+            staged: Default::default(),
         })
     }
 }
@@ -414,6 +421,22 @@ impl RegistryClient for Embedded {
         Ok(self.registry.verify_all().await?)
     }
 
+    async fn hash_and_stage(
+        &self,
+        file: &Path,
+        on_bytes: Box<dyn Fn(u64) + Send + Sync>,
+    ) -> Result<Option<(Sha256Digest, u64)>> {
+        let Some(staged) = self.registry.stage_blob_copy(file, on_bytes).await? else {
+            return Ok(None);
+        };
+        let answer = (staged.digest, staged.size);
+        self.staged
+            .lock()
+            .expect("no panics hold the lock")
+            .insert(staged.digest, staged);
+        Ok(Some(answer))
+    }
+
     async fn missing_blobs(&self, digests: &[Sha256Digest]) -> Result<Vec<Sha256Digest>> {
         Ok(self.registry.missing_blobs(digests).await?)
     }
@@ -425,7 +448,11 @@ impl RegistryClient for Embedded {
         size: u64,
         on_bytes: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<()> {
-        if size <= SMALL_FILE {
+        let staged = self.staged.lock().expect("no panics hold the lock").remove(digest);
+        if let Some(staged) = staged {
+            self.registry.put_staged_blob(staged).await?;
+            on_bytes(size);
+        } else if size <= SMALL_FILE {
             let bytes = tokio::fs::read(file).await?;
             on_bytes(bytes.len() as u64);
             self.registry.put_blob_bytes(digest, bytes.into()).await?;
@@ -481,6 +508,8 @@ impl RegistryClient for Embedded {
                 .await
                 .with_context(|| format!("uploading {}", b.path.display()))?;
         }
+        // Copies of files the registry held already.
+        self.staged.lock().expect("no panics hold the lock").clear();
         Ok(())
     }
 

@@ -170,6 +170,18 @@ pub trait RegistryClient: Send + Sync {
     /// What keeps a blob alive.
     async fn why_blob(&self, digest: &Sha256Digest) -> Result<BlobUse>;
 
+    /// Hashes a large file being pushed. A client that keeps blobs in a directory on
+    /// this machine copies the file into it as it hashes (one read, one hash, one
+    /// write), and `upload_blobs` then publishes that copy instead of reading the file
+    /// again. `None`: nothing staged, the caller hashes the file itself.
+    async fn hash_and_stage(
+        &self,
+        _file: &Path,
+        _on_bytes: Box<dyn Fn(u64) + Send + Sync>,
+    ) -> Result<Option<(Sha256Digest, u64)>> {
+        Ok(None)
+    }
+
     /// The digests the registry does not hold yet.
     async fn missing_blobs(&self, digests: &[Sha256Digest]) -> Result<Vec<Sha256Digest>>;
     /// Uploads a file's bytes as the blob `digest`; `on_bytes` is told of every chunk sent.

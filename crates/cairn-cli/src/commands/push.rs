@@ -19,6 +19,11 @@ use crate::{capture, output, progress};
 
 const HASH_BATCH_FILES: usize = 256;
 const HASH_BATCH_BYTES: u64 = 64 * 1024 * 1024;
+/// Files from this size on (each hashed alone) are hashed by the registry client, which
+/// may copy them into a local store as it hashes. Copying costs a write even when the
+/// registry holds the file already (a re-push); below this size, reading a file a
+/// second time for its upload costs less than that.
+const STAGE_FROM: u64 = HASH_BATCH_BYTES;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -73,7 +78,7 @@ pub async fn run(registry: &dyn RegistryClient, args: Args) -> Result<ExitCode> 
     tracing::debug!(files = files.len(), elapsed = ?started.elapsed(), "walked");
     let total: u64 = files.iter().map(|f| f.size).sum();
 
-    let manifest = hash_manifest(&files, total, "hashing").await?;
+    let manifest = hash_manifest(&files, total, "hashing", Some(registry)).await?;
     tracing::debug!(elapsed = ?started.elapsed(), "hashed");
 
     let (lineage, env_files) = capture_lineage(&args).await?;
@@ -158,7 +163,7 @@ async fn capture_lineage(args: &Args) -> Result<(LineageInput, Vec<PathBuf>)> {
     for path in &args.data {
         let files = collect_files(path)?;
         let total: u64 = files.iter().map(|f| f.size).sum();
-        let manifest = hash_manifest(&files, total, "hashing data").await?;
+        let manifest = hash_manifest(&files, total, "hashing data", None).await?;
         data.push(DataRef {
             kind: "dataset".into(),
             path: path.display().to_string(),
@@ -210,11 +215,14 @@ async fn capture_lineage(args: &Args) -> Result<(LineageInput, Vec<PathBuf>)> {
 }
 
 /// Hashes `files` on every core (in batches: a task per file would cost more than hashing
-/// a small file does) into their manifest.
+/// a small file does) into their manifest. With `stage_in`, files above `STAGE_FROM`
+/// bytes are hashed by the registry client, which may keep a copy made while hashing
+/// for the upload (`RegistryClient::hash_and_stage`).
 pub(crate) async fn hash_manifest(
     files: &[LocalFile],
     total: u64,
     label: &str,
+    stage_in: Option<&dyn RegistryClient>,
 ) -> Result<Manifest> {
     let bar = progress::bytes_bar(total, label);
     let parallelism = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -227,6 +235,22 @@ pub(crate) async fn hash_manifest(
             .collect();
         let bar = bar.clone();
         async move {
+            if let ([(source, path, size)], Some(registry)) = (jobs.as_slice(), stage_in)
+                && *size >= STAGE_FROM
+            {
+                let counted = bar.clone();
+                let staged = registry
+                    .hash_and_stage(source, Box::new(move |n| counted.inc(n)))
+                    .await
+                    .with_context(|| format!("reading {}", source.display()))?;
+                if let Some((sha256, size)) = staged {
+                    return Ok(vec![FileEntry {
+                        path: path.clone(),
+                        size,
+                        sha256,
+                    }]);
+                }
+            }
             tokio::task::spawn_blocking(move || {
                 jobs.into_iter()
                     .map(|(source, path, size)| {

@@ -14,7 +14,7 @@ use super::key::{BLOBS, BlobKey, STAGING};
 use crate::Error;
 
 /// How the staging file of a small blob's write begins (beside its final name).
-const STAGING_PREFIX: &str = ".staging-";
+pub(super) const STAGING_PREFIX: &str = ".staging-";
 
 /// A local file as a stream of `READ_CHUNK`-sized chunks, each read on the blocking pool
 /// straight into its own buffer while the one before is being sent: one copy out of the
@@ -99,7 +99,7 @@ pub(super) fn write_local_blob(
 
 /// Moves `staging` to `target` unless `target` exists; an existing target is success
 /// (same digest, same bytes).
-fn publish_no_replace(staging: &Path, target: &Path) -> std::io::Result<()> {
+pub(super) fn publish_no_replace(staging: &Path, target: &Path) -> std::io::Result<()> {
     use rustix::fs::{CWD, RenameFlags, renameat_with};
 
     match renameat_with(CWD, staging, CWD, target, RenameFlags::NOREPLACE) {

@@ -26,12 +26,14 @@ use crate::Error;
 mod key;
 mod local;
 mod location;
+mod staged;
 mod verified;
 
 use key::{BlobKey, staging_key};
 
 use local::{read_ahead, write_local_blob};
 pub use location::BlobLocation;
+pub use staged::StagedBlob;
 use location::remote_store;
 
 /// Blobs up to this size are hashed in memory and written in one put; larger ones are

@@ -69,3 +69,57 @@ impl MetadataStore {
         Ok(tables)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use crate::test_support::{on, registry};
+
+    /// A table loaded with runs is analyzed on the next look, once the load's counts
+    /// reached the statistics (PostgreSQL reports them within a second or so), and not
+    /// again until it changes by another tenth.
+    async fn a_loaded_table_is_analyzed_once() {
+        let (_dir, r) = registry().await;
+        let t = r.tracking();
+        for i in 0..700 {
+            t.create_run(0, "u", i, None, &BTreeMap::new())
+                .await
+                .unwrap();
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let analyzed = loop {
+            let tables = r.refresh_statistics().await.unwrap();
+            if tables.iter().any(|t| t == "runs") || std::time::Instant::now() > deadline {
+                break tables;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        };
+        assert!(analyzed.iter().any(|t| t == "runs"), "{analyzed:?}");
+        let last: Option<String> = r
+            .meta
+            .read(
+                "SELECT last_analyze::text FROM pg_stat_user_tables WHERE relid = 'runs'::regclass",
+            )
+            .scalar_one()
+            .await
+            .unwrap();
+        assert!(last.is_some(), "runs has been analyzed");
+        let again = r.refresh_statistics().await.unwrap();
+        assert!(!again.iter().any(|t| t == "runs"), "{again:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_postgres_a_loaded_table_is_analyzed_once() {
+        on(crate::Backend::Postgres, a_loaded_table_is_analyzed_once()).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_sqlite_nothing_is_analyzed() {
+        on(crate::Backend::Sqlite, async {
+            let (_dir, r) = registry().await;
+            assert!(r.refresh_statistics().await.unwrap().is_empty());
+        })
+        .await
+    }
+}

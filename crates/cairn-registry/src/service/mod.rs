@@ -14,7 +14,7 @@ use cairn_core::{
     MetaKey, Model, ModelName, Sha256Digest, ValidationError, VerifyReport, Version, VersionRef,
 };
 
-use crate::blobs::{BlobLocation, BlobRead, BlobStore};
+use crate::blobs::{BlobLocation, BlobRead, BlobStore, StagedBlob};
 use crate::db::{DbLocation, DbOptions, MetadataStore, time_of};
 use crate::read_cache::{self, ReadCache};
 use crate::store::{FileList, VersionExtras, VersionInsert, VersionOrigin};
@@ -604,6 +604,24 @@ impl Registry {
         let size = self.blobs.put_stream(digest, stream).await?;
         self.uploaded(&[*digest], epoch).await?;
         Ok(size)
+    }
+
+    /// Copies a local file into a local blob store as it is hashed, not yet visible
+    /// (see `blobs::staged`); `None` when blobs are not kept in a local directory.
+    pub async fn stage_blob_copy(
+        &self,
+        source: &Path,
+        on_bytes: Box<dyn Fn(u64) + Send + Sync>,
+    ) -> Result<Option<StagedBlob>> {
+        self.blobs.stage_copy(source, on_bytes).await
+    }
+
+    /// Stores a staged copy under its digest.
+    pub async fn put_staged_blob(&self, staged: StagedBlob) -> Result<()> {
+        let epoch = self.meta.gc_epoch().await?;
+        let digest = staged.digest;
+        self.blobs.publish_staged(staged).await?;
+        self.uploaded(&[digest], epoch).await
     }
 
     pub async fn read_blob(&self, digest: &Sha256Digest) -> Result<BlobRead> {

@@ -27,7 +27,7 @@ use crate::Result;
 use crate::db::Backend;
 use crate::db::sql::SqlBuilder;
 use crate::search_sql::{
-    push_matching_runs, push_run_condition, push_run_matches, run_attribute_column,
+    push_match_rows, push_matching_runs, push_run_condition, push_run_matches, run_attribute_column,
 };
 
 /// Matches, as a multiple of the rows a page needs, from which walking the runs in
@@ -64,7 +64,7 @@ impl Tracking {
         }
         let backend = self.meta.backend();
         let selecting = filter.iter().find(|c| selects_runs_by_key(c));
-        let rows = offset + limit + 1;
+        let rows = offset.saturating_add(limit).saturating_add(1);
         let plan = match selecting {
             None => Plan::Scan,
             Some(c) if experiment_ids.len() == 1 && newest_first(order_by) => {
@@ -152,7 +152,7 @@ impl Tracking {
         let backend = self.meta.backend();
         // The LIMIT goes inside, on the index range: the count stops there.
         let mut probe = SqlBuilder::new(backend, "SELECT COUNT(*) FROM (");
-        push_matching_runs(&mut probe, backend, c)?;
+        push_match_rows(&mut probe, backend, c)?;
         probe.push_limit(bound as u64, 0).push(") m");
         let matches: i64 = self.meta.read_sql(probe).scalar_one().await?;
         Ok(matches as u64 >= bound as u64)

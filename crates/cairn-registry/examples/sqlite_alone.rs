@@ -1,0 +1,110 @@
+//! SQLite alone, for the benchmarks' ceilings (`bench/ceilings.py`): runs one call's
+//! statements over and over on a database file, with nothing around the engine but
+//! prepared statements (kept, as Cairn keeps them) and the rows read to their end.
+//!
+//!     sqlite_alone DB SECONDS THREADS WRITES < statements (one per line)
+//!
+//! `WRITES` 1: one connection (SQLite has one writer) with the settings of Cairn's
+//! writer, each call its own `BEGIN IMMEDIATE … COMMIT`; 0: `THREADS` read-only
+//! connections side by side. A statement's `:step` is bound to a number no call repeats.
+//! Prints `ops/s p50_ms p99_ms`.
+
+use std::io::BufRead;
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, OpenFlags};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let [_, db, seconds, threads, writes] = args.as_slice() else {
+        eprintln!("usage: sqlite_alone DB SECONDS THREADS WRITES < statements");
+        std::process::exit(2);
+    };
+    let seconds: f64 = seconds.parse().expect("SECONDS is a number");
+    let writes = writes == "1";
+    let threads: usize = if writes {
+        1
+    } else {
+        threads.parse().expect("THREADS is a number")
+    };
+    let statements: Vec<String> = std::io::stdin()
+        .lock()
+        .lines()
+        .map(|l| l.expect("statements on stdin"))
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let started = Instant::now();
+    let mut latencies: Vec<Duration> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let statements = &statements;
+                scope.spawn(move || run(db, statements, writes, t as i64, deadline))
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("a worker panicked"))
+            .collect()
+    });
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort_unstable();
+    let at = |q: f64| {
+        let i = ((latencies.len() as f64 * q) as usize).min(latencies.len() - 1);
+        latencies[i].as_secs_f64() * 1000.0
+    };
+    println!(
+        "{:.1} {:.3} {:.3}",
+        latencies.len() as f64 / elapsed,
+        at(0.5),
+        at(0.99)
+    );
+}
+
+/// Calls until `deadline`; answers each call's latency.
+fn run(
+    db: &str,
+    statements: &[String],
+    writes: bool,
+    thread: i64,
+    deadline: Instant,
+) -> Vec<Duration> {
+    let conn = if writes {
+        let conn = Connection::open(db).expect("opening the database");
+        // The writer's settings (crates/cairn-registry/src/db/write.rs).
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;
+             PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 10000;",
+        )
+        .expect("setting the writer up");
+        conn
+    } else {
+        Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("opening the database")
+    };
+    conn.set_prepared_statement_cache_capacity(statements.len() + 4);
+    let mut latencies = Vec::new();
+    let mut step = thread * 1_000_000_000 + 1_000_000;
+    while Instant::now() < deadline {
+        let t0 = Instant::now();
+        if writes {
+            conn.execute_batch("BEGIN IMMEDIATE").expect("BEGIN");
+        }
+        for sql in statements {
+            step += 1;
+            let mut stmt = conn.prepare_cached(sql).expect("a statement of the call");
+            let mut rows = if stmt.parameter_index(":step").ok().flatten().is_some() {
+                stmt.query(rusqlite::named_params! { ":step": step })
+            } else {
+                stmt.query([])
+            }
+            .expect("running a statement");
+            while rows.next().expect("reading a row").is_some() {}
+        }
+        if writes {
+            conn.execute_batch("COMMIT").expect("COMMIT");
+        }
+        latencies.push(t0.elapsed());
+    }
+    latencies
+}
