@@ -562,7 +562,11 @@ fn large_file_streams_through(mode: Mode) {
     env.ok(&["pull", "big@1", "-o", "back"]);
     assert!(std::fs::read(env.path("back/weights.bin")).unwrap() == content);
     env.ok(&["verify", "big@2"]);
-    let stored: Vec<Vec<u8>> = env.blob_files().iter().map(|f| std::fs::read(f).unwrap()).collect();
+    let stored: Vec<Vec<u8>> = env
+        .blob_files()
+        .iter()
+        .map(|f| std::fs::read(f).unwrap())
+        .collect();
     assert_eq!(stored.len(), 2, "one blob per distinct file");
     assert!(stored.contains(&content));
     assert!(files_under(&env.data.join("blobs/tmp")).is_empty());

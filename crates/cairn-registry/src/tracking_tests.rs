@@ -446,7 +446,10 @@ async fn run_search_plans_answer_the_same_pages() {
             .unwrap()
             .info
             .id;
-        let param = [("p".to_string(), if i % 8 == 7 { "x" } else { "y" }.to_string())];
+        let param = [(
+            "p".to_string(),
+            if i % 8 == 7 { "x" } else { "y" }.to_string(),
+        )];
         t.log_batch(&run, &[metric("acc", acc, 0)], &param, &[])
             .await
             .unwrap();
@@ -547,7 +550,11 @@ async fn run_details_read_back_exactly() {
         source: "{\"uri\": \"/data\"}".into(),
         schema: None,
         profile: Some("{\"rows\": 3}".into()),
-        tags: [(DatasetInput::CONTEXT_TAG.to_string(), "training".to_string())].into(),
+        tags: [(
+            DatasetInput::CONTEXT_TAG.to_string(),
+            "training".to_string(),
+        )]
+        .into(),
     };
     t.log_inputs(&run, std::slice::from_ref(&dataset), &["m-1".to_string()])
         .await
@@ -558,7 +565,10 @@ async fn run_details_read_back_exactly() {
         .await
         .unwrap();
     assert_eq!(found.len(), 1);
-    for got in [t.get_run(&run).await.unwrap(), found.into_iter().next().unwrap()] {
+    for got in [
+        t.get_run(&run).await.unwrap(),
+        found.into_iter().next().unwrap(),
+    ] {
         assert_eq!(got.metrics.len(), values.len());
         for (key, value) in values {
             let m = got.metrics.iter().find(|m| m.key == key).unwrap();
@@ -571,7 +581,7 @@ async fn run_details_read_back_exactly() {
         }
         assert_eq!(got.params["text"], text);
         assert_eq!(got.tags["text"], text);
-        assert_eq!(got.inputs, [dataset.clone()]);
+        assert_eq!(got.inputs, std::slice::from_ref(&dataset));
         assert_eq!(got.model_inputs, ["m-1"]);
         assert!(got.outputs.is_empty());
     }

@@ -448,7 +448,11 @@ impl RegistryClient for Embedded {
         size: u64,
         on_bytes: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<()> {
-        let staged = self.staged.lock().expect("no panics hold the lock").remove(digest);
+        let staged = self
+            .staged
+            .lock()
+            .expect("no panics hold the lock")
+            .remove(digest);
         if let Some(staged) = staged {
             self.registry.put_staged_blob(staged).await?;
             on_bytes(size);

@@ -33,8 +33,8 @@ use key::{BlobKey, staging_key};
 
 use local::{read_ahead, write_local_blob};
 pub use location::BlobLocation;
-pub use staged::StagedBlob;
 use location::remote_store;
+pub use staged::StagedBlob;
 
 /// Blobs up to this size are hashed in memory and written in one put; larger ones are
 /// streamed as a multipart upload with this part size.

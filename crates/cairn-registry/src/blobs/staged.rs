@@ -64,7 +64,9 @@ impl BlobStore {
     pub async fn publish_staged(&self, staged: StagedBlob) -> Result<(), Error> {
         tokio::task::spawn_blocking(move || {
             let target = BlobKey::sha256(&staged.digest).local_path(&staged.root);
-            let dir = target.parent().expect("a blob's path has a shard directory");
+            let dir = target
+                .parent()
+                .expect("a blob's path has a shard directory");
             std::fs::create_dir_all(dir)?;
             publish_no_replace(&staged.copy, &target)?;
             Ok(())
@@ -75,7 +77,11 @@ impl BlobStore {
 }
 
 /// The copy of `source` under `root`'s staging directory, and its digest.
-fn stage(root: PathBuf, source: &Path, on_bytes: &(dyn Fn(u64) + Sync)) -> Result<StagedBlob, Error> {
+fn stage(
+    root: PathBuf,
+    source: &Path,
+    on_bytes: &(dyn Fn(u64) + Sync),
+) -> Result<StagedBlob, Error> {
     let dir = root.join(STAGING);
     std::fs::create_dir_all(&dir)?;
     let copy = dir.join(format!("{STAGING_PREFIX}{}", uuid::Uuid::new_v4()));
@@ -91,7 +97,7 @@ fn stage(root: PathBuf, source: &Path, on_bytes: &(dyn Fn(u64) + Sync)) -> Resul
     let (digest, size) = if rustix::fs::ioctl_ficlone(&out, &input).is_ok() {
         let copy = std::fs::File::open(&staged.copy)?;
         let size = copy.metadata()?.len();
-        cairn_core::hash_reader(copy, size, |n| on_bytes(n))?
+        cairn_core::hash_reader(copy, size, on_bytes)?
     } else {
         copy_hashing(input, &mut out, on_bytes)?
     };
@@ -143,7 +149,9 @@ fn copy_hashing(
             Ok(())
         })();
         drop(hashed);
-        writer.join().map_err(|_| std::io::Error::other("the writer panicked"))??;
+        writer
+            .join()
+            .map_err(|_| std::io::Error::other("the writer panicked"))??;
         read?;
         Ok(hasher.finish())
     })

@@ -173,7 +173,10 @@ where
     };
     let rows: Vec<T> = serde_json::from_str(&json)
         .map_err(|e| undecodable(format!("details of run {run}: {e}")))?;
-    Ok(rows.into_iter().map(|row| with_run(run.to_owned(), row)).collect())
+    Ok(rows
+        .into_iter()
+        .map(|row| with_run(run.to_owned(), row))
+        .collect())
 }
 
 impl RunDetails {
@@ -195,7 +198,9 @@ impl RunDetails {
                 let value: f64 = value
                     .parse()
                     .map_err(|_| undecodable(format!("metric {key} of run {run}: {value:?}")))?;
-                details.metrics.push((run, key, value, is_nan, timestamp, step));
+                details
+                    .metrics
+                    .push((run, key, value, is_nan, timestamp, step));
             }
             let pair = |r, (k, v): (String, String)| (r, k, v);
             details.params.extend(json_rows(&run, row.params, pair)?);
@@ -204,12 +209,24 @@ impl RunDetails {
                 &run,
                 row.inputs,
                 |r, (name, digest, source_type, source, schema, profile, context, tags)| {
-                    (r, name, digest, source_type, source, schema, profile, context, tags)
+                    (
+                        r,
+                        name,
+                        digest,
+                        source_type,
+                        source,
+                        schema,
+                        profile,
+                        context,
+                        tags,
+                    )
                 },
             )?);
-            details.outputs.extend(json_rows(&run, row.outputs, |r, (model, step)| {
-                (r, model, step)
-            })?);
+            details
+                .outputs
+                .extend(json_rows(&run, row.outputs, |r, (model, step)| {
+                    (r, model, step)
+                })?);
             infos.push(row.run.into_info());
         }
         Ok((details, infos))

@@ -11,8 +11,8 @@ use super::rows::{
 };
 use super::{
     BATCH_METRICS_MAX, BATCH_PARAMS_MAX, BATCH_TAGS_MAX, MetricValue, PARAM_VALUE_MAX,
-    TAG_VALUE_MAX, Tracking, check_key, generated_run_name, invalid, metric_from_db,
-    metric_to_db, random_hex32, truncate,
+    TAG_VALUE_MAX, Tracking, check_key, generated_run_name, invalid, metric_from_db, metric_to_db,
+    random_hex32, truncate,
 };
 use crate::db::sql::SqlBuilder;
 use crate::db::sqlite_reads;
