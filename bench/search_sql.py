@@ -53,7 +53,7 @@ def sqlite_details(ids):
     """rows.rs RunDetailQueries: SQLite completes the page with five more statements."""
     marks = ", ".join(f"'{i}'" for i in ids)
     return [
-        f"SELECT run_id, key, value, is_nan, timestamp, step FROM run_latest_metrics WHERE run_id IN ({marks}) ORDER BY key",
+        f"SELECT run_id, key, value, is_nan, timestamp, step FROM run_latest_metrics WHERE run_id IN ({marks}) ORDER BY run_id, key",
         f"SELECT run_id, key, value FROM run_params WHERE run_id IN ({marks})",
         f"SELECT run_id, key, value FROM run_tags WHERE run_id IN ({marks})",
         "SELECT run_id, name, digest, source_type, source, schema, profile, context, tags FROM run_inputs"

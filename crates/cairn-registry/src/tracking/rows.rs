@@ -251,9 +251,10 @@ impl RunDetailQueries {
             q
         };
         Self {
+            // In the order of the table's key: no sort, each run's metrics by key.
             metrics: select(
                 "SELECT run_id, key, value, is_nan, timestamp, step FROM run_latest_metrics WHERE ",
-                " ORDER BY key",
+                " ORDER BY run_id, key",
             ),
             params: select("SELECT run_id, key, value FROM run_params WHERE ", ""),
             tags: select("SELECT run_id, key, value FROM run_tags WHERE ", ""),
