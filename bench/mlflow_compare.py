@@ -82,7 +82,8 @@ def start_mlflow(work, db=None):
     PostgreSQL database `db`."""
     port = free_port()
     mlflow_bin = Path(sys.executable).parent / "mlflow"
-    backend = f"sqlite:///{work / 'mlflow.db'}" if db is None else db.replace("postgres://", "postgresql://", 1)
+    # psycopg2, the driver bench/requirements.txt installs, named: MLflow would pick another.
+    backend = f"sqlite:///{work / 'mlflow.db'}" if db is None else db.replace("postgres://", "postgresql+psycopg2://", 1)
     proc = subprocess.Popen(
         [str(mlflow_bin), "server", "--host", "127.0.0.1", "--port", str(port),
          "--backend-store-uri", backend, "--artifacts-destination", str(work / "mlflow-artifacts")],
