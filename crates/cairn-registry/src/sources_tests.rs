@@ -58,23 +58,27 @@ async fn sources_resolve_to_stored_files_or_external_versions() {
     let m = model(&r, "Fraud Model").await;
 
     // Files the registry holds: content-addressed.
-    let held = r
-        .register_from_source(
-            &ACTOR,
-            &m,
-            &sourced(&format!("runs:/{}/model", run.id), Some(&run.id)),
-        )
-        .await
-        .unwrap();
+    let mut request = sourced(&format!("runs:/{}/model", run.id), Some(&run.id));
+    request.tags = [("team".to_string(), "risk".to_string())].into();
+    request.description = "first".into();
+    request.run_link = "http://ci/1".into();
+    let answer = r.register_from_source(&ACTOR, &m, &request).await.unwrap();
+    let held = &answer.0;
     assert!(held.digest.is_some() && held.external_source.is_none());
     assert_eq!(held.file_count, 1);
+    // The answer is the version as committed: what reading it back gives.
+    let read = r
+        .get_version_with_origin(&m, &VersionRef::Number(held.version))
+        .await
+        .unwrap();
+    assert_eq!(answer, read);
 
     // Elsewhere, or nothing there: external, without files or digest.
     for source in [
         "s3://bucket/fraud/model".to_owned(),
         format!("runs:/{}/nothing-here", run.id),
     ] {
-        let v = r
+        let (v, _) = r
             .register_from_source(&ACTOR, &m, &sourced(&source, Some(&run.id)))
             .await
             .unwrap();
@@ -90,7 +94,7 @@ async fn sources_resolve_to_stored_files_or_external_versions() {
         assert_eq!(read.files.unwrap_or_default(), Vec::new());
     }
     // A version of an external version is external too.
-    let copy = r
+    let (copy, _) = r
         .register_from_source(&ACTOR, &m, &sourced("models:/Fraud Model/2", None))
         .await
         .unwrap();

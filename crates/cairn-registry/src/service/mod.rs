@@ -254,7 +254,8 @@ impl Registry {
         new: &NewVersion,
         origin: &VersionOrigin,
     ) -> Result<Version> {
-        self.register(actor, model, new, origin, false, None).await
+        let (version, _) = self.register(actor, model, new, origin, false, None).await?;
+        Ok(version)
     }
 
     /// [`Registry::register_version`] under a client's idempotency key: the key sent
@@ -268,8 +269,10 @@ impl Registry {
         key: &IdempotencyKey,
     ) -> Result<Version> {
         let origin = VersionOrigin::default();
-        self.register(actor, model, new, &origin, false, Some(key))
-            .await
+        let (version, _) = self
+            .register(actor, model, new, &origin, false, Some(key))
+            .await?;
+        Ok(version)
     }
 
     /// Registers a version: content-addressed by `new.files`, or (`external`) one
@@ -283,7 +286,7 @@ impl Registry {
         origin: &VersionOrigin,
         external: bool,
         key: Option<&IdempotencyKey>,
-    ) -> Result<Version> {
+    ) -> Result<(Version, VersionExtras)> {
         let actor = check_actor(actor)?;
         if external && !new.files.files().is_empty() {
             return Err(Error::InvalidArgument(
@@ -342,8 +345,13 @@ impl Registry {
             })
             .await?;
         // What was just committed, as committed: no read back (a new version has no
-        // alias yet).
-        Ok(Version {
+        // alias yet, and its stage is MLflow's first).
+        let extras = VersionExtras {
+            origin: origin.clone(),
+            stage: "None".to_owned(),
+            updated_at: created_at,
+        };
+        let version = Version {
             model: model.to_string(),
             version: number,
             digest,
@@ -358,7 +366,8 @@ impl Registry {
             tags: new.tags.clone(),
             created_by: actor.name.clone(),
             created_at: time_of(created_at),
-        })
+        };
+        Ok((version, extras))
     }
 
     /// Fails unless every blob a registration names is stored with the size it

@@ -14,7 +14,7 @@ use cairn_core::source::{SourceOwner, SourceProblem, VersionSource, artifact_pat
 use cairn_core::{FileEntry, Manifest, ModelName, Version};
 
 use super::Registry;
-use crate::store::{FileList, VersionOrigin};
+use crate::store::{FileList, VersionExtras, VersionOrigin};
 use crate::{Error, Result};
 
 /// A version to register from a source URI, with what MLflow records beside it.
@@ -47,7 +47,7 @@ impl Registry {
         actor: &Actor,
         model: &ModelName,
         req: &SourcedVersion,
-    ) -> Result<Version> {
+    ) -> Result<(Version, VersionExtras)> {
         let mut run_id = req.run_id.clone().unwrap_or_default();
         let mut model_id = req.model_id.clone().unwrap_or_default();
         let owner = match model_id.is_empty() {

@@ -398,9 +398,10 @@ pub async fn create_model_version(
         description: f.opt_str("description")?.unwrap_or_default(),
         tags: f.key_values("tags")?.into_iter().collect(),
     };
-    let number = r.register_from_source(&actor, &model, &req).await?.version;
+    // The version as committed: nothing to read back.
+    let (version, extras) = r.register_from_source(&actor, &model, &req).await?;
     Ok(Json(
-        json!({"model_version": version_json(&r, &model, number, true).await?}),
+        json!({"model_version": convert::model_version(&version, &extras, true)}),
     ))
 }
 
