@@ -254,7 +254,9 @@ impl Registry {
         new: &NewVersion,
         origin: &VersionOrigin,
     ) -> Result<Version> {
-        let (version, _) = self.register(actor, model, new, origin, false, None).await?;
+        let (version, _) = self
+            .register(actor, model, new, origin, false, None)
+            .await?;
         Ok(version)
     }
 
