@@ -34,7 +34,7 @@ impl MetadataStore {
         if self.backend() != Backend::Postgres {
             return Ok(Vec::new());
         }
-        let tables = SEARCHED_TABLES
+        let searched = SEARCHED_TABLES
             .iter()
             .map(|t| format!("'{t}'::regclass"))
             .collect::<Vec<_>>()
@@ -42,7 +42,7 @@ impl MetadataStore {
         let tables: Vec<String> = self
             .read(&format!(
                 "SELECT relname::text FROM pg_stat_user_tables
-                 WHERE relid IN ({tables}) AND n_mod_since_analyze > $1 + n_live_tup / 10"
+                 WHERE relid IN ({searched}) AND n_mod_since_analyze > $1 + n_live_tup / 10"
             ))
             .bind(CHANGED_ROWS_MIN)
             .scalar_all()
