@@ -23,7 +23,6 @@ import json
 import os
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -324,8 +323,7 @@ def measure_engine(engine, args, work, big, results, ceilings, transfers, capaci
                     ceilings[(engine, name)] = got
                     print(f"[{engine} alone] {name}: {got[0]:.1f} ops/s", file=sys.stderr)
             if not pg:
-                for f in ("mlflow.db",):
-                    (work / f).unlink(missing_ok=True)
+                (work / "mlflow.db").unlink(missing_ok=True)
                 shutil.rmtree(work / "cairn", ignore_errors=True)
     finally:
         if pg:
