@@ -70,15 +70,37 @@ pub struct Webhook {
 impl Webhook {
     /// Whether `event` goes to this webhook (active or not).
     pub fn wants(&self, event: &Event) -> bool {
+        self.filter().wants(event)
+    }
+
+    /// What this webhook takes, its model pattern compiled once: for a batch of events.
+    pub fn filter(&self) -> EventFilter<'_> {
+        EventFilter {
+            hook: self,
+            models: ModelPattern::new(&self.models).ok(),
+        }
+    }
+}
+
+/// [`Webhook::wants`] with the webhook's pattern compiled (`None`: it does not compile,
+/// and no model's event goes to it).
+pub struct EventFilter<'a> {
+    hook: &'a Webhook,
+    models: Option<ModelPattern>,
+}
+
+impl EventFilter<'_> {
+    /// Whether `event` goes to the webhook.
+    pub fn wants(&self, event: &Event) -> bool {
         let model_matches = match &event.model {
-            Some(model) => ModelPattern::new(&self.models).is_ok_and(|p| p.matches(model)),
-            None => self.models == "*",
+            Some(model) => self.models.as_ref().is_some_and(|p| p.matches(model)),
+            None => self.hook.models == "*",
         };
         model_matches
-            && match self.protocol {
-                Protocol::Cairn => event.is_of(&self.events),
+            && match self.hook.protocol {
+                Protocol::Cairn => event.is_of(&self.hook.events),
                 Protocol::Mlflow => mlflow_event(&event.kind)
-                    .is_some_and(|name| self.events.iter().any(|e| e == name)),
+                    .is_some_and(|name| self.hook.events.iter().any(|e| e == name)),
             }
     }
 }

@@ -226,7 +226,7 @@ impl Registry {
                     .collect()
             })
             .collect();
-        let retried = on_background(due, {
+        let retried = on_background(move || due, {
             let ctx = ctx.clone();
             move |queue| ctx.clone().retry(queue)
         })
@@ -256,22 +256,10 @@ impl Registry {
                 cursor = last.seq as i64;
             }
             more = entries.len() >= EVENT_BATCH as usize;
-            let mut chains: Vec<(String, Vec<Event>)> = Vec::new();
-            for event in entries.iter() {
-                if !hook.wants(event) {
-                    continue;
-                }
-                let model = event.model.clone().unwrap_or_default();
-                match chains.iter_mut().find(|(m, _)| *m == model) {
-                    Some((_, chain)) => chain.push(event.clone()),
-                    None => chains.push((model, vec![event.clone()])),
-                }
-            }
-            let chains: Vec<(Vec<Event>, bool)> = chains
-                .into_iter()
-                .map(|(model, chain)| (chain, blocked.contains_key(&model)))
-                .collect();
-            inserted = on_background(chains, {
+            // The webhook's events, one chain per model, are picked out where they
+            // are sent: on the deliveries' threads, not on the requests'.
+            let hook = Arc::clone(&ctx.hook);
+            inserted = on_background(move || chains(&hook, &entries, &blocked), {
                 let ctx = ctx.clone();
                 move |(chain, blocked)| ctx.clone().send_new(chain, blocked)
             })
@@ -316,18 +304,43 @@ impl Registry {
     }
 }
 
-/// Runs `work` on each of `items`, [`MODELS_AT_ONCE`] at a time, on the deliveries'
-/// runtime (where payloads are built and signed, and requests sent, on CPU nobody
-/// else wants); answers every outcome, or an error if any task failed — then nothing
-/// of the round is written, and it is made again.
-async fn on_background<T, F, Fut>(items: Vec<T>, work: F) -> Result<Vec<Written>>
+/// The events of `entries` that go to `hook`, one chain per model in event order, each
+/// with whether its model is `blocked` behind pending deliveries.
+fn chains(
+    hook: &Webhook,
+    entries: &[Event],
+    blocked: &HashMap<String, usize>,
+) -> Vec<(Vec<Event>, bool)> {
+    let filter = hook.filter();
+    let mut chains: Vec<(String, Vec<Event>)> = Vec::new();
+    for event in entries.iter().filter(|event| filter.wants(event)) {
+        let model = event.model.as_deref().unwrap_or_default();
+        match chains.iter_mut().find(|(m, _)| m == model) {
+            Some((_, chain)) => chain.push(event.clone()),
+            None => chains.push((model.to_owned(), vec![event.clone()])),
+        }
+    }
+    chains
+        .into_iter()
+        .map(|(model, chain)| (chain, blocked.contains_key(&model)))
+        .collect()
+}
+
+/// Runs `work` on each of the items `items` makes, [`MODELS_AT_ONCE`] at a time, on
+/// the deliveries' runtime (where the items are picked out, payloads built and signed,
+/// and requests sent, on CPU nobody else wants); answers every outcome, or an error if
+/// any task failed — then nothing of the round is written, and it is made again.
+async fn on_background<T, F, Fut>(
+    items: impl FnOnce() -> Vec<T> + Send + 'static,
+    work: F,
+) -> Result<Vec<Written>>
 where
     T: Send + 'static,
     F: Fn(T) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = Vec<Written>> + Send + 'static,
 {
     let task = background().spawn(async move {
-        stream::iter(items)
+        stream::iter(items())
             .map(work)
             .buffer_unordered(MODELS_AT_ONCE)
             .collect::<Vec<Vec<Written>>>()
