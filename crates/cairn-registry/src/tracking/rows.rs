@@ -3,6 +3,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use rusqlite::Connection;
+
 use cairn_core::tracking::{DatasetInput, Lifecycle, Metric, Run, RunInfo, RunStatus};
 
 use super::{metric_from_db, push_in};
@@ -158,106 +160,235 @@ fn undecodable(what: String) -> crate::Error {
     crate::Error::Database(sqlx::Error::Decode(what.into()))
 }
 
-/// One run's JSON array of details, each element with the run id put in front (the
-/// shape of the rows of [`RunDetailQueries`]).
-fn json_rows<T, R>(
-    run: &str,
-    json: Option<String>,
-    with_run: impl Fn(String, T) -> R,
-) -> crate::Result<Vec<R>>
-where
-    T: serde::de::DeserializeOwned,
-{
-    let Some(json) = json else {
-        return Ok(Vec::new());
-    };
-    let rows: Vec<T> = serde_json::from_str(&json)
-        .map_err(|e| undecodable(format!("details of run {run}: {e}")))?;
-    Ok(rows
-        .into_iter()
-        .map(|row| with_run(run.to_owned(), row))
-        .collect())
-}
-
-impl RunDetails {
-    /// The details of the runs of `page`, and the runs.
-    pub(super) fn from_page(page: Vec<RunPageRow>) -> crate::Result<(Self, Vec<RunInfo>)> {
-        let mut details = RunDetails {
-            metrics: Vec::new(),
-            params: Vec::new(),
-            tags: Vec::new(),
-            inputs: Vec::new(),
-            outputs: Vec::new(),
-        };
-        let mut infos = Vec::with_capacity(page.len());
-        for row in page {
-            let run = row.run.id.clone();
-            for (run, (key, value, is_nan, timestamp, step)) in
-                json_rows::<(String, String, i64, i64, i64), _>(&run, row.metrics, |r, m| (r, m))?
-            {
-                let value: f64 = value
-                    .parse()
-                    .map_err(|_| undecodable(format!("metric {key} of run {run}: {value:?}")))?;
-                details
-                    .metrics
-                    .push((run, key, value, is_nan, timestamp, step));
-            }
-            let pair = |r, (k, v): (String, String)| (r, k, v);
-            details.params.extend(json_rows(&run, row.params, pair)?);
-            details.tags.extend(json_rows(&run, row.tags, pair)?);
-            details.inputs.extend(json_rows(
-                &run,
-                row.inputs,
-                |r, (name, digest, source_type, source, schema, profile, context, tags)| {
-                    (
-                        r,
-                        name,
-                        digest,
-                        source_type,
-                        source,
-                        schema,
-                        profile,
-                        context,
-                        tags,
-                    )
-                },
-            )?);
-            details
-                .outputs
-                .extend(json_rows(&run, row.outputs, |r, (model, step)| {
-                    (r, model, step)
-                })?);
-            infos.push(row.run.into_info());
-        }
-        Ok((details, infos))
+/// A run with no details yet.
+fn bare_run(info: RunInfo) -> Run {
+    Run {
+        info,
+        metrics: Vec::new(),
+        params: BTreeMap::new(),
+        tags: BTreeMap::new(),
+        inputs: Vec::new(),
+        model_inputs: Vec::new(),
+        outputs: Vec::new(),
     }
 }
 
-/// The statements that fetch the details of a set of runs.
-pub(super) struct RunDetailQueries {
-    pub(super) metrics: SqlBuilder,
-    pub(super) params: SqlBuilder,
-    pub(super) tags: SqlBuilder,
-    pub(super) inputs: SqlBuilder,
-    pub(super) outputs: SqlBuilder,
+/// A dataset input as stored: inputs recorded before tags were kept have their context
+/// alone.
+fn dataset_input(
+    (name, digest, source_type, source, schema, profile, context, tags): InputRow,
+) -> DatasetInput {
+    let tags = match tags {
+        Some(json) => serde_json::from_str(&json).unwrap_or_default(),
+        None => context
+            .map(|c| BTreeMap::from([(DatasetInput::CONTEXT_TAG.to_owned(), c)]))
+            .unwrap_or_default(),
+    };
+    DatasetInput {
+        name,
+        digest,
+        source_type,
+        source,
+        schema,
+        profile,
+        tags,
+    }
+}
+
+/// A model the run produced (at `step`) or, without a step, used.
+fn add_model(run: &mut Run, model: String, step: Option<i64>) {
+    match step {
+        Some(step) => run.outputs.push((model, step)),
+        None => run.model_inputs.push(model),
+    }
+}
+
+/// One run's JSON array of details (NULL: none).
+fn json_array<T: serde::de::DeserializeOwned>(
+    run: &str,
+    json: Option<String>,
+) -> crate::Result<Vec<T>> {
+    match json {
+        None => Ok(Vec::new()),
+        Some(json) => serde_json::from_str(&json)
+            .map_err(|e| undecodable(format!("details of run {run}: {e}"))),
+    }
+}
+
+impl RunPageRow {
+    /// The run with the details its JSON columns hold (PostgreSQL, [`RUN_DETAIL_JSON`]).
+    pub(super) fn into_run(self) -> crate::Result<Run> {
+        let id = self.run.id.clone();
+        let mut run = bare_run(self.run.into_info());
+        for (key, value, is_nan, timestamp, step) in
+            json_array::<(String, String, i64, i64, i64)>(&id, self.metrics)?
+        {
+            let value: f64 = value
+                .parse()
+                .map_err(|_| undecodable(format!("metric {key} of run {id}: {value:?}")))?;
+            run.metrics.push(Metric {
+                key,
+                value: metric_from_db(value, is_nan),
+                timestamp,
+                step,
+            });
+        }
+        run.params
+            .extend(json_array::<(String, String)>(&id, self.params)?);
+        run.tags
+            .extend(json_array::<(String, String)>(&id, self.tags)?);
+        let inputs = json_array::<InputRow>(&id, self.inputs)?;
+        run.inputs.extend(inputs.into_iter().map(dataset_input));
+        for (model, step) in json_array::<(String, Option<i64>)>(&id, self.outputs)? {
+            add_model(&mut run, model, step);
+        }
+        Ok(run)
+    }
+}
+
+/// A row of `run_inputs`: name, digest, source type, source, schema, profile, context,
+/// tags (JSON).
+type InputRow = (
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+/// The runs of `infos` with their details, read on `conn` (SQLite, on the snapshot the
+/// runs came from): five statements over the details' `(run_id, …)` keys, each row
+/// decoded in place into its run — no run id copied per row.
+pub(super) fn sqlite_runs(conn: &Connection, infos: Vec<RunInfo>) -> rusqlite::Result<Vec<Run>> {
+    let q = {
+        let ids: Vec<&str> = infos.iter().map(|i| i.id.as_str()).collect();
+        RunDetailQueries::new(&ids)
+    };
+    let position: HashMap<String, usize> = infos
+        .iter()
+        .enumerate()
+        .map(|(at, info)| (info.id.clone(), at))
+        .collect();
+    let mut runs: Vec<Run> = infos.into_iter().map(bare_run).collect();
+    let mut page = Page {
+        conn,
+        position: &position,
+        runs: &mut runs,
+    };
+    page.each_row(&q.metrics, |run, row| {
+        run.metrics.push(Metric {
+            key: row.get(1)?,
+            value: metric_from_db(row.get(2)?, row.get(3)?),
+            timestamp: row.get(4)?,
+            step: row.get(5)?,
+        });
+        Ok(())
+    })?;
+    page.each_row(&q.params, |run, row| {
+        run.params.insert(row.get(1)?, row.get(2)?);
+        Ok(())
+    })?;
+    page.each_row(&q.tags, |run, row| {
+        run.tags.insert(row.get(1)?, row.get(2)?);
+        Ok(())
+    })?;
+    page.each_row(&q.inputs, |run, row| {
+        run.inputs.push(dataset_input((
+            row.get(1)?,
+            row.get(2)?,
+            row.get(3)?,
+            row.get(4)?,
+            row.get(5)?,
+            row.get(6)?,
+            row.get(7)?,
+            row.get(8)?,
+        )));
+        Ok(())
+    })?;
+    page.each_row(&q.outputs, |run, row| {
+        add_model(run, row.get(1)?, row.get(2)?);
+        Ok(())
+    })?;
+    Ok(runs)
+}
+
+/// A page of runs being filled from detail rows whose first column is the run id.
+struct Page<'a> {
+    conn: &'a Connection,
+    position: &'a HashMap<String, usize>,
+    runs: &'a mut [Run],
+}
+
+impl Page<'_> {
+    /// Runs `q` and hands each row to `add` with its run. Rows come grouped by run: the
+    /// run is looked up when the id changes.
+    fn each_row(
+        &mut self,
+        q: &SqlBuilder,
+        mut add: impl FnMut(&mut Run, &rusqlite::Row<'_>) -> rusqlite::Result<()>,
+    ) -> rusqlite::Result<()> {
+        let (sql, values) = q.sqlite_statement();
+        let mut statement = self.conn.prepare_cached(sql)?;
+        let mut rows = statement.query(rusqlite::params_from_iter(values))?;
+        let mut current: Option<usize> = None;
+        while let Some(row) = rows.next()? {
+            let id = row.get_ref(0)?.as_str().map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
+            })?;
+            let at = match current {
+                Some(at) if self.runs[at].info.id == id => at,
+                _ => {
+                    let at = *self.position.get(id).ok_or_else(|| {
+                        rusqlite::Error::FromSqlConversionFailure(
+                            0,
+                            rusqlite::types::Type::Text,
+                            format!("a detail row of run {id}, which is not on the page").into(),
+                        )
+                    })?;
+                    current = Some(at);
+                    at
+                }
+            };
+            add(&mut self.runs[at], row)?;
+        }
+        Ok(())
+    }
+}
+
+/// The statements that fetch the details of a set of runs (SQLite), each in the order
+/// of its table's key: grouped by run.
+struct RunDetailQueries {
+    metrics: SqlBuilder,
+    params: SqlBuilder,
+    tags: SqlBuilder,
+    inputs: SqlBuilder,
+    outputs: SqlBuilder,
 }
 
 impl RunDetailQueries {
-    pub(super) fn new(backend: Backend, ids: &[&str]) -> Self {
+    fn new(ids: &[&str]) -> Self {
         let select = |sql: &str, order: &str| {
-            let mut q = SqlBuilder::new(backend, sql);
+            let mut q = SqlBuilder::new(Backend::Sqlite, sql);
             push_in(&mut q, "run_id", ids);
             q.push(order);
             q
         };
         Self {
-            // In the order of the table's key: no sort, each run's metrics by key.
             metrics: select(
                 "SELECT run_id, key, value, is_nan, timestamp, step FROM run_latest_metrics WHERE ",
                 " ORDER BY run_id, key",
             ),
-            params: select("SELECT run_id, key, value FROM run_params WHERE ", ""),
-            tags: select("SELECT run_id, key, value FROM run_tags WHERE ", ""),
+            params: select(
+                "SELECT run_id, key, value FROM run_params WHERE ",
+                " ORDER BY run_id, key",
+            ),
+            tags: select(
+                "SELECT run_id, key, value FROM run_tags WHERE ",
+                " ORDER BY run_id, key",
+            ),
             inputs: select(
                 "SELECT run_id, name, digest, source_type, source, schema, profile, context, tags FROM run_inputs WHERE ",
                 "",
@@ -272,91 +403,6 @@ impl RunDetailQueries {
                 q
             },
         }
-    }
-}
-
-pub(super) type InputRow = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-);
-
-/// The rows [`RunDetailQueries`] return.
-pub(super) struct RunDetails {
-    pub(super) metrics: Vec<(String, String, f64, i64, i64, i64)>,
-    pub(super) params: Vec<(String, String, String)>,
-    pub(super) tags: Vec<(String, String, String)>,
-    pub(super) inputs: Vec<InputRow>,
-    /// Models produced (`Some(step)`) and used (`None`).
-    pub(super) outputs: Vec<(String, String, Option<i64>)>,
-}
-
-impl RunDetails {
-    pub(super) fn attach_to(self, infos: Vec<RunInfo>) -> Vec<Run> {
-        let mut metrics: HashMap<String, Vec<Metric>> = HashMap::new();
-        for (run, key, value, is_nan, timestamp, step) in self.metrics {
-            metrics.entry(run).or_default().push(Metric {
-                key,
-                value: metric_from_db(value, is_nan),
-                timestamp,
-                step,
-            });
-        }
-        let key_values = |rows: Vec<(String, String, String)>| {
-            let mut by_run: HashMap<String, BTreeMap<String, String>> = HashMap::new();
-            for (run, k, v) in rows {
-                by_run.entry(run).or_default().insert(k, v);
-            }
-            by_run
-        };
-        let mut params = key_values(self.params);
-        let mut tags = key_values(self.tags);
-        let mut inputs: HashMap<String, Vec<DatasetInput>> = HashMap::new();
-        for (run, name, digest, source_type, source, schema, profile, context, tags) in self.inputs
-        {
-            // Inputs recorded before tags were kept have their context alone.
-            let tags = match tags {
-                Some(json) => serde_json::from_str(&json).unwrap_or_default(),
-                None => context
-                    .map(|c| BTreeMap::from([(DatasetInput::CONTEXT_TAG.to_owned(), c)]))
-                    .unwrap_or_default(),
-            };
-            inputs.entry(run).or_default().push(DatasetInput {
-                name,
-                digest,
-                source_type,
-                source,
-                schema,
-                profile,
-                tags,
-            });
-        }
-        let mut outputs: HashMap<String, Vec<(String, i64)>> = HashMap::new();
-        let mut model_inputs: HashMap<String, Vec<String>> = HashMap::new();
-        for (run, model, step) in self.outputs {
-            match step {
-                Some(step) => outputs.entry(run).or_default().push((model, step)),
-                None => model_inputs.entry(run).or_default().push(model),
-            }
-        }
-        infos
-            .into_iter()
-            .map(|info| Run {
-                metrics: metrics.remove(&info.id).unwrap_or_default(),
-                params: params.remove(&info.id).unwrap_or_default(),
-                tags: tags.remove(&info.id).unwrap_or_default(),
-                inputs: inputs.remove(&info.id).unwrap_or_default(),
-                model_inputs: model_inputs.remove(&info.id).unwrap_or_default(),
-                outputs: outputs.remove(&info.id).unwrap_or_default(),
-                info,
-            })
-            .collect()
     }
 }
 

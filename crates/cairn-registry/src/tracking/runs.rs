@@ -6,9 +6,7 @@ use std::collections::BTreeMap;
 use cairn_core::lineage::{CodeRef, DataRef, LineageInput};
 use cairn_core::tracking::{DatasetInput, Lifecycle, Metric, Run, RunInfo, RunStatus};
 
-use super::rows::{
-    RUN_COLUMNS, RunDetailQueries, RunDetails, RunPageRow, RunRow, run_page_columns,
-};
+use super::rows::{RUN_COLUMNS, RunPageRow, RunRow, run_page_columns, sqlite_runs};
 use super::{
     BATCH_METRICS_MAX, BATCH_PARAMS_MAX, BATCH_TAGS_MAX, MetricValue, PARAM_VALUE_MAX,
     TAG_VALUE_MAX, Tracking, check_key, generated_run_name, invalid, metric_from_db, metric_to_db,
@@ -168,7 +166,6 @@ impl Tracking {
     /// metrics, params, tags, inputs and outputs. On SQLite, six statements in one
     /// blocking call on one snapshot (see `sqlite_reads`); on PostgreSQL, one.
     pub(super) async fn runs_with_details(&self, mut runs: SqlBuilder) -> Result<Vec<Run>> {
-        let backend = self.meta.backend();
         if let Some(reads) = self.meta.sqlite_reads() {
             return reads
                 .read(move |conn| {
@@ -179,23 +176,13 @@ impl Tracking {
                     if infos.is_empty() {
                         return Ok(Vec::new());
                     }
-                    let ids: Vec<&str> = infos.iter().map(|i| i.id.as_str()).collect();
-                    let q = RunDetailQueries::new(backend, &ids);
-                    let details = RunDetails {
-                        metrics: sqlite_reads::rows(conn, &q.metrics)?,
-                        params: sqlite_reads::rows(conn, &q.params)?,
-                        tags: sqlite_reads::rows(conn, &q.tags)?,
-                        inputs: sqlite_reads::rows(conn, &q.inputs)?,
-                        outputs: sqlite_reads::rows(conn, &q.outputs)?,
-                    };
-                    Ok(details.attach_to(infos))
+                    sqlite_runs(conn, infos)
                 })
                 .await;
         }
         // PostgreSQL: the runs and their details in one statement (`run_page_columns`).
         let page: Vec<RunPageRow> = runs.build_query_as().fetch_all(self.pool()).await?;
-        let (details, infos) = RunDetails::from_page(page)?;
-        Ok(details.attach_to(infos))
+        page.into_iter().map(RunPageRow::into_run).collect()
     }
 
     pub async fn update_run(
