@@ -33,6 +33,7 @@ def ceilings_of(engine, store, ctx, wanted, seconds, work):
         "log-metric": log_metric,
         "log-batch": log_batch,
         "model-versions/create": register_version,
+        "get-by-alias": get_by_alias,
         "runs/search 1%": lambda engine, ctx: run_search(engine, store, ctx, 0.989),
         "runs/search 50%": lambda engine, ctx: run_search(engine, store, ctx, 0.5),
     }
@@ -114,6 +115,13 @@ def register_version(engine, ctx):
                 "UPDATE audit_head SET hash = (SELECT hash FROM audit_log WHERE seq = audit_head.seq) WHERE id = 1;",
             ]
     return statements, True
+
+
+def get_by_alias(engine, ctx):
+    """`Registry::cached_read` (service/mod.rs) through `audit_head` (audit.rs): a
+    repeated `models:/NAME@ALIAS` is answered from the read cache once the audit head
+    shows the registry unchanged; that look at the head is the engine's whole part."""
+    return (lambda _step: ["SELECT seq, hash FROM audit_head WHERE id = 1;"]), False
 
 
 def run_search(engine, store, ctx, threshold):

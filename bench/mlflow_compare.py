@@ -183,7 +183,7 @@ CALLS = {
     "log-metric": "log-metric",
     "log-batch(100)": "log-batch",
     "model-versions/create": "model-versions/create",
-    "get-by-alias": None,
+    "get-by-alias": "get-by-alias",
     "model-versions/search (1,000 versions)": None,
     "runs/search, 1% match": "runs/search 1%",
     "runs/search, 50% match, 100 full runs": "runs/search 50%",

@@ -11,6 +11,7 @@ pub mod blobs;
 pub mod db;
 mod error;
 mod gc;
+mod head_reads;
 mod idempotency;
 mod key_values;
 mod lineage;

@@ -15,7 +15,8 @@ use cairn_core::{
 };
 
 use crate::blobs::{BlobLocation, BlobRead, BlobStore, StagedBlob};
-use crate::db::{DbLocation, DbOptions, MetadataStore, time_of};
+use crate::db::{Backend, DbLocation, DbOptions, MetadataStore, time_of};
+use crate::head_reads::HeadReads;
 use crate::read_cache::{self, ReadCache};
 use crate::store::{FileList, VersionExtras, VersionInsert, VersionOrigin};
 use crate::tracking::Tracking;
@@ -52,6 +53,7 @@ pub struct Registry {
     pub(crate) blobs: BlobStore,
     tracking: Tracking,
     pub(crate) read_cache: Arc<ReadCache>,
+    head_reads: HeadReads,
     changes: changes::SharedChangeWatch,
     pub(crate) webhook_config: Arc<crate::webhooks::WebhookConfig>,
     /// How long an idempotency key is remembered once its write is done.
@@ -90,6 +92,7 @@ impl Registry {
             blobs,
             tracking,
             read_cache: Arc::new(ReadCache::new(read_cache::DEFAULT_BUDGET)),
+            head_reads: HeadReads::new(),
             changes: Default::default(),
             webhook_config: Default::default(),
             key_ttl: idempotency::DEFAULT_KEY_TTL,
@@ -186,7 +189,12 @@ impl Registry {
         E: From<Error>,
         F: Future<Output = std::result::Result<Bytes, E>>,
     {
-        let head = self.meta.audit_head().await?;
+        let head = match self.meta.backend() {
+            // Read in place in microseconds: nothing worth sharing.
+            Backend::Sqlite => self.meta.audit_head().await?,
+            // A round trip: requests arriving together share one (`head_reads`).
+            Backend::Postgres => self.head_reads.fresh(&self.meta).await?,
+        };
         if let Some(answer) = self.read_cache.get(&head, &key) {
             return Ok(answer);
         }
