@@ -15,7 +15,7 @@ use cairn_core::{
 };
 
 use crate::blobs::{BlobLocation, BlobRead, BlobStore, StagedBlob};
-use crate::db::{Backend, DbLocation, DbOptions, MetadataStore, time_of};
+use crate::db::{DbLocation, DbOptions, MetadataStore, time_of};
 use crate::head_reads::HeadReads;
 use crate::read_cache::{self, ReadCache};
 use crate::store::{FileList, VersionExtras, VersionInsert, VersionOrigin};
@@ -189,12 +189,7 @@ impl Registry {
         E: From<Error>,
         F: Future<Output = std::result::Result<Bytes, E>>,
     {
-        let head = match self.meta.backend() {
-            // Read in place in microseconds: nothing worth sharing.
-            Backend::Sqlite => self.meta.audit_head().await?,
-            // A round trip: requests arriving together share one (`head_reads`).
-            Backend::Postgres => self.head_reads.fresh(&self.meta).await?,
-        };
+        let head = self.head_reads.fresh(&self.meta).await?;
         if let Some(answer) = self.read_cache.get(&head, &key) {
             return Ok(answer);
         }

@@ -335,16 +335,15 @@ impl Page<'_> {
         let mut rows = statement.query(rusqlite::params_from_iter(values))?;
         let mut current: Option<usize> = None;
         while let Some(row) = rows.next()? {
-            let id = row.get_ref(0)?.as_str().map_err(|e| {
-                rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
-            })?;
+            let bad_run_id = |why: Box<dyn std::error::Error + Send + Sync>| {
+                rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, why)
+            };
+            let id = row.get_ref(0)?.as_str().map_err(|e| bad_run_id(e.into()))?;
             let at = match current {
                 Some(at) if self.runs[at].info.id == id => at,
                 _ => {
                     let at = *self.position.get(id).ok_or_else(|| {
-                        rusqlite::Error::FromSqlConversionFailure(
-                            0,
-                            rusqlite::types::Type::Text,
+                        bad_run_id(
                             format!("a detail row of run {id}, which is not on the page").into(),
                         )
                     })?;
@@ -358,8 +357,9 @@ impl Page<'_> {
     }
 }
 
-/// The statements that fetch the details of a set of runs (SQLite), each in the order
-/// of its table's key: grouped by run.
+/// The statements that fetch the details of a set of runs (SQLite): metrics, params and
+/// tags in the order of their table's key (each run's rows together, its keys in order);
+/// inputs and models as their `run_id` look-ups return them.
 struct RunDetailQueries {
     metrics: SqlBuilder,
     params: SqlBuilder,
