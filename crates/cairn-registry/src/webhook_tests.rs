@@ -232,6 +232,104 @@ async fn a_dead_endpoint_is_given_up_without_blocking_the_queue() {
     ));
 }
 
+async fn a_delivered_event_is_logged_once_and_can_be_sent_again() {
+    let (dir, r) = registry().await;
+    let r = r.with_webhooks(config(dir.path(), Duration::from_secs(3600)));
+    let admin = Actor::unrestricted("root");
+    let receiver = Receiver::default();
+    let url = receiver.start().await;
+    let hook = r.create_webhook(&admin, &hook(&url, &["*"])).await.unwrap();
+    let _running = deliver(&r);
+    for n in 0..6 {
+        change(&r, if n % 2 == 0 { "fraud" } else { "churn" }, n).await;
+    }
+    assert_eq!(
+        receiver.wait_for(8).await.len(),
+        8,
+        "2 creations, 6 descriptions"
+    );
+    let count = |table: &'static str| {
+        let r = r.clone();
+        async move {
+            r.meta
+                .read(&format!("SELECT COUNT(*) FROM {table}"))
+                .scalar_one::<i64>()
+                .await
+                .unwrap()
+        }
+    };
+    // First-attempt successes are kept a round to a row, not a row an event.
+    assert_eq!(count("webhook_deliveries").await, 0);
+    assert!((1..8).contains(&count("webhook_delivered").await));
+    let log = r
+        .webhook_deliveries(&admin, &hook.id, None, 100)
+        .await
+        .unwrap();
+    assert_eq!(log.len(), 8);
+    assert!(log.windows(2).all(|w| w[0].seq > w[1].seq), "newest first");
+    assert!(log.iter().all(|d| d.state == DeliveryState::Delivered
+        && d.attempts == 1
+        && d.status_code == Some(204)
+        && d.latency_ms.is_some()
+        && d.done_at.is_some()
+        && d.model.is_some()
+        && !d.kind.is_empty()));
+    let newest_two = r
+        .webhook_deliveries(&admin, &hook.id, Some(DeliveryState::Delivered), 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        newest_two.iter().map(|d| d.seq).collect::<Vec<_>>(),
+        [log[0].seq, log[1].seq]
+    );
+
+    // Sent again: out of its round, queued, delivered under the same id, listed once.
+    let chosen = &log[3];
+    let again = r.redeliver(&admin, &chosen.id).await.unwrap();
+    assert_eq!(
+        (again.state, again.seq),
+        (DeliveryState::Pending, chosen.seq)
+    );
+    assert_eq!(receiver.wait_for(9).await.len(), 9);
+    let repeated = receiver.got.lock().unwrap()[8].0["webhook-id"].clone();
+    assert_eq!(repeated.to_str().unwrap(), chosen.id);
+    let mut log_after = Vec::new();
+    for _ in 0..100 {
+        log_after = r
+            .webhook_deliveries(&admin, &hook.id, None, 100)
+            .await
+            .unwrap();
+        if log_after
+            .iter()
+            .all(|d| d.state == DeliveryState::Delivered)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        log_after.iter().map(|d| d.seq).collect::<Vec<_>>(),
+        log.iter().map(|d| d.seq).collect::<Vec<_>>(),
+        "every event listed once"
+    );
+    let resent = log_after.iter().find(|d| d.seq == chosen.seq).unwrap();
+    assert_eq!(
+        (resent.state, resent.attempts),
+        (DeliveryState::Delivered, 2)
+    );
+    assert_eq!(
+        (resent.kind.as_str(), &resent.model),
+        (chosen.kind.as_str(), &chosen.model)
+    );
+
+    // Deleting the webhook deletes its log, both parts.
+    r.delete_webhook(&admin, &hook.id).await.unwrap();
+    assert_eq!(
+        count("webhook_deliveries").await + count("webhook_delivered").await,
+        0
+    );
+}
+
 async fn two_registries_on_one_database_deliver_each_event_once() {
     let (dir, r) = registry().await;
     let r = r.with_webhooks(config(dir.path(), Duration::from_secs(3600)));
@@ -341,6 +439,7 @@ async fn secrets_are_encrypted_and_webhooks_are_for_admins() {
 conformance!(
     every_event_once_signed_and_in_order_per_model,
     a_dead_endpoint_is_given_up_without_blocking_the_queue,
+    a_delivered_event_is_logged_once_and_can_be_sent_again,
     two_registries_on_one_database_deliver_each_event_once,
     secrets_are_encrypted_and_webhooks_are_for_admins,
 );

@@ -93,6 +93,7 @@ const NOT_COPIED: &[&str] = &[
     "access_denials",
     "webhooks",
     "webhook_deliveries",
+    "webhook_delivered",
     "idempotency_keys",
     "commit_marks",
 ];

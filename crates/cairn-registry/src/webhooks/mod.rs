@@ -5,7 +5,8 @@
 //! (each webhook reads it from its own cursor), so a change and its event commit
 //! together and the write that caused an event does no more work for it. `dispatch`
 //! is the loop that sends; `queue` its rows (cursors, leases, the delivery log with
-//! the pending retries); `send` one HTTP attempt; `store` the webhooks' rows; `secrets`
+//! the pending retries); `delivered` the compact record of first-attempt successes;
+//! `send` one HTTP attempt; `store` the webhooks' rows and the log read back; `secrets`
 //! keeps signing secrets encrypted.
 
 use std::time::Duration;
@@ -24,6 +25,7 @@ use crate::service::Registry;
 use crate::service::idempotency::fingerprint;
 use crate::{Error, Result};
 
+mod delivered;
 mod dispatch;
 mod queue;
 pub mod secrets;

@@ -1,12 +1,14 @@
 //! The delivery queue on the engine layer. Each webhook has a cursor into the audit
 //! log and a lease: the server holding the lease reads the events past the cursor,
-//! sends them, and in one transaction writes what became of each (`webhook_deliveries`:
-//! delivered, or pending a retry) and moves the cursor — checking that it still holds
-//! the lease. Only failures stay in the queue; a delivered event costs one row, written
-//! in a batch with the others.
+//! sends them, and in one transaction writes what became of each and moves the cursor —
+//! checking that it still holds the lease. The round's first-attempt successes go
+//! into one row (`delivered`); every other outcome is a row of `webhook_deliveries`:
+//! pending a retry, failed, or delivered after a retry. Only pending rows are the
+//! queue.
 
 use cairn_core::webhook::DeliveryState;
 
+use super::delivered::{self, Success};
 use super::store::{WEBHOOK_COLUMNS, WebhookRow};
 use crate::Result;
 use crate::db::MetadataStore;
@@ -154,7 +156,13 @@ pub(crate) async fn write_step(
     if held == 0 {
         return Ok(false);
     }
-    for chunk in inserted.chunks(100) {
+    let successes: Vec<Success> = inserted.iter().filter_map(Success::of).collect();
+    delivered::record(tx, webhook, successes).await?;
+    let others: Vec<&Written> = inserted
+        .iter()
+        .filter(|w| Success::of(w).is_none())
+        .collect();
+    for chunk in others.chunks(100) {
         let mut q = SqlBuilder::new(
             tx.backend,
             "INSERT INTO webhook_deliveries (webhook_id, seq, model, state, attempts, next_at,
@@ -222,7 +230,8 @@ pub(crate) async fn write_step(
     Ok(true)
 }
 
-/// Queues a delivered or failed delivery again: due now, with a new retry window.
+/// Queues a delivered or failed delivery again: due now, with a new retry window. A
+/// first-attempt success moves out of its round's record into the queue.
 pub(crate) async fn requeue(tx: &mut WriteTx, webhook: &str, seq: i64, now: i64) -> Result<bool> {
     let changed = tx
         .query(
@@ -235,13 +244,36 @@ pub(crate) async fn requeue(tx: &mut WriteTx, webhook: &str, seq: i64, now: i64)
         .bind(now)
         .execute()
         .await?;
-    Ok(changed > 0)
+    if changed > 0 {
+        return Ok(true);
+    }
+    let Some(success) = delivered::take(tx, webhook, seq).await? else {
+        return Ok(false);
+    };
+    // Its model from its event, as the round that sent it had it: the queue of that
+    // model is where it waits.
+    tx.query(
+        "INSERT INTO webhook_deliveries (webhook_id, seq, model, state, attempts, next_at,
+             status_code, latency_ms, created_at)
+         VALUES ($1, $2, COALESCE((SELECT model FROM audit_log WHERE seq = $2), ''),
+                 'pending', 1, $3, $4, $5, $3)",
+    )
+    .bind(webhook)
+    .bind(seq)
+    .bind(now)
+    .bind(i64::from(success.status_code))
+    .bind(success.latency_ms.min(i64::MAX as u64) as i64)
+    .execute()
+    .await?;
+    Ok(true)
 }
 
 /// Deletes finished deliveries older than `before`.
 pub(crate) async fn prune(tx: &mut WriteTx, before: i64) -> Result<u64> {
-    tx.query("DELETE FROM webhook_deliveries WHERE state <> 'pending' AND done_at < $1")
+    let rows = tx
+        .query("DELETE FROM webhook_deliveries WHERE state <> 'pending' AND done_at < $1")
         .bind(before)
         .execute()
-        .await
+        .await?;
+    Ok(rows + delivered::prune(tx, before).await?)
 }

@@ -1,10 +1,13 @@
 //! Webhooks on the engine layer: the `webhooks` rows, written with their audit entries,
-//! and the delivery log read back (`queue` writes it).
+//! and the delivery log read back (`queue` and `delivered` write it).
+
+use std::collections::HashMap;
 
 use cairn_core::access::Actor;
 use cairn_core::webhook::{Delivery, DeliveryState, Protocol, Webhook};
 use serde_json::json;
 
+use super::delivered::Success;
 use crate::audit::{Action, Change};
 use crate::db::sql::{Columns, Decode, DecodeError, SqlBuilder, decoded_row};
 use crate::db::write::WriteTx;
@@ -193,10 +196,12 @@ pub(crate) async fn delete_webhook(
     row: &WebhookRow,
     actor: &Actor,
 ) -> Result<()> {
-    tx.query("DELETE FROM webhook_deliveries WHERE webhook_id = $1")
-        .bind(&row.id)
-        .execute()
-        .await?;
+    for table in ["webhook_deliveries", "webhook_delivered"] {
+        tx.query(&format!("DELETE FROM {table} WHERE webhook_id = $1"))
+            .bind(&row.id)
+            .execute()
+            .await?;
+    }
     tx.query("DELETE FROM webhooks WHERE id = $1")
         .bind(&row.id)
         .execute()
@@ -301,7 +306,8 @@ impl MetadataStore {
         .ok_or_else(|| Error::NotFound(Missing::Webhook(id.to_owned())))
     }
 
-    /// The webhook's deliveries, newest event first, `limit` at most.
+    /// The webhook's deliveries, newest event first, `limit` at most: its rows and its
+    /// first-attempt successes (an event is in one or the other) merged.
     pub(crate) async fn deliveries(
         &self,
         webhook: &str,
@@ -322,7 +328,31 @@ impl MetadataStore {
         q.push(" ORDER BY d.seq DESC LIMIT ")
             .push_bind(i64::from(limit));
         let rows: Vec<DeliveryRow> = self.read_sql(q).fetch_all().await?;
-        rows.into_iter().map(DeliveryRow::view).collect()
+        let successes = match state {
+            None | Some(DeliveryState::Delivered) => self.successes(webhook, limit).await?,
+            Some(_) => Vec::new(),
+        };
+        // Newest first, the newest `limit` of the two (each holds `limit` at most).
+        let mut merged: Vec<Merged> = rows
+            .into_iter()
+            .map(Merged::Row)
+            .chain(successes.into_iter().map(Merged::Success))
+            .collect();
+        merged.sort_by_key(|m| std::cmp::Reverse(m.seq()));
+        merged.truncate(limit as usize);
+        let events = self
+            .events_of(merged.iter().filter_map(|m| match m {
+                Merged::Success(s) => Some(s.seq),
+                Merged::Row(_) => None,
+            }))
+            .await?;
+        merged
+            .into_iter()
+            .map(|m| match m {
+                Merged::Row(row) => row.view(),
+                Merged::Success(s) => success_view(webhook, s, events.get(&s.seq)),
+            })
+            .collect()
     }
 
     pub(crate) async fn delivery(&self, id: &str) -> Result<Delivery> {
@@ -337,7 +367,75 @@ impl MetadataStore {
             .bind(seq)
             .fetch_optional()
             .await?;
-        row.ok_or_else(|| Error::NotFound(Missing::WebhookDelivery(id.to_owned())))?
-            .view()
+        if let Some(row) = row {
+            return row.view();
+        }
+        let success = self.success(webhook, seq).await?.ok_or_else(missing)?;
+        let events = self.events_of([seq]).await?;
+        success_view(webhook, success, events.get(&seq))
     }
+
+    /// The type and model of the events numbered `seqs`.
+    async fn events_of(
+        &self,
+        seqs: impl IntoIterator<Item = i64>,
+    ) -> Result<HashMap<i64, (String, String)>> {
+        let mut q = SqlBuilder::new(
+            self.backend(),
+            "SELECT seq, action, model FROM audit_log WHERE seq IN (",
+        );
+        let mut any = false;
+        for seq in seqs {
+            if any {
+                q.push(", ");
+            }
+            q.push_bind(seq);
+            any = true;
+        }
+        if !any {
+            return Ok(HashMap::new());
+        }
+        q.push(")");
+        let rows: Vec<(i64, String, String)> = self.read_sql(q).fetch_all().await?;
+        Ok(rows
+            .into_iter()
+            .map(|(seq, kind, model)| (seq, (kind, model)))
+            .collect())
+    }
+}
+
+/// A delivery read back from one of the two places the log keeps them.
+enum Merged {
+    Row(DeliveryRow),
+    Success(Success),
+}
+
+impl Merged {
+    fn seq(&self) -> i64 {
+        match self {
+            Merged::Row(row) => row.seq,
+            Merged::Success(s) => s.seq,
+        }
+    }
+}
+
+/// A first-attempt success as a delivery, with its event's type and model.
+fn success_view(webhook: &str, s: Success, event: Option<&(String, String)>) -> Result<Delivery> {
+    let seq = u64::try_from(s.seq).map_err(|_| corrupt_row("webhook_delivered.seq"))?;
+    let (kind, model) = event.cloned().unwrap_or_default();
+    Ok(Delivery {
+        id: delivery_id(webhook, seq),
+        webhook_id: webhook.to_owned(),
+        seq,
+        kind,
+        model: Some(model).filter(|m| !m.is_empty()),
+        state: DeliveryState::Delivered,
+        attempts: 1,
+        status_code: Some(s.status_code),
+        error: None,
+        latency_ms: Some(s.latency_ms),
+        created_at: time_of(s.created_at),
+        next_attempt_at: None,
+        done_at: Some(time_of(s.done_at)),
+    })
 }
