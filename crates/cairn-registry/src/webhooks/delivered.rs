@@ -95,24 +95,20 @@ pub(crate) async fn record(
 }
 
 /// Takes event `seq`'s success out of `webhook`'s record (it is being queued again);
-/// answers it, or `None` if the record does not hold it. Rounds do not overlap: the
-/// one that can hold `seq` is the first to end at or after it.
+/// answers it, or `None` if the record does not hold it.
 pub(crate) async fn take(tx: &mut WriteTx, webhook: &str, seq: i64) -> Result<Option<Success>> {
     let round: Option<Round> = tx
-        .query(
-            "SELECT first_seq, last_seq, deliveries FROM webhook_delivered
-             WHERE webhook_id = $1 AND last_seq >= $2 ORDER BY last_seq LIMIT 1",
-        )
+        .query(ROUND_THAT_CAN_HOLD)
         .bind(webhook)
         .bind(seq)
         .fetch_optional()
         .await?;
-    let Some(round) = round else {
-        return Ok(None);
-    };
-    let last_seq = round.1;
-    let mut successes = unpack(round)?;
-    let Some(at) = successes.iter().position(|s| s.seq == seq) else {
+    let Some(Found {
+        last_seq,
+        mut successes,
+        at,
+    }) = find(round, seq)?
+    else {
         return Ok(None);
     };
     let taken = successes.remove(at);
@@ -147,6 +143,33 @@ pub(crate) async fn prune(tx: &mut WriteTx, before: i64) -> Result<u64> {
 
 /// A round's row: its bounds and its packed successes.
 type Round = (i64, i64, String);
+
+/// The round of webhook `$1` that can hold event `$2`: rounds do not overlap, so it
+/// is the first to end at or after it.
+const ROUND_THAT_CAN_HOLD: &str = "SELECT first_seq, last_seq, deliveries FROM webhook_delivered
+     WHERE webhook_id = $1 AND last_seq >= $2 ORDER BY last_seq LIMIT 1";
+
+/// A round that holds the event looked for: its last event, its successes, and where
+/// among them the event is.
+struct Found {
+    last_seq: i64,
+    successes: Vec<Success>,
+    at: usize,
+}
+
+/// `round`, if it holds event `seq`.
+fn find(round: Option<Round>, seq: i64) -> Result<Option<Found>> {
+    let Some(round) = round else {
+        return Ok(None);
+    };
+    let last_seq = round.1;
+    let successes = unpack(round)?;
+    Ok(successes.iter().position(|s| s.seq == seq).map(|at| Found {
+        last_seq,
+        successes,
+        at,
+    }))
+}
 
 /// A round's successes, checked: in event order, within the round's bounds.
 fn unpack((first_seq, last_seq, packed): Round) -> Result<Vec<Success>> {
@@ -188,17 +211,11 @@ impl MetadataStore {
     /// Event `seq`'s first-attempt success to `webhook`, if the record holds it.
     pub(crate) async fn success(&self, webhook: &str, seq: i64) -> Result<Option<Success>> {
         let round: Option<Round> = self
-            .read(
-                "SELECT first_seq, last_seq, deliveries FROM webhook_delivered
-                 WHERE webhook_id = $1 AND last_seq >= $2 ORDER BY last_seq LIMIT 1",
-            )
+            .read(ROUND_THAT_CAN_HOLD)
             .bind(webhook)
             .bind(seq)
             .fetch_optional()
             .await?;
-        let Some(round) = round else {
-            return Ok(None);
-        };
-        Ok(unpack(round)?.into_iter().find(|s| s.seq == seq))
+        Ok(find(round, seq)?.map(|found| found.successes[found.at]))
     }
 }
