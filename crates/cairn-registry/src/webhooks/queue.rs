@@ -156,12 +156,14 @@ pub(crate) async fn write_step(
     if held == 0 {
         return Ok(false);
     }
-    let successes: Vec<Success> = inserted.iter().filter_map(Success::of).collect();
+    let (mut successes, mut others) = (Vec::new(), Vec::new());
+    for w in inserted {
+        match Success::of(w) {
+            Some(success) => successes.push(success),
+            None => others.push(w),
+        }
+    }
     delivered::record(tx, webhook, successes).await?;
-    let others: Vec<&Written> = inserted
-        .iter()
-        .filter(|w| Success::of(w).is_none())
-        .collect();
     for chunk in others.chunks(100) {
         let mut q = SqlBuilder::new(
             tx.backend,
