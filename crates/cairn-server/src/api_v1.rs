@@ -389,8 +389,8 @@ pub struct ChangesQuery {
 }
 
 /// A long-poll for processes following a model (`cairn serve`): answers the audit head
-/// as soon as its sequence number differs from `after` — any change of the registry,
-/// made through any server — or when `wait` passes, unchanged.
+/// as soon as its sequence number passes `after` — any change of the registry, made
+/// through any server — or when `wait` passes, unchanged.
 #[utoipa::path(get, path = "/api/v1/models/{name}/changes", tag = "models", params(
         ("name" = String, Path, description = "Model name"), ChangesQuery),
     responses((status = 200, description = "The audit head: changed, or unchanged after the wait", body = AuditHead)))]

@@ -136,7 +136,7 @@ pub trait RegistryClient: Send + Sync {
     /// Audit entries, oldest first; `since` is an RFC 3339 time.
     async fn audit_log(&self, model: Option<&str>, since: Option<&str>) -> Result<Vec<AuditEntry>>;
     async fn audit_head(&self) -> Result<AuditHead>;
-    /// Waits until the registry changes (its audit head's number differs from `after`)
+    /// Waits until the registry changes (its audit head's number passes `after`)
     /// or `wait` passes; answers the head's number then. Without `after`, at once.
     /// `model` is the model the caller follows: a remote server checks the caller may
     /// read it.

@@ -548,6 +548,11 @@ impl BlobStore {
         let Some(root) = self.local_root.clone() else {
             return Ok(vec![None; digests.len()]);
         };
+        if digests.is_empty() {
+            // A registration of blobs that are all referenced already (a run's
+            // artifacts): no handoff to a blocking thread for nothing.
+            return Ok(Vec::new());
+        }
         let paths: Vec<(Sha256Digest, PathBuf)> = digests
             .iter()
             .map(|d| (*d, self.local_path(d).expect("local store")))

@@ -42,13 +42,17 @@ pub(crate) struct ChangeWatch {
 pub(crate) type SharedChangeWatch = Arc<Mutex<ChangeWatch>>;
 
 impl Registry {
-    /// Waits until the audit head's sequence number differs from `after`, or `wait`
-    /// (at most [`MAX_WAIT`]) passes; answers the head then (unchanged on a timeout).
+    /// Waits until the audit head's sequence number passes `after`, or `wait` (at most
+    /// [`MAX_WAIT`]) passes; answers the head then (unchanged on a timeout, or lower if
+    /// the database went back, restored from a backup). Passes, not differs: the
+    /// shared poller's last read may be older than an `after` the caller has just read
+    /// itself, and a loop that reads the head and waits would then never wait while
+    /// the registry is being written.
     pub async fn wait_for_change(&self, after: u64, wait: Duration) -> Result<AuditHead> {
         let mut head = self.subscribe_changes();
         let changed = tokio::time::timeout(
             wait.min(MAX_WAIT),
-            head.wait_for(|h| h.as_ref().is_some_and(|h| h.seq != after)),
+            head.wait_for(|h| h.as_ref().is_some_and(|h| h.seq > after)),
         )
         .await
         // The watch's guard is released here, before anything else is awaited.

@@ -47,8 +47,14 @@ const REASON_MAX: usize = 4 * 1024;
 /// Longest actor name, in bytes.
 const ACTOR_MAX: usize = 256;
 
+/// The registry: every request holds a clone, so a clone is one reference count on
+/// the parts all clones share.
 #[derive(Clone)]
-pub struct Registry {
+pub struct Registry(Arc<Parts>);
+
+/// What a [`Registry`] is made of.
+#[derive(Clone)]
+pub struct Parts {
     pub(crate) meta: MetadataStore,
     pub(crate) blobs: BlobStore,
     tracking: Tracking,
@@ -58,6 +64,14 @@ pub struct Registry {
     pub(crate) webhook_config: Arc<crate::webhooks::WebhookConfig>,
     /// How long an idempotency key is remembered once its write is done.
     key_ttl: std::time::Duration,
+}
+
+impl std::ops::Deref for Registry {
+    type Target = Parts;
+
+    fn deref(&self) -> &Parts {
+        &self.0
+    }
 }
 
 impl Registry {
@@ -87,7 +101,7 @@ impl Registry {
         let meta = MetadataStore::open(db, options).await?;
         let blobs = BlobStore::open(blobs)?;
         let tracking = Tracking::new(meta.clone(), blobs.clone());
-        Ok(Self {
+        Ok(Self(Arc::new(Parts {
             meta,
             blobs,
             tracking,
@@ -96,19 +110,19 @@ impl Registry {
             changes: Default::default(),
             webhook_config: Default::default(),
             key_ttl: idempotency::DEFAULT_KEY_TTL,
-        })
+        })))
     }
 
     /// The registry with `config` for its webhooks: their secrets' key, whether private
     /// addresses may be called, how long deliveries are retried.
     pub fn with_webhooks(mut self, config: crate::webhooks::WebhookConfig) -> Self {
-        self.webhook_config = Arc::new(config);
+        Arc::make_mut(&mut self.0).webhook_config = Arc::new(config);
         self
     }
 
     /// The registry remembering idempotency keys for `ttl` once their write is done.
     pub fn with_key_ttl(mut self, ttl: std::time::Duration) -> Self {
-        self.key_ttl = ttl;
+        Arc::make_mut(&mut self.0).key_ttl = ttl;
         self
     }
 
