@@ -3,6 +3,7 @@
 use cairn_core::access::Actor;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
 use cairn_core::api::{CreateModel, NewVersion};
@@ -1800,4 +1801,41 @@ async fn concurrent_identical_reads_compute_the_answer_once() {
         .unwrap();
     assert_eq!(&again[..], b"now");
     assert_eq!(r.read_cache.computing_keys(), 0);
+}
+
+/// A caller that reads the head and then waits for it to pass must wait, though the
+/// shared poller's last read is older than the head it read (else webhook and event
+/// loops spin while writes go on), and never gets a head below the one it asked after.
+#[tokio::test]
+async fn a_change_wait_waits_past_a_head_newer_than_the_pollers_read() {
+    let (_dir, r) = registry().await;
+    let model = |n: &str| CreateModel {
+        name: n.into(),
+        description: String::new(),
+        tags: Default::default(),
+    };
+    r.create_model(&ACTOR, &model("first")).await.unwrap();
+    // A waiter that never wakes keeps the poller running with its read of the head.
+    let holder = {
+        let r = r.clone();
+        tokio::spawn(async move { r.wait_for_change(u64::MAX, Duration::from_secs(5)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    r.create_model(&ACTOR, &model("second")).await.unwrap();
+    let after = r.audit_head().await.unwrap().seq;
+    let started = std::time::Instant::now();
+    let head = r
+        .wait_for_change(after, Duration::from_millis(100))
+        .await
+        .unwrap();
+    assert!(
+        head.seq >= after,
+        "answered head {} below {after}",
+        head.seq
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(90),
+        "did not wait"
+    );
+    holder.abort();
 }
