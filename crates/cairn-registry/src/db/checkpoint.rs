@@ -16,7 +16,6 @@ use std::sync::Weak;
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
-use tokio::sync::Mutex;
 
 use crate::Result;
 
@@ -31,7 +30,10 @@ const IDLE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Starts checkpointing the database at `path` for as long as `writer` (the store's
 /// writer connection) lives.
-pub(crate) fn start(path: &std::path::Path, writer: Weak<Mutex<Connection>>) -> Result<()> {
+pub(crate) fn start<W: Send + Sync + 'static>(
+    path: &std::path::Path,
+    writer: Weak<W>,
+) -> Result<()> {
     let conn = connect(path.to_path_buf())?;
     tokio::spawn(checkpoints(conn, writer));
     Ok(())
@@ -44,7 +46,7 @@ fn connect(path: PathBuf) -> Result<Connection> {
     )?)
 }
 
-async fn checkpoints(mut conn: Connection, writer: Weak<Mutex<Connection>>) {
+async fn checkpoints<W>(mut conn: Connection, writer: Weak<W>) {
     let mut pause = BUSY_INTERVAL;
     // Log pages seen at the last checkpoint: more now means something was committed.
     let mut seen = 0;

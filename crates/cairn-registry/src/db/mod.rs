@@ -22,12 +22,13 @@ pub(crate) mod outcome;
 pub(crate) mod sql;
 mod sqlite_migrate;
 pub(crate) mod sqlite_reads;
+pub(crate) mod sqlite_writer;
 mod statistics;
 pub(crate) mod write;
 
 use sql::{Row, SqlBuilder};
 use sqlite_reads::SqliteReads;
-use write::{SqliteWriter, open_sqlite_writer};
+use sqlite_writer::SqliteWriter;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -159,8 +160,8 @@ impl MetadataStore {
             DbLocation::Sqlite(path) => {
                 migrate_sqlite(path).await?;
                 let reads = SqliteReads::open(path.clone(), options.max_connections)?;
-                let writer = open_sqlite_writer(path)?;
-                checkpoint::start(path, Arc::downgrade(&writer))?;
+                let writer = SqliteWriter::open(path)?;
+                checkpoint::start(path, writer.liveness())?;
                 (None, Some(writer), Some(reads))
             }
             DbLocation::Postgres(url) => {

@@ -10,65 +10,21 @@
 //! before, each statement, its rows and a ping went to the connection's own thread and
 //! back, and on a small machine those switches cost more than the writes.
 //!
-//! The connection never sleeps in SQLite's busy handler, which would block a runtime
-//! thread: its busy timeout is zero, and when another process holds the write lock, a
-//! transaction's `BEGIN IMMEDIATE` (the lock, taken up front) or a statement on its own
-//! is retried after an async pause (refused as busy, it changed nothing). Once the lock
-//! is held, a WAL database has nothing left to wait for. Within this process writers
-//! queue on an async mutex, in order.
+//! The writer commits transactions that queue behind one another as one group
+//! (`sqlite_writer`), and waits for another process's write lock without blocking.
 //!
 //! What runs in place occupies a runtime thread for as long as it runs: a registration
 //! of thousands of files, or a `cairn copy`. WAL checkpoints, which SQLite would run at
 //! a commit, run beside the writer instead (`checkpoint`).
 
-use std::path::Path;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-use rusqlite::{Connection, OpenFlags, ToSql};
+use rusqlite::{Connection, ToSql};
 use sqlx::{Any, AnyPool, Encode, Type};
-use tokio::sync::{Mutex, OwnedMutexGuard};
 
-use crate::db::checkpoint::WRITER_CHECKPOINT_PAGES;
 use crate::db::sql::{Row, SqlBuilder};
 use crate::db::sqlite_reads::rows;
+use crate::db::sqlite_writer::SqliteTx;
 use crate::db::{Backend, MetadataStore, outcome};
 use crate::{Error, Result};
-
-/// How long a write waits for another process to release SQLite's write lock.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// The longest pause between two tries at SQLite's write lock.
-const BUSY_PAUSE_MAX: Duration = Duration::from_millis(20);
-
-/// Prepared statements kept on the writer: metric inserts vary with the batch's rows.
-const STATEMENT_CACHE: usize = 64;
-
-/// SQLite's one writer connection of this process.
-pub(crate) type SqliteWriter = Arc<Mutex<Connection>>;
-
-/// Opens the writer of the SQLite database at `path` (migrated already).
-pub(crate) fn open_sqlite_writer(path: &Path) -> Result<SqliteWriter> {
-    // No SQLite mutex: the async mutex around it gives the connection to one task at
-    // a time.
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    // In WAL mode NORMAL keeps every commit across a process crash; only an OS crash
-    // can lose the last transactions, never corrupt the database. A statement inside a
-    // transaction keeps a journal of the pages it changes (to undo itself alone should
-    // it fail); in memory, not in a temporary file once it passes 64 KiB.
-    conn.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;
-         PRAGMA temp_store = MEMORY;",
-    )?;
-    // Checkpoints run beside the writer (`checkpoint`); its own are a safety net.
-    conn.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)?;
-    conn.busy_timeout(Duration::ZERO)?;
-    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-    Ok(Arc::new(Mutex::new(conn)))
-}
 
 /// A write transaction. Dropped without [`WriteTx::commit`], it rolls back.
 pub(crate) struct WriteTx {
@@ -98,23 +54,10 @@ pub(crate) struct AuditMark {
 }
 
 enum TxInner {
-    /// The writer, inside `BEGIN IMMEDIATE`.
+    /// A transaction of the writer's group (`sqlite_writer`).
     Sqlite(SqliteTx),
     /// A transaction on the pool, and the pool (to learn the outcome of a lost commit).
     Postgres(sqlx::Transaction<'static, Any>, AnyPool),
-}
-
-struct SqliteTx(OwnedMutexGuard<Connection>);
-
-impl Drop for SqliteTx {
-    fn drop(&mut self) {
-        // Still in the transaction: it failed, or its task was cancelled.
-        if !self.0.is_autocommit()
-            && let Err(e) = self.0.execute_batch("ROLLBACK")
-        {
-            tracing::error!(error = %e, "rolling back a SQLite write failed");
-        }
-    }
 }
 
 impl WriteTx {
@@ -161,10 +104,7 @@ impl WriteTx {
     /// third outcome: it runs in this process.
     pub async fn commit(self) -> Result<()> {
         match self.inner {
-            TxInner::Sqlite(tx) => {
-                tx.0.prepare_cached("COMMIT")?.execute([])?;
-                Ok(())
-            }
+            TxInner::Sqlite(tx) => tx.commit().await,
             TxInner::Postgres(tx, pool) => match tx.commit().await {
                 Ok(()) => Ok(()),
                 Err(lost @ (sqlx::Error::Io(_) | sqlx::Error::Protocol(_))) => {
@@ -176,47 +116,12 @@ impl WriteTx {
     }
 }
 
-/// Takes SQLite's write lock on the writer (module comment).
-async fn begin_immediate(writer: &SqliteWriter) -> Result<SqliteTx> {
-    let mut conn = Arc::clone(writer).lock_owned().await;
-    when_not_busy(&mut conn, |conn| {
-        conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])
-    })
-    .await?;
-    Ok(SqliteTx(conn))
-}
-
-/// Runs `step` on the writer, which this task holds, and again after a pause for as long
-/// as another process holds SQLite's write lock (up to [`BUSY_TIMEOUT`]). A step refused
-/// as busy changed nothing.
-async fn when_not_busy<T>(
-    // `&mut`: a shared reference to a connection cannot be held across an await, as
-    // the connection is not `Sync`.
-    conn: &mut Connection,
-    mut step: impl FnMut(&Connection) -> rusqlite::Result<T>,
-) -> Result<T> {
-    let deadline = Instant::now() + BUSY_TIMEOUT;
-    let mut pause = Duration::from_millis(1);
-    loop {
-        match step(conn) {
-            Err(e)
-                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
-                    && Instant::now() < deadline =>
-            {
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(BUSY_PAUSE_MAX);
-            }
-            done => return Ok(done?),
-        }
-    }
-}
-
 impl MetadataStore {
     /// Starts a write transaction (see [`WriteTx`]): on SQLite it holds the write lock
     /// from the start, so its reads are current and it never fails on a lock upgrade.
     pub(crate) async fn write_tx(&self) -> Result<WriteTx> {
         let inner = match self.sqlite_writer() {
-            Some(writer) => TxInner::Sqlite(begin_immediate(writer).await?),
+            Some(writer) => TxInner::Sqlite(writer.begin().await?),
             None => TxInner::Postgres(self.pool().begin().await?, self.pool().clone()),
         };
         Ok(WriteTx {
@@ -341,14 +246,11 @@ impl Stmt<'_> {
         let Self { target, mut q } = self;
         match target {
             Target::Tx(tx) => match &mut tx.inner {
-                TxInner::Sqlite(conn) => Ok(sqlite_execute(&conn.0, &q)?),
+                TxInner::Sqlite(tx) => Ok(sqlite_execute(tx.conn(), &q)?),
                 TxInner::Postgres(pg, _) => Ok(q.build().execute(&mut **pg).await?.rows_affected()),
             },
             Target::Alone(store) => match store.sqlite_writer() {
-                Some(writer) => {
-                    let mut conn = writer.lock().await;
-                    when_not_busy(&mut conn, |conn| sqlite_execute(conn, &q)).await
-                }
+                Some(writer) => writer.write_alone(|conn| sqlite_execute(conn, &q)).await,
                 None => Ok(q
                     .build()
                     .execute(store.pool())
@@ -365,14 +267,11 @@ impl Stmt<'_> {
         let Self { target, mut q } = self;
         match target {
             Target::Tx(tx) => match &mut tx.inner {
-                TxInner::Sqlite(conn) => Ok(rows(&conn.0, &q)?),
+                TxInner::Sqlite(tx) => Ok(rows(tx.conn(), &q)?),
                 TxInner::Postgres(pg, _) => Ok(q.build_query_as().fetch_all(&mut **pg).await?),
             },
             Target::Alone(store) => match store.sqlite_writer() {
-                Some(writer) => {
-                    let mut conn = writer.lock().await;
-                    when_not_busy(&mut conn, |conn| rows(conn, &q)).await
-                }
+                Some(writer) => writer.write_alone(|conn| rows(conn, &q)).await,
                 None => Ok(q
                     .build_query_as()
                     .fetch_all(store.pool())
@@ -520,21 +419,21 @@ mod tests {
     async fn the_writer_has_the_store_settings() {
         let dir = tempfile::tempdir().unwrap();
         let store = store(&dir).await;
-        let conn = store.sqlite_writer().unwrap().lock().await;
-        let pragma = |name: &str| -> String {
-            conn.query_row(&format!("PRAGMA {name}"), [], |row| {
-                row.get::<_, rusqlite::types::Value>(0)
-            })
-            .map(|v| format!("{v:?}"))
+        let pragmas = store
+            .sqlite_writer()
             .unwrap()
-        };
+            .inspect(|conn| {
+                ["journal_mode", "synchronous", "foreign_keys", "temp_store"].map(|name| {
+                    conn.query_row(&format!("PRAGMA {name}"), [], |row| {
+                        row.get::<_, rusqlite::types::Value>(0)
+                    })
+                    .map(|v| format!("{v:?}"))
+                    .unwrap()
+                })
+            })
+            .await;
         assert_eq!(
-            [
-                pragma("journal_mode"),
-                pragma("synchronous"),
-                pragma("foreign_keys"),
-                pragma("temp_store"),
-            ],
+            pragmas,
             ["Text(\"wal\")", "Integer(1)", "Integer(1)", "Integer(2)"]
         );
     }
