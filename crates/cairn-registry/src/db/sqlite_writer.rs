@@ -13,7 +13,8 @@
 //! finds nobody waiting (or the group full, or old) commits the group and tells the
 //! others. Nothing is answered before its group committed, so a caller sees exactly
 //! what it would see of a transaction of its own: a transaction that fails rolls back
-//! (to its savepoint) and the group keeps the rest; a `COMMIT` that fails fails every
+//! (to its savepoint) and commits the rest of the group before its caller goes on —
+//! what it saw of the others is then in the database; a `COMMIT` that fails fails every
 //! transaction of the group, and none of them is left in the database. (The first
 //! needs no savepoint: when it fails there is nothing else to keep, and a savepoint
 //! costs a copy of each page it changes.)
@@ -342,7 +343,11 @@ impl Drop for SqliteTx {
             if let Err(e) = held.conn.execute_batch("ROLLBACK") {
                 tracing::error!(error = %e, "ending an empty SQLite transaction failed");
             }
-        } else if self.shared.waiting.load(Ordering::SeqCst) == 0 {
+        } else if self.role == Role::Member || self.shared.waiting.load(Ordering::SeqCst) == 0 {
+            // A member that failed commits the group before its caller goes on: what
+            // it saw of the group (a row its insert collided with, which the caller
+            // may now read on another connection) must be in the database, as it
+            // would be had the group's transactions committed one by one.
             let _ = commit_group(held);
         }
     }
@@ -425,7 +430,11 @@ mod tests {
 
     /// The models another connection sees committed.
     fn committed(dir: &tempfile::TempDir) -> Vec<String> {
-        let conn = rusqlite::Connection::open(dir.path().join("cairn.db")).unwrap();
+        committed_in(dir.path())
+    }
+
+    fn committed_in(dir: &std::path::Path) -> Vec<String> {
+        let conn = rusqlite::Connection::open(dir.join("cairn.db")).unwrap();
         let mut names = conn
             .prepare("SELECT name FROM models ORDER BY name")
             .unwrap();
@@ -499,19 +508,22 @@ mod tests {
         let first = writer.begin().await.unwrap();
         add_model(first.conn(), "a").unwrap();
         let failing = {
-            let writer = writer.clone();
+            let (writer, dir) = (writer.clone(), dir.path().to_owned());
             tokio::spawn(async move {
                 let tx = writer.begin().await.unwrap();
                 add_model(tx.conn(), "b").unwrap();
-                // Ends here, dropped without a commit (a failed request).
-                add_model(tx.conn(), "a").unwrap_err()
+                // The name the first transaction took: dropped without a commit.
+                add_model(tx.conn(), "a").unwrap_err();
+                drop(tx);
+                // What it collided with is committed for its caller to read.
+                committed_in(&dir)
             })
         };
         let last = write_model(&writer, "c");
         until_waiting(&writer, 2).await;
 
         first.commit().await.unwrap();
-        failing.await.unwrap();
+        assert_eq!(failing.await.unwrap(), ["a"]);
         last.await.unwrap().unwrap();
         assert_eq!(committed(&dir), ["a", "c"]);
     }
