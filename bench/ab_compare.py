@@ -3,12 +3,14 @@
 a 10–20% change from noise on a machine whose throughput drifts by more than that
 between runs.
 
-    .venv/mlflow3/bin/python bench/ab_compare.py --call "runs/search" BINARY_A BINARY_B
+    .venv/bench/bin/python bench/ab_compare.py --call "runs/search" BINARY_A BINARY_B
+    .venv/bench/bin/python bench/ab_compare.py --engine postgres --call create BINARY_A BINARY_B
 
 Sets the benchmark's data up once (as bench/mlflow_compare.py does, with BINARY_A),
 then for each round serves that same data directory with each binary in turn (the
 order alternating between rounds), warms up for 2 s, measures the call with wrk, and
-stops the server. Prints each binary's ops/s and server CPU time per request (user +
+stops the server. On PostgreSQL (`--engine postgres`) both serve one database of a
+throwaway cluster, as in bench/mlflow_compare.py. Prints each binary's ops/s and server CPU time per request (user +
 system, from /proc) for every round, and their medians. CPU per request moves less
 with the machine's mood than ops/s does. Read-only calls see identical data in every
 round; write calls grow it, which the alternating order spreads over both binaries.
@@ -33,14 +35,15 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def serve(binary, work):
+def serve(binary, work, db):
     os.environ["CAIRN_BIN"] = binary
-    return bench.start_cairn(work)
+    return bench.start_cairn(work, db)
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("binaries", nargs=2, metavar="BINARY")
+    ap.add_argument("--engine", choices=("sqlite", "postgres"), default="sqlite")
     ap.add_argument("--call", required=True, help="the call whose name contains this (first match)")
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--seconds", type=float, default=5)
@@ -52,9 +55,24 @@ def main():
                          "upgrades a directory the other then refuses; the copy keeps the "
                          "rows and their layout identical)")
     args = ap.parse_args()
+    if args.engine == "postgres" and args.copy_data:
+        ap.error("--copy-data copies a SQLite data directory")
+    pg = bench.ThrowawayPostgres() if args.engine == "postgres" else None
+    try:
+        compare(args, pg)
+    finally:
+        if pg:
+            pg.stop()
+
+
+def compare(args, pg):
     binaries = [str(Path(b).resolve()) for b in args.binaries]
     work = Path(tempfile.mkdtemp(prefix="cairn-ab-"))
-    proc, url = serve(binaries[0], work)
+    db = None
+    if pg:
+        pg.create_database("cairn")
+        db = pg.url_of("cairn")
+    proc, url = serve(binaries[0], work, db)
     try:
         ctx = bench.setup(bench.Api(url), args.runs, args.versions)
     finally:
@@ -77,7 +95,7 @@ def main():
     for round_ in range(args.rounds):
         for binary in binaries if round_ % 2 == 0 else binaries[::-1]:
             work = works[binary]
-            proc, url = serve(binary, work)
+            proc, url = serve(binary, work, db)
             try:
                 bench.wrk_measure(url, *workload()[1], 2, work)
                 time.sleep(0.01)
@@ -92,7 +110,7 @@ def main():
                 proc.wait(timeout=30)
             time.sleep(1)
 
-    print(f"\n{name}: {args.rounds} alternating rounds of {args.seconds:.0f} s, {os.cpu_count()} cores\n")
+    print(f"\n{name} on {args.engine}: {args.rounds} alternating rounds of {args.seconds:.0f} s, {os.cpu_count()} cores\n")
     print("| binary | ops/s per round | median ops/s | CPU µs/request per round | median CPU µs/request |")
     print("|---|---|---:|---|---:|")
     for binary, rounds in results.items():

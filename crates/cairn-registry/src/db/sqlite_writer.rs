@@ -295,8 +295,8 @@ impl SqliteTx {
         drop(held);
         match outcome.await {
             Ok(committed) => committed.map_err(Into::into),
-            // Only a panic while the writer was held drops a group untold; its
-            // transaction then rolled back (`Drop` of the one that held it).
+            // Only a writer closed with its group open drops the group untold; closing
+            // the connection rolled the group's transaction back.
             Err(_) => {
                 Err(GroupFailed(None, "the group commit of this write was lost".into()).into())
             }
