@@ -80,10 +80,9 @@ def register_version(engine, ctx):
                        " updated_at, source, run_id, run_link, logged_model_id, external")
     version_values = f"'{'7' * 64}', '', 1, 4096, 'bench', 0, 0, '{ctx['source']}', '{ctx['run_id']}', '', NULL, 0"
     audit_columns = "seq, at, actor, action, model, target, before, after, prev_hash, hash, format, token"
-    bump_model = (f"INSERT INTO models (name, created_by, created_at, updated_at, next_version)"
-                  f" VALUES ('{model}', 'bench', 0, 0, 2) ON CONFLICT (name) DO UPDATE"
-                  " SET next_version = models.next_version + 1, updated_at = excluded.updated_at"
-                  " RETURNING id AS model_id, next_version - 1 AS number")
+    # An MLflow registration's model must exist: its counter is bumped, never created.
+    bump_model = (f"UPDATE models SET next_version = next_version + 1, updated_at = 0"
+                  f" WHERE name = '{model}' RETURNING id AS model_id, next_version - 1 AS number")
     if engine == "postgres":
         # pgbench's \gset carries a statement's answer into the next ones.
         def statements(step):

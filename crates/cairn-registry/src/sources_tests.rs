@@ -152,7 +152,47 @@ async fn sources_the_registry_must_not_read_are_refused() {
     assert!(r.list_versions(&m).await.unwrap().is_empty());
 }
 
+/// MLflow registers versions of existing models only: a source registration never
+/// creates its model, whatever the source.
+async fn a_source_registration_needs_its_model() {
+    let (_dir, r) = registry().await;
+    let run = new_run(&r).await;
+    let root = cairn_core::source::artifact_path(&run.artifact_uri).unwrap();
+    r.tracking()
+        .put_artifact(&format!("{root}/model/MLmodel"), body(b"flavors: {}\n"))
+        .await
+        .unwrap();
+    let missing = cairn_core::ModelName::new("Nobody Made Me").unwrap();
+    for source in [
+        format!("runs:/{}/model", run.id),
+        "s3://bucket/fraud/model".to_owned(),
+    ] {
+        let refused = r
+            .register_from_source(&ACTOR, &missing, &sourced(&source, Some(&run.id)))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&refused, Error::ModelNotFound(name) if name == "Nobody Made Me"),
+            "{refused:?}"
+        );
+    }
+    let refused = r.model_exists(&missing).await.unwrap_err();
+    assert!(matches!(refused, Error::ModelNotFound(_)), "{refused:?}");
+    // The model's number was not taken either: created now, its first version is 1.
+    let m = model(&r, "Nobody Made Me").await;
+    let (v, _) = r
+        .register_from_source(
+            &ACTOR,
+            &m,
+            &sourced(&format!("runs:/{}/model", run.id), Some(&run.id)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(v.version, 1);
+}
+
 conformance!(
     sources_resolve_to_stored_files_or_external_versions,
     sources_the_registry_must_not_read_are_refused,
+    a_source_registration_needs_its_model,
 );

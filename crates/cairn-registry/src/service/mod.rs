@@ -272,7 +272,7 @@ impl Registry {
         origin: &VersionOrigin,
     ) -> Result<Version> {
         let (version, _) = self
-            .register(actor, model, new, origin, false, None)
+            .register(actor, model, new, origin, Registration::Cairn { key: None })
             .await?;
         Ok(version)
     }
@@ -289,23 +289,32 @@ impl Registry {
     ) -> Result<Version> {
         let origin = VersionOrigin::default();
         let (version, _) = self
-            .register(actor, model, new, &origin, false, Some(key))
+            .register(
+                actor,
+                model,
+                new,
+                &origin,
+                Registration::Cairn { key: Some(key) },
+            )
             .await?;
         Ok(version)
     }
 
-    /// Registers a version: content-addressed by `new.files`, or (`external`) one
-    /// whose bytes live at `origin.source`, which the registry neither holds nor
-    /// verifies (its manifest is empty and it has no digest).
+    /// Registers a version: content-addressed by `new.files`, or (an external
+    /// [`Registration::Mlflow`]) one whose bytes live at `origin.source`, which the
+    /// registry neither holds nor verifies (its manifest is empty and it has no digest).
     async fn register(
         &self,
         actor: &Actor,
         model: &ModelName,
         new: &NewVersion,
         origin: &VersionOrigin,
-        external: bool,
-        key: Option<&IdempotencyKey>,
+        how: Registration<'_>,
     ) -> Result<(Version, VersionExtras)> {
+        let (external, create_model, key) = match how {
+            Registration::Cairn { key } => (false, true, key),
+            Registration::Mlflow { external } => (external, false, None),
+        };
         let actor = check_actor(actor)?;
         if external && !new.files.files().is_empty() {
             return Err(Error::InvalidArgument(
@@ -359,6 +368,7 @@ impl Registry {
                         actor,
                         origin,
                         claim: claim.as_ref(),
+                        create_model,
                     })
                     .await
             })
@@ -727,4 +737,15 @@ fn check_key_values(values: &BTreeMap<String, String>) -> Result<()> {
         check_text(&format!("value of {key:?}"), value, VALUE_MAX)?;
     }
     Ok(())
+}
+
+/// Whose registration it is, which decides what a missing model means.
+pub(crate) enum Registration<'k> {
+    /// Cairn's own (a push): a missing model is created; an idempotency key, if the
+    /// client sent one, answers a repeat.
+    Cairn { key: Option<&'k IdempotencyKey> },
+    /// MLflow's, from a source: the model must exist (`ModelNotFound` otherwise, told
+    /// by the registration's own statement); `external` when the registry holds no
+    /// files at the source.
+    Mlflow { external: bool },
 }

@@ -13,7 +13,7 @@ use cairn_core::api::NewVersion;
 use cairn_core::source::{SourceOwner, SourceProblem, VersionSource, artifact_path};
 use cairn_core::{FileEntry, Manifest, ModelName, Version};
 
-use super::Registry;
+use super::{Registration, Registry};
 use crate::store::{FileList, VersionExtras, VersionOrigin};
 use crate::{Error, Result};
 
@@ -90,8 +90,6 @@ impl Registry {
                 self.stored_content(&source).await?
             }
         };
-        self.model_exists(model).await?;
-
         if let VersionSource::LoggedModel(id) = &source {
             model_id = id.clone();
         }
@@ -123,8 +121,14 @@ impl Registry {
             params: Default::default(),
             lineage: lineage.unwrap_or_default(),
         };
-        self.register(actor, model, &new, &origin, external, None)
-            .await
+        self.register(
+            actor,
+            model,
+            &new,
+            &origin,
+            Registration::Mlflow { external },
+        )
+        .await
     }
 
     /// Fails unless the source lies in the run (`run_id`) or logged model (`model_id`)

@@ -172,6 +172,9 @@ pub(crate) struct VersionInsert<'a> {
     pub origin: &'a VersionOrigin,
     /// The idempotency key the registration holds, completed in its transaction.
     pub claim: Option<&'a crate::idempotency::Claim>,
+    /// Whether a missing model is created (Cairn's own registrations) or refused
+    /// (`ModelNotFound`: MLflow registers versions of existing models only).
+    pub create_model: bool,
 }
 
 /// Where a version came from, as MLflow records it: the artifact URI it was registered

@@ -61,20 +61,34 @@ impl MetadataStore {
         claim_blobs(&mut tx, &digests, None).await?;
         let now = now_ms();
         // Creates the model with its counter past version 1, or bumps the counter of
-        // the existing one (locking its row until the transaction ends): one statement.
-        let (model_id, number): (i64, i64) = tx
-            .query(
-                "INSERT INTO models (name, created_by, created_at, updated_at, next_version)
-             VALUES ($1, $2, $3, $3, 2)
-             ON CONFLICT (name) DO UPDATE
-                SET next_version = models.next_version + 1, updated_at = excluded.updated_at
-             RETURNING id, next_version - 1",
-            )
-            .bind(v.model.as_str())
-            .bind(&v.actor.name)
-            .bind(now)
-            .fetch_one()
-            .await?;
+        // the existing one (locking its row until the transaction ends): one statement,
+        // which also tells a missing model where one must exist.
+        let (model_id, number): (i64, i64) = match v.create_model {
+            true => {
+                tx.query(
+                    "INSERT INTO models (name, created_by, created_at, updated_at, next_version)
+                     VALUES ($1, $2, $3, $3, 2)
+                     ON CONFLICT (name) DO UPDATE
+                        SET next_version = models.next_version + 1, updated_at = excluded.updated_at
+                     RETURNING id, next_version - 1",
+                )
+                .bind(v.model.as_str())
+                .bind(&v.actor.name)
+                .bind(now)
+                .fetch_one()
+                .await?
+            }
+            false => tx
+                .query(
+                    "UPDATE models SET next_version = next_version + 1, updated_at = $2
+                     WHERE name = $1 RETURNING id, next_version - 1",
+                )
+                .bind(v.model.as_str())
+                .bind(now)
+                .fetch_optional()
+                .await?
+                .ok_or_else(|| Error::ModelNotFound(v.model.to_string()))?,
+        };
         let files = v.new.files.files();
         let version_id: i64 = tx.query(
             "INSERT INTO versions (model_id, number, digest, description, file_count, size, created_by, created_at,
