@@ -39,6 +39,17 @@ async fn new_run(r: &Registry) -> cairn_core::tracking::RunInfo {
         .info
 }
 
+/// A run that logged a model (one file) under `model/`.
+async fn run_with_a_model(r: &Registry) -> cairn_core::tracking::RunInfo {
+    let run = new_run(r).await;
+    let root = cairn_core::source::artifact_path(&run.artifact_uri).unwrap();
+    r.tracking()
+        .put_artifact(&format!("{root}/model/MLmodel"), body(b"flavors: {}\n"))
+        .await
+        .unwrap();
+    run
+}
+
 fn sourced(source: &str, run_id: Option<&str>) -> SourcedVersion {
     SourcedVersion {
         source: source.into(),
@@ -49,12 +60,7 @@ fn sourced(source: &str, run_id: Option<&str>) -> SourcedVersion {
 
 async fn sources_resolve_to_stored_files_or_external_versions() {
     let (_dir, r) = registry().await;
-    let run = new_run(&r).await;
-    let root = cairn_core::source::artifact_path(&run.artifact_uri).unwrap();
-    r.tracking()
-        .put_artifact(&format!("{root}/model/MLmodel"), body(b"flavors: {}\n"))
-        .await
-        .unwrap();
+    let run = run_with_a_model(&r).await;
     let m = model(&r, "Fraud Model").await;
 
     // Files the registry holds: content-addressed.
@@ -156,12 +162,7 @@ async fn sources_the_registry_must_not_read_are_refused() {
 /// creates its model, whatever the source.
 async fn a_source_registration_needs_its_model() {
     let (_dir, r) = registry().await;
-    let run = new_run(&r).await;
-    let root = cairn_core::source::artifact_path(&run.artifact_uri).unwrap();
-    r.tracking()
-        .put_artifact(&format!("{root}/model/MLmodel"), body(b"flavors: {}\n"))
-        .await
-        .unwrap();
+    let run = run_with_a_model(&r).await;
     let missing = cairn_core::ModelName::new("Nobody Made Me").unwrap();
     for source in [
         format!("runs:/{}/model", run.id),
