@@ -27,7 +27,7 @@ CLIENTS = 8
 
 def ceilings_of(engine, store, ctx, wanted, seconds, work):
     """{call: (ops/s, p50 ms, p99 ms, 0)} for the calls of `wanted` that have a ceiling;
-    `store` is the PostgreSQL URL or the SQLite file Cairn ran on; `ctx` names the
+    `store` is the PostgreSQL URL or the SQLite file Cairn runs on; `ctx` names the
     run, model and experiment the benchmark made."""
     calls = {
         "log-metric": log_metric,

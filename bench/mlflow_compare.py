@@ -11,7 +11,8 @@ each).
 Prints, per call and engine, ops/s and p50/p99 latency at concurrency 8 (wrk), the
 ratio to MLflow, and for the calls that do database work the ceiling: the same
 statements run by the engine alone on the same data (`bench/ceilings.py`), so the
-distance to the limit shows. Also the client's own capacity (wrk against a call that
+distance to the limit shows. Each figure is the median of three rounds; Cairn's rounds
+alternate with the engine alone's. Also the client's own capacity (wrk against a call that
 does nothing) and the 256 MiB artifact PUT/GET next to `dd … conv=fdatasync` and
 loopback bandwidth. Needs the release binary (`cargo build --release`), wrk, pgbench
 and PostgreSQL's server tools.
@@ -23,6 +24,7 @@ import json
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -282,9 +284,18 @@ def loopback(mib):
     return total / (time.perf_counter() - t0) / 1e6
 
 
+def median_of(rounds):
+    """Each field's median over the rounds (ops/s, p50, p99), failures summed."""
+    pick = lambda i: statistics.median(r[i] for r in rounds)
+    return pick(0), pick(1), pick(2), sum(r[3] for r in rounds)
+
+
 def measure_engine(engine, args, work, big, results, ceilings, transfers, capacity):
     """Both servers (or `--only` one) on `engine`; fills the result maps, keyed by
-    (engine, server, call)."""
+    (engine, server, call). Each call is measured `--rounds` times and reported as the
+    medians; on Cairn, each round is followed by a round of the engine alone on the
+    same data, so that both see the machine in the same state (its speed drifts by
+    tens of percent over minutes)."""
     pg = ThrowawayPostgres() if engine == "postgres" else None
     try:
         for label in ("cairn", "mlflow"):
@@ -295,6 +306,7 @@ def measure_engine(engine, args, work, big, results, ceilings, transfers, capaci
                 pg.create_database(label)
                 db = pg.url_of(label)
             proc, url = (start_cairn if label == "cairn" else start_mlflow)(work, db)
+            store = db if pg else work / "cairn" / "cairn.db"
             try:
                 api = Api(url)
                 print(f"[{engine} {label}] setting up {args.runs} runs and {args.versions} versions…", file=sys.stderr)
@@ -305,23 +317,25 @@ def measure_engine(engine, args, work, big, results, ceilings, transfers, capaci
                 for name, call in wrk_workloads(ctx).items():
                     if args.call and args.call not in name:
                         continue
-                    got = wrk_measure(url, *call, args.seconds, work)
-                    results[(engine, label, name)] = got
+                    ceiling = CALLS[name] if label == "cairn" and not args.no_ceilings else None
+                    rounds, alone = [], []
+                    for _ in range(args.rounds):
+                        rounds.append(wrk_measure(url, *call, args.seconds, work))
+                        if ceiling:
+                            # The server is idle meanwhile: the engine has the machine.
+                            alone.append(ceilings_of(engine, store, ctx, {ceiling}, args.seconds, work)[ceiling])
+                    got = results[(engine, label, name)] = median_of(rounds)
                     if label == "cairn" and got[3]:
                         raise RuntimeError(f"cairn failed {got[3]} requests of {name}")
                     print(f"[{engine} {label}] {name}: {got[0]:.1f} ops/s, p99 {got[2]:.1f} ms", file=sys.stderr)
+                    if alone:
+                        ceilings[(engine, ceiling)] = median_of(alone)
+                        print(f"[{engine} alone] {ceiling}: {ceilings[(engine, ceiling)][0]:.1f} ops/s", file=sys.stderr)
                 if not args.call:
                     transfers[(engine, label)] = artifact_transfer(url, ctx, api, big)
             finally:
                 proc.terminate()
                 proc.wait(timeout=30)
-            if label == "cairn" and not args.no_ceilings:
-                # The server is stopped: the engine has the machine to itself.
-                wanted = {c for n, c in CALLS.items() if c and not (args.call and args.call not in n)}
-                store = db if pg else work / "cairn" / "cairn.db"
-                for name, got in ceilings_of(engine, store, ctx, wanted, args.seconds, work).items():
-                    ceilings[(engine, name)] = got
-                    print(f"[{engine} alone] {name}: {got[0]:.1f} ops/s", file=sys.stderr)
             if not pg:
                 (work / "mlflow.db").unlink(missing_ok=True)
                 shutil.rmtree(work / "cairn", ignore_errors=True)
@@ -331,7 +345,8 @@ def measure_engine(engine, args, work, big, results, ceilings, transfers, capaci
 
 
 def print_tables(args, results, ceilings, transfers, capacity, disk, net):
-    print(f"\nConcurrency {CONCURRENCY} (wrk -t2 -c8), {args.seconds:.0f} s per call, {os.cpu_count()} cores, "
+    print(f"\nConcurrency {CONCURRENCY} (wrk -t2 -c8), medians of {args.rounds} × {args.seconds:.0f} s per call"
+          f" (Cairn's rounds alternating with the engine alone's), {os.cpu_count()} cores, "
           f"{time.strftime('%Y-%m-%d')}; {args.runs:,} runs × ({len(RUN_METRICS)} metrics, {len(RUN_PARAMS)} params)\n")
     print("| call | engine | cairn ops/s | cairn p50 / p99 (ms) | mlflow ops/s | mlflow p50 / p99 (ms) | cairn / mlflow | engine alone ops/s | cairn / engine alone |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
@@ -360,6 +375,7 @@ def print_tables(args, results, ceilings, transfers, capacity, disk, net):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=5)
+    ap.add_argument("--rounds", type=int, default=3, help="rounds per call; the table shows their medians")
     ap.add_argument("--runs", type=int, default=10000)
     ap.add_argument("--versions", type=int, default=1000)
     ap.add_argument("--artifact-mib", type=int, default=256)
