@@ -327,10 +327,12 @@ def measure_engine(engine, args, work, big, results, ceilings, transfers, capaci
                     got = results[(engine, label, name)] = median_of(rounds)
                     if label == "cairn" and got[3]:
                         raise RuntimeError(f"cairn failed {got[3]} requests of {name}")
-                    print(f"[{engine} {label}] {name}: {got[0]:.1f} ops/s, p99 {got[2]:.1f} ms", file=sys.stderr)
+                    each = ", ".join(f"{r[0]:.0f}" for r in rounds)
+                    print(f"[{engine} {label}] {name}: {got[0]:.1f} ops/s ({each}), p99 {got[2]:.1f} ms", file=sys.stderr)
                     if alone:
                         ceilings[(engine, ceiling)] = median_of(alone)
-                        print(f"[{engine} alone] {ceiling}: {ceilings[(engine, ceiling)][0]:.1f} ops/s", file=sys.stderr)
+                        each = ", ".join(f"{r[0]:.0f}" for r in alone)
+                        print(f"[{engine} alone] {ceiling}: {ceilings[(engine, ceiling)][0]:.1f} ops/s ({each})", file=sys.stderr)
                 if not args.call:
                     transfers[(engine, label)] = artifact_transfer(url, ctx, api, big)
             finally:
