@@ -4,6 +4,7 @@ alone to run (`bench/ceilings.py`). Kept in step with `crates/cairn-registry/src
 tracking/run_search.rs` (the plan and the probe) and `tracking/rows.rs` (the details).
 """
 
+import json
 import sqlite3
 
 RUN_COLUMNS = ("r.id, r.experiment_id, r.name, r.user_id, r.status, r.start_time, r.end_time,"
@@ -50,16 +51,21 @@ def page(engine, experiment, threshold, walk, limit):
 
 
 def sqlite_details(ids):
-    """rows.rs RunDetailQueries: SQLite completes the page with five more statements."""
-    marks = ", ".join(f"'{i}'" for i in ids)
+    """rows.rs RunDetailQueries: SQLite completes the page with five more statements,
+    each joining the page's run ids (one JSON array, `json_each`) to a table's key."""
+    page = "'" + json.dumps(ids).replace("'", "''") + "'"
+
+    def of_the_page(table):
+        return f" FROM json_each({page}) p CROSS JOIN {table} d ON d.run_id = p.value"
+
     return [
-        f"SELECT run_id, key, value, is_nan, timestamp, step FROM run_latest_metrics WHERE run_id IN ({marks}) ORDER BY run_id, key",
-        f"SELECT run_id, key, value FROM run_params WHERE run_id IN ({marks})",
-        f"SELECT run_id, key, value FROM run_tags WHERE run_id IN ({marks})",
-        "SELECT run_id, name, digest, source_type, source, schema, profile, context, tags FROM run_inputs"
-        f" WHERE run_id IN ({marks})",
-        f"SELECT run_id, model_id, step FROM run_outputs WHERE run_id IN ({marks})"
-        f" UNION ALL SELECT run_id, model_id, NULL FROM run_model_inputs WHERE run_id IN ({marks})",
+        "SELECT d.run_id, d.key, d.value, d.is_nan, d.timestamp, d.step" + of_the_page("run_latest_metrics"),
+        "SELECT d.run_id, d.key, d.value" + of_the_page("run_params"),
+        "SELECT d.run_id, d.key, d.value" + of_the_page("run_tags"),
+        "SELECT d.run_id, d.name, d.digest, d.source_type, d.source, d.schema, d.profile, d.context, d.tags"
+        + of_the_page("run_inputs"),
+        "SELECT d.run_id, d.model_id, d.step" + of_the_page("run_outputs")
+        + " UNION ALL SELECT d.run_id, d.model_id, NULL" + of_the_page("run_model_inputs"),
     ]
 
 

@@ -587,6 +587,72 @@ async fn run_details_read_back_exactly() {
     }
 }
 
+/// A page of several runs: each run gets its own details and no other's, metrics in
+/// key order whatever order they were logged in, on both engines (SQLite reads the
+/// details of the whole page in one statement per kind and hands out the rows).
+async fn a_page_hands_each_run_its_own_details() {
+    let (_dir, r) = registry().await;
+    let t = r.tracking();
+    let exp = t
+        .create_experiment("page", None, &BTreeMap::new())
+        .await
+        .unwrap();
+    let mut logged = Vec::new();
+    for i in 0..5_i64 {
+        let run = t
+            .create_run(exp, "u", 10 + i, None, &BTreeMap::new())
+            .await
+            .unwrap()
+            .info
+            .id;
+        // Keys logged out of order, a different set per run; run 3 has none.
+        let keys: Vec<String> = ["zeta", "alpha", "mid"]
+            .iter()
+            .take((i % 4) as usize)
+            .map(|k| format!("{k}{i}"))
+            .collect();
+        let metrics: Vec<MetricValue> = keys.iter().map(|k| metric(k, i as f64, i)).collect();
+        let params = [(format!("p{i}"), format!("v{i}"))];
+        t.log_batch(&run, &metrics, &params, &[]).await.unwrap();
+        if i % 2 == 0 {
+            t.log_inputs(&run, &[], &[format!("model-{i}")])
+                .await
+                .unwrap();
+        }
+        logged.push((run, keys));
+    }
+    let page = t
+        .search_runs(&[exp], &[], ViewType::ActiveOnly, &[], 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 5);
+    for got in &page {
+        let i = logged
+            .iter()
+            .position(|(id, _)| *id == got.info.id)
+            .unwrap();
+        let mut keys = logged[i].1.clone();
+        keys.sort();
+        let got_keys: Vec<&str> = got.metrics.iter().map(|m| m.key.as_str()).collect();
+        assert_eq!(got_keys, keys, "run {i}");
+        assert!(
+            got.metrics
+                .iter()
+                .all(|m| m.value == i as f64 && m.step == i as i64)
+        );
+        assert_eq!(
+            got.params,
+            BTreeMap::from([(format!("p{i}"), format!("v{i}"))])
+        );
+        let models: Vec<String> = if i % 2 == 0 {
+            vec![format!("model-{i}")]
+        } else {
+            Vec::new()
+        };
+        assert_eq!(got.model_inputs, models, "run {i}");
+    }
+}
+
 conformance!(
     default_experiment_exists_and_names_are_unique,
     latest_metric_is_the_largest_step_and_history_keeps_everything,
@@ -597,6 +663,7 @@ conformance!(
     run_search_filters_and_orders_in_sql,
     run_search_plans_answer_the_same_pages,
     run_details_read_back_exactly,
+    a_page_hands_each_run_its_own_details,
     artifacts_are_blobs_listed_as_a_tree,
     multipart_upload_concatenates_parts_in_order,
 );

@@ -7,7 +7,7 @@ use rusqlite::Connection;
 
 use cairn_core::tracking::{DatasetInput, Lifecycle, Metric, Run, RunInfo, RunStatus};
 
-use super::{metric_from_db, push_in};
+use super::metric_from_db;
 use crate::db::Backend;
 use crate::db::sql::{Columns, Decode, DecodeError, SqlBuilder, decoded_row};
 
@@ -287,6 +287,11 @@ pub(super) fn sqlite_runs(conn: &Connection, infos: Vec<RunInfo>) -> rusqlite::R
         });
         Ok(())
     })?;
+    // In key order, as PostgreSQL's page lists them (`RUN_DETAIL_JSON`): the rows come
+    // so already, through the primary key, but no statement promises it.
+    for run in page.runs.iter_mut() {
+        run.metrics.sort_by(|a, b| a.key.cmp(&b.key));
+    }
     page.each_row(&q.params, |run, row| {
         run.params.insert(row.get(1)?, row.get(2)?);
         Ok(())
@@ -357,9 +362,11 @@ impl Page<'_> {
     }
 }
 
-/// The statements that fetch the details of a set of runs (SQLite): metrics, params and
-/// tags in the order of their table's key (each run's rows together, its keys in order);
-/// inputs and models as their `run_id` look-ups return them.
+/// The statements that fetch the details of a set of runs (SQLite). The page's run
+/// ids go in as one JSON array, walked by `json_each` and joined to each table's
+/// primary key: one bound value and one statement text whatever the page's length, and
+/// no temporary index of the ids, which an `IN (…)` list of them builds per statement.
+/// Each run's rows come together, in page order.
 struct RunDetailQueries {
     metrics: SqlBuilder,
     params: SqlBuilder,
@@ -370,36 +377,33 @@ struct RunDetailQueries {
 
 impl RunDetailQueries {
     fn new(ids: &[&str]) -> Self {
-        let select = |sql: &str, order: &str| {
-            let mut q = SqlBuilder::new(Backend::Sqlite, sql);
-            push_in(&mut q, "run_id", ids);
-            q.push(order);
+        let ids = serde_json::to_string(ids).expect("strings serialize");
+        let of_the_page = |q: &mut SqlBuilder, table: &str| {
+            q.push(" FROM json_each(");
+            q.push_bind(ids.clone());
+            q.push(format!(") p CROSS JOIN {table} d ON d.run_id = p.value"));
+        };
+        let select = |columns: &str, table: &str| {
+            let mut q = SqlBuilder::new(Backend::Sqlite, format!("SELECT {columns}"));
+            of_the_page(&mut q, table);
             q
         };
         Self {
             metrics: select(
-                "SELECT run_id, key, value, is_nan, timestamp, step FROM run_latest_metrics WHERE ",
-                " ORDER BY run_id, key",
+                "d.run_id, d.key, d.value, d.is_nan, d.timestamp, d.step",
+                "run_latest_metrics",
             ),
-            params: select(
-                "SELECT run_id, key, value FROM run_params WHERE ",
-                " ORDER BY run_id, key",
-            ),
-            tags: select(
-                "SELECT run_id, key, value FROM run_tags WHERE ",
-                " ORDER BY run_id, key",
-            ),
+            params: select("d.run_id, d.key, d.value", "run_params"),
+            tags: select("d.run_id, d.key, d.value", "run_tags"),
             inputs: select(
-                "SELECT run_id, name, digest, source_type, source, schema, profile, context, tags FROM run_inputs WHERE ",
-                "",
+                "d.run_id, d.name, d.digest, d.source_type, d.source, d.schema, d.profile, d.context, d.tags",
+                "run_inputs",
             ),
             // Models the runs produced (with a step) and used (without), in one trip.
             outputs: {
-                let mut q = select(
-                    "SELECT run_id, model_id, step FROM run_outputs WHERE ",
-                    " UNION ALL SELECT run_id, model_id, NULL FROM run_model_inputs WHERE ",
-                );
-                push_in(&mut q, "run_id", ids);
+                let mut q = select("d.run_id, d.model_id, d.step", "run_outputs");
+                q.push(" UNION ALL SELECT d.run_id, d.model_id, NULL");
+                of_the_page(&mut q, "run_model_inputs");
                 q
             },
         }
