@@ -605,7 +605,7 @@ async fn a_page_hands_each_run_its_own_details() {
             .unwrap()
             .info
             .id;
-        // Keys logged out of order, a different set per run; run 3 has none.
+        // Keys logged out of order, a different set per run; runs 0 and 4 have none.
         let keys: Vec<String> = ["zeta", "alpha", "mid"]
             .iter()
             .take((i % 4) as usize)
