@@ -359,6 +359,9 @@ pub struct AuditFilter {
     pub to_ms: Option<i64>,
 }
 
+/// The audit log's head: its last entry's number and hash.
+const AUDIT_HEAD: &str = "SELECT seq, hash FROM audit_head WHERE id = 1";
+
 impl MetadataStore {
     /// Entries in order, optionally only those of one model and from a time on.
     pub async fn audit_log(
@@ -481,10 +484,17 @@ impl MetadataStore {
     }
 
     pub async fn audit_head(&self) -> Result<AuditHead> {
-        let (seq, hash): (i64, String) = self
-            .read("SELECT seq, hash FROM audit_head WHERE id = 1")
-            .fetch_one()
-            .await?;
+        let (seq, hash): (i64, String) = self.read(AUDIT_HEAD).fetch_one().await?;
+        Ok(AuditHead {
+            seq: seq as u64,
+            hash,
+        })
+    }
+
+    /// [`Self::audit_head`], read on `conn`, a PostgreSQL connection outside the pool
+    /// (`MetadataStore::connect_alone`).
+    pub(crate) async fn audit_head_on(conn: &mut sqlx::AnyConnection) -> Result<AuditHead> {
+        let (seq, hash): (i64, String) = sqlx::query_as(AUDIT_HEAD).fetch_one(conn).await?;
         Ok(AuditHead {
             seq: seq as u64,
             hash,

@@ -10,10 +10,15 @@
 //! request, on any server, is seen), and however many requests wait, at most one read
 //! runs and one more is due. On SQLite the head is read in place in microseconds,
 //! with nothing worth sharing: each request reads its own.
+//!
+//! As one read runs at a time, the reads keep one connection of their own, outside
+//! the pool: through the pool a read would cost three round trips, as sqlx pings a
+//! connection when it hands it out and again when it takes it back.
 
 use std::sync::{Arc, Mutex};
 
 use cairn_core::model::AuditHead;
+use sqlx::AnyConnection;
 use tokio::sync::watch;
 
 use crate::Result;
@@ -33,6 +38,9 @@ struct Shared {
     /// The last read done: its number, and the head (`None`: it failed, and whoever
     /// waited on it reads for itself, to get the error).
     done: watch::Sender<(u64, Option<AuditHead>)>,
+    /// The connection the reads run on, between reads; opened at the first read, and
+    /// again after one failed.
+    connection: Mutex<Option<AnyConnection>>,
 }
 
 #[derive(Default)]
@@ -53,6 +61,7 @@ impl HeadReads {
                 #[cfg(test)]
                 reads: Default::default(),
                 done: watch::channel((0, None)).0,
+                connection: Mutex::default(),
             }),
         }
     }
@@ -91,7 +100,7 @@ impl HeadReads {
 async fn read_while_wanted(shared: Arc<Shared>, meta: MetadataStore) {
     loop {
         let number = shared.state.lock().expect("head reads lock").started;
-        let head = meta.audit_head().await.ok();
+        let head = read_on_own_connection(&shared, &meta).await;
         #[cfg(test)]
         shared
             .reads
@@ -105,6 +114,26 @@ async fn read_while_wanted(shared: Arc<Shared>, meta: MetadataStore) {
         state.another = false;
         state.started += 1;
     }
+}
+
+/// The head, read on the reads' own connection; `None` if that failed. The connection
+/// is then dropped (the next read opens another), and whoever waited reads for
+/// themselves through the pool, which reconnects or tells them why it cannot.
+async fn read_on_own_connection(shared: &Shared, meta: &MetadataStore) -> Option<AuditHead> {
+    let kept = shared.connection.lock().expect("head reads lock").take();
+    let mut conn = match kept {
+        Some(conn) => conn,
+        None => meta.connect_alone().await.ok()?,
+    };
+    // A connection whose peer went silent would otherwise hold every waiter; the pool
+    // bounds its waits the same way.
+    let limit = meta.pool().options().get_acquire_timeout();
+    let head = tokio::time::timeout(limit, MetadataStore::audit_head_on(&mut conn))
+        .await
+        .ok()?
+        .ok()?;
+    *shared.connection.lock().expect("head reads lock") = Some(conn);
+    Some(head)
 }
 
 #[cfg(test)]
@@ -161,6 +190,55 @@ mod tests {
             made < asked,
             "{asked} requests made {made} reads: concurrent requests share them"
         );
+    }
+
+    /// The backend process of the connection the reads keep, if they keep one.
+    async fn own_connection_pid(reads: &HeadReads) -> Option<i32> {
+        let mut conn = reads.shared.connection.lock().unwrap().take()?;
+        let pid = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(&mut conn)
+            .await
+            .expect("the kept connection answers");
+        *reads.shared.connection.lock().unwrap() = Some(conn);
+        Some(pid)
+    }
+
+    /// The reads' own connection is lost (PostgreSQL ends its backend, as at a restart
+    /// or an administrator's `pg_terminate_backend`): the next request still gets the
+    /// current head, and the reads connect again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_head_read_outlives_the_loss_of_its_connection() {
+        crate::test_support::on(crate::Backend::Postgres, async {
+            let (_fixture, r) = registry().await;
+            let reads = HeadReads::new();
+            reads.fresh(&r.meta).await.expect("a head");
+            let lost = own_connection_pid(&reads).await.expect("a connection kept");
+            let ended: bool = r
+                .meta
+                .read("SELECT pg_terminate_backend($1)")
+                .bind(lost)
+                .scalar_one()
+                .await
+                .expect("terminated");
+            assert!(ended);
+            let actor = Actor::unrestricted("tester");
+            let model = CreateModel {
+                name: "after-the-loss".into(),
+                description: String::new(),
+                tags: Default::default(),
+            };
+            r.create_model(&actor, &model).await.expect("a change");
+            let committed = r.audit_head().await.expect("the head");
+            let seen = reads
+                .fresh(&r.meta)
+                .await
+                .expect("a head despite the lost connection");
+            assert_eq!(seen, committed);
+            assert_eq!(reads.fresh(&r.meta).await.expect("a head"), committed);
+            let again = own_connection_pid(&reads).await.expect("connected again");
+            assert_ne!(again, lost);
+        })
+        .await
     }
 
     conformance!(a_shared_head_read_sees_every_change_made_before_it_was_asked_for);

@@ -126,6 +126,9 @@ pub struct MetadataStore {
     /// SQLite only: read-only connections for reads of several statements and for
     /// [`Self::read_rows`] (`sqlite_reads`).
     sqlite_reads: Option<Arc<SqliteReads>>,
+    /// PostgreSQL only: what each connection sets first (`set_up_session`), kept for
+    /// the connections outside the pool (`connect_alone`).
+    statement_timeout: Option<Duration>,
     retries: u32,
 }
 
@@ -174,6 +177,7 @@ impl MetadataStore {
             backend: location.backend(),
             sqlite_writer,
             sqlite_reads,
+            statement_timeout: options.statement_timeout,
             retries: options.retries,
         })
     }
@@ -234,6 +238,26 @@ impl MetadataStore {
 
     /// sqlx's pool, which only PostgreSQL has: callers reach it in the branches where
     /// no SQLite connection exists.
+    /// A PostgreSQL connection of its own, outside the pool, set up as the pool's are:
+    /// for a task that runs one short statement after another, which through the pool
+    /// would cost three round trips each (sqlx pings a connection when it hands it out
+    /// and again when it takes it back). Gives up after the acquire timeout, as the pool
+    /// does.
+    pub(crate) async fn connect_alone(&self) -> Result<AnyConnection> {
+        use sqlx::ConnectOptions as _;
+        let pool = self.pool();
+        let options = pool.connect_options();
+        let connect = async {
+            let mut conn = options.connect().await?;
+            set_up_session(&mut conn, self.statement_timeout).await?;
+            Ok::<_, sqlx::Error>(conn)
+        };
+        tokio::time::timeout(pool.options().get_acquire_timeout(), connect)
+            .await
+            .map_err(|_| Error::Database(sqlx::Error::PoolTimedOut))?
+            .map_err(Error::from)
+    }
+
     pub(crate) fn pool(&self) -> &AnyPool {
         self.pool
             .as_ref()
@@ -286,25 +310,30 @@ async fn postgres_pool(location: &DbLocation, url: &str, options: &DbOptions) ->
         })??
         .close()
         .await?;
-    let timeout_ms = options.statement_timeout.map_or(0, |t| t.as_millis());
+    let statement_timeout = options.statement_timeout;
     let pool = AnyPoolOptions::new()
         .max_connections(options.max_connections)
         .acquire_timeout(options.acquire_timeout)
-        .after_connect(move |conn, _| {
-            Box::pin(async move {
-                conn.execute(sqlx::AssertSqlSafe(format!(
-                    "SET statement_timeout = {timeout_ms}"
-                )))
-                .await?;
-                Ok(())
-            })
-        })
+        .after_connect(move |conn, _| Box::pin(set_up_session(conn, statement_timeout)))
         .connect(url)
         .await?;
     // sqlx's migrator holds an advisory lock on PostgreSQL: servers starting together
     // migrate once.
     POSTGRES_MIGRATIONS.run(&pool).await?;
     Ok(pool)
+}
+
+/// What every PostgreSQL connection of this process runs first, in the pool or not.
+async fn set_up_session(
+    conn: &mut AnyConnection,
+    statement_timeout: Option<Duration>,
+) -> sqlx::Result<()> {
+    let timeout_ms = statement_timeout.map_or(0, |t| t.as_millis());
+    conn.execute(sqlx::AssertSqlSafe(format!(
+        "SET statement_timeout = {timeout_ms}"
+    )))
+    .await?;
+    Ok(())
 }
 
 /// Brings a SQLite file's schema up to date (`sqlite_migrate`, on rusqlite). SQLite has
