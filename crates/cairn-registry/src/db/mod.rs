@@ -236,8 +236,6 @@ impl MetadataStore {
         self.sqlite_writer.as_ref()
     }
 
-    /// sqlx's pool, which only PostgreSQL has: callers reach it in the branches where
-    /// no SQLite connection exists.
     /// A PostgreSQL connection of its own, outside the pool, set up as the pool's are:
     /// for a task that runs one short statement after another, which through the pool
     /// would cost three round trips each (sqlx pings a connection when it hands it out
@@ -258,6 +256,8 @@ impl MetadataStore {
             .map_err(Error::from)
     }
 
+    /// sqlx's pool, which only PostgreSQL has: callers reach it in the branches where
+    /// no SQLite connection exists.
     pub(crate) fn pool(&self) -> &AnyPool {
         self.pool
             .as_ref()
