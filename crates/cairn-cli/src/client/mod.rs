@@ -171,9 +171,8 @@ pub trait RegistryClient: Send + Sync {
     async fn why_blob(&self, digest: &Sha256Digest) -> Result<BlobUse>;
 
     /// Hashes a large file being pushed. A client that keeps blobs in a directory on
-    /// this machine copies the file into it as it hashes (one read, one hash, one
-    /// write), and `upload_blobs` then publishes that copy instead of reading the file
-    /// again. `None`: nothing staged, the caller hashes the file itself.
+    /// this machine copies the file into it and hashes the copy (one copy, one hash),
+    /// and `upload_blobs` then publishes that copy instead of reading the file again. `None`: nothing staged, the caller hashes the file itself.
     async fn hash_and_stage(
         &self,
         _file: &Path,

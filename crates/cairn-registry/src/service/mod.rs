@@ -644,7 +644,7 @@ impl Registry {
         Ok(size)
     }
 
-    /// Copies a local file into a local blob store as it is hashed, not yet visible
+    /// Copies a local file into a local blob store and hashes the copy, not yet visible
     /// (see `blobs::staged`); `None` when blobs are not kept in a local directory.
     pub async fn stage_blob_copy(
         &self,
