@@ -542,8 +542,8 @@ fn delete_version_and_model(mode: Mode) {
 }
 
 /// A file past one 8 MiB part and past 64 MiB: the multipart path both ways, and in
-/// embedded mode the copy made while hashing (`blobs::staged`), published once, and
-/// dropped when the registry holds the file already.
+/// embedded mode the copy staged in the store and hashed there (`blobs::staged`),
+/// published once, and dropped when the registry holds the file already.
 fn large_file_streams_through(mode: Mode) {
     let env = Env::new(mode);
     let content: Vec<u8> = (0..(64 * 1024 * 1024 + 12345u32))
