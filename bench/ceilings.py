@@ -24,6 +24,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 CLIENTS = 8
 
+# How a call's statements run, as Cairn runs them (`registry::db::sqlite_reads`): a write
+# transaction; a read of one statement; a read of several on one snapshot, whose SQLite
+# connections map the database file.
+WRITE, LOOKUP, SNAPSHOT = "write", "lookup", "snapshot"
+
 
 def ceilings_of(engine, store, ctx, wanted, seconds, work):
     """{call: (ops/s, p50 ms, p99 ms, 0)} for the calls of `wanted` that have a ceiling;
@@ -40,8 +45,8 @@ def ceilings_of(engine, store, ctx, wanted, seconds, work):
     measure = pgbench if engine == "postgres" else sqlite_alone
     got = {}
     for name in sorted(wanted & calls.keys()):
-        statements, writes = calls[name](engine, ctx)
-        got[name] = measure(store, statements, writes, seconds, work)
+        statements, kind = calls[name](engine, ctx)
+        got[name] = measure(store, statements, kind, seconds, work)
     return got
 
 
@@ -60,12 +65,12 @@ def insert_if_active(ctx, keys, step):
 
 
 def log_metric(engine, ctx):
-    return (lambda step: [insert_if_active(ctx, ["loss"], step)]), True
+    return (lambda step: [insert_if_active(ctx, ["loss"], step)]), WRITE
 
 
 def log_batch(engine, ctx):
     keys = [f"m{k}" for k in range(100)]
-    return (lambda step: [insert_if_active(ctx, keys, step)]), True
+    return (lambda step: [insert_if_active(ctx, keys, step)]), WRITE
 
 
 def register_version(engine, ctx):
@@ -113,14 +118,14 @@ def register_version(engine, ctx):
                 f" '{model}@' || {step}, NULL, '{after}', hash, lower(hex(randomblob(32))), 2, NULL FROM audit_head WHERE id = 1;",
                 "UPDATE audit_head SET hash = (SELECT hash FROM audit_log WHERE seq = audit_head.seq) WHERE id = 1;",
             ]
-    return statements, True
+    return statements, WRITE
 
 
 def get_by_alias(engine, ctx):
     """`Registry::cached_read` (service/mod.rs) through `audit_head` (audit.rs): a
     repeated `models:/NAME@ALIAS` is answered from the read cache once the audit head
     shows the registry unchanged; that look at the head is the engine's whole part."""
-    return (lambda _step: ["SELECT seq, hash FROM audit_head WHERE id = 1;"]), False
+    return (lambda _step: ["SELECT seq, hash FROM audit_head WHERE id = 1;"]), LOOKUP
 
 
 def run_search(engine, store, ctx, threshold):
@@ -128,16 +133,16 @@ def run_search(engine, store, ctx, threshold):
     from search_sql import search_statements
 
     statements = search_statements(engine, str(store), ctx["search_exp"], threshold, 100)
-    return (lambda _step: statements), False
+    return (lambda _step: statements), SNAPSHOT
 
 
-def pgbench(url, statements, writes, seconds, work):
+def pgbench(url, statements, kind, seconds, work):
     """ops/s and p50/p99 of `statements` (a function of a distinct step number) as one
     transaction, from 8 pgbench clients."""
     script = work / f"pgbench-{uuid.uuid4().hex}.sql"
     # pgbench substitutes :step per transaction: every call writes distinct values.
     body = "\n".join(s.replace("\n", " ") for s in statements(":step"))
-    wrapped = f"\\set step random(1, 1000000000000)\nBEGIN;\n{body}\nCOMMIT;\n" if writes else body + "\n"
+    wrapped = f"\\set step random(1, 1000000000000)\nBEGIN;\n{body}\nCOMMIT;\n" if kind == WRITE else body + "\n"
     script.write_text(wrapped)
     prefix = work / f"pgbench-log-{uuid.uuid4().hex}"
     out = subprocess.run(
@@ -156,17 +161,18 @@ def pgbench(url, statements, writes, seconds, work):
     return tps, pct(0.5), pct(0.99), 0
 
 
-def sqlite_alone(path, statements, writes, seconds, work):
+def sqlite_alone(path, statements, kind, seconds, work):
     """ops/s and p50/p99 of `statements` on SQLite with nothing around it but prepared
     statements (`crates/cairn-registry/examples/sqlite_alone.rs`): writes on one
     connection with the settings of Cairn's writer, each call its own transaction;
-    reads on one connection per core, side by side."""
+    reads on one connection per core, side by side, a snapshot's in one read
+    transaction on connections that map the file, as Cairn's."""
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "cairn-registry", "--example", "sqlite_alone"],
                    cwd=ROOT, check=True)
     text = "\n".join(s.replace("\n", " ") for s in statements(":step")) + "\n"
     out = subprocess.run(
         [str(ROOT / "target" / "release" / "examples" / "sqlite_alone"), str(path), str(seconds),
-         str(os.cpu_count()), "1" if writes else "0"],
+         str(os.cpu_count()), kind],
         input=text, capture_output=True, text=True, check=True,
     ).stdout.split()
     return float(out[0]), float(out[1]), float(out[2]), 0

@@ -2,27 +2,45 @@
 //! statements over and over on a database file, with nothing around the engine but
 //! prepared statements (kept, as Cairn keeps them) and the rows read to their end.
 //!
-//!     sqlite_alone DB SECONDS THREADS WRITES < statements (one per line)
+//!     sqlite_alone DB SECONDS THREADS KIND < statements (one per line)
 //!
-//! `WRITES` 1: one connection (SQLite has one writer) with the settings of Cairn's
-//! writer, each call its own `BEGIN IMMEDIATE … COMMIT`; 0: `THREADS` read-only
-//! connections side by side. A statement's `:step` is bound to a number no call repeats.
-//! Prints `ops/s p50_ms p99_ms`.
+//! `KIND`, as Cairn runs the call (`registry::db::sqlite_reads`): `write`, one
+//! connection (SQLite has one writer) with the settings of Cairn's writer, each call
+//! its own `BEGIN IMMEDIATE … COMMIT`; `lookup`, `THREADS` read-only connections side by
+//! side; `snapshot`, the same, each call one read transaction on connections that map
+//! the file. A statement's `:step` is bound to a number no call repeats. Prints
+//! `ops/s p50_ms p99_ms`.
 
 use std::io::BufRead;
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
 
+/// How a call's statements run (see the module's documentation).
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Write,
+    Lookup,
+    Snapshot,
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let [_, db, seconds, threads, writes] = args.as_slice() else {
-        eprintln!("usage: sqlite_alone DB SECONDS THREADS WRITES < statements");
+    let usage = || -> ! {
+        eprintln!("usage: sqlite_alone DB SECONDS THREADS write|lookup|snapshot < statements");
         std::process::exit(2);
     };
+    let [_, db, seconds, threads, kind] = args.as_slice() else {
+        usage()
+    };
+    let kind = match kind.as_str() {
+        "write" => Kind::Write,
+        "lookup" => Kind::Lookup,
+        "snapshot" => Kind::Snapshot,
+        _ => usage(),
+    };
     let seconds: f64 = seconds.parse().expect("SECONDS is a number");
-    let writes = writes == "1";
-    let threads: usize = if writes {
+    let threads: usize = if kind == Kind::Write {
         1
     } else {
         threads.parse().expect("THREADS is a number")
@@ -39,7 +57,7 @@ fn main() {
         let workers: Vec<_> = (0..threads)
             .map(|t| {
                 let statements = &statements;
-                scope.spawn(move || run(db, statements, writes, t as i64, deadline))
+                scope.spawn(move || run(db, statements, kind, t as i64, deadline))
             })
             .collect();
         workers
@@ -65,13 +83,13 @@ fn main() {
 fn run(
     db: &str,
     statements: &[String],
-    writes: bool,
+    kind: Kind,
     thread: i64,
     deadline: Instant,
 ) -> Vec<Duration> {
-    let conn = if writes {
+    let conn = if kind == Kind::Write {
         let conn = Connection::open(db).expect("opening the database");
-        // The writer's settings (crates/cairn-registry/src/db/write.rs).
+        // The writer's settings (crates/cairn-registry/src/db/sqlite_writer.rs).
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;
              PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 10000;",
@@ -82,13 +100,25 @@ fn run(
         Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)
             .expect("opening the database")
     };
+    if kind == Kind::Snapshot {
+        // As Cairn's readers of several statements (crates/cairn-registry/src/db/sqlite_reads.rs).
+        conn.pragma_update(None, "mmap_size", 1_i64 << 30)
+            .expect("mapping the file");
+    }
     conn.set_prepared_statement_cache_capacity(statements.len() + 4);
+    let (begin, commit) = match kind {
+        Kind::Write => (Some("BEGIN IMMEDIATE"), Some("COMMIT")),
+        Kind::Snapshot => (Some("BEGIN"), Some("COMMIT")),
+        Kind::Lookup => (None, None),
+    };
     let mut latencies = Vec::new();
     let mut step = thread * 1_000_000_000 + 1_000_000;
     while Instant::now() < deadline {
         let t0 = Instant::now();
-        if writes {
-            conn.execute_batch("BEGIN IMMEDIATE").expect("BEGIN");
+        if let Some(begin) = begin {
+            conn.prepare_cached(begin)
+                .and_then(|mut s| s.execute([]))
+                .expect("BEGIN");
         }
         for sql in statements {
             step += 1;
@@ -101,8 +131,10 @@ fn run(
             .expect("running a statement");
             while rows.next().expect("reading a row").is_some() {}
         }
-        if writes {
-            conn.execute_batch("COMMIT").expect("COMMIT");
+        if let Some(commit) = commit {
+            conn.prepare_cached(commit)
+                .and_then(|mut s| s.execute([]))
+                .expect("COMMIT");
         }
         latencies.push(t0.elapsed());
     }

@@ -11,6 +11,17 @@
 //!
 //! The connections are `query_only`: writes go to the store's one writer connection
 //! (`write`). WAL mode lets these readers run while a write is in progress.
+//!
+//! The connections of reads of several statements map the database file into memory
+//! (`PRAGMA mmap_size`), those of single statements do not. A page of runs with their
+//! details walks hundreds of B-tree pages; mapped, SQLite reads them where the kernel
+//! keeps the file instead of copying each into the connection's own page cache
+//! (runs/search +15%, docs/BENCHMARKS.md). A connection that maps the file unmaps it at
+//! the first read after any commit, and maps it again: a lookup by key touches a few
+//! pages, and paid that on every read under a stream of writes (model-versions/create
+//! −16% with every reader mapped). A database file that shrinks or fails to read under
+//! a mapping is a fault (SIGBUS) rather than an error; SQLite's WAL mode already needs
+//! the file on a local disk, which holds it.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -30,14 +41,34 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 /// length of its `IN` lists, so a few per shape.
 const STATEMENT_CACHE: usize = 64;
 
+/// How much of the database file a connection of reads of several statements maps:
+/// far more than a registry's metadata holds (a million runs with their details take a
+/// few hundred MiB), address space a 64-bit process does not miss; SQLite reads any
+/// part beyond it as usual.
+const MAPPED_BYTES: i64 = 1 << 30;
+
+/// What a connection serves, which decides whether it maps the database file (see the
+/// module's documentation).
+#[derive(Clone, Copy)]
+enum Serves {
+    /// Reads of one statement, in place.
+    Lookups,
+    /// Reads of several statements, on one snapshot.
+    Snapshots,
+}
+
 pub(crate) struct SqliteReads {
     path: PathBuf,
-    /// One permit per connection: at most that many reads run at once, each on a
-    /// connection kept warm (its page cache and prepared statements) between reads.
+    /// At most `connections` reads run at once, each on a connection kept warm (its
+    /// page cache and prepared statements) between reads; each kind of connection is
+    /// kept apart, so up to twice that many stay open.
     permits: Arc<Semaphore>,
     connections: usize,
-    /// Connections not in use; a read that finds none opens one.
+    /// Connections not in use, of single-statement reads; a read that finds none opens
+    /// one.
     idle: Mutex<Vec<Connection>>,
+    /// The same, of reads of several statements (mapping the file).
+    idle_mapped: Mutex<Vec<Connection>>,
 }
 
 impl SqliteReads {
@@ -45,12 +76,13 @@ impl SqliteReads {
     /// store has migrated it). Opens one at once, so a path that cannot be read fails
     /// here.
     pub fn open(path: PathBuf, connections: u32) -> Result<Arc<Self>> {
-        let first = connect(&path)?;
+        let first = connect(&path, Serves::Lookups)?;
         Ok(Arc::new(Self {
             path,
             permits: Arc::new(Semaphore::new(connections.max(1) as usize)),
             connections: connections.max(1) as usize,
             idle: Mutex::new(vec![first]),
+            idle_mapped: Mutex::new(Vec::new()),
         }))
     }
 
@@ -86,15 +118,24 @@ impl SqliteReads {
             .acquire()
             .await
             .expect("the semaphore is never closed");
-        let conn = self.connection()?;
+        let conn = self.connection(Serves::Lookups)?;
         let outcome = read(&conn);
-        self.give_back(conn, outcome.is_ok());
+        self.give_back(conn, Serves::Lookups, outcome.is_ok());
         outcome.map_err(crate::Error::from)
     }
 
     /// Connections reading now and kept idle.
     pub fn stats(&self) -> super::PoolStats {
-        let idle = self.idle.lock().expect("reader pool lock").len();
+        let idle = self
+            .idle_of(Serves::Lookups)
+            .lock()
+            .expect("reader pool lock")
+            .len()
+            + self
+                .idle_of(Serves::Snapshots)
+                .lock()
+                .expect("reader pool lock")
+                .len();
         let reading = self.connections - self.permits.available_permits();
         super::PoolStats {
             open: (idle + reading) as u32,
@@ -102,25 +143,35 @@ impl SqliteReads {
         }
     }
 
-    /// An idle connection, or a new one.
-    fn connection(&self) -> Result<Connection> {
-        let pooled = self.idle.lock().expect("reader pool lock").pop();
+    fn idle_of(&self, serves: Serves) -> &Mutex<Vec<Connection>> {
+        match serves {
+            Serves::Lookups => &self.idle,
+            Serves::Snapshots => &self.idle_mapped,
+        }
+    }
+
+    /// An idle connection of the kind `serves` needs, or a new one.
+    fn connection(&self, serves: Serves) -> Result<Connection> {
+        let pooled = self.idle_of(serves).lock().expect("reader pool lock").pop();
         match pooled {
             Some(conn) => Ok(conn),
-            None => connect(&self.path),
+            None => connect(&self.path, serves),
         }
     }
 
     /// Puts a connection back in the pool, unless its read failed (an error may leave
     /// it in an unknown state).
-    fn give_back(&self, conn: Connection, healthy: bool) {
+    fn give_back(&self, conn: Connection, serves: Serves, healthy: bool) {
         if healthy {
-            self.idle.lock().expect("reader pool lock").push(conn);
+            self.idle_of(serves)
+                .lock()
+                .expect("reader pool lock")
+                .push(conn);
         }
     }
 
     fn read_blocking<T>(&self, read: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
-        let conn = self.connection()?;
+        let conn = self.connection(Serves::Snapshots)?;
         // BEGIN and COMMIT from the statement cache (rusqlite's `Transaction` parses
         // them anew each time). Should `read` fail, the connection is closed below,
         // which ends the transaction.
@@ -130,12 +181,12 @@ impl SqliteReads {
             conn.prepare_cached("COMMIT")?.execute([])?;
             Ok(value)
         })();
-        self.give_back(conn, outcome.is_ok());
+        self.give_back(conn, Serves::Snapshots, outcome.is_ok());
         outcome.map_err(crate::Error::from)
     }
 }
 
-fn connect(path: &std::path::Path) -> Result<Connection> {
+fn connect(path: &std::path::Path, serves: Serves) -> Result<Connection> {
     // No SQLite mutex: a connection is used by one thread at a time, which the pool
     // guarantees.
     let conn = Connection::open_with_flags(
@@ -144,6 +195,9 @@ fn connect(path: &std::path::Path) -> Result<Connection> {
     )?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "query_only", true)?;
+    if let Serves::Snapshots = serves {
+        conn.pragma_update(None, "mmap_size", MAPPED_BYTES)?;
+    }
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
 }
@@ -200,6 +254,26 @@ mod tests {
             .unwrap_err();
         assert_eq!(refused.code(), "internal");
         assert_eq!(reads.read(count_models).await.unwrap(), 1);
+    }
+
+    /// Reads of several statements map the file; lookups by key do not (each would
+    /// map it again after every commit).
+    #[tokio::test]
+    async fn only_reads_of_several_statements_map_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let reads = store.sqlite_reads().unwrap();
+        let mapped = |conn: &rusqlite::Connection| {
+            conn.query_row("PRAGMA mmap_size", [], |row| row.get::<_, i64>(0))
+        };
+        assert_eq!(reads.read(mapped).await.unwrap(), super::MAPPED_BYTES);
+        assert_eq!(reads.read_in_place(mapped).await.unwrap(), 0);
+        // A mapped reader sees what was committed after it mapped the file.
+        add_model(&store, "a").await;
+        assert_eq!(reads.read(count_models).await.unwrap(), 1);
+        add_model(&store, "b").await;
+        assert_eq!(reads.read(count_models).await.unwrap(), 2);
+        assert_eq!(reads.stats().open, 2);
     }
 
     #[tokio::test]
