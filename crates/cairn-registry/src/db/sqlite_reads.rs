@@ -3,11 +3,17 @@
 //! No thread of the connection's own (sqlx, which Cairn used for SQLite before, hands
 //! every statement and result row to one through channels: two thread switches or more
 //! per statement, on a small machine more than the statements cost; profiles in
-//! docs/BENCHMARKS.md). A read made of several statements runs inside
-//! one `spawn_blocking` call — one handoff per request — and inside one read
-//! transaction, so its statements also see one snapshot of the database. A read of one
-//! statement (`MetadataStore::read`, every aggregate's reads) runs in place on the
-//! calling task: no handoff at all.
+//! docs/BENCHMARKS.md). A read of one statement (`MetadataStore::read`, every
+//! aggregate's reads) runs in place on the calling task: no handoff at all. A read made
+//! of several statements runs inside one read transaction, so its statements see one
+//! snapshot of the database; a small one (a run, a page of a few hundred runs) runs in
+//! place too, a large one on a blocking thread ([`ReadSize`]).
+//!
+//! In place, the memory a read allocates for its rows is used and freed on the thread
+//! that allocated it: the answer is written there. Read on a blocking thread, the rows
+//! are freed by a runtime worker, and every allocation then reuses memory another core
+//! touched last; with the two thread switches of the handoff, a page of 100 runs with
+//! their details cost 60% more CPU (docs/BENCHMARKS.md).
 //!
 //! The connections are `query_only`: writes go to the store's one writer connection
 //! (`write`). WAL mode lets these readers run while a write is in progress.
@@ -46,6 +52,33 @@ const STATEMENT_CACHE: usize = 64;
 /// few hundred MiB), address space a 64-bit process does not miss; SQLite reads any
 /// part beyond it as usual.
 const MAPPED_BYTES: i64 = 1 << 30;
+
+/// How much a read of several statements reads, which decides how it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReadSize {
+    /// Little enough to read in place: a runtime worker is held for about a
+    /// millisecond at most ([`ReadSize::of_runs`]).
+    Small,
+    /// More, or an amount no one can bound beforehand (a filter tested run by run): the
+    /// worker's other tasks move to another thread while it reads.
+    Large,
+}
+
+impl ReadSize {
+    /// Runs with their details up to which a read is small: a page of 100 takes about
+    /// 0.4 ms of CPU on the development machine.
+    const SMALL_RUNS: usize = 250;
+
+    /// The size of a read of runs with their details that reads `runs` runs (those an
+    /// OFFSET skips included).
+    pub(crate) fn of_runs(runs: usize) -> Self {
+        if runs <= Self::SMALL_RUNS {
+            ReadSize::Small
+        } else {
+            ReadSize::Large
+        }
+    }
+}
 
 /// What a connection serves, which decides whether it maps the database file (see the
 /// module's documentation).
@@ -86,9 +119,11 @@ impl SqliteReads {
         }))
     }
 
-    /// Runs `read` in a read transaction (one snapshot for all its statements) on a
-    /// blocking thread.
-    pub async fn read<T, F>(self: &Arc<Self>, read: F) -> Result<T>
+    /// Runs `read` in a read transaction (one snapshot for all its statements), on the
+    /// calling task's thread: a small read in place, a large one after handing the
+    /// runtime worker's other tasks to another thread (`block_in_place`; a blocking
+    /// thread on a single-threaded runtime, where that cannot be done).
+    pub async fn read<T, F>(self: &Arc<Self>, size: ReadSize, read: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
@@ -97,13 +132,26 @@ impl SqliteReads {
             .acquire_owned()
             .await
             .expect("the semaphore is never closed");
-        let this = Arc::clone(self);
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            this.read_blocking(read)
-        })
-        .await
-        .map_err(|e| std::io::Error::other(format!("SQLite read task failed: {e}")))?
+        let flavor = tokio::runtime::Handle::current().runtime_flavor();
+        match (size, flavor) {
+            (ReadSize::Small, _) => {
+                let _permit = permit;
+                self.read_snapshot(read)
+            }
+            (ReadSize::Large, tokio::runtime::RuntimeFlavor::MultiThread) => {
+                let _permit = permit;
+                tokio::task::block_in_place(|| self.read_snapshot(read))
+            }
+            (ReadSize::Large, _) => {
+                let this = Arc::clone(self);
+                tokio::task::spawn_blocking(move || {
+                    let _permit = permit;
+                    this.read_snapshot(read)
+                })
+                .await
+                .map_err(|e| std::io::Error::other(format!("SQLite read task failed: {e}")))?
+            }
+        }
     }
 
     /// Runs `read`, a single statement (its own snapshot, no transaction needed), on
@@ -170,7 +218,7 @@ impl SqliteReads {
         }
     }
 
-    fn read_blocking<T>(&self, read: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+    fn read_snapshot<T>(&self, read: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
         let conn = self.connection(Serves::Snapshots)?;
         // BEGIN and COMMIT from the statement cache (rusqlite's `Transaction` parses
         // them anew each time). Should `read` fail, the connection is closed below,
@@ -216,6 +264,7 @@ where
 
 #[cfg(test)]
 mod tests {
+    use super::ReadSize;
     use crate::db::{DbLocation, DbOptions, MetadataStore};
 
     async fn store(dir: &tempfile::TempDir) -> MetadataStore {
@@ -247,13 +296,15 @@ mod tests {
         let store = store(&dir).await;
         let reads = store.sqlite_reads().expect("SQLite has readers");
         add_model(&store, "a").await;
-        assert_eq!(reads.read(count_models).await.unwrap(), 1);
+        assert_eq!(reads.read(ReadSize::Large, count_models).await.unwrap(), 1);
         let refused = reads
-            .read(|conn| conn.execute("DELETE FROM models", []))
+            .read(ReadSize::Small, |conn| {
+                conn.execute("DELETE FROM models", [])
+            })
             .await
             .unwrap_err();
         assert_eq!(refused.code(), "internal");
-        assert_eq!(reads.read(count_models).await.unwrap(), 1);
+        assert_eq!(reads.read(ReadSize::Large, count_models).await.unwrap(), 1);
     }
 
     /// Reads of several statements map the file; lookups by key do not (each would
@@ -266,14 +317,54 @@ mod tests {
         let mapped = |conn: &rusqlite::Connection| {
             conn.query_row("PRAGMA mmap_size", [], |row| row.get::<_, i64>(0))
         };
-        assert_eq!(reads.read(mapped).await.unwrap(), super::MAPPED_BYTES);
+        assert_eq!(
+            reads.read(ReadSize::Large, mapped).await.unwrap(),
+            super::MAPPED_BYTES
+        );
+        assert_eq!(
+            reads.read(ReadSize::Small, mapped).await.unwrap(),
+            super::MAPPED_BYTES
+        );
         assert_eq!(reads.read_in_place(mapped).await.unwrap(), 0);
         // A mapped reader sees what was committed after it mapped the file.
         add_model(&store, "a").await;
-        assert_eq!(reads.read(count_models).await.unwrap(), 1);
+        assert_eq!(reads.read(ReadSize::Large, count_models).await.unwrap(), 1);
         add_model(&store, "b").await;
-        assert_eq!(reads.read(count_models).await.unwrap(), 2);
+        assert_eq!(reads.read(ReadSize::Large, count_models).await.unwrap(), 2);
         assert_eq!(reads.stats().open, 2);
+    }
+
+    /// A small read runs in place. A large one runs on the calling task's thread too,
+    /// but the runtime worker's other tasks go on meanwhile: here the read waits for one
+    /// of them, on a runtime of one worker.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn large_reads_leave_the_runtime_serving() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let reads = store.sqlite_reads().unwrap();
+        add_model(&store, "a").await;
+        let here = std::thread::current().id();
+        let small = reads
+            .read(ReadSize::Small, |conn| {
+                Ok((std::thread::current().id(), count_models(conn)?))
+            })
+            .await
+            .unwrap();
+        assert_eq!(small, (here, 1));
+        let (sent, received) = std::sync::mpsc::channel();
+        tokio::spawn(async move { sent.send(()).unwrap() });
+        let large = reads
+            .read(ReadSize::Large, move |conn| {
+                let other_task_ran = received
+                    .recv_timeout(std::time::Duration::from_secs(10))
+                    .is_ok();
+                Ok((other_task_ran, count_models(conn)?))
+            })
+            .await
+            .unwrap();
+        assert_eq!(large, (true, 1));
+        assert_eq!(ReadSize::of_runs(101), ReadSize::Small);
+        assert_eq!(ReadSize::of_runs(1001), ReadSize::Large);
     }
 
     #[tokio::test]
@@ -282,7 +373,7 @@ mod tests {
         let store = store(&dir).await;
         let reads = store.sqlite_reads().unwrap();
         let failed = reads
-            .read(|conn| {
+            .read(ReadSize::Small, |conn| {
                 conn.query_row("SELECT x FROM no_such_table", [], |row| {
                     row.get::<_, i64>(0)
                 })
@@ -291,7 +382,9 @@ mod tests {
             .unwrap_err();
         assert!(failed.to_string().contains("no_such_table"), "{failed}");
         // More reads at once than the pool has connections: they wait their turn.
-        let counts = futures::future::join_all((0..6).map(|_| reads.read(count_models))).await;
+        let counts =
+            futures::future::join_all((0..6).map(|_| reads.read(ReadSize::Large, count_models)))
+                .await;
         assert!(counts.into_iter().all(|n| n.unwrap() == 0));
     }
 
@@ -318,7 +411,7 @@ mod tests {
         };
         let reads = store.sqlite_reads().unwrap();
         let plannings = |limit_bound: bool| {
-            reads.read(move |conn| {
+            reads.read(ReadSize::Large, move |conn| {
                 let mut names = Vec::new();
                 for after in ["", "a", ""] {
                     names.push(super::rows::<(String,)>(conn, &page(limit_bound, after))?.len());
@@ -343,7 +436,8 @@ mod tests {
         let (before, after) = store
             .sqlite_reads()
             .unwrap()
-            .read(move |conn| {
+            // Large: the read blocks on a write, which a runtime thread must not.
+            .read(ReadSize::Large, move |conn| {
                 let before = count_models(conn)?;
                 // A write commits between the read's two statements.
                 runtime.block_on(add_model(&writer, "b"));
@@ -353,6 +447,6 @@ mod tests {
             .unwrap();
         assert_eq!((before, after), (1, 1));
         let reads = store.sqlite_reads().unwrap();
-        assert_eq!(reads.read(count_models).await.unwrap(), 2);
+        assert_eq!(reads.read(ReadSize::Large, count_models).await.unwrap(), 2);
     }
 }

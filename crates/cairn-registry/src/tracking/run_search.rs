@@ -26,6 +26,7 @@ use super::{Tracking, ViewType, invalid};
 use crate::Result;
 use crate::db::Backend;
 use crate::db::sql::SqlBuilder;
+use crate::db::sqlite_reads::ReadSize;
 use crate::search_sql::{
     push_match_rows, push_matching_runs, push_run_condition, push_run_matches, run_attribute_column,
 };
@@ -65,17 +66,25 @@ impl Tracking {
         let backend = self.meta.backend();
         let selecting = filter.iter().find(|c| selects_runs_by_key(c));
         let rows = offset.saturating_add(limit).saturating_add(1);
-        let plan = match selecting {
-            None => Plan::Scan,
+        // The plan, and whether the runs it reads are about the page's: then the read
+        // is as small as the page (`ReadSize`).
+        let (plan, bounded) = match selecting {
+            None => (Plan::Scan, filter.is_empty() && newest_first(order_by)),
             Some(c) if experiment_ids.len() == 1 && newest_first(order_by) => {
                 let bound = rows.saturating_mul(WALK_FROM_MATCHES_PER_ROW);
+                // Either way a few times the page: fewer matches than the bound, or so
+                // many that the walk meets a match every few runs.
                 if self.matches_at_least(c, bound).await? {
-                    Plan::NewestFirst
+                    (Plan::NewestFirst, true)
                 } else {
-                    Plan::MatchesFirst
+                    (Plan::MatchesFirst, true)
                 }
             }
-            Some(_) => Plan::MatchesFirst,
+            Some(_) => (Plan::MatchesFirst, false),
+        };
+        let size = match bounded {
+            true => ReadSize::of_runs(rows),
+            false => ReadSize::Large,
         };
         let mut q = SqlBuilder::new(
             backend,
@@ -143,7 +152,7 @@ impl Tracking {
         }
         push_order(&mut q, order_by);
         q.push_limit(limit as u64 + 1, offset as u64);
-        self.runs_with_details(q).await
+        self.runs_with_details(q, size).await
     }
 
     /// Whether comparison `c` matches at least `bound` runs (of any experiment):

@@ -13,7 +13,7 @@ use super::{
     random_hex32, truncate,
 };
 use crate::db::sql::SqlBuilder;
-use crate::db::sqlite_reads;
+use crate::db::sqlite_reads::{self, ReadSize};
 use crate::key_values::{RUN_PARAMS, RUN_TAGS};
 use crate::metric_writer::Outcome;
 use crate::{Error, Missing, Refusal, Result, metric_writer};
@@ -156,19 +156,23 @@ impl Tracking {
             ),
         );
         q.push_bind(id);
-        self.runs_with_details(q)
+        self.runs_with_details(q, ReadSize::of_runs(1))
             .await?
             .pop()
             .ok_or_else(|| Error::NotFound(Missing::Run(id.to_owned())))
     }
 
     /// The runs `runs` selects (its columns: [`run_page_columns`]), each with its
-    /// metrics, params, tags, inputs and outputs. On SQLite, six statements in one
-    /// blocking call on one snapshot (see `sqlite_reads`); on PostgreSQL, one.
-    pub(super) async fn runs_with_details(&self, mut runs: SqlBuilder) -> Result<Vec<Run>> {
+    /// metrics, params, tags, inputs and outputs; `size`: how much the query reads. On
+    /// SQLite, six statements on one snapshot (see `sqlite_reads`); on PostgreSQL, one.
+    pub(super) async fn runs_with_details(
+        &self,
+        mut runs: SqlBuilder,
+        size: ReadSize,
+    ) -> Result<Vec<Run>> {
         if let Some(reads) = self.meta.sqlite_reads() {
             return reads
-                .read(move |conn| {
+                .read(size, move |conn| {
                     let infos: Vec<RunInfo> = sqlite_reads::rows::<RunRow>(conn, &runs)?
                         .into_iter()
                         .map(RunRow::into_info)
