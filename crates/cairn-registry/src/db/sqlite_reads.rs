@@ -7,13 +7,14 @@
 //! aggregate's reads) runs in place on the calling task: no handoff at all. A read made
 //! of several statements runs inside one read transaction, so its statements see one
 //! snapshot of the database; a small one (a run, a page of a few hundred runs) runs in
-//! place too, a large one on a blocking thread ([`ReadSize`]).
+//! place too, a large one inside `block_in_place`, which hands the runtime worker's
+//! other tasks to another thread while it reads ([`ReadSize`]).
 //!
 //! In place, the memory a read allocates for its rows is used and freed on the thread
 //! that allocated it: the answer is written there. Read on a blocking thread, the rows
 //! are freed by a runtime worker, and every allocation then reuses memory another core
 //! touched last; with the two thread switches of the handoff, a page of 100 runs with
-//! their details cost 60% more CPU (docs/BENCHMARKS.md).
+//! their details cost 40% more CPU (docs/BENCHMARKS.md).
 //!
 //! The connections are `query_only`: writes go to the store's one writer connection
 //! (`write`). WAL mode lets these readers run while a write is in progress.
