@@ -437,7 +437,7 @@ mod tests {
         let (before, after) = store
             .sqlite_reads()
             .unwrap()
-            // Large: the read blocks on a write, which a runtime thread must not.
+            // Large: the read waits for a write, which must not hold the runtime's worker.
             .read(ReadSize::Large, move |conn| {
                 let before = count_models(conn)?;
                 // A write commits between the read's two statements.

@@ -82,9 +82,10 @@ impl Tracking {
             }
             Some(_) => (Plan::MatchesFirst, false),
         };
-        let size = match bounded {
-            true => ReadSize::of_runs(rows),
-            false => ReadSize::Large,
+        let size = if bounded {
+            ReadSize::of_runs(rows)
+        } else {
+            ReadSize::Large
         };
         let mut q = SqlBuilder::new(
             backend,
