@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A push of many small files (default 10,000 × 4 KiB) and a no-op re-push of the same
 # tree, in embedded mode, next to `dvc add` + `dvc push` to a local DVC remote on the
-# same tree, in the same run. DVC comes from PyPI into a venv under bench/.venv.
+# same tree, in the same run. DVC (3.67.1) comes from PyPI into a venv under bench/.venv.
 #
 #   bench/push_many.sh [FILES] [FILE_KIB]
 set -euo pipefail
@@ -13,7 +13,7 @@ cairn=$PWD/target/release/cairn
 venv=${BENCH_VENV:-$PWD/bench/.venv}
 if [ ! -x "$venv/bin/dvc" ]; then
   python3 -m venv "$venv"
-  "$venv/bin/pip" install -q dvc
+  "$venv/bin/pip" install -q dvc==3.67.1
 fi
 dvc=$venv/bin/dvc
 work=$(mktemp -d "${BENCH_DIR:-/tmp}/cairn-bench.XXXXXX")

@@ -1,5 +1,5 @@
 //! Local-directory specifics of the blob store: reading a blob in large chunks ahead of
-//! the sender, and publishing a small blob with one rename.
+//! the sender, and publishing a small blob with one directory entry.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -59,42 +59,90 @@ fn read_chunk(
     })
 }
 
-/// Writes one verified blob into a local store: a staging file beside its final name,
-/// then an atomic rename that refuses to replace (`RENAME_NOREPLACE`), falling back to
-/// link + unlink where the filesystem lacks it. Same layout and visibility rules as the
-/// `object_store` path (a blob is visible whole or not at all), but two directory
-/// operations per blob instead of three, with no task hop per blob: what makes a push
-/// of ten thousand small files cheap. Durability comes later, from `make_durable`.
+/// Writes one verified blob into a local store, visible whole under its digest or not at
+/// all, never replacing a blob that is there. On Linux the bytes go into an unnamed file
+/// of the blob's directory (`O_TMPFILE`), linked in under its name once written: one
+/// directory entry per blob, and nothing left behind by a crash. Elsewhere, or where the
+/// filesystem or a missing `/proc` refuses that, a staging file beside the final name
+/// and an atomic rename that refuses to replace ([`publish_no_replace`]). Same layout and
+/// visibility rules as the `object_store` path, with no task hop per blob: what makes a
+/// push of ten thousand small files cheap. Durability comes later, from `make_durable`.
 pub(super) fn write_local_blob(
     root: &Path,
     digest: &Sha256Digest,
     bytes: &[u8],
 ) -> Result<(), Error> {
-    use std::io::Write as _;
-
     let target = BlobKey::sha256(digest).local_path(root);
-    if target.exists() {
-        return Ok(());
-    }
     let dir = target
         .parent()
         .expect("a blob's path has a shard directory");
-    let staging = dir.join(format!("{STAGING_PREFIX}{}", uuid::Uuid::new_v4()));
-    let mut file = match std::fs::File::create_new(&staging) {
-        Ok(f) => f,
+    let linked = match link_unnamed(dir, &target, bytes) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             std::fs::create_dir_all(dir)?;
-            std::fs::File::create_new(&staging)?
+            link_unnamed(dir, &target, bytes)?
         }
+        other => other?,
+    };
+    if !linked {
+        write_staged(dir, &target, bytes)?;
+    }
+    Ok(())
+}
+
+/// Writes `bytes` into an unnamed file in `dir` and links it in as `target` (Linux);
+/// an existing `target` is kept (same digest, same bytes). `Ok(false)` where this way is
+/// not available, for the caller to fall back; `NotFound` if `dir` does not exist.
+#[cfg(target_os = "linux")]
+fn link_unnamed(dir: &Path, target: &Path, bytes: &[u8]) -> std::io::Result<bool> {
+    use rustix::fs::{AtFlags, CWD, Mode, OFlags};
+    use rustix::io::Errno;
+    use std::io::Write as _;
+    use std::os::fd::AsRawFd as _;
+
+    let flags = OFlags::TMPFILE | OFlags::WRONLY | OFlags::CLOEXEC;
+    let fd = match rustix::fs::open(dir, flags, Mode::from_raw_mode(0o666)) {
+        Ok(fd) => fd,
+        // The filesystem has no unnamed files (or the kernel predates them).
+        Err(Errno::OPNOTSUPP | Errno::ISDIR | Errno::INVAL) => return Ok(false),
         Err(e) => return Err(e.into()),
     };
+    let mut file = std::fs::File::from(fd);
+    file.write_all(bytes)?;
+    // Linking a descriptor by its /proc path needs no privilege (AT_EMPTY_PATH would).
+    let by_fd = format!("/proc/self/fd/{}", file.as_raw_fd());
+    match rustix::fs::linkat(CWD, by_fd.as_str(), CWD, target, AtFlags::SYMLINK_FOLLOW) {
+        Ok(()) | Err(Errno::EXIST) => Ok(true),
+        // No /proc here, or the filesystem refuses links: the unnamed file goes with
+        // its descriptor.
+        Err(Errno::NOENT | Errno::PERM | Errno::ACCESS | Errno::OPNOTSUPP | Errno::MLINK) => {
+            Ok(false)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn link_unnamed(_dir: &Path, _target: &Path, _bytes: &[u8]) -> std::io::Result<bool> {
+    Ok(false)
+}
+
+/// Writes `bytes` into a staging file in `dir` (which exists) and moves it to `target`
+/// unless that exists; the staging file never outlives a failure.
+fn write_staged(dir: &Path, target: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+
+    if target.exists() {
+        return Ok(());
+    }
+    let staging = dir.join(format!("{STAGING_PREFIX}{}", uuid::Uuid::new_v4()));
+    let mut file = std::fs::File::create_new(&staging)?;
     let published = file
         .write_all(bytes)
-        .and_then(|()| publish_no_replace(&staging, &target));
+        .and_then(|()| publish_no_replace(&staging, target));
     if published.is_err() {
         let _ = std::fs::remove_file(&staging);
     }
-    published.map_err(Error::from)
+    published
 }
 
 /// Moves `staging` to `target` unless `target` exists; an existing target is success
@@ -169,4 +217,76 @@ pub(super) fn remove_stale_uploads(
         }
     }
     Ok(stale.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::MetadataExt as _;
+
+    use super::*;
+
+    /// The names in the shard directory of `digest`'s blob under `root`.
+    fn shard_entries(root: &Path, digest: &Sha256Digest) -> Vec<String> {
+        let target = BlobKey::sha256(digest).local_path(root);
+        let mut names: Vec<String> = std::fs::read_dir(target.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Writes `bytes` twice under their digest with `write`, the second time with other
+    /// bytes standing in for a concurrent writer's: the first file stays, alone.
+    fn writes_once_and_never_replaces(write: impl Fn(&Path, &Path, &[u8]) -> bool) {
+        let root = tempfile::tempdir().unwrap();
+        let bytes = b"weights".as_slice();
+        let digest = Sha256Digest::of(bytes);
+        let target = BlobKey::sha256(&digest).local_path(root.path());
+        let dir = target.parent().unwrap();
+        std::fs::create_dir_all(dir).unwrap();
+
+        assert!(write(dir, &target, bytes));
+        assert_eq!(std::fs::read(&target).unwrap(), bytes);
+        let first = std::fs::metadata(&target).unwrap().ino();
+
+        assert!(write(dir, &target, b"other bytes"));
+        assert_eq!(
+            std::fs::read(&target).unwrap(),
+            bytes,
+            "a blob was replaced"
+        );
+        assert_eq!(std::fs::metadata(&target).unwrap().ino(), first);
+        assert_eq!(shard_entries(root.path(), &digest), [digest.to_hex()]);
+    }
+
+    #[test]
+    fn the_staging_fallback_publishes_once_and_never_replaces() {
+        writes_once_and_never_replaces(|dir, target, bytes| {
+            write_staged(dir, target, bytes).unwrap();
+            true
+        });
+    }
+
+    /// The way every local write takes on Linux filesystems with unnamed files (ext4,
+    /// XFS, Btrfs, tmpfs): the test fails where the store's directory refuses them.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn an_unnamed_file_is_linked_in_once_and_never_replaces() {
+        writes_once_and_never_replaces(|dir, target, bytes| {
+            link_unnamed(dir, target, bytes).unwrap()
+        });
+    }
+
+    #[test]
+    fn a_blob_write_makes_its_shard_directory_and_leaves_only_the_blob() {
+        let root = tempfile::tempdir().unwrap();
+        let bytes = b"a small model file".as_slice();
+        let digest = Sha256Digest::of(bytes);
+        write_local_blob(root.path(), &digest, bytes).unwrap();
+        write_local_blob(root.path(), &digest, bytes).unwrap();
+        let target = BlobKey::sha256(&digest).local_path(root.path());
+        assert_eq!(std::fs::read(target).unwrap(), bytes);
+        assert_eq!(shard_entries(root.path(), &digest), [digest.to_hex()]);
+    }
 }
