@@ -126,8 +126,8 @@ fn link_unnamed(_dir: &Path, _target: &Path, _bytes: &[u8]) -> std::io::Result<b
     Ok(false)
 }
 
-/// Writes `bytes` into a staging file in `dir` (which exists) and moves it to `target`
-/// unless that exists; the staging file never outlives a failure.
+/// Writes `bytes` into a staging file in `dir` (made if missing) and moves it to
+/// `target` unless that exists; the staging file never outlives a failure.
 fn write_staged(dir: &Path, target: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write as _;
 
@@ -135,7 +135,14 @@ fn write_staged(dir: &Path, target: &Path, bytes: &[u8]) -> std::io::Result<()> 
         return Ok(());
     }
     let staging = dir.join(format!("{STAGING_PREFIX}{}", uuid::Uuid::new_v4()));
-    let mut file = std::fs::File::create_new(&staging)?;
+    let mut file = match std::fs::File::create_new(&staging) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir)?;
+            std::fs::File::create_new(&staging)?
+        }
+        Err(e) => return Err(e),
+    };
     let published = file
         .write_all(bytes)
         .and_then(|()| publish_no_replace(&staging, target));
@@ -276,6 +283,19 @@ mod tests {
         writes_once_and_never_replaces(|dir, target, bytes| {
             link_unnamed(dir, target, bytes).unwrap()
         });
+    }
+
+    /// Where unnamed files are refused (or not Linux), the first blob of a shard makes
+    /// its directory too.
+    #[test]
+    fn the_staging_fallback_makes_its_shard_directory() {
+        let root = tempfile::tempdir().unwrap();
+        let bytes = b"first of its shard".as_slice();
+        let digest = Sha256Digest::of(bytes);
+        let target = BlobKey::sha256(&digest).local_path(root.path());
+        write_staged(target.parent().unwrap(), &target, bytes).unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), bytes);
+        assert_eq!(shard_entries(root.path(), &digest), [digest.to_hex()]);
     }
 
     #[test]
