@@ -18,6 +18,7 @@ mod mlflow;
 mod openapi;
 mod paging;
 mod ui;
+mod unread_body;
 
 use std::net::SocketAddr;
 
@@ -111,6 +112,9 @@ pub fn router(registry: Registry, options: &ServerOptions) -> Router {
                 .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
+        // Outermost: a response that left its request's body unread goes out once the
+        // connection can take the next request, or says it will close.
+        .layer(axum::middleware::from_fn(unread_body::drain_unread_body))
         .with_state(registry)
 }
 
