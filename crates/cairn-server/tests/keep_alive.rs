@@ -89,6 +89,19 @@ async fn connect(server: &Server) -> TcpStream {
     stream
 }
 
+/// Sends an anonymous write whose head ends with `rest` on a new connection; answers
+/// the head of the first response, which must be the 401 refusal.
+async fn refusal(server: &Server, rest: &str) -> String {
+    let mut stream = connect(server).await;
+    let request = format!(
+        "POST /api/v1/models HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n{rest}"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let (head, _) = response(&mut stream).await.expect("the refusal arrives");
+    assert!(head.starts_with("http/1.1 401"), "{head}");
+    head
+}
+
 const HEALTH: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n";
 
 #[tokio::test]
@@ -120,15 +133,9 @@ async fn a_refused_write_whose_body_arrives_late_keeps_the_connection() {
 #[tokio::test]
 async fn a_refused_large_body_is_not_read_and_the_response_says_close() {
     let server = Server::start().await;
-    let mut stream = connect(&server).await;
-    // 64 MiB declared, none of it sent: the refusal must not wait for it.
-    stream
-        .write_all(b"POST /api/v1/models HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 67108864\r\n\r\n{")
-        .await
-        .unwrap();
     let started = std::time::Instant::now();
-    let (head, _) = response(&mut stream).await.expect("the refusal arrives");
-    assert!(head.starts_with("http/1.1 401"), "{head}");
+    // 64 MiB declared, none of it sent: the refusal must not wait for it.
+    let head = refusal(&server, "Content-Length: 67108864\r\n\r\n{").await;
     assert!(head.contains("connection: close"), "{head}");
     assert!(
         started.elapsed() < Duration::from_millis(900),
@@ -139,13 +146,12 @@ async fn a_refused_large_body_is_not_read_and_the_response_says_close() {
 #[tokio::test]
 async fn a_client_waiting_for_continue_is_refused_without_being_asked_for_the_body() {
     let server = Server::start().await;
-    let mut stream = connect(&server).await;
-    stream
-        .write_all(b"POST /api/v1/models HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 14\r\nExpect: 100-continue\r\n\r\n")
-        .await
-        .unwrap();
-    let (head, _) = response(&mut stream).await.expect("the refusal arrives");
-    assert!(head.starts_with("http/1.1 401"), "{head}");
+    // The first response must be the refusal, not `100 Continue`.
+    let head = refusal(
+        &server,
+        "Content-Length: 14\r\nExpect: 100-continue\r\n\r\n",
+    )
+    .await;
     assert!(head.contains("connection: close"), "{head}");
 }
 
