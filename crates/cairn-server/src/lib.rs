@@ -114,7 +114,7 @@ pub fn router(registry: Registry, options: &ServerOptions) -> Router {
         )
         // Outermost: a response that left its request's body unread goes out once the
         // connection can take the next request, or says it will close.
-        .layer(axum::middleware::from_fn(unread_body::drain_unread_body))
+        .layer(tower::layer::layer_fn(unread_body::DrainUnreadBody))
         .with_state(registry)
 }
 

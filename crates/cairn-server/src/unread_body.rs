@@ -17,43 +17,66 @@ use std::time::Duration;
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::Request;
 use axum::http::{HeaderValue, Version, header};
-use axum::middleware::Next;
 use axum::response::Response;
 use futures::StreamExt;
+use futures::future::{BoxFuture, Either};
 use http_body::{Frame, SizeHint};
+use tower::Service;
 
 /// The most of an unread body read to keep its connection.
 const DRAIN_BYTES: u64 = 256 * 1024;
 /// How long the response waits for the rest of an unread body.
 const DRAIN_TIME: Duration = Duration::from_secs(1);
 
-/// The middleware: outermost, so that every response (refusals by any layer, the
-/// fallback) goes out only once the connection can take the next request, or says it
-/// cannot.
-pub(crate) async fn drain_unread_body(request: Request, next: Next) -> Response {
-    let http1 = matches!(request.version(), Version::HTTP_10 | Version::HTTP_11);
-    if !http1 || request.body().is_end_stream() {
-        return next.run(request).await;
+/// The layer: outermost, so that every response (refusals by any layer, the fallback)
+/// goes out only once the connection can take the next request, or says it cannot.
+/// A service of its own rather than `from_fn`: a request without a body (most reads)
+/// goes straight through, with no boxed future (measured: 41 → 47 µs of CPU per
+/// get-by-alias with `from_fn`).
+#[derive(Clone)]
+pub(crate) struct DrainUnreadBody<S>(pub S);
+
+impl<S> Service<Request> for DrainUnreadBody<S>
+where
+    S: Service<Request, Response = Response> + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Either<S::Future, BoxFuture<'static, Result<Response, S::Error>>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.0.poll_ready(cx)
     }
-    let expects_continue = request.headers().contains_key(header::EXPECT);
-    let left = Arc::new(Mutex::new(None));
-    let request = request.map(|body| {
-        Body::new(Returned {
-            body: Some(body),
-            left: left.clone(),
-        })
-    });
-    let mut response = next.run(request).await;
-    let unread = left.lock().unwrap_or_else(PoisonError::into_inner).take();
-    // Reading a body the client holds back until `100 Continue` would ask for it.
-    if let Some(body) = unread
-        && (expects_continue || !drained(body).await)
-    {
-        response
-            .headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let http1 = matches!(request.version(), Version::HTTP_10 | Version::HTTP_11);
+        if !http1 || request.body().is_end_stream() {
+            return Either::Left(self.0.call(request));
+        }
+        let expects_continue = request.headers().contains_key(header::EXPECT);
+        let left = Arc::new(Mutex::new(None));
+        let request = request.map(|body| {
+            Body::new(Returned {
+                body: Some(body),
+                left: left.clone(),
+            })
+        });
+        let responded = self.0.call(request);
+        Either::Right(Box::pin(async move {
+            let mut response = responded.await?;
+            let unread = left.lock().unwrap_or_else(PoisonError::into_inner).take();
+            // Reading a body the client holds back until `100 Continue` would ask for it.
+            if let Some(body) = unread
+                && (expects_continue || !drained(body).await)
+            {
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            Ok(response)
+        }))
     }
-    response
 }
 
 /// Reads `body` to its end within the bounds; whether it got there.
