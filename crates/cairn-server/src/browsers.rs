@@ -224,27 +224,27 @@ pub(crate) async fn guard(
     request: Request,
     next: Next,
 ) -> Response {
-    let path = request.uri().path().to_owned();
-    if !is_health(&path) {
+    let path = request.uri().path();
+    if !is_health(path) {
         let host = request.headers().get(HOST).and_then(|h| h.to_str().ok());
         // HTTP/2 carries the host in the URI's authority.
         let host = host.or_else(|| request.uri().authority().map(|a| a.as_str()));
         if !host.is_some_and(|h| policy.host_allowed(h)) {
             tracing::warn!(host = ?host, "refused a request with a foreign Host header");
-            return refuse(&path, INVALID_HOST);
+            return refuse(path, INVALID_HOST);
         }
     }
     let changes_state = matches!(
         *request.method(),
         Method::POST | Method::PUT | Method::DELETE | Method::PATCH
     );
-    if changes_state && is_api(&path) && !policy.origins.any {
+    if changes_state && is_api(path) && !policy.origins.any {
         let origin = request.headers().get(ORIGIN).and_then(|o| o.to_str().ok());
         if let Some(origin) = origin
             && !policy.origin_allowed(origin)
         {
             tracing::warn!(%origin, "refused a cross-origin state change");
-            return refuse(&path, CORS_BLOCKED);
+            return refuse(path, CORS_BLOCKED);
         }
     }
     let mut response = next.run(request).await;

@@ -60,7 +60,7 @@ impl ServerOptions {
 
 /// The whole server. Panics on options [`ServerOptions::check`] refuses.
 pub fn router(registry: Registry, options: &ServerOptions) -> Router {
-    let gate = access::Gate::new(registry.clone(), options.access.clone());
+    let gate = std::sync::Arc::new(access::Gate::new(registry.clone(), options.access.clone()));
     let policy = std::sync::Arc::new(
         browsers::Policy::new(&options.browsers).unwrap_or_else(|e| panic!("{e}")),
     );

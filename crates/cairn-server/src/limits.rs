@@ -151,11 +151,11 @@ pub(crate) async fn limit(
             wait,
         );
     }
-    let route = request
+    let upload = request
         .extensions()
         .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned());
-    if !route.is_some_and(|r| is_upload(&method, &r)) {
+        .is_some_and(|route| is_upload(&method, route.as_str()));
+    if !upload {
         return next.run(request).await;
     }
     let wait = limiter.limits.upload_queue_timeout;

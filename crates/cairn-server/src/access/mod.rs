@@ -42,8 +42,8 @@ pub struct AccessOptions {
     pub enforce: bool,
 }
 
-/// The guard's state: the registry to authenticate against, and what it verified.
-#[derive(Clone)]
+/// The guard's state: the registry to authenticate against, and what it verified. Shared
+/// behind one `Arc`: axum clones a middleware's state for every request.
 pub(crate) struct Gate {
     registry: Registry,
     options: AccessOptions,
@@ -198,14 +198,16 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
 }
 
 /// The middleware every route is wrapped in (`Router::route_layer`).
-pub(crate) async fn guard(State(gate): State<Gate>, request: Request, next: Next) -> Response {
+pub(crate) async fn guard(State(gate): State<Arc<Gate>>, request: Request, next: Next) -> Response {
+    // The template shares its string with the router: no copy.
     let route = match request.extensions().get::<MatchedPath>() {
-        Some(route) => route.as_str().to_owned(),
+        Some(route) => route.clone(),
         None => return no_rule(request.uri().path()),
     };
-    let api = Api::of(&route);
-    let Some(rule) = rules::rule_for(request.method(), &route) else {
-        return no_rule(&route);
+    let route = route.as_str();
+    let api = Api::of(route);
+    let Some(rule) = rules::rule_for(request.method(), route) else {
+        return no_rule(route);
     };
     if rule.on == On::Public {
         return next.run(request).await;
@@ -235,16 +237,15 @@ pub(crate) async fn guard(State(gate): State<Gate>, request: Request, next: Next
     // Grants per experiment: only for callers without a role on all of tracking.
     let (mut request, experiments) =
         if rule.on == On::Tracking && !actor.may(rule.role, Scope::Tracking) {
-            match experiments_named(&gate.registry, &route, request).await {
+            match experiments_named(&gate.registry, route, request).await {
                 Ok(found) => found,
                 Err(response) => return response,
             }
         } else {
             (request, Named::Nothing)
         };
-    let path = request.uri().path().to_owned();
     let named = (&models, &experiments);
-    if let Err(denied) = admit(&gate, &actor, rule, &path, named).await {
+    if let Err(denied) = admit(&gate, &actor, rule, request.uri().path(), named).await {
         tracing::info!(user = %actor.name, token = ?actor.token, %route, %denied, "refused");
         gate.refused(
             &request,
@@ -254,11 +255,16 @@ pub(crate) async fn guard(State(gate): State<Gate>, request: Request, next: Next
         );
         return api.forbidden(&denied);
     }
-    let (method, path) = (request.method().clone(), request.uri().path().to_owned());
-    let who = actor.clone();
+    // What a write the registry refuses is recorded under (reads are not recorded).
+    let write = (!matches!(*request.method(), Method::GET | Method::HEAD)).then(|| {
+        let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+        (method, path, actor.clone())
+    });
     request.extensions_mut().insert(actor);
     let response = next.run(request).await;
-    if response.status() == StatusCode::FORBIDDEN && !matches!(method, Method::GET | Method::HEAD) {
+    if let Some((method, path, who)) = write
+        && response.status() == StatusCode::FORBIDDEN
+    {
         return gate
             .refused_by_registry(&method, &path, &who, response)
             .await;
@@ -327,8 +333,14 @@ async fn models_named(
                 _ => unreachable!("matched above"),
             };
             let (parts, body) = request.into_parts();
-            let probe = Request::from_parts(parts.clone(), body);
-            match Fields::from_request(probe, &()).await {
+            // A GET's fields are its query (its body, if any, is not read): no copy of
+            // the request to parse.
+            let parsed = if parts.method == Method::GET {
+                Ok(Fields::of_query(parts.uri.query()))
+            } else {
+                Fields::from_request(Request::from_parts(parts.clone(), body), &()).await
+            };
+            match parsed {
                 Ok(parsed) => {
                     let names = string_fields(&parsed.map, fields);
                     let mut request = Request::from_parts(parts, Body::empty());

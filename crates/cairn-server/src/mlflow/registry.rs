@@ -38,7 +38,8 @@ async fn cached_reply(
     f: &Fields,
     compute: impl Future<Output = MlflowResult<Value>>,
 ) -> CachedReply {
-    let key = format!("{endpoint} {}", Value::Object(f.map.clone()));
+    let fields = serde_json::to_string(&f.map).expect("a JSON object serializes");
+    let key = format!("{endpoint} {fields}");
     let body = r
         .cached_read(key, async {
             let answer = compute.await?;

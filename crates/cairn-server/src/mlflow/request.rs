@@ -27,7 +27,9 @@ impl<S: Send + Sync> FromRequest<S> for Fields {
         if let Some(parsed) = req.extensions_mut().remove::<Fields>() {
             return Ok(parsed);
         }
-        let from_query = req.method() == Method::GET;
+        if req.method() == Method::GET {
+            return Ok(Self::of_query(req.uri().query()));
+        }
         let mut map = query_map(req.uri().query());
         // A JSON body must say it is one, as MLflow requires: a browser sends a
         // cross-site form or `text/plain` POST without asking first, a JSON one never.
@@ -50,36 +52,47 @@ impl<S: Send + Sync> FromRequest<S> for Fields {
                 Some(_) => {}
             }
         }
-        if req.method() != Method::GET {
-            let limit = json_limit(&req);
-            if let Some(declared) = declared_too_large(&req) {
-                return Err(MlflowError::too_large(too_large_message(
-                    limit,
-                    Some(declared),
-                )));
+        let limit = json_limit(&req);
+        if let Some(declared) = declared_too_large(&req) {
+            return Err(MlflowError::too_large(too_large_message(
+                limit,
+                Some(declared),
+            )));
+        }
+        let body = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                MlflowError::too_large(too_large_message(limit, None))
+            } else {
+                MlflowError::invalid(format!("unreadable request body: {e}"))
             }
-            let body = Bytes::from_request(req, state).await.map_err(|e| {
-                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    MlflowError::too_large(too_large_message(limit, None))
-                } else {
-                    MlflowError::invalid(format!("unreadable request body: {e}"))
+        })?;
+        if !body.is_empty() {
+            match serde_json::from_slice::<Value>(&body) {
+                Ok(Value::Object(fields)) => map.extend(fields),
+                Ok(_) => {
+                    return Err(MlflowError::invalid(
+                        "the request body must be a JSON object",
+                    ));
                 }
-            })?;
-            if !body.is_empty() {
-                match serde_json::from_slice::<Value>(&body) {
-                    Ok(Value::Object(fields)) => map.extend(fields),
-                    Ok(_) => {
-                        return Err(MlflowError::invalid(
-                            "the request body must be a JSON object",
-                        ));
-                    }
-                    Err(e) => {
-                        return Err(MlflowError::invalid(format!("malformed JSON body: {e}")));
-                    }
+                Err(e) => {
+                    return Err(MlflowError::invalid(format!("malformed JSON body: {e}")));
                 }
             }
         }
-        Ok(Self { map, from_query })
+        Ok(Self {
+            map,
+            from_query: false,
+        })
+    }
+}
+
+impl Fields {
+    /// The fields of a GET: its query string.
+    pub(crate) fn of_query(query: Option<&str>) -> Self {
+        Self {
+            map: query_map(query),
+            from_query: true,
+        }
     }
 }
 
