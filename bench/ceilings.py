@@ -14,6 +14,7 @@ Kept in step with the statements of `crates/cairn-registry` (named by each call'
 function below): when those change, these change with them.
 """
 
+import hashlib
 import os
 import subprocess
 import time
@@ -28,6 +29,8 @@ CLIENTS = 8
 # transaction; a read of one statement; a read of several on one snapshot, whose SQLite
 # connections map the database file.
 WRITE, LOOKUP, SNAPSHOT = "write", "lookup", "snapshot"
+# A write call's statement that runs on its own before the transaction (a lookup).
+READ = "READ "
 
 
 def ceilings_of(engine, store, ctx, wanted, seconds, work):
@@ -73,10 +76,33 @@ def log_batch(engine, ctx):
     return (lambda step: [insert_if_active(ctx, keys, step)]), WRITE
 
 
+def registration_reads(ctx):
+    """What a registration from `runs:/RUN/model` reads before it writes, one lookup each
+    (`service::sources::register_from_source`): the run (`Tracking::run_info`), its
+    files under `model/` (`Tracking::artifact_files`), its git tags and datasets
+    (`Tracking::run_lineage`), and the sizes the registry already records for the
+    files' blobs (`MetadataStore::recorded_sizes`)."""
+    run, files = ctx["run_id"], f"{ctx['artifact_root']}/model"
+    weights = hashlib.sha256(b"w" * 4096).hexdigest()  # bench/mlflow_compare.py's setup
+    return [
+        "SELECT r.id, r.experiment_id, r.name, r.user_id, r.status, r.start_time, r.end_time,"
+        f" r.lifecycle_stage, r.artifact_uri FROM runs r WHERE r.id = '{run}'",
+        f"SELECT path, sha256, size FROM artifacts WHERE path > '{files}/' AND path < '{files}0' ORDER BY path",
+        f"SELECT 't', key, value FROM run_tags WHERE run_id = '{run}' AND key IN ('mlflow.source.git.commit',"
+        f" 'mlflow.source.git.branch', 'mlflow.source.git.repoURL') UNION ALL SELECT 'd', name, digest"
+        f" FROM run_inputs WHERE run_id = '{run}'",
+        "SELECT v.column1, (SELECT f.size FROM version_files f WHERE f.sha256 = v.column1 LIMIT 1),"
+        " (SELECT e.size FROM version_environment e WHERE e.sha256 = v.column1 LIMIT 1),"
+        f" (SELECT a.size FROM artifacts a WHERE a.sha256 = v.column1 LIMIT 1) FROM (VALUES ('{weights}')) AS v",
+    ]
+
+
 def register_version(engine, ctx):
-    """`MetadataStore::insert_version` (store/versions.rs) and `audit::append`: the
-    transaction of a registration, for a version of one 4 KiB file. The audit entry's
-    hash is made up (the engine's work is the same)."""
+    """A registration: its lookups (`registration_reads`, each on its own, before the
+    transaction), then `MetadataStore::insert_version` (store/versions.rs) and
+    `audit::append` in one transaction, for a version of one 4 KiB file. The audit
+    entry's hash is made up (the engine's work is the same)."""
+    reads = [READ + sql for sql in registration_reads(ctx)]
     blob = "5" * 64
     model = ctx["model"]
     after = ('{"digest":"' + "7" * 64 + '","external":false,"files":1,"size":4096,'
@@ -92,7 +118,7 @@ def register_version(engine, ctx):
         # pgbench's \gset carries a statement's answer into the next ones.
         def statements(step):
             made_up = f"md5({step}::text) || md5(:seq::text)"
-            return [
+            return reads + [
                 "SELECT runs FROM gc_state WHERE id = 1 FOR SHARE;",
                 f"SELECT sha256 FROM blob_tombstones WHERE sha256 IN ('{blob}');",
                 bump_model + " \\gset",
@@ -107,7 +133,7 @@ def register_version(engine, ctx):
     else:
         # The shell has no variables: each statement finds what the one before wrote.
         def statements(step):
-            return [
+            return reads + [
                 f"SELECT sha256 FROM blob_tombstones WHERE sha256 IN ('{blob}');",
                 bump_model + ";",
                 f"INSERT INTO versions ({version_columns}) SELECT id, next_version - 1, {version_values}"
@@ -141,8 +167,12 @@ def pgbench(url, statements, kind, seconds, work):
     transaction, from 8 pgbench clients."""
     script = work / f"pgbench-{uuid.uuid4().hex}.sql"
     # pgbench substitutes :step per transaction: every call writes distinct values.
-    body = "\n".join(s.replace("\n", " ") for s in statements(":step"))
-    wrapped = f"\\set step random(1, 1000000000000)\nBEGIN;\n{body}\nCOMMIT;\n" if kind == WRITE else body + "\n"
+    lines = [s.replace("\n", " ") for s in statements(":step")]
+    # A lookup is its own statement, outside the transaction, as Cairn reads through its pool.
+    reads = "".join(s[len(READ):] + ";\n" for s in lines if s.startswith(READ))
+    body = "\n".join(s for s in lines if not s.startswith(READ))
+    wrapped = (f"\\set step random(1, 1000000000000)\n{reads}BEGIN;\n{body}\nCOMMIT;\n" if kind == WRITE
+               else body + "\n")
     script.write_text(wrapped)
     prefix = work / f"pgbench-log-{uuid.uuid4().hex}"
     out = subprocess.run(

@@ -173,7 +173,8 @@ def setup(api, runs_count, versions_count):
         api.call("POST", "runs/log-batch", json={"run_id": rid, "metrics": metrics, "params": params})
 
     parallel(make_run, range(runs_count))
-    return dict(exp=exp, run_id=run_id, model=model, source=source, search_model=search_model, search_exp=search_exp)
+    return dict(exp=exp, run_id=run_id, model=model, source=source, search_model=search_model, search_exp=search_exp,
+                artifact_root=artifact_root.strip("/"))
 
 
 def search_body(ctx, threshold):

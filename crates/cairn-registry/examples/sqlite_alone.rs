@@ -10,8 +10,14 @@
 //! side; `snapshot`, the same, each call one read transaction on connections that map
 //! the file. A statement's `:step` is bound to a number no call repeats. Prints
 //! `ops/s p50_ms p99_ms`.
+//!
+//! A `write` call whose lines start with `READ ` first runs those as lookups, as Cairn
+//! reads what a write depends on before it writes (a registration reads its run and
+//! the run's files): then `THREADS` callers run side by side, each reading on a
+//! read-only connection of its own and writing on the one writer connection in turn.
 
 use std::io::BufRead;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
@@ -40,24 +46,35 @@ fn main() {
         _ => usage(),
     };
     let seconds: f64 = seconds.parse().expect("SECONDS is a number");
-    let threads: usize = if kind == Kind::Write {
-        1
-    } else {
-        threads.parse().expect("THREADS is a number")
-    };
-    let statements: Vec<String> = std::io::stdin()
+    let (reads, writes): (Vec<String>, Vec<String>) = std::io::stdin()
         .lock()
         .lines()
         .map(|l| l.expect("statements on stdin"))
         .filter(|l| !l.trim().is_empty())
+        .partition(|l| l.starts_with("READ "));
+    let reads: Vec<String> = reads
+        .iter()
+        .map(|l| l["READ ".len()..].to_owned())
         .collect();
+    // One writer, in turn: one caller, unless each also reads before it writes.
+    let threads: usize = if kind == Kind::Write && reads.is_empty() {
+        1
+    } else {
+        threads.parse().expect("THREADS is a number")
+    };
+    let writer = (kind == Kind::Write).then(|| Mutex::new(open_writer(db)));
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let started = Instant::now();
     let mut latencies: Vec<Duration> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|t| {
-                let statements = &statements;
-                scope.spawn(move || run(db, statements, kind, t as i64, deadline))
+                let call = Call {
+                    reads: &reads,
+                    statements: &writes,
+                    kind,
+                    writer: writer.as_ref(),
+                };
+                scope.spawn(move || run(db, call, t as i64, deadline))
             })
             .collect();
         workers
@@ -79,34 +96,40 @@ fn main() {
     );
 }
 
-/// Calls until `deadline`; answers each call's latency.
-fn run(
-    db: &str,
-    statements: &[String],
+/// One call: its lookups, then its statements (in a transaction but for lookups).
+#[derive(Clone, Copy)]
+struct Call<'a> {
+    reads: &'a [String],
+    statements: &'a [String],
     kind: Kind,
-    thread: i64,
-    deadline: Instant,
-) -> Vec<Duration> {
-    let conn = if kind == Kind::Write {
-        let conn = Connection::open(db).expect("opening the database");
-        // The writer's settings (crates/cairn-registry/src/db/sqlite_writer.rs).
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;
-             PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 10000;",
-        )
-        .expect("setting the writer up");
-        conn
-    } else {
-        Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .expect("opening the database")
-    };
-    if kind == Kind::Snapshot {
+    writer: Option<&'a Mutex<Connection>>,
+}
+
+/// The writer's connection, with the settings of Cairn's
+/// (crates/cairn-registry/src/db/sqlite_writer.rs).
+fn open_writer(db: &str) -> Connection {
+    let conn = Connection::open(db).expect("opening the database");
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;
+         PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 10000;",
+    )
+    .expect("setting the writer up");
+    conn.set_prepared_statement_cache_capacity(64);
+    conn
+}
+
+/// Calls until `deadline`; answers each call's latency.
+fn run(db: &str, call: Call<'_>, thread: i64, deadline: Instant) -> Vec<Duration> {
+    let reader = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .expect("opening the database");
+    if call.kind == Kind::Snapshot {
         // As Cairn's readers of several statements (crates/cairn-registry/src/db/sqlite_reads.rs).
-        conn.pragma_update(None, "mmap_size", 1_i64 << 30)
+        reader
+            .pragma_update(None, "mmap_size", 1_i64 << 30)
             .expect("mapping the file");
     }
-    conn.set_prepared_statement_cache_capacity(statements.len() + 4);
-    let (begin, commit) = match kind {
+    reader.set_prepared_statement_cache_capacity(call.statements.len() + call.reads.len() + 4);
+    let (begin, commit) = match call.kind {
         Kind::Write => (Some("BEGIN IMMEDIATE"), Some("COMMIT")),
         Kind::Snapshot => (Some("BEGIN"), Some("COMMIT")),
         Kind::Lookup => (None, None),
@@ -115,28 +138,40 @@ fn run(
     let mut step = thread * 1_000_000_000 + 1_000_000;
     while Instant::now() < deadline {
         let t0 = Instant::now();
+        for sql in call.reads {
+            step += 1;
+            statement(&reader, sql, step);
+        }
+        let writer = call.writer.map(|w| w.lock().expect("the writer"));
+        let conn = writer.as_deref().unwrap_or(&reader);
         if let Some(begin) = begin {
             conn.prepare_cached(begin)
                 .and_then(|mut s| s.execute([]))
                 .expect("BEGIN");
         }
-        for sql in statements {
+        for sql in call.statements {
             step += 1;
-            let mut stmt = conn.prepare_cached(sql).expect("a statement of the call");
-            let mut rows = if stmt.parameter_index(":step").ok().flatten().is_some() {
-                stmt.query(rusqlite::named_params! { ":step": step })
-            } else {
-                stmt.query([])
-            }
-            .expect("running a statement");
-            while rows.next().expect("reading a row").is_some() {}
+            statement(conn, sql, step);
         }
         if let Some(commit) = commit {
             conn.prepare_cached(commit)
                 .and_then(|mut s| s.execute([]))
                 .expect("COMMIT");
         }
+        drop(writer);
         latencies.push(t0.elapsed());
     }
     latencies
+}
+
+/// Runs `sql` with `:step` bound to `step`, reading its rows to their end.
+fn statement(conn: &Connection, sql: &str, step: i64) {
+    let mut stmt = conn.prepare_cached(sql).expect("a statement of the call");
+    let mut rows = if stmt.parameter_index(":step").ok().flatten().is_some() {
+        stmt.query(rusqlite::named_params! { ":step": step })
+    } else {
+        stmt.query([])
+    }
+    .expect("running a statement");
+    while rows.next().expect("reading a row").is_some() {}
 }
