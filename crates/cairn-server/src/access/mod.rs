@@ -333,12 +333,10 @@ async fn models_named(
                 _ => unreachable!("matched above"),
             };
             let (parts, body) = request.into_parts();
-            // A GET's fields are its query (its body, if any, is not read): no copy of
-            // the request to parse.
-            let parsed = if parts.method == Method::GET {
-                Ok(Fields::of_query(parts.uri.query()))
-            } else {
-                Fields::from_request(Request::from_parts(parts.clone(), body), &()).await
+            // A GET's fields are in its head: no copy of the request to parse them.
+            let parsed = match Fields::of_get(&parts.method, &parts.uri) {
+                Some(fields) => Ok(fields),
+                None => Fields::from_request(Request::from_parts(parts.clone(), body), &()).await,
             };
             match parsed {
                 Ok(parsed) => {

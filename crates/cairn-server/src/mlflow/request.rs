@@ -5,7 +5,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
-use axum::http::{Method, StatusCode};
+use axum::http::{Method, StatusCode, Uri};
 use serde_json::{Map, Value};
 
 use super::error::{MlflowError, MlflowResult};
@@ -27,8 +27,8 @@ impl<S: Send + Sync> FromRequest<S> for Fields {
         if let Some(parsed) = req.extensions_mut().remove::<Fields>() {
             return Ok(parsed);
         }
-        if req.method() == Method::GET {
-            return Ok(Self::of_query(req.uri().query()));
+        if let Some(fields) = Self::of_get(req.method(), req.uri()) {
+            return Ok(fields);
         }
         let mut map = query_map(req.uri().query());
         // A JSON body must say it is one, as MLflow requires: a browser sends a
@@ -87,12 +87,13 @@ impl<S: Send + Sync> FromRequest<S> for Fields {
 }
 
 impl Fields {
-    /// The fields of a GET: its query string.
-    pub(crate) fn of_query(query: Option<&str>) -> Self {
-        Self {
-            map: query_map(query),
+    /// The fields of a GET, which are its query string (a GET's body is never read);
+    /// `None` for any other method.
+    pub(crate) fn of_get(method: &Method, uri: &Uri) -> Option<Self> {
+        (method == Method::GET).then(|| Self {
+            map: query_map(uri.query()),
             from_query: true,
-        }
+        })
     }
 }
 
