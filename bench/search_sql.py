@@ -26,12 +26,12 @@ WALK_FROM_MATCHES_PER_ROW = 10
 
 
 def matching(threshold, select="SELECT run_id FROM ", correlation=""):
-    return (f"{select}run_latest_metrics WHERE {correlation}is_nan = 0 AND key = 'acc'"
+    return (f"{select}run_latest_metrics WHERE {correlation}key = 'acc' AND is_nan = 0"
             f" AND value > {threshold}")
 
 
 def probe(threshold, rows):
-    rows_of = f"SELECT 1 FROM run_latest_metrics WHERE key = 'acc' AND value > {threshold}"
+    rows_of = matching(threshold, "SELECT 1 FROM ")
     return f"SELECT COUNT(*) FROM ({rows_of} LIMIT {rows * WALK_FROM_MATCHES_PER_ROW} OFFSET 0) m"
 
 

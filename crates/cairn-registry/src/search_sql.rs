@@ -266,50 +266,49 @@ fn numeric_operand(c: &Comparison, expected: &str, entity: &str) -> Result<f64> 
 }
 
 /// The ids of the runs comparison `c` (on a metric, param or tag) matches, found
-/// through the (key, value) index of its table.
+/// through the by-key index of its table: (key, value), or for metrics (key, is_nan,
+/// value), one range either way, holding the run ids.
 pub(crate) fn push_matching_runs(
     q: &mut SqlBuilder,
     backend: Backend,
     c: &Comparison,
 ) -> Result<()> {
-    push_matches(q, backend, c, "SELECT run_id FROM ", "", true)
+    push_matches(q, backend, c, "SELECT run_id FROM ", "")
 }
 
 /// Rows of the runs comparison `c` (on a metric, param or tag) matches, for counting
-/// them: read off the (key, value) index alone, NaN metric values included (the count
-/// only estimates how selective the comparison is).
+/// them: read off the by-key index alone, as [`push_matching_runs`] finds them.
 pub(crate) fn push_match_rows(q: &mut SqlBuilder, backend: Backend, c: &Comparison) -> Result<()> {
-    push_matches(q, backend, c, "SELECT 1 FROM ", "", false)
+    push_matches(q, backend, c, "SELECT 1 FROM ", "")
 }
 
 /// Whether run `r` matches comparison `c` (on a metric, param or tag): one look-up by
 /// the run's key in its table, for plans that test runs one by one.
 pub(crate) fn push_run_matches(q: &mut SqlBuilder, backend: Backend, c: &Comparison) -> Result<()> {
     q.push("EXISTS (");
-    push_matches(q, backend, c, "SELECT 1 FROM ", "run_id = r.id AND ", true)?;
+    push_matches(q, backend, c, "SELECT 1 FROM ", "run_id = r.id AND ")?;
     q.push(")");
     Ok(())
 }
 
-/// `{select}{table} WHERE {correlation}<the comparison>`; `skip_nan`: NaN metric
-/// values (stored with a placeholder value) do not match.
+/// `{select}{table} WHERE {correlation}<the comparison>`. NaN metric values (stored
+/// with a placeholder value) match no comparison.
 fn push_matches(
     q: &mut SqlBuilder,
     backend: Backend,
     c: &Comparison,
     select: &str,
     correlation: &str,
-    skip_nan: bool,
 ) -> Result<()> {
     match c.kind {
         EntityKind::Metric => {
             let n = numeric_operand(c, "numeric value type", "metric")?;
-            let not_nan = if skip_nan { "is_nan = 0 AND " } else { "" };
+            // In the order of the index `run_latest_metrics_by_key`.
             q.push(format!(
-                "{select}run_latest_metrics WHERE {correlation}{not_nan}key = "
+                "{select}run_latest_metrics WHERE {correlation}key = "
             ))
             .push_bind(c.key.clone())
-            .push(format!(" AND value {} ", c.op.sql()))
+            .push(format!(" AND is_nan = 0 AND value {} ", c.op.sql()))
             .push_bind(n);
         }
         EntityKind::Param | EntityKind::Tag => {

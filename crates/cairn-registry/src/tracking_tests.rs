@@ -459,6 +459,20 @@ async fn run_search_plans_answer_the_same_pages() {
         }
         runs.push((run, start, acc, deleted));
     }
+    // The newest runs logged NaN: stored as 0 with `is_nan` set, they match no
+    // comparison, whichever plan reads them.
+    for i in 0..12i64 {
+        let run = t
+            .create_run(exp, "u", 2_000 + i, None, &BTreeMap::new())
+            .await
+            .unwrap()
+            .info
+            .id;
+        t.log_batch(&run, &[metric("acc", f64::NAN, 0)], &[], &[])
+            .await
+            .unwrap();
+        runs.push((run, 2_000 + i, f64::NAN, false));
+    }
     let expected = |keep: &dyn Fn(f64) -> bool| {
         let mut ids: Vec<(i64, String)> = runs
             .iter()
@@ -502,6 +516,12 @@ async fn run_search_plans_answer_the_same_pages() {
     assert_eq!(few.len(), 30);
     assert_eq!(pages("metrics.acc > 0.8", &[]).await, few);
     assert_eq!(pages("params.p = 'x'", &[]).await, few);
+    // Below a value NaN is stored as: a walk (60 of 0 and 0.125), matches first (30 of 0).
+    let low = expected(&|acc| acc < 0.2);
+    assert_eq!(low.len(), 60);
+    assert_eq!(pages("metrics.acc < 0.2", &[]).await, low);
+    assert_eq!(pages("metrics.acc < 0.1", &[]).await, expected(&|acc| acc < 0.1));
+    assert_eq!(pages("metrics.acc <= 0", &[]).await, expected(&|acc| acc <= 0.0));
     // Another order is served by matching first whatever the count.
     let by_acc = pages("metrics.acc > 0.5", &["metrics.acc DESC"]).await;
     assert_eq!(by_acc.len(), many.len());

@@ -6,8 +6,8 @@
 //! statistics; PostgreSQL's are missing on a freshly loaded table):
 //!
 //! - **matches first**: a metric, param or tag comparison finds its runs through its
-//!   (key, value) index, and only they are looked up and sorted. Cost grows with the
-//!   matches: right when they are few.
+//!   by-key index (key, value; for metrics key, is_nan, value), and only they are
+//!   looked up and sorted. Cost grows with the matches: right when they are few.
 //! - **newest first**: the experiment's runs are walked in page order through
 //!   `runs_newest_first`, each tested with one primary-key look-up, until the page is
 //!   full. Cost grows with page size over the share of runs that match: right when
@@ -169,7 +169,7 @@ impl Tracking {
     }
 }
 
-/// A comparison that can find its runs through the (key, value) index of its table.
+/// A comparison that can find its runs through the by-key index of its table.
 fn selects_runs_by_key(c: &Comparison) -> bool {
     matches!(
         c.kind,
