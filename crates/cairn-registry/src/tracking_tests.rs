@@ -520,8 +520,14 @@ async fn run_search_plans_answer_the_same_pages() {
     let low = expected(&|acc| acc < 0.2);
     assert_eq!(low.len(), 60);
     assert_eq!(pages("metrics.acc < 0.2", &[]).await, low);
-    assert_eq!(pages("metrics.acc < 0.1", &[]).await, expected(&|acc| acc < 0.1));
-    assert_eq!(pages("metrics.acc <= 0", &[]).await, expected(&|acc| acc <= 0.0));
+    assert_eq!(
+        pages("metrics.acc < 0.1", &[]).await,
+        expected(&|acc| acc < 0.1)
+    );
+    assert_eq!(
+        pages("metrics.acc <= 0", &[]).await,
+        expected(&|acc| acc <= 0.0)
+    );
     // Another order is served by matching first whatever the count.
     let by_acc = pages("metrics.acc > 0.5", &["metrics.acc DESC"]).await;
     assert_eq!(by_acc.len(), many.len());
