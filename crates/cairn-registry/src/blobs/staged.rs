@@ -170,7 +170,15 @@ impl Read for BehindCopy {
             match self.progress.recv() {
                 Ok(Ok(end)) => self.written = end,
                 Ok(Err(e)) => return Err(e),
-                Err(mpsc::RecvError) => return Ok(0),
+                // The copy is whole: what goes under the digest is what was hashed.
+                Err(mpsc::RecvError) if self.copy.metadata()?.len() == self.read => {
+                    return Ok(0);
+                }
+                Err(mpsc::RecvError) => {
+                    return Err(std::io::Error::other(
+                        "the staged copy holds more bytes than were copied into it",
+                    ));
+                }
             }
         }
         let room = usize::try_from(self.written - self.read).unwrap_or(usize::MAX);
@@ -212,7 +220,7 @@ mod tests {
     }
 
     /// What the copying thread reports wrong ends the hash with an error: its own
-    /// failure, or a copy shorter than it says it wrote.
+    /// failure, or a copy shorter or longer than it says it wrote.
     #[test]
     fn a_failed_or_short_copy_fails_the_hash() {
         let dir = tempfile::tempdir().unwrap();
@@ -239,5 +247,7 @@ mod tests {
         assert_eq!(failed.to_string(), "disk full");
         let short = behind(vec![Ok(4), Ok(12)]).unwrap_err();
         assert_eq!(short.kind(), std::io::ErrorKind::UnexpectedEof);
+        let long = behind(vec![Ok(4), Ok(8)]).unwrap_err();
+        assert!(long.to_string().contains("more bytes"), "{long}");
     }
 }
