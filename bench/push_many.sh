@@ -10,7 +10,8 @@ files=${1:-10000}
 kib=${2:-4}
 cargo build --release -q -p cairn
 cairn=$PWD/target/release/cairn
-venv=${BENCH_VENV:-$PWD/bench/.venv}
+# Absolute: DVC runs from inside its own work directory.
+venv=$(realpath -m "${BENCH_VENV:-$PWD/bench/.venv}")
 if [ ! -x "$venv/bin/dvc" ]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q dvc==3.67.1
