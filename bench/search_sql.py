@@ -52,20 +52,21 @@ def page(engine, experiment, threshold, walk, limit):
 
 def sqlite_details(ids):
     """rows.rs RunDetailQueries: SQLite completes the page with five more statements,
-    each joining the page's run ids (one JSON array, `json_each`) to a table's key."""
+    each joining the page's run ids (one JSON array, `json_each`) to a table's key; each
+    row names its run by its place in the array."""
     page = "'" + json.dumps(ids).replace("'", "''") + "'"
 
     def of_the_page(table):
         return f" FROM json_each({page}) p CROSS JOIN {table} d ON d.run_id = p.value"
 
     return [
-        "SELECT d.run_id, d.key, d.value, d.is_nan, d.timestamp, d.step" + of_the_page("run_latest_metrics"),
-        "SELECT d.run_id, d.key, d.value" + of_the_page("run_params"),
-        "SELECT d.run_id, d.key, d.value" + of_the_page("run_tags"),
-        "SELECT d.run_id, d.name, d.digest, d.source_type, d.source, d.schema, d.profile, d.context, d.tags"
+        "SELECT p.key, d.key, d.value, d.is_nan, d.timestamp, d.step" + of_the_page("run_latest_metrics"),
+        "SELECT p.key, d.key, d.value" + of_the_page("run_params"),
+        "SELECT p.key, d.key, d.value" + of_the_page("run_tags"),
+        "SELECT p.key, d.name, d.digest, d.source_type, d.source, d.schema, d.profile, d.context, d.tags"
         + of_the_page("run_inputs"),
-        "SELECT d.run_id, d.model_id, d.step" + of_the_page("run_outputs")
-        + " UNION ALL SELECT d.run_id, d.model_id, NULL" + of_the_page("run_model_inputs"),
+        "SELECT p.key, d.model_id, d.step" + of_the_page("run_outputs")
+        + " UNION ALL SELECT p.key, d.model_id, NULL" + of_the_page("run_model_inputs"),
     ]
 
 

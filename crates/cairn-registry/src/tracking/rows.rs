@@ -1,7 +1,7 @@
 //! Tracking rows, each decoded from either driver, and the queries that complete a
 //! page of runs with their details.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use rusqlite::Connection;
 
@@ -261,24 +261,15 @@ type InputRow = (
 
 /// The runs of `infos` with their details, read on `conn` (SQLite, on the snapshot the
 /// runs came from): five statements over the details' `(run_id, …)` keys, each row
-/// decoded in place into its run — no run id copied per row.
+/// decoded in place into its run, which the row names by its place on the page — no
+/// run id read or looked up per row.
 pub(super) fn sqlite_runs(conn: &Connection, infos: Vec<RunInfo>) -> rusqlite::Result<Vec<Run>> {
     let q = {
         let ids: Vec<&str> = infos.iter().map(|i| i.id.as_str()).collect();
         RunDetailQueries::new(&ids)
     };
-    let position: HashMap<String, usize> = infos
-        .iter()
-        .enumerate()
-        .map(|(at, info)| (info.id.clone(), at))
-        .collect();
     let mut runs: Vec<Run> = infos.into_iter().map(bare_run).collect();
-    let mut page = Page {
-        conn,
-        position: &position,
-        runs: &mut runs,
-    };
-    page.each_row(&q.metrics, |run, row| {
+    each_row(conn, &q.metrics, &mut runs, |run, row| {
         run.metrics.push(Metric {
             key: row.get(1)?,
             value: metric_from_db(row.get(2)?, row.get(3)?),
@@ -289,18 +280,18 @@ pub(super) fn sqlite_runs(conn: &Connection, infos: Vec<RunInfo>) -> rusqlite::R
     })?;
     // In key order, as PostgreSQL's page lists them (`RUN_DETAIL_JSON`): the rows come
     // so already, through the primary key, but no statement promises it.
-    for run in page.runs.iter_mut() {
+    for run in runs.iter_mut() {
         run.metrics.sort_by(|a, b| a.key.cmp(&b.key));
     }
-    page.each_row(&q.params, |run, row| {
+    each_row(conn, &q.params, &mut runs, |run, row| {
         run.params.insert(row.get(1)?, row.get(2)?);
         Ok(())
     })?;
-    page.each_row(&q.tags, |run, row| {
+    each_row(conn, &q.tags, &mut runs, |run, row| {
         run.tags.insert(row.get(1)?, row.get(2)?);
         Ok(())
     })?;
-    page.each_row(&q.inputs, |run, row| {
+    each_row(conn, &q.inputs, &mut runs, |run, row| {
         run.inputs.push(dataset_input((
             row.get(1)?,
             row.get(2)?,
@@ -313,60 +304,47 @@ pub(super) fn sqlite_runs(conn: &Connection, infos: Vec<RunInfo>) -> rusqlite::R
         )));
         Ok(())
     })?;
-    page.each_row(&q.outputs, |run, row| {
+    each_row(conn, &q.outputs, &mut runs, |run, row| {
         add_model(run, row.get(1)?, row.get(2)?);
         Ok(())
     })?;
     Ok(runs)
 }
 
-/// A page of runs being filled from detail rows whose first column is the run id.
-struct Page<'a> {
-    conn: &'a Connection,
-    position: &'a HashMap<String, usize>,
-    runs: &'a mut [Run],
-}
-
-impl Page<'_> {
-    /// Runs `q` and hands each row to `add` with its run. Rows come grouped by run: the
-    /// run is looked up when the id changes.
-    fn each_row(
-        &mut self,
-        q: &SqlBuilder,
-        mut add: impl FnMut(&mut Run, &rusqlite::Row<'_>) -> rusqlite::Result<()>,
-    ) -> rusqlite::Result<()> {
-        let (sql, values) = q.sqlite_statement();
-        let mut statement = self.conn.prepare_cached(sql)?;
-        let mut rows = statement.query(rusqlite::params_from_iter(values))?;
-        let mut current: Option<usize> = None;
-        while let Some(row) = rows.next()? {
-            let bad_run_id = |why: Box<dyn std::error::Error + Send + Sync>| {
-                rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, why)
-            };
-            let id = row.get_ref(0)?.as_str().map_err(|e| bad_run_id(e.into()))?;
-            let at = match current {
-                Some(at) if self.runs[at].info.id == id => at,
-                _ => {
-                    let at = *self.position.get(id).ok_or_else(|| {
-                        bad_run_id(
-                            format!("a detail row of run {id}, which is not on the page").into(),
-                        )
-                    })?;
-                    current = Some(at);
-                    at
-                }
-            };
-            add(&mut self.runs[at], row)?;
-        }
-        Ok(())
+/// Runs `q`, a statement of [`RunDetailQueries`], and hands each row to `add` with the
+/// run of `runs` its first column names by place.
+fn each_row(
+    conn: &Connection,
+    q: &SqlBuilder,
+    runs: &mut [Run],
+    mut add: impl FnMut(&mut Run, &rusqlite::Row<'_>) -> rusqlite::Result<()>,
+) -> rusqlite::Result<()> {
+    let (sql, values) = q.sqlite_statement();
+    let mut statement = conn.prepare_cached(sql)?;
+    let mut rows = statement.query(rusqlite::params_from_iter(values))?;
+    while let Some(row) = rows.next()? {
+        let place: i64 = row.get(0)?;
+        let run = usize::try_from(place)
+            .ok()
+            .and_then(|at| runs.get_mut(at))
+            .ok_or_else(|| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    0,
+                    rusqlite::types::Type::Integer,
+                    format!("a detail row of page place {place}, outside the page").into(),
+                )
+            })?;
+        add(run, row)?;
     }
+    Ok(())
 }
 
 /// The statements that fetch the details of a set of runs (SQLite). The page's run
 /// ids go in as one JSON array, walked by `json_each` and joined to each table's
 /// primary key: one bound value and one statement text whatever the page's length, and
 /// no temporary index of the ids, which an `IN (…)` list of them builds per statement.
-/// Each run's rows come together, in page order.
+/// Each row starts with its run's place in the array (`json_each`'s `key`), which is its
+/// place on the page; each run's rows come together, in page order.
 struct RunDetailQueries {
     metrics: SqlBuilder,
     params: SqlBuilder,
@@ -384,25 +362,25 @@ impl RunDetailQueries {
             q.push(format!(") p CROSS JOIN {table} d ON d.run_id = p.value"));
         };
         let select = |columns: &str, table: &str| {
-            let mut q = SqlBuilder::new(Backend::Sqlite, format!("SELECT {columns}"));
+            let mut q = SqlBuilder::new(Backend::Sqlite, format!("SELECT p.key, {columns}"));
             of_the_page(&mut q, table);
             q
         };
         Self {
             metrics: select(
-                "d.run_id, d.key, d.value, d.is_nan, d.timestamp, d.step",
+                "d.key, d.value, d.is_nan, d.timestamp, d.step",
                 "run_latest_metrics",
             ),
-            params: select("d.run_id, d.key, d.value", "run_params"),
-            tags: select("d.run_id, d.key, d.value", "run_tags"),
+            params: select("d.key, d.value", "run_params"),
+            tags: select("d.key, d.value", "run_tags"),
             inputs: select(
-                "d.run_id, d.name, d.digest, d.source_type, d.source, d.schema, d.profile, d.context, d.tags",
+                "d.name, d.digest, d.source_type, d.source, d.schema, d.profile, d.context, d.tags",
                 "run_inputs",
             ),
             // Models the runs produced (with a step) and used (without), in one trip.
             outputs: {
-                let mut q = select("d.run_id, d.model_id, d.step", "run_outputs");
-                q.push(" UNION ALL SELECT d.run_id, d.model_id, NULL");
+                let mut q = select("d.model_id, d.step", "run_outputs");
+                q.push(" UNION ALL SELECT p.key, d.model_id, NULL");
                 of_the_page(&mut q, "run_model_inputs");
                 q
             },
