@@ -1,6 +1,7 @@
 //! SQLite alone, for the benchmarks' ceilings (`bench/ceilings.py`): runs one call's
 //! statements over and over on a database file, with nothing around the engine but
-//! prepared statements (kept, as Cairn keeps them) and the rows read to their end.
+//! prepared statements (kept, as Cairn keeps them) and the rows read to their end,
+//! each value once.
 //!
 //!     sqlite_alone DB SECONDS THREADS KIND < statements (one per line)
 //!
@@ -20,6 +21,7 @@ use std::io::BufRead;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 
 /// How a call's statements run (see the module's documentation).
@@ -120,8 +122,12 @@ fn open_writer(db: &str) -> Connection {
 
 /// Calls until `deadline`; answers each call's latency.
 fn run(db: &str, call: Call<'_>, thread: i64, deadline: Instant) -> Vec<Duration> {
-    let reader = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .expect("opening the database");
+    // No SQLite mutex, as Cairn's readers: one thread uses the connection.
+    let reader = Connection::open_with_flags(
+        db,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .expect("opening the database");
     if call.kind == Kind::Snapshot {
         // As Cairn's readers of several statements (crates/cairn-registry/src/db/sqlite_reads.rs).
         reader
@@ -164,14 +170,26 @@ fn run(db: &str, call: Call<'_>, thread: i64, deadline: Instant) -> Vec<Duration
     latencies
 }
 
-/// Runs `sql` with `:step` bound to `step`, reading its rows to their end.
+/// Runs `sql` with `:step` bound to `step`, reading its rows to their end and each
+/// row's values once, in place (no copy, no decoding): what any client of the rows
+/// does at the least, as pgbench's ceilings receive every value.
 fn statement(conn: &Connection, sql: &str, step: i64) {
     let mut stmt = conn.prepare_cached(sql).expect("a statement of the call");
+    let columns = stmt.column_count();
     let mut rows = if stmt.parameter_index(":step").ok().flatten().is_some() {
         stmt.query(rusqlite::named_params! { ":step": step })
     } else {
         stmt.query([])
     }
     .expect("running a statement");
-    while rows.next().expect("reading a row").is_some() {}
+    let mut bytes = 0usize;
+    while let Some(row) = rows.next().expect("reading a row") {
+        for column in 0..columns {
+            bytes += match row.get_ref(column).expect("a column of the row") {
+                ValueRef::Text(b) | ValueRef::Blob(b) => b.len(),
+                _ => 8,
+            };
+        }
+    }
+    std::hint::black_box(bytes);
 }
