@@ -6,7 +6,8 @@ its ceiling can only get faster by asking the engine for less.
 PostgreSQL is driven by its own `pgbench` (8 clients, 2 threads, each transaction one
 call's statements), SQLite by `examples/sqlite_alone.rs` (rusqlite, the driver Cairn
 uses, with prepared statements kept: a writer at a time, as SQLite allows; one reader
-per core, as reads run side by side in WAL mode). Writes are measured one call per
+per core, as reads run side by side in WAL mode; each value of a row read once, as
+pgbench's clients receive every value). Writes are measured one call per
 transaction, as a lone request is written; under load Cairn writes several requests'
 metrics in one statement, which the engine alone does not.
 
@@ -196,7 +197,8 @@ def sqlite_alone(path, statements, kind, seconds, work):
     statements (`crates/cairn-registry/examples/sqlite_alone.rs`): writes on one
     connection with the settings of Cairn's writer, each call its own transaction;
     reads on one connection per core, side by side, a snapshot's in one read
-    transaction on connections that map the file, as Cairn's."""
+    transaction on connections that map the file, as Cairn's; every value of every row
+    read once, in place."""
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "cairn-registry", "--example", "sqlite_alone"],
                    cwd=ROOT, check=True)
     text = "\n".join(s.replace("\n", " ") for s in statements(":step")) + "\n"
